@@ -1,0 +1,96 @@
+# Slipway's build. `make` builds every program; `make test` sets up and runs
+# every test; `make help` lists the targets.
+
+CC      ?= cc
+PKGS    := libgit2 libssh libcurl jansson yaml-0.1 libcrypto
+SAN     ?=
+BUILD   ?= build$(if $(SAN),/san-$(subst $(comma),-,$(SAN)))
+comma   := ,
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -MMD -MP
+CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+endif
+
+LIB_SRC      := $(wildcard lib/*.c)
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
+DEPLOYER_OBJ := $(BUILD)/deployer/deployer.o
+PROGRAMS     := $(BUILD)/bin/deployer
+UNIT_SRC     := $(wildcard tests/unit/*.c)
+UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
+TOOL_SRC     := $(wildcard tests/tools/*.c)
+TOOL_BIN     := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit e2e check-format format env-up env-down demo fuzz clean help
+all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
+
+help:
+	@echo 'make              build every program into $(BUILD)/bin'
+	@echo 'make deps         install build and test dependencies (Debian bookworm, apt-get)'
+	@echo 'make test         build, unit tests, start tests/env, end-to-end tests, tear down'
+	@echo 'make unit         unit tests only (no cluster needed)'
+	@echo 'make e2e          end-to-end tests against a running env (SLIPWAY_ENV_FILE)'
+	@echo 'make env-up       start a test environment for manual use (env-down stops it)'
+	@echo 'make SAN=address,undefined ...   the same with sanitizers, in build/san-*'
+	@echo 'make format       reformat the C sources with .clang-format'
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/lib/libslipway.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/deployer: $(BUILD)/deployer/main.o $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+deps:
+	@tests/env/deps.sh
+
+unit: $(UNIT_BIN)
+	prove --exec '' $(UNIT_BIN)
+
+e2e: all
+	SLIPWAY_BUILD=$(CURDIR)/$(BUILD) prove --timer tests/t[0-9]*.sh
+
+test: deps
+	@tests/run.sh
+
+env-up:
+	@tests/env/env.sh up --name manual
+
+env-down:
+	@tests/env/env.sh down --name manual
+
+demo:
+	@echo 'make demo: the push-to-deploy demo arrives with the pipeline (issue 4).'
+	@echo 'Today Slipway has the deployer; try: make env-up, then build/bin/deployer --help.'
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+check-format:
+	@out=$$(for f in $(C_FILES); do clang-format --dry-run -Werror $$f 2>&1 >/dev/null || echo $$f; done); \
+	if [ -n "$$out" ]; then echo "not formatted (run make format):"; echo "$$out"; exit 1; fi
+
+format:
+	clang-format -i $(C_FILES)
+
+clean:
+	rm -rf build tests/trash-*
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

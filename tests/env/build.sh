@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds the pinned test control plane (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, kwok) from the Go module proxy into
+# the cache directory. Binaries already built for a version are reused.
+#
+# usage: tests/env/build.sh [--help]
+# env:   SLIPWAY_CACHE  cache directory (default: $HOME/.cache/slipway)
+set -euo pipefail
+
+case "${1:-}" in
+-h | --help)
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	exit 0
+	;;
+esac
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.sh"
+cache=${SLIPWAY_CACHE:-$HOME/.cache/slipway}
+export GOCACHE="$cache/go-build" GOMODCACHE="$cache/go-mod"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+bindir="$cache/bin"
+mkdir -p "$bindir" "$cache/src"
+
+log() { printf 'tests/env/build: %s\n' "$*" >&2; }
+
+# k8s.io/kubernetes replaces its ~30 staging modules with ./staging paths and
+# requires them at v0.0.0; a wrapper module replaces each with the published
+# v0.MINOR.PATCH instead. The list is read from the tag's own go.mod.
+build_kubernetes() {
+	local ver=$K8S_VERSION out="$bindir/kubernetes-$K8S_VERSION"
+	local bins=(kube-apiserver kube-controller-manager kube-scheduler)
+	local missing=0 b
+	for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
+	[ "$missing" = 1 ] || return 0
+	log "building kubernetes $ver (first run only: about 15 minutes on 2 cores)"
+	local src="$cache/src/kubernetes-$ver" staging_ver="v0.${ver#v1.}"
+	rm -rf "$src" && mkdir -p "$src" "$out"
+	(
+		cd "$src"
+		go mod init slipway.dev/testenv/kubernetes >/dev/null 2>&1
+		local gomod
+		gomod=$(go list -m -json "k8s.io/kubernetes@$ver" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+		[ -f "$gomod" ] || { log "cannot find go.mod of k8s.io/kubernetes@$ver"; exit 1; }
+		go mod edit -require="k8s.io/kubernetes@$ver"
+		grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$gomod" | awk '{print $1}' |
+			while read -r m; do go mod edit -replace="$m=$m@$staging_ver"; done
+		local pkgs=() b
+		for b in "${bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+		# Keep the requirement in go.mod through tidy: a tools file names the packages.
+		{ echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
+		  for p in "${pkgs[@]}"; do echo "	_ \"$p\""; done; echo ')'; } > tools.go
+		go mod tidy >/dev/null
+		local minor=${ver#v1.}; minor=${minor%%.*}
+		local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$ver -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+		for b in "${bins[@]}"; do
+			log "go build $b"
+			go build -tags selinux,notest,grpcnotrace -ldflags "$ldflags" -o "$out/$b.tmp" "k8s.io/kubernetes/cmd/$b"
+			mv "$out/$b.tmp" "$out/$b"
+		done
+	)
+}
+
+build_etcd() {
+	local out="$bindir/etcd-$ETCD_VERSION"
+	[ -x "$out/etcd" ] && return 0
+	log "building etcd $ETCD_VERSION"
+	local src="$cache/src/etcd-$ETCD_VERSION"
+	rm -rf "$src" && mkdir -p "$src" "$out"
+	(
+		cd "$src"
+		go mod init slipway.dev/testenv/etcd >/dev/null 2>&1
+		printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' > tools.go
+		go mod edit -require="go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+		go mod tidy >/dev/null
+		go build -ldflags "-s -w" -o "$out/etcd.tmp" go.etcd.io/etcd/server/v3
+		mv "$out/etcd.tmp" "$out/etcd"
+	)
+}
+
+build_kwok() {
+	local out="$bindir/kwok-$KWOK_VERSION"
+	[ -x "$out/kwok" ] && return 0
+	log "building kwok $KWOK_VERSION"
+	mkdir -p "$out"
+	GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+}
+
+build_etcd
+build_kwok
+build_kubernetes
+log "binaries ready in $bindir"
