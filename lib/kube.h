@@ -69,6 +69,12 @@ struct kube_client_opts {
 int kube_client_new(struct kube_client **out, struct kube_config *cfg,
 		    const struct kube_client_opts *opts);
 
+/* Creates a client the way kubectl finds its configuration:
+ * kube_config_load_default(KUBECONFIG, CONTEXT) (both may be NULL), then
+ * kube_client_new with default options. Returns 0 or -1 with err_msg(). */
+int kube_client_new_default(struct kube_client **out, const char *kubeconfig,
+			    const char *context);
+
 /* Frees the client and wipes its secrets. NULL is allowed. */
 void kube_client_free(struct kube_client *c);
 
@@ -184,6 +190,7 @@ struct kube_watch_opts {
 	const char *resource_version;   /* start here; NULL: list first */
 	long timeout_seconds;           /* server-side length of one watch [300] */
 	const volatile sig_atomic_t *stop; /* checked at least once a second */
+	long max_duration_ms;           /* give up after this long; 0: never */
 };
 
 /* Watches GVR in NS (all namespaces when NULL) until FN returns non-zero or
@@ -191,8 +198,8 @@ struct kube_watch_opts {
  * a resource_version is given; asks for bookmarks; on a dropped connection or
  * a server restart resumes from the last resourceVersion seen, with backoff;
  * on 410 Gone lists again (LISTED..., SYNCED). Returns FN's value, 0 when
- * stopped, or a negative code for failures that retrying cannot fix (403,
- * 404 of the resource type, 401). */
+ * stopped, KUBE_ETIMEOUT when max_duration_ms passed, or a negative code for
+ * failures that retrying cannot fix (403, 404 of the resource type, 401). */
 int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
 	       const struct kube_watch_opts *opts, kube_watch_fn fn, void *arg);
 

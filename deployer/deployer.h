@@ -1,0 +1,105 @@
+/* deployer: sets container images on a Deployment through the Kubernetes API
+ * and follows the rollout by kubectl's rules (kubectl rollout status,
+ * k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go). Used by the
+ * `deployer` program and, later, by gitd's pipeline. */
+#ifndef SLIP_DEPLOYER_H
+#define SLIP_DEPLOYER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "kube.h"
+
+/* Return codes besides kube.h's (KUBE_ENOTFOUND for a missing Deployment,
+ * KUBE_EFORBIDDEN, KUBE_ECONFLICT after the retries ran out, ...). */
+enum {
+	DEPLOYER_ENOCONTAINER = -20, /* a named container is not in the pod template */
+	DEPLOYER_EBADIMAGE = -21,    /* an image reference is malformed */
+	DEPLOYER_EROLLOUT = -22,     /* the rollout failed: ProgressDeadlineExceeded */
+	DEPLOYER_ETIMEOUT = -23,     /* the rollout did not finish in time */
+};
+
+/* Annotation keys written on the pod template. */
+#define DEPLOYER_COMMIT_ANNOTATION "slipway.dev/commit"
+#define DEPLOYER_CAUSE_ANNOTATION "kubernetes.io/change-cause"
+
+/* One container image to set. */
+struct deployer_image {
+	const char *container; /* container (or init container) name */
+	const char *image;     /* image reference, e.g. reg/app@sha256:... */
+};
+
+struct deployer_opts {
+	const char *commit;       /* slipway.dev/commit value, or NULL to leave it */
+	const char *change_cause; /* kubernetes.io/change-cause; NULL: derived */
+	bool wait;                /* follow the rollout until done or failed */
+	long timeout_ms;          /* longest wait for the rollout [300000] */
+	bool rollback_on_failure; /* put the previous images back on failure */
+	int max_conflicts;        /* 409 Conflict retries before giving up [5] */
+	/* Progress lines ("Waiting for rollout to finish: ..."), without a
+	 * newline; NULL to stay quiet. */
+	void (*progress)(void *arg, const char *line);
+	void *progress_arg;
+	/* Called with the Deployment as read, right before each patch is sent;
+	 * a non-zero return aborts with that value. For callers that must check
+	 * the object (and for the tests of the conflict path). May be NULL. */
+	int (*before_patch)(void *arg, const json_t *deployment);
+	void *before_patch_arg;
+};
+
+/* What deployer_set_image did. */
+struct deployer_result {
+	bool changed;       /* the pod template changed (a new rollout began) */
+	long generation;    /* metadata.generation after the patch */
+	int conflicts;      /* 409 Conflicts retried */
+	bool rolled_back;   /* the previous images were put back */
+	char reason[64];    /* on failure: e.g. "ProgressDeadlineExceeded" */
+	char message[1024]; /* on failure: one line for the user */
+};
+
+/* Sets IMAGES (N of them) on Deployment NS/NAME with a strategic-merge patch
+ * that carries the resourceVersion read (so a concurrent writer causes a 409
+ * Conflict, which is retried on a fresh read up to opts->max_conflicts), and
+ * annotates the pod template. Every container name and image reference is
+ * checked before anything is sent: on such an error nothing is changed.
+ * With opts->wait, follows the rollout (deployer_wait); on its failure and
+ * with opts->rollback_on_failure, patches the previous images and
+ * annotations back and waits for that rollout too.
+ * OPTS may be NULL (no wait). OUT is always filled.
+ * Returns 0, DEPLOYER_E* or a kube.h code, with err_msg() and out->message
+ * set to the same one-line message. */
+int deployer_set_image(struct deployer_result *out, struct kube_client *c, const char *ns,
+		       const char *name, const struct deployer_image *images, size_t n,
+		       const struct deployer_opts *opts);
+
+/* Follows the rollout of Deployment NS/NAME until it completes (0), fails
+ * with ProgressDeadlineExceeded (DEPLOYER_EROLLOUT) or TIMEOUT_MS passes
+ * (DEPLOYER_ETIMEOUT), reporting each new state through PROGRESS (may be
+ * NULL). Uses a watch; survives API server restarts. OUT may be NULL. */
+int deployer_wait(struct deployer_result *out, struct kube_client *c, const char *ns,
+		  const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
+		  void *progress_arg);
+
+/* The state of a rollout, by kubectl's rules. */
+enum deployer_rollout {
+	DEPLOYER_ROLLOUT_PROGRESSING, /* not finished yet */
+	DEPLOYER_ROLLOUT_COMPLETE,    /* every replica updated, ready, available */
+	DEPLOYER_ROLLOUT_FAILED,      /* Progressing=False, ProgressDeadlineExceeded */
+};
+
+/* Judges DEPLOYMENT (a Deployment object): complete when
+ * status.observedGeneration >= metadata.generation and updated, ready and
+ * available replicas all equal spec.replicas (and no old replicas remain);
+ * failed when the Progressing condition's reason is ProgressDeadlineExceeded.
+ * Writes a one-line description (e.g. "Waiting for rollout to finish: 1 of 3
+ * updated replicas are available...") into MSG of SIZE bytes. Pure. */
+enum deployer_rollout deployer_rollout_state(const json_t *deployment, char *msg, size_t size);
+
+/* Returns true when REF is a valid image reference: [DOMAIN/]PATH[:TAG][@DIGEST]
+ * by the grammar of distribution's reference package (docker/distribution
+ * reference/reference.go), at most 255 characters of name, a sha256 digest
+ * having 64 hex digits. Pure. */
+bool deployer_image_ref_is_valid(const char *ref);
+
+#endif
