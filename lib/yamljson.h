@@ -1,0 +1,30 @@
+/* yamljson: YAML documents to jansson JSON trees, with libyaml's event parser.
+ *
+ * For kubeconfigs and manifests, so the subset is what Kubernetes YAML uses:
+ * mappings, sequences and scalars. Plain scalars resolve as YAML 1.1 does in
+ * sigs.k8s.io/yaml: null, ~ and empty are null; true/false/yes/no/on/off
+ * (in lower, Title or UPPER case) are booleans; decimal, 0x and 0o integers
+ * and decimal floats (with .inf/.nan) are numbers; anything else, and every
+ * quoted or !!str-tagged scalar, is a string. Mapping keys must be scalars
+ * and become strings. Anchors and aliases are refused (an alias can blow a
+ * small document up exponentially). Nesting deeper than YAMLJSON_MAX_DEPTH is
+ * refused. */
+#ifndef SLIP_YAMLJSON_H
+#define SLIP_YAMLJSON_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#define YAMLJSON_MAX_DEPTH 64
+
+/* Parses the first document of BUF (LEN bytes) into *OUT (caller frees with
+ * json_decref). An empty stream gives JSON null. Returns 0, or -1 with
+ * err_msg() "yaml: line L column C: PROBLEM" (1-based). */
+int yamljson_load(json_t **out, const char *buf, size_t len);
+
+/* Parses every document of BUF into *OUT, a JSON array with one element per
+ * document (empty documents, e.g. between two "---", are skipped). Caller
+ * frees. Returns 0 or -1 as yamljson_load. */
+int yamljson_load_all(json_t **out, const char *buf, size_t len);
+
+#endif
