@@ -350,7 +350,9 @@ static int patch_images(struct deployer_result *out, struct kube_client *c, cons
 		goto out;
 	}
 	out->generation = jint(json_object_get(res, "metadata"), "generation");
-	out->changed = out->generation != jint(json_object_get(d, "metadata"), "generation");
+	/* not the generation: on Deployments it also moves with annotations */
+	out->changed = !json_equal(json_object_get(json_object_get(d, "spec"), "template"),
+				   json_object_get(json_object_get(res, "spec"), "template"));
 out:
 	if (ret < 0 && prev) {
 		json_decref(*prev);

@@ -7,9 +7,14 @@
 
 static _Thread_local char err_buf[ERR_MAX];
 
+/* Formats through a scratch buffer, so err_set("x: %s", err_msg()) can wrap
+ * the current message. */
 static int err_vset(const char *fmt, va_list ap)
 {
-	vsnprintf(err_buf, sizeof(err_buf), fmt, ap);
+	char tmp[ERR_MAX];
+
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	memcpy(err_buf, tmp, sizeof(err_buf));
 	return -1;
 }
 

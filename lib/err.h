@@ -12,7 +12,8 @@
 #define ERR_MAX 1024
 
 /* Sets this thread's message from a printf format. Always returns -1, so a
- * failure site can write `return err_set("...", ...);`. */
+ * failure site can write `return err_set("...", ...);`. The arguments may
+ * include err_msg() itself, to add context in front of a cause. */
 int err_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Like err_set, but keeps an existing message: for wrappers that want to add

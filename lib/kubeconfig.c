@@ -274,7 +274,7 @@ int kube_config_load_file(struct kube_config *out, const char *path, const char 
 	kube_config_release(out);
 	buf_init(&b, KUBECONFIG_MAX);
 	if (read_file(&b, path) < 0) {
-		err_set("kubeconfig %s", err_msg());
+		err_set("kubeconfig: %s", err_msg());
 		goto out;
 	}
 	if (yamljson_load(&root, buf_str(&b), b.len) < 0) {

@@ -9,6 +9,7 @@ cm() { # cm NAME [LABEL] : a ConfigMap as JSON
 }
 
 test_expect_success 'set up a namespace' '
+	kubectl delete namespace $ns --ignore-not-found --wait --timeout=90s &&
 	kubectl create namespace $ns
 '
 

@@ -23,6 +23,7 @@ make_deployment() {
 }
 
 test_expect_success 'set up a namespace' '
+	kubectl delete namespace $ns --ignore-not-found --wait --timeout=90s &&
 	kubectl create namespace $ns
 '
 
@@ -117,7 +118,8 @@ test_expect_success 'a 409 Conflict between read and patch is retried on a fresh
 	# in between may cause another, which is retried the same way
 	test_grep "^conflicts: [1-5]$" out &&
 	test "$(image web app)" = registry.invalid/web:race &&
-	test "$(kubectl -n $ns get deploy web -o jsonpath={.metadata.annotations.race\\.slipway\\.dev/1})" = changed
+	kubectl -n $ns get deploy web -o jsonpath={.metadata.annotations.race\\.slipway\\.dev/1} >ann &&
+	test_grep "^changed-by-[0-9]+$" ann
 '
 
 test_expect_success 'a Deployment that keeps changing gives up with exit 6 and is not patched' '
@@ -143,7 +145,9 @@ test_expect_success 'a ServiceAccount that may read but not patch is refused (ex
 
 test_expect_success 'no kubeconfig at all is exit 7' '
 	test_expect_code 7 env -u KUBERNETES_SERVICE_HOST KUBECONFIG=/nonexistent HOME=/nonexistent deployer status deployment/web 2>err &&
-	test_grep "^deployer: " err
+	test_grep "^deployer: kubeconfig: cannot read /nonexistent: No such file or directory$" err &&
+	test_expect_code 7 env -u KUBERNETES_SERVICE_HOST -u KUBECONFIG HOME=/nonexistent deployer status deployment/web 2>err &&
+	test_grep "^deployer: no kubeconfig: set --kubeconfig or KUBECONFIG" err
 '
 
 test_expect_success 'clean up the namespace' '

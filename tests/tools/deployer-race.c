@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "deployer.h"
 #include "err.h"
@@ -24,7 +25,7 @@ struct race {
 static int interfere(void *arg, const json_t *deployment)
 {
 	struct race *r = arg;
-	char key[64];
+	char key[64], value[64];
 	json_t *patch;
 	int ret;
 
@@ -32,7 +33,9 @@ static int interfere(void *arg, const json_t *deployment)
 		return 0;
 	r->done++;
 	snprintf(key, sizeof(key), "race.slipway.dev/%d", r->done);
-	patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", key, "changed");
+	/* a value unique to this run, so the patch always changes the object */
+	snprintf(value, sizeof(value), "changed-by-%ld", (long)getpid());
+	patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", key, value);
 	ret = kube_patch(NULL, r->other, "apps/v1/deployments", r->ns, r->name, KUBE_PATCH_MERGE,
 			 patch, NULL);
 	json_decref(patch);
