@@ -94,28 +94,30 @@ enum deployer_rollout deployer_rollout_state(const json_t *d, char *msg, size_t 
 	total = jint(st, "replicas");
 	if (updated < replicas) {
 		snprintf(msg, size,
-			 "Waiting for rollout to finish: %lld out of %lld new replicas have been "
-			 "updated...",
-			 updated, replicas);
+		         "Waiting for rollout to finish: %lld out of %lld new replicas have been "
+		         "updated...",
+		         updated, replicas);
 		return DEPLOYER_ROLLOUT_PROGRESSING;
 	}
 	if (total > updated) {
-		snprintf(msg, size,
-			 "Waiting for rollout to finish: %lld old replicas are pending termination...",
-			 total - updated);
+		snprintf(
+		    msg, size,
+		    "Waiting for rollout to finish: %lld old replicas are pending termination...",
+		    total - updated);
 		return DEPLOYER_ROLLOUT_PROGRESSING;
 	}
 	if (available < updated || available < replicas) {
 		snprintf(msg, size,
-			 "Waiting for rollout to finish: %lld of %lld updated replicas are "
-			 "available...",
-			 available, updated);
+		         "Waiting for rollout to finish: %lld of %lld updated replicas are "
+		         "available...",
+		         available, updated);
 		return DEPLOYER_ROLLOUT_PROGRESSING;
 	}
 	if (ready < replicas) {
-		snprintf(msg, size,
-			 "Waiting for rollout to finish: %lld of %lld updated replicas are ready...",
-			 ready, replicas);
+		snprintf(
+		    msg, size,
+		    "Waiting for rollout to finish: %lld of %lld updated replicas are ready...",
+		    ready, replicas);
 		return DEPLOYER_ROLLOUT_PROGRESSING;
 	}
 	snprintf(msg, size, "successfully rolled out");
@@ -126,7 +128,7 @@ enum deployer_rollout deployer_rollout_state(const json_t *d, char *msg, size_t 
 
 /* Records a failure in OUT and err_msg(); returns CODE. */
 static int fail(struct deployer_result *out, int code, const char *reason, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(struct deployer_result *out, int code, const char *reason, const char *fmt, ...)
 {
@@ -141,15 +143,15 @@ static int fail(struct deployer_result *out, int code, const char *reason, const
 }
 
 /* Fails with the API's status of C's last call. */
-static int fail_api(struct deployer_result *out, struct kube_client *c, int code,
-		    const char *what, const char *ns, const char *name)
+static int fail_api(struct deployer_result *out, struct kube_client *c, int code, const char *what,
+                    const char *ns, const char *name)
 {
 	const struct kube_status *st = kube_client_status(c);
 
 	if (code == KUBE_ENOTFOUND)
 		return fail(out, code, "NotFound", "deployment %s/%s not found", ns, name);
-	return fail(out, code, *st->reason ? st->reason : "Error", "%s deployment %s/%s: %s",
-		    what, ns, name, st->message);
+	return fail(out, code, *st->reason ? st->reason : "Error", "%s deployment %s/%s: %s", what,
+	            ns, name, st->message);
 }
 
 /* ---- waiting ----------------------------------------------------------- */
@@ -181,8 +183,8 @@ static int on_deployment(void *arg, enum kube_event ev, json_t *obj)
 }
 
 int deployer_wait(struct deployer_result *out, struct kube_client *c, const char *ns,
-		  const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
-		  void *progress_arg)
+                  const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
+                  void *progress_arg)
 {
 	struct deployer_result scratch;
 	struct wait_state ws = {.name = name, .progress = progress, .progress_arg = progress_arg};
@@ -204,10 +206,10 @@ int deployer_wait(struct deployer_result *out, struct kube_client *c, const char
 		return 0;
 	if (ws.state == DEPLOYER_ROLLOUT_FAILED)
 		return fail(out, DEPLOYER_EROLLOUT, "ProgressDeadlineExceeded",
-			    "deployment %s/%s exceeded its progress deadline", ns, name);
+		            "deployment %s/%s exceeded its progress deadline", ns, name);
 	return fail(out, DEPLOYER_ETIMEOUT, "Timeout",
-		    "deployment %s/%s: rollout did not finish within %lds (%s)", ns, name,
-		    wo.max_duration_ms / 1000, *ws.last ? ws.last : "no status seen");
+	            "deployment %s/%s: rollout did not finish within %lds (%s)", ns, name,
+	            wo.max_duration_ms / 1000, *ws.last ? ws.last : "no status seen");
 }
 
 /* ---- setting images ---------------------------------------------------- */
@@ -237,7 +239,7 @@ static json_t *find_container(json_t *podspec, const char *name, const char **li
  * object of key: value or null) with RV as precondition. Containers merge by
  * name (the patchMergeKey of PodSpec.containers). */
 static json_t *build_patch(json_t *podspec, const struct deployer_image *images, size_t n,
-			   const char *rv, json_t *annotations)
+                           const char *rv, json_t *annotations)
 {
 	json_t *lists = json_object(), *patch;
 
@@ -252,16 +254,16 @@ static json_t *build_patch(json_t *podspec, const struct deployer_image *images,
 			json_object_set_new(lists, list, arr);
 		}
 		json_array_append_new(arr, json_pack("{s:s, s:s}", "name", images[i].container,
-						     "image", images[i].image));
+		                                     "image", images[i].image));
 	}
-	patch = json_pack("{s:{s:s}, s:{s:{s:{s:O}, s:o}}}", "metadata", "resourceVersion", rv,
-			  "spec", "template", "metadata", "annotations", annotations, "spec",
-			  lists);
+	patch =
+	    json_pack("{s:{s:s}, s:{s:{s:{s:O}, s:o}}}", "metadata", "resourceVersion", rv, "spec",
+	              "template", "metadata", "annotations", annotations, "spec", lists);
 	return patch;
 }
 
 static void say(const struct deployer_opts *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void say(const struct deployer_opts *o, const char *fmt, ...)
 {
@@ -279,8 +281,8 @@ static void say(const struct deployer_opts *o, const char *fmt, ...)
 /* One read-check-patch round. On success fills PREV (the images and
  * annotations to restore; caller frees) unless PREV is NULL. */
 static int patch_images(struct deployer_result *out, struct kube_client *c, const char *ns,
-			const char *name, const struct deployer_image *images, size_t n,
-			json_t *annotations, const struct deployer_opts *o, json_t **prev)
+                        const char *name, const struct deployer_image *images, size_t n,
+                        json_t *annotations, const struct deployer_opts *o, json_t **prev)
 {
 	json_t *d = NULL, *patch = NULL, *res = NULL, *podspec, *tmpl_md, *old_ann, *ctr;
 	const char *rv;
@@ -292,12 +294,12 @@ static int patch_images(struct deployer_result *out, struct kube_client *c, cons
 		goto out;
 	}
 	podspec = json_object_get(json_object_get(json_object_get(d, "spec"), "template"), "spec");
-	tmpl_md = json_object_get(json_object_get(json_object_get(d, "spec"), "template"),
-				  "metadata");
+	tmpl_md =
+	    json_object_get(json_object_get(json_object_get(d, "spec"), "template"), "metadata");
 	rv = json_string_value(json_object_get(json_object_get(d, "metadata"), "resourceVersion"));
 	if (!rv) {
-		ret = fail(out, KUBE_ERROR, "BadResponse", "deployment %s/%s has no resourceVersion",
-			   ns, name);
+		ret = fail(out, KUBE_ERROR, "BadResponse",
+		           "deployment %s/%s has no resourceVersion", ns, name);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -305,8 +307,8 @@ static int patch_images(struct deployer_result *out, struct kube_client *c, cons
 
 		if (!find_container(podspec, images[i].container, &list)) {
 			ret = fail(out, DEPLOYER_ENOCONTAINER, "ContainerNotFound",
-				   "deployment %s/%s has no container \"%s\"", ns, name,
-				   images[i].container);
+			           "deployment %s/%s has no container \"%s\"", ns, name,
+			           images[i].container);
 			goto out;
 		}
 	}
@@ -352,7 +354,7 @@ static int patch_images(struct deployer_result *out, struct kube_client *c, cons
 	out->generation = jint(json_object_get(res, "metadata"), "generation");
 	/* not the generation: on Deployments it also moves with annotations */
 	out->changed = !json_equal(json_object_get(json_object_get(d, "spec"), "template"),
-				   json_object_get(json_object_get(res, "spec"), "template"));
+	                           json_object_get(json_object_get(res, "spec"), "template"));
 out:
 	if (ret < 0 && prev) {
 		json_decref(*prev);
@@ -366,8 +368,8 @@ out:
 
 /* Patches with conflict retries; the 409s are counted in OUT. */
 static int patch_retrying(struct deployer_result *out, struct kube_client *c, const char *ns,
-			  const char *name, const struct deployer_image *images, size_t n,
-			  json_t *annotations, const struct deployer_opts *o, json_t **prev)
+                          const char *name, const struct deployer_image *images, size_t n,
+                          json_t *annotations, const struct deployer_opts *o, json_t **prev)
 {
 	int ret;
 
@@ -377,16 +379,17 @@ static int patch_retrying(struct deployer_result *out, struct kube_client *c, co
 			return ret;
 		if (out->conflicts >= o->max_conflicts)
 			return fail(out, ret, "Conflict",
-				    "deployment %s/%s kept changing: gave up after %d conflicts", ns,
-				    name, out->conflicts);
+			            "deployment %s/%s kept changing: gave up after %d conflicts",
+			            ns, name, out->conflicts);
 		out->conflicts++;
-		say(o, "deployment %s/%s changed while patching (409 Conflict), retrying", ns, name);
+		say(o, "deployment %s/%s changed while patching (409 Conflict), retrying", ns,
+		    name);
 	}
 }
 
 /* Patches the images and annotations in PREV back. */
 static int rollback(struct deployer_result *out, struct kube_client *c, const char *ns,
-		    const char *name, json_t *prev, const struct deployer_opts *o)
+                    const char *name, json_t *prev, const struct deployer_opts *o)
 {
 	struct deployer_image imgs[64];
 	struct deployer_opts ro = *o;
@@ -407,7 +410,7 @@ static int rollback(struct deployer_result *out, struct kube_client *c, const ch
 	ro.before_patch = NULL;
 	say(o, "rolling back deployment %s/%s to the previous images", ns, name);
 	ret = patch_retrying(&r, c, ns, name, imgs, n, json_object_get(prev, "annotations"), &ro,
-			     NULL);
+	                     NULL);
 	if (ret == 0)
 		ret = deployer_wait(&r, c, ns, name, o->timeout_ms, o->progress, o->progress_arg);
 	if (ret < 0) {
@@ -419,8 +422,8 @@ static int rollback(struct deployer_result *out, struct kube_client *c, const ch
 }
 
 int deployer_set_image(struct deployer_result *out, struct kube_client *c, const char *ns,
-		       const char *name, const struct deployer_image *images, size_t n,
-		       const struct deployer_opts *opts)
+                       const char *name, const struct deployer_image *images, size_t n,
+                       const struct deployer_opts *opts)
 {
 	struct deployer_opts o = {0};
 	json_t *annotations = NULL, *prev = NULL;
@@ -446,12 +449,12 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
 			return fail(out, KUBE_EINVALID, "Invalid", "empty container name");
 		if (!deployer_image_ref_is_valid(images[i].image))
 			return fail(out, DEPLOYER_EBADIMAGE, "InvalidImageName",
-				    "invalid image reference \"%s\" for container \"%s\"",
-				    images[i].image ? images[i].image : "", images[i].container);
+			            "invalid image reference \"%s\" for container \"%s\"",
+			            images[i].image ? images[i].image : "", images[i].container);
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(images[i].container, images[j].container))
 				return fail(out, KUBE_EINVALID, "Invalid",
-					    "container \"%s\" named twice", images[i].container);
+				            "container \"%s\" named twice", images[i].container);
 	}
 	if (o.change_cause) {
 		snprintf(cause, sizeof(cause), "%s", o.change_cause);
@@ -459,13 +462,13 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
 		used = (size_t)snprintf(cause, sizeof(cause), "deployer set-image");
 		for (size_t i = 0; i < n && used < sizeof(cause); i++)
 			used += (size_t)snprintf(cause + used, sizeof(cause) - used, " %s=%s",
-						 images[i].container, images[i].image);
+			                         images[i].container, images[i].image);
 	}
 	annotations = json_pack("{s:s}", DEPLOYER_CAUSE_ANNOTATION, cause);
 	if (o.commit)
 		json_object_set_new(annotations, DEPLOYER_COMMIT_ANNOTATION, json_string(o.commit));
 	ret = patch_retrying(out, c, ns, name, images, n, annotations, &o,
-			     o.rollback_on_failure ? &prev : NULL);
+	                     o.rollback_on_failure ? &prev : NULL);
 	if (ret < 0)
 		goto out;
 	say(&o, "deployment %s/%s %s", ns, name,
@@ -479,10 +482,11 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
 		if (ret < 0) {
 			memcpy(out->reason, w.reason, sizeof(out->reason));
 			memcpy(out->message, w.message, sizeof(out->message));
-			if (o.rollback_on_failure && prev && rollback(out, c, ns, name, prev, &o) == 0)
+			if (o.rollback_on_failure && prev &&
+			    rollback(out, c, ns, name, prev, &o) == 0)
 				snprintf(out->message + strlen(out->message),
-					 sizeof(out->message) - strlen(out->message),
-					 "; rolled back to the previous images");
+				         sizeof(out->message) - strlen(out->message),
+				         "; rolled back to the previous images");
 			err_set("%s", out->message);
 		}
 	}

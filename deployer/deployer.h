@@ -70,16 +70,16 @@ struct deployer_result {
  * Returns 0, DEPLOYER_E* or a kube.h code, with err_msg() and out->message
  * set to the same one-line message. */
 int deployer_set_image(struct deployer_result *out, struct kube_client *c, const char *ns,
-		       const char *name, const struct deployer_image *images, size_t n,
-		       const struct deployer_opts *opts);
+                       const char *name, const struct deployer_image *images, size_t n,
+                       const struct deployer_opts *opts);
 
 /* Follows the rollout of Deployment NS/NAME until it completes (0), fails
  * with ProgressDeadlineExceeded (DEPLOYER_EROLLOUT) or TIMEOUT_MS passes
  * (DEPLOYER_ETIMEOUT), reporting each new state through PROGRESS (may be
  * NULL). Uses a watch; survives API server restarts. OUT may be NULL. */
 int deployer_wait(struct deployer_result *out, struct kube_client *c, const char *ns,
-		  const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
-		  void *progress_arg);
+                  const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
+                  void *progress_arg);
 
 /* The state of a rollout, by kubectl's rules. */
 enum deployer_rollout {

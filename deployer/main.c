@@ -25,41 +25,41 @@ enum {
 };
 
 static const char usage_text[] =
-	"usage: deployer [--kubeconfig FILE] [--context NAME] [-n NAMESPACE] COMMAND ...\n"
-	"\n"
-	"Sets container images on a Kubernetes Deployment and follows the rollout.\n"
-	"\n"
-	"commands:\n"
-	"  set-image deployment/NAME CONTAINER=IMAGE... [options]\n"
-	"      patch the images (strategic merge), annotate the pod template with\n"
-	"      kubernetes.io/change-cause (and slipway.dev/commit with --commit)\n"
-	"      --wait                    follow the rollout until it completes or fails\n"
-	"      --timeout DURATION        longest wait, e.g. 90s, 5m, 1h (default 5m)\n"
-	"      --rollback-on-failure     put the previous images back if the rollout\n"
-	"                                fails or times out (implies --wait)\n"
-	"      --commit SHA              value of the slipway.dev/commit annotation\n"
-	"      --change-cause TEXT       value of kubernetes.io/change-cause\n"
-	"      -q, --quiet               no progress lines\n"
-	"  status deployment/NAME [--wait] [--timeout DURATION]\n"
-	"      print the rollout state, images and commit of the Deployment\n"
-	"\n"
-	"options:\n"
-	"  -n, --namespace NS    namespace (default: the kubeconfig context's)\n"
-	"  --kubeconfig FILE     kubeconfig (default: $KUBECONFIG, ~/.kube/config,\n"
-	"                        then the in-cluster ServiceAccount)\n"
-	"  --context NAME        kubeconfig context (default: current-context)\n"
-	"  -h, --help            this text\n"
-	"\n"
-	"exit status:\n"
-	"  0  done: images set (and rolled out, with --wait); status: rolled out\n"
-	"  1  the rollout failed (ProgressDeadlineExceeded) or timed out\n"
-	"  2  usage error\n"
-	"  3  the Deployment or a container does not exist (nothing changed)\n"
-	"  4  forbidden by RBAC or not authenticated (nothing changed)\n"
-	"  5  invalid image reference or change refused by the API (nothing changed)\n"
-	"  6  the Deployment kept changing (409 Conflict after retries)\n"
-	"  7  no usable kubeconfig, or the API server cannot be reached\n"
-	"  9  status: the rollout is still in progress\n";
+    "usage: deployer [--kubeconfig FILE] [--context NAME] [-n NAMESPACE] COMMAND ...\n"
+    "\n"
+    "Sets container images on a Kubernetes Deployment and follows the rollout.\n"
+    "\n"
+    "commands:\n"
+    "  set-image deployment/NAME CONTAINER=IMAGE... [options]\n"
+    "      patch the images (strategic merge), annotate the pod template with\n"
+    "      kubernetes.io/change-cause (and slipway.dev/commit with --commit)\n"
+    "      --wait                    follow the rollout until it completes or fails\n"
+    "      --timeout DURATION        longest wait, e.g. 90s, 5m, 1h (default 5m)\n"
+    "      --rollback-on-failure     put the previous images back if the rollout\n"
+    "                                fails or times out (implies --wait)\n"
+    "      --commit SHA              value of the slipway.dev/commit annotation\n"
+    "      --change-cause TEXT       value of kubernetes.io/change-cause\n"
+    "      -q, --quiet               no progress lines\n"
+    "  status deployment/NAME [--wait] [--timeout DURATION]\n"
+    "      print the rollout state, images and commit of the Deployment\n"
+    "\n"
+    "options:\n"
+    "  -n, --namespace NS    namespace (default: the kubeconfig context's)\n"
+    "  --kubeconfig FILE     kubeconfig (default: $KUBECONFIG, ~/.kube/config,\n"
+    "                        then the in-cluster ServiceAccount)\n"
+    "  --context NAME        kubeconfig context (default: current-context)\n"
+    "  -h, --help            this text\n"
+    "\n"
+    "exit status:\n"
+    "  0  done: images set (and rolled out, with --wait); status: rolled out\n"
+    "  1  the rollout failed (ProgressDeadlineExceeded) or timed out\n"
+    "  2  usage error\n"
+    "  3  the Deployment or a container does not exist (nothing changed)\n"
+    "  4  forbidden by RBAC or not authenticated (nothing changed)\n"
+    "  5  invalid image reference or change refused by the API (nothing changed)\n"
+    "  6  the Deployment kept changing (409 Conflict after retries)\n"
+    "  7  no usable kubeconfig, or the API server cannot be reached\n"
+    "  9  status: the rollout is still in progress\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -129,7 +129,7 @@ static long parse_duration_ms(const char *s)
 static const char *deployment_name(const char *arg)
 {
 	static const char *const prefixes[] = {"deployment/", "deployments/", "deploy/",
-					       "deployment.apps/", "deployments.apps/"};
+	                                       "deployment.apps/", "deployments.apps/"};
 
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 		if (!strncmp(arg, prefixes[i], strlen(prefixes[i])))
@@ -144,7 +144,7 @@ static void print_progress(void *arg, const char *line)
 }
 
 static int cmd_set_image(struct kube_client *c, const char *ns, const char *name, int argc,
-			 char **argv, struct deployer_opts *o)
+                         char **argv, struct deployer_opts *o)
 {
 	struct deployer_image imgs[64];
 	struct deployer_result r;
@@ -176,7 +176,7 @@ static int cmd_set_image(struct kube_client *c, const char *ns, const char *name
 }
 
 static int cmd_status(struct kube_client *c, const char *ns, const char *name, bool wait,
-		      long timeout_ms, bool quiet)
+                      long timeout_ms, bool quiet)
 {
 	json_t *d = NULL, *ctr, *ann;
 	const json_t *st, *tmpl;
@@ -188,8 +188,8 @@ static int cmd_status(struct kube_client *c, const char *ns, const char *name, b
 	if (wait) {
 		struct deployer_result r;
 
-		ret = deployer_wait(&r, c, ns, name, timeout_ms, quiet ? NULL : print_progress,
-				    NULL);
+		ret =
+		    deployer_wait(&r, c, ns, name, timeout_ms, quiet ? NULL : print_progress, NULL);
 		if (ret < 0 && ret != DEPLOYER_EROLLOUT && ret != DEPLOYER_ETIMEOUT) {
 			fprintf(stderr, "deployer: %s\n", r.message);
 			return exit_code(ret);
@@ -201,7 +201,7 @@ static int cmd_status(struct kube_client *c, const char *ns, const char *name, b
 			fprintf(stderr, "deployer: deployment %s/%s not found\n", ns, name);
 		else
 			fprintf(stderr, "deployer: get deployment %s/%s: %s\n", ns, name,
-				kube_client_status(c)->message);
+			        kube_client_status(c)->message);
 		return exit_code(ret);
 	}
 	state = deployer_rollout_state(d, msg, sizeof(msg));
@@ -213,15 +213,14 @@ static int cmd_status(struct kube_client *c, const char *ns, const char *name, b
 	       json_integer_value(json_object_get(st, "observedGeneration")));
 	printf("replicas: %lld desired, %lld updated, %lld ready, %lld available\n",
 	       json_object_get(json_object_get(d, "spec"), "replicas")
-		       ? json_integer_value(
-				 json_object_get(json_object_get(d, "spec"), "replicas"))
-		       : 1,
+	           ? json_integer_value(json_object_get(json_object_get(d, "spec"), "replicas"))
+	           : 1,
 	       json_integer_value(json_object_get(st, "updatedReplicas")),
 	       json_integer_value(json_object_get(st, "readyReplicas")),
 	       json_integer_value(json_object_get(st, "availableReplicas")));
 	json_array_foreach(json_object_get(json_object_get(tmpl, "spec"), "containers"), i, ctr)
-		printf("container %s: %s\n", json_string_value(json_object_get(ctr, "name")),
-		       json_string_value(json_object_get(ctr, "image")));
+	    printf("container %s: %s\n", json_string_value(json_object_get(ctr, "name")),
+	           json_string_value(json_object_get(ctr, "image")));
 	ann = json_object_get(json_object_get(tmpl, "metadata"), "annotations");
 	if (json_object_get(ann, DEPLOYER_COMMIT_ANNOTATION))
 		printf("commit: %s\n",
@@ -244,17 +243,17 @@ int main(int argc, char **argv)
 {
 	enum { O_KC = 256, O_CTX, O_WAIT, O_TIMEOUT, O_RB, O_COMMIT, O_CAUSE };
 	static const struct option longopts[] = {
-		{"kubeconfig", required_argument, NULL, O_KC},
-		{"context", required_argument, NULL, O_CTX},
-		{"namespace", required_argument, NULL, 'n'},
-		{"wait", no_argument, NULL, O_WAIT},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"rollback-on-failure", no_argument, NULL, O_RB},
-		{"commit", required_argument, NULL, O_COMMIT},
-		{"change-cause", required_argument, NULL, O_CAUSE},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"kubeconfig", required_argument, NULL, O_KC},
+	    {"context", required_argument, NULL, O_CTX},
+	    {"namespace", required_argument, NULL, 'n'},
+	    {"wait", no_argument, NULL, O_WAIT},
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"rollback-on-failure", no_argument, NULL, O_RB},
+	    {"commit", required_argument, NULL, O_COMMIT},
+	    {"change-cause", required_argument, NULL, O_CAUSE},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *cmd, *name;
 	struct deployer_opts o = {.progress = print_progress};
@@ -281,7 +280,7 @@ int main(int argc, char **argv)
 			o.timeout_ms = parse_duration_ms(optarg);
 			if (o.timeout_ms <= 0)
 				return usage_error("invalid --timeout \"%s\" (e.g. 90s, 5m, 1h)",
-						   optarg);
+				                   optarg);
 			break;
 		case O_RB:
 			o.rollback_on_failure = true;
@@ -308,7 +307,7 @@ int main(int argc, char **argv)
 		o.progress = NULL;
 	if (argc - optind < 2)
 		return usage_error("%s", argc - optind < 1 ? "missing command"
-							     : "missing deployment/NAME");
+		                                           : "missing deployment/NAME");
 	cmd = argv[optind];
 	name = deployment_name(argv[optind + 1]);
 	if (!name || !*name)

@@ -26,11 +26,11 @@ struct kube_client {
 	struct kube_config cfg;
 	struct kube_client_opts opts;
 	CURL *curl;
-	char *token;        /* current bearer token (secret), or NULL */
-	struct stat token_st; /* token_file as last read */
+	char *token;                   /* current bearer token (secret), or NULL */
+	struct stat token_st;          /* token_file as last read */
 	struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO for tls-server-name */
-	char *base_url;     /* scheme://host:port used in URLs */
-	unsigned int seed;  /* jitter */
+	char *base_url;                /* scheme://host:port used in URLs */
+	unsigned int seed;             /* jitter */
 	struct kube_status status;
 };
 
@@ -73,8 +73,7 @@ static int kube_refresh_token(struct kube_client *c)
 	if (stat(c->cfg.token_file, &st) < 0) {
 		if (c->token)
 			return 0; /* keep the last good one during a swap */
-		return err_set("cannot read token file %s: %s", c->cfg.token_file,
-			       strerror(errno));
+		return err_set("cannot read token file %s: %s", c->cfg.token_file, strerror(errno));
 	}
 	if (c->token && st.st_ino == c->token_st.st_ino && st.st_mtime == c->token_st.st_mtime &&
 	    st.st_size == c->token_st.st_size)
@@ -88,11 +87,11 @@ static int kube_refresh_token(struct kube_client *c)
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		if (buf_add(&b, chunk, n) < 0) {
 			err_set("token file %s is larger than %u bytes", c->cfg.token_file,
-				KUBE_MAX_TOKEN);
+			        KUBE_MAX_TOKEN);
 			goto out;
 		}
-	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' ||
-			 b.data[b.len - 1] == ' '))
+	while (b.len &&
+	       (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r' || b.data[b.len - 1] == ' '))
 		b.data[--b.len] = '\0';
 	if (!b.len) {
 		err_set("token file %s is empty", c->cfg.token_file);
@@ -143,7 +142,7 @@ static int split_server(const char *server, char **host, int *port, const char *
 }
 
 int kube_client_new(struct kube_client **out, struct kube_config *cfg,
-		    const struct kube_client_opts *opts)
+                    const struct kube_client_opts *opts)
 {
 	struct kube_client *c;
 	size_t len;
@@ -230,8 +229,7 @@ oom:
 	return err_set("out of memory");
 }
 
-int kube_client_new_default(struct kube_client **out, const char *kubeconfig,
-			    const char *context)
+int kube_client_new_default(struct kube_client **out, const char *kubeconfig, const char *context)
 {
 	struct kube_config cfg;
 	int ret;
@@ -367,10 +365,10 @@ int kube_status_from_response(struct kube_status *out, long code, const char *bo
 	message = json_string_value(json_object_get(j, "message"));
 	if (kind && !strcmp(kind, "Status") && (reason || message)) {
 		copy_clean(out->reason, sizeof(out->reason), reason ? reason : "",
-			   reason ? strlen(reason) : 0);
+		           reason ? strlen(reason) : 0);
 		if (!reason || !*reason)
 			copy_clean(out->reason, sizeof(out->reason), reason_for_code(code),
-				   strlen(reason_for_code(code)));
+			           strlen(reason_for_code(code)));
 		if (message)
 			copy_clean(out->message, sizeof(out->message), message, strlen(message));
 		else
@@ -383,8 +381,7 @@ int kube_status_from_response(struct kube_status *out, long code, const char *bo
 			char snippet[200];
 
 			copy_clean(snippet, sizeof(snippet), body, len);
-			snprintf(out->message, sizeof(out->message), "HTTP %ld: %s", code,
-				 snippet);
+			snprintf(out->message, sizeof(out->message), "HTTP %ld: %s", code, snippet);
 		} else {
 			snprintf(out->message, sizeof(out->message), "HTTP %ld %s", code, r);
 		}
@@ -419,20 +416,20 @@ static int is_segment(const char *s, size_t n)
 }
 
 static int path_into(struct buf *b, const char *gvr, const char *ns, const char *name,
-		     const char *sub)
+                     const char *sub)
 {
 	const char *s1, *s2, *s3;
 
 	if (!gvr || !(s1 = strchr(gvr, '/')))
 		return err_set("resource \"%s\" is not VERSION/RESOURCE or GROUP/VERSION/RESOURCE",
-			       gvr ? gvr : "(null)");
+		               gvr ? gvr : "(null)");
 	s2 = strchr(s1 + 1, '/');
 	s3 = s2 ? strchr(s2 + 1, '/') : NULL;
 	if (s3 || !is_segment(gvr, (size_t)(s1 - gvr)) ||
 	    !is_segment(s1 + 1, s2 ? (size_t)(s2 - s1 - 1) : strlen(s1 + 1)) ||
 	    (s2 && !is_segment(s2 + 1, strlen(s2 + 1))))
 		return err_set("resource \"%s\" is not VERSION/RESOURCE or GROUP/VERSION/RESOURCE",
-			       gvr);
+		               gvr);
 	if (s2) {
 		if (buf_adds(b, "/apis/") < 0 || buf_add(b, gvr, (size_t)(s2 - gvr)) < 0)
 			return -1;
@@ -456,7 +453,7 @@ static int path_into(struct buf *b, const char *gvr, const char *ns, const char 
 }
 
 int kube_path(char *out, size_t size, const char *gvr, const char *ns, const char *name,
-	      const char *subresource)
+              const char *subresource)
 {
 	struct buf b;
 	int ret = -1;
@@ -529,7 +526,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 /* Sets the options every request shares: URL, TLS, auth, headers. HDRS
  * receives the header list to free after the transfer. */
 static int setup_handle(struct kube_client *c, const char *method, const char *path,
-			const char *content_type, struct curl_slist **hdrs)
+                        const char *content_type, struct curl_slist **hdrs)
 {
 	struct buf url, h;
 	CURL *k = c->curl;
@@ -560,14 +557,14 @@ static int setup_handle(struct kube_client *c, const char *method, const char *p
 	}
 	if (c->cfg.client_cert.data) {
 		struct curl_blob blob = {c->cfg.client_cert.data, c->cfg.client_cert.len,
-					 CURL_BLOB_COPY};
+		                         CURL_BLOB_COPY};
 
 		curl_easy_setopt(k, CURLOPT_SSLCERT_BLOB, &blob);
 		curl_easy_setopt(k, CURLOPT_SSLCERTTYPE, "PEM");
 	}
 	if (c->cfg.client_key.data) {
 		struct curl_blob blob = {c->cfg.client_key.data, c->cfg.client_key.len,
-					 CURL_BLOB_COPY};
+		                         CURL_BLOB_COPY};
 
 		curl_easy_setopt(k, CURLOPT_SSLKEY_BLOB, &blob);
 		curl_easy_setopt(k, CURLOPT_SSLKEYTYPE, "PEM");
@@ -620,7 +617,7 @@ out:
 /* Sleeps for the backoff of ATTEMPT (0-based): a random time in
  * [d/2, d] with d = min(max, base * 2^attempt), or at least RETRY_AFTER_S. */
 static void backoff_sleep(struct kube_client *c, int attempt, long retry_after_s,
-			  const volatile sig_atomic_t *stop)
+                          const volatile sig_atomic_t *stop)
 {
 	long d = c->opts.backoff_base_ms, ms;
 	struct timespec ts;
@@ -669,16 +666,15 @@ static void set_transport_status(struct kube_client *c, CURLcode rc, const char 
 {
 	memset(&c->status, 0, sizeof(c->status));
 	snprintf(c->status.reason, sizeof(c->status.reason), "%s",
-		 rc == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed");
+	         rc == CURLE_OPERATION_TIMEDOUT ? "Timeout" : "ConnectionFailed");
 	snprintf(c->status.message, sizeof(c->status.message), "%s: %s", c->cfg.server,
-		 *errbuf ? errbuf : curl_easy_strerror(rc));
+	         *errbuf ? errbuf : curl_easy_strerror(rc));
 }
 
 /* One request with retries. On success the 2xx body is left in R. Returns 0
  * or a named negative code, with c->status and err_msg() set. */
 static int perform(struct kube_client *c, const char *method, const char *path,
-		   const char *content_type, const char *body, size_t body_len,
-		   struct response *r)
+                   const char *content_type, const char *body, size_t body_len, struct response *r)
 {
 	char errbuf[CURL_ERROR_SIZE];
 	struct curl_slist *hdrs = NULL;
@@ -705,15 +701,15 @@ static int perform(struct kube_client *c, const char *method, const char *path,
 		if (body) {
 			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
 			curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-					 (curl_off_t)body_len);
+			                 (curl_off_t)body_len);
 		}
 		rc = curl_easy_perform(c->curl);
 		curl_slist_free_all(hdrs);
 		hdrs = NULL;
 		if (rc == CURLE_OK) {
 			curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
-			ret = kube_status_from_response(&c->status, code, r->body.data,
-							r->body.len);
+			ret =
+			    kube_status_from_response(&c->status, code, r->body.data, r->body.len);
 			if (ret == 0)
 				return 0;
 			if (!is_retryable_code(code) || attempt >= c->opts.max_retries)
@@ -724,8 +720,8 @@ static int perform(struct kube_client *c, const char *method, const char *path,
 			ret = rc == CURLE_OPERATION_TIMEDOUT ? KUBE_ETIMEOUT : KUBE_ERROR;
 			if (rc == CURLE_WRITE_ERROR)
 				snprintf(c->status.message, sizeof(c->status.message),
-					 "%s: response larger than %u bytes", c->cfg.server,
-					 KUBE_MAX_RESPONSE);
+				         "%s: response larger than %u bytes", c->cfg.server,
+				         KUBE_MAX_RESPONSE);
 			if (!is_retryable_curl(rc) || attempt >= c->opts.max_retries)
 				break;
 			log_debug("%s %s: %s, retrying", method, path, c->status.message);
@@ -737,8 +733,8 @@ static int perform(struct kube_client *c, const char *method, const char *path,
 }
 
 /* Sends a request with an optional JSON body and decodes a JSON response. */
-static int request_json(json_t **out, struct kube_client *c, const char *method,
-			const char *path, const char *content_type, const json_t *body)
+static int request_json(json_t **out, struct kube_client *c, const char *method, const char *path,
+                        const char *content_type, const json_t *body)
 {
 	struct response r;
 	char *payload = NULL;
@@ -761,7 +757,7 @@ static int request_json(json_t **out, struct kube_client *c, const char *method,
 		*out = json_loadb(r.body.data, r.body.len, 0, &jerr);
 		if (!*out) {
 			snprintf(c->status.message, sizeof(c->status.message),
-				 "%s %s: response is not valid JSON: %s", method, path, jerr.text);
+			         "%s %s: response is not valid JSON: %s", method, path, jerr.text);
 			ret = err_set("%s", c->status.message);
 		}
 	}
@@ -771,14 +767,13 @@ out:
 }
 
 int kube_request(json_t **out, struct kube_client *c, const char *method, const char *path,
-		 const char *content_type, const json_t *body)
+                 const char *content_type, const json_t *body)
 {
 	return request_json(out, c, method, path,
-			    body && !content_type ? "application/json" : content_type, body);
+	                    body && !content_type ? "application/json" : content_type, body);
 }
 
-int kube_get(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-	     const char *name)
+int kube_get(json_t **out, struct kube_client *c, const char *gvr, const char *ns, const char *name)
 {
 	struct buf p;
 	int ret;
@@ -791,8 +786,8 @@ int kube_get(json_t **out, struct kube_client *c, const char *gvr, const char *n
 	return ret;
 }
 
-static int list_path(struct buf *p, const char *gvr, const char *ns,
-		     const struct kube_list_opts *o, const char *cont)
+static int list_path(struct buf *p, const char *gvr, const char *ns, const struct kube_list_opts *o,
+                     const char *cont)
 {
 	if (path_into(p, gvr, ns, NULL, NULL) < 0)
 		return -1;
@@ -807,7 +802,7 @@ static int list_path(struct buf *p, const char *gvr, const char *ns,
 }
 
 int kube_list_page(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		   const struct kube_list_opts *opts)
+                   const struct kube_list_opts *opts)
 {
 	struct buf p;
 	int ret;
@@ -821,7 +816,7 @@ int kube_list_page(json_t **out, struct kube_client *c, const char *gvr, const c
 }
 
 int kube_list(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-	      const struct kube_list_opts *opts)
+              const struct kube_list_opts *opts)
 {
 	struct kube_list_opts o = {0};
 	json_t *all = NULL, *page = NULL;
@@ -854,7 +849,7 @@ int kube_list(json_t **out, struct kube_client *c, const char *gvr, const char *
 			all = page;
 		} else {
 			if (json_array_extend(json_object_get(all, "items"),
-					      json_object_get(page, "items")) < 0) {
+			                      json_object_get(page, "items")) < 0) {
 				ret = err_set("out of memory");
 				goto out;
 			}
@@ -864,7 +859,7 @@ int kube_list(json_t **out, struct kube_client *c, const char *gvr, const char *
 		}
 		page = NULL;
 		next = json_string_value(
-			json_object_get(json_object_get(all, "metadata"), "continue"));
+		    json_object_get(json_object_get(all, "metadata"), "continue"));
 		if (!next || !*next)
 			break;
 		free(cont);
@@ -887,7 +882,7 @@ out:
 }
 
 int kube_create(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		const json_t *obj)
+                const json_t *obj)
 {
 	struct buf p;
 	int ret;
@@ -901,7 +896,7 @@ int kube_create(json_t **out, struct kube_client *c, const char *gvr, const char
 }
 
 int kube_replace(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		 const char *name, const char *subresource, const json_t *obj)
+                 const char *name, const char *subresource, const json_t *obj)
 {
 	struct buf p;
 	int ret;
@@ -915,13 +910,13 @@ int kube_replace(json_t **out, struct kube_client *c, const char *gvr, const cha
 }
 
 int kube_update_status(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		       const char *name, const json_t *obj)
+                       const char *name, const json_t *obj)
 {
 	return kube_replace(out, c, gvr, ns, name, "status", obj);
 }
 
 int kube_delete(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		const char *name, const char *propagation)
+                const char *name, const char *propagation)
 {
 	struct buf p;
 	int ret;
@@ -937,14 +932,14 @@ int kube_delete(json_t **out, struct kube_client *c, const char *gvr, const char
 }
 
 int kube_patch(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-	       const char *name, enum kube_patch_type type, const json_t *patch,
-	       const struct kube_patch_opts *opts)
+               const char *name, enum kube_patch_type type, const json_t *patch,
+               const struct kube_patch_opts *opts)
 {
 	static const char *const types[] = {
-		[KUBE_PATCH_STRATEGIC] = "application/strategic-merge-patch+json",
-		[KUBE_PATCH_MERGE] = "application/merge-patch+json",
-		[KUBE_PATCH_JSON] = "application/json-patch+json",
-		[KUBE_PATCH_APPLY] = "application/apply-patch+yaml",
+	    [KUBE_PATCH_STRATEGIC] = "application/strategic-merge-patch+json",
+	    [KUBE_PATCH_MERGE] = "application/merge-patch+json",
+	    [KUBE_PATCH_JSON] = "application/json-patch+json",
+	    [KUBE_PATCH_APPLY] = "application/apply-patch+yaml",
 	};
 	struct kube_patch_opts o = {0};
 	struct buf p;
@@ -975,7 +970,7 @@ int kube_patch(json_t **out, struct kube_client *c, const char *gvr, const char 
 const char *kube_event_name(enum kube_event ev)
 {
 	static const char *const names[] = {"added",    "modified", "deleted",
-					    "bookmark", "listed",   "synced"};
+	                                    "bookmark", "listed",   "synced"};
 
 	return (unsigned)ev < sizeof(names) / sizeof(names[0]) ? names[ev] : "unknown";
 }
@@ -985,12 +980,12 @@ struct watch_state {
 	kube_watch_fn fn;
 	void *arg;
 	const volatile sig_atomic_t *stop;
-	struct buf line;  /* the partial event line */
-	char *rv;         /* last resourceVersion seen */
-	int fn_ret;       /* non-zero once FN asked to stop */
-	int gone;         /* an ERROR event said 410: list again */
-	int events;       /* events delivered on this connection */
-	long long deadline_ms; /* CLOCK_MONOTONIC ms to give up at, or 0 */
+	struct buf line;          /* the partial event line */
+	char *rv;                 /* last resourceVersion seen */
+	int fn_ret;               /* non-zero once FN asked to stop */
+	int gone;                 /* an ERROR event said 410: list again */
+	int events;               /* events delivered on this connection */
+	long long deadline_ms;    /* CLOCK_MONOTONIC ms to give up at, or 0 */
 	struct kube_status error; /* an ERROR event other than 410 */
 };
 
@@ -1034,7 +1029,7 @@ static int watch_line(struct watch_state *w, const char *s, size_t len)
 		long code = (long)json_integer_value(json_object_get(obj, "code"));
 
 		kube_status_from_response(&w->error, code ? code : 500, body,
-					  body ? strlen(body) : 0);
+		                          body ? strlen(body) : 0);
 		free(body);
 		if (code == 410)
 			w->gone = 1;
@@ -1054,7 +1049,7 @@ static int watch_line(struct watch_state *w, const char *s, size_t len)
 		goto out;
 	}
 	if (watch_set_rv(w, json_string_value(json_object_get(json_object_get(obj, "metadata"),
-							       "resourceVersion"))) < 0) {
+	                                                      "resourceVersion"))) < 0) {
 		ret = -1;
 		goto out;
 	}
@@ -1107,8 +1102,7 @@ static size_t on_watch_body(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static int on_watch_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut,
-			     curl_off_t un)
+static int on_watch_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	struct watch_state *w = arg;
 
@@ -1118,11 +1112,10 @@ static int on_watch_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t
 /* Lists GVR and delivers LISTED for each item, then SYNCED; remembers the
  * list's resourceVersion. */
 static int watch_relist(struct watch_state *w, const char *gvr, const char *ns,
-			const struct kube_watch_opts *o)
+                        const struct kube_watch_opts *o)
 {
-	struct kube_list_opts lo = {.label_selector = o->label_selector,
-				    .field_selector = o->field_selector,
-				    .limit = 500};
+	struct kube_list_opts lo = {
+	    .label_selector = o->label_selector, .field_selector = o->field_selector, .limit = 500};
 	json_t *list = NULL, *item;
 	size_t i;
 	int ret;
@@ -1130,8 +1123,8 @@ static int watch_relist(struct watch_state *w, const char *gvr, const char *ns,
 	ret = kube_list(&list, w->c, gvr, ns, &lo);
 	if (ret < 0)
 		return ret;
-	ret = watch_set_rv(w, json_string_value(json_object_get(
-				      json_object_get(list, "metadata"), "resourceVersion")));
+	ret = watch_set_rv(w, json_string_value(json_object_get(json_object_get(list, "metadata"),
+	                                                        "resourceVersion")));
 	if (ret < 0)
 		goto out;
 	json_array_foreach(json_object_get(list, "items"), i, item)
@@ -1150,7 +1143,7 @@ out:
  * caller stops. Returns 0 when the stream ended or broke (reconnect),
  * KUBE_EGONE to list again, or another negative code to give up. */
 static int watch_once(struct watch_state *w, const char *gvr, const char *ns,
-		      const struct kube_watch_opts *o, long timeout_s)
+                      const struct kube_watch_opts *o, long timeout_s)
 {
 	struct buf p;
 	struct curl_slist *hdrs = NULL;
@@ -1211,7 +1204,7 @@ out:
 }
 
 int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
-	       const struct kube_watch_opts *opts, kube_watch_fn fn, void *arg)
+               const struct kube_watch_opts *opts, kube_watch_fn fn, void *arg)
 {
 	struct kube_watch_opts o = {0};
 	struct watch_state w = {0};
@@ -1262,7 +1255,7 @@ int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
 		}
 		if (ret == KUBE_EGONE) {
 			log_debug("watch %s: resourceVersion %s expired, listing again", gvr,
-				  w.rv ? w.rv : "");
+			          w.rv ? w.rv : "");
 			need_list = 1;
 			continue;
 		}
@@ -1277,8 +1270,8 @@ int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
 		else if (!watch_should_stop(&w))
 			backoff_sleep(c, failures < 6 ? failures++ : failures, -1, w.stop);
 	}
-	ret = w.deadline_ms && now_ms() >= w.deadline_ms && !(w.stop && *w.stop) ? KUBE_ETIMEOUT
-										: 0;
+	ret =
+	    w.deadline_ms && now_ms() >= w.deadline_ms && !(w.stop && *w.stop) ? KUBE_ETIMEOUT : 0;
 out:
 	free(w.rv);
 	buf_release(&w.line);

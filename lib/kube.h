@@ -67,13 +67,12 @@ struct kube_client_opts {
  * Returns 0, or -1 with err_msg() (CFG is then left untouched).
  * Free with kube_client_free(). */
 int kube_client_new(struct kube_client **out, struct kube_config *cfg,
-		    const struct kube_client_opts *opts);
+                    const struct kube_client_opts *opts);
 
 /* Creates a client the way kubectl finds its configuration:
  * kube_config_load_default(KUBECONFIG, CONTEXT) (both may be NULL), then
  * kube_client_new with default options. Returns 0 or -1 with err_msg(). */
-int kube_client_new_default(struct kube_client **out, const char *kubeconfig,
-			    const char *context);
+int kube_client_new_default(struct kube_client **out, const char *kubeconfig, const char *context);
 
 /* Frees the client and wipes its secrets. NULL is allowed. */
 void kube_client_free(struct kube_client *c);
@@ -93,17 +92,17 @@ const struct kube_config *kube_client_config(const struct kube_client *c);
  * the decoded JSON response (caller frees with json_decref; NULL when the
  * body was empty) and returns 0. OUT may be NULL to discard the response. */
 int kube_request(json_t **out, struct kube_client *c, const char *method, const char *path,
-		 const char *content_type, const json_t *body);
+                 const char *content_type, const json_t *body);
 
 /* Builds the path of a resource collection or object into BUF of SIZE bytes:
  * NAME and SUBRESOURCE may be NULL. Returns 0, or -1 when GVR is malformed or
  * the path does not fit. Names are path-escaped. */
 int kube_path(char *buf, size_t size, const char *gvr, const char *ns, const char *name,
-	      const char *subresource);
+              const char *subresource);
 
 /* GET one object into *OUT (caller frees). */
 int kube_get(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-	     const char *name);
+             const char *name);
 
 /* Options of list and watch calls; NULL or zero means unset. */
 struct kube_list_opts {
@@ -118,32 +117,32 @@ struct kube_list_opts {
  * present and non-empty, names the next page (pass it back in
  * opts->continue_token). Caller frees. */
 int kube_list_page(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		   const struct kube_list_opts *opts);
+                   const struct kube_list_opts *opts);
 
 /* LIST every page (following metadata.continue) into one List object in *OUT
  * whose "items" holds all items and whose metadata.resourceVersion is the
  * list's. A continue token that expires (410) restarts the list once from the
  * beginning. Caller frees. */
 int kube_list(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-	      const struct kube_list_opts *opts);
+              const struct kube_list_opts *opts);
 
 /* POST OBJ into the collection; *OUT (may be NULL) gets the created object. */
 int kube_create(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		const json_t *obj);
+                const json_t *obj);
 
 /* PUT OBJ over NAME. With metadata.resourceVersion set in OBJ a stale write
  * fails with KUBE_ECONFLICT. SUBRESOURCE may be NULL or e.g. "status". */
 int kube_replace(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		 const char *name, const char *subresource, const json_t *obj);
+                 const char *name, const char *subresource, const json_t *obj);
 
 /* PUT OBJ to NAME's status subresource (kube_replace with "status"). */
 int kube_update_status(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		       const char *name, const json_t *obj);
+                       const char *name, const json_t *obj);
 
 /* DELETE NAME. PROPAGATION is NULL or "Foreground", "Background", "Orphan".
  * *OUT (may be NULL) gets what the server returned (the object or a Status). */
 int kube_delete(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-		const char *name, const char *propagation);
+                const char *name, const char *propagation);
 
 /* The patch formats of PATCH (Kubernetes API concepts, "Patch operations"). */
 enum kube_patch_type {
@@ -163,8 +162,8 @@ struct kube_patch_opts {
 /* PATCH NAME with PATCH (JSON; for server-side apply sent as JSON, which is
  * valid YAML). OPTS may be NULL except for KUBE_PATCH_APPLY. */
 int kube_patch(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
-	       const char *name, enum kube_patch_type type, const json_t *patch,
-	       const struct kube_patch_opts *opts);
+               const char *name, enum kube_patch_type type, const json_t *patch,
+               const struct kube_patch_opts *opts);
 
 /* Events delivered by kube_watch. */
 enum kube_event {
@@ -174,7 +173,7 @@ enum kube_event {
 	KUBE_EVENT_BOOKMARK, /* only resourceVersion is meaningful */
 	KUBE_EVENT_LISTED,   /* one item of a (re-)list */
 	KUBE_EVENT_SYNCED,   /* a (re-)list ended: objects not LISTED since
-				the list began are gone; OBJ is NULL */
+	                        the list began are gone; OBJ is NULL */
 };
 
 /* Returns a short lowercase name of EV ("added", ...). */
@@ -187,10 +186,10 @@ typedef int (*kube_watch_fn)(void *arg, enum kube_event ev, json_t *obj);
 struct kube_watch_opts {
 	const char *label_selector;
 	const char *field_selector;
-	const char *resource_version;   /* start here; NULL: list first */
-	long timeout_seconds;           /* server-side length of one watch [300] */
+	const char *resource_version;      /* start here; NULL: list first */
+	long timeout_seconds;              /* server-side length of one watch [300] */
 	const volatile sig_atomic_t *stop; /* checked at least once a second */
-	long max_duration_ms;           /* give up after this long; 0: never */
+	long max_duration_ms;              /* give up after this long; 0: never */
 };
 
 /* Watches GVR in NS (all namespaces when NULL) until FN returns non-zero or
@@ -201,6 +200,6 @@ struct kube_watch_opts {
  * stopped, KUBE_ETIMEOUT when max_duration_ms passed, or a negative code for
  * failures that retrying cannot fix (403, 404 of the resource type, 401). */
 int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
-	       const struct kube_watch_opts *opts, kube_watch_fn fn, void *arg);
+               const struct kube_watch_opts *opts, kube_watch_fn fn, void *arg);
 
 #endif

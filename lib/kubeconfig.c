@@ -117,8 +117,8 @@ out:
 }
 
 /* Loads a PEM either from FIELD-data (base64) or FIELD (a file path) of OBJ. */
-static int load_pem(struct kube_pem *p, const json_t *obj, const char *field,
-		    const char *basedir, const char *where, const char *who)
+static int load_pem(struct kube_pem *p, const json_t *obj, const char *field, const char *basedir,
+                    const char *where, const char *who)
 {
 	char key[64];
 	const char *data, *path;
@@ -152,7 +152,7 @@ static int load_pem(struct kube_pem *p, const json_t *obj, const char *field,
 /* Finds the entry called NAME in LIST (e.g. "clusters") and returns its
  * inner object (e.g. ".cluster"), borrowed, or NULL. */
 static const json_t *find_named(const json_t *root, const char *list, const char *inner,
-				const char *name)
+                                const char *name)
 {
 	const json_t *e;
 	size_t i;
@@ -179,7 +179,7 @@ static int dup_str(char **out, const char *s)
 }
 
 static int load_tree(struct kube_config *out, const json_t *root, const char *basedir,
-		     const char *where, const char *context)
+                     const char *where, const char *context)
 {
 	const json_t *ctx, *cluster, *user;
 	const char *cluster_name, *user_name, *ns, *server, *token;
@@ -214,10 +214,10 @@ static int load_tree(struct kube_config *out, const json_t *root, const char *ba
 	if (dup_str(&out->server, server) < 0 || dup_str(&out->context, context) < 0 ||
 	    dup_str(&out->namespace, ns && *ns ? ns : "default") < 0 ||
 	    dup_str(&out->tls_server_name,
-		    json_string_value(json_object_get(cluster, "tls-server-name"))) < 0)
+	            json_string_value(json_object_get(cluster, "tls-server-name"))) < 0)
 		return -1;
 	out->insecure_skip_tls_verify =
-		json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
+	    json_is_true(json_object_get(cluster, "insecure-skip-tls-verify"));
 	snprintf(who, sizeof(who), "cluster \"%s\"", cluster_name);
 	if (load_pem(&out->ca, cluster, "certificate-authority", basedir, where, who) < 0)
 		return -1;
@@ -229,7 +229,7 @@ static int load_tree(struct kube_config *out, const json_t *root, const char *ba
 		return -1;
 	if (!out->client_cert.data != !out->client_key.data)
 		return err_set("kubeconfig %s: %s: client certificate and key go together", where,
-			       who);
+		               who);
 	token = json_string_value(json_object_get(user, "token"));
 	if (token && *token && dup_str(&out->token, token) < 0)
 		return -1;
@@ -242,14 +242,14 @@ static int load_tree(struct kube_config *out, const json_t *root, const char *ba
 	if (json_object_get(user, "exec") || json_object_get(user, "auth-provider")) {
 		if (!out->token && !out->token_file && !out->client_cert.data)
 			return err_set("kubeconfig %s: %s: exec and auth-provider credentials are "
-				       "not supported; use a token or client certificate",
-				       where, who);
+			               "not supported; use a token or client certificate",
+			               where, who);
 	}
 	return 0;
 }
 
 int kube_config_load_yaml(struct kube_config *out, const char *yaml, size_t len,
-			  const char *basedir, const char *context)
+                          const char *basedir, const char *context)
 {
 	json_t *root = NULL;
 	int ret;
@@ -315,7 +315,7 @@ int kube_config_in_cluster(struct kube_config *out, const char *sa_dir)
 		sa_dir = KUBE_SA_DIR;
 	if (!host || !*host || !port || !*port)
 		return err_set("not running in a cluster: KUBERNETES_SERVICE_HOST and "
-			       "KUBERNETES_SERVICE_PORT are not set");
+		               "KUBERNETES_SERVICE_PORT are not set");
 	buf_init(&b, 1024);
 	buf_init(&path, 4096);
 	if (strchr(host, ':'))
@@ -375,7 +375,7 @@ fail:
 }
 
 int kube_config_load_default(struct kube_config *out, const char *explicit_path,
-			     const char *context)
+                             const char *context)
 {
 	const char *env = getenv("KUBECONFIG"), *home = getenv("HOME");
 	struct buf b;
@@ -393,8 +393,7 @@ int kube_config_load_default(struct kube_config *out, const char *explicit_path,
 		buf_release(&b);
 		return ret;
 	}
-	if (home && *home && buf_addf(&b, "%s/.kube/config", home) == 0 &&
-	    stat(b.data, &st) == 0) {
+	if (home && *home && buf_addf(&b, "%s/.kube/config", home) == 0 && stat(b.data, &st) == 0) {
 		ret = kube_config_load_file(out, b.data, context);
 		buf_release(&b);
 		return ret;
@@ -402,6 +401,6 @@ int kube_config_load_default(struct kube_config *out, const char *explicit_path,
 	buf_release(&b);
 	if (kube_config_in_cluster(out, NULL) < 0)
 		return err_set("no kubeconfig: set --kubeconfig or KUBECONFIG, create "
-			       "~/.kube/config, or run in a cluster");
+		               "~/.kube/config, or run in a cluster");
 	return 0;
 }

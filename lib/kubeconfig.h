@@ -23,15 +23,15 @@ struct kube_pem {
 /* The resolved configuration of one context. All strings are owned by the
  * struct and freed by kube_config_release(). */
 struct kube_config {
-	char *server;                /* "https://host:port", no trailing slash */
-	char *namespace;             /* context namespace, or "default" */
-	char *context;               /* context name, or "in-cluster" */
-	struct kube_pem ca;          /* CA bundle; empty means the system store */
-	struct kube_pem client_cert; /* client certificate, or empty */
-	struct kube_pem client_key;  /* client private key (secret), or empty */
-	char *token;                 /* bearer token (secret), or NULL */
-	char *token_file;            /* file re-read when it changes, or NULL */
-	char *tls_server_name;       /* SNI/verification name, or NULL */
+	char *server;                  /* "https://host:port", no trailing slash */
+	char *namespace;               /* context namespace, or "default" */
+	char *context;                 /* context name, or "in-cluster" */
+	struct kube_pem ca;            /* CA bundle; empty means the system store */
+	struct kube_pem client_cert;   /* client certificate, or empty */
+	struct kube_pem client_key;    /* client private key (secret), or empty */
+	char *token;                   /* bearer token (secret), or NULL */
+	char *token_file;              /* file re-read when it changes, or NULL */
+	char *tls_server_name;         /* SNI/verification name, or NULL */
 	bool insecure_skip_tls_verify; /* don't verify the server (tests only) */
 };
 
@@ -54,7 +54,7 @@ int kube_config_load_file(struct kube_config *out, const char *path, const char 
 /* Loads the kubeconfig from a YAML string, as kube_config_load_file; BASEDIR
  * resolves relative paths (NULL: the current directory). */
 int kube_config_load_yaml(struct kube_config *out, const char *yaml, size_t len,
-			  const char *basedir, const char *context);
+                          const char *basedir, const char *context);
 
 /* Loads the in-cluster configuration: KUBERNETES_SERVICE_HOST and
  * KUBERNETES_SERVICE_PORT from the environment, the CA and namespace from
@@ -68,6 +68,6 @@ int kube_config_in_cluster(struct kube_config *out, const char *sa_dir);
  * else the in-cluster configuration. CONTEXT as for kube_config_load_file.
  * Returns 0 or -1 with err_msg(). */
 int kube_config_load_default(struct kube_config *out, const char *explicit_path,
-			     const char *context);
+                             const char *context);
 
 #endif

@@ -13,7 +13,7 @@ void log_set_level(enum log_level level);
 /* Writes "LEVEL FUNC: MESSAGE\n" to stderr when LEVEL is enabled. Use the
  * macros below, which pass __func__. */
 void log_write(enum log_level level, const char *func, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define log_error(...) log_write(LOG_ERROR, __func__, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_WARN, __func__, __VA_ARGS__)

@@ -15,13 +15,13 @@ static int parse_error(yaml_parser_t *p)
 	const char *problem = p->problem ? p->problem : "malformed YAML";
 
 	return err_set("yaml: line %zu column %zu: %s", p->problem_mark.line + 1,
-		       p->problem_mark.column + 1, problem);
+	               p->problem_mark.column + 1, problem);
 }
 
 static int event_error(const yaml_event_t *ev, const char *what)
 {
 	return err_set("yaml: line %zu column %zu: %s", ev->start_mark.line + 1,
-		       ev->start_mark.column + 1, what);
+	               ev->start_mark.column + 1, what);
 }
 
 static int next_event(yaml_parser_t *p, yaml_event_t *ev)
@@ -43,10 +43,10 @@ static int is_one_of(const char *s, const char *const *words)
 static json_t *resolve_plain(const char *s, size_t len)
 {
 	static const char *const nulls[] = {"", "~", "null", "Null", "NULL", NULL};
-	static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
-					    "on",   "On",   "ON",   NULL};
+	static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes",
+	                                    "YES",  "on",   "On",   "ON",  NULL};
 	static const char *const falses[] = {"false", "False", "FALSE", "no",  "No",
-					     "NO",    "off",   "Off",   "OFF", NULL};
+	                                     "NO",    "off",   "Off",   "OFF", NULL};
 	char *end;
 
 	if (strlen(s) != len) /* an embedded NUL: keep it a string */
@@ -110,8 +110,8 @@ static int parse_collection(yaml_parser_t *p, json_t *coll, int is_map, int dept
 				yaml_event_delete(&ev);
 				goto out;
 			}
-			key = json_stringn((const char *)ev.data.scalar.value,
-					   ev.data.scalar.length);
+			key =
+			    json_stringn((const char *)ev.data.scalar.value, ev.data.scalar.length);
 			yaml_event_delete(&ev);
 			if (!key) {
 				err_set("yaml: mapping key is not valid UTF-8");

@@ -37,7 +37,7 @@ static int interfere(void *arg, const json_t *deployment)
 	snprintf(value, sizeof(value), "changed-by-%ld", (long)getpid());
 	patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", key, value);
 	ret = kube_patch(NULL, r->other, "apps/v1/deployments", r->ns, r->name, KUBE_PATCH_MERGE,
-			 patch, NULL);
+	                 patch, NULL);
 	json_decref(patch);
 	if (ret < 0)
 		fprintf(stderr, "deployer-race: interfering patch failed: %s\n", err_msg());

@@ -12,24 +12,24 @@
 #include "banned.h"
 
 static const char usage[] =
-	"usage: kubetool [--kubeconfig F] [--context C] COMMAND ARGS\n"
-	"\n"
-	"  get GVR NS NAME                    print the object as JSON\n"
-	"  list GVR NS [-l SEL] [--field-selector SEL] [--limit N] [--page [--continue T]]\n"
-	"                                     print the list (all pages unless --page)\n"
-	"  create GVR NS FILE                 FILE holds JSON ('-' for stdin)\n"
-	"  replace GVR NS NAME FILE\n"
-	"  update-status GVR NS NAME FILE\n"
-	"  delete GVR NS NAME [--propagation P]\n"
-	"  patch GVR NS NAME TYPE FILE [--field-manager M] [--force] [--subresource S]\n"
-	"                                     TYPE: strategic, merge, json, apply\n"
-	"  watch GVR NS [-l SEL] [--resource-version RV] [--max-events N]\n"
-	"                                     print 'EVENT NAME RESOURCEVERSION' lines\n"
-	"\n"
-	"GVR is GROUP/VERSION/RESOURCE or VERSION/RESOURCE; NS '-' means none.\n"
-	"Exit status: 0 ok, 2 usage, else minus the kube.h code (3 not found,\n"
-	"4 exists, 5 conflict, 6 forbidden, 7 unauthorized, 8 invalid, 9 gone,\n"
-	"10 timeout, 1 other). Failures print 'status: CODE REASON: MESSAGE'.\n";
+    "usage: kubetool [--kubeconfig F] [--context C] COMMAND ARGS\n"
+    "\n"
+    "  get GVR NS NAME                    print the object as JSON\n"
+    "  list GVR NS [-l SEL] [--field-selector SEL] [--limit N] [--page [--continue T]]\n"
+    "                                     print the list (all pages unless --page)\n"
+    "  create GVR NS FILE                 FILE holds JSON ('-' for stdin)\n"
+    "  replace GVR NS NAME FILE\n"
+    "  update-status GVR NS NAME FILE\n"
+    "  delete GVR NS NAME [--propagation P]\n"
+    "  patch GVR NS NAME TYPE FILE [--field-manager M] [--force] [--subresource S]\n"
+    "                                     TYPE: strategic, merge, json, apply\n"
+    "  watch GVR NS [-l SEL] [--resource-version RV] [--max-events N]\n"
+    "                                     print 'EVENT NAME RESOURCEVERSION' lines\n"
+    "\n"
+    "GVR is GROUP/VERSION/RESOURCE or VERSION/RESOURCE; NS '-' means none.\n"
+    "Exit status: 0 ok, 2 usage, else minus the kube.h code (3 not found,\n"
+    "4 exists, 5 conflict, 6 forbidden, 7 unauthorized, 8 invalid, 9 gone,\n"
+    "10 timeout, 1 other). Failures print 'status: CODE REASON: MESSAGE'.\n";
 
 static volatile sig_atomic_t stop;
 
@@ -87,24 +87,36 @@ static int print_event(void *arg, enum kube_event ev, json_t *obj)
 
 int main(int argc, char **argv)
 {
-	enum { O_KC = 256, O_CTX, O_FS, O_LIMIT, O_PAGE, O_CONT, O_PROP, O_FM, O_FORCE, O_SUB,
-	       O_RV, O_MAX };
+	enum {
+		O_KC = 256,
+		O_CTX,
+		O_FS,
+		O_LIMIT,
+		O_PAGE,
+		O_CONT,
+		O_PROP,
+		O_FM,
+		O_FORCE,
+		O_SUB,
+		O_RV,
+		O_MAX
+	};
 	static const struct option longopts[] = {
-		{"kubeconfig", required_argument, NULL, O_KC},
-		{"context", required_argument, NULL, O_CTX},
-		{"selector", required_argument, NULL, 'l'},
-		{"field-selector", required_argument, NULL, O_FS},
-		{"limit", required_argument, NULL, O_LIMIT},
-		{"page", no_argument, NULL, O_PAGE},
-		{"continue", required_argument, NULL, O_CONT},
-		{"propagation", required_argument, NULL, O_PROP},
-		{"field-manager", required_argument, NULL, O_FM},
-		{"force", no_argument, NULL, O_FORCE},
-		{"subresource", required_argument, NULL, O_SUB},
-		{"resource-version", required_argument, NULL, O_RV},
-		{"max-events", required_argument, NULL, O_MAX},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"kubeconfig", required_argument, NULL, O_KC},
+	    {"context", required_argument, NULL, O_CTX},
+	    {"selector", required_argument, NULL, 'l'},
+	    {"field-selector", required_argument, NULL, O_FS},
+	    {"limit", required_argument, NULL, O_LIMIT},
+	    {"page", no_argument, NULL, O_PAGE},
+	    {"continue", required_argument, NULL, O_CONT},
+	    {"propagation", required_argument, NULL, O_PROP},
+	    {"field-manager", required_argument, NULL, O_FM},
+	    {"force", no_argument, NULL, O_FORCE},
+	    {"subresource", required_argument, NULL, O_SUB},
+	    {"resource-version", required_argument, NULL, O_RV},
+	    {"max-events", required_argument, NULL, O_MAX},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *kubeconfig = NULL, *context = NULL, *prop = NULL;
 	struct kube_list_opts lo = {0};
@@ -213,18 +225,19 @@ int main(int argc, char **argv)
 		ret = kube_get(&out, c, gvr, ns, argv[0]);
 	} else if (!strcmp(cmd, "list")) {
 		NEED(0);
-		ret = page ? kube_list_page(&out, c, gvr, ns, &lo) : kube_list(&out, c, gvr, ns, &lo);
+		ret =
+		    page ? kube_list_page(&out, c, gvr, ns, &lo) : kube_list(&out, c, gvr, ns, &lo);
 	} else if (!strcmp(cmd, "create")) {
 		NEED(1);
 		ret = (in = load_json(argv[0])) ? kube_create(&out, c, gvr, ns, in) : 2;
 	} else if (!strcmp(cmd, "replace")) {
 		NEED(2);
 		ret = (in = load_json(argv[1])) ? kube_replace(&out, c, gvr, ns, argv[0], NULL, in)
-						: 2;
+		                                : 2;
 	} else if (!strcmp(cmd, "update-status")) {
 		NEED(2);
 		ret = (in = load_json(argv[1])) ? kube_update_status(&out, c, gvr, ns, argv[0], in)
-						: 2;
+		                                : 2;
 	} else if (!strcmp(cmd, "delete")) {
 		NEED(1);
 		ret = kube_delete(&out, c, gvr, ns, argv[0], prop);
@@ -241,8 +254,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		ret = (in = load_json(argv[2]))
-			      ? kube_patch(&out, c, gvr, ns, argv[0], (enum kube_patch_type)t, in, &po)
-			      : 2;
+		          ? kube_patch(&out, c, gvr, ns, argv[0], (enum kube_patch_type)t, in, &po)
+		          : 2;
 	} else if (!strcmp(cmd, "watch")) {
 		struct sigaction sa = {0};
 

@@ -11,15 +11,15 @@ static void test_status(void)
 {
 	struct kube_status st;
 	const char *notfound = "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"status\":\"Failure\","
-			       "\"message\":\"deployments.apps \\\"web\\\" not found\","
-			       "\"reason\":\"NotFound\",\"code\":404}";
+	                       "\"message\":\"deployments.apps \\\"web\\\" not found\","
+	                       "\"reason\":\"NotFound\",\"code\":404}";
 	const char *exists = "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"x already "
-			     "exists\",\"reason\":\"AlreadyExists\",\"code\":409}";
+	                     "exists\",\"reason\":\"AlreadyExists\",\"code\":409}";
 	const char *conflict = "{\"kind\":\"Status\",\"status\":\"Failure\",\"message\":\"the "
-			       "object has been modified\",\"reason\":\"Conflict\",\"code\":409}";
+	                       "object has been modified\",\"reason\":\"Conflict\",\"code\":409}";
 	const char *forbidden = "{\"kind\":\"Status\",\"message\":\"deployments.apps \\\"web\\\" "
-				"is forbidden: User \\\"x\\\" cannot patch\",\"reason\":"
-				"\"Forbidden\",\"code\":403}";
+	                        "is forbidden: User \\\"x\\\" cannot patch\",\"reason\":"
+	                        "\"Forbidden\",\"code\":403}";
 
 	is_int(kube_status_from_response(&st, 200, "{}", 2), 0, "2xx maps to 0");
 	is_int(kube_status_from_response(&st, 404, notfound, strlen(notfound)), KUBE_ENOTFOUND,
@@ -32,20 +32,21 @@ static void test_status(void)
 	       "409 AlreadyExists maps to KUBE_EEXISTS");
 	is_int(kube_status_from_response(&st, 409, conflict, strlen(conflict)), KUBE_ECONFLICT,
 	       "409 Conflict maps to KUBE_ECONFLICT");
-	is_int(kube_status_from_response(&st, 403, forbidden, strlen(forbidden)),
-	       KUBE_EFORBIDDEN, "403 maps to KUBE_EFORBIDDEN");
+	is_int(kube_status_from_response(&st, 403, forbidden, strlen(forbidden)), KUBE_EFORBIDDEN,
+	       "403 maps to KUBE_EFORBIDDEN");
 	is_int(kube_status_from_response(&st, 401, "Unauthorized", 12), KUBE_EUNAUTHORIZED,
 	       "401 with a plain body maps to KUBE_EUNAUTHORIZED");
 	is_str(st.reason, "Unauthorized", "a bare code gets the API's reason for it");
-	is_int(kube_status_from_response(&st, 422, "{\"kind\":\"Status\",\"reason\":\"Invalid\"}",
-					 36),
-	       KUBE_EINVALID, "422 maps to KUBE_EINVALID");
+	is_int(
+	    kube_status_from_response(&st, 422, "{\"kind\":\"Status\",\"reason\":\"Invalid\"}", 36),
+	    KUBE_EINVALID, "422 maps to KUBE_EINVALID");
 	is_str(st.message, "Invalid", "a Status without message uses its reason");
 	is_int(kube_status_from_response(&st, 400, NULL, 0), KUBE_EINVALID,
 	       "400 without a body maps to KUBE_EINVALID");
-	is_int(kube_status_from_response(&st, 410, "{\"kind\":\"Status\",\"reason\":\"Expired\","
-					 "\"message\":\"too old resource version\"}",
-					 72),
+	is_int(kube_status_from_response(&st, 410,
+	                                 "{\"kind\":\"Status\",\"reason\":\"Expired\","
+	                                 "\"message\":\"too old resource version\"}",
+	                                 72),
 	       KUBE_EGONE, "410 maps to KUBE_EGONE");
 	is_int(kube_status_from_response(&st, 504, "", 0), KUBE_ETIMEOUT,
 	       "504 maps to KUBE_ETIMEOUT");
@@ -72,25 +73,24 @@ static void test_paths(void)
 	char p[256];
 
 	ok(kube_path(p, sizeof(p), "v1/configmaps", "default", "cm", NULL) == 0 &&
-		   !strcmp(p, "/api/v1/namespaces/default/configmaps/cm"),
+	       !strcmp(p, "/api/v1/namespaces/default/configmaps/cm"),
 	   "core group object path");
 	ok(kube_path(p, sizeof(p), "apps/v1/deployments", "ns1", NULL, NULL) == 0 &&
-		   !strcmp(p, "/apis/apps/v1/namespaces/ns1/deployments"),
+	       !strcmp(p, "/apis/apps/v1/namespaces/ns1/deployments"),
 	   "named group collection path");
-	ok(kube_path(p, sizeof(p), "slipway.dev/v1alpha1/pipelineruns", "a", "r1", "status") ==
-			   0 &&
-		   !strcmp(p, "/apis/slipway.dev/v1alpha1/namespaces/a/pipelineruns/r1/status"),
+	ok(kube_path(p, sizeof(p), "slipway.dev/v1alpha1/pipelineruns", "a", "r1", "status") == 0 &&
+	       !strcmp(p, "/apis/slipway.dev/v1alpha1/namespaces/a/pipelineruns/r1/status"),
 	   "subresource path");
 	ok(kube_path(p, sizeof(p), "v1/namespaces", NULL, "kube-system", NULL) == 0 &&
-		   !strcmp(p, "/api/v1/namespaces/kube-system"),
+	       !strcmp(p, "/api/v1/namespaces/kube-system"),
 	   "cluster-scoped object path");
 	ok(kube_path(p, sizeof(p), "rbac.authorization.k8s.io/v1/clusterroles", "",
-		     "system:controller:x", NULL) == 0 &&
-		   !strcmp(p, "/apis/rbac.authorization.k8s.io/v1/clusterroles/"
-			      "system%3Acontroller%3Ax"),
+	             "system:controller:x", NULL) == 0 &&
+	       !strcmp(p, "/apis/rbac.authorization.k8s.io/v1/clusterroles/"
+	                  "system%3Acontroller%3Ax"),
 	   "names are path-escaped");
 	ok(kube_path(p, sizeof(p), "v1/configmaps", "default", "a/../b", NULL) == 0 &&
-		   !strstr(p, "/../"),
+	       !strstr(p, "/../"),
 	   "a slash in a name cannot climb the path");
 	ok(kube_path(p, sizeof(p), "v1/configmaps", "default", "..", NULL) < 0,
 	   "the name .. is refused");

@@ -11,11 +11,10 @@
 static int tap_n, tap_failed;
 
 /* Records one check; COND true passes. Returns COND so callers can guard. */
-#define ok(cond, ...)                                                                              \
-	tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+#define ok(cond, ...) tap_ok(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
 static inline int tap_ok(int cond, const char *file, int line, const char *what, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static inline int tap_ok(int cond, const char *file, int line, const char *what, ...)
 {
@@ -36,11 +35,10 @@ static inline int tap_ok(int cond, const char *file, int line, const char *what,
 }
 
 /* String equality check; NULLs compare equal only to NULL. */
-#define is_str(got, want, what)                                                                    \
-	tap_is_str((got), (want), __FILE__, __LINE__, (what))
+#define is_str(got, want, what) tap_is_str((got), (want), __FILE__, __LINE__, (what))
 
 static inline int tap_is_str(const char *got, const char *want, const char *file, int line,
-			     const char *what)
+                             const char *what)
 {
 	int same = (!got && !want) || (got && want && !strcmp(got, want));
 
@@ -56,7 +54,7 @@ static inline int tap_is_str(const char *got, const char *want, const char *file
 	tap_is_int((long long)(got), (long long)(want), __FILE__, __LINE__, (what))
 
 static inline int tap_is_int(long long got, long long want, const char *file, int line,
-			     const char *what)
+                             const char *what)
 {
 	tap_ok(got == want, file, line, "%s", what);
 	if (got != want)
