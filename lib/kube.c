@@ -158,11 +158,11 @@ int kube_client_new(struct kube_client **out, struct kube_config *cfg,
 	if (opts)
 		c->opts = *opts;
 	if (c->opts.max_retries <= 0)
-		c->opts.max_retries = 5;
+		c->opts.max_retries = 8;
 	if (c->opts.backoff_base_ms <= 0)
-		c->opts.backoff_base_ms = 200;
+		c->opts.backoff_base_ms = 250;
 	if (c->opts.backoff_max_ms <= 0)
-		c->opts.backoff_max_ms = 10000;
+		c->opts.backoff_max_ms = 8000;
 	if (c->opts.timeout_ms <= 0)
 		c->opts.timeout_ms = 30000;
 	if (!c->opts.user_agent)

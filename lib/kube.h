@@ -55,9 +55,11 @@ struct kube_client;
 
 /* Tuning; zero fields take the defaults in brackets. */
 struct kube_client_opts {
-	int max_retries;        /* retries after the first try [5] */
-	int backoff_base_ms;    /* first backoff, doubled each retry [200] */
-	int backoff_max_ms;     /* cap of one backoff [10000] */
+	int max_retries;        /* retries after the first try [8]: with the
+	                           defaults, 16-32 s of backoff in all, enough
+	                           to ride out an API server restart */
+	int backoff_base_ms;    /* first backoff, doubled each retry [250] */
+	int backoff_max_ms;     /* cap of one backoff [8000] */
 	long timeout_ms;        /* whole-request timeout, except watches [30000] */
 	const char *user_agent; /* User-Agent header ["slipway/0.1"] */
 };
