@@ -37,6 +37,7 @@ help:
 	@echo 'make unit         unit tests only (no cluster needed)'
 	@echo 'make e2e          end-to-end tests against a running env (SLIPWAY_ENV_FILE)'
 	@echo 'make env-up       start a test environment for manual use (env-down stops it)'
+	@echo 'make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (default 10)'
 	@echo 'make SAN=address,undefined ...   the same with sanitizers, in build/san-*'
 	@echo 'make format       reformat the C sources with .clang-format'
 
@@ -59,6 +60,31 @@ $(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(DEPLOYER_OBJ) $(BUILD)/lib/libs
 $(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# libFuzzer targets (tests/fuzz/NAME.c) for the parsers untrusted bytes reach;
+# `make fuzz` runs each for FUZZ_SECONDS from its seed corpus.
+FUZZ_SECONDS ?= 10
+FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CC      ?= clang-14
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Ideployer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+		n=$$(basename $$f); mkdir -p build/fuzz/corpus-$$n; \
+		echo "fuzz $$n for $(FUZZ_SECONDS)s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/$$n- \
+			build/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>build/fuzz/$$n.log || \
+			{ tail -40 build/fuzz/$$n.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units" build/fuzz/$$n.log; \
+	done
 
 deps:
 	@tests/env/deps.sh

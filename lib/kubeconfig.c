@@ -149,25 +149,28 @@ static int load_pem(struct kube_pem *p, const json_t *obj, const char *field, co
 	return ret;
 }
 
-/* Finds the entry called NAME in LIST (e.g. "clusters") and returns its
- * inner object (e.g. ".cluster"), borrowed, or NULL. */
-static const json_t *find_named(const json_t *root, const char *list, const char *inner,
-                                const char *name)
+/* Finds the entry called NAME in LIST (e.g. "clusters"): returns 1 and sets
+ * *INNER to its inner object (e.g. ".cluster"; borrowed, NULL when that is
+ * not a mapping), or returns 0. jansson's getters accept NULL. */
+static int find_named(const json_t **inner, const json_t *root, const char *list,
+		      const char *key, const char *name)
 {
 	const json_t *e;
 	size_t i;
 
+	*inner = NULL;
 	json_array_foreach(json_object_get(root, list), i, e)
 	{
 		const char *n = json_string_value(json_object_get(e, "name"));
 
 		if (n && !strcmp(n, name)) {
-			const json_t *in = json_object_get(e, inner);
+			const json_t *in = json_object_get(e, key);
 
-			return json_is_object(in) ? in : json_object();
+			*inner = json_is_object(in) ? in : NULL;
+			return 1;
 		}
 	}
-	return NULL;
+	return 0;
 }
 
 static int dup_str(char **out, const char *s)
@@ -191,23 +194,20 @@ static int load_tree(struct kube_config *out, const json_t *root, const char *ba
 		context = json_string_value(json_object_get(root, "current-context"));
 	if (!context || !*context)
 		return err_set("kubeconfig %s: no current-context and no context given", where);
-	ctx = find_named(root, "contexts", "context", context);
-	if (!ctx)
+	if (!find_named(&ctx, root, "contexts", "context", context))
 		return err_set("kubeconfig %s: context \"%s\" not found", where, context);
 	cluster_name = json_string_value(json_object_get(ctx, "cluster"));
 	user_name = json_string_value(json_object_get(ctx, "user"));
 	if (!cluster_name)
 		return err_set("kubeconfig %s: context \"%s\" names no cluster", where, context);
-	cluster = find_named(root, "clusters", "cluster", cluster_name);
-	if (!cluster)
+	if (!find_named(&cluster, root, "clusters", "cluster", cluster_name))
 		return err_set("kubeconfig %s: cluster \"%s\" not found", where, cluster_name);
 	server = json_string_value(json_object_get(cluster, "server"));
 	if (!server || !*server)
 		return err_set("kubeconfig %s: cluster \"%s\" has no server", where, cluster_name);
 	user = NULL;
 	if (user_name && *user_name) {
-		user = find_named(root, "users", "user", user_name);
-		if (!user)
+		if (!find_named(&user, root, "users", "user", user_name))
 			return err_set("kubeconfig %s: user \"%s\" not found", where, user_name);
 	}
 	ns = json_string_value(json_object_get(ctx, "namespace"));
@@ -221,7 +221,7 @@ static int load_tree(struct kube_config *out, const json_t *root, const char *ba
 	snprintf(who, sizeof(who), "cluster \"%s\"", cluster_name);
 	if (load_pem(&out->ca, cluster, "certificate-authority", basedir, where, who) < 0)
 		return -1;
-	if (!user)
+	if (!user_name || !*user_name)
 		return 0;
 	snprintf(who, sizeof(who), "user \"%s\"", user_name);
 	if (load_pem(&out->client_cert, user, "client-certificate", basedir, where, who) < 0 ||

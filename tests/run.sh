@@ -4,8 +4,10 @@
 # runs the end-to-end tests against it with prove, and tears the environment
 # down even on failure. Exits non-zero when anything failed.
 #
-# env: SLIPWAY_TEST_SAN=address,undefined  also build and unit-test with sanitizers
-#      TEST_VERBOSE=1                      show each test's output
+# env: SLIPWAY_TEST_SAN   sanitizers of the second unit-test build
+#                          (default address,undefined)
+#      FUZZ_SECONDS        length of each fuzz run (default 10)
+#      TEST_VERBOSE=1      show each test's output
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 root=$(pwd)
@@ -21,11 +23,13 @@ make -s check-format || failed+=(format)
 
 step "unit tests"
 prove --exec '' build/tests/unit-* || failed+=(unit)
-if [ -n "${SLIPWAY_TEST_SAN:-}" ]; then
-	step "unit tests with -fsanitize=$SLIPWAY_TEST_SAN"
-	make -s -j2 SAN="$SLIPWAY_TEST_SAN" all &&
-		prove --exec '' build/san-*/tests/unit-* || failed+=(unit-san)
-fi
+san=${SLIPWAY_TEST_SAN:-address,undefined}
+step "unit tests built with -fsanitize=$san"
+make -s -j2 SAN="$san" all &&
+	prove --exec '' "build/san-${san//,/-}"/tests/unit-* || failed+=(unit-san)
+
+step "fuzz targets, ${FUZZ_SECONDS:-10}s each"
+make -s fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-10}" || failed+=(fuzz)
 
 step "test environment"
 name="test-$$"
