@@ -773,17 +773,25 @@ int kube_request(json_t **out, struct kube_client *c, const char *method, const 
 	                    body && !content_type ? "application/json" : content_type, body);
 }
 
-int kube_get(json_t **out, struct kube_client *c, const char *gvr, const char *ns, const char *name)
+/* Sends METHOD to the object or collection GVR/NS[/NAME[/SUBRESOURCE]]. */
+static int resource_request(json_t **out, struct kube_client *c, const char *method,
+                            const char *gvr, const char *ns, const char *name,
+                            const char *subresource, const json_t *body)
 {
 	struct buf p;
 	int ret;
 
 	buf_init(&p, KUBE_MAX_PATH);
-	ret = path_into(&p, gvr, ns, name, NULL);
+	ret = path_into(&p, gvr, ns, name, subresource);
 	if (ret == 0)
-		ret = request_json(out, c, "GET", p.data, NULL, NULL);
+		ret = request_json(out, c, method, p.data, body ? "application/json" : NULL, body);
 	buf_release(&p);
 	return ret;
+}
+
+int kube_get(json_t **out, struct kube_client *c, const char *gvr, const char *ns, const char *name)
+{
+	return resource_request(out, c, "GET", gvr, ns, name, NULL, NULL);
 }
 
 static int list_path(struct buf *p, const char *gvr, const char *ns, const struct kube_list_opts *o,
@@ -884,29 +892,13 @@ out:
 int kube_create(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
                 const json_t *obj)
 {
-	struct buf p;
-	int ret;
-
-	buf_init(&p, KUBE_MAX_PATH);
-	ret = path_into(&p, gvr, ns, NULL, NULL);
-	if (ret == 0)
-		ret = request_json(out, c, "POST", p.data, "application/json", obj);
-	buf_release(&p);
-	return ret;
+	return resource_request(out, c, "POST", gvr, ns, NULL, NULL, obj);
 }
 
 int kube_replace(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
                  const char *name, const char *subresource, const json_t *obj)
 {
-	struct buf p;
-	int ret;
-
-	buf_init(&p, KUBE_MAX_PATH);
-	ret = path_into(&p, gvr, ns, name, subresource);
-	if (ret == 0)
-		ret = request_json(out, c, "PUT", p.data, "application/json", obj);
-	buf_release(&p);
-	return ret;
+	return resource_request(out, c, "PUT", gvr, ns, name, subresource, obj);
 }
 
 int kube_update_status(json_t **out, struct kube_client *c, const char *gvr, const char *ns,
