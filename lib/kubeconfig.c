@@ -152,8 +152,8 @@ static int load_pem(struct kube_pem *p, const json_t *obj, const char *field, co
 /* Finds the entry called NAME in LIST (e.g. "clusters"): returns 1 and sets
  * *INNER to its inner object (e.g. ".cluster"; borrowed, NULL when that is
  * not a mapping), or returns 0. jansson's getters accept NULL. */
-static int find_named(const json_t **inner, const json_t *root, const char *list,
-		      const char *key, const char *name)
+static int find_named(const json_t **inner, const json_t *root, const char *list, const char *key,
+                      const char *name)
 {
 	const json_t *e;
 	size_t i;
