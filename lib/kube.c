@@ -214,8 +214,8 @@ int kube_client_new(struct kube_client **out, struct kube_config *cfg,
 		if (!c->connect_to || !c->base_url)
 			goto oom;
 	}
-	if (c->cfg.token)
-		c->token = strdup(c->cfg.token);
+	if (c->cfg.token && !(c->token = strdup(c->cfg.token)))
+		goto oom;
 	c->seed = (unsigned int)time(NULL) ^ (unsigned int)getpid() ^ (unsigned int)(size_t)c;
 	kube_config_init(cfg);
 	*out = c;
