@@ -523,6 +523,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Frees a header list, wiping it first: one entry carries the token. */
+static void free_headers(struct curl_slist *l)
+{
+	for (struct curl_slist *e = l; e; e = e->next)
+		explicit_bzero(e->data, strlen(e->data));
+	curl_slist_free_all(l);
+}
+
 /* Sets the options every request shares: URL, TLS, auth, headers. HDRS
  * receives the header list to free after the transfer. */
 static int setup_handle(struct kube_client *c, const char *method, const char *path,
@@ -608,7 +616,7 @@ static int setup_handle(struct kube_client *c, const char *method, const char *p
 oom:
 	err_set("out of memory");
 out:
-	curl_slist_free_all(l);
+	free_headers(l);
 	buf_release(&url);
 	buf_release(&h);
 	return ret;
@@ -704,7 +712,7 @@ static int perform(struct kube_client *c, const char *method, const char *path,
 			                 (curl_off_t)body_len);
 		}
 		rc = curl_easy_perform(c->curl);
-		curl_slist_free_all(hdrs);
+		free_headers(hdrs);
 		hdrs = NULL;
 		if (rc == CURLE_OK) {
 			curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
@@ -1190,7 +1198,7 @@ static int watch_once(struct watch_state *w, const char *gvr, const char *ns,
 		log_debug("watch %s: %s", gvr, *errbuf ? errbuf : curl_easy_strerror(rc));
 	ret = 0;
 out:
-	curl_slist_free_all(hdrs);
+	free_headers(hdrs);
 	buf_release(&p);
 	return ret;
 }
