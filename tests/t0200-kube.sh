@@ -159,6 +159,28 @@ test_expect_success 'a ServiceAccount without RBAC is Forbidden (exit 6)' '
 	test_grep "^status: 403 Forbidden: .*cannot get resource \"configmaps\"" err
 '
 
+test_expect_success 'a rotated tokenFile is re-read by a running client' '
+	kubectl -n $ns create role cm-reader --verb=get --resource=configmaps &&
+	kubectl -n $ns create rolebinding nobody-reads --role=cm-reader --serviceaccount=$ns:nobody &&
+	echo not-a-valid-token >token &&
+	sed -e "s|^\(\s*\)token:.*|\1tokenFile: token|" sa.kubeconfig >tf.kubeconfig &&
+	test_grep "tokenFile: token" tf.kubeconfig &&
+	mkfifo lines &&
+	{ kubetool --kubeconfig tf.kubeconfig get-each-line v1/configmaps $ns one <lines >seen & } &&
+	kpid=$! &&
+	exec 8>lines &&
+	echo 1 >&8 &&
+	test_wait_for 30 test -s seen &&
+	test "$(sed -n 1p seen)" = "error 401 Unauthorized" &&
+	kubectl -n $ns create token nobody --duration=1h >token.new &&
+	mv token.new token &&
+	echo 2 >&8 &&
+	test_wait_for 30 test "$(wc -l <seen)" = 2 &&
+	exec 8>&- &&
+	wait $kpid &&
+	test "$(sed -n 2p seen)" = ok
+'
+
 test_expect_success 'a bad token is Unauthorized (exit 7) and the token is not printed' '
 	sed "s/^\(\s*token:\).*/\1 not-a-valid-token-s3cr3t/" sa.kubeconfig >bad.kubeconfig &&
 	test_expect_code 7 kubetool --kubeconfig bad.kubeconfig get v1/configmaps $ns one 2>err &&

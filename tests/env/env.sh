@@ -39,7 +39,7 @@ die() {
 	log "$*"
 	exit 1
 }
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # --- arguments -------------------------------------------------------------
 
@@ -91,7 +91,7 @@ pki="$dir/pki"
 is_ours() {
 	local pid=$1 cmdline
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	cmdline=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	cmdline=$({ tr '\0' '\n' <"/proc/$pid/cmdline"; } 2>/dev/null) || return 1
 	[[ $cmdline == *"$dir/"* ]]
 }
 
@@ -143,24 +143,37 @@ stop_all() {
 # --- ports -----------------------------------------------------------------
 
 # Free loopback ports, asked of the kernel by binding port 0 (all held open
-# together so they differ), recorded in DIR/ports.
+# together so they differ), recorded in DIR/ports. Under a lock, ports that
+# another env recorded are skipped: two envs starting at once cannot pick the
+# same port between this check and their components binding it.
 allocate_ports() {
-	python3 - "${#port_names[@]}" <<-'EOF' >"$dir/ports.tmp"
-		import socket, sys
-		socks = []
-		for _ in range(int(sys.argv[1])):
-		    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-		    s.bind(("127.0.0.1", 0))
-		    socks.append(s)
-		print("\n".join(str(s.getsockname()[1]) for s in socks))
-	EOF
-	local i=0 p
-	while read -r p; do
-		printf '%s=%s\n' "${port_names[$i]}" "$p"
-		i=$((i + 1))
-	done <"$dir/ports.tmp" >"$dir/ports"
-	rm -f "$dir/ports.tmp"
-	[ $i = ${#port_names[@]} ] || die "could not allocate ${#port_names[@]} free ports"
+	mkdir -p "$root"
+	(
+		flock -w 30 9 || die "could not lock $root/.ports.lock"
+		python3 - "${#port_names[@]}" "$root" <<-'EOF' >"$dir/ports.tmp"
+			import glob, os, socket, sys
+			taken = set()
+			for f in glob.glob(os.path.join(sys.argv[2], "*", "ports")):
+			    with open(f) as fh:
+			        taken.update(l.split("=", 1)[1].strip() for l in fh if "=" in l)
+			socks, ports = [], []
+			while len(ports) < int(sys.argv[1]):
+			    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+			    s.bind(("127.0.0.1", 0))
+			    socks.append(s)
+			    p = str(s.getsockname()[1])
+			    if p not in taken:
+			        ports.append(p)
+			print("\n".join(ports))
+		EOF
+		local i=0 p
+		while read -r p; do
+			printf '%s=%s\n' "${port_names[$i]}" "$p"
+			i=$((i + 1))
+		done <"$dir/ports.tmp" >"$dir/ports"
+		rm -f "$dir/ports.tmp"
+		[ $i = ${#port_names[@]} ] || die "could not allocate ${#port_names[@]} free ports"
+	) 9>"$root/.ports.lock"
 }
 
 # load_ports: set port[COMPONENT] from DIR/ports.
@@ -257,7 +270,9 @@ argv_registry() {
 # front proxy so the aggregation layer's CA bundle is complete (without it the
 # controller-manager and scheduler log errors every second). The endpoint
 # reconciler is off: Endpoints refuse a loopback address, and nothing here
-# runs inside the cluster to use the kubernetes Service.
+# runs inside the cluster to use the kubernetes Service. On TERM the server
+# would otherwise hold open watches for its 60 s request timeout before it
+# exits; --shutdown-send-retry-after closes them (GOAWAY) after 2 s.
 argv_kube_apiserver() {
 	argv=("$kube_dir/kube-apiserver"
 		--etcd-servers="http://127.0.0.1:${port[etcd]}"
@@ -279,6 +294,7 @@ argv_kube_apiserver() {
 		--proxy-client-cert-file="$pki/front-proxy-client.crt"
 		--proxy-client-key-file="$pki/front-proxy-client.key"
 		--endpoint-reconciler-type=none
+		--shutdown-send-retry-after=true
 		--profiling=false)
 }
 
@@ -431,7 +447,12 @@ cmd_up() {
 
 	mkdir -p "$dir"/{logs,pids,etcd,registry,controller-manager,scheduler}
 	: >"$dir/.slipway-env"
-	trap 'rc=$?; if [ $rc != 0 ]; then log "stopping env '\''$name'\''; logs kept in $dir/logs"; stop_all; fi' EXIT
+	# A signal can land while stderr is redirected (wait_until): report on fd 3.
+	exec 3>&2
+	trap 'rc=$?; if [ $rc != 0 ]; then { log "stopping env '\''$name'\''; logs kept in $dir/logs"; stop_all; } 2>&3; fi' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	trap 'exit 129' HUP
 
 	allocate_ports
 	load_ports
@@ -488,7 +509,7 @@ cmd_up() {
 		printf 'REGISTRY=%s\n' "$registry"
 		printf 'API_SERVER=%s\n' "$api_server"
 	} >"$dir/env"
-	trap - EXIT
+	trap - EXIT INT TERM HUP
 	cat "$dir/env"
 	progress "env '$name' is up. Use it: set -a; . $dir/env; set +a" \
 		"(tests: SLIPWAY_ENV_FILE=$dir/env prove tests/t*.sh); stop it: tests/env/env.sh down --name $name"
@@ -537,7 +558,8 @@ cmd_restart_apiserver() {
 	[ ${#args[@]} = 0 ] || die "restart-apiserver takes no arguments besides --name"
 	[ -f "$dir/env" ] || die "env '$name' is not up (no $dir/env)"
 	load_ports
-	trap 'rc=$?; [ $rc = 0 ] || log "kube-apiserver of env '\''$name'\'' is not running; tests/env/env.sh down --name $name"' EXIT
+	exec 3>&2
+	trap 'rc=$?; [ $rc = 0 ] || log "kube-apiserver of env '\''$name'\'' is not running; tests/env/env.sh down --name $name" 2>&3' EXIT
 	progress "stopping kube-apiserver"
 	stop kube-apiserver
 	progress "starting kube-apiserver on $api_server"

@@ -223,6 +223,24 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "get")) {
 		NEED(1);
 		ret = kube_get(&out, c, gvr, ns, argv[0]);
+	} else if (!strcmp(cmd, "get-each-line")) {
+		char line[64];
+
+		/* one client, one GET per line of stdin: shows credentials
+		 * being re-read between requests */
+		NEED(1);
+		while (fgets(line, sizeof(line), stdin)) {
+			const struct kube_status *st;
+
+			ret = kube_get(&out, c, gvr, ns, argv[0]);
+			st = kube_client_status(c);
+			printf(ret == 0 ? "ok\n" : "error %ld %s\n", st->code, st->reason);
+			fflush(stdout);
+			json_decref(out);
+			out = NULL;
+		}
+		ret = 0;
+		goto out;
 	} else if (!strcmp(cmd, "list")) {
 		NEED(0);
 		ret =
