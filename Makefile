@@ -10,7 +10,7 @@ comma   := ,
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -Ideployer -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -Ideployer -Igitd -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 ifneq ($(SAN),)
@@ -21,7 +21,9 @@ endif
 LIB_SRC      := $(wildcard lib/*.c)
 LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
 DEPLOYER_OBJ := $(BUILD)/deployer/deployer.o
-PROGRAMS     := $(BUILD)/bin/deployer
+GITD_SRC     := $(filter-out gitd/main.c,$(wildcard gitd/*.c))
+GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
+PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
@@ -53,11 +55,15 @@ $(BUILD)/bin/deployer: $(BUILD)/deployer/main.o $(DEPLOYER_OBJ) $(BUILD)/lib/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/bin/gitd: $(BUILD)/gitd/main.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -67,13 +73,13 @@ FUZZ_SECONDS ?= 10
 FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CC      ?= clang-14
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Ideployer \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Ideployer -Igitd \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard lib/*.h)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GITD_SRC) $(wildcard lib/*.h gitd/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(GITD_SRC) $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

@@ -1,0 +1,82 @@
+/* receive_pack: the server side of `git push`, served with libgit2.
+ *
+ * Protocol: git Documentation/gitprotocol-pack.txt ("Pushing Data To a
+ * Server") and gitprotocol-capabilities.txt. The server advertises its refs
+ * with the capabilities report-status, delete-refs, side-band-64k, quiet,
+ * atomic, ofs-delta, push-options and agent; reads the commands (and
+ * shallow lines, and push options); indexes the packfile into a quarantine
+ * directory inside the repository (objects/incoming-XXXXXX) with git_indexer,
+ * completing thin packs from the repository; checks that every new tip is
+ * connected; calls the pre-receive point; moves the objects in; updates the
+ * refs with compare-and-swap on their old values; and always answers with
+ * report-status. A push rejected before the refs move leaves the repository
+ * as it was. */
+#ifndef SLIP_GITD_RECEIVE_PACK_H
+#define SLIP_GITD_RECEIVE_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <git2.h>
+
+#include "pktline.h"
+
+/* One ref update the client asked for ("OLD NEW REFNAME" in the protocol). */
+struct receive_command {
+	git_oid old_oid;   /* zero: create */
+	git_oid new_oid;   /* zero: delete */
+	char *refname;     /* full name, e.g. "refs/heads/main" */
+	const char *error; /* NULL while accepted, else the reason sent to the
+	                      client as "ng REFNAME REASON" (static or owned by
+	                      the caller that set it, valid until serve returns) */
+};
+
+/* The pre-receive point: called once after the packfile is in quarantine and
+ * connectivity is checked, before any ref moves. REPO sees the quarantined
+ * objects. CMDS are the commands still accepted; the callback may set a
+ * command's error to reject it alone, or return non-zero to reject the whole
+ * push, with MESSAGE (NUL-terminated, at most MESSAGE_SIZE bytes including
+ * the NUL) as the reason. It may write progress to IO on side-band 2
+ * (pkt_progressf). PUSH_OPTIONS are the "git push -o" values (NULL when the
+ * client sent none). */
+struct receive_check {
+	git_repository *repo;
+	struct pkt_io *io;
+	struct receive_command *cmds;
+	size_t ncmds;
+	char *const *push_options;
+	size_t npush_options;
+};
+typedef int (*receive_pre_receive_fn)(void *arg, const struct receive_check *check, char *message,
+                                      size_t message_size);
+
+struct receive_opts {
+	bool deny_non_fast_forwards;        /* refuse updates that are not fast-forwards */
+	bool deny_deletes;                  /* refuse deletes (delete-refs not advertised) */
+	unsigned long long max_pack_bytes;  /* refuse a larger packfile; 0: no limit */
+	size_t max_ref_updates;             /* refuse a push with more commands; 0: no limit */
+	const char *agent;                  /* "agent=" value, e.g. "slipway/0.1" */
+	const char *reflog_name;            /* identity in reflogs, e.g. the key comment */
+	const char *reflog_email;           /* e.g. the key fingerprint */
+	receive_pre_receive_fn pre_receive; /* may be NULL */
+	void *pre_receive_arg;
+};
+
+/* What happened, for logs and metrics. */
+struct receive_stats {
+	size_t ncommands;              /* commands received */
+	size_t nupdated;               /* refs changed */
+	size_t nrejected;              /* commands answered "ng" */
+	unsigned long long pack_bytes; /* packfile bytes received */
+	size_t pack_objects;           /* objects indexed */
+};
+
+/* Serves one push on IO for REPO: advertisement, commands, packfile,
+ * checks, ref updates, report-status. STATS may be NULL.
+ * Returns 0 when the exchange completed (even if refs were rejected: the
+ * client learns that from report-status; see stats->nrejected), or -1 with
+ * err_msg() on a protocol error or broken connection. The quarantine is
+ * removed on every path. */
+int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
+                       struct receive_stats *stats);
+
+#endif

@@ -1,0 +1,74 @@
+/* repo: the on-disk layout of gitd's bare repositories (see repo.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "err.h"
+#include "repo.h"
+#include "banned.h"
+
+int repo_is_valid_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 253)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+
+		if (!alnum && c != '-' && c != '.')
+			return 0;
+		if (!alnum && (i == 0 || i == n - 1))
+			return 0;
+		if (c == '.' && name[i - 1] == '.')
+			return 0;
+	}
+	return 1;
+}
+
+int repo_path(char *buf, size_t size, const char *data_dir, const char *ns, const char *remote)
+{
+	int n;
+
+	if (!repo_is_valid_name(ns))
+		return err_set("invalid namespace name '%.64s'", ns);
+	if (!repo_is_valid_name(remote))
+		return err_set("invalid remote name '%.64s'", remote);
+	n = snprintf(buf, size, "%s/%s/%s.git", data_dir, ns, remote);
+	if (n < 0 || (size_t)n >= size)
+		return err_set("repository path for %s/%s is too long", ns, remote);
+	return 0;
+}
+
+int repo_open(git_repository **out, const char *data_dir, const char *ns, const char *remote)
+{
+	char path[REPO_PATH_MAX], dir[REPO_PATH_MAX];
+	git_repository_init_options init;
+	git_repository *repo = NULL;
+	int n;
+
+	*out = NULL;
+	if (repo_path(path, sizeof(path), data_dir, ns, remote) < 0)
+		return -1;
+	if (git_repository_open_bare(&repo, path) == 0) {
+		*out = repo;
+		return 0;
+	}
+	n = snprintf(dir, sizeof(dir), "%s/%s", data_dir, ns);
+	if (n < 0 || (size_t)n >= sizeof(dir))
+		return err_set("repository path for %s/%s is too long", ns, remote);
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return err_set("cannot create %s: %s", dir, strerror(errno));
+	/* git_repository_init_ext on an existing repository re-opens it, so a
+	 * concurrent creator is harmless */
+	git_repository_init_options_init(&init, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+	init.initial_head = "main";
+	if (git_repository_init_ext(&repo, path, &init) < 0)
+		return err_set("cannot create repository %s/%s: %s", ns, remote,
+		               git_error_last() ? git_error_last()->message : "unknown error");
+	*out = repo;
+	return 0;
+}

@@ -1,0 +1,32 @@
+/* repo: where gitd keeps repositories and how it opens them.
+ *
+ * Each Remote NAMESPACE/REMOTE has one bare repository at
+ * DATA_DIR/NAMESPACE/REMOTE.git whose HEAD names refs/heads/main until the
+ * first push decides otherwise. */
+#ifndef SLIP_GITD_REPO_H
+#define SLIP_GITD_REPO_H
+
+#include <stddef.h>
+#include <git2.h>
+
+/* Largest path gitd builds for a repository. */
+#define REPO_PATH_MAX 4096
+
+/* Builds DATA_DIR/NAMESPACE/REMOTE.git into BUF of SIZE bytes. NAMESPACE and
+ * REMOTE must be DNS-1123 names (Kubernetes object names: lowercase
+ * alphanumerics, '-' and '.', starting and ending alphanumeric, at most 253
+ * bytes), which also keeps "..", "/" and leading "-" out of the path.
+ * Returns 0, or -1 with err_msg(). */
+int repo_path(char *buf, size_t size, const char *data_dir, const char *ns, const char *remote);
+
+/* Opens the bare repository of NAMESPACE/REMOTE under DATA_DIR into *OUT,
+ * creating it (and the NAMESPACE directory) when missing: bare, HEAD ->
+ * refs/heads/main, receive.fsckObjects off (gitd checks connectivity
+ * itself). Two processes creating the same repository at once both succeed.
+ * Caller frees with git_repository_free(). Returns 0, or -1 with err_msg(). */
+int repo_open(git_repository **out, const char *data_dir, const char *ns, const char *remote);
+
+/* Returns 1 when NAME is a valid DNS-1123 subdomain (see repo_path), else 0. */
+int repo_is_valid_name(const char *name);
+
+#endif

@@ -1,0 +1,47 @@
+/* upload_pack: the server side of `git clone` and `git fetch`, served with
+ * libgit2.
+ *
+ * Protocol v0/v1 (git Documentation/gitprotocol-pack.txt, "Reference
+ * Discovery" and "Packfile Negotiation") with the capabilities
+ * multi_ack_detailed, side-band-64k, ofs-delta, thin-pack, no-done, shallow,
+ * no-progress, include-tag, symref=HEAD:..., object-format=sha1 and agent;
+ * and protocol v2 (gitprotocol-v2.txt), which current git clients ask for
+ * over SSH with GIT_PROTOCOL=version=2: capability advertisement, ls-refs
+ * (peel, symrefs, ref-prefix, unborn) and fetch (want, have, done,
+ * shallow/deepen, include-tag, ofs-delta, no-progress). Packfiles are built
+ * with git_packbuilder and sent on side-band 1 with progress on band 2. */
+#ifndef SLIP_GITD_UPLOAD_PACK_H
+#define SLIP_GITD_UPLOAD_PACK_H
+
+#include <stddef.h>
+#include <git2.h>
+
+#include "pktline.h"
+
+struct upload_opts {
+	const char *agent; /* "agent=" value, e.g. "slipway/0.1" */
+};
+
+/* What happened, for logs and metrics. */
+struct upload_stats {
+	size_t nwants;                 /* objects the client asked for */
+	size_t pack_objects;           /* objects sent */
+	unsigned long long pack_bytes; /* packfile bytes sent */
+};
+
+/* The protocol version a GIT_PROTOCOL value asks for: the highest
+ * "version=N" among its colon-separated keys (gitprotocol-v2.txt,
+ * "Initial Client Request") that is 0, 1 or 2; 0 when VALUE is NULL or names
+ * none. */
+int upload_pack_protocol_version(const char *value);
+
+/* Serves one clone or fetch on IO for REPO. VERSION is the protocol the
+ * client asked for (0, 1 or 2, from GIT_PROTOCOL "version=N"; anything else
+ * is served as 0). STATS may be NULL. Returns 0 when the exchange completed
+ * (including a client that only listed refs and hung up), or -1 with
+ * err_msg() on a protocol error (also sent to the client as "ERR ..." or on
+ * side-band 3 where the protocol allows) or a broken connection. */
+int upload_pack_serve(struct pkt_io *io, git_repository *repo, int version,
+                      const struct upload_opts *opts, struct upload_stats *stats);
+
+#endif
