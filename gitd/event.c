@@ -1,0 +1,80 @@
+/* event: JSON log lines (see event.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "event.h"
+#include "banned.h"
+
+static int min_level = 1;
+
+static int level_rank(const char *level)
+{
+	static const char *const names[] = {"debug", "info", "warn", "error"};
+
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(level, names[i]))
+			return i;
+	return -1;
+}
+
+int event_set_level(const char *level)
+{
+	int r = level_rank(level);
+
+	if (r < 0)
+		return -1;
+	min_level = r;
+	return 0;
+}
+
+void event_log(const char *level, const char *event, const char *format, ...)
+{
+	char stamp[40], frac[24];
+	struct timespec ts;
+	struct tm tm;
+	json_t *obj = NULL, *fields = NULL;
+	char *line = NULL;
+	json_error_t jerr;
+	va_list ap;
+
+	if (level_rank(level) < min_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(frac, sizeof(frac), ".%03ldZ", ts.tv_nsec / 1000000);
+	obj = json_pack("{s:s+, s:s, s:s}", "time", stamp, frac, "level", level, "event", event);
+	if (obj && format) {
+		va_start(ap, format);
+		fields = json_vpack_ex(&jerr, 0, format, ap);
+		va_end(ap);
+		if (fields)
+			json_object_update(obj, fields);
+		else
+			json_object_set_new(obj, "log_error", json_string(jerr.text));
+	}
+	if (obj)
+		line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (line) {
+		size_t n = strlen(line);
+
+		line[n] = '\n'; /* the NUL becomes the newline: one write */
+		if (write(2, line, n + 1) < 0) {
+			/* nowhere left to report it */
+		}
+		line[n] = '\0';
+	} else {
+		static const char fallback[] = "{\"level\":\"error\",\"event\":\"log_failed\"}\n";
+
+		if (write(2, fallback, sizeof(fallback) - 1) < 0) {
+			/* as above */
+		}
+	}
+	free(line);
+	json_decref(fields);
+	json_decref(obj);
+}

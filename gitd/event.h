@@ -1,0 +1,24 @@
+/* event: gitd's structured log, one JSON object per line on stderr.
+ *
+ * Every line has "time" (RFC 3339, UTC, milliseconds), "level" and "event",
+ * then the event's own fields; the common ones are "remote"
+ * (NAMESPACE/REMOTE), "key" (SHA256 fingerprint), "peer" (ADDR:PORT),
+ * "bytes" and "duration_ms". Values never hold secrets. A line is written
+ * with one write(2) so lines of concurrent processes do not interleave. */
+#ifndef SLIP_GITD_EVENT_H
+#define SLIP_GITD_EVENT_H
+
+#include <jansson.h>
+
+/* Writes one line for EVENT at LEVEL ("info", "warn", "error", "debug")
+ * with the fields of the json_pack(3) FORMAT and arguments (an object format
+ * such as "{s:s, s:I}", or NULL for none). Lines below the level set by
+ * event_set_level are dropped. Never fails visibly: a line that cannot be
+ * built is replaced by a minimal one. */
+void event_log(const char *level, const char *event, const char *format, ...);
+
+/* Drops lines below LEVEL ("debug" < "info" < "warn" < "error"); default
+ * "info". Returns 0, or -1 for an unknown level. */
+int event_set_level(const char *level);
+
+#endif

@@ -1,0 +1,618 @@
+/* gitd: Slipway's SSH git server. Listens for SSH connections, serves each in
+ * its own process (ssh.c), and keeps the table of which keys may use which
+ * Remotes. See docs/gitd.md and docs/architecture.md. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include "authz.h"
+#include "err.h"
+#include "event.h"
+#include "ssh.h"
+#include "banned.h"
+
+#define GITD_AGENT "slipway-gitd/0.1"
+
+struct options {
+	const char *listen; /* ADDR:PORT */
+	const char *data_dir;
+	const char *host_key_dir;
+	const char *authorized_keys; /* file mode */
+	int max_connections;
+	int login_grace_s;
+	int idle_timeout_s;
+	int shutdown_timeout_s;
+	unsigned long long max_pack_bytes;
+	long max_ref_updates;
+	const char *log_level;
+};
+
+static const char usage_text[] =
+    "usage: gitd [options]\n"
+    "\n"
+    "Slipway's SSH git server: authenticates git clients by public key and serves\n"
+    "git push (receive-pack) and git fetch/clone (upload-pack) for Remotes.\n"
+    "\n"
+    "  --listen ADDR:PORT        where to accept SSH connections [0.0.0.0:2222]\n"
+    "  --data-dir DIR            bare repositories, DIR/NAMESPACE/REMOTE.git\n"
+    "                            [/var/lib/slipway/repos]\n"
+    "  --host-key-dir DIR        ssh_host_ed25519_key and ssh_host_rsa_key; generated\n"
+    "                            when missing [/var/lib/slipway/host-keys]\n"
+    "  --authorized-keys FILE    serve without a cluster: lines of\n"
+    "                            'NAMESPACE/REMOTE[,...] KEYTYPE BASE64 [COMMENT]';\n"
+    "                            re-read when the file changes\n"
+    "  --max-connections N       concurrent connections; more are closed [100]\n"
+    "  --login-grace-time SECS   time to authenticate and send a request [30]\n"
+    "  --idle-timeout SECS       end a connection idle this long [300]\n"
+    "  --max-pack-size SIZE      largest packfile a push may send, e.g. 500M, 2G [1G]\n"
+    "  --max-ref-updates N       most ref updates in one push [1000]\n"
+    "  --shutdown-timeout SECS   on SIGTERM, wait this long for connections [30]\n"
+    "  --log-level LEVEL         debug, info, warn or error [info]\n"
+    "  -h, --help                this text\n"
+    "  --version                 print the version\n"
+    "\n"
+    "Logs are JSON lines on stderr. Exit status: 0 after a clean shutdown,\n"
+    "1 when start-up fails, 2 for a usage error.\n";
+
+static int pipefd[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	unsigned char b = (unsigned char)sig;
+	int saved = errno;
+
+	if (write(pipefd[1], &b, 1) < 0) {
+		/* the pipe is full: a wakeup is pending anyway */
+	}
+	errno = saved;
+}
+
+static int parse_size(unsigned long long *out, const char *s)
+{
+	char *end;
+	unsigned long long v, mult = 1;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		mult = 1ull << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mult = 1ull << 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mult = 1ull << 30;
+		end++;
+		break;
+	case '\0':
+		break;
+	default:
+		return -1;
+	}
+	if (*end || (v && mult > ULLONG_MAX / v))
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+static int parse_int(int *out, const char *s, int min, int max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+/* Writes DATA to PATH with mode 0600, failing when PATH exists. */
+static int write_secret_file(const char *path, const char *data)
+{
+	size_t len = strlen(data);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return err_set("cannot create %s: %s", path, strerror(errno));
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) < 0) {
+		err_set("cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return close(fd);
+}
+
+/* Loads DIR/NAME, generating a TYPE key (BITS for RSA) there when missing,
+ * and hands it to BIND. */
+static int load_host_key(ssh_bind bind, const char *dir, const char *name, enum ssh_keytypes_e type,
+                         int bits)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8], fp[64] = "";
+	ssh_key key = NULL;
+	char *b64 = NULL;
+	int ret = -1;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
+		return err_set("host key path too long");
+	if (access(path, F_OK) < 0) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+		unlink(tmp);
+		if (ssh_pki_generate(type, bits, &key) != SSH_OK ||
+		    ssh_pki_export_privkey_base64(key, NULL, NULL, NULL, &b64) != SSH_OK) {
+			err_set("cannot generate host key %s", path);
+			goto out;
+		}
+		if (write_secret_file(tmp, b64) < 0)
+			goto out;
+		/* link(2) fails when another gitd created it first: keep theirs */
+		if (link(tmp, path) < 0 && errno != EEXIST) {
+			err_set("cannot create %s: %s", path, strerror(errno));
+			unlink(tmp);
+			goto out;
+		}
+		unlink(tmp);
+		ssh_key_free(key);
+		key = NULL;
+		event_log("info", "host_key_generated", "{s:s}", "path", path);
+	}
+	if (ssh_pki_import_privkey_file(path, NULL, NULL, NULL, &key) != SSH_OK) {
+		err_set("cannot read host key %s", path);
+		goto out;
+	}
+	authz_fingerprint(fp, sizeof(fp), key);
+	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_IMPORT_KEY, key) != SSH_OK) {
+		err_set("cannot use host key %s: %s", path, ssh_get_error(bind));
+		goto out;
+	}
+	key = NULL; /* the bind owns it now */
+	event_log("info", "host_key", "{s:s, s:s}", "path", path, "fingerprint", fp);
+	ret = 0;
+out:
+	if (b64) {
+		explicit_bzero(b64, strlen(b64));
+		ssh_string_free_char(b64);
+	}
+	ssh_key_free(key);
+	return ret;
+}
+
+static int listen_on(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints, *ai = NULL;
+	int fd = -1, one = 1, rc;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host))
+		return err_set("--listen wants ADDR:PORT, not '%s'", spec);
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+	if (rc)
+		return err_set("--listen %s: %s", spec, gai_strerror(rc));
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+		err_set("cannot listen on %s: %s", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static void peer_name(char *buf, size_t size, const struct sockaddr *sa, socklen_t len)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getnameinfo(sa, len, host, sizeof(host), serv, sizeof(serv),
+	                NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(buf, size, "unknown");
+	else
+		snprintf(buf, size, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
+}
+
+/* The authorized-keys file and when it was last read. */
+struct keyfile {
+	const char *path;
+	struct stat st;
+	struct authz table;
+};
+
+/* Re-reads the file when it changed; a file that fails to parse keeps the
+ * previous table (and is logged). Returns 0, or -1 at start-up failure. */
+static int keyfile_refresh(struct keyfile *kf, bool at_start)
+{
+	struct stat st;
+	struct authz fresh;
+
+	if (stat(kf->path, &st) < 0) {
+		if (at_start)
+			return err_set("cannot read %s: %s", kf->path, strerror(errno));
+		return 0;
+	}
+	if (!at_start && st.st_mtim.tv_sec == kf->st.st_mtim.tv_sec &&
+	    st.st_mtim.tv_nsec == kf->st.st_mtim.tv_nsec && st.st_size == kf->st.st_size &&
+	    st.st_ino == kf->st.st_ino)
+		return 0;
+	authz_init(&fresh);
+	if (authz_load_file(&fresh, kf->path) < 0) {
+		if (at_start)
+			return -1;
+		event_log("error", "authorized_keys_invalid", "{s:s, s:s}", "path", kf->path,
+		          "error", err_msg());
+		kf->st = st;
+		return 0;
+	}
+	authz_release(&kf->table);
+	kf->table = fresh;
+	kf->st = st;
+	event_log("info", "authorized_keys_loaded", "{s:s, s:i, s:i}", "path", kf->path, "keys",
+	          (int)fresh.nkeys, "remotes", (int)fresh.nremotes);
+	return 0;
+}
+
+/* The connection processes, so a shutdown that times out can kill them. */
+static pid_t *children;
+static int max_children;
+
+static void child_track(pid_t pid, pid_t replace)
+{
+	for (int i = 0; i < max_children; i++)
+		if (children[i] == replace) {
+			children[i] = pid;
+			return;
+		}
+}
+
+static int reap(int *nchildren)
+{
+	int status, n = 0;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		child_track(0, pid);
+		(*nchildren)--;
+		n++;
+		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGALRM)
+			event_log("error", "connection_crashed", "{s:i, s:i}", "pid", (int)pid,
+			          "signal", WTERMSIG(status));
+		else if (WIFSIGNALED(status))
+			event_log("info", "login_timeout", "{s:i}", "pid", (int)pid);
+	}
+	return n;
+}
+
+static void child_main(ssh_bind bind, int fd, int lfd, const struct options *o,
+                       const struct authz *table, const char *peer)
+{
+	struct sshd_opts so = {0};
+	struct sigaction sa;
+	sigset_t none;
+
+	close(lfd);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	/* a push in flight finishes when gitd is asked to stop; the parent
+	 * kills what is left after --shutdown-timeout */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	alarm((unsigned)o->login_grace_s);
+	so.authz = table;
+	so.data_dir = o->data_dir;
+	so.idle_timeout_s = o->idle_timeout_s;
+	so.max_pack_bytes = o->max_pack_bytes;
+	so.max_ref_updates = (size_t)o->max_ref_updates;
+	so.agent = GITD_AGENT;
+	so.peer = peer;
+	_exit(sshd_serve(bind, fd, &so));
+}
+
+static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
+{
+	struct pollfd pfd[2];
+	struct sigaction sa;
+	int lfd, nchildren = 0;
+	bool stopping = false;
+	time_t stop_deadline = 0;
+
+	max_children = o->max_connections;
+	children = calloc((size_t)max_children, sizeof(*children));
+	if (!children)
+		return err_set("out of memory");
+	lfd = listen_on(o->listen);
+	if (lfd < 0)
+		return -1;
+	if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
+		return err_set("pipe: %s", strerror(errno));
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	event_log("info", "listening", "{s:s, s:s, s:i}", "address", o->listen, "data_dir",
+	          o->data_dir, "max_connections", o->max_connections);
+
+	for (;;) {
+		int timeout = 1000, n;
+
+		pfd[0].fd = pipefd[0];
+		pfd[0].events = POLLIN;
+		pfd[1].fd = stopping ? -1 : lfd;
+		pfd[1].events = POLLIN;
+		n = poll(pfd, 2, timeout);
+		if (n < 0 && errno != EINTR)
+			return err_set("poll: %s", strerror(errno));
+		if (n > 0 && (pfd[0].revents & POLLIN)) {
+			unsigned char sigs[64];
+			ssize_t k = read(pipefd[0], sigs, sizeof(sigs));
+
+			for (ssize_t i = 0; i < k; i++) {
+				if ((sigs[i] == SIGTERM || sigs[i] == SIGINT) && !stopping) {
+					stopping = true;
+					stop_deadline = time(NULL) + o->shutdown_timeout_s;
+					close(lfd);
+					lfd = -1;
+					event_log("info", "stopping", "{s:i, s:i}", "connections",
+					          nchildren, "timeout_s", o->shutdown_timeout_s);
+				} else if (sigs[i] == SIGHUP && kf->path) {
+					kf->st.st_size = -1; /* force a re-read */
+				}
+			}
+			reap(&nchildren);
+		}
+		if (stopping) {
+			reap(&nchildren);
+			if (nchildren == 0)
+				break;
+			if (time(NULL) >= stop_deadline) {
+				event_log("warn", "shutdown_timeout", "{s:i}", "killed", nchildren);
+				for (int i = 0; i < max_children; i++)
+					if (children[i] > 0)
+						kill(children[i], SIGKILL);
+				stop_deadline = time(NULL) + 5;
+			}
+			continue;
+		}
+		if (kf->path)
+			keyfile_refresh(kf, false);
+		if (n > 0 && (pfd[1].revents & POLLIN)) {
+			struct sockaddr_storage ss;
+			socklen_t slen = sizeof(ss);
+			char peer[128];
+			int fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC);
+			pid_t pid;
+
+			if (fd < 0)
+				continue;
+			peer_name(peer, sizeof(peer), (struct sockaddr *)&ss, slen);
+			reap(&nchildren);
+			if (nchildren >= o->max_connections) {
+				event_log("warn", "connection_refused", "{s:s, s:s, s:i}", "peer",
+				          peer, "reason", "max_connections", "connections",
+				          nchildren);
+				close(fd);
+				continue;
+			}
+			pid = fork();
+			if (pid == 0)
+				child_main(bind, fd, lfd, o, &kf->table, peer);
+			if (pid < 0)
+				event_log("error", "fork_failed", "{s:s}", "error",
+				          strerror(errno));
+			else {
+				child_track(pid, 0);
+				nchildren++;
+			}
+			close(fd);
+		}
+	}
+	event_log("info", "stopped", NULL);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		O_LISTEN = 256,
+		O_DATA,
+		O_HOSTKEYS,
+		O_KEYS,
+		O_MAXCONN,
+		O_GRACE,
+		O_IDLE,
+		O_PACK,
+		O_REFS,
+		O_SHUTDOWN,
+		O_LOGLEVEL,
+		O_VERSION
+	};
+	static const struct option longopts[] = {
+	    {"listen", required_argument, NULL, O_LISTEN},
+	    {"data-dir", required_argument, NULL, O_DATA},
+	    {"host-key-dir", required_argument, NULL, O_HOSTKEYS},
+	    {"authorized-keys", required_argument, NULL, O_KEYS},
+	    {"max-connections", required_argument, NULL, O_MAXCONN},
+	    {"login-grace-time", required_argument, NULL, O_GRACE},
+	    {"idle-timeout", required_argument, NULL, O_IDLE},
+	    {"max-pack-size", required_argument, NULL, O_PACK},
+	    {"max-ref-updates", required_argument, NULL, O_REFS},
+	    {"shutdown-timeout", required_argument, NULL, O_SHUTDOWN},
+	    {"log-level", required_argument, NULL, O_LOGLEVEL},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, O_VERSION},
+	    {NULL, 0, NULL, 0}};
+	struct options o = {"0.0.0.0:2222",
+	                    "/var/lib/slipway/repos",
+	                    "/var/lib/slipway/host-keys",
+	                    NULL,
+	                    100,
+	                    30,
+	                    300,
+	                    30,
+	                    1ull << 30,
+	                    1000,
+	                    "info"};
+	struct keyfile kf;
+	ssh_bind bind = NULL;
+	int c, ret = 1;
+	bool no = false;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		int bad = 0;
+
+		switch (c) {
+		case O_LISTEN:
+			o.listen = optarg;
+			break;
+		case O_DATA:
+			o.data_dir = optarg;
+			break;
+		case O_HOSTKEYS:
+			o.host_key_dir = optarg;
+			break;
+		case O_KEYS:
+			o.authorized_keys = optarg;
+			break;
+		case O_MAXCONN:
+			bad = parse_int(&o.max_connections, optarg, 1, 100000);
+			break;
+		case O_GRACE:
+			bad = parse_int(&o.login_grace_s, optarg, 1, 3600);
+			break;
+		case O_IDLE:
+			bad = parse_int(&o.idle_timeout_s, optarg, 1, 86400);
+			break;
+		case O_SHUTDOWN:
+			bad = parse_int(&o.shutdown_timeout_s, optarg, 0, 86400);
+			break;
+		case O_PACK:
+			bad = parse_size(&o.max_pack_bytes, optarg);
+			break;
+		case O_REFS: {
+			int v;
+
+			bad = parse_int(&v, optarg, 1, 1000000);
+			o.max_ref_updates = v;
+			break;
+		}
+		case O_LOGLEVEL:
+			o.log_level = optarg;
+			bad = event_set_level(optarg);
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		case O_VERSION:
+			printf("gitd %s\n", GITD_AGENT);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+		if (bad) {
+			fprintf(stderr, "gitd: invalid value '%s' for --%s (try --help)\n", optarg,
+			        longopts[c - O_LISTEN].name);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "gitd: unexpected argument '%s' (try --help)\n", argv[optind]);
+		return 2;
+	}
+	if (!o.authorized_keys) {
+		fprintf(stderr, "gitd: --authorized-keys FILE is required until the Remote "
+		                "watcher lands (try --help)\n");
+		return 2;
+	}
+
+	git_libgit2_init();
+	ssh_init();
+	memset(&kf, 0, sizeof(kf));
+	authz_init(&kf.table);
+	kf.path = o.authorized_keys;
+	if (mkdir(o.host_key_dir, 0700) < 0 && errno != EEXIST) {
+		err_set("cannot create %s: %s", o.host_key_dir, strerror(errno));
+		goto out;
+	}
+	if (mkdir(o.data_dir, 0750) < 0 && errno != EEXIST) {
+		err_set("cannot create %s: %s", o.data_dir, strerror(errno));
+		goto out;
+	}
+	bind = ssh_bind_new();
+	if (!bind) {
+		err_set("out of memory");
+		goto out;
+	}
+	ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no);
+	if (load_host_key(bind, o.host_key_dir, "ssh_host_ed25519_key", SSH_KEYTYPE_ED25519, 0) <
+	        0 ||
+	    load_host_key(bind, o.host_key_dir, "ssh_host_rsa_key", SSH_KEYTYPE_RSA, 3072) < 0)
+		goto out;
+	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS,
+	                         "ssh-ed25519,rsa-sha2-512,rsa-sha2-256") != SSH_OK) {
+		err_set("cannot set host key algorithms: %s", ssh_get_error(bind));
+		goto out;
+	}
+	if (keyfile_refresh(&kf, true) < 0)
+		goto out;
+	if (serve(&o, bind, &kf) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret)
+		event_log("error", "start_failed", "{s:s}", "error", err_msg());
+	if (bind)
+		ssh_bind_free(bind);
+	authz_release(&kf.table);
+	ssh_finalize();
+	git_libgit2_shutdown();
+	return ret;
+}

@@ -1,0 +1,367 @@
+/* ssh: one SSH connection served with libssh: authentication from the authz
+ * table, the exec allowlist, and the git service on the channel (see ssh.h). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libssh/callbacks.h>
+
+#include "command.h"
+#include "err.h"
+#include "event.h"
+#include "pktline.h"
+#include "receive_pack.h"
+#include "repo.h"
+#include "ssh.h"
+#include "upload_pack.h"
+#include "banned.h"
+
+/* What the callbacks learn; read by sshd_serve once the request is in. */
+struct conn {
+	const struct sshd_opts *opts;
+	ssh_session session;
+	ssh_channel channel;
+	struct ssh_channel_callbacks_struct channel_cb;
+	const struct authz_key *key; /* authenticated key, or NULL */
+	char user[128];
+	char protocol[64]; /* GIT_PROTOCOL from an env request */
+	char command[COMMAND_MAX];
+	bool has_request;    /* exec, shell or subsystem arrived */
+	const char *refusal; /* message for a shell or subsystem request */
+	unsigned auth_failures;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_struct *pubkey,
+                          char signature_state, void *userdata)
+{
+	struct conn *c = userdata;
+	const struct authz_key *k;
+	char fp[64] = "";
+
+	if (signature_state != SSH_PUBLICKEY_STATE_NONE &&
+	    signature_state != SSH_PUBLICKEY_STATE_VALID) {
+		c->auth_failures++;
+		event_log("info", "auth_failed", "{s:s, s:s}", "peer", c->opts->peer, "reason",
+		          "bad_signature");
+		return SSH_AUTH_DENIED;
+	}
+	k = authz_find_key(c->opts->authz, pubkey);
+	if (!k) {
+		if (signature_state == SSH_PUBLICKEY_STATE_NONE) {
+			c->auth_failures++;
+			authz_fingerprint(fp, sizeof(fp), pubkey);
+			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:s}", "peer",
+			          c->opts->peer, "reason", "unknown_key", "key", fp, "user", user);
+		}
+		return SSH_AUTH_DENIED;
+	}
+	if (strcmp(user, "git") && !strchr(user, '-')) {
+		if (signature_state == SSH_PUBLICKEY_STATE_NONE) {
+			c->auth_failures++;
+			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:s}", "peer",
+			          c->opts->peer, "reason", "unknown_user", "key", k->fingerprint,
+			          "user", user);
+		}
+		return SSH_AUTH_DENIED;
+	}
+	if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
+		c->key = k;
+		snprintf(c->user, sizeof(c->user), "%s", user);
+		event_log("info", "auth", "{s:s, s:s, s:s}", "peer", c->opts->peer, "key",
+		          k->fingerprint, "user", c->user);
+	}
+	return SSH_AUTH_SUCCESS;
+}
+
+static void refuse(struct conn *c, const char *what, const char *detail)
+{
+	event_log("info", "request_refused", "{s:s, s:s, s:s, s:s}", "peer", c->opts->peer, "key",
+	          c->key ? c->key->fingerprint : "", "request", what, "detail", detail);
+}
+
+static int on_pty(ssh_session s, ssh_channel ch, const char *term, int w, int h, int pw, int ph,
+                  void *userdata)
+{
+	refuse(userdata, "pty", term);
+	return SSH_ERROR; /* denied: the client prints "PTY allocation request failed" */
+}
+
+static int on_shell(ssh_session s, ssh_channel ch, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (c->has_request)
+		return SSH_ERROR;
+	refuse(c, "shell", "");
+	c->has_request = true;
+	c->refusal = "slipway: you are authenticated, but there is no shell access; "
+	             "use git push and git fetch with this host";
+	return SSH_OK;
+}
+
+static int on_subsystem(ssh_session s, ssh_channel ch, const char *subsystem, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (c->has_request)
+		return SSH_ERROR;
+	refuse(c, "subsystem", subsystem);
+	c->has_request = true;
+	c->refusal = "slipway: subsystems are not available; use git push and git fetch";
+	return SSH_OK;
+}
+
+static int on_exec(ssh_session s, ssh_channel ch, const char *command, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (c->has_request)
+		return SSH_ERROR;
+	c->has_request = true;
+	snprintf(c->command, sizeof(c->command), "%s", command);
+	return SSH_OK;
+}
+
+static int on_env(ssh_session s, ssh_channel ch, const char *name, const char *value,
+                  void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (strcmp(name, "GIT_PROTOCOL") || strlen(value) >= sizeof(c->protocol)) {
+		/* OpenSSH clients send LANG and LC_* by default: not worth a line */
+		event_log("debug", "request_refused", "{s:s, s:s, s:s}", "peer", c->opts->peer,
+		          "request", "env", "detail", name);
+		return SSH_ERROR;
+	}
+	snprintf(c->protocol, sizeof(c->protocol), "%s", value);
+	return SSH_OK;
+}
+
+static ssh_channel on_channel_open(ssh_session session, void *userdata)
+{
+	struct conn *c = userdata;
+
+	if (!c->key || c->channel)
+		return NULL;
+	c->channel = ssh_channel_new(session);
+	if (!c->channel)
+		return NULL;
+	memset(&c->channel_cb, 0, sizeof(c->channel_cb));
+	c->channel_cb.userdata = c;
+	c->channel_cb.channel_pty_request_function = on_pty;
+	c->channel_cb.channel_shell_request_function = on_shell;
+	c->channel_cb.channel_exec_request_function = on_exec;
+	c->channel_cb.channel_env_request_function = on_env;
+	c->channel_cb.channel_subsystem_request_function = on_subsystem;
+	/* x11 and agent forwarding have no callback: libssh refuses them */
+	ssh_callbacks_init(&c->channel_cb);
+	ssh_set_channel_callbacks(c->channel, &c->channel_cb);
+	return c->channel;
+}
+
+/* pkt_io over the channel. */
+static ssize_t conn_read(void *arg, void *buf, size_t len)
+{
+	struct conn *c = arg;
+	int n;
+
+	if (len > 1u << 20)
+		len = 1u << 20;
+	n = ssh_channel_read_timeout(c->channel, buf, (uint32_t)len, 0,
+	                             c->opts->idle_timeout_s * 1000);
+	if (n == SSH_ERROR)
+		return err_set("ssh: %s", ssh_get_error(c->session));
+	if (n == 0 && !ssh_channel_is_eof(c->channel) && ssh_channel_is_open(c->channel))
+		return err_set("idle timeout: no data for %d s", c->opts->idle_timeout_s);
+	return n;
+}
+
+static int conn_write(void *arg, const void *buf, size_t len)
+{
+	struct conn *c = arg;
+	const char *p = buf;
+
+	while (len) {
+		uint32_t chunk = len > 1u << 20 ? 1u << 20 : (uint32_t)len;
+		int n = ssh_channel_write(c->channel, p, chunk);
+
+		if (n == SSH_ERROR || n <= 0)
+			return err_set("ssh: %s", ssh_get_error(c->session));
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void tell_client(struct conn *c, const char *msg)
+{
+	char line[1200];
+	int n = snprintf(line, sizeof(line), "%s\n", msg);
+
+	if (n > 0)
+		ssh_channel_write_stderr(c->channel, line, (uint32_t)strnlen(line, sizeof(line)));
+}
+
+/* Runs the git service the exec request named. Returns the exit status. */
+static int run_service(struct conn *c)
+{
+	static struct pkt_io io;
+	struct command cmd;
+	const struct authz_remote *r;
+	git_repository *repo = NULL;
+	char remote[512];
+	double t0 = now_ms();
+	int ret = 1, rc;
+
+	if (command_parse(&cmd, c->command) < 0) {
+		char msg[ERR_MAX + 16];
+
+		refuse(c, "exec", c->command);
+		snprintf(msg, sizeof(msg), "slipway: %s", err_msg());
+		tell_client(c, msg);
+		return 1;
+	}
+	r = authz_resolve(c->opts->authz, c->key, c->user, &cmd);
+	if (!r) {
+		event_log("info", "access_denied", "{s:s, s:s, s:s, s:s}", "peer", c->opts->peer,
+		          "key", c->key->fingerprint, "user", c->user, "command", c->command);
+		tell_client(c, "slipway: repository not found or access denied");
+		return 1;
+	}
+	snprintf(remote, sizeof(remote), "%s/%s", r->ns, r->name);
+	if (repo_open(&repo, c->opts->data_dir, r->ns, r->name) < 0) {
+		event_log("error", "repo_failed", "{s:s, s:s}", "remote", remote, "error",
+		          err_msg());
+		tell_client(c, "slipway: the repository cannot be opened; see the gitd log");
+		return 1;
+	}
+	pkt_io_init(&io, conn_read, conn_write, c);
+	if (cmd.service == COMMAND_RECEIVE_PACK) {
+		struct receive_opts o = {0};
+		struct receive_stats st = {0};
+
+		o.deny_non_fast_forwards = r->deny_non_fast_forwards;
+		o.max_pack_bytes = c->opts->max_pack_bytes;
+		o.max_ref_updates = c->opts->max_ref_updates;
+		o.agent = c->opts->agent;
+		o.reflog_name = c->key->comment[0] ? c->key->comment : c->user;
+		o.reflog_email = c->key->fingerprint;
+		rc = receive_pack_serve(&io, repo, &o, &st);
+		event_log(rc < 0 ? "warn" : "info", "push",
+		          "{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:I, s:s*}", "remote", remote,
+		          "key", c->key->fingerprint, "peer", c->opts->peer, "bytes",
+		          (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
+		          (json_int_t)(now_ms() - t0), "commands", (int)st.ncommands, "updated",
+		          (int)st.nupdated, "rejected", (int)st.nrejected, "objects",
+		          (json_int_t)st.pack_objects, "error", rc < 0 ? err_msg() : NULL);
+	} else {
+		struct upload_opts o = {c->opts->agent};
+		struct upload_stats st = {0};
+
+		rc = upload_pack_serve(&io, repo, upload_pack_protocol_version(c->protocol), &o,
+		                       &st);
+		event_log(rc < 0 ? "warn" : "info", "fetch", "{s:s, s:s, s:s, s:I, s:I, s:I, s:s*}",
+		          "remote", remote, "key", c->key->fingerprint, "peer", c->opts->peer,
+		          "bytes", (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
+		          (json_int_t)(now_ms() - t0), "objects", (json_int_t)st.pack_objects,
+		          "error", rc < 0 ? err_msg() : NULL);
+	}
+	if (rc < 0) {
+		char msg[ERR_MAX + 32];
+
+		snprintf(msg, sizeof(msg), "slipway: error: %s", err_msg());
+		tell_client(c, msg);
+	}
+	ret = rc < 0 ? 1 : 0;
+	git_repository_free(repo);
+	return ret;
+}
+
+int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
+{
+	struct ssh_server_callbacks_struct server_cb;
+	struct conn c;
+	ssh_event ev = NULL;
+	int status = 1;
+	long timeout_s = opts->idle_timeout_s;
+
+	memset(&c, 0, sizeof(c));
+	c.opts = opts;
+	c.session = ssh_new();
+	if (!c.session) {
+		close(fd);
+		event_log("error", "connection_failed", "{s:s, s:s}", "peer", opts->peer, "error",
+		          "out of memory");
+		return 1;
+	}
+	if (ssh_bind_accept_fd(bind, c.session, fd) != SSH_OK) {
+		close(fd);
+		event_log("error", "connection_failed", "{s:s, s:s}", "peer", opts->peer, "error",
+		          ssh_get_error(bind));
+		goto out;
+	}
+	ssh_options_set(c.session, SSH_OPTIONS_TIMEOUT, &timeout_s);
+	memset(&server_cb, 0, sizeof(server_cb));
+	server_cb.userdata = &c;
+	server_cb.auth_pubkey_function = on_auth_pubkey;
+	server_cb.channel_open_request_session_function = on_channel_open;
+	ssh_callbacks_init(&server_cb);
+	ssh_set_server_callbacks(c.session, &server_cb);
+	ssh_set_auth_methods(c.session, SSH_AUTH_METHOD_PUBLICKEY);
+	if (ssh_handle_key_exchange(c.session) != SSH_OK) {
+		event_log("info", "connection_failed", "{s:s, s:s}", "peer", opts->peer, "error",
+		          ssh_get_error(c.session));
+		goto out;
+	}
+	ev = ssh_event_new();
+	if (!ev || ssh_event_add_session(ev, c.session) != SSH_OK)
+		goto out;
+	/* authentication, channel open and the one request; the login grace
+	 * alarm bounds how long this may take */
+	while (!c.has_request) {
+		if (ssh_event_dopoll(ev, 1000) == SSH_ERROR) {
+			if (!c.key)
+				event_log("info", "connection_closed", "{s:s, s:s, s:i}", "peer",
+				          opts->peer, "stage", "authentication", "auth_failures",
+				          (int)c.auth_failures);
+			goto out;
+		}
+	}
+	alarm(0);
+	if (c.refusal) {
+		tell_client(&c, c.refusal);
+		status = 1;
+	} else {
+		status = run_service(&c);
+	}
+	ssh_channel_request_send_exit_status(c.channel, status);
+	ssh_channel_send_eof(c.channel);
+	ssh_channel_close(c.channel);
+	/* the client answers the close and then disconnects; leaving first
+	 * makes it report "closed by remote host" (bounded: a client that
+	 * never leaves gets 5 s) */
+	for (int i = 0; i < 50 && ssh_is_connected(c.session); i++)
+		if (ssh_event_dopoll(ev, 100) == SSH_ERROR)
+			break;
+out:
+	if (ev) {
+		ssh_event_remove_session(ev, c.session);
+		ssh_event_free(ev);
+	}
+	if (c.channel)
+		ssh_channel_free(c.channel);
+	ssh_disconnect(c.session);
+	ssh_free(c.session);
+	return status;
+}
