@@ -24,7 +24,9 @@
 #include "authz.h"
 #include "err.h"
 #include "event.h"
+#include "repo.h"
 #include "ssh.h"
+#include "watch.h"
 #include "banned.h"
 
 #define GITD_AGENT "slipway-gitd/0.1"
@@ -34,6 +36,10 @@ struct options {
 	const char *data_dir;
 	const char *host_key_dir;
 	const char *authorized_keys; /* file mode */
+	const char *kubeconfig;      /* cluster mode */
+	const char *context;
+	const char **namespaces; /* NULL-terminated; empty: all */
+	size_t nnamespaces;
 	int max_connections;
 	int login_grace_s;
 	int idle_timeout_s;
@@ -54,7 +60,10 @@ static const char usage_text[] =
     "                            [/var/lib/slipway/repos]\n"
     "  --host-key-dir DIR        ssh_host_ed25519_key and ssh_host_rsa_key; generated\n"
     "                            when missing [/var/lib/slipway/host-keys]\n"
-    "  --authorized-keys FILE    serve without a cluster: lines of\n"
+    "  --namespace NS            watch Remotes in NS (repeatable) [all namespaces]\n"
+    "  --kubeconfig FILE         API credentials [kubectl's lookup, then in-cluster]\n"
+    "  --context NAME            kubeconfig context [current-context]\n"
+    "  --authorized-keys FILE    serve without a cluster instead: lines of\n"
     "                            'NAMESPACE/REMOTE[,...] KEYTYPE BASE64 [COMMENT]';\n"
     "                            re-read when the file changes\n"
     "  --max-connections N       concurrent connections; more are closed [100]\n"
@@ -67,6 +76,9 @@ static const char usage_text[] =
     "  -h, --help                this text\n"
     "  --version                 print the version\n"
     "\n"
+    "Keys come from spec.authorizedKeys of remotes.slipway.dev and gitkube's\n"
+    "remotes.gitkube.sh objects, watched live; each Remote's repository is\n"
+    "created when the Remote appears.\n"
     "Logs are JSON lines on stderr. Exit status: 0 after a clean shutdown,\n"
     "1 when start-up fails, 2 for a usage error.\n";
 
@@ -247,12 +259,74 @@ static void peer_name(char *buf, size_t size, const struct sockaddr *sa, socklen
 		snprintf(buf, size, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, serv);
 }
 
-/* The authorized-keys file and when it was last read. */
+/* Where the key table comes from: the authorized-keys file (path set) and
+ * when it was last read, or the Remote watcher process. */
 struct keyfile {
 	const char *path;
 	struct stat st;
 	struct authz table;
+	struct watch_opts watch;
+	pid_t watch_pid;      /* 0 while not running */
+	int watch_fd;         /* -1 while not running */
+	time_t watch_restart; /* when to start it again */
+	struct buf watch_buf;
+	bool synced;
 };
+
+/* Creates the repository of every Remote in the table that has none yet. */
+static void create_repositories(const struct keyfile *kf, const char *data_dir)
+{
+	for (size_t i = 0; i < kf->table.nremotes; i++) {
+		const struct authz_remote *r = &kf->table.remotes[i];
+		char path[REPO_PATH_MAX];
+		git_repository *repo = NULL;
+
+		if (repo_path(path, sizeof(path), data_dir, r->ns, r->name) < 0 ||
+		    access(path, F_OK) == 0)
+			continue;
+		if (repo_open(&repo, data_dir, r->ns, r->name) < 0)
+			event_log("error", "repo_failed", "{s:s, s:s, s:s}", "namespace", r->ns,
+			          "remote", r->name, "error", err_msg());
+		else
+			event_log("info", "repo_created", "{s:s, s:s}", "namespace", r->ns,
+			          "remote", r->name);
+		git_repository_free(repo);
+	}
+}
+
+/* Reads the watcher's pipe; on a new table creates repositories. */
+static void watch_poll(struct keyfile *kf, const char *data_dir)
+{
+	bool was_synced = kf->synced;
+	int r = watch_read(&kf->watch_buf, kf->watch_fd, &kf->table, &kf->synced);
+
+	if (r == 1) {
+		event_log(was_synced || !kf->synced ? "debug" : "info", "remotes_loaded",
+		          "{s:i, s:i, s:b}", "keys", (int)kf->table.nkeys, "remotes",
+		          (int)kf->table.nremotes, "synced", kf->synced);
+		create_repositories(kf, data_dir);
+	} else if (r < 0) {
+		event_log("error", "watcher_failed", "{s:s}", "error", err_msg());
+		close(kf->watch_fd);
+		kf->watch_fd = -1;
+		buf_release(&kf->watch_buf);
+		if (kf->watch_pid > 0)
+			kill(kf->watch_pid, SIGTERM);
+		kf->watch_restart = time(NULL) + 1;
+	}
+}
+
+static int watch_launch(struct keyfile *kf)
+{
+	if (watch_start(&kf->watch_pid, &kf->watch_fd, &kf->watch) < 0) {
+		kf->watch_pid = 0;
+		kf->watch_fd = -1;
+		kf->watch_restart = time(NULL) + 5;
+		return -1;
+	}
+	event_log("info", "watcher_started", "{s:i}", "pid", (int)kf->watch_pid);
+	return 0;
+}
 
 /* Re-reads the file when it changed; a file that fails to parse keeps the
  * previous table (and is logged). Returns 0, or -1 at start-up failure. */
@@ -300,12 +374,20 @@ static void child_track(pid_t pid, pid_t replace)
 		}
 }
 
+static pid_t watcher_pid;
+
 static int reap(int *nchildren)
 {
 	int status, n = 0;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (pid == watcher_pid) {
+			event_log("warn", "watcher_exited", "{s:i}", "status",
+			          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			watcher_pid = 0;
+			continue;
+		}
 		child_track(0, pid);
 		(*nchildren)--;
 		n++;
@@ -353,7 +435,7 @@ static void child_main(ssh_bind bind, int fd, int lfd, const struct options *o,
 
 static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 {
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	struct sigaction sa;
 	int lfd, nchildren = 0;
 	bool stopping = false;
@@ -387,7 +469,10 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = stopping ? -1 : lfd;
 		pfd[1].events = POLLIN;
-		n = poll(pfd, 2, timeout);
+		pfd[2].fd = kf->path ? -1 : kf->watch_fd;
+		pfd[2].events = POLLIN;
+		watcher_pid = kf->watch_pid;
+		n = poll(pfd, 3, timeout);
 		if (n < 0 && errno != EINTR)
 			return err_set("poll: %s", strerror(errno));
 		if (n > 0 && (pfd[0].revents & POLLIN)) {
@@ -421,8 +506,19 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			}
 			continue;
 		}
-		if (kf->path)
+		if (kf->path) {
 			keyfile_refresh(kf, false);
+		} else {
+			if (n > 0 && (pfd[2].revents & (POLLIN | POLLHUP)))
+				watch_poll(kf, o->data_dir);
+			if (kf->watch_fd < 0 && time(NULL) >= kf->watch_restart) {
+				if (watcher_pid > 0)
+					reap(&nchildren);
+				if (watcher_pid == 0)
+					watch_launch(kf);
+			}
+			kf->watch_pid = watcher_pid ? kf->watch_pid : 0;
+		}
 		if (n > 0 && (pfd[1].revents & POLLIN)) {
 			struct sockaddr_storage ss;
 			socklen_t slen = sizeof(ss);
@@ -454,6 +550,8 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			close(fd);
 		}
 	}
+	if (kf->watch_pid > 0)
+		kill(kf->watch_pid, SIGTERM);
 	event_log("info", "stopped", NULL);
 	return 0;
 }
@@ -472,6 +570,9 @@ int main(int argc, char **argv)
 		O_REFS,
 		O_SHUTDOWN,
 		O_LOGLEVEL,
+		O_NAMESPACE,
+		O_KUBECONFIG,
+		O_CONTEXT,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -486,20 +587,22 @@ int main(int argc, char **argv)
 	    {"max-ref-updates", required_argument, NULL, O_REFS},
 	    {"shutdown-timeout", required_argument, NULL, O_SHUTDOWN},
 	    {"log-level", required_argument, NULL, O_LOGLEVEL},
+	    {"namespace", required_argument, NULL, O_NAMESPACE},
+	    {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
+	    {"context", required_argument, NULL, O_CONTEXT},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0}};
-	struct options o = {"0.0.0.0:2222",
-	                    "/var/lib/slipway/repos",
-	                    "/var/lib/slipway/host-keys",
-	                    NULL,
-	                    100,
-	                    30,
-	                    300,
-	                    30,
-	                    1ull << 30,
-	                    1000,
-	                    "info"};
+	struct options o = {.listen = "0.0.0.0:2222",
+	                    .data_dir = "/var/lib/slipway/repos",
+	                    .host_key_dir = "/var/lib/slipway/host-keys",
+	                    .max_connections = 100,
+	                    .login_grace_s = 30,
+	                    .idle_timeout_s = 300,
+	                    .shutdown_timeout_s = 30,
+	                    .max_pack_bytes = 1ull << 30,
+	                    .max_ref_updates = 1000,
+	                    .log_level = "info"};
 	struct keyfile kf;
 	ssh_bind bind = NULL;
 	int c, ret = 1;
@@ -558,8 +661,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (bad) {
+			const char *name = "?";
+
+			for (const struct option *lo = longopts; lo->name; lo++)
+				if (lo->val == c)
+					name = lo->name;
 			fprintf(stderr, "gitd: invalid value '%s' for --%s (try --help)\n", optarg,
-			        longopts[c - O_LISTEN].name);
+			        name);
 			return 2;
 		}
 	}
@@ -567,9 +675,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gitd: unexpected argument '%s' (try --help)\n", argv[optind]);
 		return 2;
 	}
-	if (!o.authorized_keys) {
-		fprintf(stderr, "gitd: --authorized-keys FILE is required until the Remote "
-		                "watcher lands (try --help)\n");
+	if (o.authorized_keys && (o.nnamespaces || o.kubeconfig || o.context)) {
+		fprintf(stderr, "gitd: --authorized-keys serves without a cluster; it does not "
+		                "go with --namespace, --kubeconfig or --context\n");
 		return 2;
 	}
 
@@ -578,6 +686,11 @@ int main(int argc, char **argv)
 	memset(&kf, 0, sizeof(kf));
 	authz_init(&kf.table);
 	kf.path = o.authorized_keys;
+	kf.watch_fd = -1;
+	kf.watch.kubeconfig = o.kubeconfig;
+	kf.watch.context = o.context;
+	kf.watch.namespaces = o.namespaces;
+	buf_init(&kf.watch_buf, WATCH_LINE_MAX);
 	if (mkdir(o.host_key_dir, 0700) < 0 && errno != EEXIST) {
 		err_set("cannot create %s: %s", o.host_key_dir, strerror(errno));
 		goto out;
@@ -601,7 +714,11 @@ int main(int argc, char **argv)
 		err_set("cannot set host key algorithms: %s", ssh_get_error(bind));
 		goto out;
 	}
-	if (keyfile_refresh(&kf, true) < 0)
+	if (kf.path && keyfile_refresh(&kf, true) < 0)
+		goto out;
+	/* the watcher is forked before anything else: it alone loads the
+	 * API credentials */
+	if (!kf.path && watch_launch(&kf) < 0)
 		goto out;
 	if (serve(&o, bind, &kf) < 0)
 		goto out;
@@ -612,6 +729,8 @@ out:
 	if (bind)
 		ssh_bind_free(bind);
 	authz_release(&kf.table);
+	buf_release(&kf.watch_buf);
+	free(o.namespaces);
 	ssh_finalize();
 	git_libgit2_shutdown();
 	return ret;
