@@ -650,6 +650,25 @@ int main(int argc, char **argv)
 			o.log_level = optarg;
 			bad = event_set_level(optarg);
 			break;
+		case O_NAMESPACE: {
+			const char **ns = realloc(o.namespaces, (o.nnamespaces + 2) * sizeof(*ns));
+
+			if (!ns) {
+				bad = 1;
+				break;
+			}
+			o.namespaces = ns;
+			bad = !repo_is_valid_name(optarg);
+			ns[o.nnamespaces++] = optarg;
+			ns[o.nnamespaces] = NULL;
+			break;
+		}
+		case O_KUBECONFIG:
+			o.kubeconfig = optarg;
+			break;
+		case O_CONTEXT:
+			o.context = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;

@@ -1,0 +1,79 @@
+# lib-gitd.sh: start gitd for an end-to-end test and talk to it with the real
+# OpenSSH client. Source after test-lib.sh.
+#
+#   gitd_start [GITD OPTIONS...]   starts gitd on a free loopback port with
+#                                  host keys in ./hostkeys, repositories in
+#                                  ./repos, keys from ./authorized_keys; sets
+#                                  GITD_PORT and GITD_URL (ssh://git@127.0.0.1:PORT)
+#   gitd_start_cluster [OPTIONS]   the same, serving the test cluster's Remotes
+#   make_key NAME                  an ed25519 key pair ./NAME and ./NAME.pub
+#   use_key NAME                   git and ssh_git use key NAME from now on
+#   ssh_git ARGS...                the ssh client as git runs it, with that key
+# gitd is stopped (SIGTERM) when the script exits.
+
+gitd_pid=
+gitd_stop() {
+	[ -n "$gitd_pid" ] || return 0
+	kill -TERM "$gitd_pid" 2>/dev/null
+	wait "$gitd_pid" 2>/dev/null
+	gitd_pid=
+}
+trap gitd_stop EXIT
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+make_key() {
+	rm -f "$1" "$1.pub" &&
+		ssh-keygen -q -t ed25519 -N '' -C "$1@test" -f "$1"
+}
+
+# The client side: known_hosts holds gitd's own host keys, so a changed host
+# key fails the test (StrictHostKeyChecking=yes).
+use_key() {
+	GIT_SSH_COMMAND="ssh -i $TRASH_DIRECTORY/$1 -o IdentitiesOnly=yes -o IdentityAgent=none \
+-o StrictHostKeyChecking=yes -o UserKnownHostsFile=$TRASH_DIRECTORY/known_hosts \
+-o BatchMode=yes -o LogLevel=ERROR"
+	export GIT_SSH_COMMAND
+}
+
+ssh_git() {
+	$GIT_SSH_COMMAND -p "$GITD_PORT" "$@"
+}
+
+gitd_start() {
+	touch authorized_keys
+	gitd_launch --authorized-keys "$TRASH_DIRECTORY/authorized_keys" "$@"
+}
+
+# gitd_start_cluster [GITD OPTIONS...]: gitd serving the Remotes of the test
+# cluster ($KUBECONFIG), ready once the watcher has listed them.
+gitd_start_cluster() {
+	gitd_launch --kubeconfig "$KUBECONFIG" "$@" &&
+		test_wait_for 30 grep -q '"event":"remotes_loaded".*"synced":true' gitd.log
+}
+
+gitd_launch() {
+	GITD_PORT=$(free_port)
+	GITD_URL="ssh://git@127.0.0.1:$GITD_PORT"
+	gitd --listen "127.0.0.1:$GITD_PORT" --data-dir "$TRASH_DIRECTORY/repos" \
+		--host-key-dir "$TRASH_DIRECTORY/hostkeys" "$@" 2>>gitd.log &
+	gitd_pid=$!
+	test_wait_for 30 grep -q '"event":"listening"' gitd.log || return 1
+	{
+		for k in hostkeys/ssh_host_ed25519_key hostkeys/ssh_host_rsa_key; do
+			printf '[127.0.0.1]:%s %s\n' "$GITD_PORT" "$(ssh-keygen -y -f "$k")"
+		done
+	} >known_hosts
+	export GITD_PORT GITD_URL
+}
+
+# git with a fixed identity, so commits are reproducible enough for tests.
+test_commit() {
+	local dir=$1 file=$2 content=${3:-$2}
+	printf '%s\n' "$content" >"$dir/$file" &&
+		git -C "$dir" add "$file" &&
+		git -C "$dir" -c user.name=Tester -c user.email=tester@example.com \
+			commit -q -m "$file: $content"
+}
