@@ -1,10 +1,1211 @@
-/* receive_pack: the server side of git push (see receive_pack.h). */
+/* receive_pack: the server side of git push (see receive_pack.h). One push
+ * reads top to bottom in receive_pack_serve(): advertisement, request,
+ * packfile into a quarantine, connectivity and policy checks, pre-receive,
+ * compare-and-swap ref updates, report-status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2/sys/odb_backend.h>
+#include <openssl/evp.h>
+
 #include "err.h"
+#include "log.h"
 #include "receive_pack.h"
 #include "banned.h"
+
+/* Bytes handed to the indexer per call. */
+#define PACK_CHUNK (256 * 1024)
+
+/* Progress lines on side-band 2 are at least this far apart. */
+#define PROGRESS_INTERVAL_MS 250
+
+/* Longest quarantine path: room is left for "/pack/pack-HASH.pack". */
+#define QUARANTINE_PATH_MAX (PATH_MAX - 128)
+
+#define ZERO_HEX "0000000000000000000000000000000000000000"
+
+/* The pack header: "PACK", version, object count (gitformat-pack.txt). */
+#define PACK_HEADER_SIZE 12
+
+static const char *git_msg(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown error";
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* ---- ref advertisement ------------------------------------------------ */
+
+/* Reference discovery (gitprotocol-pack.txt "Reference Discovery"): "OID
+ * REFNAME" for every ref, the capabilities after a NUL on the first line; a
+ * repository without refs advertises "capabilities^{}" with the zero id.
+ * HEAD is not advertised to a pusher. Ends with a flush. */
+static int advertise(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL, *resolved = NULL;
+	char caps[256], hex[GIT_OID_HEXSZ + 1];
+	bool first = true;
+	int r, ret = -1;
+
+	snprintf(caps, sizeof(caps),
+	         "report-status%s side-band-64k quiet atomic ofs-delta push-options "
+	         "object-format=sha1 agent=%s",
+	         opts->deny_deletes ? "" : " delete-refs", opts->agent ? opts->agent : "slipway");
+	if (git_reference_iterator_new(&it, repo) < 0) {
+		err_set("cannot list refs: %s", git_msg());
+		goto out;
+	}
+	while ((r = git_reference_next(&ref, it)) == 0) {
+		const git_oid *oid = NULL;
+
+		if (git_reference_type(ref) == GIT_REFERENCE_DIRECT)
+			oid = git_reference_target(ref);
+		else if (git_reference_resolve(&resolved, ref) == 0)
+			oid = git_reference_target(resolved);
+		if (oid) {
+			git_oid_tostr(hex, sizeof(hex), oid);
+			if (first)
+				r = pkt_writef(io, "%s %s%c%s\n", hex, git_reference_name(ref),
+				               '\0', caps);
+			else
+				r = pkt_writef(io, "%s %s\n", hex, git_reference_name(ref));
+			if (r < 0)
+				goto out;
+			first = false;
+		}
+		git_reference_free(resolved);
+		git_reference_free(ref);
+		resolved = ref = NULL;
+	}
+	if (r != GIT_ITEROVER) {
+		err_set("cannot list refs: %s", git_msg());
+		goto out;
+	}
+	if (first && pkt_writef(io, "%s capabilities^{}%c%s\n", ZERO_HEX, '\0', caps) < 0)
+		goto out;
+	ret = pkt_flush(io);
+out:
+	git_reference_free(resolved);
+	git_reference_free(ref);
+	git_reference_iterator_free(it);
+	return ret;
+}
+
+/* ---- update request --------------------------------------------------- */
+
+static bool token_is(const char *token, size_t len, const char *name)
+{
+	return strlen(name) == len && !memcmp(token, name, len);
+}
+
+/* Takes the capabilities the client asked for (gitprotocol-capabilities.txt);
+ * unknown ones are ignored, as git does. */
+static int parse_capabilities(struct receive_request *req, const char *caps, size_t len)
+{
+	const char *p = caps, *end = caps + len;
+
+	while (p < end) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		size_t n = (size_t)((sp ? sp : end) - p);
+
+		if (token_is(p, n, "report-status"))
+			req->wants_report_status = true;
+		else if (token_is(p, n, "side-band-64k"))
+			req->sideband = SIDEBAND_DATA_MAX;
+		else if (token_is(p, n, "side-band") && !req->sideband)
+			req->sideband = SIDEBAND_SMALL_DATA_MAX;
+		else if (token_is(p, n, "quiet"))
+			req->is_quiet = true;
+		else if (token_is(p, n, "atomic"))
+			req->is_atomic = true;
+		else if (token_is(p, n, "push-options"))
+			req->wants_push_options = true;
+		else if (n > 14 && !memcmp(p, "object-format=", 14) &&
+		         !token_is(p, n, "object-format=sha1"))
+			return err_set("protocol error: unsupported object-format '%.*s'",
+			               (int)(n - 14 > 16 ? 16 : n - 14), p + 14);
+		p += n + 1;
+	}
+	return 0;
+}
+
+static bool is_hex_oid(const char *s, size_t len)
+{
+	if (len != GIT_OID_HEXSZ)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return true;
+}
+
+/* Parses "OLD SP NEW SP REFNAME" (LEN bytes, no NUL) into CMD. */
+static int parse_command(struct receive_command *cmd, const char *line, size_t len)
+{
+	const size_t name_at = 2 * GIT_OID_HEXSZ + 2;
+
+	if (len <= name_at || line[GIT_OID_HEXSZ] != ' ' || line[2 * GIT_OID_HEXSZ + 1] != ' ' ||
+	    !is_hex_oid(line, GIT_OID_HEXSZ) ||
+	    !is_hex_oid(line + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ))
+		return err_set("protocol error: expected 'old-id new-id refname', got %zu bytes "
+		               "that are not",
+		               len);
+	for (size_t i = name_at; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			return err_set("protocol error: control character in a refname");
+	if (git_oid_fromstrn(&cmd->old_oid, line, GIT_OID_HEXSZ) < 0 ||
+	    git_oid_fromstrn(&cmd->new_oid, line + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ) < 0)
+		return err_set("protocol error: bad object id in a command");
+	cmd->refname = strndup(line + name_at, len - name_at);
+	if (!cmd->refname)
+		return err_set("out of memory");
+	cmd->error = NULL;
+	return 0;
+}
+
+static int read_push_options(struct receive_request *req, struct pkt_io *io)
+{
+	for (;;) {
+		const char *line;
+		size_t len;
+		char **grown;
+		int r = pkt_read(io, &line, &len, true);
+
+		if (r < 0)
+			return -1;
+		if (r == PKT_FLUSH)
+			return 0;
+		if (r != PKT_DATA)
+			return err_set("protocol error: the push options did not end with a flush");
+		if (req->npush_options == RECEIVE_PUSH_OPTIONS_MAX)
+			return err_set("protocol error: more than %d push options",
+			               RECEIVE_PUSH_OPTIONS_MAX);
+		grown = realloc(req->push_options, (req->npush_options + 1) * sizeof(*grown));
+		if (!grown)
+			return err_set("out of memory");
+		req->push_options = grown;
+		grown[req->npush_options] = strndup(line, len);
+		if (!grown[req->npush_options])
+			return err_set("out of memory");
+		req->npush_options++;
+	}
+}
+
+int receive_request_read(struct receive_request *out, struct pkt_io *io)
+{
+	size_t alloc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		const char *line, *nul;
+		size_t len;
+		int r = pkt_read(io, &line, &len, true);
+
+		if (r < 0)
+			goto fail;
+		if (r == PKT_EOF && !out->ncmds)
+			return 0;
+		if (r == PKT_FLUSH)
+			break;
+		if (r != PKT_DATA) {
+			err_set("protocol error: the command list ended without a flush");
+			goto fail;
+		}
+		if (!out->ncmds && len > 8 && !memcmp(line, "shallow ", 8)) {
+			if (!is_hex_oid(line + 8, len - 8)) {
+				err_set("protocol error: bad shallow line");
+				goto fail;
+			}
+			continue;
+		}
+		if (out->ncmds == RECEIVE_COMMANDS_MAX) {
+			err_set("protocol error: more than %d commands", RECEIVE_COMMANDS_MAX);
+			goto fail;
+		}
+		if (out->ncmds == alloc) {
+			size_t n = alloc ? 2 * alloc : 16;
+			struct receive_command *grown;
+
+			if (n > RECEIVE_COMMANDS_MAX)
+				n = RECEIVE_COMMANDS_MAX;
+			grown = realloc(out->cmds, n * sizeof(*grown));
+			if (!grown) {
+				err_set("out of memory");
+				goto fail;
+			}
+			out->cmds = grown;
+			alloc = n;
+		}
+		/* capabilities follow a NUL on the first command only */
+		nul = memchr(line, '\0', len);
+		if (nul && out->ncmds) {
+			err_set("protocol error: NUL in a command");
+			goto fail;
+		}
+		if (nul) {
+			if (parse_capabilities(out, nul + 1, len - (size_t)(nul + 1 - line)) < 0)
+				goto fail;
+			len = (size_t)(nul - line);
+		}
+		if (parse_command(&out->cmds[out->ncmds], line, len) < 0)
+			goto fail;
+		out->ncmds++;
+	}
+	if (out->wants_push_options && read_push_options(out, io) < 0)
+		goto fail;
+	return 0;
+fail:
+	receive_request_release(out);
+	return -1;
+}
+
+static int compare_refnames(const void *a, const void *b)
+{
+	const struct receive_command *const *x = a, *const *y = b;
+
+	return strcmp((*x)->refname, (*y)->refname);
+}
+
+void receive_request_check(struct receive_request *req, const struct receive_opts *opts)
+{
+	struct receive_command **sorted = NULL;
+
+	if (opts->max_ref_updates && req->ncmds > opts->max_ref_updates) {
+		snprintf(req->limit_reason, sizeof(req->limit_reason),
+		         "too many ref updates (%zu, the limit is %zu)", req->ncmds,
+		         opts->max_ref_updates);
+		for (size_t i = 0; i < req->ncmds; i++)
+			req->cmds[i].error = req->limit_reason;
+		return;
+	}
+	for (size_t i = 0; i < req->ncmds; i++) {
+		struct receive_command *cmd = &req->cmds[i];
+		int is_valid = 0;
+
+		if (!has_prefix(cmd->refname, "refs/") ||
+		    git_reference_name_is_valid(&is_valid, cmd->refname) < 0 || !is_valid)
+			cmd->error = "funny refname";
+		else if (git_oid_is_zero(&cmd->new_oid) && opts->deny_deletes)
+			cmd->error = "deletion prohibited";
+	}
+	if (req->ncmds < 2)
+		return;
+	sorted = calloc(req->ncmds, sizeof(*sorted));
+	if (!sorted) {
+		for (size_t i = 0; i < req->ncmds; i++)
+			req->cmds[i].error = "out of memory";
+		return;
+	}
+	for (size_t i = 0; i < req->ncmds; i++)
+		sorted[i] = &req->cmds[i];
+	qsort(sorted, req->ncmds, sizeof(*sorted), compare_refnames);
+	for (size_t i = 1; i < req->ncmds; i++)
+		if (!strcmp(sorted[i - 1]->refname, sorted[i]->refname))
+			sorted[i - 1]->error = sorted[i]->error = "duplicate ref update";
+	free(sorted);
+}
+
+void receive_request_release(struct receive_request *req)
+{
+	for (size_t i = 0; i < req->ncmds; i++)
+		free(req->cmds[i].refname);
+	free(req->cmds);
+	for (size_t i = 0; i < req->npush_options; i++)
+		free(req->push_options[i]);
+	free(req->push_options);
+	memset(req, 0, sizeof(*req));
+}
+
+static size_t count_accepted(const struct receive_request *req)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < req->ncmds; i++)
+		n += !req->cmds[i].error;
+	return n;
+}
+
+static void reject_accepted(struct receive_request *req, const char *reason)
+{
+	for (size_t i = 0; i < req->ncmds; i++)
+		if (!req->cmds[i].error)
+			req->cmds[i].error = reason;
+}
+
+/* With "atomic" one refused command refuses them all
+ * (gitprotocol-capabilities.txt "atomic"). */
+static void reject_rest_if_atomic(struct receive_request *req)
+{
+	if (req->is_atomic && count_accepted(req) < req->ncmds)
+		reject_accepted(req, "atomic push failed");
+}
+
+/* A packfile follows the commands unless every command is a delete
+ * (gitprotocol-pack.txt). */
+static bool needs_packfile(const struct receive_request *req)
+{
+	for (size_t i = 0; i < req->ncmds; i++)
+		if (!git_oid_is_zero(&req->cmds[i].new_oid))
+			return true;
+	return false;
+}
+
+/* ---- quarantine and packfile ------------------------------------------ */
+
+/* The quarantine of one push (git Documentation/git-receive-pack.txt,
+ * "QUARANTINE ENVIRONMENT"): an object directory objects/incoming-XXXXXX in
+ * the repository whose pack/ holds the received pack until the push is
+ * accepted; then the pack moves to objects/pack and the directory goes. */
+struct quarantine {
+	char dir[QUARANTINE_PATH_MAX];         /* "" while there is none */
+	char objects_dir[QUARANTINE_PATH_MAX]; /* the repository's, with a final '/' */
+	char pack_name[64];                    /* "pack-HASH" once indexed */
+	size_t nobjects;                       /* objects in the indexed pack */
+};
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	if (remove(path) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static void quarantine_remove(struct quarantine *q)
+{
+	if (!q->dir[0])
+		return;
+	nftw(q->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	q->dir[0] = '\0';
+}
+
+static int quarantine_create(struct quarantine *q, git_repository *repo)
+{
+	git_buf objects = {0};
+	char pack_dir[PATH_MAX];
+	size_t n;
+	int ret = -1;
+
+	if (git_repository_item_path(&objects, repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0) {
+		err_set("cannot find the object directory: %s", git_msg());
+		goto out;
+	}
+	n = strlen(objects.ptr);
+	if ((size_t)snprintf(q->objects_dir, sizeof(q->objects_dir), "%s%s", objects.ptr,
+	                     n && objects.ptr[n - 1] == '/' ? "" : "/") >= sizeof(q->objects_dir) ||
+	    (size_t)snprintf(q->dir, sizeof(q->dir), "%sincoming-XXXXXX", q->objects_dir) >=
+	        sizeof(q->dir)) {
+		q->dir[0] = '\0';
+		err_set("object directory path is too long");
+		goto out;
+	}
+	if (!mkdtemp(q->dir)) {
+		err_set("cannot create a quarantine in %s: %s", q->objects_dir, strerror(errno));
+		q->dir[0] = '\0';
+		goto out;
+	}
+	snprintf(pack_dir, sizeof(pack_dir), "%s/pack", q->dir);
+	if (mkdir(pack_dir, 0700) < 0) {
+		err_set("cannot create %s: %s", pack_dir, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	git_buf_dispose(&objects);
+	return ret;
+}
+
+/* Where the packfile ends. The client sends nothing after the pack until it
+ * has read report-status (git closes its side, libgit2 and JGit keep it
+ * open), and git_indexer does not say where the pack ended, so: once the
+ * header's object count has been parsed, the pack is complete when its last
+ * 20 bytes are the SHA-1 of all bytes before them (gitformat-pack.txt,
+ * "pack-*.pack files"). */
+struct pack_end {
+	EVP_MD_CTX *sha1;  /* over every byte but the last 20 seen */
+	EVP_MD_CTX *check; /* scratch copy to finish */
+	unsigned char header[PACK_HEADER_SIZE];
+	unsigned char tail[GIT_OID_RAWSZ];
+	size_t nheader, ntail;
+};
+
+static int pack_end_init(struct pack_end *pe)
+{
+	memset(pe, 0, sizeof(*pe));
+	pe->sha1 = EVP_MD_CTX_new();
+	pe->check = EVP_MD_CTX_new();
+	if (!pe->sha1 || !pe->check || !EVP_DigestInit_ex(pe->sha1, EVP_sha1(), NULL))
+		return err_set("cannot set up SHA-1");
+	return 0;
+}
+
+static void pack_end_release(struct pack_end *pe)
+{
+	EVP_MD_CTX_free(pe->sha1);
+	EVP_MD_CTX_free(pe->check);
+	memset(pe, 0, sizeof(*pe));
+}
+
+static void pack_end_add(struct pack_end *pe, const unsigned char *p, size_t n)
+{
+	size_t keep = sizeof(pe->tail);
+
+	if (pe->nheader < PACK_HEADER_SIZE) {
+		size_t h = PACK_HEADER_SIZE - pe->nheader < n ? PACK_HEADER_SIZE - pe->nheader : n;
+
+		memcpy(pe->header + pe->nheader, p, h);
+		pe->nheader += h;
+	}
+	if (pe->ntail + n > keep) {
+		size_t hash = pe->ntail + n - keep;
+		size_t from_tail = hash < pe->ntail ? hash : pe->ntail;
+
+		EVP_DigestUpdate(pe->sha1, pe->tail, from_tail);
+		memmove(pe->tail, pe->tail + from_tail, pe->ntail - from_tail);
+		pe->ntail -= from_tail;
+		EVP_DigestUpdate(pe->sha1, p, hash - from_tail);
+		p += hash - from_tail;
+		n -= hash - from_tail;
+	}
+	memcpy(pe->tail + pe->ntail, p, n);
+	pe->ntail += n;
+}
+
+/* Returns whether the pack is complete after RECEIVED objects were parsed. */
+static bool pack_end_reached(struct pack_end *pe, unsigned int received)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	uint32_t count;
+
+	if (pe->nheader < PACK_HEADER_SIZE || pe->ntail < sizeof(pe->tail))
+		return false;
+	count = (uint32_t)pe->header[8] << 24 | (uint32_t)pe->header[9] << 16 |
+	        (uint32_t)pe->header[10] << 8 | pe->header[11];
+	if (received != count)
+		return false;
+	if (!EVP_MD_CTX_copy_ex(pe->check, pe->sha1) || !EVP_DigestFinal_ex(pe->check, md, &mdlen))
+		return false;
+	return mdlen == sizeof(pe->tail) && !memcmp(md, pe->tail, mdlen);
+}
+
+/* Indexer progress on side-band 2, a few lines a second; git's receive-pack
+ * shows the same "Resolving deltas" line from index-pack. */
+struct progress {
+	struct pkt_io *io;
+	bool is_enabled;
+	long long next_ms;
+};
+
+static int on_progress(const git_indexer_progress *p, void *arg)
+{
+	struct progress *pr = arg;
+	long long now;
+
+	if (!pr->is_enabled || !p->indexed_deltas || p->indexed_deltas >= p->total_deltas)
+		return 0;
+	now = now_ms();
+	if (now < pr->next_ms)
+		return 0;
+	pr->next_ms = now + PROGRESS_INTERVAL_MS;
+	if (pkt_progressf(pr->io, "Resolving deltas: %3u%% (%u/%u)\r",
+	                  (unsigned)((unsigned long long)p->indexed_deltas * 100 / p->total_deltas),
+	                  p->indexed_deltas, p->total_deltas) < 0)
+		return -1;
+	return 0;
+}
+
+/* Sets err_msg() after the indexer returned GIT_RC, and REASON for the
+ * client's "unpack REASON": the indexer's own words about the pack, nothing
+ * that may name a server path. GIT_EUSER means the progress callback failed
+ * and has set err_msg() itself. */
+static void unpack_failed(char *reason, size_t size, int git_rc)
+{
+	const git_error *e = git_error_last();
+
+	if (git_rc == GIT_EUSER) {
+		snprintf(reason, size, "aborted");
+		return;
+	}
+	err_set("unpack failed: %s", git_msg());
+	if (e && (e->klass == GIT_ERROR_INDEXER || e->klass == GIT_ERROR_ZLIB))
+		snprintf(reason, size, "%s", e->message);
+	else
+		snprintf(reason, size, "index-pack failed");
+}
+
+/* Streams the packfile from IO through git_indexer into Q (created here),
+ * completing a thin pack from REPO. Returns 0, or -1 with err_msg() and the
+ * client's reason in REASON. */
+static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_repository *repo,
+                            const struct receive_request *req, const struct receive_opts *opts,
+                            struct receive_stats *stats, char *reason, size_t reason_size)
+{
+	git_indexer_options io_opts;
+	git_indexer_progress prog = {0};
+	git_indexer *idx = NULL;
+	git_odb *odb = NULL;
+	struct pack_end pe;
+	struct progress pr = {io, io->sideband && !req->is_quiet, 0};
+	char pack_dir[PATH_MAX];
+	unsigned char *buf = NULL;
+	int rc, ret = -1;
+
+	snprintf(reason, reason_size, "index-pack failed");
+	if (pack_end_init(&pe) < 0 || quarantine_create(q, repo) < 0)
+		goto out;
+	buf = malloc(PACK_CHUNK);
+	if (!buf) {
+		err_set("out of memory");
+		goto out;
+	}
+	snprintf(pack_dir, sizeof(pack_dir), "%s/pack", q->dir);
+	git_indexer_options_init(&io_opts, GIT_INDEXER_OPTIONS_VERSION);
+	io_opts.progress_cb = on_progress;
+	io_opts.progress_cb_payload = &pr;
+	if (git_repository_odb(&odb, repo) < 0 ||
+	    git_indexer_new(&idx, pack_dir, 0, odb, &io_opts) < 0) {
+		err_set("cannot start the indexer: %s", git_msg());
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = pkt_read_raw(io, buf, PACK_CHUNK);
+
+		if (n < 0) {
+			snprintf(reason, reason_size, "read error");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		stats->pack_bytes += (unsigned long long)n;
+		if (opts->max_pack_bytes && stats->pack_bytes > opts->max_pack_bytes) {
+			snprintf(reason, reason_size, "pack exceeds maximum allowed size");
+			err_set("pack exceeds maximum allowed size (%llu bytes)",
+			        opts->max_pack_bytes);
+			goto out;
+		}
+		pack_end_add(&pe, buf, (size_t)n);
+		rc = git_indexer_append(idx, buf, (size_t)n, &prog);
+		if (rc < 0) {
+			unpack_failed(reason, reason_size, rc);
+			goto out;
+		}
+		if (pack_end_reached(&pe, prog.received_objects))
+			break;
+	}
+	rc = git_indexer_commit(idx, &prog);
+	if (rc < 0) {
+		unpack_failed(reason, reason_size, rc);
+		goto out;
+	}
+	if (pr.is_enabled && prog.total_deltas &&
+	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), %s%u local objects.\n",
+	                  prog.total_deltas, prog.total_deltas,
+	                  prog.local_objects ? "completed with " : "done, ",
+	                  prog.local_objects) < 0)
+		goto out;
+	snprintf(q->pack_name, sizeof(q->pack_name), "pack-%s", git_indexer_name(idx));
+	q->nobjects = prog.indexed_objects;
+	stats->pack_objects = prog.indexed_objects;
+	ret = 0;
+out:
+	git_indexer_free(idx);
+	git_odb_free(odb);
+	free(buf);
+	pack_end_release(&pe);
+	return ret;
+}
+
+/* Moves the quarantined pack into objects/pack (the .idx last, since readers
+ * find packs by their index), synced first as git does by default
+ * (core.fsync "committed"), and lets REPO see it. Returns 0 or -1. */
+static int quarantine_migrate(struct quarantine *q, git_repository *repo)
+{
+	static const char *const exts[] = {".pack", ".idx"};
+	git_odb *odb = NULL;
+	int ret = -1;
+
+	if (!q->nobjects)
+		return 0;
+	for (size_t i = 0; i < 2; i++) {
+		char from[PATH_MAX], to[PATH_MAX];
+		int fd;
+
+		snprintf(from, sizeof(from), "%s/pack/%s%s", q->dir, q->pack_name, exts[i]);
+		snprintf(to, sizeof(to), "%spack/%s%s", q->objects_dir, q->pack_name, exts[i]);
+		fd = open(from, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0) {
+			err_set("cannot sync %s: %s", from, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+		if (rename(from, to) < 0) {
+			err_set("cannot move %s to %s: %s", from, to, strerror(errno));
+			goto out;
+		}
+	}
+	if (git_repository_odb(&odb, repo) < 0 || git_odb_refresh(odb) < 0) {
+		err_set("cannot refresh the object database: %s", git_msg());
+		goto out;
+	}
+	ret = 0;
+out:
+	git_odb_free(odb);
+	return ret;
+}
+
+/* ---- connectivity ----------------------------------------------------- */
+
+/* Every object of the quarantined pack must have what it names in the pack
+ * or the repository: a commit its tree and parents, a tree its entries but
+ * gitlinks, a tag its target. The repository only ever received packs that
+ * passed this check, so it is closed, and one pass over the pack is enough
+ * (git's receive-pack walks from the new tips with rev-list instead). */
+struct connectivity {
+	git_odb *pack; /* the quarantined pack alone */
+	git_odb *repo; /* the repository, without the quarantine */
+	const char *problem;
+};
+
+static bool has_object(struct connectivity *c, const git_oid *id)
+{
+	return git_odb_exists_ext(c->pack, id, GIT_ODB_LOOKUP_NO_REFRESH) == 1 ||
+	       git_odb_exists(c->repo, id) == 1;
+}
+
+/* Parses "NAME HEX\n" at *P (before END) into ID and moves *P past it.
+ * Returns 1 when the line is there, 0 when not. */
+static int header_oid(git_oid *id, const char **p, const char *end, const char *name)
+{
+	size_t n = strlen(name);
+
+	if ((size_t)(end - *p) < n + GIT_OID_HEXSZ + 1 || memcmp(*p, name, n) ||
+	    (*p)[n + GIT_OID_HEXSZ] != '\n' || !is_hex_oid(*p + n, GIT_OID_HEXSZ) ||
+	    git_oid_fromstrn(id, *p + n, GIT_OID_HEXSZ) < 0)
+		return 0;
+	*p += n + GIT_OID_HEXSZ + 1;
+	return 1;
+}
+
+/* Returns NULL when OBJ's references are all present, else the problem. */
+static const char *check_references(struct connectivity *c, git_object_t type, const char *p,
+                                    size_t len)
+{
+	const char *end = p + len;
+	git_oid id;
+
+	switch (type) {
+	case GIT_OBJECT_COMMIT:
+		if (!header_oid(&id, &p, end, "tree "))
+			return "invalid object in pack";
+		if (!has_object(c, &id))
+			return "missing necessary objects";
+		while (header_oid(&id, &p, end, "parent "))
+			if (!has_object(c, &id))
+				return "missing necessary objects";
+		return NULL;
+	case GIT_OBJECT_TAG:
+		if (!header_oid(&id, &p, end, "object "))
+			return "invalid object in pack";
+		return has_object(c, &id) ? NULL : "missing necessary objects";
+	case GIT_OBJECT_TREE:
+		/* entries: "MODE SP NAME NUL" and 20 bytes of id (gitformat-*) */
+		while (p < end) {
+			const char *sp = memchr(p, ' ', (size_t)(end - p)), *nul;
+			unsigned long mode = 0;
+
+			if (!sp || sp == p || sp - p > 7)
+				return "invalid object in pack";
+			for (const char *m = p; m < sp; m++) {
+				if (*m < '0' || *m > '7')
+					return "invalid object in pack";
+				mode = mode * 8 + (unsigned long)(*m - '0');
+			}
+			nul = memchr(sp + 1, '\0', (size_t)(end - sp - 1));
+			if (!nul || (size_t)(end - nul - 1) < GIT_OID_RAWSZ)
+				return "invalid object in pack";
+			p = nul + 1 + GIT_OID_RAWSZ;
+			if (mode == 0160000) /* gitlink: a commit of another repository */
+				continue;
+			git_oid_fromraw(&id, (const unsigned char *)nul + 1);
+			if (!has_object(c, &id))
+				return "missing necessary objects";
+		}
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+static int check_object(const git_oid *id, void *arg)
+{
+	struct connectivity *c = arg;
+	git_odb_object *obj = NULL;
+	git_object_t type;
+	size_t size;
+
+	if (git_odb_read_header(&size, &type, c->pack, id) < 0) {
+		log_warn("cannot read a quarantined object: %s", git_msg());
+		c->problem = "invalid object in pack";
+		return 1;
+	}
+	if (type == GIT_OBJECT_BLOB)
+		return 0;
+	if (git_odb_read(&obj, c->pack, id) < 0) {
+		log_warn("cannot read a quarantined object: %s", git_msg());
+		c->problem = "invalid object in pack";
+		return 1;
+	}
+	c->problem = check_references(c, type, git_odb_object_data(obj), git_odb_object_size(obj));
+	git_odb_object_free(obj);
+	return c->problem ? 1 : 0;
+}
+
+/* Checks the quarantined pack (if any) and that every accepted command's
+ * new tip exists; refuses what fails. */
+static void check_connectivity(struct receive_request *req, const struct quarantine *q,
+                               git_repository *repo)
+{
+	struct connectivity c = {NULL, NULL, NULL};
+	git_odb_backend *backend = NULL;
+	char idx_path[PATH_MAX];
+
+	if (git_repository_odb(&c.repo, repo) < 0 || git_odb_new(&c.pack) < 0) {
+		log_error("cannot open the object database: %s", git_msg());
+		c.problem = "missing necessary objects";
+		goto out;
+	}
+	if (q->nobjects) {
+		snprintf(idx_path, sizeof(idx_path), "%s/pack/%s.idx", q->dir, q->pack_name);
+		if (git_odb_backend_one_pack(&backend, idx_path) < 0 ||
+		    git_odb_add_backend(c.pack, backend, 1) < 0) {
+			log_error("cannot open the quarantined pack: %s", git_msg());
+			if (backend)
+				backend->free(backend);
+			c.problem = "missing necessary objects";
+			goto out;
+		}
+		if (git_odb_foreach(c.pack, check_object, &c) < 0 && !c.problem) {
+			log_error("cannot list the quarantined pack: %s", git_msg());
+			c.problem = "missing necessary objects";
+		}
+		if (c.problem)
+			goto out;
+	}
+	for (size_t i = 0; i < req->ncmds; i++) {
+		struct receive_command *cmd = &req->cmds[i];
+
+		if (!cmd->error && !git_oid_is_zero(&cmd->new_oid) &&
+		    !has_object(&c, &cmd->new_oid))
+			cmd->error = "missing necessary objects";
+	}
+out:
+	if (c.problem)
+		reject_accepted(req, c.problem);
+	git_odb_free(c.pack);
+	git_odb_free(c.repo);
+}
+
+/* ---- policy, pre-receive, ref updates --------------------------------- */
+
+/* Opens *OUT as a second handle on REPO whose objects include the
+ * quarantine's, for the checks and the pre-receive point; REPO itself never
+ * sees quarantined objects, so a refused push leaves no trace in it. */
+static int open_with_quarantine(git_repository **out, git_repository *repo,
+                                const struct quarantine *q)
+{
+	git_odb *odb = NULL;
+	int ret = -1;
+
+	*out = NULL;
+	if (git_repository_open_bare(out, git_repository_path(repo)) < 0 ||
+	    git_repository_odb(&odb, *out) < 0 || git_odb_add_disk_alternate(odb, q->dir) < 0) {
+		err_set("cannot open the repository with its quarantine: %s", git_msg());
+		git_repository_free(*out);
+		*out = NULL;
+		goto out;
+	}
+	ret = 0;
+out:
+	git_odb_free(odb);
+	return ret;
+}
+
+/* Per-command rules that need the objects: a branch must point at a commit,
+ * and with deny_non_fast_forwards a branch may only move forward (git checks
+ * refs/heads/ only, as here). */
+static void check_commands(struct receive_request *req, git_repository *repo,
+                           const struct receive_opts *opts)
+{
+	git_odb *odb = NULL;
+
+	if (git_repository_odb(&odb, repo) < 0) {
+		reject_accepted(req, "missing necessary objects");
+		return;
+	}
+	for (size_t i = 0; i < req->ncmds; i++) {
+		struct receive_command *cmd = &req->cmds[i];
+		bool is_branch = has_prefix(cmd->refname, "refs/heads/");
+		git_object_t type;
+		size_t size;
+
+		if (cmd->error || git_oid_is_zero(&cmd->new_oid))
+			continue;
+		if (git_odb_read_header(&size, &type, odb, &cmd->new_oid) < 0)
+			cmd->error = "missing necessary objects";
+		else if (is_branch && type != GIT_OBJECT_COMMIT)
+			cmd->error = "not a commit";
+		else if (is_branch && opts->deny_non_fast_forwards &&
+		         !git_oid_is_zero(&cmd->old_oid) &&
+		         !git_oid_equal(&cmd->old_oid, &cmd->new_oid) &&
+		         git_graph_descendant_of(repo, &cmd->new_oid, &cmd->old_oid) != 1)
+			cmd->error = "non-fast-forward";
+	}
+	git_odb_free(odb);
+}
+
+/* Calls the pre-receive point with the accepted commands; a non-zero return
+ * refuses them all with its message, kept in MESSAGE. */
+static void run_pre_receive(struct receive_request *req, const struct receive_opts *opts,
+                            git_repository *repo, struct pkt_io *io, const char *quarantine_dir,
+                            char *message, size_t message_size)
+{
+	struct receive_check check = {
+	    repo, io, NULL, 0, req->push_options, req->npush_options, quarantine_dir};
+	struct receive_command *cmds;
+	size_t n = count_accepted(req), j = 0;
+
+	if (!opts->pre_receive || !n)
+		return;
+	cmds = calloc(n, sizeof(*cmds));
+	if (!cmds) {
+		reject_accepted(req, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < req->ncmds; i++)
+		if (!req->cmds[i].error)
+			cmds[j++] = req->cmds[i];
+	check.cmds = cmds;
+	check.ncmds = n;
+	message[0] = '\0';
+	if (opts->pre_receive(opts->pre_receive_arg, &check, message, message_size)) {
+		message[message_size - 1] = '\0';
+		if (!message[0])
+			snprintf(message, message_size, "pre-receive hook declined");
+		reject_accepted(req, message);
+	} else {
+		j = 0;
+		for (size_t i = 0; i < req->ncmds; i++)
+			if (!req->cmds[i].error)
+				req->cmds[i].error = cmds[j++].error;
+	}
+	free(cmds);
+}
+
+/* Returns whether REFNAME currently has the value OLD (zero: must not
+ * exist), setting *EXISTS. Called with the ref locked. */
+static bool ref_is_at(git_repository *repo, const char *refname, const git_oid *old, bool *exists)
+{
+	git_reference *ref = NULL;
+	bool is_at = false;
+	int r = git_reference_lookup(&ref, repo, refname);
+
+	*exists = r == 0;
+	if (r == GIT_ENOTFOUND)
+		is_at = git_oid_is_zero(old);
+	else if (r == 0 && git_reference_type(ref) == GIT_REFERENCE_DIRECT)
+		is_at = git_oid_equal(git_reference_target(ref), old);
+	git_reference_free(ref);
+	return is_at;
+}
+
+static int new_signature(git_signature **out, const struct receive_opts *opts)
+{
+	if (opts->reflog_name && opts->reflog_email &&
+	    git_signature_now(out, opts->reflog_name, opts->reflog_email) == 0)
+		return 0;
+	/* a key comment may hold what a signature cannot ('<', '>', nothing) */
+	if (git_signature_now(out, "slipway", "slipway") == 0)
+		return 0;
+	return err_set("cannot make the reflog identity: %s", git_msg());
+}
+
+/* Moves the accepted commands' refs: each ref is locked and compared with
+ * its command's old id (compare-and-swap: a client that lost a race sees
+ * "failed to lock", never a silent overwrite); once some update is sure, the
+ * quarantined objects move in; then the updates are committed. With
+ * "atomic" one transaction holds every ref, else each has its own. */
+static void update_refs(struct receive_request *req, git_repository *repo, struct quarantine *q,
+                        const struct receive_opts *opts, struct receive_stats *stats)
+{
+	struct update {
+		git_transaction *tx;
+		bool exists;
+	} *up = NULL;
+	git_transaction *shared = NULL;
+	git_signature *sig = NULL;
+	bool needs_objects = false;
+
+	if (!count_accepted(req))
+		return;
+	up = calloc(req->ncmds, sizeof(*up));
+	if (!up) {
+		log_error("out of memory");
+		reject_accepted(req, "failed to update ref");
+		goto out;
+	}
+	if (new_signature(&sig, opts) < 0) {
+		log_error("%s", err_msg());
+		reject_accepted(req, "failed to update ref");
+		goto out;
+	}
+	if (req->is_atomic && git_transaction_new(&shared, repo) < 0) {
+		log_error("cannot start a transaction: %s", git_msg());
+		reject_accepted(req, "failed to update ref");
+		goto out;
+	}
+	for (size_t i = 0; i < req->ncmds; i++) {
+		struct receive_command *cmd = &req->cmds[i];
+		git_transaction *tx = shared;
+
+		if (cmd->error)
+			continue;
+		if (!tx && git_transaction_new(&up[i].tx, repo) < 0) {
+			cmd->error = "failed to update ref";
+			continue;
+		}
+		tx = tx ? tx : up[i].tx;
+		if (git_transaction_lock_ref(tx, cmd->refname) < 0 ||
+		    !ref_is_at(repo, cmd->refname, &cmd->old_oid, &up[i].exists)) {
+			cmd->error = "failed to lock";
+		}
+	}
+	reject_rest_if_atomic(req);
+	for (size_t i = 0; i < req->ncmds; i++)
+		needs_objects |= !req->cmds[i].error && !git_oid_is_zero(&req->cmds[i].new_oid);
+	if (needs_objects && quarantine_migrate(q, repo) < 0) {
+		log_error("%s", err_msg());
+		for (size_t i = 0; i < req->ncmds; i++)
+			if (!git_oid_is_zero(&req->cmds[i].new_oid) && !req->cmds[i].error)
+				req->cmds[i].error = "failed to move objects into the repository";
+		reject_rest_if_atomic(req);
+	}
+	for (size_t i = 0; i < req->ncmds; i++) {
+		struct receive_command *cmd = &req->cmds[i];
+		git_transaction *tx = shared ? shared : up[i].tx;
+		int r = 0;
+
+		if (cmd->error)
+			continue;
+		if (!git_oid_is_zero(&cmd->new_oid))
+			r = git_transaction_set_target(tx, cmd->refname, &cmd->new_oid, sig,
+			                               "push");
+		else if (up[i].exists)
+			r = git_transaction_remove(tx, cmd->refname);
+		if (r == 0 && !shared)
+			r = git_transaction_commit(tx);
+		if (r < 0) {
+			log_error("cannot update %s: %s", cmd->refname, git_msg());
+			cmd->error = "failed to update ref";
+		}
+	}
+	reject_rest_if_atomic(req);
+	if (shared && count_accepted(req) && git_transaction_commit(shared) < 0) {
+		/* libgit2 writes the locked refs one by one: some may have moved */
+		log_error("cannot commit the atomic ref update: %s", git_msg());
+		reject_accepted(req, "failed to update ref");
+	}
+	for (size_t i = 0; i < req->ncmds; i++) {
+		const struct receive_command *cmd = &req->cmds[i];
+
+		if (!cmd->error && (!git_oid_is_zero(&cmd->new_oid) || up[i].exists))
+			stats->nupdated++;
+	}
+out:
+	if (up)
+		for (size_t i = 0; i < req->ncmds; i++)
+			git_transaction_free(up[i].tx);
+	free(up);
+	git_transaction_free(shared);
+	git_signature_free(sig);
+}
+
+/* A first push to a repository whose HEAD names a branch that was not
+ * pushed (HEAD -> main, but only master came) leaves clones with nothing to
+ * check out: point HEAD at main, else master, else the first branch the
+ * push created. */
+static void fix_unborn_head(git_repository *repo, const struct receive_request *req)
+{
+	const char *candidates[] = {"refs/heads/main", "refs/heads/master", NULL};
+	git_reference *ref = NULL;
+
+	if (git_repository_head_unborn(repo) != 1)
+		return;
+	for (size_t i = 0; i < req->ncmds && !candidates[2]; i++) {
+		const struct receive_command *cmd = &req->cmds[i];
+
+		if (!cmd->error && !git_oid_is_zero(&cmd->new_oid) &&
+		    has_prefix(cmd->refname, "refs/heads/"))
+			candidates[2] = cmd->refname;
+	}
+	for (size_t i = 0; i < 3 && candidates[i]; i++) {
+		if (git_reference_lookup(&ref, repo, candidates[i]) < 0)
+			continue;
+		git_reference_free(ref);
+		if (git_repository_set_head(repo, candidates[i]) < 0)
+			log_warn("cannot point HEAD at %s: %s", candidates[i], git_msg());
+		return;
+	}
+}
+
+/* ---- report-status ---------------------------------------------------- */
+
+/* Writes one report-status pkt-line (on band 1 when side-band is on: the
+ * report is a pkt-line stream inside the band). A reason cannot hold a
+ * newline, so control characters become spaces; an over-long line is cut. */
+static int report_line(struct pkt_io *io, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int report_line(struct pkt_io *io, const char *fmt, ...)
+{
+	char line[LARGE_PACKET_MAX + 1], hdr[5];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line + 4, LARGE_PACKET_DATA_MAX + 1, fmt, ap);
+	va_end(ap);
+	if (n < 1)
+		return err_set("cannot format report-status");
+	if (n > LARGE_PACKET_DATA_MAX) {
+		n = LARGE_PACKET_DATA_MAX;
+		line[4 + n - 1] = '\n';
+	}
+	for (int i = 0; i < n - 1; i++)
+		if ((unsigned char)line[4 + i] < 0x20 || line[4 + i] == 0x7f)
+			line[4 + i] = ' ';
+	snprintf(hdr, sizeof(hdr), "%04x", (unsigned)n + 4);
+	memcpy(line, hdr, 4);
+	return pkt_sideband(io, SIDEBAND_DATA, line, (size_t)n + 4);
+}
+
+/* report-status (gitprotocol-pack.txt "Report Status"): "unpack ok" or
+ * "unpack REASON", then "ok REFNAME" or "ng REFNAME REASON" per command,
+ * flush; with side-band all of it on band 1, then a flush of the band. */
+static int report_status(struct pkt_io *io, const struct receive_request *req,
+                         const char *unpack_error, struct receive_stats *stats)
+{
+	for (size_t i = 0; i < req->ncmds; i++)
+		stats->nrejected += req->cmds[i].error != NULL;
+	if (req->wants_report_status) {
+		if (report_line(io, "unpack %s\n", unpack_error ? unpack_error : "ok") < 0)
+			return -1;
+		for (size_t i = 0; i < req->ncmds; i++) {
+			const struct receive_command *cmd = &req->cmds[i];
+			int r = cmd->error ? report_line(io, "ng %s %s\n", cmd->refname, cmd->error)
+			                   : report_line(io, "ok %s\n", cmd->refname);
+
+			if (r < 0)
+				return -1;
+		}
+		if (pkt_sideband(io, SIDEBAND_DATA, "0000", 4) < 0)
+			return -1;
+	}
+	return io->sideband ? pkt_flush(io) : pkt_send(io);
+}
+
+/* ---- the push --------------------------------------------------------- */
 
 int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
                        struct receive_stats *stats)
 {
-	return err_set("receive-pack is not implemented yet");
+	struct receive_stats unused;
+	struct receive_request req;
+	struct quarantine q;
+	git_repository *qrepo = NULL;
+	char unpack_error[256], message[RECEIVE_MESSAGE_MAX];
+	bool has_unpack_error = false;
+	int ret = -1;
+
+	if (!stats)
+		stats = &unused;
+	memset(stats, 0, sizeof(*stats));
+	memset(&req, 0, sizeof(req));
+	memset(&q, 0, sizeof(q));
+
+	if (advertise(io, repo, opts) < 0 || receive_request_read(&req, io) < 0)
+		goto out;
+	stats->ncommands = req.ncmds;
+	if (!req.ncmds) {
+		ret = 0;
+		goto out;
+	}
+	io->sideband = req.sideband;
+	receive_request_check(&req, opts);
+
+	if (needs_packfile(&req) && receive_packfile(&q, io, repo, &req, opts, stats, unpack_error,
+	                                             sizeof(unpack_error)) < 0) {
+		has_unpack_error = true;
+		for (size_t i = 0; i < req.ncmds; i++)
+			req.cmds[i].error = "unpacker error";
+	}
+	if (!has_unpack_error && count_accepted(&req)) {
+		check_connectivity(&req, &q, repo);
+		if (q.nobjects && count_accepted(&req) &&
+		    open_with_quarantine(&qrepo, repo, &q) < 0) {
+			log_error("%s", err_msg());
+			reject_accepted(&req, "missing necessary objects");
+		}
+		check_commands(&req, qrepo ? qrepo : repo, opts);
+		reject_rest_if_atomic(&req);
+		run_pre_receive(&req, opts, qrepo ? qrepo : repo, io, q.dir[0] ? q.dir : NULL,
+		                message, sizeof(message));
+		reject_rest_if_atomic(&req);
+		git_repository_free(qrepo);
+		qrepo = NULL;
+		update_refs(&req, repo, &q, opts, stats);
+		if (stats->nupdated)
+			fix_unborn_head(repo, &req);
+	}
+	/* the pusher learns the outcome only once the quarantine is gone */
+	quarantine_remove(&q);
+	if (has_unpack_error) {
+		/* the unpack failure is the first cause, whatever the report does */
+		snprintf(message, sizeof(message), "%s", err_msg());
+		report_status(io, &req, unpack_error, stats);
+		err_set("%s", message);
+		goto out;
+	}
+	if (report_status(io, &req, NULL, stats) < 0)
+		goto out;
+	ret = 0;
+out:
+	git_repository_free(qrepo);
+	quarantine_remove(&q);
+	receive_request_release(&req);
+	return ret;
 }

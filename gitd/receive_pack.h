@@ -45,6 +45,9 @@ struct receive_check {
 	size_t ncmds;
 	char *const *push_options;
 	size_t npush_options;
+	const char *quarantine_dir; /* absolute objects/incoming-XXXXXX, for a hook
+	                               that runs git (as GIT_QUARANTINE_PATH); NULL
+	                               when the push sent no objects */
 };
 typedef int (*receive_pre_receive_fn)(void *arg, const struct receive_check *check, char *message,
                                       size_t message_size);
@@ -69,6 +72,50 @@ struct receive_stats {
 	unsigned long long pack_bytes; /* packfile bytes received */
 	size_t pack_objects;           /* objects indexed */
 };
+
+/* Hard limits of one update request, whatever the options say; more is a
+ * protocol error (git has none, but every buffer here has a maximum). */
+#define RECEIVE_COMMANDS_MAX 100000
+#define RECEIVE_PUSH_OPTIONS_MAX 256
+
+/* Longest pre-receive MESSAGE, including the NUL. */
+#define RECEIVE_MESSAGE_MAX 256
+
+/* The update request the client sends after the advertisement
+ * (gitprotocol-pack.txt, "Reference Update Request and Packfile Transfer"):
+ * its commands and the capabilities it asked for on the first one. */
+struct receive_request {
+	struct receive_command *cmds; /* in the client's order; owned */
+	size_t ncmds;
+	char **push_options; /* "git push -o" values; NULL when none; owned */
+	size_t npush_options;
+	int sideband;             /* for pkt_io.sideband: 0, or the payload limit */
+	bool wants_report_status; /* report-status */
+	bool wants_push_options;  /* push-options: options follow the commands */
+	bool is_quiet;            /* quiet: no progress on side-band 2 */
+	bool is_atomic;           /* atomic: all refs move or none */
+	char limit_reason[96];    /* storage for a command's error */
+};
+
+/* Reads the update request from IO into OUT (set up in place): optional
+ * "shallow OID" lines (ignored: the connectivity check decides), the
+ * commands "OLD NEW REFNAME" up to a flush, the first with NUL and
+ * capabilities, then the push options up to a flush when push-options was
+ * asked for. The stream ending before any command is an empty request
+ * (ncmds 0), as in git. Commands are only parsed here (hex ids, a refname of
+ * printable bytes); receive_request_check judges them. Returns 0, or -1 with
+ * err_msg() on malformed input or a read error, OUT then released. Release
+ * OUT with receive_request_release(). */
+int receive_request_read(struct receive_request *out, struct pkt_io *io);
+
+/* Applies the request-level rules of OPTS to REQ's commands, setting the
+ * error of each one refused: more than opts->max_ref_updates commands (all
+ * refused), a refname that is not a valid name under refs/, a refname given
+ * twice, a delete when opts->deny_deletes. */
+void receive_request_check(struct receive_request *req, const struct receive_opts *opts);
+
+/* Frees what REQ holds and leaves it empty. */
+void receive_request_release(struct receive_request *req);
 
 /* Serves one push on IO for REPO: advertisement, commands, packfile,
  * checks, ref updates, report-status. STATS may be NULL.
