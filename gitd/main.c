@@ -20,10 +20,12 @@
 #include <git2.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>
+#include <microhttpd.h>
 
 #include "authz.h"
 #include "err.h"
 #include "event.h"
+#include "metrics.h"
 #include "repo.h"
 #include "ssh.h"
 #include "watch.h"
@@ -47,6 +49,7 @@ struct options {
 	unsigned long long max_pack_bytes;
 	long max_ref_updates;
 	const char *log_level;
+	const char *metrics_listen; /* ADDR:PORT, or "" for none */
 };
 
 static const char usage_text[] =
@@ -72,6 +75,8 @@ static const char usage_text[] =
     "  --max-pack-size SIZE      largest packfile a push may send, e.g. 500M, 2G [1G]\n"
     "  --max-ref-updates N       most ref updates in one push [1000]\n"
     "  --shutdown-timeout SECS   on SIGTERM, wait this long for connections [30]\n"
+    "  --metrics-listen ADDR:PORT  HTTP for /metrics (Prometheus), /healthz and\n"
+    "                            /readyz; 'none' to turn off [0.0.0.0:8080]\n"
     "  --log-level LEVEL         debug, info, warn or error [info]\n"
     "  -h, --help                this text\n"
     "  --version                 print the version\n"
@@ -400,8 +405,112 @@ static int reap(int *nchildren)
 	return n;
 }
 
+/* What the HTTP handler reads; only touched by gitd's main thread (MHD runs
+ * from the poll loop, without threads of its own). */
+static struct {
+	struct metrics m;
+	const struct keyfile *kf;
+	int *nchildren;
+	int report_fd; /* read end of the report pipe */
+	struct buf report_buf;
+} stats;
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type,
+                               const char *body, size_t len)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	enum MHD_Result ret;
+
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", type);
+	ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **req)
+{
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+		return respond(conn, 405, "text/plain", "method not allowed\n", 19);
+	if (!strcmp(url, "/metrics")) {
+		struct buf b;
+		enum MHD_Result ret;
+
+		buf_init(&b, 1u << 20);
+		if (metrics_render(&b, &stats.m, *stats.nchildren, stats.kf->table.nremotes,
+		                   stats.kf->table.nkeys) < 0) {
+			buf_release(&b);
+			return respond(conn, 500, "text/plain", "error\n", 6);
+		}
+		ret = respond(conn, 200, "text/plain; version=0.0.4", buf_str(&b), b.len);
+		buf_release(&b);
+		return ret;
+	}
+	if (!strcmp(url, "/healthz"))
+		return respond(conn, 200, "text/plain", "ok\n", 3);
+	if (!strcmp(url, "/readyz")) {
+		if (stats.kf->path || stats.kf->synced)
+			return respond(conn, 200, "text/plain", "ok\n", 3);
+		return respond(conn, 503, "text/plain", "remotes not listed yet\n", 23);
+	}
+	return respond(conn, 404, "text/plain", "not found\n", 10);
+}
+
+static struct MHD_Daemon *http_start(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints, *ai = NULL;
+	struct MHD_Daemon *d = NULL;
+	int rc;
+
+	if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
+		err_set("--metrics-listen wants ADDR:PORT, not '%s'", spec);
+		return NULL;
+	}
+	memcpy(host, spec, (size_t)(colon - spec));
+	host[colon - spec] = '\0';
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+	if (rc) {
+		err_set("--metrics-listen %s: %s", spec, gai_strerror(rc));
+		return NULL;
+	}
+	d = MHD_start_daemon(MHD_USE_EPOLL | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
+	                     NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	                     MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+	                     MHD_OPTION_END);
+	freeaddrinfo(ai);
+	if (!d)
+		err_set("cannot serve HTTP on %s", spec);
+	return d;
+}
+
+/* Applies the connection processes' report lines to the counters. */
+static void reports_poll(void)
+{
+	char chunk[4096];
+	ssize_t n;
+	char *nl;
+
+	while ((n = read(stats.report_fd, chunk, sizeof(chunk))) > 0)
+		if (buf_add(&stats.report_buf, chunk, (size_t)n) < 0)
+			buf_release(&stats.report_buf);
+	while ((nl = memchr(buf_str(&stats.report_buf), '\n', stats.report_buf.len))) {
+		*nl = '\0';
+		metrics_record(&stats.m, buf_str(&stats.report_buf));
+		buf_consume(&stats.report_buf, (size_t)(nl - buf_str(&stats.report_buf)) + 1);
+	}
+}
+
 static void child_main(ssh_bind bind, int fd, int lfd, const struct options *o,
-                       const struct authz *table, const char *peer)
+                       const struct authz *table, const char *peer, int report_fd)
 {
 	struct sshd_opts so = {0};
 	struct sigaction sa;
@@ -430,12 +539,15 @@ static void child_main(ssh_bind bind, int fd, int lfd, const struct options *o,
 	so.max_ref_updates = (size_t)o->max_ref_updates;
 	so.agent = GITD_AGENT;
 	so.peer = peer;
+	so.report_fd = report_fd;
 	_exit(sshd_serve(bind, fd, &so));
 }
 
 static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 {
-	struct pollfd pfd[3];
+	struct pollfd pfd[5];
+	struct MHD_Daemon *http = NULL;
+	int report[2];
 	struct sigaction sa;
 	int lfd, nchildren = 0;
 	bool stopping = false;
@@ -448,6 +560,17 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	lfd = listen_on(o->listen);
 	if (lfd < 0)
 		return -1;
+	if (pipe2(report, O_CLOEXEC) < 0 || fcntl(report[0], F_SETFL, O_NONBLOCK) < 0)
+		return err_set("pipe: %s", strerror(errno));
+	stats.report_fd = report[0];
+	stats.kf = kf;
+	stats.nchildren = &nchildren;
+	buf_init(&stats.report_buf, 1u << 20);
+	if (o->metrics_listen[0] && strcmp(o->metrics_listen, "none")) {
+		http = http_start(o->metrics_listen);
+		if (!http)
+			return -1;
+	}
 	if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
 		return err_set("pipe: %s", strerror(errno));
 	memset(&sa, 0, sizeof(sa));
@@ -471,8 +594,18 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 		pfd[1].events = POLLIN;
 		pfd[2].fd = kf->path ? -1 : kf->watch_fd;
 		pfd[2].events = POLLIN;
+		pfd[3].fd = report[0];
+		pfd[3].events = POLLIN;
+		pfd[4].fd = -1;
+		pfd[4].events = POLLIN;
+		if (http)
+			pfd[4].fd = MHD_get_daemon_info(http, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
 		watcher_pid = kf->watch_pid;
-		n = poll(pfd, 3, timeout);
+		n = poll(pfd, 5, timeout);
+		if (n > 0 && (pfd[3].revents & POLLIN))
+			reports_poll();
+		if (http)
+			MHD_run(http);
 		if (n < 0 && errno != EINTR)
 			return err_set("poll: %s", strerror(errno));
 		if (n > 0 && (pfd[0].revents & POLLIN)) {
@@ -530,7 +663,9 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 				continue;
 			peer_name(peer, sizeof(peer), (struct sockaddr *)&ss, slen);
 			reap(&nchildren);
+			stats.m.connections++;
 			if (nchildren >= o->max_connections) {
+				stats.m.refused++;
 				event_log("warn", "connection_refused", "{s:s, s:s, s:i}", "peer",
 				          peer, "reason", "max_connections", "connections",
 				          nchildren);
@@ -539,7 +674,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			}
 			pid = fork();
 			if (pid == 0)
-				child_main(bind, fd, lfd, o, &kf->table, peer);
+				child_main(bind, fd, lfd, o, &kf->table, peer, report[1]);
 			if (pid < 0)
 				event_log("error", "fork_failed", "{s:s}", "error",
 				          strerror(errno));
@@ -552,6 +687,11 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	}
 	if (kf->watch_pid > 0)
 		kill(kf->watch_pid, SIGTERM);
+	if (http)
+		MHD_stop_daemon(http);
+	close(report[0]);
+	close(report[1]);
+	buf_release(&stats.report_buf);
 	event_log("info", "stopped", NULL);
 	return 0;
 }
@@ -573,6 +713,7 @@ int main(int argc, char **argv)
 		O_NAMESPACE,
 		O_KUBECONFIG,
 		O_CONTEXT,
+		O_METRICS,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -590,6 +731,7 @@ int main(int argc, char **argv)
 	    {"namespace", required_argument, NULL, O_NAMESPACE},
 	    {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
 	    {"context", required_argument, NULL, O_CONTEXT},
+	    {"metrics-listen", required_argument, NULL, O_METRICS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0}};
@@ -602,7 +744,8 @@ int main(int argc, char **argv)
 	                    .shutdown_timeout_s = 30,
 	                    .max_pack_bytes = 1ull << 30,
 	                    .max_ref_updates = 1000,
-	                    .log_level = "info"};
+	                    .log_level = "info",
+	                    .metrics_listen = "0.0.0.0:8080"};
 	struct keyfile kf;
 	ssh_bind bind = NULL;
 	int c, ret = 1;
@@ -668,6 +811,9 @@ int main(int argc, char **argv)
 			break;
 		case O_CONTEXT:
 			o.context = optarg;
+			break;
+		case O_METRICS:
+			o.metrics_listen = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

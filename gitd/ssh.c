@@ -1,6 +1,7 @@
 /* ssh: one SSH connection served with libssh: authentication from the authz
  * table, the exec allowlist, and the git service on the channel (see ssh.h). */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +43,26 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Sends one metrics.h report line to gitd (one write, under PIPE_BUF). */
+static void report(const struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void report(const struct conn *c, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	if (c->opts->report_fd < 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0 && (size_t)n < sizeof(line) && write(c->opts->report_fd, line, (size_t)n) < 0) {
+		/* metrics are best effort */
+	}
+}
+
 static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_struct *pubkey,
                           char signature_state, void *userdata)
 {
@@ -52,6 +73,7 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 	if (signature_state != SSH_PUBLICKEY_STATE_NONE &&
 	    signature_state != SSH_PUBLICKEY_STATE_VALID) {
 		c->auth_failures++;
+		report(c, "auth_failure bad_signature\n");
 		event_log("info", "auth_failed", "{s:s, s:s}", "peer", c->opts->peer, "reason",
 		          "bad_signature");
 		return SSH_AUTH_DENIED;
@@ -60,6 +82,7 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 	if (!k) {
 		if (signature_state == SSH_PUBLICKEY_STATE_NONE) {
 			c->auth_failures++;
+			report(c, "auth_failure unknown_key\n");
 			authz_fingerprint(fp, sizeof(fp), pubkey);
 			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:s}", "peer",
 			          c->opts->peer, "reason", "unknown_key", "key", fp, "user", user);
@@ -69,6 +92,7 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 	if (strcmp(user, "git") && !strchr(user, '-')) {
 		if (signature_state == SSH_PUBLICKEY_STATE_NONE) {
 			c->auth_failures++;
+			report(c, "auth_failure unknown_user\n");
 			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:s}", "peer",
 			          c->opts->peer, "reason", "unknown_user", "key", k->fingerprint,
 			          "user", user);
@@ -86,6 +110,7 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 
 static void refuse(struct conn *c, const char *what, const char *detail)
 {
+	report(c, "auth_failure bad_request\n");
 	event_log("info", "request_refused", "{s:s, s:s, s:s, s:s}", "peer", c->opts->peer, "key",
 	          c->key ? c->key->fingerprint : "", "request", what, "detail", detail);
 }
@@ -234,6 +259,7 @@ static int run_service(struct conn *c)
 	}
 	r = authz_resolve(c->opts->authz, c->key, c->user, &cmd);
 	if (!r) {
+		report(c, "auth_failure access_denied\n");
 		event_log("info", "access_denied", "{s:s, s:s, s:s, s:s}", "peer", c->opts->peer,
 		          "key", c->key->fingerprint, "user", c->user, "command", c->command);
 		tell_client(c, "slipway: repository not found or access denied");
@@ -258,6 +284,8 @@ static int run_service(struct conn *c)
 		o.reflog_name = c->key->comment[0] ? c->key->comment : c->user;
 		o.reflog_email = c->key->fingerprint;
 		rc = receive_pack_serve(&io, repo, &o, &st);
+		report(c, "push %s %llu %.0f\n", rc < 0 ? "error" : "ok",
+		       io.bytes_in + io.bytes_out, now_ms() - t0);
 		event_log(rc < 0 ? "warn" : "info", "push",
 		          "{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:I, s:s*}", "remote", remote,
 		          "key", c->key->fingerprint, "peer", c->opts->peer, "bytes",

@@ -26,6 +26,7 @@ struct sshd_opts {
 	size_t max_ref_updates;            /* 0: no limit */
 	const char *agent;                 /* protocol "agent=" value */
 	const char *peer;                  /* "ADDR:PORT" of the client, for logs */
+	int report_fd;                     /* metrics.h report lines go here; -1: none */
 };
 
 /* Serves the connection on FD (a connected TCP socket; closed before

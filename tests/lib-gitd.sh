@@ -5,6 +5,7 @@
 #                                  host keys in ./hostkeys, repositories in
 #                                  ./repos, keys from ./authorized_keys; sets
 #                                  GITD_PORT and GITD_URL (ssh://git@127.0.0.1:PORT)
+#                                  and GITD_METRICS (http://127.0.0.1:PORT)
 #   gitd_start_cluster [OPTIONS]   the same, serving the test cluster's Remotes
 #   make_key NAME                  an ed25519 key pair ./NAME and ./NAME.pub
 #   use_key NAME                   git and ssh_git use key NAME from now on
@@ -57,7 +58,11 @@ gitd_start_cluster() {
 gitd_launch() {
 	GITD_PORT=$(free_port)
 	GITD_URL="ssh://git@127.0.0.1:$GITD_PORT"
-	gitd --listen "127.0.0.1:$GITD_PORT" --data-dir "$TRASH_DIRECTORY/repos" \
+	local mport
+	mport=$(free_port)
+	GITD_METRICS="http://127.0.0.1:$mport"
+	gitd --listen "127.0.0.1:$GITD_PORT" --metrics-listen "127.0.0.1:$mport" \
+		--data-dir "$TRASH_DIRECTORY/repos" \
 		--host-key-dir "$TRASH_DIRECTORY/hostkeys" "$@" 2>>gitd.log &
 	gitd_pid=$!
 	test_wait_for 30 grep -q '"event":"listening"' gitd.log || return 1
@@ -66,7 +71,7 @@ gitd_launch() {
 			printf '[127.0.0.1]:%s %s\n' "$GITD_PORT" "$(ssh-keygen -y -f "$k")"
 		done
 	} >known_hosts
-	export GITD_PORT GITD_URL
+	export GITD_PORT GITD_URL GITD_METRICS
 }
 
 # git with a fixed identity, so commits are reproducible enough for tests.

@@ -194,6 +194,21 @@ test_expect_success '20 clients racing to push one branch: every accepted commit
 	fsck_clean $api
 '
 
+test_expect_success '/metrics counts connections, pushes, fetches and auth failures; /healthz answers' '
+	curl -fsS "$GITD_METRICS/metrics" >metrics &&
+	test_grep "^# TYPE gitd_pushes_total counter" metrics &&
+	pushes=$(sed -n "s/^gitd_pushes_total{result=\"ok\"} //p" metrics) &&
+	test "$pushes" -ge 10 &&
+	fetches=$(sed -n "s/^gitd_fetches_total{result=\"ok\"} //p" metrics) &&
+	test "$fetches" -ge 3 &&
+	test_grep "^gitd_auth_failures_total\{reason=\"unknown_key\"\} [1-9]" metrics &&
+	test_grep "^gitd_push_duration_seconds_bucket\{le=\"\+Inf\"\} $pushes" metrics &&
+	test_grep "^gitd_connections_active [0-9]" metrics &&
+	test "$(curl -fsS "$GITD_METRICS/healthz")" = ok &&
+	test "$(curl -fsS "$GITD_METRICS/readyz")" = ok &&
+	test "$(curl -s -o /dev/null -w "%{http_code}" "$GITD_METRICS/nope")" = 404
+'
+
 test_expect_success 'SIGTERM stops gitd cleanly' '
 	gitd_stop &&
 	test_grep "\"event\":\"stopped\"" gitd.log &&

@@ -23,7 +23,7 @@ esac
 packages=(
 	build-essential pkg-config git openssl curl ca-certificates perl
 	libgit2-dev libssh-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
-	docker-registry openssh-client clang-format clang-14 libclang-rt-14-dev
+	libmicrohttpd-dev docker-registry openssh-client openssh-server clang-format clang-14 libclang-rt-14-dev
 )
 
 log() { printf 'tests/env/deps: %s\n' "$*" >&2; }

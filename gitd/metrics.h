@@ -1,0 +1,48 @@
+/* metrics: gitd's counters and their Prometheus text exposition (format
+ * 0.0.4, prometheus.io/docs/instrumenting/exposition_formats).
+ *
+ * Connection processes report what happened as short lines on a pipe shared
+ * with gitd (each line one write(2) of less than PIPE_BUF bytes, so lines do
+ * not interleave):
+ *   "auth_failure REASON\n"
+ *   "push ok|error BYTES DURATION_MS\n"
+ *   "fetch ok|error BYTES DURATION_MS\n"
+ * gitd parses them with metrics_record and serves metrics_render on
+ * /metrics. */
+#ifndef SLIP_GITD_METRICS_H
+#define SLIP_GITD_METRICS_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+#define METRICS_BUCKETS 13
+#define METRICS_REASONS 6
+
+struct metrics_histogram {
+	unsigned long long counts[METRICS_BUCKETS]; /* per bucket, not cumulative */
+	unsigned long long count;                   /* observations */
+	double sum;                                 /* seconds */
+};
+
+struct metrics {
+	unsigned long long connections;                    /* accepted */
+	unsigned long long refused;                        /* closed at --max-connections */
+	unsigned long long auth_failures[METRICS_REASONS]; /* by reason, see .c */
+	unsigned long long pushes[2];                      /* [0] ok, [1] error */
+	unsigned long long fetches[2];
+	unsigned long long push_bytes, fetch_bytes;
+	struct metrics_histogram push_seconds, fetch_seconds;
+	unsigned long long bad_reports; /* lines that did not parse */
+};
+
+/* Applies one report LINE (without the newline) to M. Unknown or malformed
+ * lines count in bad_reports. */
+void metrics_record(struct metrics *m, const char *line);
+
+/* Appends the exposition of M, with the gauges ACTIVE (connections now),
+ * REMOTES and KEYS (table size), to OUT. Returns 0 or -1 with err_msg(). */
+int metrics_render(struct buf *out, const struct metrics *m, int active, size_t remotes,
+                   size_t keys);
+
+#endif
