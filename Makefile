@@ -89,7 +89,7 @@ fuzz: $(FUZZ_BIN)
 			-artifact_prefix=build/fuzz/$$n- \
 			build/fuzz/corpus-$$n tests/fuzz/corpus/$$n 2>build/fuzz/$$n.log || \
 			{ tail -40 build/fuzz/$$n.log; exit 1; }; \
-		grep -E "stat::number_of_executed_units" build/fuzz/$$n.log; \
+		grep -a -E "stat::number_of_executed_units" build/fuzz/$$n.log; \
 	done
 
 deps:

@@ -80,8 +80,8 @@ static int parse_key(ssh_key *out, char *comment, size_t comment_size, char *lin
 	char *type, *b64, *rest, *save = NULL;
 	enum ssh_keytypes_e kt;
 
-	type = strtok_r(line, " \t", &save);
-	b64 = type ? strtok_r(NULL, " \t", &save) : NULL;
+	type = strtok_r(line, " \t\r\n", &save);
+	b64 = type ? strtok_r(NULL, " \t\r\n", &save) : NULL;
 	rest = b64 ? strtok_r(NULL, "\r\n", &save) : NULL;
 	if (!type || !b64)
 		return err_set("expected 'KEYTYPE BASE64 [COMMENT]'");

@@ -1,0 +1,153 @@
+/* Unit tests for gitd's exec-request parser (command.h), repository names
+ * (repo.h) and the key table (authz.h): what a client may ask for and which
+ * Remote it reaches. */
+#include <stdio.h>
+#include <string.h>
+
+#include "authz.h"
+#include "command.h"
+#include "err.h"
+#include "repo.h"
+#include "tap.h"
+
+static void parses(const char *line, enum command_service svc, const char *ns, const char *remote,
+                   const char *joined)
+{
+	struct command c;
+	int ok_ = command_parse(&c, line) == 0;
+
+	ok(ok_ && c.service == svc && !strcmp(c.ns, ns) && !strcmp(c.remote, remote) &&
+	       !strcmp(c.joined, joined),
+	   "parses: %s", line);
+}
+
+static void refuses(const char *line, const char *msg)
+{
+	struct command c;
+
+	err_clear();
+	ok(command_parse(&c, line) < 0 && !strcmp(err_msg(), msg), "refuses (%s): %s", msg, line);
+}
+
+static void test_command(void)
+{
+	parses("git-receive-pack '/default/web.git'", COMMAND_RECEIVE_PACK, "default", "web", "");
+	parses("git-upload-pack 'default/web'", COMMAND_UPLOAD_PACK, "default", "web", "");
+	parses("git-upload-pack '/team-a/my.app.git'", COMMAND_UPLOAD_PACK, "team-a", "my.app", "");
+	parses("git upload-pack 'default/web.git'", COMMAND_UPLOAD_PACK, "default", "web", "");
+	parses("git-receive-pack '~/git/default-web'", COMMAND_RECEIVE_PACK, "", "", "default-web");
+	parses("git-receive-pack '/~/git/default-web.git'", COMMAND_RECEIVE_PACK, "", "",
+	       "default-web");
+	parses("git-upload-pack default/web.git", COMMAND_UPLOAD_PACK, "default", "web", "");
+	refuses("ls -la", "command not allowed");
+	refuses("git-upload-archive 'default/web.git'", "command not allowed");
+	refuses("sh -c 'git-upload-pack default/web'", "command not allowed");
+	refuses("git-upload-pack '../etc/passwd'", "invalid repository path");
+	refuses("git-upload-pack 'default/../web.git'", "invalid repository path");
+	refuses("git-upload-pack '/default/web/extra.git'", "invalid repository path");
+	refuses("git-upload-pack '--help'", "invalid repository path");
+	refuses("git-upload-pack --upload-pack=evil", "invalid repository path");
+	refuses("git-upload-pack 'Default/Web'", "invalid repository path");
+	refuses("git-upload-pack 'default/web", "invalid repository path");
+	refuses("git-upload-pack 'a'\\''b/web'", "invalid repository path");
+	refuses("git-upload-pack '~/git/nodash'", "invalid repository path");
+	refuses("git-upload-pack ''", "invalid repository path");
+	refuses("git-upload-pack 'default/web' 'second'", "invalid repository path");
+}
+
+static void test_names(void)
+{
+	char path[64];
+
+	ok(repo_is_valid_name("web") && repo_is_valid_name("a.b-c1"), "DNS-1123 names are valid");
+	ok(!repo_is_valid_name("-web") && !repo_is_valid_name("web-") &&
+	       !repo_is_valid_name("a..b") && !repo_is_valid_name("..") &&
+	       !repo_is_valid_name("A") && !repo_is_valid_name(""),
+	   "others are not");
+	ok(repo_path(path, sizeof(path), "/data", "ns", "web") == 0 &&
+	       !strcmp(path, "/data/ns/web.git"),
+	   "repo_path builds DATA/NS/REMOTE.git");
+	ok(repo_path(path, 10, "/data", "ns", "web") < 0, "repo_path refuses a short buffer");
+}
+
+static const char alice[] = "ssh-ed25519 "
+                            "AAAAC3NzaC1lZDI1NTE5AAAAIJ9y6xmv0x2mXcN9zQ0l2JY3a5yB0n0Q7b7Xq2E8a5sQ";
+
+static void test_authz(void)
+{
+	struct authz a;
+	const struct authz_key *k;
+	struct command c;
+	json_t *remote;
+	size_t bad = 0;
+	ssh_key key = NULL;
+
+	authz_init(&a);
+	remote =
+	    json_pack("{s:{s:s, s:s}, s:{s:[s, s, s], s:b}}", "metadata", "namespace", "team",
+	              "name", "web", "spec", "authorizedKeys", alice, "ssh-ed25519 AAAAnotakey x",
+	              "ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB y", "denyNonFastForwards", 1);
+	ok(authz_add_remote(&a, remote, false, &bad) == 0, "a Remote object loads");
+	is_int(bad, 2, "two malformed key lines are skipped and counted");
+	is_int(a.nkeys, 1, "one key in the table");
+	ok(a.remotes[0].deny_non_fast_forwards, "denyNonFastForwards is read");
+	json_decref(remote);
+	remote = json_pack("{s:{s:s, s:s}, s:{s:[s]}}", "metadata", "namespace", "team", "name",
+	                   "api", "spec", "authorizedKeys", alice);
+	authz_add_remote(&a, remote, true, NULL);
+	json_decref(remote);
+	is_int(a.nkeys, 1, "the same key in a second Remote stays one entry");
+	ssh_pki_import_pubkey_base64(alice + 12, SSH_KEYTYPE_ED25519, &key);
+	k = authz_find_key(&a, key);
+	ok(k && k->nremotes == 2, "the key lists both Remotes");
+	ok(k && !strncmp(k->fingerprint, "SHA256:", 7), "fingerprint in ssh-keygen's form: %s",
+	   k ? k->fingerprint : "");
+	command_parse(&c, "git-upload-pack 'team/web.git'");
+	ok(authz_resolve(&a, k, "git", &c) == &a.remotes[0], "user git reaches team/web");
+	command_parse(&c, "git-upload-pack '~/git/team-api'");
+	ok(authz_resolve(&a, k, "team-api", &c) == &a.remotes[1],
+	   "gitkube user and path reach team/api");
+	err_clear();
+	ok(!authz_resolve(&a, k, "team-web", &c) &&
+	       !strcmp(err_msg(), "repository not found or access denied"),
+	   "a gitkube user must match the path");
+	command_parse(&c, "git-upload-pack 'team/other.git'");
+	ok(!authz_resolve(&a, k, "git", &c), "an unlisted Remote is denied");
+	ok(!authz_resolve(&a, NULL, "git", &c), "no key, no access");
+	ssh_key_free(key);
+	authz_release(&a);
+	is_int(a.nkeys + a.nremotes, 0, "release empties the table");
+}
+
+static void test_keyfile(void)
+{
+	struct authz a;
+	char path[] = "/tmp/slipway-unit-keys-XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fprintf(f, "# comment\n\nteam/web,team/api %s alice@laptop\n", alice);
+	fclose(f);
+	authz_init(&a);
+	ok(authz_load_file(&a, path) == 0 && a.nkeys == 1 && a.nremotes == 2 &&
+	       !strcmp(a.keys[0].comment, "alice@laptop"),
+	   "an authorized-keys file loads with its comment");
+	authz_release(&a);
+	f = fopen(path, "w");
+	fprintf(f, "team/web %s\nteam/../x %s\n", alice, alice);
+	fclose(f);
+	err_clear();
+	ok(authz_load_file(&a, path) < 0 && strstr(err_msg(), ":2: ") &&
+	       strstr(err_msg(), "not a valid NAMESPACE/REMOTE"),
+	   "a bad line fails the load with its line number: %s", err_msg());
+	remove(path);
+}
+
+int main(void)
+{
+	test_command();
+	test_names();
+	test_authz();
+	test_keyfile();
+	return tap_done();
+}
