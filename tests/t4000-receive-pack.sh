@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+test_description='receive-pack: the real git client pushes through gitd (git-serve) into a bare repository'
+. "$(dirname "$0")/test-lib.sh"
+
+HOME=$TRASH_DIRECTORY
+GIT_CONFIG_NOSYSTEM=1
+GIT_AUTHOR_NAME='A U Thor'
+GIT_AUTHOR_EMAIL=author@example.com
+GIT_COMMITTER_NAME='C O Mitter'
+GIT_COMMITTER_EMAIL=committer@example.com
+export HOME GIT_CONFIG_NOSYSTEM GIT_AUTHOR_NAME GIT_AUTHOR_EMAIL GIT_COMMITTER_NAME \
+	GIT_COMMITTER_EMAIL
+
+srv=file://$TRASH_DIRECTORY/srv.git
+zero=0000000000000000000000000000000000000000
+
+# push [git push options...]: push from the current directory through git-serve.
+push() { git push --receive-pack='git-serve receive-pack' "$@"; }
+
+# commit_file DIR FILE TEXT: commit TEXT as FILE in DIR.
+commit_file() { printf '%s\n' "$3" >"$1/$2" && git -C "$1" add "$2" && git -C "$1" commit -q -m "$2: $3"; }
+
+# The server is consistent and holds no quarantine.
+server_is_clean() {
+	git -C srv.git fsck --strict --no-dangling --no-progress &&
+	test -z "$(find srv.git/objects -maxdepth 1 -name 'incoming-*')"
+}
+
+# pkt TEXT: TEXT (printf %b escapes, so \0 is a NUL) as one pkt-line.
+pkt() { printf '%04x' $(($(printf '%b' "$1" | wc -c) + 4)) && printf '%b' "$1"; }
+
+srv_ref() { git -C srv.git rev-parse --verify -q "$1"; }
+client_ref() { git -C client rev-parse --verify -q "$1"; }
+
+test_expect_success 'set up an empty bare server and a client with two commits' '
+	git init -q --bare -b main srv.git &&
+	git init -q -b main client &&
+	commit_file client a one &&
+	commit_file client a two &&
+	git -C client pack-objects --stdout </dev/null >empty.pack
+'
+
+test_expect_success 'the first push to an empty repository creates the branch' '
+	(cd client && push "$srv" main) 2>err &&
+	test_grep "\[new branch\] +main -> main" err &&
+	test "$(srv_ref main)" = "$(client_ref main)" &&
+	test "$(git -C srv.git symbolic-ref HEAD)" = refs/heads/main &&
+	server_is_clean
+'
+
+test_expect_success 'a further push fast-forwards the branch' '
+	commit_file client a three &&
+	(cd client && push "$srv" main) 2>err &&
+	test_grep "^   [0-9a-f]+\.\.[0-9a-f]+ +main -> main" err &&
+	test "$(srv_ref main)" = "$(client_ref main)" &&
+	server_is_clean
+'
+
+test_expect_success 'several branches and tags arrive in one push' '
+	git -C client branch feature &&
+	commit_file client b feature-work &&
+	git -C client checkout -q -b topic &&
+	commit_file client c topic-work &&
+	git -C client checkout -q main &&
+	git -C client tag v1 main~1 &&
+	git -C client tag -a -m "release 2" v2 main &&
+	(cd client && push "$srv" feature topic v1 v2) 2>err &&
+	for r in refs/heads/feature refs/heads/topic refs/tags/v1 refs/tags/v2; do
+		test "$(srv_ref $r)" = "$(client_ref $r)" || return 1
+	done &&
+	test "$(git -C srv.git cat-file -t refs/tags/v2)" = tag &&
+	server_is_clean
+'
+
+test_expect_success 'push options reach the server without disturbing the push' '
+	commit_file client a four &&
+	(cd client && push -o ci.skip -o "note=two words" "$srv" main) 2>err &&
+	test "$(srv_ref main)" = "$(client_ref main)" &&
+	server_is_clean
+'
+
+test_expect_success 'a branch delete removes the ref' '
+	(cd client && push "$srv" :topic) 2>err &&
+	test_grep "\[deleted\] +topic" err &&
+	test_must_fail srv_ref refs/heads/topic &&
+	server_is_clean
+'
+
+test_expect_success 'a forced non-fast-forward push replaces the branch' '
+	git -C client checkout -q feature &&
+	git -C client reset -q --hard HEAD~1 &&
+	commit_file client b rewritten &&
+	(cd client && push -f "$srv" feature) 2>err &&
+	test_grep "\(forced update\)" err &&
+	test "$(srv_ref feature)" = "$(client_ref feature)" &&
+	server_is_clean
+'
+
+test_expect_success 'with GIT_SERVE_DENY_NON_FF a forced push is refused and the branch stays' '
+	before=$(srv_ref feature) &&
+	git -C client reset -q --hard HEAD~1 &&
+	commit_file client b rewritten-again &&
+	(cd client && GIT_SERVE_DENY_NON_FF=1 test_must_fail push -f "$srv" feature) 2>err &&
+	test_grep "\[remote rejected\] +feature -> feature \(non-fast-forward\)" err &&
+	test "$(srv_ref feature)" = "$before" &&
+	server_is_clean
+'
+
+test_expect_success 'with GIT_SERVE_DENY_NON_FF a fast-forward is still accepted' '
+	git -C client checkout -q main &&
+	commit_file client a five &&
+	(cd client && GIT_SERVE_DENY_NON_FF=1 push "$srv" main) 2>err &&
+	test "$(srv_ref main)" = "$(client_ref main)" &&
+	server_is_clean
+'
+
+test_expect_success 'an atomic push where one ref fails moves no ref at all' '
+	main_before=$(srv_ref main) &&
+	feature_before=$(srv_ref feature) &&
+	commit_file client a six &&
+	(cd client && GIT_SERVE_DENY_NON_FF=1 test_must_fail push --atomic "$srv" main +feature) 2>err &&
+	test_grep "feature -> feature \(non-fast-forward\)" err &&
+	test_grep "main -> main \(atomic push failed\)" err &&
+	test "$(srv_ref main)" = "$main_before" &&
+	test "$(srv_ref feature)" = "$feature_before" &&
+	server_is_clean
+'
+
+test_expect_success 'without --atomic the same push moves the refs that pass' '
+	(cd client && GIT_SERVE_DENY_NON_FF=1 test_must_fail push "$srv" main +feature) 2>err &&
+	test_grep "feature -> feature \(non-fast-forward\)" err &&
+	test "$(srv_ref main)" = "$(client_ref main)" &&
+	test "$(srv_ref feature)" = "$feature_before" &&
+	server_is_clean
+'
+
+test_expect_success 'a pre-receive rejection reaches the pusher and leaves refs and packs unchanged' '
+	before=$(srv_ref main) &&
+	ls srv.git/objects/pack >packs.before &&
+	commit_file client a seven &&
+	(cd client && GIT_SERVE_REJECT="deploys are frozen until monday" test_must_fail push "$srv" main) 2>err &&
+	test_grep "remote: pre-receive: rejecting 1 command" err &&
+	test_grep "\[remote rejected\] +main -> main \(deploys are frozen until monday\)" err &&
+	test "$(srv_ref main)" = "$before" &&
+	ls srv.git/objects/pack >packs.after &&
+	test_cmp packs.before packs.after &&
+	test_must_fail git -C srv.git cat-file -e "$(client_ref main)" &&
+	server_is_clean
+'
+
+test_expect_success 'a pack over GIT_SERVE_MAX_PACK is refused while it streams' '
+	before=$(srv_ref main) &&
+	ls srv.git/objects/pack >packs.before &&
+	head -c 300000 /dev/urandom >client/noise &&
+	git -C client add noise && git -C client commit -q -m noise &&
+	(cd client && GIT_SERVE_MAX_PACK=100000 test_must_fail push "$srv" main) 2>err &&
+	test_grep "pack exceeds maximum allowed size" err &&
+	test "$(srv_ref main)" = "$before" &&
+	ls srv.git/objects/pack >packs.after &&
+	test_cmp packs.before packs.after &&
+	server_is_clean
+'
+
+test_expect_success 'a push under GIT_SERVE_MAX_PACK goes through' '
+	(cd client && GIT_SERVE_MAX_PACK=10000000 push "$srv" main) 2>err &&
+	test "$(srv_ref main)" = "$(client_ref main)" &&
+	server_is_clean
+'
+
+test_expect_success 'more ref updates than GIT_SERVE_MAX_REFS are all refused' '
+	git -C client branch many1 && git -C client branch many2 && git -C client branch many3 &&
+	(cd client && GIT_SERVE_MAX_REFS=2 test_must_fail push "$srv" many1 many2 many3) 2>err &&
+	test_grep "many1 -> many1 \(too many ref updates \(3, the limit is 2\)\)" err &&
+	test_must_fail srv_ref refs/heads/many1 &&
+	test_must_fail srv_ref refs/heads/many3 &&
+	(cd client && GIT_SERVE_MAX_REFS=2 push "$srv" many1 many2) 2>err &&
+	test "$(srv_ref many2)" = "$(client_ref main)" &&
+	server_is_clean
+'
+
+test_expect_success 'a thin pack (a small change to a big file) is completed from the repository' '
+	seq 1 100000 >client/big &&
+	git -C client add big && git -C client commit -q -m big &&
+	(cd client && push "$srv" main) 2>err &&
+	sed -i "50000s/.*/changed/" client/big &&
+	git -C client commit -q -a -m "change one line" &&
+	(cd client && push --progress "$srv" main) 2>err &&
+	test_grep "Resolving deltas: 100% \(1/1\), completed with [1-9][0-9]* local objects" err &&
+	test_grep "git-serve: receive-pack: 1 commands, 1 updated, 0 rejected, [0-9]{2,3} pack bytes" err &&
+	test "$(srv_ref main)" = "$(client_ref main)" &&
+	git -C srv.git cat-file blob main:big | cmp - client/big &&
+	server_is_clean
+'
+
+test_expect_success 'pushing an existing commit to a new branch sends an empty pack' '
+	(cd client && push "$srv" main:refs/heads/copy) 2>err &&
+	test_grep "receive-pack: 1 commands, 1 updated, 0 rejected, 32 pack bytes, 0 objects" err &&
+	test "$(srv_ref copy)" = "$(client_ref main)" &&
+	server_is_clean
+'
+
+test_expect_success 'a tag pushed to a branch is refused as not a commit' '
+	(cd client && test_must_fail push "$srv" refs/tags/v2:refs/heads/tagged) 2>err &&
+	test_grep "\(not a commit\)" err &&
+	test_must_fail srv_ref refs/heads/tagged &&
+	server_is_clean
+'
+
+test_expect_success 'two concurrent pushes of one branch: one wins, the other is refused' '
+	git clone -q srv.git racer1 &&
+	git clone -q srv.git racer2 &&
+	head -c 2000000 /dev/urandom >racer1/r1 && git -C racer1 add r1 && git -C racer1 commit -q -m r1 &&
+	head -c 2000000 /dev/urandom >racer2/r2 && git -C racer2 add r2 && git -C racer2 commit -q -m r2 &&
+	{
+		(cd racer1 && push "$srv" main >../out1 2>&1; echo $? >../rc1) &
+		(cd racer2 && push "$srv" main >../out2 2>&1; echo $? >../rc2) &
+		wait
+	} &&
+	test "$(cat rc1)$(cat rc2)" = 01 -o "$(cat rc1)$(cat rc2)" = 10 &&
+	if test "$(cat rc1)" = 0; then win=racer1 lose=racer2; else win=racer2 lose=racer1; fi &&
+	test "$(srv_ref main)" = "$(git -C $win rev-parse main)" &&
+	test_grep "failed to lock|fetch first|rejected" out${lose#racer} &&
+	test_must_fail git -C srv.git cat-file -e "$(git -C $lose rev-parse main)" &&
+	server_is_clean
+'
+
+test_expect_success 'a command whose old value is stale is refused with failed to lock' '
+	cur=$(srv_ref main) &&
+	prev=$(srv_ref main~1) &&
+	{ pkt "$prev $prev refs/heads/main\0 report-status" && printf 0000 && cat empty.pack; } >req &&
+	git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "ng refs/heads/main failed to lock" out &&
+	{ pkt "$zero $prev refs/heads/main\0 report-status" && printf 0000 && cat empty.pack; } >req &&
+	git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "ng refs/heads/main failed to lock" out &&
+	test "$(srv_ref main)" = "$cur" &&
+	server_is_clean
+'
+
+test_expect_success 'bad refnames and duplicate refs are refused one by one' '
+	cur=$(srv_ref main) &&
+	{
+		pkt "$zero $cur refs/heads/bad..name\0 report-status" &&
+		pkt "$zero $cur HEAD" &&
+		pkt "$zero $cur refs/heads/twice" &&
+		pkt "$zero $cur refs/heads/twice" &&
+		pkt "$zero $cur refs/heads/fine" &&
+		printf 0000 && cat empty.pack
+	} >req &&
+	git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "unpack ok" out &&
+	grep -a "ng refs/heads/bad..name funny refname" out &&
+	grep -a "ng HEAD funny refname" out &&
+	test "$(grep -ac "ng refs/heads/twice duplicate ref update" out)" = 2 &&
+	grep -a "ok refs/heads/fine" out &&
+	test "$(srv_ref fine)" = "$cur" &&
+	test_must_fail srv_ref refs/heads/twice &&
+	server_is_clean
+'
+
+test_expect_success 'a push from a shallow clone is connected through the server history' '
+	git init -q -b main src &&
+	for i in 1 2 3 4 5; do commit_file src s "$i" || return 1; done &&
+	(cd src && push "$srv" main:refs/heads/deep) 2>err &&
+	git clone -q --depth 1 "file://$TRASH_DIRECTORY/src" shallow &&
+	test "$(git -C shallow rev-list --count HEAD)" = 1 &&
+	commit_file shallow s 6 &&
+	(cd shallow && push "$srv" main:refs/heads/deep) 2>err &&
+	test "$(srv_ref deep)" = "$(git -C shallow rev-parse HEAD)" &&
+	test "$(git -C srv.git rev-list --count deep)" = 6 &&
+	server_is_clean
+'
+
+test_expect_success 'a first push of master only points an unborn HEAD at master' '
+	git init -q --bare -b main other.git &&
+	(cd client && git push -q --receive-pack="git-serve receive-pack" \
+		"file://$TRASH_DIRECTORY/other.git" main:master feature) 2>err &&
+	test "$(git -C other.git symbolic-ref HEAD)" = refs/heads/master &&
+	git clone -q other.git other-clone &&
+	test "$(git -C other-clone rev-parse HEAD)" = "$(client_ref main)"
+'
+
+test_expect_success 'a request with nothing to do ends cleanly' '
+	printf 0000 | git-serve receive-pack srv.git >out &&
+	git-serve receive-pack srv.git </dev/null >out &&
+	server_is_clean
+'
+
+test_expect_success 'a garbage stream is a clean error that changes nothing' '
+	git -C srv.git for-each-ref >refs.before &&
+	printf zzzz | test_must_fail git-serve receive-pack srv.git >out 2>err &&
+	test_grep "bad line length .zzzz." err &&
+	{ pkt "not a command at all, just some bytes\n" && printf 0000; } |
+		test_must_fail git-serve receive-pack srv.git >out 2>err &&
+	test_grep "protocol error: expected .old-id new-id refname." err &&
+	{ pkt "$zero ${zero%0}g refs/heads/x\0 report-status" && printf 0000; } |
+		test_must_fail git-serve receive-pack srv.git >out 2>err &&
+	test_grep "protocol error: expected .old-id new-id refname." err &&
+	git -C srv.git for-each-ref >refs.after &&
+	test_cmp refs.before refs.after &&
+	server_is_clean
+'
+
+test_expect_success 'a garbage or truncated packfile is reported as an unpack error' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	new=$(client_ref main) &&
+	{ pkt "$zero $new refs/heads/garbage\0 report-status side-band-64k" && printf 0000 &&
+	  printf "this is not a packfile"; } >req &&
+	test_must_fail git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "unpack .*signature" out &&
+	grep -a "ng refs/heads/garbage unpacker error" out &&
+	git -C client commit -q --allow-empty -m unpushed &&
+	printf "%s\n" "$(client_ref main)" | git -C client pack-objects --stdout --revs >full.pack &&
+	head -c $(($(wc -c <full.pack) - 30)) full.pack >cut.pack &&
+	{ pkt "$zero $(client_ref main) refs/heads/garbage\0 report-status" && printf 0000 &&
+	  cat cut.pack; } >req &&
+	test_must_fail git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "unpack " out &&
+	! grep -a "unpack ok" out &&
+	git -C srv.git for-each-ref >refs.after &&
+	test_cmp refs.before refs.after &&
+	ls srv.git/objects/pack >packs.after &&
+	test_cmp packs.before packs.after &&
+	server_is_clean
+'
+
+test_done
