@@ -6,6 +6,8 @@
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -549,7 +551,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	struct MHD_Daemon *http = NULL;
 	int report[2];
 	struct sigaction sa;
-	int lfd, nchildren = 0;
+	int lfd, nchildren = 0, one = 1;
 	bool stopping = false;
 	time_t stop_deadline = 0;
 
@@ -661,6 +663,10 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 
 			if (fd < 0)
 				continue;
+			/* libssh writes a packet in pieces: without this, Nagle's
+			 * algorithm and delayed ACKs cost 40 ms per round trip */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 			peer_name(peer, sizeof(peer), (struct sockaddr *)&ss, slen);
 			reap(&nchildren);
 			stats.m.connections++;

@@ -1,6 +1,9 @@
 /* ssh: one SSH connection served with libssh: authentication from the authz
  * table, the exec allowlist, and the git service on the channel (see ssh.h). */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -316,6 +319,31 @@ static int run_service(struct conn *c)
 	return ret;
 }
 
+/* ssh_handle_key_exchange, stepped without blocking so that each time
+ * libssh has read, any ACK the kernel is delaying goes out at once
+ * (TCP_QUICKACK). Without it the client's ECDH_INIT waits behind its own
+ * Nagle timer for our delayed ACK of its KEXINIT: 40 ms per connection. */
+static int key_exchange(ssh_session session)
+{
+	int fd = ssh_get_fd(session), one = 1, rc;
+
+	ssh_set_blocking(session, 0);
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+
+		rc = ssh_handle_key_exchange(session);
+		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+		if (rc != SSH_AGAIN)
+			break;
+		if (poll(&p, 1, -1) < 0 && errno != EINTR) {
+			rc = SSH_ERROR;
+			break;
+		}
+	}
+	ssh_set_blocking(session, 1);
+	return rc;
+}
+
 int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 {
 	struct ssh_server_callbacks_struct server_cb;
@@ -347,7 +375,7 @@ int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 	ssh_callbacks_init(&server_cb);
 	ssh_set_server_callbacks(c.session, &server_cb);
 	ssh_set_auth_methods(c.session, SSH_AUTH_METHOD_PUBLICKEY);
-	if (ssh_handle_key_exchange(c.session) != SSH_OK) {
+	if (key_exchange(c.session) != SSH_OK) {
 		event_log("info", "connection_failed", "{s:s, s:s}", "peer", opts->peer, "error",
 		          ssh_get_error(c.session));
 		goto out;
