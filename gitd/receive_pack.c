@@ -172,8 +172,8 @@ static int parse_command(struct receive_command *cmd, const char *line, size_t l
 	if (len <= name_at || line[GIT_OID_HEXSZ] != ' ' || line[2 * GIT_OID_HEXSZ + 1] != ' ' ||
 	    !is_hex_oid(line, GIT_OID_HEXSZ) ||
 	    !is_hex_oid(line + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ))
-		return err_set("protocol error: expected 'old-id new-id refname', got %zu bytes "
-		               "that are not",
+		return err_set("protocol error: expected 'old-id new-id refname', got a line of "
+		               "%zu bytes",
 		               len);
 	for (size_t i = name_at; i < len; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
@@ -622,11 +622,13 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 		unpack_failed(reason, reason_size, rc);
 		goto out;
 	}
-	if (pr.is_enabled && prog.total_deltas &&
-	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), %s%u local objects.\n",
-	                  prog.total_deltas, prog.total_deltas,
-	                  prog.local_objects ? "completed with " : "done, ",
-	                  prog.local_objects) < 0)
+	if (pr.is_enabled && prog.total_deltas && !prog.local_objects &&
+	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), done.\n", prog.total_deltas,
+	                  prog.total_deltas) < 0)
+		goto out;
+	if (pr.is_enabled && prog.total_deltas && prog.local_objects &&
+	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), completed with %u local objects.\n",
+	                  prog.total_deltas, prog.total_deltas, prog.local_objects) < 0)
 		goto out;
 	snprintf(q->pack_name, sizeof(q->pack_name), "pack-%s", git_indexer_name(idx));
 	q->nobjects = prog.indexed_objects;
@@ -642,7 +644,10 @@ out:
 
 /* Moves the quarantined pack into objects/pack (the .idx last, since readers
  * find packs by their index), synced first as git does by default
- * (core.fsync "committed"), and lets REPO see it. Returns 0 or -1. */
+ * (core.fsync "committed"), and lets REPO see it. A pack of the same name is
+ * the same pack (the name is its checksum) and stays as it is: like git's
+ * finalize_object_file(), link and take EEXIST as done, so a file a reader
+ * may have open is never replaced. Returns 0 or -1. */
 static int quarantine_migrate(struct quarantine *q, git_repository *repo)
 {
 	static const char *const exts[] = {".pack", ".idx"};
@@ -665,7 +670,8 @@ static int quarantine_migrate(struct quarantine *q, git_repository *repo)
 			goto out;
 		}
 		close(fd);
-		if (rename(from, to) < 0) {
+		/* a file system without hard links gets a rename */
+		if (link(from, to) < 0 && errno != EEXIST && rename(from, to) < 0) {
 			err_set("cannot move %s to %s: %s", from, to, strerror(errno));
 			goto out;
 		}
@@ -1315,7 +1321,10 @@ static void update_refs(struct receive_request *req, git_repository *repo, struc
 	for (size_t i = 0; i < req->ncmds; i++) {
 		const struct receive_command *cmd = &req->cmds[i];
 
-		if (!cmd->error && (!git_oid_is_zero(&cmd->new_oid) || up[i].exists))
+		if (cmd->error)
+			continue;
+		if (git_oid_is_zero(&cmd->new_oid) ? up[i].exists
+		                                   : !git_oid_equal(&cmd->old_oid, &cmd->new_oid))
 			stats->nupdated++;
 	}
 out:
@@ -1419,7 +1428,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	struct receive_request req;
 	struct quarantine q;
 	git_repository *qrepo = NULL;
-	char unpack_error[256], message[RECEIVE_MESSAGE_MAX];
+	char unpack_error[256], message[RECEIVE_MESSAGE_MAX], cause[ERR_MAX];
 	bool has_unpack_error = false;
 	int ret = -1;
 
@@ -1467,9 +1476,9 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	quarantine_remove(&q);
 	if (has_unpack_error) {
 		/* the unpack failure is the first cause, whatever the report does */
-		snprintf(message, sizeof(message), "%s", err_msg());
+		snprintf(cause, sizeof(cause), "%s", err_msg());
 		report_status(io, &req, unpack_error, stats);
-		err_set("%s", message);
+		err_set("%s", cause);
 		goto out;
 	}
 	if (report_status(io, &req, NULL, stats) < 0)

@@ -199,6 +199,21 @@ test_expect_success 'pushing an existing commit to a new branch sends an empty p
 	server_is_clean
 '
 
+test_expect_success 'the same objects pushed again after a delete keep the pack already there' '
+	git -C client checkout -q -b again main &&
+	commit_file client a again &&
+	(cd client && push "$srv" again) 2>err &&
+	ls srv.git/objects/pack >packs.before &&
+	(cd client && push "$srv" :again) 2>err &&
+	(cd client && push "$srv" again) 2>err &&
+	test_grep "\[new branch\] +again -> again" err &&
+	ls srv.git/objects/pack >packs.after &&
+	test_cmp packs.before packs.after &&
+	test "$(srv_ref again)" = "$(client_ref again)" &&
+	git -C client checkout -q main &&
+	server_is_clean
+'
+
 test_expect_success 'a tag pushed to a branch is refused as not a commit' '
 	(cd client && test_must_fail push "$srv" refs/tags/v2:refs/heads/tagged) 2>err &&
 	test_grep "\(not a commit\)" err &&
