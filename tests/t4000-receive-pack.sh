@@ -295,6 +295,24 @@ test_expect_success 'a first push of master only points an unborn HEAD at master
 	test "$(git -C other-clone rev-parse HEAD)" = "$(client_ref main)"
 '
 
+test_expect_success 'a client that keeps its side open after the pack still gets its report' '
+	git init -q --bare -b main held.git &&
+	printf "%s\n" "$(client_ref main)" | git -C client pack-objects -q --stdout --revs >held.pack &&
+	{ pkt "$zero $(client_ref main) refs/heads/main\0 report-status side-band-64k" &&
+	  printf 0000 && cat held.pack; } >req &&
+	mkfifo held.in &&
+	{ git-serve receive-pack held.git <held.in >out 2>err & } &&
+	pid=$! &&
+	exec 9>held.in &&
+	test_when_finished "exec 9>&-; kill $pid 2>/dev/null; true" &&
+	cat req >&9 &&
+	test_wait_for 20 eval "! kill -0 $pid 2>/dev/null" &&
+	wait $pid &&
+	grep -a "ok refs/heads/main" out &&
+	test "$(git -C held.git rev-parse main)" = "$(client_ref main)" &&
+	git -C held.git fsck --strict --no-progress
+'
+
 test_expect_success 'a request with nothing to do ends cleanly' '
 	printf 0000 | git-serve receive-pack srv.git >out &&
 	git-serve receive-pack srv.git </dev/null >out &&
