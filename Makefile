@@ -29,7 +29,7 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
 TOOL_BIN     := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit e2e check-format format env-up env-down demo fuzz clean help
+.PHONY: all deps test unit e2e check-format format env-up env-down demo fuzz bench clean help
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -40,6 +40,7 @@ help:
 	@echo 'make e2e          end-to-end tests against a running env (SLIPWAY_ENV_FILE)'
 	@echo 'make env-up       start a test environment for manual use (env-down stops it)'
 	@echo 'make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (default 10)'
+	@echo 'make bench        gitd against OpenSSH sshd + git (bench/push.sh; BENCH_ARGS=...)'
 	@echo 'make SAN=address,undefined ...   the same with sanitizers, in build/san-*'
 	@echo 'make format       reformat the C sources with .clang-format'
 
@@ -94,6 +95,9 @@ fuzz: $(FUZZ_BIN)
 
 deps:
 	@tests/env/deps.sh
+
+bench: all
+	bench/push.sh $(BENCH_ARGS)
 
 unit: $(UNIT_BIN)
 	prove --exec '' $(UNIT_BIN)
