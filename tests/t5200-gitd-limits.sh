@@ -73,6 +73,36 @@ test_expect_success 'connections over --max-connections are closed at once' '
 	git ls-remote "$GITD_URL/default/web.git" >/dev/null
 '
 
+test_expect_success 'a stalled connection and hostile bytes do not stop other pushes' '
+	gitd_stop && : >gitd.log &&
+	gitd_start &&
+	rm -f go src.rc &&
+	held_push src "$GITD_URL/default/web.git" &&
+	test_wait_for 10 authenticated 1 &&
+	head -c 65536 /dev/urandom >noise &&
+	python3 - "$GITD_PORT" <<-EOF_ &&
+	import socket, sys
+	for payload in (open("noise", "rb").read(), b"SSH-2.0-x\r\n" + open("noise", "rb").read()):
+	    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+	    try:
+	        s.sendall(payload)
+	        s.settimeout(5)
+	        while s.recv(4096):
+	            pass
+	    except OSError:
+	        pass
+	    s.close()
+	EOF_
+	git clone -q --no-local src other &&
+	test_commit other o.txt &&
+	git -C other push -q "$GITD_URL/default/web.git" main:refs/heads/other &&
+	test "$(git -C $web rev-parse other)" = "$(git -C other rev-parse HEAD)" &&
+	touch go && test_wait_for 20 test -s src.rc &&
+	test "$(cat src.rc)" = 0 &&
+	test_grep "\"event\":\"connection_failed\"" gitd.log &&
+	! grep -q "connection_crashed" gitd.log
+'
+
 test_expect_success 'a client that does not log in within --login-grace-time is cut off' '
 	gitd_stop && : >gitd.log &&
 	gitd_start --login-grace-time 1 &&
