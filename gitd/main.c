@@ -885,6 +885,14 @@ int main(int argc, char **argv)
 		err_set("cannot set host key algorithms: %s", ssh_get_error(bind));
 		goto out;
 	}
+	{
+		unsigned swept = 0;
+
+		if (repo_sweep_quarantines(o.data_dir, &swept) < 0)
+			event_log("warn", "quarantine_sweep_failed", "{s:s}", "error", err_msg());
+		if (swept)
+			event_log("info", "quarantines_removed", "{s:i}", "count", (int)swept);
+	}
 	if (kf.path && keyfile_refresh(&kf, true) < 0)
 		goto out;
 	/* the watcher is forked before anything else: it alone loads the

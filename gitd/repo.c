@@ -1,5 +1,8 @@
 /* repo: the on-disk layout of gitd's bare repositories (see repo.h). */
 #include <errno.h>
+#include <ftw.h>
+#include <glob.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,4 +74,31 @@ int repo_open(git_repository **out, const char *data_dir, const char *ns, const 
 		               git_error_last() ? git_error_last()->message : "unknown error");
 	*out = repo;
 	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+int repo_sweep_quarantines(const char *data_dir, unsigned *removed)
+{
+	char pattern[REPO_PATH_MAX];
+	glob_t g;
+	int ret = 0, n;
+
+	*removed = 0;
+	n = snprintf(pattern, sizeof(pattern), "%s/*/*.git/objects/incoming-*", data_dir);
+	if (n < 0 || (size_t)n >= sizeof(pattern))
+		return err_set("data directory path too long");
+	if (glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
+		return 0; /* none */
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		if (nftw(g.gl_pathv[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+			ret = err_set("cannot remove %s: %s", g.gl_pathv[i], strerror(errno));
+		else
+			(*removed)++;
+	}
+	globfree(&g);
+	return ret;
 }

@@ -26,6 +26,13 @@ int repo_path(char *buf, size_t size, const char *data_dir, const char *ns, cons
  * Caller frees with git_repository_free(). Returns 0, or -1 with err_msg(). */
 int repo_open(git_repository **out, const char *data_dir, const char *ns, const char *remote);
 
+/* Removes every quarantine directory (objects/incoming-*, see
+ * receive_pack.h) left in the repositories under DATA_DIR by a connection
+ * process that was killed. Only for start-up, while no push can be running.
+ * Sets *REMOVED to the number removed. Returns 0, or -1 with err_msg() when a
+ * directory cannot be read or removed (the sweep goes on with the others). */
+int repo_sweep_quarantines(const char *data_dir, unsigned *removed);
+
 /* Returns 1 when NAME is a valid DNS-1123 subdomain (see repo_path), else 0. */
 int repo_is_valid_name(const char *name);
 

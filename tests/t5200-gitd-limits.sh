@@ -150,4 +150,14 @@ test_expect_success '--max-pack-size and --max-ref-updates refuse a push and cha
 	ls $web/objects | { ! grep incoming; }
 '
 
+test_expect_success 'a quarantine left by a killed connection is removed when gitd starts' '
+	gitd_stop && : >gitd.log &&
+	mkdir -p $web/objects/incoming-stale1/pack &&
+	echo junk >$web/objects/incoming-stale1/pack/pack-0.pack &&
+	gitd_start &&
+	test ! -e $web/objects/incoming-stale1 &&
+	test_grep "\"event\":\"quarantines_removed\",\"count\":1" gitd.log &&
+	git -C $web fsck --strict --no-progress
+'
+
 test_done
