@@ -222,15 +222,17 @@ out:
 	return ret;
 }
 
-static int listen_on(const char *spec)
+/* Resolves the ADDR:PORT (or [ADDR]:PORT, or :PORT for all addresses) of
+ * option FLAG into *OUT (caller frees with freeaddrinfo). Returns 0 or -1. */
+static int parse_listen(struct addrinfo **out, const char *flag, const char *spec)
 {
 	char host[256];
 	const char *colon = strrchr(spec, ':');
-	struct addrinfo hints, *ai = NULL;
-	int fd = -1, one = 1, rc;
+	struct addrinfo hints;
+	int rc;
 
 	if (!colon || (size_t)(colon - spec) >= sizeof(host))
-		return err_set("--listen wants ADDR:PORT, not '%s'", spec);
+		return err_set("--%s wants ADDR:PORT, not '%s'", flag, spec);
 	memcpy(host, spec, (size_t)(colon - spec));
 	host[colon - spec] = '\0';
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
@@ -240,9 +242,19 @@ static int listen_on(const char *spec)
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, out);
 	if (rc)
-		return err_set("--listen %s: %s", spec, gai_strerror(rc));
+		return err_set("--%s %s: %s", flag, spec, gai_strerror(rc));
+	return 0;
+}
+
+static int listen_on(const char *spec)
+{
+	struct addrinfo *ai = NULL;
+	int fd, one = 1;
+
+	if (parse_listen(&ai, "listen", spec) < 0)
+		return -1;
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
 	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
@@ -464,26 +476,11 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
 
 static struct MHD_Daemon *http_start(const char *spec)
 {
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	struct addrinfo hints, *ai = NULL;
-	struct MHD_Daemon *d = NULL;
-	int rc;
+	struct addrinfo *ai = NULL;
+	struct MHD_Daemon *d;
 
-	if (!colon || (size_t)(colon - spec) >= sizeof(host)) {
-		err_set("--metrics-listen wants ADDR:PORT, not '%s'", spec);
+	if (parse_listen(&ai, "metrics-listen", spec) < 0)
 		return NULL;
-	}
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
-	if (rc) {
-		err_set("--metrics-listen %s: %s", spec, gai_strerror(rc));
-		return NULL;
-	}
 	d = MHD_start_daemon(MHD_USE_EPOLL | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0), 0,
 	                     NULL, NULL, on_http, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	                     MHD_OPTION_CONNECTION_LIMIT, 32u, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
