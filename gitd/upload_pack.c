@@ -1,15 +1,2266 @@
-/* upload_pack: the server side of git clone and fetch (see upload_pack.h). */
+/* upload_pack: the server side of git clone and fetch (see upload_pack.h).
+ * Protocol v0/v1 reads top to bottom in serve_v0(): advertisement, want
+ * list, shallow update, negotiation, packfile; protocol v2 in serve_v2():
+ * capability advertisement, then ls-refs and fetch commands until the
+ * client hangs up. */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
 #include "err.h"
 #include "upload_pack.h"
 #include "banned.h"
 
+#define ZERO_HEX "0000000000000000000000000000000000000000"
+
+/* Progress lines on side-band 2 are at least this far apart. */
+#define PROGRESS_INTERVAL_MS 250
+
+/* With no progress to show, an empty band-1 packet ("0005\1") goes out after
+ * this much silence, as git's upload-pack sends while pack-objects thinks
+ * (uploadpack.keepAlive), so that idle connections are not cut. */
+#define KEEPALIVE_MS 5000
+
+/* "deepen 2147483647" is git's INFINITE_DEPTH: `git fetch --unshallow`. */
+#define INFINITE_DEPTH 0x7fffffff
+
+/* Deepest tree walked (git's core.maxTreeDepth default), and longest tag
+ * chain peeled: the walks recurse, so both are bounded. */
+#define TREE_DEPTH_MAX 4096
+#define TAG_CHAIN_MAX 64
+
+/* Objects are allocated this many at a time, so pointers to them stay valid. */
+#define OBJ_CHUNK 1024
+
+/* Client text quoted in an error message is cut to this many bytes. */
+#define SHOWN_MAX 64
+
+static const char *git_msg(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown error";
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool has_prefix(const char *s, size_t len, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return len >= n && !memcmp(s, prefix, n);
+}
+
+static bool is_token(const char *s, size_t len, const char *token)
+{
+	return strlen(token) == len && !memcmp(s, token, len);
+}
+
+/* Client bytes for an error message: at most SHOWN_MAX of them, anything
+ * unprintable as '?'. Returns BUF. */
+static const char *shown(char *buf, size_t size, const char *s, size_t len)
+{
+	size_t i;
+
+	if (len > SHOWN_MAX)
+		len = SHOWN_MAX;
+	for (i = 0; i < len && i + 1 < size; i++)
+		buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Exactly 40 hex digits (obj-id, gitprotocol-common.txt) into OUT. */
+static bool parse_oid(git_oid *out, const char *s, size_t len)
+{
+	if (len != GIT_OID_HEXSZ)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return git_oid_fromstrn(out, s, len) == 0;
+}
+
+/* A decimal number of 1 to 19 digits, at most MAX. */
+static bool parse_number(unsigned long long *out, const char *s, size_t len, unsigned long long max)
+{
+	unsigned long long v = 0;
+
+	if (!len || len > 19)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long long)(s[i] - '0');
+	}
+	if (v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* ---- objects ------------------------------------------------------------ */
+
+/* What the exchange knows about one object; the flags are git upload-pack's
+ * object flags (upload-pack.c) plus the pack walk's own. */
+enum obj_flag {
+	F_PARSED = 1 << 0,         /* commit: time, tree and parents read */
+	F_OUR_REF = 1 << 1,        /* advertised, or the tip of a ref now */
+	F_WANTED = 1 << 2,         /* named in a want line */
+	F_THEY_HAVE = 1 << 3,      /* a common have, or a parent of one */
+	F_COMMON_KNOWN = 1 << 4,   /* a want known to reach a THEY_HAVE commit */
+	F_CLIENT_SHALLOW = 1 << 5, /* the client has it without its parents */
+	F_SHALLOW = 1 << 6,        /* a new shallow boundary sent to the client */
+	F_NOT_SHALLOW = 1 << 7,    /* inside the requested depth: parents go too */
+	F_INCLUDED = 1 << 8,       /* deepen-since/-not: selected */
+	F_EXCLUDED = 1 << 9,       /* deepen-not: reachable from a named commit */
+	F_CLIENT_HAS = 1 << 10,    /* reachable from the common haves */
+	F_SENDING = 1 << 11,       /* a commit that goes into the pack */
+	F_EDGE = 1 << 12,          /* a commit the client has next to a sent one */
+	F_UNINTERESTING = 1 << 13, /* a tree or blob the client has */
+	F_ADDED = 1 << 14,         /* inserted into the packbuilder */
+};
+
+struct obj {
+	git_oid oid;
+	git_oid tree;      /* commits, once parsed */
+	int type;          /* a git_object_t once looked up, else 0 */
+	unsigned flags;    /* enum obj_flag */
+	unsigned visit;    /* stamp of the last walk that reached it */
+	int depth;         /* depth walk: distance from the nearest head */
+	int64_t time;      /* commits: committer time */
+	unsigned nparents; /* commits, once parsed */
+	struct obj **parents;
+};
+
+struct obj_chunk {
+	struct obj_chunk *next;
+	size_t used;
+	struct obj objs[OBJ_CHUNK];
+};
+
+/* Objects by id: open addressing over a power-of-two table, at most half
+ * full. The ids come from the repository (the client's are looked up before
+ * they are added), so their bytes are uniform enough to hash by. */
+struct objmap {
+	struct obj **slots;
+	size_t cap;
+	size_t count;
+	struct obj_chunk *chunks;
+};
+
+static size_t oid_hash(const git_oid *oid)
+{
+	size_t h;
+
+	memcpy(&h, oid->id, sizeof(h));
+	return h;
+}
+
+static struct obj *objmap_get(const struct objmap *m, const git_oid *oid)
+{
+	if (!m->cap)
+		return NULL;
+	for (size_t i = oid_hash(oid) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct obj *o = m->slots[i];
+
+		if (!o || git_oid_equal(&o->oid, oid))
+			return o;
+	}
+}
+
+static int objmap_grow(struct objmap *m)
+{
+	size_t cap = m->cap ? 2 * m->cap : 1024;
+	struct obj **slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return err_set("out of memory");
+	for (size_t i = 0; i < m->cap; i++) {
+		struct obj *o = m->slots[i];
+		size_t j;
+
+		if (!o)
+			continue;
+		for (j = oid_hash(&o->oid) & (cap - 1); slots[j]; j = (j + 1) & (cap - 1))
+			;
+		slots[j] = o;
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->cap = cap;
+	return 0;
+}
+
+/* Finds or adds the object OID. */
+static int objmap_add(struct obj **out, struct objmap *m, const git_oid *oid)
+{
+	struct obj *o = objmap_get(m, oid);
+	size_t i;
+
+	if (o) {
+		*out = o;
+		return 0;
+	}
+	if (m->count >= UPLOAD_OBJECTS_MAX)
+		return err_set("upload-pack: more than %u objects in one request",
+		               UPLOAD_OBJECTS_MAX);
+	if (2 * (m->count + 1) > m->cap && objmap_grow(m) < 0)
+		return -1;
+	if (!m->chunks || m->chunks->used == OBJ_CHUNK) {
+		struct obj_chunk *c = calloc(1, sizeof(*c));
+
+		if (!c)
+			return err_set("out of memory");
+		c->next = m->chunks;
+		m->chunks = c;
+	}
+	o = &m->chunks->objs[m->chunks->used++];
+	git_oid_cpy(&o->oid, oid);
+	for (i = oid_hash(oid) & (m->cap - 1); m->slots[i]; i = (i + 1) & (m->cap - 1))
+		;
+	m->slots[i] = o;
+	m->count++;
+	*out = o;
+	return 0;
+}
+
+static void objmap_release(struct objmap *m)
+{
+	while (m->chunks) {
+		struct obj_chunk *c = m->chunks;
+
+		for (size_t i = 0; i < c->used; i++)
+			free(c->objs[i].parents);
+		m->chunks = c->next;
+		free(c);
+	}
+	free(m->slots);
+	memset(m, 0, sizeof(*m));
+}
+
+struct objlist {
+	struct obj **items;
+	size_t n, alloc;
+};
+
+static int objlist_push(struct objlist *l, struct obj *o)
+{
+	if (l->n == l->alloc) {
+		size_t n = l->alloc ? 2 * l->alloc : 64;
+		struct obj **grown;
+
+		if (l->alloc >= UPLOAD_OBJECTS_MAX)
+			return err_set("upload-pack: more than %u objects in one list",
+			               UPLOAD_OBJECTS_MAX);
+		if (n > UPLOAD_OBJECTS_MAX)
+			n = UPLOAD_OBJECTS_MAX;
+		grown = realloc(l->items, n * sizeof(*grown));
+		if (!grown)
+			return err_set("out of memory");
+		l->items = grown;
+		l->alloc = n;
+	}
+	l->items[l->n++] = o;
+	return 0;
+}
+
+static void objlist_release(struct objlist *l)
+{
+	free(l->items);
+	memset(l, 0, sizeof(*l));
+}
+
+/* ---- the exchange ------------------------------------------------------- */
+
+/* How haves are acknowledged (gitprotocol-pack.txt, "Packfile Negotiation"). */
+enum ack_mode { ACK_SINGLE, ACK_MULTI, ACK_DETAILED };
+
+/* One fetch: v0's only request, or one v2 fetch command (v2 is stateless:
+ * each command starts over). */
+struct request {
+	struct objmap objs;          /* every object this request looked at */
+	struct objlist wants;        /* distinct, in the client's order */
+	struct objlist want_commits; /* the commits the wants peel to */
+	struct objlist haves;        /* common haves (git's have_obj) */
+	struct objlist acks;         /* v2: this request's common haves */
+	struct objlist shallows;     /* the client's shallow commits */
+	struct objlist deepen_not;   /* commits named by deepen-not */
+	struct objlist border;       /* depth walk: commits at the cut */
+	struct objlist extra_wants;  /* parents of unshallowed commits */
+	struct objlist stack;        /* scratch for walks */
+	int depth;                   /* "deepen N"; 0: none */
+	int64_t deepen_since;        /* "deepen-since T"; 0: none */
+	bool is_deepen_relative;     /* deepen-relative */
+	enum ack_mode ack_mode;
+	int sideband;            /* requested: 0 or the payload limit (v0) */
+	bool is_no_done;         /* no-done */
+	bool is_no_progress;     /* no-progress */
+	bool wants_tags;         /* include-tag */
+	bool is_done;            /* v2: "done" was sent */
+	bool is_wait_for_done;   /* v2: wait-for-done */
+	bool has_oldest_have;    /* oldest_have is set */
+	int64_t oldest_have;     /* time of the oldest common commit */
+	unsigned have_gen;       /* bumped when THEY_HAVE marks are added */
+	unsigned give_up_gen;    /* have_gen when ok_to_give_up last said no */
+	bool has_give_up_answer; /* give_up_gen is valid */
+	bool is_sending_marked;  /* the commits to send carry F_SENDING */
+	unsigned visit;          /* the last walk stamp handed out */
+};
+
+/* A ref as advertised. */
+struct ref {
+	char *name;
+	char *symref_target; /* a symbolic ref: the ref it resolves to */
+	git_oid oid;
+	git_oid peeled;  /* an annotated tag: what it peels to */
+	bool has_peeled; /* peeled is set */
+};
+
+struct refs {
+	struct ref *items; /* sorted by name, HEAD not among them */
+	size_t n;
+	struct ref head;          /* HEAD, when it resolves */
+	bool has_head;            /* head is set */
+	char *head_unborn_target; /* HEAD is a symref to a branch yet to be born */
+};
+
+struct pack_out;
+
+struct upload {
+	struct pkt_io *io;
+	git_repository *repo;
+	git_odb *odb;
+	const char *agent;
+	int version;
+	struct upload_stats *stats;
+	struct refs refs;    /* the last listing sent */
+	bool has_refs;       /* refs is loaded */
+	struct objmap adv;   /* every id advertised in this session (F_OUR_REF) */
+	struct request req;  /* the fetch being served */
+	struct pack_out *po; /* while a pack is being sent */
+};
+
+static void request_release(struct request *q)
+{
+	objmap_release(&q->objs);
+	objlist_release(&q->wants);
+	objlist_release(&q->want_commits);
+	objlist_release(&q->haves);
+	objlist_release(&q->acks);
+	objlist_release(&q->shallows);
+	objlist_release(&q->deepen_not);
+	objlist_release(&q->border);
+	objlist_release(&q->extra_wants);
+	objlist_release(&q->stack);
+	memset(q, 0, sizeof(*q));
+}
+
+static int oid_fail(const char *what, const git_oid *oid)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), oid);
+	return err_set("upload-pack: cannot read %s %s: %s", what, hex, git_msg());
+}
+
+/* The object's type, looked up once. Returns the git_object_t, or -1. */
+static int obj_type(struct upload *u, struct obj *o)
+{
+	git_object_t type;
+	size_t size;
+
+	if (o->type > 0)
+		return o->type;
+	if (git_odb_read_header(&size, &type, u->odb, &o->oid) < 0)
+		return oid_fail("object", &o->oid);
+	o->type = type;
+	return type;
+}
+
+/* Reads a commit's time, tree and parents into O. */
+static int commit_parse(struct upload *u, struct obj *o)
+{
+	git_commit *c = NULL;
+	unsigned n;
+	int ret = -1;
+
+	if (o->flags & F_PARSED)
+		return 0;
+	if (git_commit_lookup(&c, u->repo, &o->oid) < 0) {
+		oid_fail("commit", &o->oid);
+		goto out;
+	}
+	n = git_commit_parentcount(c);
+	if (n && !(o->parents = calloc(n, sizeof(*o->parents)))) {
+		err_set("out of memory");
+		goto out;
+	}
+	for (o->nparents = 0; o->nparents < n; o->nparents++)
+		if (objmap_add(&o->parents[o->nparents], &u->req.objs,
+		               git_commit_parent_id(c, o->nparents)) < 0)
+			goto out;
+	o->time = git_commit_time(c);
+	git_oid_cpy(&o->tree, git_commit_tree_id(c));
+	o->type = GIT_OBJECT_COMMIT;
+	o->flags |= F_PARSED;
+	ret = 0;
+out:
+	git_commit_free(c);
+	return ret;
+}
+
+/* The commit O peels to through tags, or NULL in *OUT when it peels to a
+ * tree or blob. */
+static int peel_commit(struct obj **out, struct upload *u, struct obj *o)
+{
+	for (int i = 0;; i++) {
+		int type = obj_type(u, o);
+		git_tag *tag = NULL;
+		int r;
+
+		if (type < 0)
+			return -1;
+		if (type != GIT_OBJECT_TAG) {
+			*out = type == GIT_OBJECT_COMMIT ? o : NULL;
+			return 0;
+		}
+		if (i == TAG_CHAIN_MAX)
+			return err_set("upload-pack: a chain of more than %d tags", TAG_CHAIN_MAX);
+		if (git_tag_lookup(&tag, u->repo, &o->oid) < 0)
+			return oid_fail("tag", &o->oid);
+		r = objmap_add(&o, &u->req.objs, git_tag_target_id(tag));
+		git_tag_free(tag);
+		if (r < 0)
+			return -1;
+	}
+}
+
+static unsigned next_visit(struct request *q)
+{
+	return ++q->visit;
+}
+
+/* Writes "ERR"/band 3 with err_msg() to the client (gitprotocol-pack.txt:
+ * "the server may send an error message"; side-band 3 once the pack has
+ * started), keeping err_msg() as it was. */
+static void tell_client(struct upload *u)
+{
+	char msg[ERR_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", err_msg());
+	if (pkt_sideband(u->io, SIDEBAND_ERROR, msg, strlen(msg)) == 0)
+		pkt_send(u->io);
+	err_set("%s", msg);
+}
+
+/* ---- refs --------------------------------------------------------------- */
+
+static void ref_release(struct ref *r)
+{
+	free(r->name);
+	free(r->symref_target);
+	memset(r, 0, sizeof(*r));
+}
+
+static void refs_release(struct refs *refs)
+{
+	for (size_t i = 0; i < refs->n; i++)
+		ref_release(&refs->items[i]);
+	free(refs->items);
+	ref_release(&refs->head);
+	free(refs->head_unborn_target);
+	memset(refs, 0, sizeof(*refs));
+}
+
+/* Fills OUT from REF: its id (through a symbolic ref), and what an annotated
+ * tag peels to. Returns 1, 0 when the ref is skipped as git skips it (a
+ * symref that does not resolve, an id that is not in the repository), or -1. */
+static int ref_fill(struct ref *out, git_odb *odb, git_reference *ref)
+{
+	git_reference *resolved = NULL;
+	git_object *peeled = NULL;
+	const git_oid *oid;
+	git_object_t type;
+	size_t size;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (git_reference_type(ref) == GIT_REFERENCE_SYMBOLIC) {
+		if (git_reference_resolve(&resolved, ref) < 0) {
+			ret = 0;
+			goto out;
+		}
+		if (!(out->symref_target = strdup(git_reference_name(resolved)))) {
+			err_set("out of memory");
+			goto out;
+		}
+		oid = git_reference_target(resolved);
+	} else {
+		oid = git_reference_target(ref);
+	}
+	if (!oid || git_odb_read_header(&size, &type, odb, oid) < 0) {
+		ret = 0;
+		goto out;
+	}
+	git_oid_cpy(&out->oid, oid);
+	if (type == GIT_OBJECT_TAG &&
+	    git_reference_peel(&peeled, resolved ? resolved : ref, GIT_OBJECT_ANY) == 0) {
+		git_oid_cpy(&out->peeled, git_object_id(peeled));
+		out->has_peeled = true;
+	}
+	if (!(out->name = strdup(git_reference_name(ref)))) {
+		err_set("out of memory");
+		goto out;
+	}
+	ret = 1;
+out:
+	if (ret <= 0)
+		ref_release(out);
+	git_object_free(peeled);
+	git_reference_free(resolved);
+	return ret;
+}
+
+static int compare_refs(const void *a, const void *b)
+{
+	return strcmp(((const struct ref *)a)->name, ((const struct ref *)b)->name);
+}
+
+/* Lists the repository's refs sorted by name, as git's for_each_ref does,
+ * and HEAD. */
+static int refs_load(struct refs *out, struct upload *u)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL;
+	size_t alloc = 0;
+	int r, ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (git_reference_iterator_new(&it, u->repo) < 0) {
+		err_set("upload-pack: cannot list refs: %s", git_msg());
+		goto out;
+	}
+	while ((r = git_reference_next(&ref, it)) == 0) {
+		if (out->n == alloc) {
+			size_t n = alloc ? 2 * alloc : 64;
+			struct ref *grown;
+
+			if (alloc >= UPLOAD_REFS_MAX) {
+				err_set("upload-pack: more than %d refs", UPLOAD_REFS_MAX);
+				goto out;
+			}
+			if (!(grown = realloc(out->items, n * sizeof(*grown)))) {
+				err_set("out of memory");
+				goto out;
+			}
+			out->items = grown;
+			alloc = n;
+		}
+		r = ref_fill(&out->items[out->n], u->odb, ref);
+		if (r < 0)
+			goto out;
+		out->n += (size_t)r;
+		git_reference_free(ref);
+		ref = NULL;
+	}
+	if (r != GIT_ITEROVER) {
+		err_set("upload-pack: cannot list refs: %s", git_msg());
+		goto out;
+	}
+	if (out->n)
+		qsort(out->items, out->n, sizeof(*out->items), compare_refs);
+
+	r = git_reference_lookup(&ref, u->repo, "HEAD");
+	if (r == 0) {
+		r = ref_fill(&out->head, u->odb, ref);
+		if (r < 0)
+			goto out;
+		out->has_head = r;
+		if (!r && git_reference_type(ref) == GIT_REFERENCE_SYMBOLIC &&
+		    !(out->head_unborn_target = strdup(git_reference_symbolic_target(ref)))) {
+			err_set("out of memory");
+			goto out;
+		}
+	} else if (r != GIT_ENOTFOUND) {
+		err_set("upload-pack: cannot read HEAD: %s", git_msg());
+		goto out;
+	}
+	ret = 0;
+out:
+	git_reference_free(ref);
+	git_reference_iterator_free(it);
+	if (ret < 0)
+		refs_release(out);
+	return ret;
+}
+
+/* Loads u->refs (once per v0 session, again for each v2 ls-refs). */
+static int load_refs(struct upload *u)
+{
+	if (u->has_refs)
+		refs_release(&u->refs);
+	u->has_refs = false;
+	if (refs_load(&u->refs, u) < 0)
+		return -1;
+	u->has_refs = true;
+	return 0;
+}
+
+/* Remembers that REF's ids were advertised: wants may name them. */
+static int mark_advertised(struct upload *u, const struct ref *ref)
+{
+	struct obj *o;
+
+	if (objmap_add(&o, &u->adv, &ref->oid) < 0)
+		return -1;
+	o->flags |= F_OUR_REF;
+	if (ref->has_peeled) {
+		if (objmap_add(&o, &u->adv, &ref->peeled) < 0)
+			return -1;
+		o->flags |= F_OUR_REF;
+	}
+	return 0;
+}
+
+/* ---- want validation -------------------------------------------------- */
+
+/* Marks every commit reachable from the current ref tips with stamp MARK
+ * until all of PENDING are reached. Returns the number of PENDING reached
+ * (they are marked), or -1. */
+static int walk_from_tips(struct upload *u, struct objlist *pending, unsigned mark)
+{
+	struct request *q = &u->req;
+	size_t left = 0, found = 0;
+
+	for (size_t i = 0; i < pending->n; i++)
+		left += pending->items[i]->visit != mark;
+	q->stack.n = 0;
+	for (size_t i = 0; i <= u->refs.n; i++) {
+		const struct ref *r = i < u->refs.n ? &u->refs.items[i] : &u->refs.head;
+		struct obj *o, *c;
+
+		if (i == u->refs.n && !u->refs.has_head)
+			break;
+		if (objmap_add(&o, &q->objs, r->has_peeled ? &r->peeled : &r->oid) < 0 ||
+		    peel_commit(&c, u, o) < 0)
+			return -1;
+		if (c && c->visit != mark) {
+			found += c->visit == mark - 1;
+			c->visit = mark;
+			if (objlist_push(&q->stack, c) < 0)
+				return -1;
+		}
+	}
+	/* the pending commits were stamped mark - 1: reaching one counts */
+	while (q->stack.n && found < left) {
+		struct obj *c = q->stack.items[--q->stack.n];
+
+		if (commit_parse(u, c) < 0)
+			return -1;
+		for (unsigned i = 0; i < c->nparents; i++) {
+			struct obj *p = c->parents[i];
+
+			if (p->visit == mark)
+				continue;
+			found += p->visit == mark - 1;
+			p->visit = mark;
+			if (objlist_push(&q->stack, p) < 0)
+				return -1;
+		}
+	}
+	return (int)found;
+}
+
+/* git's check_non_tip: every want must be an advertised id or the tip of a
+ * ref now; else a commit reachable from one (allow-reachable-sha1-in-want).
+ * Anything else, and anything not in the repository, is refused with git's
+ * message. Then fills q->want_commits. */
+static int check_wants(struct upload *u)
+{
+	struct request *q = &u->req;
+	struct objlist pending = {0};
+	char hex[GIT_OID_HEXSZ + 1];
+	int ret = -1;
+
+	for (size_t i = 0; i < q->wants.n; i++) {
+		struct obj *w = q->wants.items[i];
+		struct obj *a = objmap_get(&u->adv, &w->oid);
+
+		if (a && (a->flags & F_OUR_REF))
+			continue;
+		if (!git_odb_exists(u->odb, &w->oid) || obj_type(u, w) != GIT_OBJECT_COMMIT) {
+			err_set("upload-pack: not our ref %s",
+			        git_oid_tostr(hex, sizeof(hex), &w->oid));
+			goto out;
+		}
+		if (objlist_push(&pending, w) < 0)
+			goto out;
+	}
+	if (pending.n) {
+		unsigned mark;
+		int found;
+
+		/* refs may have moved since they were advertised */
+		if (load_refs(u) < 0)
+			goto out;
+		next_visit(q);
+		mark = next_visit(q);
+		for (size_t i = 0; i < pending.n; i++)
+			pending.items[i]->visit = mark - 1;
+		for (size_t i = 0; i < u->refs.n; i++)
+			if (mark_advertised(u, &u->refs.items[i]) < 0)
+				goto out;
+		if ((found = walk_from_tips(u, &pending, mark)) < 0)
+			goto out;
+		for (size_t i = 0; i < pending.n; i++) {
+			struct obj *w = pending.items[i];
+			struct obj *a = objmap_get(&u->adv, &w->oid);
+
+			if (w->visit != mark && !(a && (a->flags & F_OUR_REF))) {
+				err_set("upload-pack: not our ref %s",
+				        git_oid_tostr(hex, sizeof(hex), &w->oid));
+				goto out;
+			}
+		}
+	}
+	for (size_t i = 0; i < q->wants.n; i++) {
+		struct obj *c;
+
+		if (peel_commit(&c, u, q->wants.items[i]) < 0)
+			goto out;
+		if (c && objlist_push(&q->want_commits, c) < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	objlist_release(&pending);
+	return ret;
+}
+
+/* ---- request lines shared by v0 and v2 -------------------------------- */
+
+static int add_want(struct upload *u, const char *hex, size_t len)
+{
+	struct request *q = &u->req;
+	char s[SHOWN_MAX + 1];
+	git_oid oid;
+	struct obj *o;
+
+	if (!parse_oid(&oid, hex, len))
+		return err_set("upload-pack: protocol error, expected to get object ID, not '%s'",
+		               shown(s, sizeof(s), hex, len));
+	if (objmap_add(&o, &q->objs, &oid) < 0)
+		return -1;
+	if (o->flags & F_WANTED)
+		return 0;
+	if (q->wants.n == UPLOAD_WANTS_MAX)
+		return err_set("upload-pack: more than %d wants", UPLOAD_WANTS_MAX);
+	o->flags |= F_WANTED;
+	return objlist_push(&q->wants, o);
+}
+
+/* "shallow OID": a commit the client has without its parents. Unknown ids
+ * are ignored, as git does. */
+static int add_client_shallow(struct upload *u, const char *hex, size_t len)
+{
+	struct request *q = &u->req;
+	char s[SHOWN_MAX + 1];
+	git_oid oid;
+	struct obj *o;
+
+	if (!parse_oid(&oid, hex, len))
+		return err_set("upload-pack: invalid shallow line: '%s'",
+		               shown(s, sizeof(s), hex, len));
+	if (!objmap_get(&q->objs, &oid) && !git_odb_exists(u->odb, &oid))
+		return 0;
+	if (objmap_add(&o, &q->objs, &oid) < 0)
+		return -1;
+	if (obj_type(u, o) != GIT_OBJECT_COMMIT)
+		return err_set("upload-pack: invalid shallow object %.*s", (int)len, hex);
+	if (o->flags & F_CLIENT_SHALLOW)
+		return 0;
+	if (q->shallows.n == UPLOAD_SHALLOWS_MAX)
+		return err_set("upload-pack: more than %d shallow lines", UPLOAD_SHALLOWS_MAX);
+	o->flags |= F_CLIENT_SHALLOW;
+	return objlist_push(&q->shallows, o);
+}
+
+static int set_depth(struct upload *u, const char *arg, size_t len)
+{
+	unsigned long long v;
+	char s[SHOWN_MAX + 1];
+
+	if (!parse_number(&v, arg, len, INFINITE_DEPTH) || !v)
+		return err_set("upload-pack: invalid deepen: '%s'", shown(s, sizeof(s), arg, len));
+	u->req.depth = (int)v;
+	return 0;
+}
+
+static int set_deepen_since(struct upload *u, const char *arg, size_t len)
+{
+	unsigned long long v;
+	char s[SHOWN_MAX + 1];
+
+	if (!parse_number(&v, arg, len, INT64_MAX) || !v)
+		return err_set("upload-pack: invalid deepen-since: '%s'",
+		               shown(s, sizeof(s), arg, len));
+	u->req.deepen_since = (int64_t)v;
+	return 0;
+}
+
+/* "deepen-not REV": a ref name, expanded as git does (refs/NAME,
+ * refs/tags/NAME, refs/heads/NAME, ...). */
+static int add_deepen_not(struct upload *u, const char *arg, size_t len)
+{
+	struct request *q = &u->req;
+	git_reference *ref = NULL;
+	git_object *commit = NULL;
+	char s[SHOWN_MAX + 1];
+	struct obj *o;
+	int ret = -1;
+
+	if (q->deepen_not.n == UPLOAD_DEEPEN_NOT_MAX)
+		return err_set("upload-pack: more than %d deepen-not lines", UPLOAD_DEEPEN_NOT_MAX);
+	if (memchr(arg, '\0', len) || git_reference_dwim(&ref, u->repo, arg) < 0 ||
+	    git_reference_peel(&commit, ref, GIT_OBJECT_COMMIT) < 0) {
+		err_set("upload-pack: ambiguous deepen-not: %s", shown(s, sizeof(s), arg, len));
+		goto out;
+	}
+	if (objmap_add(&o, &q->objs, git_object_id(commit)) < 0 ||
+	    objlist_push(&q->deepen_not, o) < 0)
+		goto out;
+	ret = 0;
+out:
+	git_object_free(commit);
+	git_reference_free(ref);
+	return ret;
+}
+
+/* git's got_oid: whether OID is in the repository (then it is common: it
+ * becomes a have and its parents THEY_HAVE). Returns 1 common, 0 not, -1. */
+static int got_have(struct upload *u, const git_oid *oid)
+{
+	struct request *q = &u->req;
+	struct obj *o = objmap_get(&q->objs, oid);
+	int type;
+
+	if ((!o || o->type <= 0) && !git_odb_exists(u->odb, oid))
+		return 0;
+	if (!o && objmap_add(&o, &q->objs, oid) < 0)
+		return -1;
+	if ((type = obj_type(u, o)) < 0)
+		return -1;
+	if (type == GIT_OBJECT_COMMIT) {
+		if (o->flags & F_THEY_HAVE)
+			return 1;
+		if (commit_parse(u, o) < 0)
+			return -1;
+		if (!q->has_oldest_have || o->time < q->oldest_have)
+			q->oldest_have = o->time;
+		q->has_oldest_have = true;
+		for (unsigned i = 0; i < o->nparents; i++)
+			o->parents[i]->flags |= F_THEY_HAVE;
+		q->have_gen++;
+	}
+	if (!(o->flags & F_THEY_HAVE)) {
+		if (q->haves.n == UPLOAD_HAVES_MAX)
+			return err_set("upload-pack: more than %d common haves", UPLOAD_HAVES_MAX);
+		o->flags |= F_THEY_HAVE;
+		q->have_gen++;
+		if (objlist_push(&q->haves, o) < 0)
+			return -1;
+	}
+	return 1;
+}
+
+/* Whether commit START reaches a THEY_HAVE commit, not walking past commits
+ * older than the oldest have (git's can_all_from_reach_with_flag cut-off). */
+static int reaches_have(struct upload *u, struct obj *start)
+{
+	struct request *q = &u->req;
+	unsigned mark = next_visit(q);
+
+	if (start->flags & (F_THEY_HAVE | F_COMMON_KNOWN))
+		return 1;
+	q->stack.n = 0;
+	start->visit = mark;
+	if (objlist_push(&q->stack, start) < 0)
+		return -1;
+	while (q->stack.n) {
+		struct obj *c = q->stack.items[--q->stack.n];
+
+		if (commit_parse(u, c) < 0)
+			return -1;
+		for (unsigned i = 0; i < c->nparents; i++) {
+			struct obj *p = c->parents[i];
+
+			if (p->visit == mark)
+				continue;
+			p->visit = mark;
+			if (p->flags & (F_THEY_HAVE | F_COMMON_KNOWN))
+				return 1;
+			if (commit_parse(u, p) < 0)
+				return -1;
+			if (p->time < q->oldest_have)
+				continue;
+			if (objlist_push(&q->stack, p) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* git's ok_to_give_up: the server has found enough common history to send
+ * a good pack when every wanted commit reaches a have. Returns 1, 0 or -1. */
+static int ok_to_give_up(struct upload *u)
+{
+	struct request *q = &u->req;
+
+	if (!q->haves.n)
+		return 0;
+	if (q->has_give_up_answer && q->give_up_gen == q->have_gen)
+		return 0;
+	for (size_t i = 0; i < q->want_commits.n; i++) {
+		struct obj *w = q->want_commits.items[i];
+		int r;
+
+		if (w->flags & F_COMMON_KNOWN)
+			continue;
+		if ((r = reaches_have(u, w)) < 0)
+			return -1;
+		if (!r) {
+			q->has_give_up_answer = true;
+			q->give_up_gen = q->have_gen;
+			return 0;
+		}
+		w->flags |= F_COMMON_KNOWN;
+	}
+	return 1;
+}
+
+/* ---- shallow ------------------------------------------------------------ */
+
+/* git's get_shallow_commits: walks from HEADS breadth-first, so each commit
+ * is reached at its least depth; commits at DEPTH - 1 are the new boundary
+ * (q->border), those above it are NOT_SHALLOW. */
+static int depth_walk(struct upload *u, struct objlist *heads, int depth)
+{
+	struct request *q = &u->req;
+	unsigned mark = next_visit(q);
+
+	q->stack.n = 0;
+	for (size_t i = 0; i < heads->n; i++) {
+		struct obj *h = heads->items[i];
+
+		if (h->visit == mark)
+			continue;
+		h->visit = mark;
+		h->depth = 0;
+		if (objlist_push(&q->stack, h) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < q->stack.n; i++) {
+		struct obj *c = q->stack.items[i];
+
+		if (c->depth + 1 >= depth) {
+			if (objlist_push(&q->border, c) < 0)
+				return -1;
+			continue;
+		}
+		c->flags |= F_NOT_SHALLOW;
+		if (commit_parse(u, c) < 0)
+			return -1;
+		for (unsigned j = 0; j < c->nparents; j++) {
+			struct obj *p = c->parents[j];
+
+			if (p->visit == mark)
+				continue;
+			p->visit = mark;
+			p->depth = c->depth + 1;
+			if (objlist_push(&q->stack, p) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* git's get_shallow_commits_by_rev_list for deepen-since and deepen-not:
+ * the commits reachable from the wants, not reachable from a deepen-not
+ * commit and not older than deepen-since, are INCLUDED; those with a parent
+ * left out are the boundary. */
+static int revlist_walk(struct upload *u)
+{
+	struct request *q = &u->req;
+	struct objlist included = {0};
+	unsigned mark = next_visit(q);
+	int ret = -1;
+
+	q->stack.n = 0;
+	for (size_t i = 0; i < q->deepen_not.n; i++)
+		if (objlist_push(&q->stack, q->deepen_not.items[i]) < 0)
+			goto out;
+	while (q->stack.n) {
+		struct obj *c = q->stack.items[--q->stack.n];
+
+		if (c->flags & F_EXCLUDED)
+			continue;
+		c->flags |= F_EXCLUDED;
+		if (commit_parse(u, c) < 0)
+			goto out;
+		for (unsigned i = 0; i < c->nparents; i++)
+			if (objlist_push(&q->stack, c->parents[i]) < 0)
+				goto out;
+	}
+	for (size_t i = 0; i < q->want_commits.n; i++)
+		if (objlist_push(&q->stack, q->want_commits.items[i]) < 0)
+			goto out;
+	while (q->stack.n) {
+		struct obj *c = q->stack.items[--q->stack.n];
+
+		if (c->visit == mark)
+			continue;
+		c->visit = mark;
+		if (c->flags & F_EXCLUDED)
+			continue;
+		if (commit_parse(u, c) < 0)
+			goto out;
+		if (q->deepen_since && c->time < q->deepen_since)
+			continue;
+		c->flags |= F_INCLUDED | F_NOT_SHALLOW;
+		if (objlist_push(&included, c) < 0)
+			goto out;
+		for (unsigned i = 0; i < c->nparents; i++)
+			if (objlist_push(&q->stack, c->parents[i]) < 0)
+				goto out;
+	}
+	if (!included.n) {
+		err_set("upload-pack: no commits selected for shallow requests");
+		goto out;
+	}
+	for (size_t i = 0; i < included.n; i++) {
+		struct obj *c = included.items[i];
+
+		for (unsigned j = 0; j < c->nparents; j++) {
+			if (c->parents[j]->flags & F_INCLUDED)
+				continue;
+			c->flags &= ~(unsigned)F_NOT_SHALLOW;
+			if (objlist_push(&q->border, c) < 0)
+				goto out;
+			break;
+		}
+	}
+	ret = 0;
+out:
+	objlist_release(&included);
+	return ret;
+}
+
+/* Computes the shallow boundary of this fetch and writes its "shallow" and
+ * "unshallow" lines: v0's shallow-update, v2's shallow-info section
+ * (gitprotocol-pack.txt and gitprotocol-v2.txt; git's send_shallow_list,
+ * deepen and send_unshallow). The client's shallow commits stay where the
+ * walk stops; an unshallowed one's parents become wants. */
+static int shallow_update(struct upload *u)
+{
+	struct request *q = &u->req;
+	char hex[GIT_OID_HEXSZ + 1];
+
+	if (q->depth && (q->deepen_since || q->deepen_not.n))
+		return err_set("upload-pack: deepen and deepen-since (or deepen-not) cannot be "
+		               "used together");
+	if (q->depth == INFINITE_DEPTH) {
+		for (size_t i = 0; i < q->shallows.n; i++)
+			q->shallows.items[i]->flags |= F_NOT_SHALLOW;
+	} else if (q->depth && q->is_deepen_relative) {
+		if (depth_walk(u, &q->shallows, q->depth + 1) < 0)
+			return -1;
+	} else if (q->depth) {
+		if (depth_walk(u, &q->want_commits, q->depth) < 0)
+			return -1;
+	} else if (q->deepen_since || q->deepen_not.n) {
+		if (revlist_walk(u) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < q->border.n; i++) {
+		struct obj *c = q->border.items[i];
+
+		if (c->flags & (F_CLIENT_SHALLOW | F_NOT_SHALLOW | F_SHALLOW))
+			continue;
+		c->flags |= F_SHALLOW;
+		if (pkt_writef(u->io, "shallow %s\n", git_oid_tostr(hex, sizeof(hex), &c->oid)) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < q->shallows.n; i++) {
+		struct obj *c = q->shallows.items[i];
+
+		if (!(c->flags & F_NOT_SHALLOW))
+			continue;
+		if (pkt_writef(u->io, "unshallow %s\n", git_oid_tostr(hex, sizeof(hex), &c->oid)) <
+		        0 ||
+		    commit_parse(u, c) < 0)
+			return -1;
+		for (unsigned j = 0; j < c->nparents; j++)
+			if (objlist_push(&q->extra_wants, c->parents[j]) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+static bool is_shallow_request(const struct request *q)
+{
+	return q->shallows.n || q->depth || q->deepen_since || q->deepen_not.n;
+}
+
+/* The walk stops at the client's shallow commits and the new boundary:
+ * git registers both as grafts without parents. */
+static bool is_boundary(const struct obj *c)
+{
+	return c->flags & (F_CLIENT_SHALLOW | F_SHALLOW);
+}
+
+/* ---- packfile ----------------------------------------------------------- */
+
+/* The pack on its way out: staged into side-band sized chunks, with
+ * progress. The progress callback runs on libgit2's delta threads (one at a
+ * time, under its lock), so a failure there is kept here, not in the
+ * thread's err_msg(). */
+struct pack_out {
+	struct upload *u;
+	char *buf;
+	size_t len, cap;
+	unsigned long long bytes;
+	long long last_progress_ms;
+	long long last_output_ms;
+	bool is_compressing;
+	bool is_compress_done;
+	bool has_failed;
+	char error[ERR_MAX];
+};
+
+static int pack_fail(struct pack_out *po)
+{
+	snprintf(po->error, sizeof(po->error), "%s", err_msg());
+	po->has_failed = true;
+	return -1;
+}
+
+/* Sets err_msg() after a libgit2 call failed while packing: the callback's
+ * own failure, else libgit2's. */
+static int pack_error(struct upload *u, const char *what)
+{
+	if (u->po && u->po->has_failed)
+		return err_set("%s", u->po->error);
+	return err_set("upload-pack: %s: %s", what, git_msg());
+}
+
+static int pack_progress(int stage, uint32_t current, uint32_t total, void *payload)
+{
+	struct pack_out *po = payload;
+	struct pkt_io *io = po->u->io;
+	long long now = now_ms();
+	int r;
+
+	if (po->has_failed)
+		return -1;
+	if (!io->sideband)
+		return 0;
+	if (po->u->req.is_no_progress) {
+		if (now - po->last_output_ms < KEEPALIVE_MS)
+			return 0;
+		po->last_output_ms = now;
+		if (pkt_write(io, "\1", 1) < 0 || pkt_send(io) < 0)
+			return pack_fail(po);
+		return 0;
+	}
+	if (stage == GIT_PACKBUILDER_ADDING_OBJECTS) {
+		if (now - po->last_progress_ms < PROGRESS_INTERVAL_MS)
+			return 0;
+		r = pkt_progressf(io, "Counting objects: %" PRIu32 "\r", current);
+	} else {
+		bool is_done = current >= total;
+
+		if (po->is_compress_done || (po->is_compressing && !is_done &&
+		                             now - po->last_progress_ms < PROGRESS_INTERVAL_MS))
+			return 0;
+		po->is_compressing = true;
+		po->is_compress_done = is_done;
+		r = pkt_progressf(io, "Compressing objects: %3u%% (%" PRIu32 "/%" PRIu32 ")%s",
+		                  total ? (unsigned)((uint64_t)current * 100 / total) : 100u,
+		                  current, total, is_done ? ", done.\n" : "\r");
+	}
+	po->last_progress_ms = po->last_output_ms = now;
+	return r < 0 ? pack_fail(po) : 0;
+}
+
+static int pack_flush_chunk(struct pack_out *po)
+{
+	int r;
+
+	if (!po->len)
+		return 0;
+	r = pkt_sideband(po->u->io, SIDEBAND_DATA, po->buf, po->len);
+	po->len = 0;
+	po->last_output_ms = now_ms();
+	return r;
+}
+
+static int pack_write(void *data, size_t size, void *payload)
+{
+	struct pack_out *po = payload;
+	const char *p = data;
+
+	if (po->has_failed)
+		return -1;
+	po->bytes += size;
+	while (size) {
+		size_t n = po->cap - po->len < size ? po->cap - po->len : size;
+
+		memcpy(po->buf + po->len, p, n);
+		po->len += n;
+		p += n;
+		size -= n;
+		if (po->len == po->cap && pack_flush_chunk(po) < 0)
+			return pack_fail(po);
+	}
+	return 0;
+}
+
+/* Inserts the tag objects of a chain starting at W; *COMMIT is the commit
+ * it ends at, or NULL after a tree or blob at its end was inserted. */
+static int insert_want(struct upload *u, git_packbuilder *pb, struct obj *w, struct obj **commit)
+{
+	struct obj *o = w;
+
+	*commit = NULL;
+	for (int i = 0;; i++) {
+		int type = obj_type(u, o);
+		git_tag *tag = NULL;
+		int r;
+
+		if (type < 0)
+			return -1;
+		if (type == GIT_OBJECT_COMMIT) {
+			*commit = o;
+			return 0;
+		}
+		if (type != GIT_OBJECT_TAG) {
+			if (git_packbuilder_insert_recur(pb, &o->oid, NULL) < 0)
+				return pack_error(u, "cannot add a wanted object");
+			o->flags |= F_ADDED;
+			return 0;
+		}
+		if (i == TAG_CHAIN_MAX)
+			return err_set("upload-pack: a chain of more than %d tags", TAG_CHAIN_MAX);
+		if (git_packbuilder_insert(pb, &o->oid, NULL) < 0)
+			return pack_error(u, "cannot add a tag");
+		if (git_tag_lookup(&tag, u->repo, &o->oid) < 0)
+			return oid_fail("tag", &o->oid);
+		r = objmap_add(&o, &u->req.objs, git_tag_target_id(tag));
+		git_tag_free(tag);
+		if (r < 0)
+			return -1;
+	}
+}
+
+/* The full (not shallow) case, as git's pack-objects is driven: wanted
+ * commits pushed and common haves hidden on a revwalk; the packbuilder
+ * leaves out what the hidden commits' trees hold. */
+static int enumerate_walk(struct upload *u, git_packbuilder *pb)
+{
+	struct request *q = &u->req;
+	git_revwalk *walk = NULL;
+	int ret = -1;
+
+	if (git_revwalk_new(&walk, u->repo) < 0) {
+		pack_error(u, "cannot walk commits");
+		goto out;
+	}
+	for (size_t i = 0; i < q->wants.n; i++) {
+		struct obj *c;
+
+		if (insert_want(u, pb, q->wants.items[i], &c) < 0)
+			goto out;
+		if (c && git_revwalk_push(walk, &c->oid) < 0) {
+			pack_error(u, "cannot walk commits");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < q->haves.n; i++) {
+		struct obj *c;
+
+		if (peel_commit(&c, u, q->haves.items[i]) < 0)
+			goto out;
+		if (c && git_revwalk_hide(walk, &c->oid) < 0) {
+			pack_error(u, "cannot walk commits");
+			goto out;
+		}
+	}
+	if (git_packbuilder_insert_walk(pb, walk) < 0) {
+		pack_error(u, "cannot add objects to the pack");
+		goto out;
+	}
+	ret = 0;
+out:
+	git_revwalk_free(walk);
+	return ret;
+}
+
+/* Marks F_SENDING on the commits enumerate_walk sends, for include-tag. */
+static int mark_sending(struct upload *u)
+{
+	struct request *q = &u->req;
+	git_revwalk *walk = NULL;
+	git_oid oid;
+	int r, ret = -1;
+
+	if (q->is_sending_marked)
+		return 0;
+	if (git_revwalk_new(&walk, u->repo) < 0)
+		goto fail;
+	for (size_t i = 0; i < q->want_commits.n; i++)
+		if (git_revwalk_push(walk, &q->want_commits.items[i]->oid) < 0)
+			goto fail;
+	for (size_t i = 0; i < q->haves.n; i++) {
+		struct obj *c;
+
+		if (peel_commit(&c, u, q->haves.items[i]) < 0)
+			goto out;
+		if (c && git_revwalk_hide(walk, &c->oid) < 0)
+			goto fail;
+	}
+	while ((r = git_revwalk_next(&oid, walk)) == 0) {
+		struct obj *o;
+
+		if (objmap_add(&o, &q->objs, &oid) < 0)
+			goto out;
+		o->flags |= F_SENDING;
+	}
+	if (r != GIT_ITEROVER)
+		goto fail;
+	q->is_sending_marked = true;
+	ret = 0;
+	goto out;
+fail:
+	pack_error(u, "cannot walk commits");
+out:
+	git_revwalk_free(walk);
+	return ret;
+}
+
+/* Marks the trees and blobs of tree ID as ones the client has. */
+static int tree_mark_uninteresting(struct upload *u, const git_oid *id, int level)
+{
+	git_tree *tree = NULL;
+	struct obj *o;
+	int ret = -1;
+
+	if (objmap_add(&o, &u->req.objs, id) < 0)
+		return -1;
+	if (o->flags & F_UNINTERESTING)
+		return 0;
+	o->flags |= F_UNINTERESTING;
+	if (level > TREE_DEPTH_MAX)
+		return err_set("upload-pack: trees nested deeper than %d", TREE_DEPTH_MAX);
+	if (git_tree_lookup(&tree, u->repo, id) < 0) {
+		oid_fail("tree", id);
+		goto out;
+	}
+	for (size_t i = 0, n = git_tree_entrycount(tree); i < n; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		git_object_t type = git_tree_entry_type(e);
+		struct obj *b;
+
+		if (type == GIT_OBJECT_TREE) {
+			if (tree_mark_uninteresting(u, git_tree_entry_id(e), level + 1) < 0)
+				goto out;
+		} else if (type == GIT_OBJECT_BLOB) {
+			if (objmap_add(&b, &u->req.objs, git_tree_entry_id(e)) < 0)
+				goto out;
+			b->flags |= F_UNINTERESTING;
+		}
+	}
+	ret = 0;
+out:
+	git_tree_free(tree);
+	return ret;
+}
+
+/* Inserts tree ID and what it holds, leaving out what the client has. Blobs
+ * carry their file name: the packbuilder pairs deltas by it. */
+static int tree_insert(struct upload *u, git_packbuilder *pb, const git_oid *id, const char *name,
+                       int level)
+{
+	git_tree *tree = NULL;
+	struct obj *o;
+	int ret = -1;
+
+	if (objmap_add(&o, &u->req.objs, id) < 0)
+		return -1;
+	if (o->flags & (F_UNINTERESTING | F_ADDED))
+		return 0;
+	o->flags |= F_ADDED;
+	if (level > TREE_DEPTH_MAX)
+		return err_set("upload-pack: trees nested deeper than %d", TREE_DEPTH_MAX);
+	if (git_packbuilder_insert(pb, id, name) < 0)
+		return pack_error(u, "cannot add a tree");
+	if (git_tree_lookup(&tree, u->repo, id) < 0) {
+		oid_fail("tree", id);
+		goto out;
+	}
+	for (size_t i = 0, n = git_tree_entrycount(tree); i < n; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(tree, i);
+		git_object_t type = git_tree_entry_type(e);
+		struct obj *b;
+
+		if (type == GIT_OBJECT_TREE) {
+			if (tree_insert(u, pb, git_tree_entry_id(e), git_tree_entry_name(e),
+			                level + 1) < 0)
+				goto out;
+		} else if (type == GIT_OBJECT_BLOB) {
+			if (objmap_add(&b, &u->req.objs, git_tree_entry_id(e)) < 0)
+				goto out;
+			if (b->flags & (F_UNINTERESTING | F_ADDED))
+				continue;
+			b->flags |= F_ADDED;
+			if (git_packbuilder_insert(pb, &b->oid, git_tree_entry_name(e)) < 0) {
+				pack_error(u, "cannot add a blob");
+				goto out;
+			}
+		}
+	}
+	ret = 0;
+out:
+	git_tree_free(tree);
+	return ret;
+}
+
+static int add_edge(struct objlist *edges, struct obj *c)
+{
+	if (c->flags & F_EDGE)
+		return 0;
+	c->flags |= F_EDGE;
+	return objlist_push(edges, c);
+}
+
+/* The shallow case, where a revwalk cannot be used (it knows no shallow
+ * boundaries): what the client has is what the common haves reach without
+ * going past its shallow commits; what it gets is what the wants (and the
+ * parents of unshallowed commits) reach without going past a boundary or
+ * into what it has. Trees of the commits it has next to the sent ones are
+ * left out, as git's --objects-edge does. */
+static int enumerate_shallow(struct upload *u, git_packbuilder *pb)
+{
+	struct request *q = &u->req;
+	struct objlist sending = {0}, edges = {0};
+	int ret = -1;
+
+	q->stack.n = 0;
+	for (size_t i = 0; i < q->haves.n; i++) {
+		struct obj *c;
+
+		if (peel_commit(&c, u, q->haves.items[i]) < 0)
+			goto out;
+		if (c && objlist_push(&q->stack, c) < 0)
+			goto out;
+	}
+	while (q->stack.n) {
+		struct obj *c = q->stack.items[--q->stack.n];
+
+		if (c->flags & F_CLIENT_HAS)
+			continue;
+		c->flags |= F_CLIENT_HAS;
+		if (is_boundary(c))
+			continue;
+		if (commit_parse(u, c) < 0)
+			goto out;
+		for (unsigned i = 0; i < c->nparents; i++)
+			if (objlist_push(&q->stack, c->parents[i]) < 0)
+				goto out;
+	}
+
+	for (size_t i = 0; i < q->wants.n; i++) {
+		struct obj *c;
+
+		if (insert_want(u, pb, q->wants.items[i], &c) < 0)
+			goto out;
+		if (c && objlist_push(&q->stack, c) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < q->extra_wants.n; i++)
+		if (objlist_push(&q->stack, q->extra_wants.items[i]) < 0)
+			goto out;
+	while (q->stack.n) {
+		struct obj *c = q->stack.items[--q->stack.n];
+
+		if (c->flags & (F_CLIENT_HAS | F_SENDING))
+			continue;
+		c->flags |= F_SENDING;
+		if (commit_parse(u, c) < 0 || objlist_push(&sending, c) < 0)
+			goto out;
+		if (is_boundary(c))
+			continue;
+		for (unsigned i = 0; i < c->nparents; i++) {
+			struct obj *p = c->parents[i];
+
+			if (p->flags & F_CLIENT_HAS) {
+				if (add_edge(&edges, p) < 0)
+					goto out;
+			} else if (objlist_push(&q->stack, p) < 0) {
+				goto out;
+			}
+		}
+	}
+	q->is_sending_marked = true;
+
+	for (size_t i = 0; i < q->shallows.n; i++) {
+		struct obj *c = q->shallows.items[i];
+
+		/* an unshallowed commit: the client has its tree */
+		if ((c->flags & F_NOT_SHALLOW) && add_edge(&edges, c) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < edges.n; i++)
+		if (commit_parse(u, edges.items[i]) < 0 ||
+		    tree_mark_uninteresting(u, &edges.items[i]->tree, 0) < 0)
+			goto out;
+	for (size_t i = 0; i < sending.n; i++) {
+		sending.items[i]->flags |= F_ADDED;
+		if (git_packbuilder_insert(pb, &sending.items[i]->oid, NULL) < 0) {
+			pack_error(u, "cannot add a commit");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < sending.n; i++)
+		if (tree_insert(u, pb, &sending.items[i]->tree, NULL, 0) < 0)
+			goto out;
+	ret = 0;
+out:
+	objlist_release(&sending);
+	objlist_release(&edges);
+	return ret;
+}
+
+/* include-tag (gitprotocol-capabilities.txt): annotated tags under
+ * refs/tags/ whose object is being sent go into the pack too. */
+static int include_tags(struct upload *u, git_packbuilder *pb)
+{
+	struct request *q = &u->req;
+
+	if (!u->has_refs && load_refs(u) < 0)
+		return -1;
+	for (size_t i = 0; i < u->refs.n; i++) {
+		const struct ref *r = &u->refs.items[i];
+		struct obj *tag, *target, *c;
+
+		if (!r->has_peeled || strncmp(r->name, "refs/tags/", 10))
+			continue;
+		tag = objmap_get(&q->objs, &r->oid);
+		if (tag && (tag->flags & (F_WANTED | F_ADDED)))
+			continue;
+		if (mark_sending(u) < 0)
+			return -1;
+		target = objmap_get(&q->objs, &r->peeled);
+		if (!target || !(target->flags & (F_SENDING | F_ADDED)))
+			continue;
+		if (objmap_add(&tag, &q->objs, &r->oid) < 0 || insert_want(u, pb, tag, &c) < 0)
+			return -1;
+		tag->flags |= F_ADDED;
+	}
+	return 0;
+}
+
+/* Builds the packfile for the request and streams it on side-band 1 (raw
+ * without side-band in v0), progress on band 2 unless no-progress. */
+static int send_pack(struct upload *u)
+{
+	struct request *q = &u->req;
+	struct pkt_io *io = u->io;
+	struct pack_out po;
+	git_packbuilder *pb = NULL;
+	int ret = -1;
+
+	memset(&po, 0, sizeof(po));
+	po.u = u;
+	po.last_output_ms = now_ms();
+	io->sideband = u->version == 2 ? SIDEBAND_DATA_MAX : q->sideband;
+	po.cap = io->sideband ? (size_t)io->sideband : 65536;
+	if (!(po.buf = malloc(po.cap))) {
+		err_set("out of memory");
+		goto out;
+	}
+	u->po = &po;
+	if (git_packbuilder_new(&pb, u->repo) < 0) {
+		pack_error(u, "cannot start a pack");
+		goto out;
+	}
+	git_packbuilder_set_threads(pb, 0);
+	if (git_packbuilder_set_callbacks(pb, pack_progress, &po) < 0) {
+		pack_error(u, "cannot start a pack");
+		goto out;
+	}
+	if ((is_shallow_request(q) ? enumerate_shallow(u, pb) : enumerate_walk(u, pb)) < 0)
+		goto out;
+	if (q->wants_tags && include_tags(u, pb) < 0)
+		goto out;
+	if (io->sideband && !q->is_no_progress &&
+	    pkt_progressf(io, "Counting objects: %zu, done.\n", git_packbuilder_object_count(pb)) <
+	        0)
+		goto out;
+	po.last_progress_ms = 0;
+	if (git_packbuilder_foreach(pb, pack_write, &po) < 0) {
+		pack_error(u, "cannot write the pack");
+		goto out;
+	}
+	if (pack_flush_chunk(&po) < 0)
+		goto out;
+	if (io->sideband && !q->is_no_progress && po.is_compressing && !po.is_compress_done &&
+	    pkt_progressf(io, "Compressing objects: 100%%, done.\n") < 0)
+		goto out;
+	if (io->sideband && !q->is_no_progress &&
+	    pkt_progressf(io, "Total %zu (%llu bytes)\n", git_packbuilder_object_count(pb),
+	                  po.bytes) < 0)
+		goto out;
+	u->stats->pack_objects += git_packbuilder_object_count(pb);
+	u->stats->pack_bytes += po.bytes;
+	ret = 0;
+out:
+	u->po = NULL;
+	git_packbuilder_free(pb);
+	free(po.buf);
+	return ret;
+}
+
+/* ---- protocol v0 and v1 ----------------------------------------------- */
+
+/* The capabilities of a v0 advertisement (gitprotocol-capabilities.txt),
+ * in git's order. thin-pack is accepted but the pack is never thin. */
+static int format_caps_v0(char *buf, size_t size, struct upload *u)
+{
+	const char *target = u->refs.has_head ? u->refs.head.symref_target : NULL;
+	int n;
+
+	n = snprintf(buf, size,
+	             "multi_ack thin-pack side-band side-band-64k ofs-delta shallow "
+	             "deepen-since deepen-not deepen-relative no-progress include-tag "
+	             "multi_ack_detailed allow-reachable-sha1-in-want no-done%s%s "
+	             "object-format=sha1 agent=%s",
+	             target ? " symref=HEAD:" : "", target ? target : "", u->agent);
+	if (n < 0 || (size_t)n >= size)
+		return err_set("upload-pack: the capability list is too long");
+	return 0;
+}
+
+static int advertise_ref_v0(struct upload *u, const struct ref *r, const char *caps)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), &r->oid);
+	if ((caps ? pkt_writef(u->io, "%s %s%c%s\n", hex, r->name, '\0', caps)
+	          : pkt_writef(u->io, "%s %s\n", hex, r->name)) < 0)
+		return -1;
+	if (r->has_peeled && pkt_writef(u->io, "%s %s^{}\n",
+	                                git_oid_tostr(hex, sizeof(hex), &r->peeled), r->name) < 0)
+		return -1;
+	return mark_advertised(u, r);
+}
+
+/* Reference discovery (gitprotocol-pack.txt): HEAD first when it resolves,
+ * then every ref by name, an annotated tag followed by "NAME^{}" with what
+ * it peels to; capabilities after a NUL on the first line; an empty
+ * repository sends "capabilities^{}" with the zero id. Ends with a flush. */
+static int advertise_v0(struct upload *u)
+{
+	char caps[8192];
+	const char *first = caps;
+
+	if (load_refs(u) < 0)
+		return -1;
+	if (format_caps_v0(caps, sizeof(caps), u) < 0)
+		return -1;
+	if (u->refs.has_head) {
+		if (advertise_ref_v0(u, &u->refs.head, first) < 0)
+			return -1;
+		first = NULL;
+	}
+	for (size_t i = 0; i < u->refs.n; i++) {
+		if (advertise_ref_v0(u, &u->refs.items[i], first) < 0)
+			return -1;
+		first = NULL;
+	}
+	if (first && pkt_writef(u->io, "%s capabilities^{}%c%s\n", ZERO_HEX, '\0', caps) < 0)
+		return -1;
+	return pkt_flush(u->io);
+}
+
+/* The capabilities after the first want's id; unknown ones are ignored. */
+static int parse_features_v0(struct request *q, const char *s, size_t len)
+{
+	const char *p = s, *end = s + len;
+
+	while (p < end) {
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+		size_t n = (size_t)((sp ? sp : end) - p);
+
+		if (is_token(p, n, "multi_ack_detailed"))
+			q->ack_mode = ACK_DETAILED;
+		else if (is_token(p, n, "multi_ack") && q->ack_mode != ACK_DETAILED)
+			q->ack_mode = ACK_MULTI;
+		else if (is_token(p, n, "no-done"))
+			q->is_no_done = true;
+		else if (is_token(p, n, "side-band-64k"))
+			q->sideband = SIDEBAND_DATA_MAX;
+		else if (is_token(p, n, "side-band") && !q->sideband)
+			q->sideband = SIDEBAND_SMALL_DATA_MAX;
+		else if (is_token(p, n, "no-progress"))
+			q->is_no_progress = true;
+		else if (is_token(p, n, "include-tag"))
+			q->wants_tags = true;
+		else if (is_token(p, n, "deepen-relative"))
+			q->is_deepen_relative = true;
+		else if (has_prefix(p, n, "object-format=") &&
+		         !is_token(p, n, "object-format=sha1"))
+			return err_set("upload-pack: unsupported object-format");
+		p += n + 1;
+	}
+	return 0;
+}
+
+/* The upload request (gitprotocol-pack.txt, "Packfile Negotiation"): want
+ * lines, the first with capabilities, shallow and deepen lines, a flush.
+ * Returns 1 when something is wanted, 0 when the client only listed refs
+ * (a flush or the end of the stream right away, or no want), or -1. */
+static int read_want_list_v0(struct upload *u)
+{
+	struct request *q = &u->req;
+	char s[SHOWN_MAX + 1];
+	bool any = false;
+
+	for (;;) {
+		const char *line;
+		size_t len;
+		int r = pkt_read(u->io, &line, &len, true);
+
+		if (r < 0)
+			return -1;
+		if (r == PKT_EOF && !any)
+			return 0;
+		if (r == PKT_FLUSH)
+			break;
+		if (r != PKT_DATA)
+			return err_set("upload-pack: protocol error: the want list ended without a "
+			               "flush");
+		any = true;
+		if (has_prefix(line, len, "want ")) {
+			size_t idlen = len - 5 > GIT_OID_HEXSZ ? GIT_OID_HEXSZ : len - 5;
+
+			if (len > 5 + GIT_OID_HEXSZ && line[5 + GIT_OID_HEXSZ] != ' ')
+				return err_set(
+				    "upload-pack: protocol error, expected to get object "
+				    "ID, not '%s'",
+				    shown(s, sizeof(s), line, len));
+			if (len > 5 + GIT_OID_HEXSZ &&
+			    parse_features_v0(q, line + 6 + GIT_OID_HEXSZ,
+			                      len - 6 - GIT_OID_HEXSZ) < 0)
+				return -1;
+			if (add_want(u, line + 5, idlen) < 0)
+				return -1;
+		} else if (has_prefix(line, len, "shallow ")) {
+			if (add_client_shallow(u, line + 8, len - 8) < 0)
+				return -1;
+		} else if (has_prefix(line, len, "deepen ")) {
+			if (set_depth(u, line + 7, len - 7) < 0)
+				return -1;
+		} else if (has_prefix(line, len, "deepen-since ")) {
+			if (set_deepen_since(u, line + 13, len - 13) < 0)
+				return -1;
+		} else if (has_prefix(line, len, "deepen-not ")) {
+			if (add_deepen_not(u, line + 11, len - 11) < 0)
+				return -1;
+		} else if (has_prefix(line, len, "filter ")) {
+			return err_set("upload-pack: filtering capability not negotiated");
+		} else {
+			return err_set(
+			    "upload-pack: protocol error, expected to get object ID, not "
+			    "'%s'",
+			    shown(s, sizeof(s), line, len));
+		}
+	}
+	return q->wants.n ? 1 : 0;
+}
+
+/* git's get_common_commits: have lines in rounds ended by a flush, answered
+ * per the ack mode; "done" (or, with no-done, a round that found the
+ * server ready) ends it with a final ACK or NAK (gitprotocol-pack.txt). */
+static int negotiate_v0(struct upload *u)
+{
+	struct request *q = &u->req;
+	struct pkt_io *io = u->io;
+	char last_hex[GIT_OID_HEXSZ + 1] = "", hex[GIT_OID_HEXSZ + 1], s[SHOWN_MAX + 1];
+	bool got_common = false, got_other = false, sent_ready = false;
+
+	for (;;) {
+		const char *line;
+		size_t len;
+		git_oid oid;
+		int r = pkt_read(io, &line, &len, true), give_up;
+
+		if (r < 0)
+			return -1;
+		if (r == PKT_EOF)
+			return err_set("upload-pack: the client hung up during negotiation");
+		if (r == PKT_FLUSH) {
+			if (q->ack_mode == ACK_DETAILED && got_common && !got_other) {
+				if ((give_up = ok_to_give_up(u)) < 0)
+					return -1;
+				if (give_up) {
+					sent_ready = true;
+					if (pkt_writef(io, "ACK %s ready\n", last_hex) < 0)
+						return -1;
+				}
+			}
+			if ((!q->haves.n || q->ack_mode != ACK_SINGLE) &&
+			    pkt_writef(io, "NAK\n") < 0)
+				return -1;
+			if (q->is_no_done && sent_ready)
+				return pkt_writef(io, "ACK %s\n", last_hex);
+			got_common = got_other = false;
+			if (pkt_send(io) < 0)
+				return -1;
+			continue;
+		}
+		if (r != PKT_DATA)
+			return err_set("upload-pack: protocol error: unexpected special packet in "
+			               "negotiation");
+		if (has_prefix(line, len, "have ")) {
+			if (!parse_oid(&oid, line + 5, len - 5))
+				return err_set("upload-pack: expected SHA1 object, got '%s'",
+				               shown(s, sizeof(s), line + 5, len - 5));
+			git_oid_tostr(hex, sizeof(hex), &oid);
+			if ((r = got_have(u, &oid)) < 0)
+				return -1;
+			if (!r) {
+				got_other = true;
+				if (q->ack_mode == ACK_SINGLE)
+					continue;
+				if ((give_up = ok_to_give_up(u)) < 0)
+					return -1;
+				if (!give_up)
+					continue;
+				if (q->ack_mode == ACK_DETAILED)
+					sent_ready = true;
+				r = pkt_writef(io, "ACK %s %s\n", hex,
+				               q->ack_mode == ACK_DETAILED ? "ready" : "continue");
+			} else {
+				got_common = true;
+				memcpy(last_hex, hex, sizeof(hex));
+				if (q->ack_mode == ACK_DETAILED)
+					r = pkt_writef(io, "ACK %s common\n", hex);
+				else if (q->ack_mode == ACK_MULTI)
+					r = pkt_writef(io, "ACK %s continue\n", hex);
+				else if (q->haves.n == 1)
+					r = pkt_writef(io, "ACK %s\n", hex);
+				else
+					r = 0;
+			}
+			if (r < 0)
+				return -1;
+			continue;
+		}
+		if (is_token(line, len, "done")) {
+			if (q->haves.n)
+				return q->ack_mode != ACK_SINGLE
+				           ? pkt_writef(io, "ACK %s\n", last_hex)
+				           : 0;
+			return pkt_writef(io, "NAK\n");
+		}
+		return err_set("upload-pack: expected SHA1 list, got '%s'",
+		               shown(s, sizeof(s), line, len));
+	}
+}
+
+static int serve_v0(struct upload *u)
+{
+	struct request *q = &u->req;
+	int r;
+
+	if (u->version == 1 && pkt_writef(u->io, "version 1\n") < 0)
+		return -1;
+	if (advertise_v0(u) < 0)
+		return -1;
+	if ((r = read_want_list_v0(u)) <= 0)
+		return r;
+	u->stats->nwants += q->wants.n;
+	if (check_wants(u) < 0)
+		return -1;
+	/* shallow-update: only when a depth was asked for */
+	if (q->depth || q->deepen_since || q->deepen_not.n) {
+		if (shallow_update(u) < 0 || pkt_flush(u->io) < 0)
+			return -1;
+	}
+	if (negotiate_v0(u) < 0 || send_pack(u) < 0)
+		return -1;
+	if (u->io->sideband)
+		return pkt_flush(u->io);
+	return pkt_send(u->io);
+}
+
+/* ---- protocol v2 -------------------------------------------------------- */
+
+enum command { CMD_LS_REFS, CMD_FETCH };
+
+/* Capability advertisement (gitprotocol-v2.txt). */
+static int advertise_v2(struct upload *u)
+{
+	if (pkt_writef(u->io, "version 2\n") < 0 || pkt_writef(u->io, "agent=%s\n", u->agent) < 0 ||
+	    pkt_writef(u->io, "ls-refs=unborn\n") < 0 ||
+	    pkt_writef(u->io, "fetch=shallow wait-for-done\n") < 0 ||
+	    pkt_writef(u->io, "server-option\n") < 0 ||
+	    pkt_writef(u->io, "object-format=sha1\n") < 0)
+		return -1;
+	return pkt_flush(u->io);
+}
+
+/* A request's command and capability lines up to the delim-pkt before its
+ * arguments (*HAS_ARGS) or the flush that ends it. Returns 1, 0 when the
+ * client ends the session (the end of the stream or a flush alone, as in
+ * git's serve.c), or -1. */
+static int read_command(struct upload *u, enum command *cmd, bool *has_args)
+{
+	char name[16] = "", s[SHOWN_MAX + 1];
+	bool seen = false, has_command = false;
+
+	for (;;) {
+		const char *line;
+		size_t len;
+		int r = pkt_read(u->io, &line, &len, true);
+
+		if (r < 0)
+			return -1;
+		if ((r == PKT_EOF || r == PKT_FLUSH) && !seen)
+			return 0;
+		if (r == PKT_EOF)
+			return err_set("upload-pack: protocol error: the request ended early");
+		if (r == PKT_FLUSH || r == PKT_DELIM) {
+			*has_args = r == PKT_DELIM;
+			break;
+		}
+		if (r != PKT_DATA)
+			return err_set(
+			    "upload-pack: protocol error: unexpected response-end packet");
+		seen = true;
+		if (has_prefix(line, len, "command=")) {
+			if (has_command)
+				return err_set("upload-pack: protocol error: two commands in one "
+				               "request");
+			has_command = true;
+			shown(name, sizeof(name), line + 8, len - 8);
+		} else if (has_prefix(line, len, "object-format=")) {
+			if (!is_token(line, len, "object-format=sha1"))
+				return err_set("upload-pack: mismatched object format");
+		} else if (!has_prefix(line, len, "agent=") &&
+		           !has_prefix(line, len, "server-option=") &&
+		           !has_prefix(line, len, "session-id=")) {
+			return err_set("upload-pack: unknown capability '%s'",
+			               shown(s, sizeof(s), line, len));
+		}
+	}
+	if (!has_command)
+		return err_set("upload-pack: no command requested");
+	if (!strcmp(name, "ls-refs"))
+		*cmd = CMD_LS_REFS;
+	else if (!strcmp(name, "fetch"))
+		*cmd = CMD_FETCH;
+	else
+		return err_set("upload-pack: invalid command '%s'", name);
+	return 1;
+}
+
+struct prefixes {
+	char *items[UPLOAD_REF_PREFIXES_MAX];
+	size_t n;
+	bool is_ignored; /* too many were given: list every ref */
+};
+
+static void prefixes_release(struct prefixes *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->items[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+static bool prefixes_match(const struct prefixes *p, const char *name)
+{
+	if (!p->n || p->is_ignored)
+		return true;
+	for (size_t i = 0; i < p->n; i++)
+		if (!strncmp(name, p->items[i], strlen(p->items[i])))
+			return true;
+	return false;
+}
+
+static int ls_ref_line(struct upload *u, const struct ref *r, bool wants_symrefs, bool wants_peel)
+{
+	char hex[GIT_OID_HEXSZ + 1], peeled[GIT_OID_HEXSZ + 1];
+	bool has_target = wants_symrefs && r->symref_target;
+	bool has_peeled = wants_peel && r->has_peeled;
+
+	git_oid_tostr(hex, sizeof(hex), &r->oid);
+	git_oid_tostr(peeled, sizeof(peeled), &r->peeled);
+	if (pkt_writef(u->io, "%s %s%s%s%s%s\n", hex, r->name, has_target ? " symref-target:" : "",
+	               has_target ? r->symref_target : "", has_peeled ? " peeled:" : "",
+	               has_peeled ? peeled : "") < 0)
+		return -1;
+	return mark_advertised(u, r);
+}
+
+/* ls-refs (gitprotocol-v2.txt): HEAD (or "unborn HEAD" when asked), then the
+ * refs by name, narrowed by ref-prefix; symref-target and peeled
+ * attributes when asked for. */
+static int ls_refs(struct upload *u, bool has_args)
+{
+	struct prefixes prefixes;
+	bool wants_symrefs = false, wants_peel = false, wants_unborn = false;
+	char s[SHOWN_MAX + 1];
+	int ret = -1;
+
+	memset(&prefixes, 0, sizeof(prefixes));
+	while (has_args) {
+		const char *line;
+		size_t len;
+		int r = pkt_read(u->io, &line, &len, true);
+
+		if (r < 0)
+			goto out;
+		if (r == PKT_FLUSH)
+			break;
+		if (r != PKT_DATA) {
+			err_set("upload-pack: protocol error: ls-refs arguments did not end with a "
+			        "flush");
+			goto out;
+		}
+		if (is_token(line, len, "symrefs")) {
+			wants_symrefs = true;
+		} else if (is_token(line, len, "peel")) {
+			wants_peel = true;
+		} else if (is_token(line, len, "unborn")) {
+			wants_unborn = true;
+		} else if (has_prefix(line, len, "ref-prefix ")) {
+			if (prefixes.n == UPLOAD_REF_PREFIXES_MAX) {
+				prefixes.is_ignored = true;
+				continue;
+			}
+			if (!(prefixes.items[prefixes.n] = strndup(line + 11, len - 11))) {
+				err_set("out of memory");
+				goto out;
+			}
+			prefixes.n++;
+		} else {
+			err_set("upload-pack: unexpected line: '%s'",
+			        shown(s, sizeof(s), line, len));
+			goto out;
+		}
+	}
+	if (load_refs(u) < 0)
+		goto out;
+	if (prefixes_match(&prefixes, "HEAD")) {
+		if (u->refs.has_head) {
+			if (ls_ref_line(u, &u->refs.head, wants_symrefs, wants_peel) < 0)
+				goto out;
+		} else if (wants_unborn && wants_symrefs && u->refs.head_unborn_target) {
+			if (pkt_writef(u->io, "unborn HEAD symref-target:%s\n",
+			               u->refs.head_unborn_target) < 0)
+				goto out;
+		}
+	}
+	for (size_t i = 0; i < u->refs.n; i++)
+		if (prefixes_match(&prefixes, u->refs.items[i].name) &&
+		    ls_ref_line(u, &u->refs.items[i], wants_symrefs, wants_peel) < 0)
+			goto out;
+	ret = pkt_flush(u->io);
+out:
+	prefixes_release(&prefixes);
+	return ret;
+}
+
+/* One fetch argument (gitprotocol-v2.txt, "fetch"). */
+static int fetch_arg(struct upload *u, const char *line, size_t len)
+{
+	struct request *q = &u->req;
+	char s[SHOWN_MAX + 1];
+	git_oid oid;
+	int r;
+
+	if (has_prefix(line, len, "want "))
+		return add_want(u, line + 5, len - 5);
+	if (has_prefix(line, len, "have ")) {
+		if (!parse_oid(&oid, line + 5, len - 5))
+			return err_set("upload-pack: expected SHA1 object, got '%s'",
+			               shown(s, sizeof(s), line + 5, len - 5));
+		if ((r = got_have(u, &oid)) <= 0)
+			return r;
+		if (q->acks.n == UPLOAD_HAVES_MAX)
+			return err_set("upload-pack: more than %d common haves", UPLOAD_HAVES_MAX);
+		return objlist_push(&q->acks, objmap_get(&q->objs, &oid));
+	}
+	if (is_token(line, len, "done"))
+		q->is_done = true;
+	else if (is_token(line, len, "thin-pack") || is_token(line, len, "ofs-delta"))
+		; /* the pack is never thin and always uses REF_DELTA */
+	else if (is_token(line, len, "no-progress"))
+		q->is_no_progress = true;
+	else if (is_token(line, len, "include-tag"))
+		q->wants_tags = true;
+	else if (is_token(line, len, "deepen-relative"))
+		q->is_deepen_relative = true;
+	else if (is_token(line, len, "wait-for-done"))
+		q->is_wait_for_done = true;
+	else if (has_prefix(line, len, "shallow "))
+		return add_client_shallow(u, line + 8, len - 8);
+	else if (has_prefix(line, len, "deepen "))
+		return set_depth(u, line + 7, len - 7);
+	else if (has_prefix(line, len, "deepen-since "))
+		return set_deepen_since(u, line + 13, len - 13);
+	else if (has_prefix(line, len, "deepen-not "))
+		return add_deepen_not(u, line + 11, len - 11);
+	else
+		return err_set("upload-pack: unexpected line: '%s'",
+		               shown(s, sizeof(s), line, len));
+	return 0;
+}
+
+/* fetch (gitprotocol-v2.txt): the arguments, then either acknowledgments
+ * ending with a flush (the client goes on negotiating) or, after "done" or
+ * "ready", shallow-info and the packfile section, ending with a flush. */
+static int fetch_v2(struct upload *u, bool has_args)
+{
+	struct request *q = &u->req;
+	char hex[GIT_OID_HEXSZ + 1];
+	int r;
+
+	request_release(q);
+	while (has_args) {
+		const char *line;
+		size_t len;
+
+		if ((r = pkt_read(u->io, &line, &len, true)) < 0)
+			return -1;
+		if (r == PKT_FLUSH)
+			break;
+		if (r != PKT_DATA)
+			return err_set("upload-pack: protocol error: fetch arguments did not end "
+			               "with a flush");
+		if (fetch_arg(u, line, len) < 0)
+			return -1;
+	}
+	/* like git: a request without wants gets no answer */
+	if (!q->wants.n)
+		return 0;
+	u->stats->nwants += q->wants.n;
+	if (check_wants(u) < 0)
+		return -1;
+	if (!q->is_done) {
+		if (pkt_writef(u->io, "acknowledgments\n") < 0 ||
+		    (!q->acks.n && pkt_writef(u->io, "NAK\n") < 0))
+			return -1;
+		for (size_t i = 0; i < q->acks.n; i++)
+			if (pkt_writef(u->io, "ACK %s\n",
+			               git_oid_tostr(hex, sizeof(hex), &q->acks.items[i]->oid)) < 0)
+				return -1;
+		r = q->is_wait_for_done ? 0 : ok_to_give_up(u);
+		if (r < 0)
+			return -1;
+		if (!r)
+			return pkt_flush(u->io);
+		if (pkt_writef(u->io, "ready\n") < 0 || pkt_delim(u->io) < 0)
+			return -1;
+	}
+	if (is_shallow_request(q)) {
+		if (pkt_writef(u->io, "shallow-info\n") < 0 || shallow_update(u) < 0 ||
+		    pkt_delim(u->io) < 0)
+			return -1;
+	}
+	if (pkt_writef(u->io, "packfile\n") < 0 || send_pack(u) < 0)
+		return -1;
+	u->io->sideband = 0;
+	return pkt_flush(u->io);
+}
+
+static int serve_v2(struct upload *u)
+{
+	if (advertise_v2(u) < 0)
+		return -1;
+	for (;;) {
+		enum command cmd = CMD_LS_REFS;
+		bool has_args = false;
+		int r = read_command(u, &cmd, &has_args);
+
+		if (r <= 0)
+			return r;
+		r = cmd == CMD_LS_REFS ? ls_refs(u, has_args) : fetch_v2(u, has_args);
+		if (r < 0)
+			return -1;
+	}
+}
+
+/* ---- entry points ----------------------------------------------------- */
+
 int upload_pack_protocol_version(const char *value)
 {
-	return 0;
+	int best = 0;
+
+	if (!value)
+		return 0;
+	for (const char *p = value; *p;) {
+		size_t n = strcspn(p, ":");
+
+		if (n == 9 && !memcmp(p, "version=", 8) && p[8] >= '0' && p[8] <= '2' &&
+		    p[8] - '0' > best)
+			best = p[8] - '0';
+		p += n;
+		if (*p == ':')
+			p++;
+	}
+	return best;
 }
 
 int upload_pack_serve(struct pkt_io *io, git_repository *repo, int version,
                       const struct upload_opts *opts, struct upload_stats *stats)
 {
-	return err_set("upload-pack is not implemented yet");
+	struct upload_stats unused;
+	struct upload u;
+	int ret = -1;
+
+	memset(&u, 0, sizeof(u));
+	memset(&unused, 0, sizeof(unused));
+	u.io = io;
+	u.repo = repo;
+	u.version = version == 1 || version == 2 ? version : 0;
+	u.agent = opts && opts->agent ? opts->agent : "slipway";
+	u.stats = stats ? stats : &unused;
+	io->sideband = 0;
+	if (git_repository_odb(&u.odb, repo) < 0) {
+		err_set("upload-pack: cannot open the object database: %s", git_msg());
+		goto out;
+	}
+	ret = u.version == 2 ? serve_v2(&u) : serve_v0(&u);
+out:
+	if (ret < 0)
+		tell_client(&u);
+	request_release(&u.req);
+	objmap_release(&u.adv);
+	if (u.has_refs)
+		refs_release(&u.refs);
+	git_odb_free(u.odb);
+	return ret;
 }

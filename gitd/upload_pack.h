@@ -29,6 +29,20 @@ struct upload_stats {
 	unsigned long long pack_bytes; /* packfile bytes sent */
 };
 
+/* Hard limits of one request, whatever the repository holds; more is a
+ * protocol error (git has none, but every buffer here has a maximum). */
+#define UPLOAD_WANTS_MAX 100000       /* distinct "want" lines */
+#define UPLOAD_HAVES_MAX 1000000      /* common "have" objects remembered */
+#define UPLOAD_SHALLOWS_MAX 100000    /* the client's "shallow" lines */
+#define UPLOAD_DEEPEN_NOT_MAX 256     /* "deepen-not" lines */
+#define UPLOAD_OBJECTS_MAX (1u << 26) /* objects one request looks at */
+#define UPLOAD_REFS_MAX 1000000       /* refs listed */
+
+/* ls-refs keeps at most this many "ref-prefix" arguments; past it every ref
+ * is listed, as git does past its own limit (the prefixes only narrow the
+ * listing, the client filters again). */
+#define UPLOAD_REF_PREFIXES_MAX 256
+
 /* The protocol version a GIT_PROTOCOL value asks for: the highest
  * "version=N" among its colon-separated keys (gitprotocol-v2.txt,
  * "Initial Client Request") that is 0, 1 or 2; 0 when VALUE is NULL or names
