@@ -1592,7 +1592,7 @@ static int send_pack(struct upload *u)
 
 	memset(&po, 0, sizeof(po));
 	po.u = u;
-	po.last_output_ms = now_ms();
+	po.last_output_ms = po.last_progress_ms = now_ms();
 	io->sideband = u->version == 2 ? SIDEBAND_DATA_MAX : q->sideband;
 	po.cap = io->sideband ? (size_t)io->sideband : 65536;
 	if (!(po.buf = malloc(po.cap))) {

@@ -1,0 +1,318 @@
+#!/usr/bin/env bash
+test_description='upload-pack: the real git client clones and fetches through gitd (git-serve) with protocols v0, v1 and v2'
+. "$(dirname "$0")/test-lib.sh"
+
+HOME=$TRASH_DIRECTORY
+GIT_CONFIG_NOSYSTEM=1
+GIT_AUTHOR_NAME='A U Thor'
+GIT_AUTHOR_EMAIL=author@example.com
+GIT_COMMITTER_NAME='C O Mitter'
+GIT_COMMITTER_EMAIL=committer@example.com
+export HOME GIT_CONFIG_NOSYSTEM GIT_AUTHOR_NAME GIT_AUTHOR_EMAIL GIT_COMMITTER_NAME \
+	GIT_COMMITTER_EMAIL
+
+srv=file://$TRASH_DIRECTORY/srv.git
+up='git-serve upload-pack'
+
+# clone_v VERSION [git clone options...]: clone through git-serve with protocol VERSION.
+clone_v() {
+	local version=$1
+	shift
+	git -c protocol.version="$version" clone -u "$up" "$@"
+}
+
+# fetch_v VERSION DIR [git fetch options...]: fetch into DIR through git-serve.
+fetch_v() {
+	local version=$1 dir=$2
+	shift 2
+	git -C "$dir" -c protocol.version="$version" fetch --upload-pack="$up" "$@"
+}
+
+# commit_file DIR FILE TEXT: commit TEXT as FILE in DIR, a minute after the
+# previous commit (as git's test_tick), so that --shallow-since can cut.
+tick=1112911993
+commit_file() {
+	tick=$((tick + 60))
+	printf '%s\n' "$3" >"$1/$2" && git -C "$1" add "$2" &&
+		GIT_COMMITTER_DATE="$tick +0000" GIT_AUTHOR_DATE="$tick +0000" \
+			git -C "$1" commit -q -m "$2: $3"
+}
+
+# publish: push every branch and tag of ./work to the server with real git.
+publish() { git -C work push -q --all ../srv.git && git -C work push -q --tags ../srv.git; }
+
+# pkt TEXT: TEXT (printf %b escapes) as one pkt-line.
+pkt() { printf '%04x' $(($(printf '%b' "$1" | wc -c) + 4)) && printf '%b' "$1"; }
+
+# The repository DIR has the server's branches (as origin/*) and tags, and
+# is consistent.
+refs_match_server() {
+	git -C srv.git for-each-ref --format='%(objectname) %(refname)' refs/heads refs/tags |
+		sed 's#refs/heads/#refs/remotes/origin/#' | sort >expect.refs &&
+	git -C "$1" for-each-ref --format='%(objectname) %(refname)' refs/remotes refs/tags |
+		grep -v ' refs/remotes/origin/HEAD$' | sort >actual.refs &&
+	test_cmp expect.refs actual.refs &&
+	git -C "$1" fsck --strict --no-progress
+}
+
+# The clone in DIR has the server's refs, HEAD branch and HEAD commit.
+clone_matches_server() {
+	refs_match_server "$1" &&
+	test "$(git -C "$1" symbolic-ref HEAD)" = "$(git -C srv.git symbolic-ref HEAD)" &&
+	test "$(git -C "$1" rev-parse HEAD)" = "$(git -C srv.git rev-parse HEAD)"
+}
+
+# objects_sent FILE: the object count of git-serve's stats line in FILE.
+objects_sent() { tr '\r' '\n' <"$1" | sed -n 's/.*git-serve: upload-pack: [0-9]* wants, \([0-9]*\) objects.*/\1/p'; }
+
+test_expect_success 'set up a server with two branches, a lightweight and an annotated tag' '
+	git init -q --bare -b main srv.git &&
+	git init -q --bare -b main empty.git &&
+	git init -q -b main work &&
+	commit_file work a one &&
+	commit_file work b two &&
+	git -C work tag light &&
+	commit_file work a three &&
+	git -C work tag -a -m "release 1" v1 &&
+	git -C work checkout -q -b topic main~1 &&
+	commit_file work c topic-work &&
+	git -C work checkout -q main &&
+	commit_file work a four &&
+	publish
+'
+
+test_expect_success 'cloning an empty repository with protocol v0 warns and leaves no refs' '
+	clone_v 0 file://$TRASH_DIRECTORY/empty.git empty0 2>err &&
+	test_grep "You appear to have cloned an empty repository" err &&
+	test -z "$(git -C empty0 for-each-ref)"
+'
+
+test_expect_success 'cloning an empty repository with protocol v2 warns and takes the unborn HEAD branch' '
+	git -C empty.git symbolic-ref HEAD refs/heads/trunk &&
+	clone_v 2 file://$TRASH_DIRECTORY/empty.git empty2 2>err &&
+	test_grep "You appear to have cloned an empty repository" err &&
+	test -z "$(git -C empty2 for-each-ref)" &&
+	test "$(git -C empty2 symbolic-ref HEAD)" = refs/heads/trunk
+'
+
+test_expect_success 'a protocol v0 clone has the server refs, HEAD branch and commit' '
+	GIT_TRACE_PACKET=$TRASH_DIRECTORY/trace0 clone_v 0 "$srv" clone0 2>err &&
+	test_grep "clone< [0-9a-f]{40} HEAD.*multi_ack_detailed.*symref=HEAD:refs/heads/main" trace0 &&
+	! grep -q "clone< version 2" trace0 &&
+	clone_matches_server clone0
+'
+
+test_expect_success 'a protocol v1 clone has the server refs, HEAD branch and commit' '
+	GIT_TRACE_PACKET=$TRASH_DIRECTORY/trace1 clone_v 1 "$srv" clone1 2>err &&
+	test_grep "clone< version 1" trace1 &&
+	clone_matches_server clone1
+'
+
+test_expect_success 'a protocol v2 clone has the server refs, HEAD branch and commit' '
+	GIT_TRACE_PACKET=$TRASH_DIRECTORY/trace2 clone_v 2 "$srv" clone2 2>err &&
+	test_grep "clone< version 2" trace2 &&
+	test_grep "clone> command=fetch" trace2 &&
+	test_grep "clone< packfile" trace2 &&
+	clone_matches_server clone2
+'
+
+test_expect_success 'a clone through git-serve has the same refs as one through git-upload-pack' '
+	git clone -q --upload-pack=git-upload-pack "$srv" real &&
+	for d in real clone0 clone2; do
+		git -C $d for-each-ref --format="%(objectname) %(refname)" >$d.refs || return 1
+	done &&
+	test_cmp real.refs clone0.refs &&
+	test_cmp real.refs clone2.refs
+'
+
+test_expect_success 'a clone with progress shows counting and compressing on side-band 2' '
+	clone_v 2 "$srv" progress --progress 2>err &&
+	test_grep "remote: Counting objects: [0-9]+, done" err &&
+	test_grep "remote: Compressing objects: 100%" err
+'
+
+test_expect_success 'a v0 fetch after a new commit sends only the new commit, tree and blob' '
+	commit_file work a five &&
+	publish &&
+	fetch_v 0 clone0 2>err &&
+	test "$(objects_sent err)" = 3 &&
+	test "$(git -C clone0 rev-parse origin/main)" = "$(git -C srv.git rev-parse main)" &&
+	git -C clone0 fsck --strict --no-progress
+'
+
+test_expect_success 'a v2 fetch sends only the objects of the three commits the clone lacks' '
+	commit_file work a six &&
+	commit_file work d seven &&
+	publish &&
+	fetch_v 2 clone2 2>err &&
+	test "$(objects_sent err)" = 9 &&
+	refs_match_server clone2
+'
+
+test_expect_success 'a fetch with nothing new lists refs and ends without a pack' '
+	fetch_v 2 clone2 2>err &&
+	test_grep "git-serve: upload-pack: 0 wants, 0 objects" err &&
+	fetch_v 0 clone2 2>err &&
+	test_grep "git-serve: upload-pack: 0 wants, 0 objects" err
+'
+
+test_expect_success 'ls-remote with v0 lists refs and peeled tags as git-upload-pack does' '
+	git -c protocol.version=0 ls-remote "$srv" >expect &&
+	git -c protocol.version=0 ls-remote --upload-pack="$up" "$srv" >actual 2>err &&
+	test_grep "\^\{\}$" actual &&
+	test_cmp expect actual
+'
+
+test_expect_success 'ls-remote with v2 lists refs and peeled tags as git-upload-pack does' '
+	git -c protocol.version=2 ls-remote "$srv" >expect &&
+	git -c protocol.version=2 ls-remote --upload-pack="$up" "$srv" >actual 2>err &&
+	test_cmp expect actual &&
+	git -c protocol.version=2 ls-remote --symref "$srv" HEAD >expect &&
+	git -c protocol.version=2 ls-remote --symref --upload-pack="$up" "$srv" HEAD >actual &&
+	test_cmp expect actual
+'
+
+test_expect_success 'a client that reads the advertisement and hangs up is a success' '
+	git-serve upload-pack srv.git </dev/null >out 2>err &&
+	test_grep "capabilities|multi_ack" out &&
+	printf 0000 | git-serve upload-pack srv.git >out 2>err &&
+	printf 0000 | GIT_PROTOCOL=version=2 git-serve upload-pack srv.git >out 2>err &&
+	test_grep "ls-refs=unborn" out
+'
+
+for v in 0 2; do
+	test_expect_success "fetching a branch with include-tag (v$v) brings the annotated tag of its new commit" '
+		commit_file work a "tagged-$v" &&
+		git -C work tag -a -m "tagged $v" "t$v" &&
+		publish &&
+		tag=$(git -C srv.git rev-parse "t$v") &&
+		test_must_fail git -C clone2 cat-file -e "$tag" &&
+		git -C clone2 -c protocol.version=$v fetch-pack --include-tag --upload-pack="$up" \
+			"$srv" refs/heads/main >out 2>err &&
+		test "$(git -C clone2 cat-file -t "$tag")" = tag &&
+		test "$(objects_sent err)" = 4 &&
+		git -C clone2 update-ref refs/remotes/origin/main "$(git -C srv.git rev-parse main)"
+	'
+done
+
+for v in 0 2; do
+	for depth in 1 2; do
+		test_expect_success "a v$v clone with --depth $depth has $depth commits and the shallow boundary git-upload-pack gives" '
+			clone_v $v "$srv" shallow$v-$depth --depth $depth 2>err &&
+			test "$(git -C shallow$v-$depth rev-list --count HEAD)" = $depth &&
+			git -c protocol.version=$v clone -q --depth $depth "$srv" real$v-$depth &&
+			sort shallow$v-$depth/.git/shallow >actual &&
+			sort real$v-$depth/.git/shallow >expect &&
+			test_cmp expect actual &&
+			git -C shallow$v-$depth fsck --strict --no-progress
+		'
+	done
+
+	test_expect_success "a v$v fetch --deepen 1 adds one commit below the shallow boundary" '
+		fetch_v $v shallow$v-1 --deepen 1 2>err &&
+		test "$(git -C shallow$v-1 rev-list --count HEAD)" = 2 &&
+		git -C real$v-1 fetch -q --deepen 1 &&
+		sort shallow$v-1/.git/shallow >actual &&
+		sort real$v-1/.git/shallow >expect &&
+		test_cmp expect actual &&
+		git -C shallow$v-1 fsck --strict --no-progress
+	'
+
+	test_expect_success "a v$v fetch into a shallow clone sends only the new commit" '
+		commit_file work a "shallow-fetch-$v" &&
+		publish &&
+		fetch_v $v shallow$v-2 origin main 2>err &&
+		test "$(objects_sent err)" = 3 &&
+		test "$(git -C shallow$v-2 rev-parse origin/main)" = "$(git -C srv.git rev-parse main)" &&
+		git -C shallow$v-2 fsck --strict --no-progress
+	'
+
+	test_expect_success "a v$v fetch --unshallow brings the whole history" '
+		fetch_v $v shallow$v-1 --unshallow 2>err &&
+		test ! -e shallow$v-1/.git/shallow &&
+		test "$(git -C shallow$v-1 rev-list --count origin/main)" = \
+			"$(git -C srv.git rev-list --count main)" &&
+		git -C shallow$v-1 fsck --strict --no-progress
+	'
+done
+
+test_expect_success 'clones cut by --shallow-since and --shallow-exclude match git-upload-pack' '
+	since=$(git -C srv.git log -1 --format=%ct main~2) &&
+	for v in 0 2; do
+		clone_v $v "$srv" since$v --shallow-since=$since 2>err &&
+		git -c protocol.version=$v clone -q --shallow-since=$since "$srv" real-since$v &&
+		sort since$v/.git/shallow >actual && sort real-since$v/.git/shallow >expect &&
+		test_cmp expect actual &&
+		clone_v $v "$srv" excl$v --shallow-exclude=light 2>err &&
+		git -c protocol.version=$v clone -q --shallow-exclude=light "$srv" real-excl$v &&
+		sort excl$v/.git/shallow >actual && sort real-excl$v/.git/shallow >expect &&
+		test_cmp expect actual &&
+		test "$(git -C excl$v rev-list --count HEAD)" = \
+			"$(git -C real-excl$v rev-list --count HEAD)" || return 1
+	done
+'
+
+test_expect_success 'fetch-pack of an unknown object fails with "not our ref" for v0 and v2' '
+	oid=1234567890123456789012345678901234567890 &&
+	for v in 0 2; do
+		test_must_fail git -C clone0 -c protocol.version=$v fetch-pack --upload-pack="$up" \
+			"$srv" $oid 2>err &&
+		test_grep "remote error: upload-pack: not our ref $oid" err || return 1
+	done
+'
+
+test_expect_success 'a hand-written request for an unreachable object is refused without a pack' '
+	blob=$(echo dangling | git -C srv.git hash-object -w --stdin) &&
+	{ pkt "want $blob side-band-64k\n" && printf 0000 && pkt "done\n"; } >req &&
+	test_expect_code 1 git-serve upload-pack srv.git <req >out 2>err &&
+	test_grep "ERR upload-pack: not our ref $blob" out &&
+	! grep -q PACK out &&
+	test_grep "git-serve: upload-pack: not our ref" err
+'
+
+test_expect_success 'a want of an older commit reachable from a branch is served' '
+	old=$(git -C srv.git rev-parse main~2) &&
+	{ pkt "want $old\n" && printf 0000 && pkt "done\n"; } >req &&
+	git-serve upload-pack srv.git <req >out 2>err &&
+	test_grep "^git-serve: upload-pack: 1 wants, [1-9][0-9]* objects" err
+'
+
+test_expect_success 'garbage instead of pkt-lines ends the exchange with an error, not a crash' '
+	printf "garbage, not a pkt-line" >garbage &&
+	test_expect_code 1 git-serve upload-pack srv.git <garbage >out 2>err &&
+	test_grep "protocol error: bad line length" err &&
+	test_expect_code 1 env GIT_PROTOCOL=version=2 git-serve upload-pack srv.git <garbage >out 2>err &&
+	test_grep "ERR protocol error: bad line length" out &&
+	head -c 4096 /dev/urandom >random &&
+	test_expect_code 1 git-serve upload-pack srv.git <random >out 2>err &&
+	{ pkt "want 123\n" && printf 0000; } >short &&
+	test_expect_code 1 git-serve upload-pack srv.git <short >out 2>err &&
+	test_grep "expected to get object ID" err &&
+	printf 0032want >cut &&
+	test_expect_code 1 git-serve upload-pack srv.git <cut >out 2>err &&
+	test_grep "ended inside a pkt-line" err
+'
+
+test_expect_success 'a v2 request with an unknown command or argument is an error' '
+	{ pkt "command=frobnicate\n" && printf 0000; } >req &&
+	test_expect_code 1 env GIT_PROTOCOL=version=2 git-serve upload-pack srv.git <req >out 2>err &&
+	test_grep "ERR upload-pack: invalid command .frobnicate." out &&
+	{ pkt "command=fetch\n" && printf 0001 && pkt "frobnicate\n" && printf 0000; } >req &&
+	test_expect_code 1 env GIT_PROTOCOL=version=2 git-serve upload-pack srv.git <req >out 2>err &&
+	test_grep "ERR upload-pack: unexpected line" out
+'
+
+test_expect_success 'negotiation over several rounds with multi_ack_detailed reaches ready' '
+	main=$(git -C srv.git rev-parse main) &&
+	have=$(git -C srv.git rev-parse main~1) &&
+	unknown=1234567890123456789012345678901234567890 &&
+	{ pkt "want $main multi_ack_detailed no-done side-band-64k\n" && printf 0000 &&
+	  pkt "have $unknown\n" && printf 0000 &&
+	  pkt "have $have\n" && printf 0000; } >req &&
+	git-serve upload-pack srv.git <req >out 2>err &&
+	test_grep "ACK $have common" out &&
+	test_grep "ACK $have ready" out &&
+	test "$(objects_sent err)" = 3
+'
+
+test_done
