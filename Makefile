@@ -2,7 +2,7 @@
 # every test; `make help` lists the targets.
 
 CC      ?= cc
-PKGS    := libgit2 libssh libcurl jansson yaml-0.1 libcrypto libmicrohttpd
+PKGS    := libgit2 libssh libcurl jansson yaml-0.1 libcrypto libmicrohttpd libarchive
 SAN     ?=
 BUILD   ?= build$(if $(SAN),/san-$(subst $(comma),-,$(SAN)))
 comma   := ,
@@ -10,7 +10,7 @@ comma   := ,
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -Ideployer -Igitd -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -Ideployer -Igitd -Ibuilder -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 ifneq ($(SAN),)
@@ -23,7 +23,10 @@ LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
 DEPLOYER_OBJ := $(BUILD)/deployer/deployer.o
 GITD_SRC     := $(filter-out gitd/main.c,$(wildcard gitd/*.c))
 GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
-PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd)
+BUILDER_SRC  := $(filter-out builder/main.c,$(wildcard builder/*.c))
+BUILDER_OBJ  := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
+PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
+                $(if $(wildcard builder/main.c),$(BUILD)/bin/builder)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
@@ -60,7 +63,11 @@ $(BUILD)/bin/gitd: $(BUILD)/gitd/main.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/bin/builder: $(BUILD)/builder/main.o $(BUILDER_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILDER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

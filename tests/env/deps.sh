@@ -24,6 +24,7 @@ packages=(
 	build-essential pkg-config git openssl curl ca-certificates perl
 	libgit2-dev libssh-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
 	libmicrohttpd-dev docker-registry openssh-client openssh-server clang-format clang-14 libclang-rt-14-dev
+	libarchive-dev buildah busybox-static
 )
 
 log() { printf 'tests/env/deps: %s\n' "$*" >&2; }
