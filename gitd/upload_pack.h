@@ -2,14 +2,23 @@
  * libgit2.
  *
  * Protocol v0/v1 (git Documentation/gitprotocol-pack.txt, "Reference
- * Discovery" and "Packfile Negotiation") with the capabilities
- * multi_ack_detailed, side-band-64k, ofs-delta, thin-pack, no-done, shallow,
- * no-progress, include-tag, symref=HEAD:..., object-format=sha1 and agent;
- * and protocol v2 (gitprotocol-v2.txt), which current git clients ask for
- * over SSH with GIT_PROTOCOL=version=2: capability advertisement, ls-refs
- * (peel, symrefs, ref-prefix, unborn) and fetch (want, have, done,
- * shallow/deepen, include-tag, ofs-delta, no-progress). Packfiles are built
- * with git_packbuilder and sent on side-band 1 with progress on band 2. */
+ * Discovery" and "Packfile Negotiation") with the capabilities multi_ack,
+ * multi_ack_detailed, no-done, side-band, side-band-64k, ofs-delta,
+ * thin-pack (accepted; packs are never thin), shallow, deepen-since,
+ * deepen-not, deepen-relative, no-progress, include-tag,
+ * allow-reachable-sha1-in-want, symref=HEAD:..., object-format=sha1 and
+ * agent; and protocol v2 (gitprotocol-v2.txt), which current git clients ask
+ * for with GIT_PROTOCOL=version=2: capability advertisement, ls-refs (peel,
+ * symrefs, ref-prefix, unborn) and fetch (want, have, done, shallow, deepen,
+ * deepen-relative, deepen-since, deepen-not, include-tag, ofs-delta,
+ * no-progress, wait-for-done).
+ *
+ * A want must be an advertised id, the tip of a ref, or a commit reachable
+ * from one; anything else is refused with "upload-pack: not our ref ID".
+ * The packfile copies the entries of the repository's own packs where it
+ * can (whole objects, and deltas whose base is sent too) and builds the
+ * rest with git_packbuilder; it goes out on side-band 1 with progress on
+ * band 2. */
 #ifndef SLIP_GITD_UPLOAD_PACK_H
 #define SLIP_GITD_UPLOAD_PACK_H
 

@@ -62,6 +62,40 @@ clone_matches_server() {
 	test "$(git -C "$1" rev-parse HEAD)" = "$(git -C srv.git rev-parse HEAD)"
 }
 
+# pack_entry_types PACK: "TYPE:COUNT ..." of the entries of packfile PACK
+# (1-4 whole objects, 6 OFS_DELTA, 7 REF_DELTA; gitformat-pack.txt).
+pack_entry_types() {
+	python3 - "$1" <<-\EOF
+	import collections, sys, zlib
+	data = open(sys.argv[1], "rb").read()
+	assert data[:4] == b"PACK", "not a pack"
+	pos, types = 12, collections.Counter()
+	for _ in range(int.from_bytes(data[8:12], "big")):
+	    c = data[pos]; pos += 1; t = (c >> 4) & 7
+	    while c & 0x80:
+	        c = data[pos]; pos += 1
+	    if t == 6:
+	        c = data[pos]; pos += 1
+	        while c & 0x80:
+	            c = data[pos]; pos += 1
+	    elif t == 7:
+	        pos += 20
+	    z = zlib.decompressobj(); z.decompress(data[pos:]); pos = len(data) - len(z.unused_data)
+	    types[t] += 1
+	assert len(data) - pos == 20, "bytes after the last entry"
+	print(" ".join("%d:%d" % kv for kv in sorted(types.items())))
+	EOF
+}
+
+# raw_pack OUT FILE: the packfile of a v0 exchange without side-band in OUT
+# (what follows the final NAK) into FILE.
+raw_pack() {
+	python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); open(sys.argv[2], "wb").write(d.split(b"0008NAK\n", 1)[1])' "$1" "$2"
+}
+
+# big_text N: 300 lines with line N changed, so versions delta well.
+big_text() { seq 1 300 | sed "s/^$1\$/changed $1/"; }
+
 # objects_sent FILE: the object count of git-serve's stats line in FILE.
 objects_sent() { tr '\r' '\n' <"$1" | sed -n 's/.*git-serve: upload-pack: [0-9]* wants, \([0-9]*\) objects.*/\1/p'; }
 
@@ -313,6 +347,86 @@ test_expect_success 'negotiation over several rounds with multi_ack_detailed rea
 	test_grep "ACK $have common" out &&
 	test_grep "ACK $have ready" out &&
 	test "$(objects_sent err)" = 3
+'
+
+test_expect_success 'after a repack a clone copies pack entries, deltas included' '
+	for i in 1 2 3 4 5 6; do
+		commit_file work big "$(big_text $i)" || return 1
+	done &&
+	publish &&
+	git -C srv.git repack -adq &&
+	clone_v 2 "$srv" reuse --progress 2>err &&
+	test_grep "Total [0-9]+, reused [0-9]+ \(delta [1-9][0-9]*\)" err &&
+	clone_matches_server reuse
+'
+
+test_expect_success 'a clone of packed and loose objects splices built entries after copied ones' '
+	commit_file work big "$(big_text 7)" &&
+	commit_file work e loose &&
+	publish &&
+	test -n "$(find srv.git/objects/?? -type f 2>/dev/null)" &&
+	clone_v 0 "$srv" mixed --progress 2>err &&
+	test_grep "Compressing objects: 100%" err &&
+	clone_matches_server mixed
+'
+
+test_expect_success 'objects stored in two packs at once are sent once and resolve' '
+	(cd srv.git && git rev-list --objects main~4..main | git pack-objects -q objects/pack/pack) &&
+	test $(ls srv.git/objects/pack/*.idx | wc -l) -ge 2 &&
+	clone_v 2 "$srv" dup 2>err &&
+	test "$(objects_sent err)" = "$(git -C srv.git rev-list --objects --all | wc -l)" &&
+	clone_matches_server dup
+'
+
+test_expect_success 'a pack whose deltas name their base by id is copied as it is' '
+	git init -q --bare -b main refdelta.git &&
+	(cd srv.git && git rev-list --objects --all |
+		git pack-objects -q ../refdelta.git/objects/pack/pack) &&
+	test_grep " 7:[1-9]" <(pack_entry_types refdelta.git/objects/pack/pack-*.pack) &&
+	git -C srv.git for-each-ref --format="update %(refname) %(objectname)" |
+		git -C refdelta.git update-ref --stdin &&
+	clone_v 2 file://$TRASH_DIRECTORY/refdelta.git refclone --progress 2>err &&
+	test_grep "reused [0-9]+ \(delta [1-9]" err &&
+	git -C refclone fsck --strict --no-progress
+'
+
+test_expect_success 'a thin pack pushed through gitd is served back out whole' '
+	git clone -q "$srv" pusher &&
+	commit_file pusher big "$(big_text 8)" &&
+	git -C pusher push -q --receive-pack="git-serve receive-pack" "$srv" main 2>err &&
+	test "$(git -C srv.git rev-parse main)" = "$(git -C pusher rev-parse main)" &&
+	clone_v 2 "$srv" thin 2>err &&
+	clone_matches_server thin &&
+	fetch_v 0 mixed 2>err &&
+	refs_match_server mixed
+'
+
+test_expect_success 'a client without ofs-delta gets deltas named by id, and the pack indexes' '
+	git -C srv.git repack -adq &&
+	main=$(git -C srv.git rev-parse main) &&
+	for caps in "" " ofs-delta"; do
+		{ pkt "want $main$caps\n" && printf 0000 && pkt "done\n"; } >req &&
+		git-serve upload-pack srv.git <req >out 2>err &&
+		raw_pack out raw.pack &&
+		pack_entry_types raw.pack >types &&
+		rm -rf check.git && git init -q --bare check.git &&
+		git -C check.git index-pack --stdin --strict <raw.pack >/dev/null &&
+		git -C check.git update-ref refs/heads/main $main &&
+		git -C check.git fsck --strict --no-progress || return 1
+		if test -z "$caps"; then
+			test_grep " 7:[1-9]" types && ! grep -q " 6:" types || return 1
+		else
+			test_grep " 6:[1-9]" types || return 1
+		fi
+	done
+'
+
+test_expect_success 'a want of what the client has gets an empty pack' '
+	main=$(git -C srv.git rev-parse main) &&
+	{ pkt "command=fetch\n" && printf 0001 && pkt "want $main\n" && pkt "have $main\n" &&
+	  pkt "done\n" && printf 0000; } >req &&
+	GIT_PROTOCOL=version=2 git-serve upload-pack srv.git <req >out 2>err &&
+	test_grep "git-serve: upload-pack: 1 wants, 0 objects, 32 pack bytes" err
 '
 
 test_done

@@ -3,7 +3,8 @@
  * upload_pack_serve against a small repository built once with libgit2, the
  * server's output discarded: it must end with 0 or with -1 and a message,
  * never crash, leak or loop. The first byte's high bits set how many bytes
- * each read returns. The repository has fixed dates, so the seeds in
+ * each read returns. The repository (one commit and a tag packed, one
+ * loose, so both ways of sending objects run) has fixed dates, so the seeds in
  * tests/fuzz/corpus/upload_request can name its ids:
  *   e3103c83b87853c4235a4a67b82568a084bd1b60 "one"  refs/heads/old
  *   24a0b82c22494a2b892034073fc2a70e06abcfcb "two"  refs/heads/main, HEAD, light
@@ -106,10 +107,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	static const char *const one[] = {"a", "hello\n"};
 	static const char *const two[] = {"a", "hello again\n", "b", "hello\n"};
+	git_packbuilder *pb = NULL;
 	git_signature *sig = NULL;
 	git_object *target = NULL;
 	git_reference *ref = NULL;
-	git_oid c1, c2, tag;
+	git_oid c1, c2, tag, light;
 
 	git_libgit2_init();
 	if (!mkdtemp(repo_dir)) {
@@ -125,9 +127,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	check(git_tag_create(&tag, repo, "v1", target, sig, "release 1\n", 0), "tag");
 	git_object_free(target);
 	check(git_object_lookup(&target, repo, &c2, GIT_OBJECT_COMMIT), "lookup");
-	check(git_tag_create_lightweight(&tag, repo, "light", target, 0), "light tag");
+	check(git_tag_create_lightweight(&light, repo, "light", target, 0), "light tag");
 	check(git_reference_symbolic_create(&ref, repo, "HEAD", "refs/heads/main", 1, NULL),
 	      "HEAD");
+	/* "one" and the tag also go into a pack, "two" stays loose: packs are
+	 * copied from, loose objects go through the packbuilder */
+	check(git_packbuilder_new(&pb, repo), "packbuilder");
+	check(git_packbuilder_insert_commit(pb, &c1), "pack commit");
+	check(git_packbuilder_insert(pb, &tag, NULL), "pack tag");
+	check(git_packbuilder_write(pb, NULL, 0, NULL, NULL), "pack write");
+	git_packbuilder_free(pb);
 	git_reference_free(ref);
 	git_object_free(target);
 	git_signature_free(sig);
