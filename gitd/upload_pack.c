@@ -348,7 +348,6 @@ struct request {
 	unsigned have_gen;       /* bumped when THEY_HAVE marks are added */
 	unsigned give_up_gen;    /* have_gen when ok_to_give_up last said no */
 	bool has_give_up_answer; /* give_up_gen is valid */
-	bool is_sending_marked;  /* the commits to send carry F_SENDING */
 	unsigned visit;          /* the last walk stamp handed out */
 };
 
@@ -790,6 +789,9 @@ out:
 
 /* ---- request lines shared by v0 and v2 -------------------------------- */
 
+/* "want OID". An id not in the repository is refused at once, as git
+ * does; the others are judged by check_wants. Only ids of objects that
+ * exist enter the object table, so a client cannot choose its keys. */
 static int add_want(struct upload *u, const char *hex, size_t len)
 {
 	struct request *q = &u->req;
@@ -800,6 +802,8 @@ static int add_want(struct upload *u, const char *hex, size_t len)
 	if (!parse_oid(&oid, hex, len))
 		return err_set("upload-pack: protocol error, expected to get object ID, not '%s'",
 		               shown(s, sizeof(s), hex, len));
+	if (!objmap_get(&q->objs, &oid) && !git_odb_exists(u->odb, &oid))
+		return err_set("upload-pack: not our ref %s", git_oid_tostr(s, sizeof(s), &oid));
 	if (objmap_add(&o, &q->objs, &oid) < 0)
 		return -1;
 	if (o->flags & F_WANTED)
