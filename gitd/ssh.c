@@ -302,6 +302,8 @@ static int run_service(struct conn *c)
 
 		rc = upload_pack_serve(&io, repo, upload_pack_protocol_version(c->protocol), &o,
 		                       &st);
+		report(c, "fetch %s %llu %.0f\n", rc < 0 ? "error" : "ok",
+		       io.bytes_in + io.bytes_out, now_ms() - t0);
 		event_log(rc < 0 ? "warn" : "info", "fetch", "{s:s, s:s, s:s, s:I, s:I, s:I, s:s*}",
 		          "remote", remote, "key", c->key->fingerprint, "peer", c->opts->peer,
 		          "bytes", (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",

@@ -175,10 +175,12 @@ test_expect_success '20 clients racing to push one branch: every accepted commit
 		git clone -q "$GITD_URL/default/api.git" race$i &&
 		test_commit race$i "r$i.txt" || return 1
 	done &&
+	pids= &&
 	for i in $(seq 1 20); do
 		{ git -C race$i push "$GITD_URL/default/api.git" main >race$i.out 2>&1; echo $? >race$i.rc; } &
+		pids="$pids $!"
 	done &&
-	wait &&
+	for p in $pids; do wait $p; done &&
 	won=0 && lost=0 &&
 	for i in $(seq 1 20); do
 		if [ "$(cat race$i.rc)" = 0 ]; then
