@@ -56,6 +56,9 @@ gitd_start_cluster() {
 }
 
 gitd_launch() {
+	# each gitd gets a fresh gitd.log, so waits see its own lines only
+	[ ! -f gitd.log ] || cat gitd.log >>gitd.log.old
+	: >gitd.log
 	GITD_PORT=$(free_port)
 	GITD_URL="ssh://git@127.0.0.1:$GITD_PORT"
 	local mport
