@@ -204,11 +204,13 @@ declare -A d_ms d_fail
 for server in openssh gitd; do
 	for r in $(seq 1 10); do url "$server" "r$r" >/dev/null; done
 	t0=$(now_ms)
+	dpids=()
 	for j in $(seq 1 50); do
 		r=$(((j - 1) % 10 + 1))
 		{ git -C "d$j" push -q "$(url $server "r$r")" "main:b$j" >/dev/null 2>&1 || echo "$j" >>"d_fail_$server"; } &
+		dpids+=($!)
 	done
-	wait
+	wait "${dpids[@]}"
 	d_ms[$server]=$(($(now_ms) - t0))
 	d_fail[$server]=$( [ -f "d_fail_$server" ] && wc -l <"d_fail_$server" || echo 0)
 done
