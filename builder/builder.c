@@ -18,6 +18,7 @@
 
 #include "builder.h"
 #include "deployer.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "source.h"
@@ -45,14 +46,6 @@ struct build {
 	char last_error[512]; /* buildah's last "Error: ..." (or last) line */
 	bool saw_error_line;  /* last_error is an "Error:" line */
 };
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* asprintf() that returns the string, or NULL when out of memory. */
 static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -447,13 +440,13 @@ static long remaining_ms(const struct build *b)
 
 	if (!b->deadline)
 		return 0;
-	left = b->deadline - now_ms();
+	left = b->deadline - clock_now_ms();
 	return left > 0 ? left : 1;
 }
 
 static bool past_deadline(const struct build *b)
 {
-	return b->deadline && now_ms() >= b->deadline;
+	return b->deadline && clock_now_ms() >= b->deadline;
 }
 
 static bool cancelled(const struct build *b)
@@ -865,23 +858,23 @@ int builder_run(struct builder_result *out, const struct builder_opts *o)
 
 	memset(out, 0, sizeof(*out));
 	if (o->timeout_ms > 0)
-		b.deadline = now_ms() + o->timeout_ms;
+		b.deadline = clock_now_ms() + o->timeout_ms;
 	if ((ret = check_inputs(o)) < 0 || (ret = make_workdir(&b)) < 0)
 		goto out;
-	t = now_ms();
+	t = clock_now_ms();
 	ret = get_source(&b);
-	out->source_ms = now_ms() - t;
+	out->source_ms = clock_now_ms() - t;
 	if (ret < 0 || (ret = find_context_and_dockerfile(&b)) < 0 ||
 	    (ret = copy_registry_auth(&b)) < 0 || (ret = prepare_buildah(&b)) < 0)
 		goto out;
-	t = now_ms();
+	t = clock_now_ms();
 	ret = build(&b);
-	out->build_ms = now_ms() - t;
+	out->build_ms = clock_now_ms() - t;
 	if (ret < 0)
 		goto out;
-	t = now_ms();
+	t = clock_now_ms();
 	ret = push(&b);
-	out->push_ms = now_ms() - t;
+	out->push_ms = clock_now_ms() - t;
 	if (ret < 0)
 		goto out;
 	say(&b, BUILDER_MARKER "Pushed %s@%s", o->image, out->digest);

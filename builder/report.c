@@ -10,6 +10,7 @@
 
 #include "report.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "source.h"
@@ -24,14 +25,6 @@ struct report {
 	long batch_since;        /* monotonic ms of the oldest queued line */
 	bool log_off;            /* a log request failed: stop sending */
 };
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static size_t discard(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -145,7 +138,7 @@ void report_flush(struct report *r, bool force)
 {
 	if (!r || !r->batch.len)
 		return;
-	if (!force && now_ms() - r->batch_since < REPORT_BATCH_MS)
+	if (!force && clock_now_ms() - r->batch_since < REPORT_BATCH_MS)
 		return;
 	if (!r->log_off && post(r, "log", "text/plain; charset=utf-8", buf_str(&r->batch),
 	                        r->batch.len, REPORT_LOG_TIMEOUT_MS) < 0) {
@@ -163,7 +156,7 @@ void report_line(struct report *r, const char *line)
 		return;
 	len = strnlen(line, REPORT_BATCH_MAX);
 	if (!r->batch.len)
-		r->batch_since = now_ms();
+		r->batch_since = clock_now_ms();
 	if (buf_add(&r->batch, line, len) < 0 || buf_add(&r->batch, "\n", 1) < 0)
 		return; /* cannot happen: see the maximum in report_new */
 	if (r->batch.len >= REPORT_BATCH_MAX)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "spawn.h"
+#include "clock.h"
 #include "err.h"
 #include "banned.h"
 
@@ -30,14 +31,6 @@ enum child_stage { STAGE_STDIN, STAGE_DUP, STAGE_CHDIR, STAGE_EXEC };
 static const char *const stage_names[] = {"cannot open /dev/null", "cannot set up descriptors",
                                           "cannot change to the working directory",
                                           "cannot execute"};
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* Finds NAME in the PATH of ENV: execvpe() would search our own PATH. */
 static int resolve_program(char **out, const char *name, const char *const *env)
@@ -158,14 +151,14 @@ static bool read_output(const struct spawn_opts *o, int fd, char *line, size_t *
 static void follow(struct spawn_result *out, const struct spawn_opts *o, pid_t pid, int *fd,
                    char *line, size_t *len)
 {
-	long start = now_ms(), next_tick = start + SPAWN_TICK_MS, kill_at = 0;
+	long start = clock_now_ms(), next_tick = start + SPAWN_TICK_MS, kill_at = 0;
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	bool signalled = false;
 
 	for (;;) {
 		struct pollfd p[2];
 		nfds_t np = 0;
-		long now = now_ms(), wait = next_tick - now;
+		long now = clock_now_ms(), wait = next_tick - now;
 		siginfo_t si;
 
 		if (*fd >= 0)
@@ -180,7 +173,7 @@ static void follow(struct spawn_result *out, const struct spawn_opts *o, pid_t p
 			close(*fd);
 			*fd = -1;
 		}
-		now = now_ms();
+		now = clock_now_ms();
 		if (now >= next_tick) {
 			if (o->on_tick)
 				o->on_tick(o->arg);
@@ -252,10 +245,10 @@ int spawn_run(struct spawn_result *out, const struct spawn_opts *o)
 	/* the leader has exited: nothing it started may outlive it */
 	kill(-pid, SIGKILL);
 	if (fd >= 0) {
-		long until = now_ms() + 1000;
+		long until = clock_now_ms() + 1000;
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 
-		while (now_ms() < until && poll(&p, 1, 100) >= 0)
+		while (clock_now_ms() < until && poll(&p, 1, 100) >= 0)
 			if ((p.revents & (POLLIN | POLLHUP | POLLERR)) &&
 			    !read_output(o, fd, line, &len))
 				break;

@@ -18,9 +18,11 @@
 #include <git2/sys/odb_backend.h>
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "receive_pack.h"
+#include "repo.h"
 #include "banned.h"
 
 /* Bytes handed to the indexer per call. */
@@ -36,21 +38,6 @@
 
 /* The pack header: "PACK", version, object count (gitformat-pack.txt). */
 #define PACK_HEADER_SIZE 12
-
-static const char *git_msg(void)
-{
-	const git_error *e = git_error_last();
-
-	return e && e->message ? e->message : "unknown error";
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool has_prefix(const char *s, const char *prefix)
 {
@@ -76,7 +63,7 @@ static int advertise(struct pkt_io *io, git_repository *repo, const struct recei
 	         "object-format=sha1 agent=%s",
 	         opts->deny_deletes ? "" : " delete-refs", opts->agent ? opts->agent : "slipway");
 	if (git_reference_iterator_new(&it, repo) < 0) {
-		err_set("cannot list refs: %s", git_msg());
+		err_set("cannot list refs: %s", repo_git_error());
 		goto out;
 	}
 	while ((r = git_reference_next(&ref, it)) == 0) {
@@ -102,7 +89,7 @@ static int advertise(struct pkt_io *io, git_repository *repo, const struct recei
 		resolved = ref = NULL;
 	}
 	if (r != GIT_ITEROVER) {
-		err_set("cannot list refs: %s", git_msg());
+		err_set("cannot list refs: %s", repo_git_error());
 		goto out;
 	}
 	if (first && pkt_writef(io, "%s capabilities^{}%c%s\n", ZERO_HEX, '\0', caps) < 0)
@@ -411,7 +398,7 @@ static int quarantine_create(struct quarantine *q, git_repository *repo)
 	int ret = -1;
 
 	if (git_repository_item_path(&objects, repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0) {
-		err_set("cannot find the object directory: %s", git_msg());
+		err_set("cannot find the object directory: %s", repo_git_error());
 		goto out;
 	}
 	n = strlen(objects.ptr);
@@ -528,7 +515,7 @@ static int on_progress(const git_indexer_progress *p, void *arg)
 
 	if (!pr->is_enabled || !p->indexed_deltas || p->indexed_deltas >= p->total_deltas)
 		return 0;
-	now = now_ms();
+	now = clock_now_ms();
 	if (now < pr->next_ms)
 		return 0;
 	pr->next_ms = now + PROGRESS_INTERVAL_MS;
@@ -551,7 +538,7 @@ static void unpack_failed(char *reason, size_t size, int git_rc)
 		snprintf(reason, size, "aborted");
 		return;
 	}
-	err_set("unpack failed: %s", git_msg());
+	err_set("unpack failed: %s", repo_git_error());
 	if (e && (e->klass == GIT_ERROR_INDEXER || e->klass == GIT_ERROR_ZLIB))
 		snprintf(reason, size, "%s", e->message);
 	else
@@ -589,7 +576,7 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 	io_opts.progress_cb_payload = &pr;
 	if (git_repository_odb(&odb, repo) < 0 ||
 	    git_indexer_new(&idx, pack_dir, 0, odb, &io_opts) < 0) {
-		err_set("cannot start the indexer: %s", git_msg());
+		err_set("cannot start the indexer: %s", repo_git_error());
 		goto out;
 	}
 	for (;;) {
@@ -677,7 +664,7 @@ static int quarantine_migrate(struct quarantine *q, git_repository *repo)
 		}
 	}
 	if (git_repository_odb(&odb, repo) < 0 || git_odb_refresh(odb) < 0) {
-		err_set("cannot refresh the object database: %s", git_msg());
+		err_set("cannot refresh the object database: %s", repo_git_error());
 		goto out;
 	}
 	ret = 0;
@@ -1054,7 +1041,7 @@ static void check_pack(struct connectivity *c)
 			continue;
 		git_oid_fromraw(&id, c->pm.ids + (size_t)pos * GIT_OID_RAWSZ);
 		if (c->backend->read(&data, &len, &type, c->backend, &id) < 0) {
-			log_warn("cannot read a quarantined object: %s", git_msg());
+			log_warn("cannot read a quarantined object: %s", repo_git_error());
 			c->problem = "invalid object in pack";
 			break;
 		}
@@ -1073,7 +1060,7 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 
 	memset(&c, 0, sizeof(c));
 	if (git_repository_odb(&c.repo, repo) < 0) {
-		log_error("cannot open the object database: %s", git_msg());
+		log_error("cannot open the object database: %s", repo_git_error());
 		c.problem = "missing necessary objects";
 		goto out;
 	}
@@ -1085,7 +1072,7 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 			goto out;
 		}
 		if (git_odb_backend_one_pack(&c.backend, idx_path) < 0) {
-			log_error("cannot open the quarantined pack: %s", git_msg());
+			log_error("cannot open the quarantined pack: %s", repo_git_error());
 			c.problem = "invalid object in pack";
 			goto out;
 		}
@@ -1123,7 +1110,7 @@ static int open_with_quarantine(git_repository **out, git_repository *repo,
 	*out = NULL;
 	if (git_repository_open_bare(out, git_repository_path(repo)) < 0 ||
 	    git_repository_odb(&odb, *out) < 0 || git_odb_add_disk_alternate(odb, q->dir) < 0) {
-		err_set("cannot open the repository with its quarantine: %s", git_msg());
+		err_set("cannot open the repository with its quarantine: %s", repo_git_error());
 		git_repository_free(*out);
 		*out = NULL;
 		goto out;
@@ -1230,7 +1217,7 @@ static int new_signature(git_signature **out, const struct receive_opts *opts)
 	/* a key comment may hold what a signature cannot ('<', '>', nothing) */
 	if (git_signature_now(out, "slipway", "slipway") == 0)
 		return 0;
-	return err_set("cannot make the reflog identity: %s", git_msg());
+	return err_set("cannot make the reflog identity: %s", repo_git_error());
 }
 
 /* Moves the accepted commands' refs: each ref is locked and compared with
@@ -1263,7 +1250,7 @@ static void update_refs(struct receive_request *req, git_repository *repo, struc
 		goto out;
 	}
 	if (req->is_atomic && git_transaction_new(&shared, repo) < 0) {
-		log_error("cannot start a transaction: %s", git_msg());
+		log_error("cannot start a transaction: %s", repo_git_error());
 		reject_accepted(req, "failed to update ref");
 		goto out;
 	}
@@ -1308,14 +1295,14 @@ static void update_refs(struct receive_request *req, git_repository *repo, struc
 		if (r == 0 && !shared)
 			r = git_transaction_commit(tx);
 		if (r < 0) {
-			log_error("cannot update %s: %s", cmd->refname, git_msg());
+			log_error("cannot update %s: %s", cmd->refname, repo_git_error());
 			cmd->error = "failed to update ref";
 		}
 	}
 	reject_rest_if_atomic(req);
 	if (shared && count_accepted(req) && git_transaction_commit(shared) < 0) {
 		/* libgit2 writes the locked refs one by one: some may have moved */
-		log_error("cannot commit the atomic ref update: %s", git_msg());
+		log_error("cannot commit the atomic ref update: %s", repo_git_error());
 		reject_accepted(req, "failed to update ref");
 	}
 	for (size_t i = 0; i < req->ncmds; i++) {
@@ -1359,7 +1346,7 @@ static void fix_unborn_head(git_repository *repo, const struct receive_request *
 			continue;
 		git_reference_free(ref);
 		if (git_repository_set_head(repo, candidates[i]) < 0)
-			log_warn("cannot point HEAD at %s: %s", candidates[i], git_msg());
+			log_warn("cannot point HEAD at %s: %s", candidates[i], repo_git_error());
 		return;
 	}
 }

@@ -11,6 +11,13 @@
 #include "repo.h"
 #include "banned.h"
 
+const char *repo_git_error(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown error";
+}
+
 int repo_is_valid_name(const char *name)
 {
 	size_t n = strlen(name);
@@ -70,8 +77,7 @@ int repo_open(git_repository **out, const char *data_dir, const char *ns, const 
 	init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
 	init.initial_head = "main";
 	if (git_repository_init_ext(&repo, path, &init) < 0)
-		return err_set("cannot create repository %s/%s: %s", ns, remote,
-		               git_error_last() ? git_error_last()->message : "unknown error");
+		return err_set("cannot create repository %s/%s: %s", ns, remote, repo_git_error());
 	*out = repo;
 	return 0;
 }

@@ -33,6 +33,10 @@ int repo_open(git_repository **out, const char *data_dir, const char *ns, const 
  * directory cannot be read or removed (the sweep goes on with the others). */
 int repo_sweep_quarantines(const char *data_dir, unsigned *removed);
 
+/* libgit2's message for the last failure on this thread, or "unknown error"
+ * (borrowed; valid until the next libgit2 call). */
+const char *repo_git_error(void);
+
 /* Returns 1 when NAME is a valid DNS-1123 subdomain (see repo_path), else 0. */
 int repo_is_valid_name(const char *name);
 

@@ -14,6 +14,7 @@
 #include <libssh/callbacks.h>
 
 #include "command.h"
+#include "clock.h"
 #include "err.h"
 #include "event.h"
 #include "pktline.h"
@@ -37,14 +38,6 @@ struct conn {
 	const char *refusal; /* message for a shell or subsystem request */
 	unsigned auth_failures;
 };
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 /* Sends one metrics.h report line to gitd (one write, under PIPE_BUF). */
 static void report(const struct conn *c, const char *fmt, ...)
@@ -249,7 +242,7 @@ static int run_service(struct conn *c)
 	const struct authz_remote *r;
 	git_repository *repo = NULL;
 	char remote[512];
-	double t0 = now_ms();
+	long long t0 = clock_now_ms();
 	int ret = 1, rc;
 
 	if (command_parse(&cmd, c->command) < 0) {
@@ -287,14 +280,14 @@ static int run_service(struct conn *c)
 		o.reflog_name = c->key->comment[0] ? c->key->comment : c->user;
 		o.reflog_email = c->key->fingerprint;
 		rc = receive_pack_serve(&io, repo, &o, &st);
-		report(c, "push %s %llu %.0f\n", rc < 0 ? "error" : "ok",
-		       io.bytes_in + io.bytes_out, now_ms() - t0);
+		report(c, "push %s %llu %lld\n", rc < 0 ? "error" : "ok",
+		       io.bytes_in + io.bytes_out, clock_now_ms() - t0);
 		event_log(rc < 0 ? "warn" : "info", "push",
 		          "{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:I, s:s*}", "remote", remote,
 		          "key", c->key->fingerprint, "peer", c->opts->peer, "bytes",
 		          (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
-		          (json_int_t)(now_ms() - t0), "commands", (int)st.ncommands, "updated",
-		          (int)st.nupdated, "rejected", (int)st.nrejected, "objects",
+		          (json_int_t)(clock_now_ms() - t0), "commands", (int)st.ncommands,
+		          "updated", (int)st.nupdated, "rejected", (int)st.nrejected, "objects",
 		          (json_int_t)st.pack_objects, "error", rc < 0 ? err_msg() : NULL);
 	} else {
 		struct upload_opts o = {c->opts->agent};
@@ -302,12 +295,12 @@ static int run_service(struct conn *c)
 
 		rc = upload_pack_serve(&io, repo, upload_pack_protocol_version(c->protocol), &o,
 		                       &st);
-		report(c, "fetch %s %llu %.0f\n", rc < 0 ? "error" : "ok",
-		       io.bytes_in + io.bytes_out, now_ms() - t0);
+		report(c, "fetch %s %llu %lld\n", rc < 0 ? "error" : "ok",
+		       io.bytes_in + io.bytes_out, clock_now_ms() - t0);
 		event_log(rc < 0 ? "warn" : "info", "fetch", "{s:s, s:s, s:s, s:I, s:I, s:I, s:s*}",
 		          "remote", remote, "key", c->key->fingerprint, "peer", c->opts->peer,
 		          "bytes", (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
-		          (json_int_t)(now_ms() - t0), "objects", (json_int_t)st.pack_objects,
+		          (json_int_t)(clock_now_ms() - t0), "objects", (json_int_t)st.pack_objects,
 		          "error", rc < 0 ? err_msg() : NULL);
 	}
 	if (rc < 0) {

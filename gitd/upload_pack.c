@@ -18,7 +18,9 @@
 
 #include <openssl/evp.h>
 
+#include "clock.h"
 #include "err.h"
+#include "repo.h"
 #include "upload_pack.h"
 #include "banned.h"
 
@@ -45,21 +47,6 @@
 
 /* Client text quoted in an error message is cut to this many bytes. */
 #define SHOWN_MAX 64
-
-static const char *git_msg(void)
-{
-	const git_error *e = git_error_last();
-
-	return e && e->message ? e->message : "unknown error";
-}
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool has_prefix(const char *s, size_t len, const char *prefix)
 {
@@ -410,7 +397,7 @@ static int oid_fail(const char *what, const git_oid *oid)
 	char hex[GIT_OID_HEXSZ + 1];
 
 	git_oid_tostr(hex, sizeof(hex), oid);
-	return err_set("upload-pack: cannot read %s %s: %s", what, hex, git_msg());
+	return err_set("upload-pack: cannot read %s %s: %s", what, hex, repo_git_error());
 }
 
 /* The object's type, looked up once. Returns the git_object_t, or -1. */
@@ -587,7 +574,7 @@ static int refs_load(struct refs *out, struct upload *u)
 
 	memset(out, 0, sizeof(*out));
 	if (git_reference_iterator_new(&it, u->repo) < 0) {
-		err_set("upload-pack: cannot list refs: %s", git_msg());
+		err_set("upload-pack: cannot list refs: %s", repo_git_error());
 		goto out;
 	}
 	while ((r = git_reference_next(&ref, it)) == 0) {
@@ -614,7 +601,7 @@ static int refs_load(struct refs *out, struct upload *u)
 		ref = NULL;
 	}
 	if (r != GIT_ITEROVER) {
-		err_set("upload-pack: cannot list refs: %s", git_msg());
+		err_set("upload-pack: cannot list refs: %s", repo_git_error());
 		goto out;
 	}
 	if (out->n)
@@ -632,7 +619,7 @@ static int refs_load(struct refs *out, struct upload *u)
 			goto out;
 		}
 	} else if (r != GIT_ENOTFOUND) {
-		err_set("upload-pack: cannot read HEAD: %s", git_msg());
+		err_set("upload-pack: cannot read HEAD: %s", repo_git_error());
 		goto out;
 	}
 	ret = 0;
@@ -1602,7 +1589,7 @@ static int pack_error(struct upload *u, const char *what)
 {
 	if (u->po && u->po->has_failed)
 		return err_set("%s", u->po->error);
-	return err_set("upload-pack: %s: %s", what, git_msg());
+	return err_set("upload-pack: %s: %s", what, repo_git_error());
 }
 
 /* An empty band-1 packet ("0005\1") after KEEPALIVE_MS of silence. */
@@ -1622,7 +1609,7 @@ static int pack_progress(int stage, uint32_t current, uint32_t total, void *payl
 {
 	struct pack_out *po = payload;
 	struct pkt_io *io = po->u->io;
-	long long now = now_ms();
+	long long now = clock_now_ms();
 	bool is_done = current >= total;
 	int r;
 
@@ -1652,7 +1639,7 @@ static int count_progress(struct pack_out *po)
 
 	if (++po->nobjects % COUNT_TICK || !io->sideband)
 		return 0;
-	now = now_ms();
+	now = clock_now_ms();
 	if (po->u->req.is_no_progress)
 		return keepalive(po, now) < 0 ? err_set("%s", po->error) : 0;
 	if (now - po->last_progress_ms < PROGRESS_INTERVAL_MS)
@@ -1669,7 +1656,7 @@ static int pack_flush_chunk(struct pack_out *po)
 		return 0;
 	r = pkt_sideband(po->u->io, SIDEBAND_DATA, po->buf, po->len);
 	po->len = 0;
-	po->last_output_ms = now_ms();
+	po->last_output_ms = clock_now_ms();
 	return r;
 }
 
@@ -2223,7 +2210,7 @@ static int send_pack(struct upload *u)
 	memset(&po, 0, sizeof(po));
 	memset(&sp, 0, sizeof(sp));
 	po.u = u;
-	po.last_output_ms = po.last_progress_ms = now_ms();
+	po.last_output_ms = po.last_progress_ms = clock_now_ms();
 	io->sideband = u->version == 2 ? SIDEBAND_DATA_MAX : q->sideband;
 	wants_progress = io->sideband && !q->is_no_progress;
 	po.cap = io->sideband ? (size_t)io->sideband : 65536;
@@ -2930,7 +2917,7 @@ int upload_pack_serve(struct pkt_io *io, git_repository *repo, int version,
 	u.stats = stats ? stats : &unused;
 	io->sideband = 0;
 	if (git_repository_odb(&u.odb, repo) < 0) {
-		err_set("upload-pack: cannot open the object database: %s", git_msg());
+		err_set("upload-pack: cannot open the object database: %s", repo_git_error());
 		goto out;
 	}
 	ret = u.version == 2 ? serve_v2(&u) : serve_v0(&u);

@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "kube.h"
 #include "log.h"
@@ -1062,17 +1063,9 @@ out:
 	return ret;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int watch_should_stop(const struct watch_state *w)
 {
-	return (w->stop && *w->stop) || (w->deadline_ms && now_ms() >= w->deadline_ms);
+	return (w->stop && *w->stop) || (w->deadline_ms && clock_now_ms() >= w->deadline_ms);
 }
 
 static size_t on_watch_body(char *data, size_t size, size_t n, void *arg)
@@ -1220,7 +1213,7 @@ int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
 	w.stop = o.stop;
 	buf_init(&w.line, KUBE_MAX_EVENT);
 	if (o.max_duration_ms > 0)
-		w.deadline_ms = now_ms() + o.max_duration_ms;
+		w.deadline_ms = clock_now_ms() + o.max_duration_ms;
 	need_list = !o.resource_version || !*o.resource_version;
 	if (!need_list && watch_set_rv(&w, o.resource_version) < 0) {
 		ret = -1;
@@ -1229,8 +1222,8 @@ int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
 	while (!watch_should_stop(&w)) {
 		long t = timeout_s;
 
-		if (w.deadline_ms && (w.deadline_ms - now_ms()) / 1000 + 1 < t)
-			t = (long)((w.deadline_ms - now_ms()) / 1000) + 1;
+		if (w.deadline_ms && (w.deadline_ms - clock_now_ms()) / 1000 + 1 < t)
+			t = (long)((w.deadline_ms - clock_now_ms()) / 1000) + 1;
 		if (need_list) {
 			ret = watch_relist(&w, gvr, ns, &o);
 			if (w.fn_ret) {
@@ -1270,8 +1263,9 @@ int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
 		else if (!watch_should_stop(&w))
 			backoff_sleep(c, failures < 6 ? failures++ : failures, -1, w.stop);
 	}
-	ret =
-	    w.deadline_ms && now_ms() >= w.deadline_ms && !(w.stop && *w.stop) ? KUBE_ETIMEOUT : 0;
+	ret = w.deadline_ms && clock_now_ms() >= w.deadline_ms && !(w.stop && *w.stop)
+	          ? KUBE_ETIMEOUT
+	          : 0;
 out:
 	free(w.rv);
 	buf_release(&w.line);
