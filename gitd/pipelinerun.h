@@ -1,0 +1,106 @@
+/* pipelinerun: the PipelineRun object of one pipeline and everything that
+ * mirrors it (DESIGN.md "PipelineRun"): its status (stages, the Succeeded
+ * condition, images, logTail, start and completion times), the ConfigMap
+ * "<remote>-pipeline" holding the latest run as JSON, Kubernetes Events on
+ * the PipelineRun, and the Remote's status.lastRun.
+ *
+ * Writes go to the API as they happen (the status subresource, replaced
+ * whole with the resourceVersion last seen; a 409 Conflict is resolved by
+ * re-reading and writing again). A failed write is logged (gitd's event log)
+ * and retried with the next one; it never stops the pipeline. Conditions
+ * follow the API conventions: type, status, reason, message,
+ * lastTransitionTime (changed only when status changes), observedGeneration. */
+#ifndef SLIP_GITD_PIPELINERUN_H
+#define SLIP_GITD_PIPELINERUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "kube.h"
+
+#define PIPELINERUN_GVR "slipway.dev/v1alpha1/pipelineruns"
+#define PIPELINERUN_LOG_TAIL_MAX 16000 /* bytes of status.logTail (CRD max 16384) */
+
+/* Labels set on every PipelineRun. */
+#define PIPELINERUN_LABEL_REMOTE "slipway.dev/remote"
+#define PIPELINERUN_LABEL_REF "slipway.dev/ref" /* branch name, label-safe */
+#define PIPELINERUN_LABEL_COMMIT "slipway.dev/commit"
+
+/* What a run is for (all borrowed for the call). */
+struct pipelinerun_spec {
+	const char *ns;          /* the Remote's namespace */
+	const char *remote;      /* the Remote's name */
+	const char *remote_gvr;  /* "slipway.dev/v1alpha1/remotes" or
+	                            "gitkube.sh/v1alpha1/remotes" (for lastRun) */
+	const char *ref;         /* "refs/heads/main" */
+	const char *before;      /* hex object ids (40 or 64 digits; zeros for a */
+	const char *after;       /* new ref) */
+	const char *fingerprint; /* the pusher's key, "SHA256:..." */
+	const char *comment;     /* the key's comment, or "" */
+};
+
+struct pipelinerun;
+
+/* Creates the PipelineRun (metadata.generateName "REMOTE-", the three
+ * labels, spec as SPEC with trigger "push"), then sets its status:
+ * startTime, Succeeded Unknown with reason REASON and MESSAGE (e.g.
+ * "Queued", "waiting for pipeline default-web-x7k2p"). Updates the mirror
+ * ConfigMap and emits a Normal "Created" Event. *OUT belongs to the caller
+ * (pipelinerun_free). Returns 0, or a kube.h code with err_msg() when the
+ * object could not be created (nothing to free then). */
+int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
+                       const struct pipelinerun_spec *spec, const char *reason,
+                       const char *message);
+
+/* The object's name (borrowed). */
+const char *pipelinerun_name(const struct pipelinerun *r);
+
+/* Changes the reason and message of the still-Unknown Succeeded condition
+ * (e.g. "Running", "building web/nginx"). Writes the status. */
+void pipelinerun_progress(struct pipelinerun *r, const char *reason, const char *message);
+
+/* Sets stage NAME (added at the end the first time) to PHASE ("Pending",
+ * "Running", "Succeeded", "Failed", "Skipped") with MESSAGE (may be NULL):
+ * "Running" sets startTime, the last three set completionTime. Writes the
+ * status, updates the mirror, and emits an Event (reason "StageRunning",
+ * "StageSucceeded", "StageFailed" or "StageSkipped"; Warning for Failed). */
+void pipelinerun_stage(struct pipelinerun *r, const char *name, const char *phase,
+                       const char *message);
+
+/* Adds an entry to status.images (IMAGE pinned by digest). Written with the
+ * next status write. */
+void pipelinerun_image(struct pipelinerun *r, const char *deployment, const char *container,
+                       const char *image);
+
+/* Appends LINE to status.logTail, which keeps the last
+ * PIPELINERUN_LOG_TAIL_MAX bytes (cut at a line start). Written with the next
+ * status write, or at most once a second by pipelinerun_log itself. */
+void pipelinerun_log(struct pipelinerun *r, const char *line);
+
+/* Ends the run: Succeeded True (reason "Succeeded") or False with REASON
+ * ("BuildFailed", "DeployFailed", "HookFailed", "Superseded", "Timeout",
+ * "Interrupted", ...) and MESSAGE; completionTime; any stage still Running
+ * or Pending becomes Failed or Skipped; mirror; a Normal "Succeeded" or
+ * Warning REASON Event; and the Remote's status.lastRun = {name, ref,
+ * commit, succeeded, reason, completionTime} (a merge patch of the status
+ * subresource). Returns 0, or -1 with err_msg() when the final status could
+ * not be written after retries (the caller logs it). */
+int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason,
+                       const char *message);
+
+/* The status as last written (borrowed), for the hooks' event JSON. */
+const json_t *pipelinerun_status(const struct pipelinerun *r);
+
+/* Frees R (does not change the object). NULL is allowed. */
+void pipelinerun_free(struct pipelinerun *r);
+
+/* At gitd's start: every PipelineRun in NAMESPACES (NULL-terminated; NULL
+ * or empty: all) whose Succeeded condition is Unknown was left by a gitd
+ * that died; marks each False with reason "Interrupted" (stages still
+ * Running become Failed), updates its mirror, emits a Warning Event, and
+ * deletes the builder Pods and Secrets labelled with its name. Returns the
+ * number of runs marked, or a kube.h code with err_msg(). */
+int pipelinerun_sweep_interrupted(struct kube_client *c, const char *const *namespaces);
+
+#endif

@@ -1,0 +1,96 @@
+/* runner: runs one builder (DESIGN.md "Builder contract", docs/builder.md)
+ * for one container of a pipeline, in one of two places behind one call:
+ *
+ *   local  a child process of gitd running the builder program (spawned
+ *          with argv, a clean environment, its own process group, killed
+ *          with gitd);
+ *   pod    a Pod in the Remote's namespace running the builder image, with
+ *          resource limits, activeDeadlineSeconds, no service-account token,
+ *          restartPolicy Never, the registry Secret mounted read-only, the
+ *          one-time token from a Secret of its own; both deleted afterwards.
+ *
+ * Either way the builder fetches the source from gitd's internal endpoint
+ * and reports its log and result there (buildsrv.h); the runner drains that
+ * log to the caller while it waits, and judges the outcome by the result,
+ * or, when none came, by how the process or Pod ended. */
+#ifndef SLIP_GITD_RUNNER_H
+#define SLIP_GITD_RUNNER_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "buildsrv.h"
+#include "kube.h"
+
+enum runner_mode {
+	RUNNER_LOCAL,
+	RUNNER_POD,
+};
+
+/* Where and how builds run: gitd-wide settings (gitd's flags). */
+struct runner_config {
+	enum runner_mode default_mode; /* when the Remote's spec.builder.mode is unset */
+	const char *program;           /* local: the builder program's path */
+	const char *image;             /* pod: the builder image */
+	const char *storage_driver;    /* "vfs" or "overlay"; NULL: builder's default */
+	const char *storage_root;      /* local: buildah storage kept across builds
+	                                  (builder --storage-root); NULL: none */
+	const char *scheduler_name;    /* pod: spec.schedulerName; NULL: default */
+	const char *const *node_selector; /* pod: "KEY=VALUE" strings, NULL-
+	                                     terminated; NULL: none */
+	long default_timeout_ms;       /* when spec.builder.timeoutSeconds is unset */
+};
+
+/* One build: everything here is borrowed for the call. */
+struct runner_build {
+	const char *ns;              /* the Remote's namespace (where the Pod runs) */
+	const char *remote;          /* the Remote's name */
+	const char *pipelinerun;     /* PipelineRun name, for labels; may be NULL */
+	const char *deployment;      /* spec.deployments[].name */
+	const char *container;       /* spec.deployments[].containers[].name */
+	const char *image;           /* REGISTRY/NS-REMOTE-DEPLOYMENT-CONTAINER:COMMIT */
+	const char *path;            /* containers[].path, or NULL: the root */
+	const char *dockerfile;      /* containers[].dockerfile, or NULL */
+	const char *const *build_args; /* "NAME=VALUE", NULL-terminated, or NULL */
+	bool insecure_registry;      /* spec.registry.insecure */
+	const char *registry_secret; /* pod: the dockerconfigjson Secret's name, or NULL */
+	const char *registry_auth_file; /* local: the Secret's .dockerconfigjson
+	                                   in a 0600 file, or NULL */
+	const json_t *spec_builder;  /* the Remote's spec.builder (mode, image,
+	                                timeoutSeconds, resources), or NULL */
+	struct buildsrv *srv;        /* the endpoint the build reports to */
+	const char *source_path;     /* the source archive (archive.h) */
+};
+
+/* What happened. */
+struct runner_result {
+	bool succeeded;      /* the image was pushed */
+	char image[1024];    /* REGISTRY/NAME@sha256:HEX on success */
+	char digest[80];     /* "sha256:HEX" on success */
+	char reason[64];     /* on failure: "BuildFailed", "PushFailed", "Timeout",
+	                        "SourceFailed", "RunnerFailed", "Cancelled" */
+	char message[1024];  /* on failure: one line for the pusher */
+	double seconds;      /* wall time from start to result */
+	char pod[254];       /* pod: the Pod's name, else "" */
+};
+
+/* Runs build B as CFG and B->spec_builder say, with client C (pod mode; may
+ * be NULL for local mode), registering it with B->srv, delivering every log
+ * line to ON_LINE (on the caller's thread, without newline) as it arrives,
+ * and waiting for the end: the result, the process or Pod ending without
+ * one, the timeout, or *CANCEL becoming non-zero (may be NULL). The build
+ * is unregistered and its Pod and Secret deleted before returning. OUT is
+ * always filled. Returns 0 when the build ran to an outcome (see
+ * out->succeeded), or -1 with err_msg() and out->reason "RunnerFailed" when
+ * it could not be started (program missing, Pod refused by the API). */
+int runner_build(struct runner_result *out, const struct runner_config *cfg,
+                 struct kube_client *c, const struct runner_build *b,
+                 void (*on_line)(void *arg, const char *line), void *arg,
+                 const volatile sig_atomic_t *cancel);
+
+/* Parses "local" or "pod" into *OUT. Returns 0 or -1. */
+int runner_mode_parse(enum runner_mode *out, const char *s);
+
+#endif
