@@ -20,6 +20,7 @@
 #include "deployer.h"
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
 #include "log.h"
 #include "source.h"
 #include "spawn.h"
@@ -356,41 +357,6 @@ const char *builder_reason(int code)
 
 /* ---- the work directory ------------------------------------------------ */
 
-/* Removes NAME under directory AT and everything below it, staying on device DEV
- * (a mount inside is left alone) and never following symbolic links.
- * Returns 0 or -1 (errno of the first failure kept in *ERR). */
-static int remove_tree(int at, const char *name, dev_t dev, int *err)
-{
-	struct stat st;
-	struct dirent *de;
-	DIR *d;
-	int fd, ret = 0;
-
-	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return errno == ENOENT ? 0 : (*err = errno, -1);
-	if (!S_ISDIR(st.st_mode))
-		return unlinkat(at, name, 0) < 0 ? (*err = errno, -1) : 0;
-	if (st.st_dev != dev)
-		return (*err = EXDEV, -1);
-	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		*err = errno;
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	while ((de = readdir(d)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
-		    remove_tree(fd, de->d_name, dev, err) < 0)
-			ret = -1;
-	closedir(d);
-	if (ret == 0 && unlinkat(at, name, AT_REMOVEDIR) < 0) {
-		*err = errno;
-		ret = -1;
-	}
-	return ret;
-}
-
 static int make_workdir(struct build *b)
 {
 	const char *tmp = b->o->tmp_dir ? b->o->tmp_dir : getenv("TMPDIR");
@@ -423,14 +389,8 @@ static int make_workdir(struct build *b)
 
 static void remove_workdir(struct build *b)
 {
-	struct stat st;
-	int err = 0;
-
-	if (!b->work)
-		return;
-	if (lstat(b->work, &st) < 0 || remove_tree(AT_FDCWD, b->work, st.st_dev, &err) < 0)
-		log_warn("cannot remove work directory %s: %s", b->work,
-		         strerror(err ? err : errno));
+	if (b->work && fs_remove_tree(b->work) < 0)
+		log_warn("cannot remove the work directory: %s", err_msg());
 }
 
 /* Remaining time before the deadline, at least 1 ms; 0: no deadline. */

@@ -1458,6 +1458,13 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 		update_refs(&req, repo, &q, opts, stats);
 		if (stats->nupdated)
 			fix_unborn_head(repo, &req);
+		if (stats->nupdated && opts->post_receive) {
+			struct receive_check check = {
+			    repo, io, req.cmds, req.ncmds, req.push_options, req.npush_options,
+			    NULL};
+
+			opts->post_receive(opts->post_receive_arg, &check);
+		}
 	}
 	/* the pusher learns the outcome only once the quarantine is gone */
 	quarantine_remove(&q);

@@ -52,6 +52,13 @@ struct receive_check {
 typedef int (*receive_pre_receive_fn)(void *arg, const struct receive_check *check, char *message,
                                       size_t message_size);
 
+/* The post-receive point: called once after the refs moved (only when at
+ * least one command got that far), before report-status is sent, with every
+ * command of the push in CHECK->cmds: those whose error is NULL were
+ * updated. The quarantine is gone (quarantine_dir NULL). It may write
+ * progress to CHECK->io on side-band 2; it cannot change the outcome. */
+typedef void (*receive_post_receive_fn)(void *arg, const struct receive_check *check);
+
 struct receive_opts {
 	bool deny_non_fast_forwards;        /* refuse updates that are not fast-forwards */
 	bool deny_deletes;                  /* refuse deletes (delete-refs not advertised) */
@@ -62,6 +69,8 @@ struct receive_opts {
 	const char *reflog_email;           /* e.g. the key fingerprint */
 	receive_pre_receive_fn pre_receive; /* may be NULL */
 	void *pre_receive_arg;
+	receive_post_receive_fn post_receive; /* may be NULL */
+	void *post_receive_arg;
 };
 
 /* What happened, for logs and metrics. */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <openssl/evp.h>
 
+#include "base64.h"
 #include "buf.h"
 #include "err.h"
 #include "kubeconfig.h"
@@ -88,34 +89,6 @@ static int pem_from_buf(struct kube_pem *p, struct buf *b)
 	return p->data ? 0 : err_set("out of memory");
 }
 
-/* Decodes base64 TEXT (RFC 4648, whitespace allowed) with OpenSSL. */
-static int base64_decode(struct buf *out, const char *text)
-{
-	EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
-	size_t len = strlen(text);
-	unsigned char *tmp = NULL;
-	int n = 0, fin = 0, ret = -1;
-
-	if (!ctx || len > KUBECONFIG_MAX)
-		goto out;
-	tmp = malloc(len / 4 * 3 + 4);
-	if (!tmp)
-		goto out;
-	EVP_DecodeInit(ctx);
-	if (EVP_DecodeUpdate(ctx, tmp, &n, (const unsigned char *)text, (int)len) < 0)
-		goto out;
-	if (EVP_DecodeFinal(ctx, tmp + n, &fin) < 0)
-		goto out;
-	ret = buf_add(out, tmp, (size_t)(n + fin));
-out:
-	if (tmp) {
-		explicit_bzero(tmp, len / 4 * 3 + 4);
-		free(tmp);
-	}
-	EVP_ENCODE_CTX_free(ctx);
-	return ret;
-}
-
 /* Loads a PEM either from FIELD-data (base64) or FIELD (a file path) of OBJ. */
 static int load_pem(struct kube_pem *p, const json_t *obj, const char *field, const char *basedir,
                     const char *where, const char *who)
@@ -130,7 +103,7 @@ static int load_pem(struct kube_pem *p, const json_t *obj, const char *field, co
 	data = json_string_value(json_object_get(obj, key));
 	path = json_string_value(json_object_get(obj, field));
 	if (data && *data) {
-		if (base64_decode(&b, data) < 0 || !b.len)
+		if (base64_decode(&b, data, KUBECONFIG_MAX) < 0 || !b.len)
 			ret = err_set("kubeconfig %s: %s: %s is not valid base64", where, who, key);
 	} else if (path && *path) {
 		char *full = resolve_path(basedir, path);
