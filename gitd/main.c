@@ -28,12 +28,16 @@
 #include "err.h"
 #include "event.h"
 #include "metrics.h"
+#include "pipeline.h"
+#include "pipesrv.h"
 #include "repo.h"
+#include "runner.h"
 #include "ssh.h"
 #include "watch.h"
 #include "banned.h"
 
 #define GITD_AGENT "slipway-gitd/0.1"
+#define DEFAULT_BUILDER_IMAGE "slipway/builder:0.1"
 
 struct options {
 	const char *listen; /* ADDR:PORT */
@@ -52,6 +56,14 @@ struct options {
 	long max_ref_updates;
 	const char *log_level;
 	const char *metrics_listen; /* ADDR:PORT, or "" for none */
+	const char *external_url;   /* Remote.status.remoteUrl prefix, or NULL */
+	/* pipelines (cluster mode) */
+	struct runner_config runner;
+	struct pipeline_config pipeline;
+	const char **node_selector; /* NULL-terminated */
+	size_t nnode_selector;
+	const char *internal_listen;
+	const char *internal_advertise;
 };
 
 static const char usage_text[] =
@@ -80,6 +92,28 @@ static const char usage_text[] =
     "  --metrics-listen ADDR:PORT  HTTP for /metrics (Prometheus), /healthz and\n"
     "                            /readyz; 'none' to turn off [0.0.0.0:8080]\n"
     "  --log-level LEVEL         debug, info, warn or error [info]\n"
+    "  --external-url URL        how users reach gitd, e.g. ssh://git@git.example.com;\n"
+    "                            written to each Remote's status.remoteUrl\n"
+    "\n"
+    "Pipelines (cluster mode; docs/gitd.md \"Pipelines\"):\n"
+    "  --builder-mode MODE       where builds run when the Remote does not say:\n"
+    "                            pod or local [pod]\n"
+    "  --builder PROGRAM         local builds: the builder program [builder next to gitd]\n"
+    "  --builder-image IMAGE     pod builds: the builder image [" DEFAULT_BUILDER_IMAGE "]\n"
+    "  --builder-storage-driver D  buildah storage driver, vfs or overlay [vfs]\n"
+    "  --builder-storage-root DIR  local builds: keep buildah's storage (layer cache)\n"
+    "  --builder-scheduler NAME  pod builds: spec.schedulerName [the default]\n"
+    "  --builder-node-selector K=V  pod builds: a nodeSelector entry (repeatable)\n"
+    "  --build-timeout SECS      one build, unless the Remote says [1800]\n"
+    "  --internal-listen ADDR    address of the endpoint builders fetch sources\n"
+    "                            from and report to (ephemeral ports) [127.0.0.1]\n"
+    "  --internal-advertise HOST how builders reach that address [--internal-listen]\n"
+    "  --hooks-dir DIR           admin hooks, DIR/EVENT/NAME, run for every Remote\n"
+    "  --hooks-service-account NAME  hooks get a token of this ServiceAccount in the\n"
+    "                            Remote's namespace when it exists [slipway-hooks]\n"
+    "  --hook-timeout SECS       hooks without timeoutSeconds [60]\n"
+    "  --rollout-timeout SECS    longest wait for one Deployment's rollout [300]\n"
+    "  --work-dir DIR            pipelines' work directories [$TMPDIR or /tmp]\n"
     "  -h, --help                this text\n"
     "  --version                 print the version\n"
     "\n"
@@ -395,6 +429,22 @@ static void child_track(pid_t pid, pid_t replace)
 
 static pid_t watcher_pid;
 
+/* The pipeline server (cluster mode), restarted when it dies. */
+static struct pipesrv_opts pipesrv;
+static pid_t pipesrv_pid;
+static time_t pipesrv_restart;
+
+static int pipesrv_launch(void)
+{
+	if (pipesrv_start(&pipesrv_pid, &pipesrv) < 0) {
+		pipesrv_pid = 0;
+		pipesrv_restart = time(NULL) + 5;
+		return -1;
+	}
+	event_log("info", "pipeline_server_started", "{s:i}", "pid", (int)pipesrv_pid);
+	return 0;
+}
+
 static int reap(int *nchildren)
 {
 	int status, n = 0;
@@ -405,6 +455,13 @@ static int reap(int *nchildren)
 			event_log("warn", "watcher_exited", "{s:i}", "status",
 			          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			watcher_pid = 0;
+			continue;
+		}
+		if (pid == pipesrv_pid) {
+			event_log("error", "pipeline_server_exited", "{s:i}", "status",
+			          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			pipesrv_pid = 0;
+			pipesrv_restart = time(NULL) + 1;
 			continue;
 		}
 		child_track(0, pid);
@@ -539,6 +596,7 @@ static void child_main(ssh_bind bind, int fd, int lfd, const struct options *o,
 	so.agent = GITD_AGENT;
 	so.peer = peer;
 	so.report_fd = report_fd;
+	so.pipeline_socket = pipesrv.socket_path;
 	_exit(sshd_serve(bind, fd, &so));
 }
 
@@ -650,6 +708,10 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 					watch_launch(kf);
 			}
 			kf->watch_pid = watcher_pid ? kf->watch_pid : 0;
+			if (pipesrv.socket_path && !pipesrv_pid && time(NULL) >= pipesrv_restart &&
+			    pipesrv_launch() < 0)
+				event_log("error", "pipeline_server_failed", "{s:s}", "error",
+				          err_msg());
 		}
 		if (n > 0 && (pfd[1].revents & POLLIN)) {
 			struct sockaddr_storage ss;
@@ -690,6 +752,8 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	}
 	if (kf->watch_pid > 0)
 		kill(kf->watch_pid, SIGTERM);
+	if (pipesrv_pid > 0)
+		kill(pipesrv_pid, SIGTERM);
 	if (http)
 		MHD_stop_daemon(http);
 	close(report[0]);
@@ -717,6 +781,22 @@ int main(int argc, char **argv)
 		O_KUBECONFIG,
 		O_CONTEXT,
 		O_METRICS,
+		O_EXTERNAL_URL,
+		O_BUILDER_MODE,
+		O_BUILDER,
+		O_BUILDER_IMAGE,
+		O_BUILDER_DRIVER,
+		O_BUILDER_ROOT,
+		O_BUILDER_SCHEDULER,
+		O_BUILDER_NODE_SELECTOR,
+		O_BUILD_TIMEOUT,
+		O_INTERNAL_LISTEN,
+		O_INTERNAL_ADVERTISE,
+		O_HOOKS_DIR,
+		O_HOOKS_SA,
+		O_HOOK_TIMEOUT,
+		O_ROLLOUT_TIMEOUT,
+		O_WORK_DIR,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -735,6 +815,22 @@ int main(int argc, char **argv)
 	    {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
 	    {"context", required_argument, NULL, O_CONTEXT},
 	    {"metrics-listen", required_argument, NULL, O_METRICS},
+	    {"external-url", required_argument, NULL, O_EXTERNAL_URL},
+	    {"builder-mode", required_argument, NULL, O_BUILDER_MODE},
+	    {"builder", required_argument, NULL, O_BUILDER},
+	    {"builder-image", required_argument, NULL, O_BUILDER_IMAGE},
+	    {"builder-storage-driver", required_argument, NULL, O_BUILDER_DRIVER},
+	    {"builder-storage-root", required_argument, NULL, O_BUILDER_ROOT},
+	    {"builder-scheduler", required_argument, NULL, O_BUILDER_SCHEDULER},
+	    {"builder-node-selector", required_argument, NULL, O_BUILDER_NODE_SELECTOR},
+	    {"build-timeout", required_argument, NULL, O_BUILD_TIMEOUT},
+	    {"internal-listen", required_argument, NULL, O_INTERNAL_LISTEN},
+	    {"internal-advertise", required_argument, NULL, O_INTERNAL_ADVERTISE},
+	    {"hooks-dir", required_argument, NULL, O_HOOKS_DIR},
+	    {"hooks-service-account", required_argument, NULL, O_HOOKS_SA},
+	    {"hook-timeout", required_argument, NULL, O_HOOK_TIMEOUT},
+	    {"rollout-timeout", required_argument, NULL, O_ROLLOUT_TIMEOUT},
+	    {"work-dir", required_argument, NULL, O_WORK_DIR},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0}};
@@ -748,7 +844,10 @@ int main(int argc, char **argv)
 	                    .max_pack_bytes = 1ull << 30,
 	                    .max_ref_updates = 1000,
 	                    .log_level = "info",
-	                    .metrics_listen = "0.0.0.0:8080"};
+	                    .metrics_listen = "0.0.0.0:8080",
+	                    .internal_listen = "127.0.0.1"};
+	char builder_path[PATH_MAX], data_dir[PATH_MAX], socket_path[PATH_MAX + 32];
+	int build_timeout_s = 1800, hook_timeout_s = 60, rollout_timeout_s = 300;
 	struct keyfile kf;
 	ssh_bind bind = NULL;
 	int c, ret = 1;
@@ -818,6 +917,67 @@ int main(int argc, char **argv)
 		case O_METRICS:
 			o.metrics_listen = optarg;
 			break;
+		case O_EXTERNAL_URL:
+			o.external_url = optarg;
+			bad = strncmp(optarg, "ssh://", 6) != 0;
+			break;
+		case O_BUILDER_MODE:
+			bad = runner_mode_parse(&o.runner.default_mode, optarg) < 0;
+			break;
+		case O_BUILDER:
+			o.runner.program = optarg;
+			break;
+		case O_BUILDER_IMAGE:
+			o.runner.image = optarg;
+			break;
+		case O_BUILDER_DRIVER:
+			o.runner.storage_driver = optarg;
+			bad = strcmp(optarg, "vfs") && strcmp(optarg, "overlay");
+			break;
+		case O_BUILDER_ROOT:
+			o.runner.storage_root = optarg;
+			break;
+		case O_BUILDER_SCHEDULER:
+			o.runner.scheduler_name = optarg;
+			break;
+		case O_BUILDER_NODE_SELECTOR: {
+			const char **ns =
+			    realloc(o.node_selector, (o.nnode_selector + 2) * sizeof(*ns));
+
+			if (!ns) {
+				bad = 1;
+				break;
+			}
+			o.node_selector = ns;
+			bad = !strchr(optarg, '=') || optarg[0] == '=';
+			ns[o.nnode_selector++] = optarg;
+			ns[o.nnode_selector] = NULL;
+			break;
+		}
+		case O_BUILD_TIMEOUT:
+			bad = parse_int(&build_timeout_s, optarg, 1, 86400);
+			break;
+		case O_INTERNAL_LISTEN:
+			o.internal_listen = optarg;
+			break;
+		case O_INTERNAL_ADVERTISE:
+			o.internal_advertise = optarg;
+			break;
+		case O_HOOKS_DIR:
+			o.pipeline.hooks_dir = optarg;
+			break;
+		case O_HOOKS_SA:
+			o.pipeline.hooks_sa = optarg;
+			break;
+		case O_HOOK_TIMEOUT:
+			bad = parse_int(&hook_timeout_s, optarg, 1, 86400);
+			break;
+		case O_ROLLOUT_TIMEOUT:
+			bad = parse_int(&rollout_timeout_s, optarg, 1, 86400);
+			break;
+		case O_WORK_DIR:
+			o.pipeline.work_root = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -849,6 +1009,31 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	if (!o.runner.program) {
+		/* the builder installed next to gitd */
+		ssize_t n = readlink("/proc/self/exe", builder_path, sizeof(builder_path) - 16);
+		char *slash;
+
+		builder_path[n > 0 ? n : 0] = '\0';
+		slash = strrchr(builder_path, '/');
+		if (slash)
+			snprintf(slash + 1, 16, "builder");
+		else
+			snprintf(builder_path, sizeof(builder_path), "builder");
+		o.runner.program = builder_path;
+	}
+	if (!o.runner.image)
+		o.runner.image = DEFAULT_BUILDER_IMAGE;
+	o.runner.node_selector = o.node_selector;
+	o.runner.default_timeout_ms = build_timeout_s * 1000L;
+	if (!o.pipeline.hooks_sa)
+		o.pipeline.hooks_sa = "slipway-hooks";
+	if (!o.pipeline.work_root)
+		o.pipeline.work_root = getenv("TMPDIR");
+	o.pipeline.runner = &o.runner;
+	o.pipeline.hook_timeout_ms = hook_timeout_s * 1000L;
+	o.pipeline.rollout_timeout_ms = rollout_timeout_s * 1000L;
+
 	git_libgit2_init();
 	ssh_init();
 	memset(&kf, 0, sizeof(kf));
@@ -858,6 +1043,7 @@ int main(int argc, char **argv)
 	kf.watch.kubeconfig = o.kubeconfig;
 	kf.watch.context = o.context;
 	kf.watch.namespaces = o.namespaces;
+	kf.watch.url_base = o.external_url;
 	buf_init(&kf.watch_buf, WATCH_LINE_MAX);
 	if (mkdir(o.host_key_dir, 0700) < 0 && errno != EEXIST) {
 		err_set("cannot create %s: %s", o.host_key_dir, strerror(errno));
@@ -867,6 +1053,13 @@ int main(int argc, char **argv)
 		err_set("cannot create %s: %s", o.data_dir, strerror(errno));
 		goto out;
 	}
+	/* the pipeline process opens repositories by absolute path */
+	if (!realpath(o.data_dir, data_dir)) {
+		err_set("cannot resolve %s: %s", o.data_dir, strerror(errno));
+		goto out;
+	}
+	o.data_dir = data_dir;
+	snprintf(socket_path, sizeof(socket_path), "%s/.pipeline.sock", data_dir);
 	bind = ssh_bind_new();
 	if (!bind) {
 		err_set("out of memory");
@@ -896,6 +1089,17 @@ int main(int argc, char **argv)
 	 * API credentials */
 	if (!kf.path && watch_launch(&kf) < 0)
 		goto out;
+	if (!kf.path) {
+		pipesrv.socket_path = socket_path;
+		pipesrv.kubeconfig = o.kubeconfig;
+		pipesrv.context = o.context;
+		pipesrv.namespaces = o.namespaces;
+		pipesrv.cfg = &o.pipeline;
+		pipesrv.internal_bind = o.internal_listen;
+		pipesrv.internal_advertise = o.internal_advertise;
+		if (pipesrv_launch() < 0)
+			goto out;
+	}
 	if (serve(&o, bind, &kf) < 0)
 		goto out;
 	ret = 0;
@@ -907,6 +1111,7 @@ out:
 	authz_release(&kf.table);
 	buf_release(&kf.watch_buf);
 	free(o.namespaces);
+	free(o.node_selector);
 	ssh_finalize();
 	git_libgit2_shutdown();
 	return ret;

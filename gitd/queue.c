@@ -153,7 +153,8 @@ static int try_lock(const char *dir)
 
 	if (lock_fd >= 0) {
 		if (strcmp(lock_dir, dir) != 0)
-			return err_set("queue: this process already holds the lock of %s", lock_dir);
+			return err_set("queue: this process already holds the lock of %s",
+			               lock_dir);
 		if (lock_holders > 0)
 			return 1;
 	} else {

@@ -18,6 +18,7 @@
 #include "err.h"
 #include "event.h"
 #include "pktline.h"
+#include "pipesrv.h"
 #include "receive_pack.h"
 #include "repo.h"
 #include "ssh.h"
@@ -272,6 +273,8 @@ static int run_service(struct conn *c)
 	if (cmd.service == COMMAND_RECEIVE_PACK) {
 		struct receive_opts o = {0};
 		struct receive_stats st = {0};
+		struct pipesrv_client pc;
+		char path[REPO_PATH_MAX];
 
 		o.deny_non_fast_forwards = r->deny_non_fast_forwards;
 		o.max_pack_bytes = c->opts->max_pack_bytes;
@@ -279,7 +282,23 @@ static int run_service(struct conn *c)
 		o.agent = c->opts->agent;
 		o.reflog_name = c->key->comment[0] ? c->key->comment : c->user;
 		o.reflog_email = c->key->fingerprint;
+		pipesrv_client_init(&pc);
+		if (c->opts->pipeline_socket &&
+		    repo_path(path, sizeof(path), c->opts->data_dir, r->ns, r->name) == 0) {
+			pc.socket_path = c->opts->pipeline_socket;
+			pc.ns = r->ns;
+			pc.remote = r->name;
+			pc.is_gitkube = r->is_gitkube;
+			pc.repo_path = path;
+			pc.fingerprint = c->key->fingerprint;
+			pc.comment = c->key->comment;
+			o.pre_receive = pipesrv_pre_receive;
+			o.pre_receive_arg = &pc;
+			o.post_receive = pipesrv_post_receive;
+			o.post_receive_arg = &pc;
+		}
 		rc = receive_pack_serve(&io, repo, &o, &st);
+		pipesrv_client_release(&pc);
 		report(c, "push %s %llu %lld\n", rc < 0 ? "error" : "ok",
 		       io.bytes_in + io.bytes_out, clock_now_ms() - t0);
 		event_log(rc < 0 ? "warn" : "info", "push",

@@ -27,6 +27,8 @@ struct sshd_opts {
 	const char *agent;                 /* protocol "agent=" value */
 	const char *peer;                  /* "ADDR:PORT" of the client, for logs */
 	int report_fd;                     /* metrics.h report lines go here; -1: none */
+	const char *pipeline_socket;       /* the pipeline server (pipesrv.h); NULL:
+	                                      pushes run no pipelines */
 };
 
 /* Serves the connection on FD (a connected TCP socket; closed before

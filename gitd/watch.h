@@ -27,6 +27,7 @@ struct watch_opts {
 	const char *kubeconfig;        /* NULL: kubectl's lookup (then in-cluster) */
 	const char *context;           /* NULL: current context */
 	const char *const *namespaces; /* NULL-terminated; NULL or empty: all */
+	const char *url_base; /* e.g. "ssh://git@gitd.example.com:2222"; NULL: don't write status */
 };
 
 /* Forks the watcher. On success *PID is its pid and *FD the non-blocking

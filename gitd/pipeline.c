@@ -1,0 +1,815 @@
+/* pipeline: one push of one deploying ref, stage after stage; pipeline_run
+ * below reads top to bottom as the push does. */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive.h"
+#include "base64.h"
+#include "buf.h"
+#include "builder.h"
+#include "clock.h"
+#include "deployer.h"
+#include "err.h"
+#include "event.h"
+#include "fs.h"
+#include "hook.h"
+#include "pipelinerun.h"
+#include "queue.h"
+#include "banned.h"
+
+#define SECRET_MAX (1u << 20)   /* a registry Secret's .dockerconfigjson */
+#define HOOKS_TOKEN_TTL_S 3600  /* the hooks' ServiceAccount token */
+
+/* A Deployment as it was before this run changed it, for rolling back. */
+struct deployed {
+	const char *name;
+	struct deployer_image *previous; /* container → image before the patch */
+	char **strings;                  /* what previous points into */
+	size_t n;
+};
+
+struct pipeline {
+	const struct pipeline_env *env;
+	const struct pipeline_push *push;
+	struct pipelinerun *run;
+	struct queue_ticket *ticket;
+	char before[GIT_OID_HEXSZ + 1];
+	char after[GIT_OID_HEXSZ + 1];
+	const char *ns, *remote_name;
+	char work[PATH_MAX];    /* private work directory */
+	char source[PATH_MAX];  /* WORK/source.tar.gz, once written */
+	char tree[PATH_MAX];    /* WORK/tree, once written */
+	char kubeconfig[PATH_MAX]; /* WORK/kubeconfig for hooks, or "" */
+	json_t *images;         /* [{deployment, container, image}] built */
+	struct deployed *deployed;
+	size_t ndeployed;
+	bool is_finished;
+	char reason[64];
+	char message[1024];
+};
+
+/* ---- talking ---------------------------------------------------------- */
+
+/* One line to the pusher and the run's log tail. */
+static void say(struct pipeline *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct pipeline *p, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (p->env->say)
+		p->env->say(p->env->say_arg, line);
+	if (p->run)
+		pipelinerun_log(p->run, line);
+}
+
+static void say_line(void *arg, const char *line)
+{
+	say(arg, "%s", line);
+}
+
+static void set_outcome(struct pipeline *p, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_outcome(struct pipeline *p, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	snprintf(p->reason, sizeof(p->reason), "%s", reason);
+	va_start(ap, fmt);
+	vsnprintf(p->message, sizeof(p->message), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the Remote's spec ---------------------------------------------- */
+
+static const json_t *spec_get(const json_t *remote, const char *key)
+{
+	return json_object_get(json_object_get(remote, "spec"), key);
+}
+
+static const char *str_or(const json_t *obj, const char *key, const char *fallback)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s && *s ? s : fallback;
+}
+
+bool pipeline_is_deploying(const json_t *remote, const char *refname)
+{
+	const json_t *branches = spec_get(remote, "branches"), *b;
+	const char *branch;
+	size_t i;
+
+	if (strncmp(refname, "refs/heads/", 11) != 0)
+		return false;
+	branch = refname + 11;
+	if (!json_is_array(branches) || !json_array_size(branches))
+		return !strcmp(branch, "main") || !strcmp(branch, "master");
+	json_array_foreach (branches, i, b) {
+		const char *s = json_string_value(b);
+
+		if (s && (!strcmp(s, branch) || !strcmp(s, refname)))
+			return true;
+	}
+	return false;
+}
+
+/* ---- the event JSON for hooks (hooks/event.schema.json) ------------- */
+
+static json_t *event_new(struct pipeline *p, const char *event, bool with_result)
+{
+	const json_t *status = p->run ? pipelinerun_status(p->run) : NULL;
+	const json_t *stages = json_object_get(status, "stages"), *deployments, *d;
+	json_t *ev, *deps = json_array();
+	size_t i;
+
+	deployments = spec_get(p->env->remote, "deployments");
+	json_array_foreach (deployments, i, d) {
+		const json_t *containers = json_object_get(d, "containers"), *c;
+		json_t *cs = json_array();
+		size_t j;
+
+		json_array_foreach (containers, j, c)
+			json_array_append_new(cs,
+			                      json_pack("{s:s, s:s, s:s}", "name", str_or(c, "name", ""),
+			                                "path", str_or(c, "path", "."), "dockerfile",
+			                                str_or(c, "dockerfile", "Dockerfile")));
+		json_array_append_new(deps, json_pack("{s:s, s:o}", "name", str_or(d, "name", ""),
+		                                      "containers", cs));
+	}
+	ev = json_pack("{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s?, s:O, s:o}",
+	               "event", event, "remote", "namespace", p->ns, "name", p->remote_name, "ref",
+	               p->push->refname, "branch", p->push->refname + 11, "before", p->before,
+	               "after", p->after, "pusher", "fingerprint", p->push->fingerprint, "comment",
+	               p->push->comment, "pipelineRun", p->run ? pipelinerun_name(p->run) : NULL,
+	               "images", p->images, "deployments", deps);
+	if (ev && with_result)
+		json_object_set_new(ev, "result",
+		                    json_pack("{s:b, s:s, s:s}", "succeeded",
+		                              !strcmp(p->reason, "Succeeded"), "reason", p->reason,
+		                              "message", p->message));
+	if (ev)
+		json_object_set_new(ev, "stages",
+		                    stages ? json_deep_copy(stages) : json_array());
+	return ev;
+}
+
+/* ---- the work directory ---------------------------------------------- */
+
+static int make_work(struct pipeline *p)
+{
+	const char *root = p->env->cfg->work_root ? p->env->cfg->work_root : "/tmp";
+	char hooks[PATH_MAX + 8];
+
+	if ((size_t)snprintf(p->work, sizeof(p->work), "%s/slipway-run-XXXXXX", root) >=
+	    sizeof(p->work))
+		return err_set("work directory path too long: %s", root);
+	if (!mkdtemp(p->work)) {
+		int e = errno;
+
+		p->work[0] = '\0';
+		return err_set("cannot create a work directory in %s: %s", root, strerror(e));
+	}
+	snprintf(hooks, sizeof(hooks), "%s/hooks", p->work);
+	if (mkdir(hooks, 0700) < 0)
+		return err_set("cannot create %s: %s", hooks, strerror(errno));
+	return 0;
+}
+
+/* Writes the pushed tree as the builders' archive and, for hooks that run
+ * in it, as files. */
+static int write_source(struct pipeline *p, bool with_tree)
+{
+	if (!p->source[0]) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%.4000s/source.tar.gz", p->work);
+		if (archive_commit(p->env->repo, &p->push->after, path, NULL) < 0)
+			return -1;
+		snprintf(p->source, sizeof(p->source), "%s", path);
+	}
+	if (with_tree && !p->tree[0]) {
+		char dir[PATH_MAX];
+
+		snprintf(dir, sizeof(dir), "%.4000s/tree", p->work);
+		if (mkdir(dir, 0700) < 0)
+			return err_set("cannot create %s: %s", dir, strerror(errno));
+		if (archive_commit(p->env->repo, &p->push->after, p->source, dir) < 0)
+			return -1;
+		snprintf(p->tree, sizeof(p->tree), "%s", dir);
+	}
+	return 0;
+}
+
+/* ---- stages ----------------------------------------------------------- */
+
+static void on_hook_start(void *arg, const char *hook)
+{
+	say(arg, "-----> Running hook %s", hook);
+}
+
+/* Runs the hooks of EVENT as a stage of its own (none: no stage). Returns 0,
+ * or 1 when one failed (outcome set to HookFailed when FAILS). */
+static int stage_hooks(struct pipeline *p, const char *event, bool fails)
+{
+	const struct pipeline_config *cfg = p->env->cfg;
+	bool in_tree = !strcmp(event, "pre-build") || !strcmp(event, "post-build");
+	struct hook_result res;
+	struct hook_opts o = {0};
+	char hooks_dir[PATH_MAX + 8];
+	char *json = NULL;
+	json_t *ev = NULL;
+	int rc;
+
+	if (!hook_has_event(p->env->remote, cfg->hooks_dir, event))
+		return 0;
+	pipelinerun_stage(p->run, event, "Running", NULL);
+	if (in_tree && write_source(p, true) < 0) {
+		rc = -1;
+		goto done;
+	}
+	if (!p->kubeconfig[0] && cfg->hooks_sa) {
+		char path[PATH_MAX];
+
+		snprintf(path, sizeof(path), "%.4000s/kubeconfig", p->work);
+		rc = hook_kubeconfig_write(path, p->env->kube, p->ns, cfg->hooks_sa,
+		                           HOOKS_TOKEN_TTL_S);
+		if (rc == 0)
+			snprintf(p->kubeconfig, sizeof(p->kubeconfig), "%s", path);
+		else if (rc != KUBE_ENOTFOUND)
+			event_log("warn", "hooks_credentials", "{s:s, s:s}", "run",
+			          pipelinerun_name(p->run), "error", err_msg());
+	}
+	ev = event_new(p, event, !strncmp(event, "pipeline-", 9));
+	json = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	if (!json) {
+		rc = err_set("out of memory");
+		goto done;
+	}
+	snprintf(hooks_dir, sizeof(hooks_dir), "%s/hooks", p->work);
+	o.admin_dir = cfg->hooks_dir;
+	o.event = event;
+	o.event_json = json;
+	o.cwd = in_tree ? p->tree : NULL;
+	o.work_dir = hooks_dir;
+	o.kubeconfig = p->kubeconfig[0] ? p->kubeconfig : NULL;
+	o.default_timeout_ms = cfg->hook_timeout_ms;
+	o.on_line = say_line;
+	o.on_start = on_hook_start;
+	o.arg = p;
+	o.cancel = p->env->cancel;
+	rc = hook_run_event(&res, p->env->kube, p->env->remote, &o);
+	if (rc == 1)
+		err_set("%s", res.message);
+done:
+	if (rc == 0) {
+		pipelinerun_stage(p->run, event, "Succeeded", NULL);
+	} else {
+		pipelinerun_stage(p->run, event, "Failed", err_msg());
+		say(p, "!      %s hook failed: %s", event, err_msg());
+		if (fails)
+			set_outcome(p, "HookFailed", "%s hook failed: %s", event, err_msg());
+		rc = 1;
+	}
+	free(json);
+	json_decref(ev);
+	return rc;
+}
+
+/* Writes the Remote's registry Secret (.dockerconfigjson) to a 0600 file
+ * for a local builder. Returns 0 with PATH set, 0 with PATH "" when the
+ * Remote names none, or -1 with err_msg(). */
+static int registry_auth_file(struct pipeline *p, char *path, size_t size)
+{
+	const json_t *cred = json_object_get(spec_get(p->env->remote, "registry"), "credentials");
+	const char *name = str_or(json_object_get(cred, "secretRef"), "name", NULL);
+	const char *data;
+	json_t *secret = NULL;
+	struct buf b;
+	FILE *f = NULL;
+	int fd, ret = -1;
+
+	path[0] = '\0';
+	if (!name)
+		return 0;
+	buf_init(&b, SECRET_MAX);
+	if (kube_get(&secret, p->env->kube, "v1/secrets", p->ns, name) < 0) {
+		err_set("registry credentials: secret %s/%s: %s", p->ns, name, err_msg());
+		goto out;
+	}
+	data = json_string_value(json_object_get(json_object_get(secret, "data"), ".dockerconfigjson"));
+	if (!data) {
+		err_set("registry credentials: secret %s/%s has no .dockerconfigjson", p->ns, name);
+		goto out;
+	}
+	if (base64_decode(&b, data, SECRET_MAX * 2) < 0) {
+		err_set("registry credentials: secret %s/%s: %s", p->ns, name, err_msg());
+		goto out;
+	}
+	snprintf(path, size, "%.4000s/registry-auth.json", p->work);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		err_set("cannot create %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	if (fwrite(buf_str(&b), 1, b.len, f) != b.len) {
+		err_set("cannot write %s", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (f && fclose(f) != 0 && ret == 0)
+		ret = err_set("cannot write %s", path);
+	if (ret < 0)
+		path[0] = '\0';
+	if (b.data)
+		explicit_bzero(b.data, b.len);
+	buf_release(&b);
+	if (secret) {
+		/* the decoded copy is wiped above; jansson's own is freed */
+		json_decref(secret);
+	}
+	return ret;
+}
+
+/* Builds every container of every Deployment; images go to p->images. */
+static int stage_build(struct pipeline *p)
+{
+	const json_t *spec_registry = spec_get(p->env->remote, "registry");
+	const json_t *deployments = spec_get(p->env->remote, "deployments"), *d;
+	const char *registry = str_or(spec_registry, "url", NULL);
+	const char *secret = str_or(
+	    json_object_get(json_object_get(spec_registry, "credentials"), "secretRef"), "name",
+	    NULL);
+	char auth[PATH_MAX] = "";
+	unsigned nbuilt = 0;
+	size_t i;
+	int ret = 1;
+
+	pipelinerun_stage(p->run, "build", "Running", NULL);
+	if (!json_array_size(deployments)) {
+		pipelinerun_stage(p->run, "build", "Skipped", "the Remote has no spec.deployments");
+		return 0;
+	}
+	if (!registry) {
+		set_outcome(p, "BuildFailed", "remote %s/%s: spec.registry.url is not set", p->ns,
+		            p->remote_name);
+		goto out;
+	}
+	if (write_source(p, false) < 0) {
+		set_outcome(p, "BuildFailed", "cannot archive the pushed tree: %s", err_msg());
+		goto out;
+	}
+	if (p->env->cfg->runner->default_mode == RUNNER_LOCAL ||
+	    !strcmp(str_or(spec_get(p->env->remote, "builder"), "mode", ""), "local")) {
+		if (registry_auth_file(p, auth, sizeof(auth)) < 0) {
+			set_outcome(p, "BuildFailed", "%s", err_msg());
+			goto out;
+		}
+	}
+	json_array_foreach (deployments, i, d) {
+		const char *dname = str_or(d, "name", "");
+		const json_t *containers = json_object_get(d, "containers"), *c;
+		size_t j;
+
+		json_array_foreach (containers, j, c) {
+			const char *cname = str_or(c, "name", "");
+			const json_t *args = json_object_get(c, "buildArgs"), *a;
+			struct runner_build b = {0};
+			struct runner_result res;
+			char **argv = NULL;
+			char *image = NULL;
+			size_t k, nargs = json_array_size(args);
+			int rc;
+
+			if (builder_image_name(&image, registry, p->ns, p->remote_name, dname, cname,
+			                       p->after) < 0) {
+				set_outcome(p, "BuildFailed", "%s/%s: %s", dname, cname, err_msg());
+				goto out;
+			}
+			argv = calloc(nargs + 1, sizeof(*argv));
+			json_array_foreach (args, k, a)
+				if (argv && asprintf(&argv[k], "%s=%s", str_or(a, "name", ""),
+				                     str_or(a, "value", "")) < 0)
+					argv[k] = NULL;
+			say(p, "-----> Building %s/%s (%s)", dname, cname, image);
+			pipelinerun_progress(p->run, "Running", "building");
+			b.ns = p->ns;
+			b.remote = p->remote_name;
+			b.pipelinerun = pipelinerun_name(p->run);
+			b.deployment = dname;
+			b.container = cname;
+			b.image = image;
+			b.path = str_or(c, "path", NULL);
+			b.dockerfile = str_or(c, "dockerfile", NULL);
+			b.build_args = (const char *const *)argv;
+			b.insecure_registry =
+			    json_is_true(json_object_get(spec_registry, "insecure"));
+			b.registry_secret = secret;
+			b.registry_auth_file = auth[0] ? auth : NULL;
+			b.spec_builder = spec_get(p->env->remote, "builder");
+			b.srv = p->env->srv;
+			b.source_path = p->source;
+			rc = runner_build(&res, p->env->cfg->runner, p->env->kube, &b, say_line, p,
+			                  p->env->cancel);
+			for (k = 0; argv && k < nargs; k++)
+				free(argv[k]);
+			free(argv);
+			free(image);
+			if (rc < 0 || !res.succeeded) {
+				set_outcome(p, !strcmp(res.reason, "Timeout") ? "Timeout" : "BuildFailed",
+				            "build of %s/%s failed: %s", dname, cname,
+				            res.message[0] ? res.message : err_msg());
+				goto out;
+			}
+			say(p, "-----> Built %s/%s in %.1fs: %s", dname, cname, res.seconds, res.image);
+			pipelinerun_image(p->run, dname, cname, res.image);
+			json_array_append_new(p->images,
+			                      json_pack("{s:s, s:s, s:s}", "deployment", dname,
+			                                "container", cname, "image", res.image));
+			nbuilt++;
+		}
+	}
+	ret = 0;
+out:
+	if (auth[0]) {
+		unlink(auth);
+	}
+	if (ret == 0) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "%u image%s built", nbuilt, nbuilt == 1 ? "" : "s");
+		pipelinerun_stage(p->run, "build", "Succeeded", msg);
+	} else {
+		pipelinerun_stage(p->run, "build", "Failed", p->message);
+		say(p, "!      %s", p->message);
+	}
+	return ret;
+}
+
+static void on_rollout(void *arg, const char *line)
+{
+	say(arg, "       %s", line);
+}
+
+/* Records the images DEPLOYMENT's containers have now, for rolling back. */
+static int remember(struct pipeline *p, const char *deployment)
+{
+	struct deployed *dd, *grown;
+	const json_t *containers, *c;
+	json_t *obj = NULL;
+	size_t i, n;
+
+	if (kube_get(&obj, p->env->kube, "apps/v1/deployments", p->ns, deployment) < 0)
+		return -1;
+	grown = realloc(p->deployed, (p->ndeployed + 1) * sizeof(*p->deployed));
+	if (!grown) {
+		json_decref(obj);
+		return err_set("out of memory");
+	}
+	p->deployed = grown;
+	dd = &p->deployed[p->ndeployed++];
+	memset(dd, 0, sizeof(*dd));
+	dd->name = deployment;
+	containers = json_object_get(
+	    json_object_get(json_object_get(json_object_get(obj, "spec"), "template"), "spec"),
+	    "containers");
+	n = json_array_size(containers);
+	dd->previous = calloc(n ? n : 1, sizeof(*dd->previous));
+	dd->strings = calloc(2 * n + 1, sizeof(*dd->strings));
+	if (!dd->previous || !dd->strings) {
+		json_decref(obj);
+		return err_set("out of memory");
+	}
+	json_array_foreach (containers, i, c) {
+		dd->strings[2 * i] = strdup(str_or(c, "name", ""));
+		dd->strings[2 * i + 1] = strdup(str_or(c, "image", ""));
+		dd->previous[i].container = dd->strings[2 * i];
+		dd->previous[i].image = dd->strings[2 * i + 1];
+	}
+	dd->n = n;
+	json_decref(obj);
+	return 0;
+}
+
+/* Puts the images back on every Deployment this run changed. */
+static void roll_back(struct pipeline *p)
+{
+	struct deployer_opts o = {0};
+
+	o.wait = true;
+	o.timeout_ms = p->env->cfg->rollout_timeout_ms;
+	o.progress = on_rollout;
+	o.progress_arg = p;
+	for (size_t i = p->ndeployed; i-- > 0;) {
+		struct deployed *dd = &p->deployed[i];
+		struct deployer_result res;
+
+		say(p, "-----> Rolling back %s", dd->name);
+		if (deployer_set_image(&res, p->env->kube, p->ns, dd->name, dd->previous, dd->n, &o) <
+		    0)
+			say(p, "!      rollback of %s failed: %s", dd->name, res.message);
+	}
+}
+
+static bool is_rollback_on(const struct pipeline *p)
+{
+	const json_t *r = spec_get(p->env->remote, "rollbackOnFailure");
+
+	return !json_is_false(r);
+}
+
+/* Sets each Deployment's built images, pinned by digest, and follows the
+ * rollouts. */
+static int stage_deploy(struct pipeline *p)
+{
+	const json_t *deployments = spec_get(p->env->remote, "deployments"), *d;
+	size_t i;
+	int ret = 1;
+
+	if (!json_array_size(p->images)) {
+		pipelinerun_stage(p->run, "deploy", "Skipped", "no images were built");
+		return 0;
+	}
+	pipelinerun_stage(p->run, "deploy", "Running", NULL);
+	pipelinerun_progress(p->run, "Running", "deploying");
+	json_array_foreach (deployments, i, d) {
+		const char *dname = str_or(d, "name", "");
+		struct deployer_image imgs[64];
+		struct deployer_opts o = {0};
+		struct deployer_result res;
+		const json_t *img;
+		size_t j, n = 0;
+		char cause[256];
+		int rc;
+
+		json_array_foreach (p->images, j, img)
+			if (!strcmp(str_or(img, "deployment", ""), dname) && n < 64) {
+				imgs[n].container = str_or(img, "container", "");
+				imgs[n].image = str_or(img, "image", "");
+				n++;
+			}
+		if (!n)
+			continue;
+		if (remember(p, dname) < 0) {
+			set_outcome(p, "DeployFailed", "deployment %s/%s: %s", p->ns, dname, err_msg());
+			goto out;
+		}
+		snprintf(cause, sizeof(cause), "slipway: git push %.12s of %s by %s", p->after,
+		         p->push->refname, p->push->fingerprint);
+		o.commit = p->after;
+		o.change_cause = cause;
+		o.wait = true;
+		o.timeout_ms = p->env->cfg->rollout_timeout_ms;
+		o.rollback_on_failure = is_rollback_on(p);
+		o.progress = on_rollout;
+		o.progress_arg = p;
+		say(p, "-----> Deploying %s/%s", p->ns, dname);
+		rc = deployer_set_image(&res, p->env->kube, p->ns, dname, imgs, n, &o);
+		if (rc < 0) {
+			if (res.rolled_back)
+				p->ndeployed--; /* already back where it was */
+			set_outcome(p, rc == DEPLOYER_ETIMEOUT ? "Timeout" : "DeployFailed",
+			            "deployment %s/%s: %s", p->ns, dname, res.message);
+			goto out;
+		}
+		say(p, "-----> Deployed %s/%s%s", p->ns, dname, res.changed ? "" : " (unchanged)");
+	}
+	ret = 0;
+out:
+	if (ret == 0) {
+		pipelinerun_stage(p->run, "deploy", "Succeeded", NULL);
+	} else {
+		pipelinerun_stage(p->run, "deploy", "Failed", p->message);
+		say(p, "!      %s", p->message);
+		if (is_rollback_on(p))
+			roll_back(p);
+	}
+	return ret;
+}
+
+static void on_waiting(void *arg, const char *holder)
+{
+	struct pipeline *p = arg;
+
+	say(p, "-----> Waiting for pipeline %s of %s/%s to finish", holder[0] ? holder : "(unknown)",
+	    p->ns, p->remote_name);
+	pipelinerun_progress(p->run, "Queued",
+	                     holder[0] ? "waiting for another pipeline" : "waiting");
+}
+
+/* Waits for the Remote's lock, then checks the ref still has the value the
+ * push expects. */
+static int stage_queue(struct pipeline *p)
+{
+	git_reference *ref = NULL;
+	bool is_at;
+	int rc;
+
+	rc = queue_wait(p->ticket, on_waiting, p, p->env->cancel);
+	if (rc == QUEUE_SUPERSEDED) {
+		set_outcome(p, "Superseded", "superseded by a newer push of %s", p->push->refname);
+		return 1;
+	}
+	if (rc == QUEUE_CANCELLED) {
+		set_outcome(p, "Interrupted", "the push was interrupted while queued");
+		return 1;
+	}
+	if (rc < 0) {
+		set_outcome(p, "Error", "%s", err_msg());
+		return 1;
+	}
+	/* a pipeline that ran while this one waited may have moved the ref */
+	rc = git_reference_lookup(&ref, p->env->repo, p->push->refname);
+	if (rc == GIT_ENOTFOUND)
+		is_at = git_oid_is_zero(&p->push->before);
+	else
+		is_at = rc == 0 && git_reference_target(ref) &&
+		        git_oid_equal(git_reference_target(ref), &p->push->before);
+	git_reference_free(ref);
+	if (!is_at) {
+		set_outcome(p, "RefChanged",
+		            "%s moved while this push waited (fetch first): nothing was built",
+		            p->push->refname);
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- the pipeline ------------------------------------------------------ */
+
+int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
+                 const struct pipeline_push *push)
+{
+	struct pipeline *p = calloc(1, sizeof(*p));
+	struct pipelinerun_spec spec = {0};
+	const json_t *md = json_object_get(env->remote, "metadata");
+	int rc = -1;
+
+	*out = NULL;
+	if (!p)
+		return err_set("out of memory");
+	p->env = env;
+	p->push = push;
+	p->ns = str_or(md, "namespace", "");
+	p->remote_name = str_or(md, "name", "");
+	p->images = json_array();
+	git_oid_tostr(p->before, sizeof(p->before), &push->before);
+	git_oid_tostr(p->after, sizeof(p->after), &push->after);
+	snprintf(p->reason, sizeof(p->reason), "Unknown");
+	if (!p->images || make_work(p) < 0)
+		goto out;
+	spec.ns = p->ns;
+	spec.remote = p->remote_name;
+	spec.remote_gvr = env->remote_gvr;
+	spec.ref = push->refname;
+	spec.before = p->before;
+	spec.after = p->after;
+	spec.fingerprint = push->fingerprint;
+	spec.comment = push->comment;
+	rc = pipelinerun_create(&p->run, env->kube, &spec, "Queued", "received");
+	if (rc < 0)
+		goto out;
+	rc = queue_enter(&p->ticket, env->repo_path, push->refname, pipelinerun_name(p->run));
+	if (rc < 0)
+		goto out;
+	pipelinerun_stage(p->run, "receive", "Succeeded", NULL);
+	event_log("info", "pipeline_created", "{s:s, s:s, s:s, s:s}", "remote", p->remote_name,
+	          "namespace", p->ns, "run", pipelinerun_name(p->run), "ref", push->refname);
+	*out = p;
+	p = NULL;
+	rc = 0;
+out:
+	if (p && p->run)
+		pipelinerun_finish(p->run, false, "Error", err_msg());
+	pipeline_free(p);
+	return rc;
+}
+
+const char *pipeline_run_name(const struct pipeline *p)
+{
+	return pipelinerun_name(p->run);
+}
+
+/* Finishes the run with the outcome set, runs pipeline-succeeded or
+ * pipeline-failed, and tells the pusher. */
+static void finish(struct pipeline *p, bool succeeded)
+{
+	if (p->is_finished)
+		return;
+	p->is_finished = true;
+	if (!succeeded && p->env->cancel && *p->env->cancel)
+		set_outcome(p, "Interrupted", "the pusher went away during %s (%s)", p->reason,
+		            p->message);
+	if (succeeded)
+		set_outcome(p, "Succeeded", "deployed %.12s", p->after);
+	stage_hooks(p, succeeded ? "pipeline-succeeded" : "pipeline-failed", false);
+	if (pipelinerun_finish(p->run, succeeded, p->reason, p->message) < 0)
+		event_log("error", "pipeline_status", "{s:s, s:s}", "run", pipelinerun_name(p->run),
+		          "error", err_msg());
+	event_log(succeeded ? "info" : "warn", "pipeline_finished", "{s:s, s:s, s:s, s:s}", "run",
+	          pipelinerun_name(p->run), "ref", p->push->refname, "reason", p->reason,
+	          "message", p->message);
+	if (succeeded)
+		say(p, "-----> Pipeline %s succeeded", pipelinerun_name(p->run));
+	else
+		say(p, "!      Pipeline %s failed (%s): %s", pipelinerun_name(p->run), p->reason,
+		    p->message);
+}
+
+int pipeline_pre_receive(struct pipeline *p)
+{
+	if (stage_hooks(p, "pre-receive", true) == 0)
+		return 0;
+	finish(p, false);
+	return 1;
+}
+
+int pipeline_run(struct pipeline *p)
+{
+	long long t0 = clock_now_ms();
+
+	say(p, "-----> Pipeline %s for %s %.12s", pipelinerun_name(p->run), p->push->refname,
+	    p->after);
+	if (stage_queue(p))
+		goto failed;
+	pipelinerun_progress(p->run, "Running", "running");
+	if (stage_hooks(p, "pre-build", true))
+		goto failed;
+	if (stage_build(p))
+		goto failed;
+	if (stage_hooks(p, "post-build", true))
+		goto failed;
+	if (stage_hooks(p, "pre-deploy", true))
+		goto failed;
+	if (stage_deploy(p))
+		goto failed;
+	if (stage_hooks(p, "post-deploy", true)) {
+		if (is_rollback_on(p))
+			roll_back(p);
+		goto failed;
+	}
+	finish(p, true);
+	event_log("info", "pipeline_timing", "{s:s, s:I}", "run", pipelinerun_name(p->run),
+	          "duration_ms", (json_int_t)(clock_now_ms() - t0));
+	return 0;
+failed:
+	finish(p, false);
+	return 1;
+}
+
+void pipeline_abort(struct pipeline *p, const char *reason, const char *message)
+{
+	if (!p || p->is_finished)
+		return;
+	set_outcome(p, reason, "%s", message);
+	finish(p, false);
+}
+
+void pipeline_post_receive(struct pipeline *p)
+{
+	stage_hooks(p, "post-receive", false);
+}
+
+const char *pipeline_reason(const struct pipeline *p)
+{
+	return p->reason;
+}
+
+const char *pipeline_message(const struct pipeline *p)
+{
+	return p->message;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+	if (!p)
+		return;
+	queue_leave(p->ticket);
+	if (p->work[0] && fs_remove_tree(p->work) < 0)
+		event_log("warn", "pipeline_cleanup", "{s:s}", "error", err_msg());
+	for (size_t i = 0; i < p->ndeployed; i++) {
+		for (size_t j = 0; j < 2 * p->deployed[i].n; j++)
+			free(p->deployed[i].strings[j]);
+		free(p->deployed[i].strings);
+		free(p->deployed[i].previous);
+	}
+	free(p->deployed);
+	json_decref(p->images);
+	pipelinerun_free(p->run);
+	free(p);
+}

@@ -1,0 +1,86 @@
+/* pipesrv: the pipeline process of gitd and the connection side of its
+ * protocol (docs/architecture.md, "Pipelines").
+ *
+ * gitd forks the pipeline server at start, like the Remote watcher: it
+ * alone loads the API credentials (after the fork; gitd and the connection
+ * processes never hold them), marks the runs a dead gitd left behind
+ * Interrupted, and listens on a Unix socket in the data directory. Each
+ * push's connection process connects at the pre-receive point; the server
+ * forks a worker for it, which reads the Remote, runs the pipelines
+ * (pipeline.h) and streams their progress back. Workers die with the
+ * server, the server dies with gitd (PR_SET_PDEATHSIG).
+ *
+ * The protocol is JSON, one object per line, in this order:
+ *
+ *   conn → worker  {"remote": {"namespace", "name", "gitkube": BOOL},
+ *                   "repo": PATH, "quarantine": PATH|null,
+ *                   "pusher": {"fingerprint", "comment"},
+ *                   "options": ["slipway.wait=false", ...],
+ *                   "commands": [{"ref", "before", "after"}, ...]}
+ *   worker → conn  {"progress": LINE} ...
+ *                  {"verdict": [{"ref", "error": null | REASON}, ...]}
+ *   conn → worker  {"updated": [REF, ...]}   (after the refs moved)
+ *   worker → conn  {"progress": LINE} ...    (post-receive hooks)
+ *                  {"done": true}
+ *
+ * after which the connection hangs up; with slipway.wait=false the worker
+ * goes on to run the pipelines. A connection that goes away early
+ * interrupts them. */
+#ifndef SLIP_GITD_PIPESRV_H
+#define SLIP_GITD_PIPESRV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "pipeline.h"
+#include "receive_pack.h"
+
+/* Longest protocol line. */
+#define PIPESRV_LINE_MAX (4u << 20)
+
+struct pipesrv_opts {
+	const char *socket_path;       /* the Unix socket (created 0600) */
+	const char *kubeconfig;        /* NULL: kubectl's lookup, then in-cluster */
+	const char *context;           /* NULL: current context */
+	const char *const *namespaces; /* served namespaces, NULL-terminated; NULL:
+	                                  all (the start-up sweep looks there) */
+	const struct pipeline_config *cfg;
+	const char *internal_bind;      /* builder endpoint address (buildsrv.h) */
+	const char *internal_advertise; /* how builders reach it; NULL: bind */
+};
+
+/* Creates the socket, then forks the pipeline server. *PID is its pid.
+ * Returns 0 or -1 with err_msg(). */
+int pipesrv_start(pid_t *pid, const struct pipesrv_opts *o);
+
+/* The connection side: one per push. */
+struct pipesrv_client {
+	const char *socket_path;
+	const char *ns, *remote; /* the Remote */
+	bool is_gitkube;
+	const char *repo_path;   /* absolute path of its repository */
+	const char *fingerprint; /* the pusher's key */
+	const char *comment;
+	int fd;                  /* -1 until the pre-receive point connects */
+	char **errors;           /* the worker's reasons, owned: what the
+	                            commands' error fields point to */
+	size_t nerrors;
+};
+
+/* Sets up C in place (fd -1); the caller fills the borrowed fields. */
+void pipesrv_client_init(struct pipesrv_client *c);
+
+/* receive_pre_receive_fn (receive_pack.h) with ARG a pipesrv_client: sends
+ * the push, relays the progress to the pusher and applies the verdict.
+ * When the pipeline process cannot be reached the push is rejected. */
+int pipesrv_pre_receive(void *arg, const struct receive_check *check, char *message,
+                        size_t message_size);
+
+/* receive_post_receive_fn with ARG a pipesrv_client. */
+void pipesrv_post_receive(void *arg, const struct receive_check *check);
+
+/* Hangs up and frees what C holds. */
+void pipesrv_client_release(struct pipesrv_client *c);
+
+#endif
