@@ -633,7 +633,10 @@ static int stage_queue(struct pipeline *p)
 		set_outcome(p, "Error", "%s", err_msg());
 		return 1;
 	}
-	/* a pipeline that ran while this one waited may have moved the ref */
+	/* a pipeline that ran while this one waited may have moved the ref;
+	 * without waiting the push has moved it already */
+	if (!p->env->is_wait)
+		return 0;
 	rc = git_reference_lookup(&ref, p->env->repo, p->push->refname);
 	if (rc == GIT_ENOTFOUND)
 		is_at = git_oid_is_zero(&p->push->before);

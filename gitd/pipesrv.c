@@ -282,6 +282,7 @@ static int worker_main(struct worker *w)
 	env.say = worker_say;
 	env.say_arg = w;
 	env.cancel = &worker_cancel;
+	env.is_wait = is_wait;
 	for (i = 0; i < n; i++) {
 		if (git_oid_is_zero(&cmds[i].push.after) || !pipeline_is_deploying(remote, cmds[i].ref))
 			continue;
