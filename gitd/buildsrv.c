@@ -45,27 +45,27 @@ struct buildsrv_build {
 	struct buildsrv_build *next; /* in the server's table */
 	struct buildsrv *srv;        /* whose lock guards this build */
 	char id[ID_HEX + 1];
-	char token[TOKEN_HEX + 1];   /* wiped in buildsrv_remove */
+	char token[TOKEN_HEX + 1]; /* wiped in buildsrv_remove */
 	char source_url[512];
 	char report_url[512];
-	const char *source_path;     /* borrowed from the caller */
-	unsigned refs;               /* the table's, plus one per request in flight */
-	bool is_removed;             /* out of the table: token dead */
-	bool is_done;                /* the result arrived: token dead */
-	struct buf partial;          /* a log line still waiting for its "\n" */
-	struct buf queue;            /* complete lines, each ending "\n" */
-	size_t dropped;              /* lines that did not fit in the queue */
+	const char *source_path; /* borrowed from the caller */
+	unsigned refs;           /* the table's, plus one per request in flight */
+	bool is_removed;         /* out of the table: token dead */
+	bool is_done;            /* the result arrived: token dead */
+	struct buf partial;      /* a log line still waiting for its "\n" */
+	struct buf queue;        /* complete lines, each ending "\n" */
+	size_t dropped;          /* lines that did not fit in the queue */
 	struct buildsrv_result result;
 	unsigned fetches;
 };
 
 struct buildsrv {
 	struct MHD_Daemon *d;
-	pthread_mutex_t lock;              /* guards everything below and each build */
-	struct buildsrv_build *builds;     /* registered builds */
+	pthread_mutex_t lock;                    /* guards everything below and each build */
+	struct buildsrv_build *builds;           /* registered builds */
 	char tombstones[TOMBSTONES][ID_HEX + 1]; /* recently removed ids, a ring */
 	unsigned next_tombstone;
-	char base[320];                    /* "http://HOST:PORT" */
+	char base[320]; /* "http://HOST:PORT" */
 };
 
 /* One POST in flight: its body so far and the build it holds a reference to. */
@@ -117,14 +117,15 @@ static void peer_of(char *out, size_t size, struct MHD_Connection *conn)
 		getnameinfo(ci->client_addr,
 		            ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 		                                                   : sizeof(struct sockaddr_in),
-		            host, sizeof(host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+		            host, sizeof(host), port, sizeof(port),
+		            NI_NUMERICHOST | NI_NUMERICSERV);
 	snprintf(out, size, "%s:%s", host, port);
 }
 
 static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, const char *body)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)body,
-	                                                         MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
 	enum MHD_Result ret;
 
 	if (!r)
@@ -269,8 +270,7 @@ static int copy_member(char *out, size_t size, json_t *doc, const char *key, boo
 
 /* Parses the builder's result (builder/report.h). Returns 0, or -1 with a
  * reason in WHY. */
-static int parse_result(struct buildsrv_result *out, const char *body, size_t len,
-                        const char **why)
+static int parse_result(struct buildsrv_result *out, const char *body, size_t len, const char **why)
 {
 	json_error_t jerr;
 	json_t *doc = json_loadb(body, len, 0, &jerr), *v;
@@ -294,9 +294,9 @@ static int parse_result(struct buildsrv_result *out, const char *body, size_t le
 		goto out;
 	*why = "the result's \"digest\" is not a sha256 digest or null";
 	if (copy_member(out->digest, sizeof(out->digest), doc, "digest", true, false) < 0 ||
-	    (*out->digest && (strncmp(out->digest, "sha256:", 7) ||
-	                      strspn(out->digest + 7, "0123456789abcdef") != 64 ||
-	                      out->digest[71])))
+	    (*out->digest &&
+	     (strncmp(out->digest, "sha256:", 7) ||
+	      strspn(out->digest + 7, "0123456789abcdef") != 64 || out->digest[71])))
 		goto out;
 	*why = "the result's \"reason\" is not a string that fits";
 	if (copy_member(out->reason, sizeof(out->reason), doc, "reason", false, false) < 0)
@@ -343,8 +343,8 @@ static enum MHD_Result serve_source(struct buildsrv *s, struct buildsrv_build *b
 }
 
 /* The first call of a request (headers only): route, method, build, token. */
-static enum MHD_Result on_headers(struct buildsrv *s, struct MHD_Connection *conn,
-                                  const char *url, const char *method, void **req_cls)
+static enum MHD_Result on_headers(struct buildsrv *s, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **req_cls)
 {
 	char id[ID_HEX + 1];
 	enum action action;
@@ -402,8 +402,8 @@ static enum MHD_Result on_headers(struct buildsrv *s, struct MHD_Connection *con
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **req_cls)
 {
 	struct buildsrv *s = cls;
 	struct request *req = *req_cls;
@@ -423,8 +423,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (req->action == ACT_RESULT && parse_result(&result, buf_str(&req->body),
-	                                              req->body.len, &why) < 0)
+	if (req->action == ACT_RESULT &&
+	    parse_result(&result, buf_str(&req->body), req->body.len, &why) < 0)
 		code = 400;
 	pthread_mutex_lock(&s->lock);
 	if (code) {
@@ -519,8 +519,9 @@ int buildsrv_start(struct buildsrv **out, const char *bind_host, const char *adv
 		err_set("buildsrv: cannot read the port bound on %s", bind_host);
 		goto out;
 	}
-	n = snprintf(s->base, sizeof(s->base), strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u",
-	             host, (unsigned)info->port);
+	n = snprintf(s->base, sizeof(s->base),
+	             strchr(host, ':') ? "http://[%s]:%u" : "http://%s:%u", host,
+	             (unsigned)info->port);
 	if (n < 0 || (size_t)n >= sizeof(s->base)) {
 		err_set("buildsrv: advertised host too long");
 		goto out;

@@ -204,8 +204,9 @@ static void test_buildsrv(void)
 	snprintf(url, sizeof(url), "%s", buildsrv_source_url(b2));
 	buildsrv_remove(s, b2);
 	is_int(request(NULL, "GET", url, wrong, NULL, 0), 410, "a removed build: 410");
+	snprintf(url, sizeof(url), "%s", src); /* src dies with b */
 	buildsrv_remove(s, b);
-	is_int(request(NULL, "GET", src, NULL, NULL, 0), 410, "the first build removed: 410");
+	is_int(request(NULL, "GET", url, NULL, NULL, 0), 410, "the first build removed: 410");
 	buildsrv_remove(s, NULL);
 	buildsrv_free(s);
 	buildsrv_free(NULL);
