@@ -504,11 +504,13 @@ int buildsrv_start(struct buildsrv **out, const char *bind_host, const char *adv
 	if (!(s = calloc(1, sizeof(*s))))
 		return err_set("out of memory");
 	pthread_mutex_init(&s->lock, NULL);
+	/* the logger first, or MHD's own stderr logger takes the earlier messages */
 	s->d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (is_v6 ? MHD_USE_IPv6 : 0), 0,
-	    NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-	    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+	    NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	    s, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+	    MHD_OPTION_END);
 	if (!s->d) {
 		err_set("buildsrv: cannot listen on %s: %s", bind_host,
 		        errno ? strerror(errno) : "libmicrohttpd failed");
