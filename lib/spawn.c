@@ -239,6 +239,7 @@ int spawn_run(struct spawn_result *out, const struct spawn_opts *o)
 	if (n == (ssize_t)sizeof(e)) {
 		while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR)
 			;
+		out->error = e.err;
 		err_set("%s \"%s\": %s", stage_names[e.stage], o->argv[0], strerror(e.err));
 		goto out;
 	}

@@ -50,6 +50,8 @@ struct spawn_result {
 	int status;     /* the wait status (WIFEXITED, WEXITSTATUS, ...) */
 	bool timed_out; /* the timeout passed and the group was killed */
 	bool cancelled; /* *cancel became non-zero and the group was killed */
+	int error;      /* when the child could not exec (or set up for it): its
+	                   errno (ENOENT, EACCES, ETXTBSY, ...); else 0 */
 };
 
 /* Runs O->argv and waits for it. The child gets exactly O->env, O->cwd, and
