@@ -706,6 +706,8 @@ static int run_buildah(struct build *b, const char *const *args, size_t nargs, i
 	    .arg = b,
 	    .timeout_ms = remaining_ms(b),
 	    .cancel = b->o->cancel,
+	    /* buildah dies with us if we are killed without a chance to clean up */
+	    .die_with_parent = true,
 	};
 	struct spawn_result r;
 	size_t n = 0;

@@ -15,7 +15,14 @@
  * when the caller gives one), the caller's working directory, its own
  * process group, stdout and stderr merged and delivered line by line, and a
  * timeout (spec.hooks[].timeoutSeconds, else the default); it dies with
- * gitd. */
+ * gitd.
+ *
+ * Admin hooks: names starting with "." are skipped (editors' swap files),
+ * as are directories and files we cannot execute; symbolic links are
+ * followed. A missing DIR/EVENT means none; an unreadable one is a failure.
+ * Environment values from the event that hold a NUL or a line break are
+ * left out. The event JSON reaches stdin through an unlinked file in
+ * WORK_DIR, so a hook that never reads it cannot block gitd. */
 #ifndef SLIP_GITD_HOOK_H
 #define SLIP_GITD_HOOK_H
 
@@ -33,6 +40,10 @@
 
 /* Longest script read from a ConfigMap key. */
 #define HOOK_SCRIPT_MAX (1u << 20)
+/* The timeout of a hook when neither it nor the caller sets one. */
+#define HOOK_TIMEOUT_DEFAULT_MS 60000L
+/* The shortest token lifetime the TokenRequest API grants (10 minutes). */
+#define HOOK_TOKEN_TTL_MIN 600
 
 struct hook_opts {
 	const char *admin_dir;   /* gitd's --hooks-dir, or NULL */
@@ -43,8 +54,10 @@ struct hook_opts {
 	                            for build-phase events), or NULL: WORK_DIR */
 	const char *work_dir;    /* a private directory (0700) the caller owns,
 	                            for the scripts read from ConfigMaps */
-	const char *kubeconfig;  /* KUBECONFIG for the hooks, or NULL: none */
-	long default_timeout_ms; /* when a hook sets no timeoutSeconds */
+	const char *kubeconfig;  /* KUBECONFIG for the hooks, or NULL: none
+	                            (hook_kubeconfig_write) */
+	long default_timeout_ms; /* admin hooks, and Remote hooks without
+	                            timeoutSeconds; <= 0: HOOK_TIMEOUT_DEFAULT_MS */
 	/* Each output line of each hook, without its newline, as it arrives
 	 * (on the caller's thread); lines are not prefixed. May be NULL. */
 	void (*on_line)(void *arg, const char *line);
@@ -81,9 +94,14 @@ bool hook_has_event(const json_t *remote, const char *admin_dir, const char *eve
 /* Writes a kubeconfig for hooks to PATH (mode 0600): the server and CA of
  * C's configuration and a bearer token for ServiceAccount NS/SA obtained
  * with the TokenRequest API (POST .../serviceaccounts/SA/token) valid for
- * TTL_SECONDS, namespace NS as the context's namespace. Returns 0,
+ * TTL_SECONDS (raised to HOOK_TOKEN_TTL_MIN; the API server may shorten
+ * it), namespace NS as the context's namespace. The file is JSON (valid
+ * YAML), written next to PATH and renamed over it. With C's configuration
+ * insecure-skip-tls-verify is copied, else its CA as
+ * certificate-authority-data (none: the system store). Returns 0,
  * KUBE_ENOTFOUND when the ServiceAccount does not exist (nothing written),
- * or another kube.h code with err_msg(). The token is never logged. */
+ * or another kube.h code with err_msg(). The token is never logged, and
+ * the copies this function makes are wiped before they are freed. */
 int hook_kubeconfig_write(const char *path, struct kube_client *c, const char *ns, const char *sa,
                           long ttl_seconds);
 

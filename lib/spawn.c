@@ -66,8 +66,10 @@ static int resolve_program(char **out, const char *name, const char *const *env)
 	return err_set("cannot run \"%s\": not found in PATH", name);
 }
 
-/* In the child, between fork and exec: only async-signal-safe calls. */
-static void child(const struct spawn_opts *o, const char *path, int out_fd, int err_fd)
+/* In the child, between fork and exec: only async-signal-safe calls.
+ * PARENT is the pid of the process that forked. */
+static void child(const struct spawn_opts *o, const char *path, int out_fd, int err_fd,
+                  pid_t parent)
 {
 	static const char *const empty_env[] = {NULL};
 	struct child_error e = {0, 0};
@@ -76,8 +78,10 @@ static void child(const struct spawn_opts *o, const char *path, int out_fd, int 
 	int in_fd = o->in_fd;
 
 	setpgid(0, 0);
-	/* buildah dies with us if we are killed without a chance to clean up */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* the parent may have died between fork and prctl: then the signal
+	 * would never come, and we are already orphaned (getppid() changed) */
+	if (o->die_with_parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent))
+		_exit(127);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	for (int s = 1; s < NSIG; s++)
@@ -206,7 +210,7 @@ int spawn_run(struct spawn_result *out, const struct spawn_opts *o)
 	size_t len = 0;
 	char *path = NULL;
 	ssize_t n;
-	pid_t pid;
+	pid_t pid, parent = getpid();
 
 	memset(out, 0, sizeof(*out));
 	if (resolve_program(&path, o->argv[0], o->env) < 0)
@@ -221,7 +225,7 @@ int spawn_run(struct spawn_result *out, const struct spawn_opts *o)
 		goto out;
 	}
 	if (pid == 0)
-		child(o, path, o->out_fd < 0 ? outp[1] : o->out_fd, errp[1]);
+		child(o, path, o->out_fd < 0 ? outp[1] : o->out_fd, errp[1], parent);
 	setpgid(pid, pid); /* also here, so the group exists whoever runs first */
 	close(errp[1]);
 	errp[1] = -1;
@@ -235,6 +239,7 @@ int spawn_run(struct spawn_result *out, const struct spawn_opts *o)
 	if (n == (ssize_t)sizeof(e)) {
 		while (waitpid(pid, &out->status, 0) < 0 && errno == EINTR)
 			;
+		out->error = e.err;
 		err_set("%s \"%s\": %s", stage_names[e.stage], o->argv[0], strerror(e.err));
 		goto out;
 	}

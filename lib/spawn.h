@@ -2,7 +2,7 @@
  * directory and descriptors, never through a shell (after git's
  * run-command.h). The child leads its own process group, so a timeout or a
  * cancel kills everything it started; its output can be delivered line by
- * line. Used by the builder for buildah; meant for lib/ once hooks need it. */
+ * line. Used by the builder for buildah and by gitd for hook scripts. */
 #ifndef SLIP_SPAWN_H
 #define SLIP_SPAWN_H
 
@@ -36,12 +36,22 @@ struct spawn_opts {
 	                                        SIGKILL SPAWN_KILL_GRACE_MS later */
 	const volatile sig_atomic_t *cancel; /* non-zero: stop as on a timeout;
 	                                        may be NULL */
+	/* The child gets SIGKILL when its parent dies, set with
+	 * prctl(PR_SET_PDEATHSIG) before exec; a child whose parent died before
+	 * that took effect exits at once (status 127). Linux sends the signal
+	 * when the *thread* that called spawn_run exits, so call it from a
+	 * thread that outlives the child (spawn_run waits for it anyway). The
+	 * child leader only: what it starts and puts in another process group
+	 * or session is not covered. */
+	bool die_with_parent;
 };
 
 struct spawn_result {
 	int status;     /* the wait status (WIFEXITED, WEXITSTATUS, ...) */
 	bool timed_out; /* the timeout passed and the group was killed */
 	bool cancelled; /* *cancel became non-zero and the group was killed */
+	int error;      /* when the child could not exec (or set up for it): its
+	                   errno (ENOENT, EACCES, ETXTBSY, ...); else 0 */
 };
 
 /* Runs O->argv and waits for it. The child gets exactly O->env, O->cwd, and
