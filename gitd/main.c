@@ -52,6 +52,7 @@ struct options {
 	long max_ref_updates;
 	const char *log_level;
 	const char *metrics_listen; /* ADDR:PORT, or "" for none */
+	const char *external_url;   /* Remote status.remoteUrl base, or NULL */
 };
 
 static const char usage_text[] =
@@ -68,6 +69,9 @@ static const char usage_text[] =
     "  --namespace NS            watch Remotes in NS (repeatable) [all namespaces]\n"
     "  --kubeconfig FILE         API credentials [kubectl's lookup, then in-cluster]\n"
     "  --context NAME            kubeconfig context [current-context]\n"
+    "  --external-url URL        how pushers reach gitd, e.g. ssh://git@git.example.com:2222;\n"
+    "                            with it each Remote's status gets remoteUrl\n"
+    "                            (URL/NAMESPACE/REMOTE.git) and a Ready condition\n"
     "  --authorized-keys FILE    serve without a cluster instead: lines of\n"
     "                            'NAMESPACE/REMOTE[,...] KEYTYPE BASE64 [COMMENT]';\n"
     "                            re-read when the file changes\n"
@@ -717,6 +721,7 @@ int main(int argc, char **argv)
 		O_KUBECONFIG,
 		O_CONTEXT,
 		O_METRICS,
+		O_EXTERNAL_URL,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -735,6 +740,7 @@ int main(int argc, char **argv)
 	    {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
 	    {"context", required_argument, NULL, O_CONTEXT},
 	    {"metrics-listen", required_argument, NULL, O_METRICS},
+	    {"external-url", required_argument, NULL, O_EXTERNAL_URL},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0}};
@@ -818,6 +824,10 @@ int main(int argc, char **argv)
 		case O_METRICS:
 			o.metrics_listen = optarg;
 			break;
+		case O_EXTERNAL_URL:
+			o.external_url = optarg;
+			bad = !*optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -858,6 +868,7 @@ int main(int argc, char **argv)
 	kf.watch.kubeconfig = o.kubeconfig;
 	kf.watch.context = o.context;
 	kf.watch.namespaces = o.namespaces;
+	kf.watch.url_base = o.external_url;
 	buf_init(&kf.watch_buf, WATCH_LINE_MAX);
 	if (mkdir(o.host_key_dir, 0700) < 0 && errno != EEXIST) {
 		err_set("cannot create %s: %s", o.host_key_dir, strerror(errno));

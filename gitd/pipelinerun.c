@@ -15,12 +15,12 @@
 #include "pipelinerun.h"
 #include "banned.h"
 
-#define LABEL_MAX 63            /* a label value (Kubernetes "Labels and Selectors") */
-#define MESSAGE_MAX 32768       /* condition and stage messages (CRD maxLength) */
-#define EVENT_MESSAGE_MAX 1024  /* kept short: Events are for humans */
-#define STAGES_MAX 200          /* status.stages maxItems */
-#define IMAGES_MAX 500          /* status.images maxItems */
-#define CONFLICT_RETRIES 3      /* re-reads after a 409 Conflict */
+#define LABEL_MAX 63           /* a label value (Kubernetes "Labels and Selectors") */
+#define MESSAGE_MAX 32768      /* condition and stage messages (CRD maxLength) */
+#define EVENT_MESSAGE_MAX 1024 /* kept short: Events are for humans */
+#define STAGES_MAX 200         /* status.stages maxItems */
+#define IMAGES_MAX 500         /* status.images maxItems */
+#define CONFLICT_RETRIES 3     /* re-reads after a 409 Conflict */
 #define LOG_WRITE_INTERVAL_MS 1000
 
 #define MANAGED_BY_LABEL "app.kubernetes.io/managed-by"
@@ -240,9 +240,9 @@ static void write_mirror(struct pipelinerun *r)
 	cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
 	               "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", name,
 	               "namespace", r->ns, "labels", PIPELINERUN_LABEL_REMOTE, remote_label,
-	               MANAGED_BY_LABEL, "slipway", "data", "pipelineRun", r->name,
-	               "status.json", status_json ? status_json : "{}", "ref", r->ref ? r->ref : "",
-	               "commit", r->commit, "succeeded", succeeded_status(r), "reason",
+	               MANAGED_BY_LABEL, "slipway", "data", "pipelineRun", r->name, "status.json",
+	               status_json ? status_json : "{}", "ref", r->ref ? r->ref : "", "commit",
+	               r->commit, "succeeded", succeeded_status(r), "reason",
 	               str_or(cond, "reason", ""));
 	if (!cm) {
 		err_set("out of memory");
@@ -257,8 +257,8 @@ static void write_mirror(struct pipelinerun *r)
 	}
 out:
 	if (ret < 0)
-		event_log("warn", "pipelinerun_mirror_failed", "{s:s, s:s, s:s}", "namespace", r->ns,
-		          "configmap", name, "error", err_msg());
+		event_log("warn", "pipelinerun_mirror_failed", "{s:s, s:s, s:s}", "namespace",
+		          r->ns, "configmap", name, "error", err_msg());
 	json_decref(cm);
 	free(status_json);
 }
@@ -294,12 +294,12 @@ static void emit_event(struct pipelinerun *r, const char *type, const char *reas
 	               "s:s, s:{s:s, s:s}, s:s, s:s, s:i, s:s, s:s}",
 	               "apiVersion", "v1", "kind", "Event", "metadata", "name", name, "namespace",
 	               r->ns, "involvedObject", "apiVersion", "slipway.dev/v1alpha1", "kind",
-	               "PipelineRun", "name", r->name, "namespace", r->ns, "uid",
-	               str_of(md, "uid"), "resourceVersion", str_of(md, "resourceVersion"),
-	               "reason", reason, "message", jstr(message, EVENT_MESSAGE_MAX), "type", type,
-	               "source", "component", "slipway-gitd", "host", hostname(),
-	               "firstTimestamp", now, "lastTimestamp", now, "count", 1,
-	               "reportingComponent", "slipway.dev/gitd", "reportingInstance", hostname());
+	               "PipelineRun", "name", r->name, "namespace", r->ns, "uid", str_of(md, "uid"),
+	               "resourceVersion", str_of(md, "resourceVersion"), "reason", reason,
+	               "message", jstr(message, EVENT_MESSAGE_MAX), "type", type, "source",
+	               "component", "slipway-gitd", "host", hostname(), "firstTimestamp", now,
+	               "lastTimestamp", now, "count", 1, "reportingComponent", "slipway.dev/gitd",
+	               "reportingInstance", hostname());
 	if (!ev) {
 		err_set("out of memory");
 		goto out;
@@ -328,8 +328,8 @@ static void write_last_run(struct pipelinerun *r)
 	if (!patch)
 		err_set("out of memory");
 	else
-		ret = kube_patch(NULL, r->c, r->remote_gvr, r->ns, r->remote, KUBE_PATCH_MERGE, patch,
-		                 &po);
+		ret = kube_patch(NULL, r->c, r->remote_gvr, r->ns, r->remote, KUBE_PATCH_MERGE,
+		                 patch, &po);
 	if (ret < 0)
 		event_log("warn", "remote_last_run_failed", "{s:s, s:s, s:s}", "remote", r->remote,
 		          "pipelinerun", r->name, "error", err_msg());
@@ -373,8 +373,7 @@ static int run_names_from_obj(struct pipelinerun *r)
 }
 
 int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
-                       const struct pipelinerun_spec *spec, const char *reason,
-                       const char *message)
+                       const struct pipelinerun_spec *spec, const char *reason, const char *message)
 {
 	struct pipelinerun *r = NULL;
 	char gen_name[300], ref_lbl[LABEL_MAX + 1], remote_lbl[LABEL_MAX + 1];
@@ -473,8 +472,7 @@ static json_t *stage_get(struct pipelinerun *r, const char *name, bool create)
 
 static bool phase_is_final(const char *phase)
 {
-	return !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed") ||
-	       !strcmp(phase, "Skipped");
+	return !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed") || !strcmp(phase, "Skipped");
 }
 
 /* Sets the phase of stage ST, with its times; MESSAGE NULL keeps the old. */
@@ -575,8 +573,7 @@ void pipelinerun_log(struct pipelinerun *r, const char *line)
 }
 
 /* Closes the stages left open and sets Succeeded to its final value. */
-static void run_end(struct pipelinerun *r, bool succeeded, const char *reason,
-                    const char *message)
+static void run_end(struct pipelinerun *r, bool succeeded, const char *reason, const char *message)
 {
 	json_t *v;
 	size_t i;
