@@ -22,10 +22,15 @@
 #define PIPELINERUN_GVR "slipway.dev/v1alpha1/pipelineruns"
 #define PIPELINERUN_LOG_TAIL_MAX 16000 /* bytes of status.logTail (CRD max 16384) */
 
-/* Labels set on every PipelineRun. */
+/* Labels set on every PipelineRun. Values are made label-safe (at most 63
+ * of [A-Za-z0-9._-], starting and ending alphanumeric; others become '-'). */
 #define PIPELINERUN_LABEL_REMOTE "slipway.dev/remote"
-#define PIPELINERUN_LABEL_REF "slipway.dev/ref" /* branch name, label-safe */
-#define PIPELINERUN_LABEL_COMMIT "slipway.dev/commit"
+#define PIPELINERUN_LABEL_REF "slipway.dev/ref"       /* "refs/heads/feature/x" -> "feature-x" */
+#define PIPELINERUN_LABEL_COMMIT "slipway.dev/commit" /* spec.after (a SHA-256 id: 63 digits) */
+
+/* The label gitd puts on a run's builder Pods and Secrets (value: the
+ * PipelineRun's name); pipelinerun_sweep_interrupted deletes what has it. */
+#define PIPELINERUN_LABEL_RUN "slipway.dev/pipelinerun"
 
 /* What a run is for (all borrowed for the call). */
 struct pipelinerun_spec {
@@ -39,6 +44,9 @@ struct pipelinerun_spec {
 	const char *fingerprint; /* the pusher's key, "SHA256:..." */
 	const char *comment;     /* the key's comment, or "" */
 };
+
+/* A run keeps the client C it was created with (borrowed: C must outlive it)
+ * and uses it on every call, so a run belongs to C's thread. */
 
 struct pipelinerun;
 
@@ -62,14 +70,15 @@ void pipelinerun_progress(struct pipelinerun *r, const char *reason, const char 
 
 /* Sets stage NAME (added at the end the first time) to PHASE ("Pending",
  * "Running", "Succeeded", "Failed", "Skipped") with MESSAGE (may be NULL):
- * "Running" sets startTime, the last three set completionTime. Writes the
+ * "Running" sets startTime, the last three set completionTime. At most 200
+ * stages (the CRD's maximum): later new names are logged and dropped. Writes the
  * status, updates the mirror, and emits an Event (reason "StageRunning",
  * "StageSucceeded", "StageFailed" or "StageSkipped"; Warning for Failed). */
 void pipelinerun_stage(struct pipelinerun *r, const char *name, const char *phase,
                        const char *message);
 
-/* Adds an entry to status.images (IMAGE pinned by digest). Written with the
- * next status write. */
+/* Adds an entry to status.images (IMAGE pinned by digest; at most 500).
+ * Written with the next status write. */
 void pipelinerun_image(struct pipelinerun *r, const char *deployment, const char *container,
                        const char *image);
 
@@ -80,8 +89,9 @@ void pipelinerun_log(struct pipelinerun *r, const char *line);
 
 /* Ends the run: Succeeded True (reason "Succeeded") or False with REASON
  * ("BuildFailed", "DeployFailed", "HookFailed", "Superseded", "Timeout",
- * "Interrupted", ...) and MESSAGE; completionTime; any stage still Running
- * or Pending becomes Failed or Skipped; mirror; a Normal "Succeeded" or
+ * "Interrupted", ...; NULL or "" gives "Failed") and MESSAGE; completionTime;
+ * a stage still Running ends as the run did (Succeeded or Failed), one still
+ * Pending becomes Skipped; the status with the whole logTail; mirror; a Normal "Succeeded" or
  * Warning REASON Event; and the Remote's status.lastRun = {name, ref,
  * commit, succeeded, reason, completionTime} (a merge patch of the status
  * subresource). Returns 0, or -1 with err_msg() when the final status could
@@ -89,7 +99,8 @@ void pipelinerun_log(struct pipelinerun *r, const char *line);
 int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason,
                        const char *message);
 
-/* The status as last written (borrowed), for the hooks' event JSON. */
+/* The status as last set, which every write sends (borrowed, valid until
+ * the next call on R), for the hooks' event JSON. */
 const json_t *pipelinerun_status(const struct pipelinerun *r);
 
 /* Frees R (does not change the object). NULL is allowed. */
@@ -99,8 +110,12 @@ void pipelinerun_free(struct pipelinerun *r);
  * or empty: all) whose Succeeded condition is Unknown was left by a gitd
  * that died; marks each False with reason "Interrupted" (stages still
  * Running become Failed), updates its mirror, emits a Warning Event, and
- * deletes the builder Pods and Secrets labelled with its name. Returns the
- * number of runs marked, or a kube.h code with err_msg(). */
+ * deletes the Pods and Secrets labelled PIPELINERUN_LABEL_RUN=NAME (NotFound
+ * and Forbidden are ignored). A run without a Succeeded condition (gitd died
+ * before its first status write) counts as Unknown. Runs are handled oldest
+ * first, so each Remote's mirror ends with its newest run; the Remote's
+ * lastRun is left alone. Returns the number of runs marked, or a kube.h code
+ * with err_msg() when a namespace could not be listed. */
 int pipelinerun_sweep_interrupted(struct kube_client *c, const char *const *namespaces);
 
 #endif

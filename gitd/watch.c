@@ -37,6 +37,8 @@ struct watcher {
 	const char *ns; /* NULL: all namespaces */
 	json_t *seen;   /* keys LISTED since the current list began */
 	bool synced;
+	struct kube_client *status_c; /* for status writes: the watch's own
+	                                 client is busy streaming */
 };
 
 static void mark_changed(void)
@@ -69,11 +71,153 @@ static int key_of(char *buf, size_t size, const json_t *obj, int resource)
 	return (size_t)snprintf(buf, size, "%d|%s/%s", resource, ns, name) < size ? 0 : -1;
 }
 
+/* RFC 3339 UTC with seconds. */
+static void now_rfc3339(char buf[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *str_of(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
+/* The Ready condition OBJ's keys call for: True "Serving" with at least one
+ * key that parses, else False "NoKeys". Returns a new object or NULL. */
+static json_t *ready_condition(const json_t *obj, int resource, json_int_t generation)
+{
+	json_t *keys = json_object_get(json_object_get(obj, "spec"), "authorizedKeys");
+	struct authz tmp;
+	size_t bad = 0, good;
+	char msg[160], skipped[96] = "";
+
+	authz_init(&tmp);
+	if (authz_add_remote(&tmp, obj, resource == 1, &bad) < 0) {
+		authz_release(&tmp);
+		return NULL;
+	}
+	authz_release(&tmp);
+	good = json_array_size(keys) - bad;
+	if (bad)
+		snprintf(skipped, sizeof(skipped), "; %zu line%s skipped (not OpenSSH public keys)",
+		         bad, bad == 1 ? "" : "s");
+	if (good)
+		snprintf(msg, sizeof(msg), "%zu authorized key%s%s", good, good == 1 ? "" : "s",
+		         skipped);
+	else
+		snprintf(msg, sizeof(msg), "no authorized keys%s", skipped);
+	return json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "Ready", "status",
+	                 good ? "True" : "False", "reason", good ? "Serving" : "NoKeys", "message",
+	                 msg, "observedGeneration", generation);
+}
+
+/* Brings OBJ's status (remoteUrl, observedGeneration, the Ready condition)
+ * up to date with a merge patch of the status subresource, when it is not.
+ * The patch comes back as a MODIFIED event, which then finds nothing to do. */
+static void sync_status(struct watcher *w, const json_t *obj)
+{
+	const char *base = w->opts->url_base;
+	json_t *md = json_object_get(obj, "metadata"), *status = json_object_get(obj, "status");
+	json_t *conds = json_object_get(status, "conditions"), *old = NULL, *ready = NULL;
+	json_t *list = NULL, *patch = NULL, *v;
+	const char *ns = str_of(md, "namespace"), *name = str_of(md, "name");
+	const char *rv = str_of(md, "resourceVersion");
+	json_int_t generation = json_integer_value(json_object_get(md, "generation"));
+	struct kube_patch_opts po = {.subresource = "status"};
+	char url[1200], now[32];
+	size_t i, blen;
+	int ret;
+
+	if (!base || !ns || !name || !rv)
+		return;
+	blen = strlen(base);
+	while (blen > 0 && base[blen - 1] == '/')
+		blen--;
+	if ((size_t)snprintf(url, sizeof(url), "%.*s/%s/%s.git", (int)blen, base, ns, name) >=
+	    sizeof(url))
+		return;
+	ready = ready_condition(obj, w->resource, generation);
+	if (!ready)
+		return;
+	json_array_foreach(conds, i, v)
+	{
+		if (str_eq(str_of(v, "type"), "Ready"))
+			old = v;
+	}
+	if (str_eq(str_of(status, "remoteUrl"), url) &&
+	    json_integer_value(json_object_get(status, "observedGeneration")) == generation &&
+	    json_is_integer(json_object_get(status, "observedGeneration")) && old &&
+	    str_eq(str_of(old, "status"), str_of(ready, "status")) &&
+	    str_eq(str_of(old, "reason"), str_of(ready, "reason")) &&
+	    str_eq(str_of(old, "message"), str_of(ready, "message")) &&
+	    json_integer_value(json_object_get(old, "observedGeneration")) == generation)
+		goto out; /* nothing would change */
+	/* lastTransitionTime changes only when the status does (API conventions) */
+	if (old && str_eq(str_of(old, "status"), str_of(ready, "status")) &&
+	    str_of(old, "lastTransitionTime")) {
+		json_object_set(ready, "lastTransitionTime",
+		                json_object_get(old, "lastTransitionTime"));
+	} else {
+		now_rfc3339(now);
+		json_object_set_new(ready, "lastTransitionTime", json_string(now));
+	}
+	/* a merge patch replaces the whole list: keep the other conditions */
+	list = json_array();
+	json_array_foreach(conds, i, v)
+	{
+		if (v != old)
+			json_array_append(list, v);
+	}
+	json_array_append(list, ready);
+	/* resourceVersion makes the patch conditional: a condition someone added
+	 * since this event is not lost; their change's own event comes next */
+	patch =
+	    json_pack("{s:{s:s}, s:{s:s, s:I, s:O}}", "metadata", "resourceVersion", rv, "status",
+	              "remoteUrl", url, "observedGeneration", generation, "conditions", list);
+	if (!patch)
+		goto out;
+	if (!w->status_c &&
+	    kube_client_new_default(&w->status_c, w->opts->kubeconfig, w->opts->context) < 0) {
+		w->status_c = NULL;
+		event_log("warn", "remote_status_failed", "{s:s, s:s, s:s}", "resource",
+		          resources[w->resource], "remote", name, "error", err_msg());
+		goto out;
+	}
+	ret = kube_patch(NULL, w->status_c, resources[w->resource], ns, name, KUBE_PATCH_MERGE,
+	                 patch, &po);
+	if (ret == KUBE_ECONFLICT)
+		event_log("debug", "remote_status_conflict", "{s:s, s:s}", "namespace", ns,
+		          "remote", name);
+	else if (ret < 0)
+		event_log("warn", "remote_status_failed", "{s:s, s:s, s:s, s:s}", "resource",
+		          resources[w->resource], "namespace", ns, "remote", name, "error",
+		          err_msg());
+	else
+		event_log("info", "remote_status_written", "{s:s, s:s, s:s, s:s}", "namespace", ns,
+		          "remote", name, "ready", str_of(ready, "status"), "message",
+		          str_of(ready, "message"));
+out:
+	json_decref(patch);
+	json_decref(list);
+	json_decref(ready);
+}
+
 static int on_event(void *arg, enum kube_event ev, json_t *obj)
 {
 	struct watcher *w = arg;
 	char key[600];
 
+	if (ev == KUBE_EVENT_LISTED || ev == KUBE_EVENT_ADDED || ev == KUBE_EVENT_MODIFIED)
+		sync_status(w, obj);
 	pthread_mutex_lock(&shared.lock);
 	switch (ev) {
 	case KUBE_EVENT_LISTED:

@@ -8,6 +8,14 @@
  * where each REMOTE is {"gitkube": BOOL, "metadata": {"namespace", "name"},
  * "spec": {"authorizedKeys", "denyNonFastForwards"}} and "synced" is true once
  * every watch has listed. Bursts are coalesced (at most one line per 50 ms).
+ *
+ * With a url_base it also keeps each Remote's status up to date, through a
+ * merge patch of the status subresource sent only when something would
+ * change (so the MODIFIED event of its own patch is a no-op):
+ * status.remoteUrl = URL_BASE/NAMESPACE/NAME.git, status.observedGeneration =
+ * metadata.generation, and the Ready condition (True "Serving" with message
+ * "N authorized keys[; M lines skipped (not OpenSSH public keys)]", or False
+ * "NoKeys"); other conditions and status.lastRun are kept.
  * The connection processes are forked from gitd, which never loads the
  * credentials, so they never hold the API token. */
 #ifndef SLIP_GITD_WATCH_H

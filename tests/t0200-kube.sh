@@ -140,9 +140,9 @@ test_expect_success 'update-status writes the status subresource of a Remote' '
 '
 
 test_expect_success 'patch of the status subresource' '
-	echo "{\"status\":{\"lastRun\":\"run-1\"}}" >sp.json &&
+	echo "{\"status\":{\"lastRun\":{\"name\":\"run-1\"}}}" >sp.json &&
 	kubetool patch slipway.dev/v1alpha1/remotes $ns st merge sp.json --subresource status >/dev/null &&
-	test "$(kubectl -n $ns get remotes.slipway.dev st -o jsonpath={.status.lastRun})" = run-1
+	test "$(kubectl -n $ns get remotes.slipway.dev st -o jsonpath={.status.lastRun.name})" = run-1
 '
 
 test_expect_success 'delete removes the object; deleting it again is NotFound' '

@@ -1,0 +1,765 @@
+/* pipelinerun: the PipelineRun object of one pipeline, its status, the
+ * "<remote>-pipeline" ConfigMap mirror, its Events and the Remote's
+ * status.lastRun (see pipelinerun.h). Every write goes straight to the API
+ * server; a failed one is logged and the pipeline goes on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "err.h"
+#include "event.h"
+#include "pipelinerun.h"
+#include "banned.h"
+
+#define LABEL_MAX 63           /* a label value (Kubernetes "Labels and Selectors") */
+#define MESSAGE_MAX 32768      /* condition and stage messages (CRD maxLength) */
+#define EVENT_MESSAGE_MAX 1024 /* kept short: Events are for humans */
+#define STAGES_MAX 200         /* status.stages maxItems */
+#define IMAGES_MAX 500         /* status.images maxItems */
+#define CONFLICT_RETRIES 3     /* re-reads after a 409 Conflict */
+#define LOG_WRITE_INTERVAL_MS 1000
+
+#define MANAGED_BY_LABEL "app.kubernetes.io/managed-by"
+#define INTERRUPTED_MESSAGE "gitd restarted while this pipeline ran"
+
+struct pipelinerun {
+	struct kube_client *c; /* borrowed: outlives the run */
+	char ns[254];
+	char name[254];
+	char remote[254];
+	char remote_gvr[128]; /* "" when unknown (a swept run) */
+	char *ref;            /* spec.ref */
+	char commit[65];      /* spec.after */
+	json_t *obj;          /* the object as last read or written */
+	json_t *status;       /* the status as last set */
+	struct buf log;       /* status.logTail, valid UTF-8, at most LOG_TAIL_MAX */
+	bool log_dirty;       /* log holds lines not yet written */
+	long long last_write_ms;
+};
+
+/* --- small helpers ------------------------------------------------------ */
+
+/* RFC 3339 UTC with seconds, e.g. "2026-11-26T01:02:03Z". */
+static void now_rfc3339(char buf[32])
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static bool is_continuation(unsigned char ch)
+{
+	return (ch & 0xc0) == 0x80;
+}
+
+/* A JSON string of at most MAX bytes of S, cut at a character boundary;
+ * bytes that are not valid UTF-8 become '?' (hook and build output may hold
+ * anything). Returns a new reference or NULL when out of memory. */
+static json_t *jstr(const char *s, size_t max)
+{
+	size_t len = s ? strlen(s) : 0;
+	json_t *j;
+	char *copy;
+
+	if (len > max) {
+		len = max;
+		while (len > 0 && is_continuation((unsigned char)s[len]))
+			len--;
+	}
+	j = json_stringn(s ? s : "", len);
+	if (j)
+		return j;
+	copy = malloc(len + 1);
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		copy[i] = (unsigned char)s[i] < 0x80 && s[i] ? s[i] : '?';
+	j = json_stringn(copy, len);
+	free(copy);
+	return j;
+}
+
+static bool is_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* Makes S a valid label value in OUT (LABEL_MAX + 1 bytes): characters other
+ * than [A-Za-z0-9._-] become '-', at most 63 of them, starting and ending
+ * with an alphanumeric character (may end up empty, which is valid). */
+static void label_value(char out[LABEL_MAX + 1], const char *s)
+{
+	size_t n = 0;
+
+	while (*s && !is_alnum(*s))
+		s++;
+	for (; *s && n < LABEL_MAX; s++)
+		out[n++] = is_alnum(*s) || *s == '.' || *s == '_' || *s == '-' ? *s : '-';
+	while (n > 0 && !is_alnum(out[n - 1]))
+		n--;
+	out[n] = '\0';
+}
+
+/* The branch of REF as a label value: "refs/heads/feature/x" -> "feature-x";
+ * other refs keep what follows "refs/" ("refs/tags/v1" -> "tags-v1"). */
+static void ref_label(char out[LABEL_MAX + 1], const char *ref)
+{
+	if (!strncmp(ref, "refs/heads/", 11))
+		ref += 11;
+	else if (!strncmp(ref, "refs/", 5))
+		ref += 5;
+	label_value(out, ref);
+}
+
+static const char *str_of(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static const char *str_or(const json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = str_of(obj, key);
+
+	return s ? s : dflt;
+}
+
+static json_t *condition_get(json_t *status, const char *type)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(status, "conditions"), i, v)
+	{
+		if (!strcmp(str_or(v, "type", ""), type))
+			return v;
+	}
+	return NULL;
+}
+
+/* Sets the Succeeded condition; lastTransitionTime changes only when the
+ * status does (API conventions). */
+static void set_succeeded(struct pipelinerun *r, const char *status, const char *reason,
+                          const char *message)
+{
+	json_t *conds = json_object_get(r->status, "conditions");
+	json_t *cond = condition_get(r->status, "Succeeded");
+	json_t *gen = json_object_get(json_object_get(r->obj, "metadata"), "generation");
+	char now[32];
+
+	if (!json_is_array(conds)) {
+		conds = json_array();
+		json_object_set_new(r->status, "conditions", conds);
+	}
+	if (!cond) {
+		cond = json_object();
+		json_array_append_new(conds, cond);
+		json_object_set_new(cond, "type", json_string("Succeeded"));
+	}
+	if (strcmp(str_or(cond, "status", ""), status) || !str_of(cond, "lastTransitionTime")) {
+		now_rfc3339(now);
+		json_object_set_new(cond, "lastTransitionTime", json_string(now));
+	}
+	json_object_set_new(cond, "status", json_string(status));
+	json_object_set_new(cond, "reason", jstr(reason, 1024));
+	json_object_set_new(cond, "message", jstr(message, MESSAGE_MAX));
+	if (json_is_integer(gen))
+		json_object_set(cond, "observedGeneration", gen);
+}
+
+static const char *succeeded_status(const struct pipelinerun *r)
+{
+	const char *s = str_of(condition_get(r->status, "Succeeded"), "status");
+
+	return s ? s : "Unknown";
+}
+
+/* --- writes ------------------------------------------------------------- */
+
+/* Replaces the status subresource with r->status, re-reading the object
+ * after a Conflict. Returns 0 or a kube.h code with err_msg(). */
+static int write_status(struct pipelinerun *r)
+{
+	json_t *gen = json_object_get(json_object_get(r->obj, "metadata"), "generation");
+	int ret = KUBE_ERROR;
+
+	if (r->log.len || json_object_get(r->status, "logTail"))
+		json_object_set_new(r->status, "logTail", json_string(buf_str(&r->log)));
+	if (json_is_integer(gen))
+		json_object_set(r->status, "observedGeneration", gen);
+	json_object_set(r->obj, "status", r->status);
+	for (int attempt = 0; attempt <= CONFLICT_RETRIES; attempt++) {
+		json_t *got = NULL, *fresh = NULL;
+
+		ret = kube_update_status(&got, r->c, PIPELINERUN_GVR, r->ns, r->name, r->obj);
+		if (ret == 0) {
+			json_object_set(got, "status", r->status);
+			json_decref(r->obj);
+			r->obj = got;
+			r->log_dirty = false;
+			break;
+		}
+		if (ret != KUBE_ECONFLICT)
+			break;
+		/* someone else wrote the object: take its resourceVersion, keep
+		 * our status (gitd alone writes it) */
+		ret = kube_get(&fresh, r->c, PIPELINERUN_GVR, r->ns, r->name);
+		if (ret < 0)
+			break;
+		json_object_set(fresh, "status", r->status);
+		json_decref(r->obj);
+		r->obj = fresh;
+		ret = KUBE_ECONFLICT;
+		err_set("pipelinerun %s/%s: status kept conflicting", r->ns, r->name);
+	}
+	r->last_write_ms = clock_now_ms();
+	if (ret < 0)
+		event_log("warn", "pipelinerun_status_failed", "{s:s, s:s, s:s}", "namespace",
+		          r->ns, "pipelinerun", r->name, "error", err_msg());
+	return ret;
+}
+
+/* Creates or replaces the "<remote>-pipeline" ConfigMap from r->status. */
+static void write_mirror(struct pipelinerun *r)
+{
+	char name[300], remote_label[LABEL_MAX + 1];
+	json_t *cond = condition_get(r->status, "Succeeded"), *cm = NULL;
+	char *status_json = json_dumps(r->status, JSON_COMPACT | JSON_SORT_KEYS);
+	int ret = KUBE_ERROR;
+
+	if ((size_t)snprintf(name, sizeof(name), "%s-pipeline", r->remote) >= sizeof(name)) {
+		err_set("remote name too long for its mirror configmap");
+		goto out;
+	}
+	label_value(remote_label, r->remote);
+	cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s}}, s:{s:s, s:s, s:s, s:s, s:s, s:s}}",
+	               "apiVersion", "v1", "kind", "ConfigMap", "metadata", "name", name,
+	               "namespace", r->ns, "labels", PIPELINERUN_LABEL_REMOTE, remote_label,
+	               MANAGED_BY_LABEL, "slipway", "data", "pipelineRun", r->name, "status.json",
+	               status_json ? status_json : "{}", "ref", r->ref ? r->ref : "", "commit",
+	               r->commit, "succeeded", succeeded_status(r), "reason",
+	               str_or(cond, "reason", ""));
+	if (!cm) {
+		err_set("out of memory");
+		goto out;
+	}
+	/* an unconditional PUT: the mirror shows the latest write, whoever made it */
+	ret = kube_replace(NULL, r->c, "v1/configmaps", r->ns, name, NULL, cm);
+	if (ret == KUBE_ENOTFOUND) {
+		ret = kube_create(NULL, r->c, "v1/configmaps", r->ns, cm);
+		if (ret == KUBE_EEXISTS)
+			ret = kube_replace(NULL, r->c, "v1/configmaps", r->ns, name, NULL, cm);
+	}
+out:
+	if (ret < 0)
+		event_log("warn", "pipelinerun_mirror_failed", "{s:s, s:s, s:s}", "namespace",
+		          r->ns, "configmap", name, "error", err_msg());
+	json_decref(cm);
+	free(status_json);
+}
+
+static const char *hostname(void)
+{
+	static char host[256];
+
+	if (!host[0] && gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "gitd");
+	return host;
+}
+
+/* Emits a core v1 Event about the PipelineRun (TYPE "Normal" or "Warning"),
+ * as client-go's event recorder does, so kubectl describe shows it. */
+static void emit_event(struct pipelinerun *r, const char *type, const char *reason,
+                       const char *message)
+{
+	static unsigned seq;
+	json_t *md = json_object_get(r->obj, "metadata"), *ev = NULL;
+	char name[300], now[32];
+	struct timespec ts;
+	int ret = KUBE_ERROR;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	/* client-go names Events NAME.<hex nanoseconds>; the counter keeps two
+	 * Events of one nanosecond apart */
+	snprintf(name, sizeof(name), "%.200s.%llx%02x", r->name,
+	         (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec,
+	         seq++ & 0xff);
+	now_rfc3339(now);
+	ev = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s?, s:s?}, s:s, s:o, "
+	               "s:s, s:{s:s, s:s}, s:s, s:s, s:i, s:s, s:s}",
+	               "apiVersion", "v1", "kind", "Event", "metadata", "name", name, "namespace",
+	               r->ns, "involvedObject", "apiVersion", "slipway.dev/v1alpha1", "kind",
+	               "PipelineRun", "name", r->name, "namespace", r->ns, "uid", str_of(md, "uid"),
+	               "resourceVersion", str_of(md, "resourceVersion"), "reason", reason,
+	               "message", jstr(message, EVENT_MESSAGE_MAX), "type", type, "source",
+	               "component", "slipway-gitd", "host", hostname(), "firstTimestamp", now,
+	               "lastTimestamp", now, "count", 1, "reportingComponent", "slipway.dev/gitd",
+	               "reportingInstance", hostname());
+	if (!ev) {
+		err_set("out of memory");
+		goto out;
+	}
+	ret = kube_create(NULL, r->c, "v1/events", r->ns, ev);
+out:
+	if (ret < 0)
+		event_log("warn", "pipelinerun_event_failed", "{s:s, s:s, s:s, s:s}", "namespace",
+		          r->ns, "pipelinerun", r->name, "reason", reason, "error", err_msg());
+	json_decref(ev);
+}
+
+/* Merge-patches the Remote's status.lastRun. */
+static void write_last_run(struct pipelinerun *r)
+{
+	json_t *cond = condition_get(r->status, "Succeeded"), *patch;
+	const struct kube_patch_opts po = {.subresource = "status"};
+	int ret = KUBE_ERROR;
+
+	if (!r->remote_gvr[0])
+		return;
+	patch = json_pack("{s:{s:{s:s, s:s, s:s, s:s, s:s, s:s?}}}", "status", "lastRun", "name",
+	                  r->name, "ref", r->ref ? r->ref : "", "commit", r->commit, "succeeded",
+	                  succeeded_status(r), "reason", str_or(cond, "reason", ""),
+	                  "completionTime", str_of(r->status, "completionTime"));
+	if (!patch)
+		err_set("out of memory");
+	else
+		ret = kube_patch(NULL, r->c, r->remote_gvr, r->ns, r->remote, KUBE_PATCH_MERGE,
+		                 patch, &po);
+	if (ret < 0)
+		event_log("warn", "remote_last_run_failed", "{s:s, s:s, s:s}", "remote", r->remote,
+		          "pipelinerun", r->name, "error", err_msg());
+	json_decref(patch);
+}
+
+/* --- the run ------------------------------------------------------------ */
+
+static struct pipelinerun *run_alloc(struct kube_client *c)
+{
+	struct pipelinerun *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->c = c;
+	buf_init(&r->log, PIPELINERUN_LOG_TAIL_MAX);
+	r->status = json_object();
+	if (!r->status) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Fills the names of R from its object r->obj. */
+static int run_names_from_obj(struct pipelinerun *r)
+{
+	json_t *md = json_object_get(r->obj, "metadata"), *spec = json_object_get(r->obj, "spec");
+	const char *ns = str_of(md, "namespace"), *name = str_of(md, "name");
+
+	if (!ns || !name || strlen(ns) >= sizeof(r->ns) || strlen(name) >= sizeof(r->name))
+		return err_set("pipelinerun without a valid metadata.namespace and name");
+	snprintf(r->ns, sizeof(r->ns), "%s", ns);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->remote, sizeof(r->remote), "%s", str_or(spec, "remote", ""));
+	snprintf(r->commit, sizeof(r->commit), "%s", str_or(spec, "after", ""));
+	r->ref = strdup(str_or(spec, "ref", ""));
+	if (!r->ref)
+		return err_set("out of memory");
+	return 0;
+}
+
+int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
+                       const struct pipelinerun_spec *spec, const char *reason, const char *message)
+{
+	struct pipelinerun *r = NULL;
+	char gen_name[300], ref_lbl[LABEL_MAX + 1], remote_lbl[LABEL_MAX + 1];
+	char commit_lbl[LABEL_MAX + 1], now[32];
+	json_t *obj = NULL, *got = NULL;
+	int ret = KUBE_ERROR;
+
+	*out = NULL;
+	if (strlen(spec->remote_gvr) >= 128) {
+		err_set("remote resource name too long: %s", spec->remote_gvr);
+		goto out;
+	}
+	r = run_alloc(c);
+	if (!r) {
+		err_set("out of memory");
+		goto out;
+	}
+	snprintf(gen_name, sizeof(gen_name), "%.200s-", spec->remote);
+	label_value(remote_lbl, spec->remote);
+	ref_label(ref_lbl, spec->ref);
+	/* a SHA-1 id fits a label value whole; a SHA-256 id loses its last digit */
+	label_value(commit_lbl, spec->after);
+	obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s, s:s}}, "
+	                "s:{s:s, s:s, s:s?, s:s, s:{s:o, s:o}, s:s}}",
+	                "apiVersion", "slipway.dev/v1alpha1", "kind", "PipelineRun", "metadata",
+	                "generateName", gen_name, "namespace", spec->ns, "labels",
+	                PIPELINERUN_LABEL_REMOTE, remote_lbl, PIPELINERUN_LABEL_REF, ref_lbl,
+	                PIPELINERUN_LABEL_COMMIT, commit_lbl, "spec", "remote", spec->remote, "ref",
+	                spec->ref, "before", spec->before, "after", spec->after, "pusher",
+	                "fingerprint", jstr(spec->fingerprint, 256), "comment",
+	                jstr(spec->comment, 1024), "trigger", "push");
+	if (!obj) {
+		err_set("out of memory");
+		goto out;
+	}
+	ret = kube_create(&got, c, PIPELINERUN_GVR, spec->ns, obj);
+	if (ret < 0)
+		goto out;
+	r->obj = got;
+	got = NULL;
+	if (run_names_from_obj(r) < 0) {
+		ret = KUBE_ERROR;
+		goto out;
+	}
+	snprintf(r->remote_gvr, sizeof(r->remote_gvr), "%s", spec->remote_gvr);
+	now_rfc3339(now);
+	json_object_set_new(r->status, "startTime", json_string(now));
+	json_object_set_new(r->status, "stages", json_array());
+	json_object_set_new(r->status, "images", json_array());
+	set_succeeded(r, "Unknown", reason, message);
+	write_status(r);
+	write_mirror(r);
+	emit_event(r, "Normal", "Created", message && *message ? message : reason);
+	*out = r;
+	r = NULL;
+	ret = 0;
+out:
+	json_decref(obj);
+	json_decref(got);
+	pipelinerun_free(r);
+	return ret;
+}
+
+const char *pipelinerun_name(const struct pipelinerun *r)
+{
+	return r->name;
+}
+
+void pipelinerun_progress(struct pipelinerun *r, const char *reason, const char *message)
+{
+	set_succeeded(r, "Unknown", reason, message);
+	write_status(r);
+}
+
+static json_t *stage_get(struct pipelinerun *r, const char *name, bool create)
+{
+	json_t *stages = json_object_get(r->status, "stages"), *v;
+	size_t i;
+
+	if (!json_is_array(stages)) {
+		stages = json_array();
+		json_object_set_new(r->status, "stages", stages);
+	}
+	json_array_foreach(stages, i, v)
+	{
+		if (!strcmp(str_or(v, "name", ""), name))
+			return v;
+	}
+	if (!create || json_array_size(stages) >= STAGES_MAX)
+		return NULL;
+	v = json_pack("{s:o, s:s}", "name", jstr(name, 253), "phase", "Pending");
+	if (v && json_array_append_new(stages, v) < 0)
+		v = NULL;
+	return v;
+}
+
+static bool phase_is_final(const char *phase)
+{
+	return !strcmp(phase, "Succeeded") || !strcmp(phase, "Failed") || !strcmp(phase, "Skipped");
+}
+
+/* Sets the phase of stage ST, with its times; MESSAGE NULL keeps the old. */
+static void stage_set(json_t *st, const char *phase, const char *message)
+{
+	char now[32];
+
+	now_rfc3339(now);
+	json_object_set_new(st, "phase", json_string(phase));
+	if (!strcmp(phase, "Running"))
+		json_object_set_new(st, "startTime", json_string(now));
+	if (phase_is_final(phase))
+		json_object_set_new(st, "completionTime", json_string(now));
+	if (message)
+		json_object_set_new(st, "message", jstr(message, MESSAGE_MAX));
+}
+
+void pipelinerun_stage(struct pipelinerun *r, const char *name, const char *phase,
+                       const char *message)
+{
+	json_t *st = stage_get(r, name, true);
+	char reason[32];
+
+	if (!st) {
+		event_log("warn", "pipelinerun_stage_dropped", "{s:s, s:s, s:s}", "pipelinerun",
+		          r->name, "stage", name, "reason", "too many stages");
+		return;
+	}
+	stage_set(st, phase, message);
+	write_status(r);
+	write_mirror(r);
+	if (strcmp(phase, "Pending")) {
+		snprintf(reason, sizeof(reason), "Stage%s", phase);
+		emit_event(r, !strcmp(phase, "Failed") ? "Warning" : "Normal", reason,
+		           message && *message ? message : name);
+	}
+}
+
+void pipelinerun_image(struct pipelinerun *r, const char *deployment, const char *container,
+                       const char *image)
+{
+	json_t *images = json_object_get(r->status, "images");
+
+	if (!json_is_array(images)) {
+		images = json_array();
+		json_object_set_new(r->status, "images", images);
+	}
+	if (json_array_size(images) >= IMAGES_MAX)
+		return;
+	json_array_append_new(images, json_pack("{s:o, s:o, s:o}", "deployment",
+	                                        jstr(deployment, 253), "container",
+	                                        jstr(container, 63), "image", jstr(image, 1024)));
+}
+
+/* Drops the oldest lines of the tail until N more bytes fit. */
+static void log_make_room(struct buf *b, size_t n)
+{
+	size_t cut;
+	const char *s, *nl;
+
+	if (b->len + n <= b->max)
+		return;
+	if (n >= b->max) {
+		buf_consume(b, b->len);
+		return;
+	}
+	cut = b->len + n - b->max;
+	s = buf_str(b);
+	nl = memchr(s + cut - 1, '\n', b->len - (cut - 1));
+	buf_consume(b, nl ? (size_t)(nl - s) + 1 : b->len);
+}
+
+void pipelinerun_log(struct pipelinerun *r, const char *line)
+{
+	json_t *j = jstr(line, strlen(line));
+	const char *s = json_string_value(j);
+	size_t len = s ? strlen(s) : 0;
+
+	if (!s)
+		return;
+	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		len--;
+	if (len + 1 > r->log.max) {
+		/* one line longer than the tail: keep its end */
+		size_t skip = len + 1 - r->log.max;
+
+		while (skip < len && is_continuation((unsigned char)s[skip]))
+			skip++;
+		s += skip;
+		len -= skip;
+	}
+	log_make_room(&r->log, len + 1);
+	if (buf_add(&r->log, s, len) == 0 && buf_add(&r->log, "\n", 1) == 0)
+		r->log_dirty = true;
+	json_decref(j);
+	if (r->log_dirty && clock_now_ms() - r->last_write_ms >= LOG_WRITE_INTERVAL_MS)
+		write_status(r);
+}
+
+/* Closes the stages left open and sets Succeeded to its final value. */
+static void run_end(struct pipelinerun *r, bool succeeded, const char *reason, const char *message)
+{
+	json_t *v;
+	size_t i;
+	char now[32];
+
+	json_array_foreach(json_object_get(r->status, "stages"), i, v)
+	{
+		const char *phase = str_or(v, "phase", "Pending");
+
+		if (!strcmp(phase, "Running"))
+			stage_set(v, succeeded ? "Succeeded" : "Failed", NULL);
+		else if (!strcmp(phase, "Pending"))
+			stage_set(v, "Skipped", NULL);
+	}
+	now_rfc3339(now);
+	json_object_set_new(r->status, "completionTime", json_string(now));
+	set_succeeded(r, succeeded ? "True" : "False", succeeded ? "Succeeded" : reason, message);
+}
+
+int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason,
+                       const char *message)
+{
+	int ret;
+
+	if (!reason || !*reason)
+		reason = succeeded ? "Succeeded" : "Failed";
+	if (!message || !*message)
+		message = succeeded ? "pipeline succeeded" : reason;
+	run_end(r, succeeded, reason, message);
+	ret = write_status(r);
+	write_mirror(r);
+	emit_event(r, succeeded ? "Normal" : "Warning", succeeded ? "Succeeded" : reason, message);
+	write_last_run(r);
+	return ret < 0 ? -1 : 0;
+}
+
+const json_t *pipelinerun_status(const struct pipelinerun *r)
+{
+	return r->status;
+}
+
+void pipelinerun_free(struct pipelinerun *r)
+{
+	if (!r)
+		return;
+	json_decref(r->obj);
+	json_decref(r->status);
+	buf_release(&r->log);
+	free(r->ref);
+	free(r);
+}
+
+/* --- the sweep at start-up ----------------------------------------------- */
+
+/* Deletes the objects of GVR in NS labelled with the run's name; NotFound
+ * and Forbidden are fine (gone already, or gitd may not touch them). */
+static void delete_labelled(struct pipelinerun *r, const char *gvr)
+{
+	char selector[300];
+	struct kube_list_opts lo = {.label_selector = selector};
+	json_t *list = NULL, *v;
+	size_t i;
+	int ret;
+
+	snprintf(selector, sizeof(selector), "%s=%s", PIPELINERUN_LABEL_RUN, r->name);
+	ret = kube_list(&list, r->c, gvr, r->ns, &lo);
+	if (ret < 0) {
+		if (ret != KUBE_EFORBIDDEN && ret != KUBE_ENOTFOUND)
+			event_log("warn", "pipelinerun_cleanup_failed", "{s:s, s:s, s:s}",
+			          "pipelinerun", r->name, "resource", gvr, "error", err_msg());
+		goto out;
+	}
+	json_array_foreach(json_object_get(list, "items"), i, v)
+	{
+		const char *name = str_of(json_object_get(v, "metadata"), "name");
+
+		if (!name)
+			continue;
+		ret = kube_delete(NULL, r->c, gvr, r->ns, name, "Background");
+		if (ret < 0 && ret != KUBE_ENOTFOUND && ret != KUBE_EFORBIDDEN)
+			event_log("warn", "pipelinerun_cleanup_failed", "{s:s, s:s, s:s, s:s}",
+			          "pipelinerun", r->name, "resource", gvr, "name", name, "error",
+			          err_msg());
+	}
+out:
+	json_decref(list);
+}
+
+/* Marks one PipelineRun object OBJ (borrowed) Interrupted when it was still
+ * running. Returns 1 when marked, 0 when it had ended, -1 on failure. */
+static int sweep_one(struct kube_client *c, json_t *obj)
+{
+	struct pipelinerun *r = NULL;
+	json_t *status = json_object_get(obj, "status");
+	const char *tail = str_of(status, "logTail");
+	const char *state = str_of(condition_get(status, "Succeeded"), "status");
+	int ret = -1;
+
+	if (state && strcmp(state, "Unknown"))
+		return 0;
+	r = run_alloc(c);
+	if (!r) {
+		err_set("out of memory");
+		goto out;
+	}
+	r->obj = json_incref(obj);
+	if (run_names_from_obj(r) < 0)
+		goto out;
+	if (json_is_object(status)) {
+		json_decref(r->status);
+		r->status = json_deep_copy(status);
+		if (!r->status) {
+			err_set("out of memory");
+			goto out;
+		}
+	}
+	if (tail && buf_adds(&r->log, tail) < 0)
+		buf_release(&r->log);
+	run_end(r, false, "Interrupted", INTERRUPTED_MESSAGE);
+	write_status(r);
+	write_mirror(r);
+	emit_event(r, "Warning", "Interrupted", INTERRUPTED_MESSAGE);
+	delete_labelled(r, "v1/pods");
+	delete_labelled(r, "v1/secrets");
+	event_log("info", "pipelinerun_interrupted", "{s:s, s:s}", "namespace", r->ns,
+	          "pipelinerun", r->name);
+	ret = 1;
+out:
+	pipelinerun_free(r);
+	return ret;
+}
+
+static int by_creation(const void *a, const void *b)
+{
+	const json_t *const *x = a, *const *y = b;
+	const char *tx = str_or(json_object_get(*x, "metadata"), "creationTimestamp", "");
+	const char *ty = str_or(json_object_get(*y, "metadata"), "creationTimestamp", "");
+
+	return strcmp(tx, ty);
+}
+
+/* Sweeps NS (NULL: all namespaces); adds the runs marked to *MARKED. */
+static int sweep_namespace(struct kube_client *c, const char *ns, int *marked)
+{
+	json_t *list = NULL, **items = NULL, *items_arr;
+	size_t n, i;
+	int ret;
+
+	ret = kube_list(&list, c, PIPELINERUN_GVR, ns, NULL);
+	if (ret < 0)
+		goto out;
+	items_arr = json_object_get(list, "items");
+	n = json_array_size(items_arr);
+	items = calloc(n ? n : 1, sizeof(*items));
+	if (!items) {
+		ret = err_set("out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		items[i] = json_array_get(items_arr, i);
+	/* oldest first, so each Remote's mirror ends with its newest run */
+	qsort(items, n, sizeof(*items), by_creation);
+	for (i = 0; i < n; i++) {
+		int r = sweep_one(c, items[i]);
+
+		if (r > 0)
+			(*marked)++;
+		else if (r < 0)
+			event_log("warn", "pipelinerun_sweep_failed", "{s:s}", "error", err_msg());
+	}
+out:
+	free(items);
+	json_decref(list);
+	return ret;
+}
+
+int pipelinerun_sweep_interrupted(struct kube_client *c, const char *const *namespaces)
+{
+	int marked = 0, ret;
+
+	if (!namespaces || !namespaces[0])
+		return (ret = sweep_namespace(c, NULL, &marked)) < 0 ? ret : marked;
+	for (size_t i = 0; namespaces[i]; i++) {
+		ret = sweep_namespace(c, namespaces[i], &marked);
+		if (ret < 0)
+			return ret;
+	}
+	return marked;
+}
