@@ -25,6 +25,8 @@ GITD_SRC     := $(filter-out gitd/main.c,$(wildcard gitd/*.c))
 GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
 BUILDER_SRC  := $(filter-out builder/main.c,$(wildcard builder/*.c))
 BUILDER_OBJ  := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
+# gitd's runner spawns the builder with builder/spawn.c (bound for lib/)
+SPAWN_OBJ    := $(BUILD)/builder/spawn.o
 PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
                 $(if $(wildcard builder/main.c),$(BUILD)/bin/builder)
 UNIT_SRC     := $(wildcard tests/unit/*.c)
@@ -59,7 +61,7 @@ $(BUILD)/bin/deployer: $(BUILD)/deployer/main.o $(DEPLOYER_OBJ) $(BUILD)/lib/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/gitd: $(BUILD)/gitd/main.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/bin/gitd: $(BUILD)/gitd/main.o $(GITD_OBJ) $(SPAWN_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -71,7 +73,7 @@ $(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUI
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(GITD_OBJ) $(SPAWN_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -81,13 +83,13 @@ FUZZ_SECONDS ?= 10
 FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CC      ?= clang-14
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Ideployer -Igitd \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Ideployer -Igitd -Ibuilder \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GITD_SRC) $(wildcard lib/*.h gitd/*.h)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GITD_SRC) builder/spawn.c $(wildcard lib/*.h gitd/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(GITD_SRC) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(GITD_SRC) builder/spawn.c $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \
