@@ -1,0 +1,947 @@
+/* runner: one builder run, as a child process or as a Pod, with its log
+ * drained from buildsrv while it runs and its outcome judged by the
+ * builder's result or, failing that, by how the process or Pod ended. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runner.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "spawn.h"
+#include "banned.h"
+
+#define RUNNER_DEFAULT_TIMEOUT_MS (30 * 60 * 1000L) /* when cfg and spec say nothing */
+#define RUNNER_POLL_MS 250                          /* log drain period while waiting for a Pod */
+#define RUNNER_POD_GET_MS 1000                      /* Pod status poll period */
+#define RUNNER_POD_SLACK_MS                                                                        \
+	20000 /* a Pod's deadline starts once it runs: the                                         \
+	         runner waits this much longer than it */
+#define RUNNER_LOCAL_SLACK_MS                                                                      \
+	10000 /* builder --timeout fires first; this kills                                         \
+	         a builder that does not stop */
+#define RUNNER_TAIL_MAX                                                                            \
+	64 /* stdout lines kept for a builder that                                                 \
+	      reported nothing */
+
+/* Where the Pod finds its files (docs/builder.md "Runners"). */
+#define POD_TOKEN_DIR "/var/run/slipway/token"
+#define POD_TOKEN_FILE POD_TOKEN_DIR "/token"
+#define POD_REGISTRY_DIR "/var/run/slipway/registry"
+#define POD_REGISTRY_FILE POD_REGISTRY_DIR "/.dockerconfigjson"
+
+/* The builder's argv is at most this long: fixed options plus build args. */
+#define ARGV_FIXED_MAX 40
+
+/* builder's exit codes (builder/main.c, docs/builder.md "Exit status"). */
+enum {
+	BUILDER_EXIT_PUSHED = 0,
+	BUILDER_EXIT_ERROR = 1,
+	BUILDER_EXIT_USAGE = 2,
+	BUILDER_EXIT_SOURCE = 3,
+	BUILDER_EXIT_BUILD = 4,
+	BUILDER_EXIT_PUSH = 5,
+	BUILDER_EXIT_TIMEOUT = 6,
+	BUILDER_EXIT_REPORT = 7,
+};
+
+/* State shared by both modes while a build runs. */
+struct run {
+	struct runner_result *out;
+	const struct runner_build *b;
+	struct buildsrv_build *bb;
+	void (*on_line)(void *arg, const char *line);
+	void *arg;
+	size_t reported_lines;       /* lines drained from buildsrv */
+	char *tail[RUNNER_TAIL_MAX]; /* local: the builder's last stdout lines */
+	size_t tail_next, tail_len;  /* ring position and fill */
+	char last_error[ERR_MAX];    /* local: its last "builder: ..." line */
+	bool has_result;
+	struct buildsrv_result result;
+};
+
+int runner_mode_parse(enum runner_mode *out, const char *s)
+{
+	if (s && !strcmp(s, "local")) {
+		*out = RUNNER_LOCAL;
+		return 0;
+	}
+	if (s && !strcmp(s, "pod")) {
+		*out = RUNNER_POD;
+		return 0;
+	}
+	return err_set("builder mode \"%s\" is neither local nor pod", s ? s : "");
+}
+
+static void set_failure(struct runner_result *out, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_failure(struct runner_result *out, const char *reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	out->succeeded = false;
+	snprintf(out->reason, sizeof(out->reason), "%s", reason);
+	va_start(ap, fmt);
+	vsnprintf(out->message, sizeof(out->message), fmt, ap);
+	va_end(ap);
+	/* one line for the pusher */
+	for (char *p = out->message; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+/* OUT gets IMAGE (REGISTRY/NAME:TAG) without its tag, then "@" DIGEST. */
+static void pin_image(struct runner_result *out, const char *image, const char *digest)
+{
+	const char *slash = strrchr(image, '/');
+	const char *colon = strrchr(slash ? slash : image, ':');
+	int len = colon ? (int)(colon - image) : (int)strlen(image);
+
+	snprintf(out->image, sizeof(out->image), "%.*s@%s", len, image, digest);
+	snprintf(out->digest, sizeof(out->digest), "%s", digest);
+}
+
+static void set_success(struct runner_result *out, const char *image, const char *digest)
+{
+	out->succeeded = true;
+	out->reason[0] = out->message[0] = '\0';
+	pin_image(out, image, digest);
+}
+
+/* The builder's reasons (docs/builder.md) become the runner's; the two that
+ * mean the runner handed the builder something it refused are RunnerFailed. */
+static const char *reason_of_builder(const char *reason)
+{
+	static const char *const same[] = {"BuildFailed", "PushFailed", "Timeout", "SourceFailed",
+	                                   "Cancelled"};
+
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		if (!strcmp(reason, same[i]))
+			return same[i];
+	return "RunnerFailed";
+}
+
+static bool is_digest(const char *s)
+{
+	if (strncmp(s, "sha256:", 7) || strlen(s) != 71)
+		return false;
+	for (s += 7; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+			return false;
+	return true;
+}
+
+static void outcome_from_result(struct run *r)
+{
+	const struct buildsrv_result *res = &r->result;
+
+	if (res->succeeded && is_digest(res->digest))
+		set_success(r->out, r->b->image, res->digest);
+	else if (res->succeeded)
+		set_failure(r->out, "RunnerFailed", "builder reported success without a digest");
+	else
+		set_failure(r->out, reason_of_builder(res->reason), "%s",
+		            res->message[0] ? res->message : res->reason);
+}
+
+/* Exit code CODE of a builder that reported no result: reason and words. */
+static const char *reason_of_exit(int code, const char **what)
+{
+	switch (code) {
+	case BUILDER_EXIT_USAGE:
+		*what = "usage error";
+		return "RunnerFailed";
+	case BUILDER_EXIT_SOURCE:
+		*what = "source problem";
+		return "SourceFailed";
+	case BUILDER_EXIT_BUILD:
+		*what = "build failed";
+		return "BuildFailed";
+	case BUILDER_EXIT_PUSH:
+		*what = "push failed";
+		return "PushFailed";
+	case BUILDER_EXIT_TIMEOUT:
+		*what = "timed out";
+		return "Timeout";
+	case BUILDER_EXIT_REPORT:
+		*what = "pushed, result not delivered";
+		return "RunnerFailed";
+	case BUILDER_EXIT_PUSHED:
+		*what = "pushed, result not delivered";
+		return "RunnerFailed";
+	default:
+		if (code > 128) {
+			*what = "stopped by a signal";
+			return "Cancelled";
+		}
+		*what = "internal error";
+		return "RunnerFailed";
+	}
+}
+
+static void deliver(void *arg, const char *line)
+{
+	struct run *r = arg;
+
+	r->reported_lines++;
+	if (r->on_line)
+		r->on_line(r->arg, line);
+}
+
+/* Takes what the builder reported so far: log lines, then the result. */
+static void poll_report(struct run *r)
+{
+	buildsrv_drain(r->bb, deliver, r);
+	if (!r->has_result && buildsrv_result(&r->result, r->bb))
+		r->has_result = true;
+}
+
+/* Temp directory of a local build: the token file and the digest file. */
+struct workdir {
+	char dir[4096];
+	char token[4200];
+	char digest[4200];
+};
+
+static int workdir_make(struct workdir *w, const char *token)
+{
+	const char *tmp = getenv("TMPDIR");
+	size_t len = strlen(token);
+	int fd = -1, ret = -1;
+
+	if (!tmp || tmp[0] != '/')
+		tmp = "/tmp";
+	if ((size_t)snprintf(w->dir, sizeof(w->dir), "%s/slipway-runner-XXXXXX", tmp) >=
+	    sizeof(w->dir))
+		return err_set("TMPDIR is too long");
+	if (!mkdtemp(w->dir)) {
+		err_set("cannot create a directory in %s: %s", tmp, strerror(errno));
+		w->dir[0] = '\0';
+		return -1;
+	}
+	snprintf(w->token, sizeof(w->token), "%s/token", w->dir);
+	snprintf(w->digest, sizeof(w->digest), "%s/digest", w->dir);
+	fd = open(w->token, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err_set("cannot create %s: %s", w->token, strerror(errno));
+		goto out;
+	}
+	if (write(fd, token, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
+		err_set("cannot write %s: %s", w->token, strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return ret;
+}
+
+static void workdir_remove(struct workdir *w)
+{
+	if (!w->dir[0])
+		return;
+	unlink(w->token);
+	unlink(w->digest);
+	if (rmdir(w->dir) < 0)
+		log_warn("cannot remove '%s': %s", w->dir, strerror(errno));
+}
+
+/* Reads the digest the builder wrote to PATH into BUF, or returns -1. */
+static int read_digest(char *buf, size_t size, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	int ret = -1;
+
+	if (!f)
+		return -1;
+	if (fgets(buf, (int)size, f)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		ret = is_digest(buf) ? 0 : -1;
+	}
+	fclose(f);
+	return ret;
+}
+
+/* The builder's own stdout repeats what it reports: keep only a tail, for
+ * a builder whose report never arrived, and its last error line. */
+static void on_local_line(void *arg, const char *line)
+{
+	struct run *r = arg;
+	char *copy = strdup(line);
+
+	if (!strncmp(line, "builder: ", 9))
+		snprintf(r->last_error, sizeof(r->last_error), "%s", line + 9);
+	if (!copy)
+		return;
+	free(r->tail[r->tail_next]);
+	r->tail[r->tail_next] = copy;
+	r->tail_next = (r->tail_next + 1) % RUNNER_TAIL_MAX;
+	if (r->tail_len < RUNNER_TAIL_MAX)
+		r->tail_len++;
+}
+
+static void on_local_tick(void *arg)
+{
+	poll_report(arg);
+}
+
+static void tail_release(struct run *r, bool deliver_it)
+{
+	size_t first = (r->tail_next + RUNNER_TAIL_MAX - r->tail_len) % RUNNER_TAIL_MAX;
+
+	for (size_t i = 0; i < r->tail_len; i++) {
+		size_t k = (first + i) % RUNNER_TAIL_MAX;
+
+		if (deliver_it && r->on_line)
+			r->on_line(r->arg, r->tail[k]);
+	}
+	for (size_t i = 0; i < RUNNER_TAIL_MAX; i++) {
+		free(r->tail[i]);
+		r->tail[i] = NULL;
+	}
+	r->tail_len = r->tail_next = 0;
+}
+
+/* A NULL-terminated argv under construction: borrowed strings, plus the few
+ * the list formats itself (owned, freed with it). */
+struct argv_list {
+	const char *v[ARGV_FIXED_MAX + 256 + 1]; /* builder takes 256 build args */
+	size_t n;
+	char *owned[4];
+	size_t n_owned;
+};
+
+static int argv_add(struct argv_list *a, const char *s)
+{
+	if (a->n + 1 >= sizeof(a->v) / sizeof(a->v[0]))
+		return err_set("too many builder arguments");
+	a->v[a->n++] = s;
+	a->v[a->n] = NULL;
+	return 0;
+}
+
+static int argv_add_long(struct argv_list *a, long value)
+{
+	char *s;
+
+	if (a->n_owned == sizeof(a->owned) / sizeof(a->owned[0]))
+		return err_set("too many builder arguments");
+	if (asprintf(&s, "%ld", value) < 0)
+		return err_set("out of memory");
+	a->owned[a->n_owned++] = s;
+	return argv_add(a, s);
+}
+
+static void argv_release(struct argv_list *a)
+{
+	for (size_t i = 0; i < a->n_owned; i++)
+		free(a->owned[i]);
+	memset(a, 0, sizeof(*a));
+}
+
+/* The options of `builder build` that both modes pass; TOKEN_FILE is where
+ * the builder finds the token, TIMEOUT_S its --timeout. */
+static int argv_add_build(struct argv_list *a, const struct run *r, const struct runner_config *cfg,
+                          const char *token_file, long timeout_s)
+{
+	const struct runner_build *b = r->b;
+
+	if (argv_add(a, "build") < 0 || argv_add(a, "--image") < 0 || argv_add(a, b->image) < 0 ||
+	    argv_add(a, "--source-url") < 0 || argv_add(a, buildsrv_source_url(r->bb)) < 0 ||
+	    argv_add(a, "--source-token-file") < 0 || argv_add(a, token_file) < 0 ||
+	    argv_add(a, "--report-url") < 0 || argv_add(a, buildsrv_report_url(r->bb)) < 0 ||
+	    argv_add(a, "--report-token-file") < 0 || argv_add(a, token_file) < 0 ||
+	    argv_add(a, "--timeout") < 0 || argv_add_long(a, timeout_s) < 0)
+		return -1;
+	if (b->path && *b->path && (argv_add(a, "--path") < 0 || argv_add(a, b->path) < 0))
+		return -1;
+	if (b->dockerfile && *b->dockerfile &&
+	    (argv_add(a, "--dockerfile") < 0 || argv_add(a, b->dockerfile) < 0))
+		return -1;
+	for (size_t i = 0; b->build_args && b->build_args[i]; i++)
+		if (argv_add(a, "--build-arg") < 0 || argv_add(a, b->build_args[i]) < 0)
+			return -1;
+	if (b->insecure_registry && argv_add(a, "--insecure-registry") < 0)
+		return -1;
+	if (cfg->storage_driver &&
+	    (argv_add(a, "--storage-driver") < 0 || argv_add(a, cfg->storage_driver) < 0))
+		return -1;
+	return 0;
+}
+
+/* --- local -------------------------------------------------------------- */
+
+static int run_local(struct run *r, const struct runner_config *cfg, long timeout_ms,
+                     const volatile sig_atomic_t *cancel)
+{
+	const char *program = cfg->program ? cfg->program : "builder";
+	const char *tmp = getenv("TMPDIR");
+	struct workdir w = {0};
+	struct argv_list a = {0};
+	struct spawn_opts o = {0};
+	struct spawn_result sr;
+	char *home = NULL, *tmpdir = NULL, status[64];
+	const char *env[5];
+	const char *what, *reason;
+	int ret = -1;
+
+	if (!tmp || tmp[0] != '/')
+		tmp = "/tmp";
+	if (workdir_make(&w, buildsrv_token(r->bb)) < 0)
+		goto out;
+	if (argv_add(&a, program) < 0 ||
+	    argv_add_build(&a, r, cfg, w.token, (timeout_ms + 999) / 1000) < 0 ||
+	    argv_add(&a, "--digest-file") < 0 || argv_add(&a, w.digest) < 0)
+		goto out;
+	if (r->b->registry_auth_file &&
+	    (argv_add(&a, "--registry-auth") < 0 || argv_add(&a, r->b->registry_auth_file) < 0))
+		goto out;
+	if (cfg->storage_root &&
+	    (argv_add(&a, "--storage-root") < 0 || argv_add(&a, cfg->storage_root) < 0))
+		goto out;
+	if (asprintf(&home, "HOME=%s", w.dir) < 0 || asprintf(&tmpdir, "TMPDIR=%s", tmp) < 0) {
+		err_set("out of memory");
+		goto out;
+	}
+	env[0] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	env[1] = home;
+	env[2] = tmpdir;
+	env[3] = "LANG=C";
+	env[4] = NULL;
+
+	o.argv = a.v;
+	o.env = env;
+	o.cwd = w.dir;
+	o.in_fd = -1;
+	o.out_fd = -1;
+	o.on_line = on_local_line;
+	o.on_tick = on_local_tick;
+	o.arg = r;
+	o.timeout_ms = timeout_ms + RUNNER_LOCAL_SLACK_MS;
+	o.cancel = cancel;
+	if (spawn_run(&sr, &o) < 0) {
+		err_set("cannot run builder %s: %s", program, err_msg());
+		goto out;
+	}
+	poll_report(r);
+	spawn_describe(status, sizeof(status), sr.status);
+	if (r->has_result)
+		outcome_from_result(r);
+	else if (sr.cancelled)
+		set_failure(r->out, "Cancelled", "build cancelled");
+	else if (sr.timed_out)
+		set_failure(r->out, "Timeout", "builder did not finish within %ld s",
+		            timeout_ms / 1000);
+	else if (WIFEXITED(sr.status) &&
+	         (WEXITSTATUS(sr.status) == BUILDER_EXIT_PUSHED ||
+	          WEXITSTATUS(sr.status) == BUILDER_EXIT_REPORT) &&
+	         read_digest(r->out->digest, sizeof(r->out->digest), w.digest) == 0)
+		set_success(r->out, r->b->image, r->out->digest);
+	else if (WIFEXITED(sr.status)) {
+		reason = reason_of_exit(WEXITSTATUS(sr.status), &what);
+		set_failure(r->out, reason, "builder %s (%s)%s%s", status, what,
+		            r->last_error[0] ? ": " : "", r->last_error);
+	} else
+		set_failure(r->out, "RunnerFailed", "builder stopped by %s%s%s", status,
+		            r->last_error[0] ? ": " : "", r->last_error);
+	/* no report arrived: its stdout is the only log there is */
+	tail_release(r, r->reported_lines == 0);
+	ret = 0;
+out:
+	tail_release(r, false);
+	workdir_remove(&w);
+	argv_release(&a);
+	free(home);
+	free(tmpdir);
+	return ret;
+}
+
+/* --- pod ---------------------------------------------------------------- */
+
+/* A label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends
+ * (Kubernetes "Labels and Selectors"). Longer names go in annotations only. */
+static bool is_label_value(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 63)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+		bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		             (ch >= '0' && ch <= '9');
+
+		if (!alnum && ((i == 0 || i == len - 1) || (ch != '.' && ch != '_' && ch != '-')))
+			return false;
+	}
+	return true;
+}
+
+/* "REMOTE-build-XXXXX": the suffix from the alphabet Kubernetes uses for
+ * generateName (no vowels, no look-alikes). The name is made here, not by
+ * generateName, because the Secret named after it must exist first. */
+static int pod_name(char *buf, size_t size, const char *remote)
+{
+	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+	unsigned char rnd[5];
+	char suffix[6];
+	int len = (int)strlen(remote);
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return err_set("getrandom: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		suffix[i] = alphabet[rnd[i] % (sizeof(alphabet) - 1)];
+	suffix[5] = '\0';
+	/* 63 in all, a DNS label, as the Pod's host name is */
+	if (len > 45)
+		len = 45;
+	while (len > 0 && (remote[len - 1] == '.' || remote[len - 1] == '-'))
+		len--;
+	snprintf(buf, size, "%.*s-build-%s", len, remote, suffix);
+	return 0;
+}
+
+static json_t *pod_labels(const struct runner_build *b)
+{
+	json_t *l = json_pack("{s:s, s:s}", "app.kubernetes.io/managed-by", "slipway",
+	                      "slipway.dev/component", "builder");
+
+	if (l && is_label_value(b->remote))
+		json_object_set_new(l, "slipway.dev/remote", json_string(b->remote));
+	if (l && b->pipelinerun && is_label_value(b->pipelinerun))
+		json_object_set_new(l, "slipway.dev/pipelinerun", json_string(b->pipelinerun));
+	return l;
+}
+
+static json_t *pod_annotations(const struct runner_build *b)
+{
+	json_t *a = json_pack("{s:s, s:s, s:s, s:s}", "slipway.dev/remote", b->remote,
+	                      "slipway.dev/deployment", b->deployment ? b->deployment : "",
+	                      "slipway.dev/container", b->container ? b->container : "",
+	                      "slipway.dev/image", b->image);
+
+	if (a && b->pipelinerun)
+		json_object_set_new(a, "slipway.dev/pipelinerun", json_string(b->pipelinerun));
+	return a;
+}
+
+static json_t *secret_object(const char *name, const struct runner_build *b, const char *token)
+{
+	return json_pack("{s:s, s:s, s:{s:s, s:s, s:o}, s:s, s:b, s:{s:s}}", "apiVersion", "v1",
+	                 "kind", "Secret", "metadata", "name", name, "namespace", b->ns, "labels",
+	                 pod_labels(b), "type", "Opaque", "immutable", 1, "stringData", "token",
+	                 token);
+}
+
+/* The Pod (docs/builder.md "Runners" explains each field). */
+static json_t *pod_object(const char *name, const char *secret, const struct run *r,
+                          const struct runner_config *cfg, const char *image, long timeout_s)
+{
+	const struct runner_build *b = r->b;
+	const json_t *resources = json_object_get(b->spec_builder, "resources");
+	struct argv_list a = {0};
+	json_t *pod = NULL, *command = NULL, *mounts = NULL, *volumes = NULL, *spec, *ctr;
+
+	if (argv_add(&a, "builder") < 0 ||
+	    argv_add_build(&a, r, cfg, POD_TOKEN_FILE, timeout_s) < 0)
+		goto fail;
+	if (b->registry_secret &&
+	    (argv_add(&a, "--registry-auth") < 0 || argv_add(&a, POD_REGISTRY_FILE) < 0))
+		goto fail;
+	if (!(command = json_array()))
+		goto oom;
+	for (size_t i = 0; i < a.n; i++)
+		if (json_array_append_new(command, json_string(a.v[i])) < 0)
+			goto oom;
+	mounts = json_pack("[{s:s, s:s, s:b}]", "name", "token", "mountPath", POD_TOKEN_DIR,
+	                   "readOnly", 1);
+	volumes = json_pack("[{s:s, s:{s:s, s:i, s:[{s:s, s:s}]}}]", "name", "token", "secret",
+	                    "secretName", secret, "defaultMode", 0400, "items", "key", "token",
+	                    "path", "token");
+	if (!mounts || !volumes)
+		goto oom;
+	if (b->registry_secret &&
+	    (json_array_append_new(mounts,
+	                           json_pack("{s:s, s:s, s:b}", "name", "registry", "mountPath",
+	                                     POD_REGISTRY_DIR, "readOnly", 1)) < 0 ||
+	     json_array_append_new(volumes, json_pack("{s:s, s:{s:s, s:i, s:[{s:s, s:s}]}}", "name",
+	                                              "registry", "secret", "secretName",
+	                                              b->registry_secret, "defaultMode", 0400,
+	                                              "items", "key", ".dockerconfigjson", "path",
+	                                              ".dockerconfigjson")) < 0))
+		goto oom;
+	/* buildah's chroot isolation makes mount namespaces and mounts /proc
+	 * and /sys in them: root with CAP_SYS_ADMIN, and no seccomp or AppArmor
+	 * profile that forbids mount(2) and unshare(2) */
+	ctr = json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:{s:[s]}, s:{s:s}, s:{s:s}}}", "name",
+	                "builder", "image", image, "command", command, "volumeMounts", mounts,
+	                "securityContext", "runAsUser", 0, "capabilities", "add", "SYS_ADMIN",
+	                "seccompProfile", "type", "Unconfined", "appArmorProfile", "type",
+	                "Unconfined");
+	command = mounts = NULL;
+	if (!ctr)
+		goto oom;
+	if (json_is_object(resources))
+		json_object_set_new(ctr, "resources", json_deep_copy(resources));
+	pod = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}, s:{s:s, s:b, s:b, s:i, s:i, s:[o], "
+	                "s:o}}",
+	                "apiVersion", "v1", "kind", "Pod", "metadata", "name", name, "namespace",
+	                b->ns, "labels", pod_labels(b), "annotations", pod_annotations(b), "spec",
+	                "restartPolicy", "Never", "automountServiceAccountToken", 0,
+	                "enableServiceLinks", 0, "activeDeadlineSeconds", (int)timeout_s,
+	                "terminationGracePeriodSeconds", 10, "containers", ctr, "volumes", volumes);
+	volumes = NULL;
+	if (!pod)
+		goto oom;
+	spec = json_object_get(pod, "spec");
+	if (cfg->scheduler_name)
+		json_object_set_new(spec, "schedulerName", json_string(cfg->scheduler_name));
+	if (cfg->node_selector && cfg->node_selector[0]) {
+		json_t *sel = json_object();
+
+		for (size_t i = 0; sel && cfg->node_selector[i]; i++) {
+			const char *eq = strchr(cfg->node_selector[i], '=');
+			char key[320];
+
+			if (!eq || (size_t)(eq - cfg->node_selector[i]) >= sizeof(key)) {
+				json_decref(sel);
+				err_set("node selector \"%s\" is not KEY=VALUE",
+				        cfg->node_selector[i]);
+				goto fail;
+			}
+			snprintf(key, sizeof(key), "%.*s", (int)(eq - cfg->node_selector[i]),
+			         cfg->node_selector[i]);
+			json_object_set_new(sel, key, json_string(eq + 1));
+		}
+		if (!sel)
+			goto oom;
+		json_object_set_new(spec, "nodeSelector", sel);
+	}
+	argv_release(&a);
+	return pod;
+oom:
+	err_set("out of memory");
+fail:
+	json_decref(command);
+	json_decref(mounts);
+	json_decref(volumes);
+	json_decref(pod);
+	argv_release(&a);
+	return NULL;
+}
+
+static const char *str_at(const json_t *obj, const char *a, const char *b)
+{
+	const json_t *j = json_object_get(obj, a);
+
+	if (b)
+		j = json_object_get(j, b);
+	return json_string_value(j);
+}
+
+/* The builder container's status in POD, or NULL. */
+static const json_t *builder_status(const json_t *pod)
+{
+	const json_t *st = json_object_get(json_object_get(pod, "status"), "containerStatuses");
+	size_t i;
+	const json_t *cs;
+
+	json_array_foreach(st, i, cs)
+	{
+		const char *n = str_at(cs, "name", NULL);
+
+		if (n && !strcmp(n, "builder"))
+			return cs;
+	}
+	return NULL;
+}
+
+/* A Pod that cannot start at all: an image that cannot be pulled, a
+ * container the runtime refuses. Sets the outcome and returns true. */
+static bool pod_is_stuck(struct run *r, const char *name, const json_t *pod)
+{
+	static const char *const fatal[] = {"ImagePullBackOff", "InvalidImageName",
+	                                    "CreateContainerConfigError", "CreateContainerError",
+	                                    "RunContainerError"};
+	const json_t *waiting =
+	    json_object_get(json_object_get(builder_status(pod), "state"), "waiting");
+	const char *reason = str_at(waiting, "reason", NULL);
+	const char *msg = str_at(waiting, "message", NULL);
+
+	if (!reason)
+		return false;
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		if (!strcmp(reason, fatal[i])) {
+			set_failure(r->out, "RunnerFailed", "pod %s/%s cannot start: %s%s%s",
+			            r->b->ns, name, reason, msg ? ": " : "", msg ? msg : "");
+			return true;
+		}
+	return false;
+}
+
+/* Judges a Pod that ended without a result from its status. */
+static void outcome_from_pod(struct run *r, const char *name, const json_t *pod, long timeout_s)
+{
+	const json_t *status = json_object_get(pod, "status");
+	const char *reason = str_at(status, "reason", NULL);
+	const char *msg = str_at(status, "message", NULL);
+	const json_t *term =
+	    json_object_get(json_object_get(builder_status(pod), "state"), "terminated");
+	const char *what, *why;
+
+	if (reason && !strcmp(reason, "DeadlineExceeded")) {
+		set_failure(r->out, "Timeout", "pod %s/%s exceeded its deadline of %ld s", r->b->ns,
+		            name, timeout_s);
+	} else if (term) {
+		int code = (int)json_integer_value(json_object_get(term, "exitCode"));
+		const char *treason = str_at(term, "reason", NULL);
+		const char *tmsg = str_at(term, "message", NULL);
+
+		if (treason && !strcmp(treason, "OOMKilled"))
+			set_failure(
+			    r->out, "RunnerFailed",
+			    "pod %s/%s: builder ran out of memory (OOMKilled, exit code %d)",
+			    r->b->ns, name, code);
+		else if ((why = reason_of_exit(code, &what)))
+			set_failure(r->out, why, "pod %s/%s: builder exit code %d (%s)%s%s%s%s",
+			            r->b->ns, name, code, what, treason ? ", " : "",
+			            treason ? treason : "", tmsg ? ": " : "", tmsg ? tmsg : "");
+	} else {
+		set_failure(r->out, "RunnerFailed", "pod %s/%s failed%s%s%s%s", r->b->ns, name,
+		            reason ? ": " : "", reason ? reason : "", msg ? ": " : "",
+		            msg ? msg : "");
+	}
+}
+
+/* Why a Pod is still Pending, for the timeout message: "" or ": WHY". */
+static void pending_reason(char *buf, size_t size, const json_t *pod)
+{
+	const json_t *conds = json_object_get(json_object_get(pod, "status"), "conditions");
+	const json_t *cond;
+	size_t i;
+
+	buf[0] = '\0';
+	json_array_foreach(conds, i, cond)
+	{
+		const char *type = str_at(cond, "type", NULL), *st = str_at(cond, "status", NULL);
+		const char *msg = str_at(cond, "message", NULL);
+
+		if (type && st && !strcmp(type, "PodScheduled") && !strcmp(st, "False"))
+			snprintf(buf, size, ": not scheduled: %s", msg ? msg : "");
+	}
+}
+
+static void delete_quietly(struct kube_client *c, const char *gvr, const char *ns, const char *name)
+{
+	int rc = kube_delete(NULL, c, gvr, ns, name, "Background");
+
+	if (rc < 0 && rc != KUBE_ENOTFOUND)
+		log_warn("cannot delete %s %s/%s: %s", gvr, ns, name, err_msg());
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_client *c,
+                   const char *image, long timeout_ms, const volatile sig_atomic_t *cancel)
+{
+	const char *ns = r->b->ns;
+	long timeout_s = (timeout_ms + 999) / 1000;
+	char name[64], secret[80], why[512];
+	const char *uid;
+	json_t *obj = NULL, *pod = NULL;
+	bool have_secret = false, have_pod = false;
+	long long deadline, next_get = 0, now;
+	int rc, ret = -1;
+
+	if (!c) {
+		err_set("pod builds need a Kubernetes client");
+		goto out;
+	}
+	/* A name clash (AlreadyExists) is tried again with a new name. */
+	for (int tries = 0; !have_pod && tries < 3; tries++) {
+		if (pod_name(name, sizeof(name), r->b->remote) < 0)
+			goto out;
+		snprintf(secret, sizeof(secret), "%s-token", name);
+		obj = secret_object(secret, r->b, buildsrv_token(r->bb));
+		if (!obj) {
+			err_set("out of memory");
+			goto out;
+		}
+		rc = kube_create(NULL, c, "v1/secrets", ns, obj);
+		json_decref(obj);
+		obj = NULL;
+		if (rc == KUBE_EEXISTS)
+			continue;
+		if (rc < 0) {
+			err_set("cannot create secret %s/%s: %s", ns, secret, err_msg());
+			goto out;
+		}
+		have_secret = true;
+		if (!(obj = pod_object(name, secret, r, cfg, image, timeout_s)))
+			goto out;
+		rc = kube_create(&pod, c, "v1/pods", ns, obj);
+		json_decref(obj);
+		obj = NULL;
+		if (rc == KUBE_EEXISTS) {
+			delete_quietly(c, "v1/secrets", ns, secret);
+			have_secret = false;
+			continue;
+		}
+		if (rc < 0) {
+			err_set("cannot create pod %s/%s: %s", ns, name, err_msg());
+			goto out;
+		}
+		have_pod = true;
+	}
+	if (!have_pod) {
+		err_set("cannot create a builder pod in %s: names taken three times", ns);
+		goto out;
+	}
+	snprintf(r->out->pod, sizeof(r->out->pod), "%s", name);
+	log_info("builder pod %s/%s for %s", ns, name, r->b->image);
+
+	/* The Secret goes with the Pod should we die before deleting both. */
+	uid = str_at(pod, "metadata", "uid");
+	obj = json_pack("{s:{s:[{s:s, s:s, s:s, s:s}]}}", "metadata", "ownerReferences",
+	                "apiVersion", "v1", "kind", "Pod", "name", name, "uid", uid ? uid : "");
+	if (!obj || kube_patch(NULL, c, "v1/secrets", ns, secret, KUBE_PATCH_MERGE, obj, NULL) < 0)
+		log_warn("secret %s/%s: cannot set its owner: %s", ns, secret, err_msg());
+	json_decref(obj);
+	obj = NULL;
+
+	deadline = clock_now_ms() + timeout_ms + RUNNER_POD_SLACK_MS;
+	for (;;) {
+		poll_report(r);
+		if (r->has_result) {
+			outcome_from_result(r);
+			break;
+		}
+		if (cancel && *cancel) {
+			set_failure(r->out, "Cancelled", "build cancelled");
+			break;
+		}
+		now = clock_now_ms();
+		if (now >= deadline) {
+			pending_reason(why, sizeof(why), pod);
+			set_failure(r->out, "Timeout", "pod %s/%s did not finish within %ld s%s",
+			            ns, name, timeout_s, why);
+			break;
+		}
+		if (now >= next_get) {
+			const char *phase;
+
+			next_get = now + RUNNER_POD_GET_MS;
+			json_decref(pod);
+			pod = NULL;
+			rc = kube_get(&pod, c, "v1/pods", ns, name);
+			if (rc == KUBE_ENOTFOUND) {
+				poll_report(r);
+				if (r->has_result) {
+					outcome_from_result(r);
+					break;
+				}
+				set_failure(r->out, "RunnerFailed",
+				            "pod %s/%s was deleted before the build ended", ns,
+				            name);
+				break;
+			}
+			if (rc < 0) {
+				log_warn("pod %s/%s: %s", ns, name, err_msg());
+				continue;
+			}
+			phase = str_at(pod, "status", "phase");
+			if (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))) {
+				/* the builder reports before it exits; take what came */
+				poll_report(r);
+				if (r->has_result)
+					outcome_from_result(r);
+				else
+					outcome_from_pod(r, name, pod, timeout_s);
+				break;
+			}
+			if (pod_is_stuck(r, name, pod))
+				break;
+		}
+		sleep_ms(RUNNER_POLL_MS);
+	}
+	ret = 0;
+out:
+	if (have_pod)
+		delete_quietly(c, "v1/pods", ns, name);
+	if (have_secret)
+		delete_quietly(c, "v1/secrets", ns, secret);
+	json_decref(obj);
+	json_decref(pod);
+	return ret;
+}
+
+/* --- both --------------------------------------------------------------- */
+
+int runner_build(struct runner_result *out, const struct runner_config *cfg, struct kube_client *c,
+                 const struct runner_build *b, void (*on_line)(void *arg, const char *line),
+                 void *arg, const volatile sig_atomic_t *cancel)
+{
+	struct run r = {.out = out, .b = b, .on_line = on_line, .arg = arg};
+	const json_t *mode_j = json_object_get(b->spec_builder, "mode");
+	const json_t *timeout_j = json_object_get(b->spec_builder, "timeoutSeconds");
+	const char *image = str_at(b->spec_builder, "image", NULL);
+	enum runner_mode mode = cfg->default_mode;
+	long long start = clock_now_ms();
+	long timeout_ms =
+	    cfg->default_timeout_ms > 0 ? cfg->default_timeout_ms : RUNNER_DEFAULT_TIMEOUT_MS;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (json_is_string(mode_j) && runner_mode_parse(&mode, json_string_value(mode_j)) < 0) {
+		err_set("remote %s/%s: spec.builder.mode: %s", b->ns, b->remote, err_msg());
+		goto out;
+	}
+	if (json_is_integer(timeout_j)) {
+		json_int_t secs = json_integer_value(timeout_j);
+
+		if (secs < 1 || secs > 7L * 24 * 3600) {
+			err_set("remote %s/%s: spec.builder.timeoutSeconds %lld is not 1 to 604800",
+			        b->ns, b->remote, (long long)secs);
+			goto out;
+		}
+		timeout_ms = (long)secs * 1000;
+	}
+	if (!image || !*image)
+		image = cfg->image;
+	if (mode == RUNNER_POD && (!image || !*image)) {
+		err_set("remote %s/%s: no builder image (spec.builder.image or gitd's flag)", b->ns,
+		        b->remote);
+		goto out;
+	}
+	if (buildsrv_add(&r.bb, b->srv, b->source_path) < 0)
+		goto out;
+	if (mode == RUNNER_LOCAL)
+		ret = run_local(&r, cfg, timeout_ms, cancel);
+	else
+		ret = run_pod(&r, cfg, c, image, timeout_ms, cancel);
+	/* the last lines may have come with the result */
+	if (ret == 0)
+		buildsrv_drain(r.bb, deliver, &r);
+out:
+	if (ret < 0)
+		set_failure(out, "RunnerFailed", "%s", err_msg());
+	buildsrv_remove(b->srv, r.bb);
+	out->seconds = (double)(clock_now_ms() - start) / 1000.0;
+	return ret;
+}
