@@ -26,7 +26,6 @@ GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
 BUILDER_SRC  := $(filter-out builder/main.c,$(wildcard builder/*.c))
 BUILDER_OBJ  := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
 # gitd's runner spawns the builder with builder/spawn.c (bound for lib/)
-SPAWN_OBJ    := $(BUILD)/builder/spawn.o
 PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
                 $(if $(wildcard builder/main.c),$(BUILD)/bin/builder)
 UNIT_SRC     := $(wildcard tests/unit/*.c)

@@ -429,6 +429,7 @@ static int run_local(struct run *r, const struct runner_config *cfg, long timeou
 	o.arg = r;
 	o.timeout_ms = timeout_ms + RUNNER_LOCAL_SLACK_MS;
 	o.cancel = cancel;
+	o.die_with_parent = true; /* a build outlives no gitd */
 	if (spawn_run(&sr, &o) < 0) {
 		err_set("cannot run builder %s: %s", program, err_msg());
 		goto out;
