@@ -684,7 +684,7 @@ int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	spec.after = p->after;
 	spec.fingerprint = push->fingerprint;
 	spec.comment = push->comment;
-	rc = pipelinerun_create(&p->run, env->kube, &spec, "Queued", "received");
+	rc = pipelinerun_create(&p->run, env->status_kube, &spec, "Queued", "received");
 	if (rc < 0)
 		goto out;
 	rc = queue_enter(&p->ticket, env->repo_path, push->refname, pipelinerun_name(p->run));

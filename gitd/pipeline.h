@@ -41,7 +41,11 @@ struct pipeline_config {
 /* What one worker shares among its pipelines (all borrowed). */
 struct pipeline_env {
 	const struct pipeline_config *cfg;
-	struct kube_client *kube;
+	struct kube_client *kube;        /* builds, hooks, deploys */
+	struct kube_client *status_kube; /* the PipelineRun's writes only: they
+	                                    happen inside the others' callbacks
+	                                    (a rollout watch), and a client serves
+	                                    one request at a time */
 	struct buildsrv *srv;
 	const json_t *remote;   /* the Remote object as read at the push */
 	const char *remote_gvr; /* "slipway.dev/v1alpha1/remotes" or gitkube's */

@@ -207,7 +207,7 @@ static int worker_main(struct worker *w)
 	const struct pipesrv_opts *o = w->o;
 	const char *ns, *name, *repo_path, *quarantine, *fpr, *comment;
 	json_t *req = NULL, *remote = NULL, *msg = NULL, *jc;
-	struct kube_client *kube = NULL;
+	struct kube_client *kube = NULL, *status_kube = NULL;
 	struct buildsrv *srv = NULL;
 	git_repository *repo = NULL;
 	struct pipeline_env env = {0};
@@ -249,6 +249,7 @@ static int worker_main(struct worker *w)
 
 	gvr = is_gitkube ? "gitkube.sh/v1alpha1/remotes" : "slipway.dev/v1alpha1/remotes";
 	if (kube_client_new_default(&kube, o->kubeconfig, o->context) < 0 ||
+	    kube_client_new_default(&status_kube, o->kubeconfig, o->context) < 0 ||
 	    kube_get(&remote, kube, gvr, ns, name) < 0) {
 		char cause[ERR_MAX];
 
@@ -274,6 +275,7 @@ static int worker_main(struct worker *w)
 
 	env.cfg = o->cfg;
 	env.kube = kube;
+	env.status_kube = status_kube;
 	env.srv = srv;
 	env.remote = remote;
 	env.remote_gvr = gvr;
@@ -350,6 +352,7 @@ out:
 	json_decref(msg);
 	json_decref(remote);
 	json_decref(req);
+	kube_client_free(status_kube);
 	kube_client_free(kube);
 	return rc;
 }
@@ -534,7 +537,8 @@ int pipesrv_pre_receive(void *arg, const struct receive_check *check, char *mess
 	for (;;) {
 		json_decref(msg);
 		if (read_json(&msg, c->fd, &in) != 1) {
-			event_log("error", "pipeline_lost", "{s:s}", "error", err_msg());
+			event_log("error", "pipeline_lost", "{s:s}", "error",
+			          err_msg()[0] ? err_msg() : "the pipeline process hung up");
 			snprintf(message, message_size,
 			         "slipway: the pipeline process ended before a verdict");
 			goto out;

@@ -61,6 +61,16 @@ new_app() {
 		git -C "$1" -c user.name=Tester -c user.email=tester@example.com commit -q -m "sample app"
 }
 
+# start_push DIR OUT PUSH-ARGS...: git push in the background (exit status
+# in OUT.rc); its pid in $bg_pid. A function, so that "&" does not take the
+# caller's whole && chain into the background.
+start_push() {
+	local dir=$1 out=$2
+	shift 2
+	{ git -C "$dir" push "$@" >"$out" 2>&1; echo $? >"$out.rc"; } &
+	bg_pid=$!
+}
+
 server_ref() {
 	git -C "repos/$ns/$1.git" rev-parse --verify -q "$2" || echo none
 }
@@ -149,7 +159,7 @@ test_expect_success 'a broken Dockerfile rejects the push: BuildFailed, ref and 
 	git -C src -c user.name=T -c user.email=t@e commit -qam "break the build" &&
 	bad=$(git -C src rev-parse HEAD) &&
 	test_must_fail git -C src push "$GITD_URL/$ns/web.git" main >push.out 2>&1 &&
-	test_grep "\[remote rejected\] main -> main (BuildFailed" push.out &&
+	test_grep "\[remote rejected\] main -> main [(]BuildFailed" push.out &&
 	test_grep "remote: .*does-not-exist" push.out &&
 	test "$(server_ref web main)" = "$before" &&
 	test "$(image_of web)" = "$image" &&
@@ -164,7 +174,7 @@ test_expect_success 'a rejecting pre-receive hook rejects the push before anythi
 	test_must_fail git -C src push "$GITD_URL/$ns/web.git" main >push.out 2>&1 &&
 	rm frozen &&
 	test_grep "remote: pushes are frozen: refs/heads/main" push.out &&
-	test_grep "\[remote rejected\] main -> main (HookFailed" push.out &&
+	test_grep "\[remote rejected\] main -> main [(]HookFailed" push.out &&
 	test_must_fail grep -q "Building web" push.out &&
 	test "$(server_ref web main)" = "$before" &&
 	test "$(succeeded $(run_of $(git -C src rev-parse HEAD)))" = "False HookFailed"
@@ -184,7 +194,7 @@ test_expect_success 'a rollout that never becomes ready is rolled back: DeployFa
 	app_remote stuck &&
 	test_wait_for 10 test -d repos/$ns/stuck.git &&
 	test_must_fail git -C src push "$GITD_URL/$ns/stuck.git" main >push.out 2>&1 &&
-	test_grep "\[remote rejected\] main -> main (DeployFailed" push.out &&
+	test_grep "\[remote rejected\] main -> main [(]DeployFailed" push.out &&
 	test_grep "remote: .*Waiting for" push.out &&
 	test "$(server_ref stuck main)" = none &&
 	test "$(image_of stuck)" = registry.invalid/stuck:0 &&
@@ -231,16 +241,14 @@ test_expect_success 'of two racing pushes from the same base, one deploys and th
 	rm -rf r1 r2 && git clone -q "$GITD_URL/$ns/web.git" r1 && git clone -q "$GITD_URL/$ns/web.git" r2 &&
 	test_commit r1 app/www/r1.html r1 && test_commit r2 app/www/r2.html r2 &&
 	touch hold &&
-	{ git -C r1 push origin main >r1.out 2>&1; echo $? >r1.rc; } &
-	p1=$! &&
+	start_push r1 r1.out origin main && p1=$bg_pid &&
 	test_wait_for 30 test -f held.$(git -C r1 rev-parse HEAD) &&
-	{ git -C r2 push origin main >r2.out 2>&1; echo $? >r2.rc; } &
-	p2=$! &&
+	start_push r2 r2.out origin main && p2=$bg_pid &&
 	test_wait_for 30 grep -q "Waiting for pipeline" r2.out &&
 	rm hold &&
 	wait $p1 $p2 &&
-	test "$(cat r1.rc)" = 0 && test "$(cat r2.rc)" != 0 &&
-	test_grep "(RefChanged" r2.out &&
+	test "$(cat r1.out.rc)" = 0 && test "$(cat r2.out.rc)" != 0 &&
+	test_grep "[(]RefChanged" r2.out &&
 	test "$(server_ref web main)" = "$(git -C r1 rev-parse HEAD)" &&
 	test "$(succeeded $(run_of $(git -C r2 rev-parse HEAD)))" = "False RefChanged" &&
 	test_must_fail grep -q "Building" r2.out
@@ -252,7 +260,7 @@ test_expect_success 'a registry that is down fails the build with a clear messag
 	deployment down &&
 	test_wait_for 10 test -d repos/$ns/down.git &&
 	test_must_fail git -C r1 push "$GITD_URL/$ns/down.git" main >push.out 2>&1 &&
-	test_grep "\[remote rejected\] main -> main (BuildFailed" push.out &&
+	test_grep "\[remote rejected\] main -> main [(]BuildFailed" push.out &&
 	run=$(kubectl -n $ns get pipelineruns -l slipway.dev/remote=down -o jsonpath="{.items[0].metadata.name}") &&
 	kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.conditions[0].message}" >msg &&
 	test_grep "127.0.0.1:9" msg &&
@@ -264,12 +272,11 @@ test_expect_success 'gitd killed mid-pipeline: the run is Interrupted after rest
 	git -C src fetch -q "$GITD_URL/$ns/web.git" main && git -C src reset -q --hard FETCH_HEAD &&
 	test_commit src app/www/kill.html kill && sha=$(git -C src rev-parse HEAD) &&
 	touch hold &&
-	{ git -C src push "$GITD_URL/$ns/web.git" main >push.out 2>&1; echo $? >push.rc; } &
-	pp=$! &&
+	start_push src push.out "$GITD_URL/$ns/web.git" main && pp=$bg_pid &&
 	test_wait_for 30 test -f held.$sha &&
 	run=$(run_of $sha) &&
-	kill -KILL $gitd_pid && wait $gitd_pid 2>/dev/null; gitd_pid= &&
-	wait $pp && test "$(cat push.rc)" != 0 &&
+	kill -KILL $gitd_pid && { wait $gitd_pid 2>/dev/null; gitd_pid=; } &&
+	wait $pp && test "$(cat push.out.rc)" != 0 &&
 	rm hold &&
 	test "$(server_ref web main)" = "$before" &&
 	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
