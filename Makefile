@@ -10,7 +10,7 @@ comma   := ,
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -Ilib -Ideployer -Igitd -Ibuilder -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote lib -iquote deployer -iquote gitd -iquote builder -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 ifneq ($(SAN),)
@@ -83,7 +83,7 @@ FUZZ_SECONDS ?= 10
 FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CC      ?= clang-14
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Ideployer -Igitd -Ibuilder \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -iquote lib -iquote deployer -iquote gitd -iquote builder \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 

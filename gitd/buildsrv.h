@@ -11,7 +11,11 @@
  * time; a wrong or missing token is 401 and is logged without the token).
  * After the result arrives, or the build is removed, the token is dead: any
  * further request is 410 Gone. Bodies have maxima (BUILDSRV_LOG_MAX per log
- * request, BUILDSRV_RESULT_MAX for the result): more is 413.
+ * request, BUILDSRV_RESULT_MAX for the result): a larger Content-Length is
+ * 413 before the body is read; a chunked body that grows past it closes the
+ * connection (HTTP cannot answer in the middle of a body). An unknown path
+ * or build id is 404, a wrong method 405, a malformed result 400. Every
+ * refused request is logged (event "buildsrv_refused"), without the token.
  *
  * Threads: the server's thread only queues lines and stores the result
  * under a mutex; the pipeline's thread takes them with buildsrv_drain and
@@ -22,10 +26,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define BUILDSRV_LOG_MAX (256 * 1024)  /* one POST .../log body */
+#define BUILDSRV_LOG_MAX (256 * 1024)   /* one POST .../log body */
 #define BUILDSRV_RESULT_MAX (16 * 1024) /* the POST .../result body */
-#define BUILDSRV_QUEUE_MAX (4u << 20)   /* queued, undrained log bytes; past it
-                                           lines are dropped and counted */
+/* Queued, undrained log bytes; past it lines are dropped and counted. */
+#define BUILDSRV_QUEUE_MAX (4u << 20)
 
 struct buildsrv;
 struct buildsrv_build;
@@ -64,11 +68,11 @@ size_t buildsrv_drain(struct buildsrv_build *b, void (*on_line)(void *arg, const
 /* The builder's result (builder/report.h), as received. */
 struct buildsrv_result {
 	bool succeeded;
-	char image[1024];  /* the image reference built (tag form) */
-	char digest[80];   /* "sha256:HEX", or "" */
-	char reason[64];   /* "Pushed", "BuildFailed", "PushFailed", ... */
-	char message[1024];/* one line */
-	int exit_code;     /* the builder's exit code (docs/builder.md) */
+	char image[1024];   /* the image reference built (tag form) */
+	char digest[80];    /* "sha256:HEX", or "" */
+	char reason[64];    /* "Pushed", "BuildFailed", "PushFailed", ... */
+	char message[1024]; /* one line */
+	int exit_code;      /* the builder's exit code (docs/builder.md) */
 };
 
 /* Returns true and fills OUT when the result has arrived (a malformed
@@ -78,8 +82,10 @@ bool buildsrv_result(struct buildsrv_result *out, struct buildsrv_build *b);
 /* Number of source downloads served so far (for tests and logs). */
 unsigned buildsrv_source_fetches(const struct buildsrv_build *b);
 
-/* Unregisters B, kills its token and frees it (a request in flight for it
- * finishes first). NULL is allowed. */
+/* Unregisters B, wipes its token (explicit_bzero) and frees it. A request
+ * in flight for B keeps it alive until that request ends, and is answered
+ * 410; later requests for its id are 410 as well (the last removed ids are
+ * remembered, without their tokens). NULL is allowed. */
 void buildsrv_remove(struct buildsrv *s, struct buildsrv_build *b);
 
 #endif

@@ -35,15 +35,15 @@
 #define HOOK_SCRIPT_MAX (1u << 20)
 
 struct hook_opts {
-	const char *admin_dir;  /* gitd's --hooks-dir, or NULL */
-	const char *event;      /* one of HOOK_EVENTS */
-	const char *event_json; /* the event (hooks/event.schema.json), given on
-	                           stdin; its fields also fill SLIPWAY_* */
-	const char *cwd;        /* the hooks' working directory (the pushed tree
-	                           for build-phase events), or NULL: WORK_DIR */
-	const char *work_dir;   /* a private directory (0700) the caller owns,
-	                           for the scripts read from ConfigMaps */
-	const char *kubeconfig; /* KUBECONFIG for the hooks, or NULL: none */
+	const char *admin_dir;   /* gitd's --hooks-dir, or NULL */
+	const char *event;       /* one of HOOK_EVENTS */
+	const char *event_json;  /* the event (hooks/event.schema.json), given on
+	                            stdin; its fields also fill SLIPWAY_* */
+	const char *cwd;         /* the hooks' working directory (the pushed tree
+	                            for build-phase events), or NULL: WORK_DIR */
+	const char *work_dir;    /* a private directory (0700) the caller owns,
+	                            for the scripts read from ConfigMaps */
+	const char *kubeconfig;  /* KUBECONFIG for the hooks, or NULL: none */
 	long default_timeout_ms; /* when a hook sets no timeoutSeconds */
 	/* Each output line of each hook, without its newline, as it arrives
 	 * (on the caller's thread); lines are not prefixed. May be NULL. */
@@ -56,12 +56,12 @@ struct hook_opts {
 };
 
 struct hook_result {
-	unsigned nrun;        /* hooks started */
-	bool failed;          /* one exited non-zero, timed out, or could not run */
-	char hook[300];       /* the failing hook's display name */
-	char message[1024];   /* e.g. "hook configmap/deploy-hooks:check exited
-	                         with status 3", "... timed out after 30s",
-	                         "configmap default/x not found" */
+	unsigned nrun;      /* hooks started */
+	bool failed;        /* one exited non-zero, timed out, or could not run */
+	char hook[300];     /* the failing hook's display name */
+	char message[1024]; /* e.g. "hook configmap/deploy-hooks:check exited
+	                       with status 3", "... timed out after 30s",
+	                       "configmap default/x not found" */
 };
 
 /* Runs the hooks of O->event for REMOTE (a Remote object, borrowed; its
