@@ -430,7 +430,7 @@ static int run_local(struct run *r, const struct runner_config *cfg, long timeou
 	o.timeout_ms = timeout_ms + RUNNER_LOCAL_SLACK_MS;
 	o.cancel = cancel;
 	if (spawn_run(&sr, &o) < 0) {
-		err_set("cannot run builder %s: %s", program, err_msg());
+		err_set("builder: %s", err_msg());
 		goto out;
 	}
 	poll_report(r);
