@@ -184,18 +184,13 @@ static const char *reason_of_exit(int code, const char **what)
 	case BUILDER_EXIT_TIMEOUT:
 		*what = "timed out";
 		return "Timeout";
+	case BUILDER_EXIT_PUSHED:
 	case BUILDER_EXIT_REPORT:
 		*what = "pushed, result not delivered";
 		return "RunnerFailed";
-	case BUILDER_EXIT_PUSHED:
-		*what = "pushed, result not delivered";
-		return "RunnerFailed";
 	default:
-		if (code > 128) {
-			*what = "stopped by a signal";
-			return "Cancelled";
-		}
-		*what = "internal error";
+		/* 128+N: a signal the runner did not send (it checks its own first) */
+		*what = code > 128 ? "stopped by a signal" : "internal error";
 		return "RunnerFailed";
 	}
 }
