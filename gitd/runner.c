@@ -397,7 +397,7 @@ static int run_local(struct run *r, const struct runner_config *cfg, long timeou
 	struct argv_list a = {0};
 	struct spawn_opts o = {0};
 	struct spawn_result sr;
-	char *home = NULL, *tmpdir = NULL, status[64];
+	char *home = NULL, *tmpdir = NULL, status[64], digest[80];
 	const char *env[5];
 	const char *what, *reason;
 	int ret = -1;
@@ -452,8 +452,8 @@ static int run_local(struct run *r, const struct runner_config *cfg, long timeou
 	else if (WIFEXITED(sr.status) &&
 	         (WEXITSTATUS(sr.status) == BUILDER_EXIT_PUSHED ||
 	          WEXITSTATUS(sr.status) == BUILDER_EXIT_REPORT) &&
-	         read_digest(r->out->digest, sizeof(r->out->digest), w.digest) == 0)
-		set_success(r->out, r->b->image, r->out->digest);
+	         read_digest(digest, sizeof(digest), w.digest) == 0)
+		set_success(r->out, r->b->image, digest);
 	else if (WIFEXITED(sr.status)) {
 		reason = reason_of_exit(WEXITSTATUS(sr.status), &what);
 		set_failure(r->out, reason, "builder %s (%s)%s%s", status, what,
