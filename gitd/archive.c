@@ -27,17 +27,17 @@
 #define ARCHIVE_LINK_MAX 4096
 
 struct walk {
-	git_repository *repo;
-	struct archive *tar;        /* the tar being written */
-	struct archive_entry *e;    /* reused for every entry */
-	char commit_hex[GIT_OID_HEXSZ + 1];
-	time_t mtime;               /* committer time: every entry's mtime */
-	uint64_t bytes;             /* blob bytes written so far */
-	uint64_t entries;           /* entries written so far */
-	int dir_fd;                 /* DIR, or -1 when only the tar is written */
-	int parent_fd;              /* directory of parent_root under DIR, or -1 */
+	git_repository *repo;               /* borrowed from the caller */
+	struct archive *tar;                /* the tar being written */
+	struct archive_entry *e;            /* reused for every entry */
+	char commit_hex[GIT_OID_HEXSZ + 1]; /* for messages */
+	time_t mtime;                       /* committer time: every entry's mtime */
+	uint64_t bytes;                     /* blob bytes written so far */
+	uint64_t entries;                   /* entries written so far */
+	int dir_fd;                         /* DIR, or -1 when only the tar is written */
+	int parent_fd;                      /* directory of parent_root under DIR, or -1 */
 	char parent_root[ARCHIVE_NAME_MAX]; /* the tree walk's root parent_fd is for */
-	int failed;                 /* err_msg() is set */
+	int failed;                         /* err_msg() is set */
 };
 
 /* Sets the error for PATH in W's commit and marks the walk failed. */
@@ -116,8 +116,7 @@ static int tar_add(struct walk *w, const char *path, mode_t type, mode_t perm, c
 		archive_entry_set_symlink(w->e, link);
 	if (archive_write_header(w->tar, w->e) != ARCHIVE_OK)
 		return walk_fail(w, path, "tar: %s", archive_error_string(w->tar));
-	if (type == AE_IFREG && len > 0 &&
-	    archive_write_data(w->tar, data, len) != (la_ssize_t)len)
+	if (type == AE_IFREG && len > 0 && archive_write_data(w->tar, data, len) != (la_ssize_t)len)
 		return walk_fail(w, path, "tar: %s", archive_error_string(w->tar));
 	return 0;
 }
@@ -126,8 +125,8 @@ static int tar_add(struct walk *w, const char *path, mode_t type, mode_t perm, c
 static int dir_add_file(struct walk *w, const char *path, const char *name, mode_t perm,
                         const char *data, size_t len)
 {
-	int fd = openat(w->parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-	                perm);
+	int fd =
+	    openat(w->parent_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, perm);
 	size_t done = 0;
 
 	if (fd < 0)

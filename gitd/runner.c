@@ -19,18 +19,21 @@
 #include "spawn.h"
 #include "banned.h"
 
-#define RUNNER_DEFAULT_TIMEOUT_MS (30 * 60 * 1000L) /* when cfg and spec say nothing */
-#define RUNNER_POLL_MS 250                          /* log drain period while waiting for a Pod */
-#define RUNNER_POD_GET_MS 1000                      /* Pod status poll period */
-#define RUNNER_POD_SLACK_MS                                                                        \
-	20000 /* a Pod's deadline starts once it runs: the                                         \
-	         runner waits this much longer than it */
-#define RUNNER_LOCAL_SLACK_MS                                                                      \
-	10000 /* builder --timeout fires first; this kills                                         \
-	         a builder that does not stop */
-#define RUNNER_TAIL_MAX                                                                            \
-	64 /* stdout lines kept for a builder that                                                 \
-	      reported nothing */
+/* When neither gitd's flag nor spec.builder.timeoutSeconds says. */
+#define RUNNER_DEFAULT_TIMEOUT_MS (30 * 60 * 1000L)
+/* Log drain period while waiting for a Pod, and its status poll period. */
+#define RUNNER_POLL_MS 250
+#define RUNNER_POD_GET_MS 1000
+/* Longest wait for the status of a Pod whose builder was stopped by a
+ * signal the runner did not send (deadline or deletion). */
+#define RUNNER_POD_STATUS_WAIT_MS 10000
+/* A Pod's deadline counts from its start, after scheduling and pulling: the
+ * runner waits this much longer before it gives up on its own. */
+#define RUNNER_POD_SLACK_MS 20000
+/* The builder's own --timeout fires first; this kills one that does not stop. */
+#define RUNNER_LOCAL_SLACK_MS 10000
+/* Stdout lines kept of a local builder, for when no report arrived. */
+#define RUNNER_TAIL_MAX 64
 
 /* Where the Pod finds its files (docs/builder.md "Runners"). */
 #define POD_TOKEN_DIR "/var/run/slipway/token"
@@ -60,10 +63,11 @@ struct run {
 	struct buildsrv_build *bb;
 	void (*on_line)(void *arg, const char *line);
 	void *arg;
-	size_t reported_lines;       /* lines drained from buildsrv */
-	char *tail[RUNNER_TAIL_MAX]; /* local: the builder's last stdout lines */
-	size_t tail_next, tail_len;  /* ring position and fill */
-	char last_error[ERR_MAX];    /* local: its last "builder: ..." line */
+	const volatile sig_atomic_t *cancel; /* the caller's; may be NULL */
+	size_t reported_lines;               /* lines drained from buildsrv */
+	char *tail[RUNNER_TAIL_MAX];         /* local: the builder's last stdout lines */
+	size_t tail_next, tail_len;          /* ring position and fill */
+	char last_error[ERR_MAX];            /* local: its last "builder: ..." line */
 	bool has_result;
 	struct buildsrv_result result;
 };
@@ -148,6 +152,14 @@ static void outcome_from_result(struct run *r)
 		set_success(r->out, r->b->image, res->digest);
 	else if (res->succeeded)
 		set_failure(r->out, "RunnerFailed", "builder reported success without a digest");
+	else if (!strcmp(res->reason, "Cancelled") && !(r->cancel && *r->cancel) && r->out->pod[0])
+		/* a signal we did not send: the Pod was deleted or evicted */
+		set_failure(r->out, "RunnerFailed",
+		            "pod %s/%s was stopped before the build ended: %s", r->b->ns,
+		            r->out->pod, res->message);
+	else if (!strcmp(res->reason, "Cancelled") && !(r->cancel && *r->cancel))
+		set_failure(r->out, "RunnerFailed", "builder was stopped from outside gitd: %s",
+		            res->message);
 	else
 		set_failure(r->out, reason_of_builder(res->reason), "%s",
 		            res->message[0] ? res->message : res->reason);
@@ -172,18 +184,13 @@ static const char *reason_of_exit(int code, const char **what)
 	case BUILDER_EXIT_TIMEOUT:
 		*what = "timed out";
 		return "Timeout";
+	case BUILDER_EXIT_PUSHED:
 	case BUILDER_EXIT_REPORT:
 		*what = "pushed, result not delivered";
 		return "RunnerFailed";
-	case BUILDER_EXIT_PUSHED:
-		*what = "pushed, result not delivered";
-		return "RunnerFailed";
 	default:
-		if (code > 128) {
-			*what = "stopped by a signal";
-			return "Cancelled";
-		}
-		*what = "internal error";
+		/* 128+N: a signal the runner did not send (it checks its own first) */
+		*what = code > 128 ? "stopped by a signal" : "internal error";
 		return "RunnerFailed";
 	}
 }
@@ -390,7 +397,7 @@ static int run_local(struct run *r, const struct runner_config *cfg, long timeou
 	struct argv_list a = {0};
 	struct spawn_opts o = {0};
 	struct spawn_result sr;
-	char *home = NULL, *tmpdir = NULL, status[64];
+	char *home = NULL, *tmpdir = NULL, status[64], digest[80];
 	const char *env[5];
 	const char *what, *reason;
 	int ret = -1;
@@ -431,7 +438,7 @@ static int run_local(struct run *r, const struct runner_config *cfg, long timeou
 	o.cancel = cancel;
 	o.die_with_parent = true; /* a build outlives no gitd */
 	if (spawn_run(&sr, &o) < 0) {
-		err_set("cannot run builder %s: %s", program, err_msg());
+		err_set("builder: %s", err_msg());
 		goto out;
 	}
 	poll_report(r);
@@ -446,8 +453,8 @@ static int run_local(struct run *r, const struct runner_config *cfg, long timeou
 	else if (WIFEXITED(sr.status) &&
 	         (WEXITSTATUS(sr.status) == BUILDER_EXIT_PUSHED ||
 	          WEXITSTATUS(sr.status) == BUILDER_EXIT_REPORT) &&
-	         read_digest(r->out->digest, sizeof(r->out->digest), w.digest) == 0)
-		set_success(r->out, r->b->image, r->out->digest);
+	         read_digest(digest, sizeof(digest), w.digest) == 0)
+		set_success(r->out, r->b->image, digest);
 	else if (WIFEXITED(sr.status)) {
 		reason = reason_of_exit(WEXITSTATUS(sr.status), &what);
 		set_failure(r->out, reason, "builder %s (%s)%s%s", status, what,
@@ -758,6 +765,44 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* A Cancelled result from a builder the runner did not cancel. */
+static bool stopped_from_outside(const struct run *r)
+{
+	return r->has_result && !r->result.succeeded && !strcmp(r->result.reason, "Cancelled") &&
+	       !(r->cancel && *r->cancel);
+}
+
+/* Judges POD (NULL: it is gone) when it has ended, been deleted or cannot
+ * start, and returns true; false while it is on its way. */
+static bool pod_has_ended(struct run *r, const char *name, const json_t *pod, long timeout_s)
+{
+	const char *phase = str_at(pod, "status", "phase");
+	const char *reason = str_at(pod, "status", "reason");
+
+	/* the builder reports before it exits: take what came */
+	poll_report(r);
+	if (!pod || json_object_get(json_object_get(pod, "metadata"), "deletionTimestamp")) {
+		if (!pod || stopped_from_outside(r) || !r->has_result) {
+			set_failure(r->out, "RunnerFailed",
+			            "pod %s/%s was deleted before the build ended%s%s", r->b->ns,
+			            name, r->has_result ? ": " : "",
+			            r->has_result ? r->result.message : "");
+			return true;
+		}
+		return false;
+	}
+	if (!phase || (strcmp(phase, "Succeeded") && strcmp(phase, "Failed")))
+		return pod_is_stuck(r, name, pod);
+	if (reason && !strcmp(reason, "DeadlineExceeded"))
+		set_failure(r->out, "Timeout", "pod %s/%s exceeded its deadline of %ld s", r->b->ns,
+		            name, timeout_s);
+	else if (r->has_result)
+		outcome_from_result(r);
+	else
+		outcome_from_pod(r, name, pod, timeout_s);
+	return true;
+}
+
 static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_client *c,
                    const char *image, long timeout_ms, const volatile sig_atomic_t *cancel)
 {
@@ -767,7 +812,7 @@ static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_c
 	const char *uid;
 	json_t *obj = NULL, *pod = NULL;
 	bool have_secret = false, have_pod = false;
-	long long deadline, next_get = 0, now;
+	long long deadline, next_get = 0, now, outside_at = 0;
 	int rc, ret = -1;
 
 	if (!c) {
@@ -829,15 +874,23 @@ static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_c
 	deadline = clock_now_ms() + timeout_ms + RUNNER_POD_SLACK_MS;
 	for (;;) {
 		poll_report(r);
-		if (r->has_result) {
+		if (r->has_result && !stopped_from_outside(r)) {
 			outcome_from_result(r);
 			break;
 		}
+		/* A builder stopped by a signal we did not send: the Pod's status
+		 * says why (deadline, deletion), once the kubelet has written it. */
+		if (r->has_result && !outside_at)
+			outside_at = clock_now_ms();
 		if (cancel && *cancel) {
 			set_failure(r->out, "Cancelled", "build cancelled");
 			break;
 		}
 		now = clock_now_ms();
+		if (outside_at && now - outside_at >= RUNNER_POD_STATUS_WAIT_MS) {
+			outcome_from_result(r);
+			break;
+		}
 		if (now >= deadline) {
 			pending_reason(why, sizeof(why), pod);
 			set_failure(r->out, "Timeout", "pod %s/%s did not finish within %ld s%s",
@@ -845,38 +898,14 @@ static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_c
 			break;
 		}
 		if (now >= next_get) {
-			const char *phase;
-
 			next_get = now + RUNNER_POD_GET_MS;
 			json_decref(pod);
 			pod = NULL;
 			rc = kube_get(&pod, c, "v1/pods", ns, name);
-			if (rc == KUBE_ENOTFOUND) {
-				poll_report(r);
-				if (r->has_result) {
-					outcome_from_result(r);
-					break;
-				}
-				set_failure(r->out, "RunnerFailed",
-				            "pod %s/%s was deleted before the build ended", ns,
-				            name);
-				break;
-			}
-			if (rc < 0) {
+			if (rc < 0 && rc != KUBE_ENOTFOUND)
 				log_warn("pod %s/%s: %s", ns, name, err_msg());
-				continue;
-			}
-			phase = str_at(pod, "status", "phase");
-			if (phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"))) {
-				/* the builder reports before it exits; take what came */
-				poll_report(r);
-				if (r->has_result)
-					outcome_from_result(r);
-				else
-					outcome_from_pod(r, name, pod, timeout_s);
-				break;
-			}
-			if (pod_is_stuck(r, name, pod))
+			else if (pod_has_ended(r, name, rc == KUBE_ENOTFOUND ? NULL : pod,
+			                       timeout_s))
 				break;
 		}
 		sleep_ms(RUNNER_POLL_MS);
@@ -898,7 +927,7 @@ int runner_build(struct runner_result *out, const struct runner_config *cfg, str
                  const struct runner_build *b, void (*on_line)(void *arg, const char *line),
                  void *arg, const volatile sig_atomic_t *cancel)
 {
-	struct run r = {.out = out, .b = b, .on_line = on_line, .arg = arg};
+	struct run r = {.out = out, .b = b, .on_line = on_line, .arg = arg, .cancel = cancel};
 	const json_t *mode_j = json_object_get(b->spec_builder, "mode");
 	const json_t *timeout_j = json_object_get(b->spec_builder, "timeoutSeconds");
 	const char *image = str_at(b->spec_builder, "image", NULL);

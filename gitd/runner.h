@@ -2,8 +2,9 @@
  * for one container of a pipeline, in one of two places behind one call:
  *
  *   local  a child process of gitd running the builder program (spawned
- *          with argv, a clean environment, its own process group, killed
- *          with gitd);
+ *          with argv, a clean environment, its own process group; to be
+ *          killed with gitd once the spawn helper can, lib/spawn.h's
+ *          die_with_parent);
  *   pod    a Pod in the Remote's namespace running the builder image, with
  *          resource limits, activeDeadlineSeconds, no service-account token,
  *          restartPolicy Never, the registry Secret mounted read-only, the
@@ -32,7 +33,9 @@ enum runner_mode {
 /* Where and how builds run: gitd-wide settings (gitd's flags). */
 struct runner_config {
 	enum runner_mode default_mode;    /* when the Remote's spec.builder.mode is unset */
-	const char *program;              /* local: the builder program's path */
+	const char *program;              /* local: the builder program's path; NULL:
+	                                     "builder" in /usr/local/sbin:/usr/local/bin:
+	                                     /usr/sbin:/usr/bin:/sbin:/bin */
 	const char *image;                /* pod: the builder image */
 	const char *storage_driver;       /* "vfs" or "overlay"; NULL: builder's default */
 	const char *storage_root;         /* local: buildah storage kept across builds
@@ -40,7 +43,10 @@ struct runner_config {
 	const char *scheduler_name;       /* pod: spec.schedulerName; NULL: default */
 	const char *const *node_selector; /* pod: "KEY=VALUE" strings, NULL-
 	                                     terminated; NULL: none */
-	long default_timeout_ms;          /* when spec.builder.timeoutSeconds is unset */
+	long default_timeout_ms;          /* when spec.builder.timeoutSeconds is unset;
+	                                     0: 30 minutes. Used in whole seconds: the
+	                                     builder's --timeout and, for a Pod, its
+	                                     activeDeadlineSeconds */
 };
 
 /* One build: everything here is borrowed for the call. */
@@ -70,10 +76,13 @@ struct runner_result {
 	char image[1024];   /* REGISTRY/NAME@sha256:HEX on success */
 	char digest[80];    /* "sha256:HEX" on success */
 	char reason[64];    /* on failure: "BuildFailed", "PushFailed", "Timeout",
-	                       "SourceFailed", "RunnerFailed", "Cancelled" */
+	                       "SourceFailed", "RunnerFailed", "Cancelled" (only when
+	                       *cancel asked for it: a builder or Pod stopped from
+	                       outside is "RunnerFailed") */
 	char message[1024]; /* on failure: one line for the pusher */
 	double seconds;     /* wall time from start to result */
-	char pod[254];      /* pod: the Pod's name, else "" */
+	char pod[254];      /* pod: the Pod's name, "REMOTE-build-XXXXX" (its
+	                       Secret: NAME-token), else "" */
 };
 
 /* Runs build B as CFG and B->spec_builder say, with client C (pod mode; may

@@ -21,6 +21,14 @@ test_expect_success 'both kwok nodes are Ready and untainted' '
 	! grep -q . taints
 '
 
+test_expect_success 'the FAKE stand-in kubelet'"'"'s node is Ready, tainted, and not managed by kwok' '
+	kubectl wait --for=condition=Ready node slipway-standin --timeout=30s >wait.out &&
+	kubectl get node slipway-standin -o jsonpath="{.spec.taints[*].key}={.spec.taints[*].effect}" >taints &&
+	echo "slipway.dev/standin=NoSchedule" >expect && echo >>taints && test_cmp expect taints &&
+	kubectl get node slipway-standin -o jsonpath="{.metadata.annotations}" >annotations &&
+	! grep -q kwok annotations
+'
+
 test_expect_success 'a Deployment of 2 replicas rolls out to 2 ready pods' '
 	deploy=$(unique_name web) &&
 	kubectl create deployment "$deploy" --image=registry.invalid/x:1 --replicas=2 &&

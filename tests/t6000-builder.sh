@@ -63,55 +63,34 @@ make_tar() {
 	EOF_
 }
 
-# A FAKE stand-in for gitd's internal builder endpoint (gitd does not serve it
-# yet): GET /source.tar.gz with a bearer token, POST /report/log and
-# /report/result recorded into fake/; a file fake/fail makes POSTs answer 500.
-cat >fake-gitd.py <<-'EOF_'
-import http.server, os, sys
-d = sys.argv[1]
+# gitd's builder endpoint, the real one (gitd/buildsrv.c), one build per
+# start through tests/tools/buildsrv-serve; see also t6100.
+# serve_start NAME [OPTION...]: serves source.tar.gz for one build in NAME/
+# and sets $src (source URL) and $rep (report URL); the token is NAME/token.
+serve_start() {
+	local name=$1
+	shift
+	mkdir -p "$name" &&
+	{ buildsrv-serve --timeout 120 "$@" "$name" source.tar.gz >"$name/out" 2>"$name/err" & echo $! >"$name/pid"; } &&
+	test_wait_for 10 grep -q "^ready$" "$name/out" &&
+	src=$(sed -n "s/^source-url //p" "$name/out") &&
+	rep=$(sed -n "s/^report-url //p" "$name/out")
+}
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+# serve_wait NAME: the endpoint got the result and ended; NAME/log holds the
+# log lines it received, NAME/result the result as JSON.
+serve_wait() {
+	test_wait_for 60 grep -q "^fetches " "$1/out" &&
+	sed -n "s/^log //p" "$1/out" >"$1/log" &&
+	sed -n "s/^result //p" "$1/out" >"$1/result" &&
+	test -s "$1/result"
+}
 
-    def record(self):
-        with open(os.path.join(d, "requests"), "a") as f:
-            f.write("%s %s [%s] [%s]\n" % (self.command, self.path,
-                    self.headers.get("Content-Type", ""), self.headers.get("Authorization", "")))
-
-    def answer(self, code, body=b""):
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        self.record()
-        token = open(os.path.join(d, "source-token")).read().strip()
-        if self.headers.get("Authorization") != "Bearer " + token:
-            return self.answer(401)
-        if self.path.split("?")[0] != "/source.tar.gz":
-            return self.answer(404)
-        self.answer(200, open(os.path.join(d, "source.tar.gz"), "rb").read())
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.record()
-        if os.path.exists(os.path.join(d, "fail")):
-            return self.answer(500)
-        name = {"/report/log": "log", "/report/result": "result"}.get(self.path)
-        if not name:
-            return self.answer(404)
-        with open(os.path.join(d, name), "ab") as f:
-            f.write(body + (b"\n" if name == "result" else b""))
-        self.answer(200)
-
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-with open(os.path.join(d, "port.tmp"), "w") as f:
-    f.write(str(server.server_address[1]))
-os.rename(os.path.join(d, "port.tmp"), os.path.join(d, "port"))
-server.serve_forever()
-EOF_
+# serve_stop NAME: ends an endpoint that will get no result.
+serve_stop() {
+	kill "$(cat "$1/pid")" 2>/dev/null
+	test_wait_for 10 grep -q "^fetches " "$1/out"
+}
 
 export TMPDIR="$TRASH_DIRECTORY/tmp"
 mkdir -p "$TMPDIR"
@@ -279,55 +258,55 @@ test_expect_success 'without --insecure-registry a plain-HTTP registry is refuse
 	! has_manifest $repo tls-$run
 '
 
-test_expect_success 'start the FAKE gitd endpoint (a Python stand-in for gitd'"'"'s internal API)' '
-	mkdir -p fake &&
-	tar -C ctx -czf fake/source.tar.gz Dockerfile busybox &&
-	echo "source-token-$run" >fake/source-token &&
-	echo "report-token-$run" >report-token &&
-	{ python3 fake-gitd.py fake >fake.log 2>&1 & echo $! >fake.pid; } &&
-	test_wait_for 10 test -s fake/port
+test_expect_success 'a source URL of gitd'"'"'s endpoint is fetched with its bearer token, never printed' '
+	serve_start s1 &&
+	builder build --image "$REGISTRY/$repo:url-$run" --source-url "$src" \
+		--source-token-file s1/token --report-url "$rep" --report-token-file s1/token \
+		--insecure-registry >out 2>err &&
+	test_grep "^-----> Fetching http://127.0.0.1:[0-9]+/builds/[0-9a-f]{16}/source.tar.gz$" out &&
+	test "$(manifest_digest $repo url-$run)" = "$(pushed_digest out)" &&
+	serve_wait s1 &&
+	test_grep "^fetches 1$" s1/out &&
+	! grep -q -f s1/token out err s1/err
 '
 
-test_expect_success 'a source URL is fetched with its bearer token, which is never printed' '
-	url="http://127.0.0.1:$(cat fake/port)/source.tar.gz?commit=abc" &&
-	builder build --image "$REGISTRY/$repo:url-$run" --source-url "$url" \
-		--source-token-file fake/source-token --insecure-registry >out 2>err &&
-	test_grep "^-----> Fetching http://127.0.0.1:[0-9]+/source.tar.gz$" out &&
-	test "$(manifest_digest $repo url-$run)" = "$(pushed_digest out)" &&
-	test_grep "^GET /source.tar.gz\?commit=abc \[\] \[Bearer source-token-$run\]$" fake/requests &&
-	! grep -q "source-token-$run" out err &&
+test_expect_success 'a wrong source token is refused by the endpoint (401): exit 3' '
+	serve_start s2 &&
 	echo wrong >wrong-token &&
-	test_expect_code 3 builder build --image "$REGISTRY/$repo:url2-$run" --source-url "$url" \
+	test_expect_code 3 builder build --image "$REGISTRY/$repo:url2-$run" --source-url "$src" \
 		--source-token-file wrong-token --insecure-registry >out 2>err &&
-	test "$(cat err)" = "builder: source URL http://127.0.0.1:$(cat fake/port)/source.tar.gz: HTTP status 401" &&
+	test "$(cat err)" = "builder: source URL $src: HTTP status 401" &&
+	serve_stop s2 &&
+	test_grep "^fetches 0$" s2/out &&
+	test_grep "\"event\":\"buildsrv_refused\".*\"status\":401,\"reason\":\"wrong token\"" s2/err &&
+	! grep -q wrong s2/out &&
 	no_work_dirs
 '
 
 test_expect_success '--report-url posts the log and the result with the bearer token' '
-	rm -f fake/requests fake/log fake/result &&
+	serve_start s3 &&
 	builder build --image "$REGISTRY/$repo:report-$run" --context ctx --insecure-registry \
-		--report-url "http://127.0.0.1:$(cat fake/port)/report/" --report-token-file report-token >out 2>err &&
+		--report-url "$rep/" --report-token-file s3/token >out 2>err &&
 	d=$(pushed_digest out) &&
-	test_cmp out fake/log &&
-	python3 - "$REGISTRY/$repo:report-$run" "$d" fake/result <<-EOF_ &&
+	serve_wait s3 &&
+	test_cmp out s3/log &&
+	python3 - "$REGISTRY/$repo:report-$run" "$d" s3/result <<-EOF_ &&
 	import json, sys
 	r = json.load(open(sys.argv[3]))
 	assert r == {"image": sys.argv[1], "digest": sys.argv[2], "succeeded": True,
 	             "reason": "Pushed", "message": "", "exitCode": 0}, r
 	EOF_
-	grep "^POST /report/log " fake/requests >log-requests &&
-	test_grep "\[text/plain; charset=utf-8\] \[Bearer report-token-$run\]$" log-requests &&
-	test "$(grep -c -v "Bearer report-token-$run\]$" fake/requests)" = 0 &&
-	test "$(grep -c "^POST /report/result \[application/json\]" fake/requests)" = 1 &&
-	! grep -q "report-token-$run" out err
+	! grep -q buildsrv_refused s3/err &&
+	! grep -q -f s3/token out err s3/err
 '
 
 test_expect_success '--report-url gets a failed build'"'"'s reason and message' '
-	rm -f fake/requests fake/log fake/result &&
+	serve_start s4 &&
 	test_expect_code 4 builder build --image "$REGISTRY/$repo:rbad-$run" --context bad --insecure-registry \
-		--report-url "http://127.0.0.1:$(cat fake/port)/report" --report-token-file report-token >out 2>err &&
-	test_grep "^builder: build of .* failed" fake/log &&
-	python3 - fake/result <<-EOF_
+		--report-url "$rep" --report-token-file s4/token >out 2>err &&
+	serve_wait s4 &&
+	test_grep "^builder: build of .* failed" s4/log &&
+	python3 - s4/result <<-EOF_
 	import json, sys
 	r = json.load(open(sys.argv[1]))
 	assert r["succeeded"] is False and r["digest"] is None, r
@@ -336,19 +315,16 @@ test_expect_success '--report-url gets a failed build'"'"'s reason and message' 
 	EOF_
 '
 
-test_expect_success 'a report endpoint that fails does not stop the build, but a lost result is exit 7' '
-	touch fake/fail &&
-	test_when_finished "rm -f fake/fail" &&
+test_expect_success 'a report endpoint that refuses (dead token, 410) does not stop the build, but a lost result is exit 7' '
+	serve_start s5 --dead &&
 	test_expect_code 7 builder build --image "$REGISTRY/$repo:rfail-$run" --context ctx --insecure-registry \
-		--report-url "http://127.0.0.1:$(cat fake/port)/report" --report-token-file report-token >out 2>err &&
+		--report-url "$rep" --report-token-file s5/token >out 2>err &&
 	test "$(manifest_digest $repo rfail-$run)" = "$(pushed_digest out)" &&
-	test "$(grep -c "report/log: HTTP status 500; the log is no longer reported" err)" = 1 &&
-	test_grep "report/result: HTTP status 500 \(try 3 of 3\)" err &&
-	test_grep "^builder: report to .*/report/result: HTTP status 500$" err
-'
-
-test_expect_success 'stop the FAKE gitd endpoint' '
-	kill "$(cat fake.pid)"
+	test "$(grep -c "/log: HTTP status 410; the log is no longer reported" err)" = 1 &&
+	test_grep "/result: HTTP status 410 \(try 3 of 3\)" err &&
+	test_grep "^builder: report to .*/result: HTTP status 410$" err &&
+	serve_stop s5 &&
+	test "$(grep -c "\"status\":410,\"reason\":\"the build was removed\"" s5/err)" = 4
 '
 
 test_expect_success 'a RUN step runs under chroot isolation' '

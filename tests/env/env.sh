@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Starts and stops Slipway's test environment on loopback: etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, kwok with two fake Nodes (so
-# Deployments roll out to Ready pods) and distribution's docker-registry.
+# Deployments roll out to Ready pods), distribution's docker-registry, and
+# tests/env/standin-kubelet.py, a FAKE kubelet with a tainted Node of its own
+# that runs Pods of schedulerName slipway-standin as local processes (the
+# builder Pods of gitd's pod runner; nothing here can run containers).
 #
 # usage: tests/env/env.sh up [--name NAME]      start env NAME (default "default"),
 #                                               print its settings (also in DIR/env)
@@ -16,6 +19,8 @@
 # env:   SLIPWAY_ENV_ROOT  parent of the env directories (default /tmp/slipway-env);
 #                          env NAME lives in DIR=$SLIPWAY_ENV_ROOT/NAME
 #        SLIPWAY_CACHE     where tests/env/build.sh keeps binaries (~/.cache/slipway)
+#        SLIPWAY_BUILDER   the program the stand-in kubelet runs for a container
+#                          command "builder" (default: REPO/build/bin/builder)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,12 +30,15 @@ etcd_bin="$cache/bin/etcd-$ETCD_VERSION/etcd"
 kube_dir="$cache/bin/kubernetes-$K8S_VERSION"
 kwok_bin="$cache/bin/kwok-$KWOK_VERSION/kwok"
 root=${SLIPWAY_ENV_ROOT:-/tmp/slipway-env}
+repo=$(cd "$here/../.." && pwd)
+builder_bin=${SLIPWAY_BUILDER:-$repo/build/bin/builder}
 
 # Start order; down stops them in reverse.
-components=(etcd registry kube-apiserver kube-controller-manager kube-scheduler kwok)
+components=(etcd registry kube-apiserver kube-controller-manager kube-scheduler kwok standin-kubelet)
 port_names=(etcd etcd-peer registry kube-apiserver kube-controller-manager kube-scheduler kwok)
 service_cidr=10.96.0.0/16 # kwok gives pods addresses from --cidr, 10.244.0.0/16
 nodes=(kwok-node-0 kwok-node-1)
+standin_node=slipway-standin # registered by standin-kubelet.py itself
 
 started_at=$SECONDS
 log() { printf 'tests/env/env: %s\n' "$*" >&2; }
@@ -39,7 +47,7 @@ die() {
 	log "$*"
 	exit 1
 }
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # --- arguments -------------------------------------------------------------
 
@@ -107,10 +115,12 @@ pid_of() {
 # spawn COMPONENT ARGV...: start ARGV in its own session, detached from this
 # shell, logging to DIR/logs/COMPONENT.log. setsid does not fork here (a
 # background child of a script is no process-group leader), so $! is the pid.
+# fd 3 (up's copy of stderr) is closed in it: a component that keeps
+# inherited descriptors (python3) would hold up's caller's pipe open.
 spawn() {
 	local c=$1
 	shift
-	setsid nohup "$@" </dev/null >>"$dir/logs/$c.log" 2>&1 &
+	setsid nohup "$@" </dev/null >>"$dir/logs/$c.log" 2>&1 3>&- &
 	printf '%s\n' $! >"$dir/pids/$c.pid"
 }
 
@@ -135,7 +145,7 @@ stop() {
 # stop_all: clients of the API first, etcd last.
 stop_all() {
 	[ -d "$dir/pids" ] || return 0
-	stop kwok kube-scheduler kube-controller-manager registry
+	stop standin-kubelet kwok kube-scheduler kube-controller-manager registry
 	stop kube-apiserver
 	stop etcd
 }
@@ -328,10 +338,20 @@ argv_kube_scheduler() {
 argv_kwok() {
 	argv=("$kwok_bin" --kubeconfig="$dir/admin.kubeconfig"
 		--config="$dir/kwok-stages.yaml"
-		--manage-all-nodes=true
+		--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake
 		--node-lease-duration-seconds=40
 		--cidr=10.244.0.1/16
 		--server-address="127.0.0.1:${port[kwok]}")
+}
+
+# The FAKE kubelet (tests only): it runs the Pods of scheduler slipway-standin
+# on this machine, "builder" being $builder_bin (read when a Pod starts, so
+# `make` after `up` is fine). KWOK leaves its node alone: kwok manages only
+# the nodes annotated kwok.x-k8s.io/node=fake.
+argv_standin_kubelet() {
+	argv=(python3 "$here/standin-kubelet.py" --server="$api_server"
+		--ca="$pki/ca.crt" --cert="$pki/admin.crt" --key="$pki/admin.key"
+		--builder="$builder_bin" --work="$dir/standin" --node="$standin_node")
 }
 
 start() {
@@ -445,7 +465,7 @@ cmd_up() {
 		[ -x "$c" ] || die "missing $c after tests/env/build.sh"
 	done
 
-	mkdir -p "$dir"/{logs,pids,etcd,registry,controller-manager,scheduler}
+	mkdir -p "$dir"/{logs,pids,etcd,registry,controller-manager,scheduler,standin}
 	: >"$dir/.slipway-env"
 	# A signal can land while stderr is redirected (wait_until): report on fd 3.
 	exec 3>&2
@@ -473,10 +493,11 @@ cmd_up() {
 	start kube-apiserver
 	wait_until kube-apiserver 90 "kube-apiserver /readyz" apiserver_ready
 
-	progress "starting kube-controller-manager, kube-scheduler, kwok $KWOK_VERSION"
+	progress "starting kube-controller-manager, kube-scheduler, kwok $KWOK_VERSION, the FAKE stand-in kubelet"
 	start kube-controller-manager
 	start kube-scheduler
 	start kwok
+	start standin-kubelet
 	node_manifests >"$dir/nodes.yaml"
 	kc apply -f "$dir/nodes.yaml" >"$dir/logs/setup.log" 2>&1 ||
 		fail setup "could not create the kwok nodes"
@@ -498,6 +519,8 @@ cmd_up() {
 		kc get serviceaccount default -n default
 	wait_until kwok 60 "nodes ${nodes[*]} Ready" \
 		kc wait --for=condition=Ready node -l type=kwok --timeout=5s
+	wait_until standin-kubelet 60 "node $standin_node Ready" \
+		kc wait --for=condition=Ready node "$standin_node" --timeout=5s
 	# kube-scheduler binds pods once its informers have synced.
 	wait_until kube-scheduler 30 "kube-scheduler /readyz" \
 		curl -fsSk --max-time 2 "https://127.0.0.1:${port[kube-scheduler]}/readyz"
@@ -538,7 +561,7 @@ cmd_status() {
 	echo "env '$name' in $dir"
 	for c in "${components[@]}"; do
 		if pid=$(pid_of "$c"); then
-			printf '  %-24s running  pid %-8s port %s\n' "$c" "$pid" "${port[$c]}"
+			printf '  %-24s running  pid %-8s port %s\n' "$c" "$pid" "${port[$c]:--}"
 		else
 			printf '  %-24s stopped\n' "$c"
 			down=1

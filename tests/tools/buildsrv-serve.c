@@ -181,8 +181,8 @@ int main(int argc, char **argv)
 	}
 	ret = 0;
 out:
-	if (b)
-		printf("fetches %u\n", buildsrv_source_fetches(b));
+	/* the last line, always: a removed (--dead) build served nothing */
+	printf("fetches %u\n", b ? buildsrv_source_fetches(b) : 0);
 	if (ret)
 		fprintf(stderr, "buildsrv-serve: %s\n", err_msg());
 	buildsrv_remove(s, b);
