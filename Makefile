@@ -33,12 +33,14 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
 TOOL_BIN     := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit e2e check-format format env-up env-down demo fuzz bench clean help
+.PHONY: all deps test unit e2e check-format format env-up env-down demo demo-down fuzz bench clean help
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
 	@echo 'make              build every program into $(BUILD)/bin'
 	@echo 'make deps         install build and test dependencies (Debian bookworm, apt-get)'
+	@echo 'make demo         install, build, start env "demo" and gitd, git push the sample app (again: push anew)'
+	@echo 'make demo-down    stop the demo: gitd, env "demo", remove .demo/'
 	@echo 'make test         build, unit tests, start tests/env, end-to-end tests, tear down'
 	@echo 'make unit         unit tests only (no cluster needed)'
 	@echo 'make e2e          end-to-end tests against a running env (SLIPWAY_ENV_FILE)'
@@ -122,9 +124,12 @@ env-up:
 env-down:
 	@tests/env/env.sh down --name manual
 
+# examples/demo/demo.sh does it all (deps, build, env, gitd, push); see README.md
 demo:
-	@echo 'make demo: the push-to-deploy demo arrives with the pipeline (issue 4).'
-	@echo 'Today Slipway has the deployer; try: make env-up, then build/bin/deployer --help.'
+	@examples/demo/demo.sh up
+
+demo-down:
+	@examples/demo/demo.sh down
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 check-format:
