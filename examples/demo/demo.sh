@@ -217,7 +217,15 @@ stamp() {
 }
 
 apply_objects() {
-	kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns" >/dev/null
+	local phase
+	phase=$(kubectl get namespace "$ns" -o jsonpath='{.status.phase}' 2>/dev/null) || true
+	if [ "$phase" = Terminating ]; then
+		say "namespace $ns is being deleted (an earlier down): waiting for it to go"
+		kubectl wait --for=delete "namespace/$ns" --timeout=120s >/dev/null ||
+			die "namespace $ns is still terminating after 120s"
+		phase=
+	fi
+	[ -n "$phase" ] || kubectl create namespace "$ns" >/dev/null
 	# Created once: applying it again would put the placeholder image back.
 	if ! kubectl -n "$ns" get deployment "$remote" >/dev/null 2>&1; then
 		kubectl -n "$ns" apply -f - >/dev/null <<-EOF
