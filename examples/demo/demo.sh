@@ -174,7 +174,7 @@ env_up() {
 	fi
 	if [ ! -x "$cache/bin/kubernetes-$K8S_VERSION/kube-apiserver" ]; then
 		say "first run: building etcd, kube-apiserver, kube-controller-manager, kube-scheduler"
-		say "and kwok from source into $cache (about 5 minutes, once; later runs start in seconds)"
+		say "and kwok from source into $cache: about 5 minutes (up to 15 on 2 cores), once"
 	fi
 	"$env_sh" up --name "$env_name" >"$state/env-up.out" &
 	local pid=$! next=$((SECONDS + 30)) rc=0
