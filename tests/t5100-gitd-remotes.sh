@@ -95,8 +95,14 @@ test_expect_success 'a gitkube Remote (remotes.gitkube.sh) works with gitkube UR
 	EOF_
 	test_wait_for 10 test -d repos/$ns/legacy.git &&
 	git -C src checkout -q main &&
-	git -C src push -q "ssh://$ns-legacy@127.0.0.1:$GITD_PORT/~/git/$ns-legacy" main &&
-	test "$(git -C repos/$ns/legacy.git rev-parse main)" = "$(git -C src rev-parse main)"
+	git -C src push -q "ssh://$ns-legacy@127.0.0.1:$GITD_PORT/~/git/$ns-legacy" main:feature &&
+	test "$(git -C repos/$ns/legacy.git rev-parse feature)" = "$(git -C src rev-parse main)"
+'
+
+test_expect_success 'a deploying push to a Remote without a registry is rejected with the reason' '
+	test_must_fail git -C src push "ssh://$ns-legacy@127.0.0.1:$GITD_PORT/~/git/$ns-legacy" main 2>err &&
+	test_grep "main -> main [(]BuildFailed: remote $ns/legacy: spec.registry.url is not set)" err &&
+	test_must_fail git -C repos/$ns/legacy.git rev-parse -q --verify main
 '
 
 test_expect_success 'a Remote with malformed keys does not break the others' '
