@@ -248,6 +248,8 @@ apply_objects() {
 
 cmd_up() {
 	local no_build=$1
+	# buildah builds with chroot isolation, which needs root here (as in t7000)
+	[ "$(id -u)" = 0 ] || die "run as root: the local builds use buildah with chroot isolation"
 	for c in git ssh ssh-keygen python3 setsid; do
 		command -v "$c" >/dev/null || die "'$c' is not on PATH (make deps installs it)"
 	done
