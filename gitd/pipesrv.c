@@ -536,9 +536,11 @@ int pipesrv_pre_receive(void *arg, const struct receive_check *check, char *mess
 	}
 	for (;;) {
 		json_decref(msg);
-		if (read_json(&msg, c->fd, &in) != 1) {
+		int r = read_json(&msg, c->fd, &in);
+
+		if (r != 1) {
 			event_log("error", "pipeline_lost", "{s:s}", "error",
-			          err_msg()[0] ? err_msg() : "the pipeline process hung up");
+			          r == 0 ? "the pipeline process hung up" : err_msg());
 			snprintf(message, message_size,
 			         "slipway: the pipeline process ended before a verdict");
 			goto out;

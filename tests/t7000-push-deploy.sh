@@ -71,6 +71,13 @@ start_push() {
 	bg_pid=$!
 }
 
+# watch_builder_pods OUT: names of builder Pods as they appear, into OUT, in
+# the background; its pid in $bg_pid.
+watch_builder_pods() {
+	kubectl -n $ns get pods -l slipway.dev/component=builder --watch-only -o name >"$1" 2>/dev/null &
+	bg_pid=$!
+}
+
 server_ref() {
 	git -C "repos/$ns/$1.git" rev-parse --verify -q "$2" || echo none
 }
@@ -104,6 +111,7 @@ test_expect_success 'set up the namespace, keys, Remotes, Deployments and hooks'
 	 {\"event\":\"pre-build\",\"configMapRef\":{\"name\":\"hooks\",\"key\":\"gate\"}}]" &&
 	deployment web &&
 	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
+		--builder-scheduler slipway-standin --builder-image slipway/builder:e2e \
 		--hooks-dir "$TRASH_DIRECTORY/admin-hooks" --rollout-timeout 60 \
 		--work-dir "$TRASH_DIRECTORY" &&
 	test_wait_for 10 test -d repos/$ns/web.git
@@ -267,6 +275,24 @@ test_expect_success 'a registry that is down fails the build with a clear messag
 	test "$(server_ref down main)" = none
 '
 
+test_expect_success 'the pod runner builds in a Pod (stand-in kubelet, a FAKE) and deploys' '
+	kubectl get node slipway-standin >/dev/null ||
+		{ say "no stand-in kubelet node in this env"; false; } &&
+	app_remote podbuild "\"builder\":{\"mode\":\"pod\",\"timeoutSeconds\":300}" &&
+	deployment podbuild &&
+	test_wait_for 10 test -d repos/$ns/podbuild.git &&
+	git -C src fetch -q "$GITD_URL/$ns/web.git" main && git -C src reset -q --hard FETCH_HEAD &&
+	sha=$(git -C src rev-parse HEAD) &&
+	watch_builder_pods pods.seen && test_when_finished "kill $bg_pid" &&
+	git -C src push "$GITD_URL/$ns/podbuild.git" main >push.out 2>&1 &&
+	test_grep "^pod/podbuild-build-" pods.seen &&
+	run=$(kubectl -n $ns get pipelineruns -l slipway.dev/remote=podbuild -o jsonpath="{.items[0].metadata.name}") &&
+	test "$(succeeded $run)" = "True Succeeded" &&
+	case "$(image_of podbuild)" in "$REGISTRY/e2e/$ns-podbuild-podbuild-web@sha256:"*) ;; *) false ;; esac &&
+	test "$(server_ref podbuild main)" = "$sha" &&
+	test_wait_for 30 sh -c "test -z \"\$(kubectl -n $ns get pods,secrets -l slipway.dev/component=builder -o name)\""
+'
+
 test_expect_success 'gitd killed mid-pipeline: the run is Interrupted after restart, the repository unchanged' '
 	before=$(server_ref web main) &&
 	git -C src fetch -q "$GITD_URL/$ns/web.git" main && git -C src reset -q --hard FETCH_HEAD &&
@@ -280,6 +306,7 @@ test_expect_success 'gitd killed mid-pipeline: the run is Interrupted after rest
 	rm hold &&
 	test "$(server_ref web main)" = "$before" &&
 	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
+		--builder-scheduler slipway-standin --builder-image slipway/builder:e2e \
 		--hooks-dir "$TRASH_DIRECTORY/admin-hooks" --rollout-timeout 60 \
 		--work-dir "$TRASH_DIRECTORY" &&
 	kubectl -n $ns wait --for=jsonpath="{.status.conditions[0].reason}"=Interrupted pipelinerun/$run --timeout=30s &&
