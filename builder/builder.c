@@ -839,6 +839,8 @@ int builder_run(struct builder_result *out, const struct builder_opts *o)
 	out->push_ms = clock_now_ms() - t;
 	if (ret < 0)
 		goto out;
+	say(&b, BUILDER_MARKER "Timing: source %ld ms, build %ld ms, push %ld ms", out->source_ms,
+	    out->build_ms, out->push_ms);
 	say(&b, BUILDER_MARKER "Pushed %s@%s", o->image, out->digest);
 out:
 	out->reason = builder_reason(ret);
