@@ -33,7 +33,7 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
 TOOL_BIN     := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit e2e check-format format env-up env-down demo demo-down fuzz bench clean help
+.PHONY: all deps test unit e2e check-format format env-up env-down demo demo-down fuzz bench bench-deploy clean help
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -47,6 +47,7 @@ help:
 	@echo 'make env-up       start a test environment for manual use (env-down stops it)'
 	@echo 'make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (default 10)'
 	@echo 'make bench        gitd against OpenSSH sshd + git (bench/push.sh; BENCH_ARGS=...)'
+	@echo 'make bench-deploy git push to Succeeded, broken down (bench/deploy.sh; root, buildah)'
 	@echo 'make SAN=address,undefined ...   the same with sanitizers, in build/san-*'
 	@echo 'make format       reformat the C sources with .clang-format'
 
@@ -108,6 +109,9 @@ deps:
 
 bench: all
 	bench/push.sh $(BENCH_ARGS)
+
+bench-deploy: all
+	bench/deploy.sh $(BENCH_ARGS)
 
 unit: $(UNIT_BIN)
 	prove --exec '' $(UNIT_BIN)

@@ -43,44 +43,14 @@ cleanup() {
 trap cleanup EXIT
 cd "$work"
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-now_ms() { date +%s%3N; }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { awk -v o="$1" -v g="$2" 'BEGIN { if (g > 0) printf "%.2f", o / g; else print "n/a" }'; }
+. "$root/bench/lib.sh"
 
 # --- the two servers --------------------------------------------------------
 
 ssh-keygen -q -t ed25519 -N '' -f client
 user=$(id -un)
-
-# OpenSSH: a private sshd on loopback that lets this user in with the client
-# key; git-receive-pack runs through the user's shell, as on any git host.
-ssh-keygen -q -t ed25519 -N '' -f sshd_host
-cp client.pub sshd_authorized_keys
-chmod 600 sshd_authorized_keys
-sshd_port=$(free_port)
-cat >sshd_config <<EOF
-Port $sshd_port
-ListenAddress 127.0.0.1
-HostKey $work/sshd_host
-AuthorizedKeysFile $work/sshd_authorized_keys
-PidFile $work/sshd.pid
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-PermitRootLogin prohibit-password
-MaxStartups 200
-MaxSessions 200
-LogLevel ERROR
-EOF
-# sshd insists on its privilege separation directory even when not root
-[ -d /run/sshd ] || mkdir -p /run/sshd 2>/dev/null || sudo mkdir -p /run/sshd
-/usr/sbin/sshd -D -e -f "$work/sshd_config" 2>sshd.log &
-pids+=($!)
+sshd_start "$work" client.pub
+pids+=("$sshd_pid")
 
 # gitd: the same key, every bench repository. Run under a wait4() wrapper that
 # reports the peak RSS of gitd and any connection process it reaped.
