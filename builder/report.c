@@ -159,7 +159,9 @@ void report_line(struct report *r, const char *line)
 		r->batch_since = clock_now_ms();
 	if (buf_add(&r->batch, line, len) < 0 || buf_add(&r->batch, "\n", 1) < 0)
 		return; /* cannot happen: see the maximum in report_new */
-	if (r->batch.len >= REPORT_BATCH_MAX)
+	/* a step marker ("-----> Building ...") goes out at once, so the
+	 * pusher sees each step start live even when the batch is young */
+	if (r->batch.len >= REPORT_BATCH_MAX || !strncmp(line, "-----> ", 7))
 		report_flush(r, true);
 }
 

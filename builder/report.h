@@ -32,7 +32,8 @@ struct report;
 int report_new(struct report **out, const char *url, const char *token);
 
 /* Queues LINE (without its newline) for URL/log, and sends the batch once it
- * holds REPORT_BATCH_MAX bytes. The first failed log request is reported
+ * holds REPORT_BATCH_MAX bytes, or at once when LINE is a step marker
+ * (starts with "-----> "). The first failed log request is reported
  * once on stderr and turns log reporting off: the build goes on. */
 void report_line(struct report *r, const char *line);
 
