@@ -22,10 +22,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define BUILDSRV_LOG_MAX (256 * 1024)  /* one POST .../log body */
+#define BUILDSRV_LOG_MAX (256 * 1024)   /* one POST .../log body */
 #define BUILDSRV_RESULT_MAX (16 * 1024) /* the POST .../result body */
-#define BUILDSRV_QUEUE_MAX (4u << 20)   /* queued, undrained log bytes; past it
-                                           lines are dropped and counted */
+/* queued, undrained log bytes; past it lines are dropped and counted */
+#define BUILDSRV_QUEUE_MAX (4u << 20)
 
 struct buildsrv;
 struct buildsrv_build;
@@ -64,11 +64,11 @@ size_t buildsrv_drain(struct buildsrv_build *b, void (*on_line)(void *arg, const
 /* The builder's result (builder/report.h), as received. */
 struct buildsrv_result {
 	bool succeeded;
-	char image[1024];  /* the image reference built (tag form) */
-	char digest[80];   /* "sha256:HEX", or "" */
-	char reason[64];   /* "Pushed", "BuildFailed", "PushFailed", ... */
-	char message[1024];/* one line */
-	int exit_code;     /* the builder's exit code (docs/builder.md) */
+	char image[1024];   /* the image reference built (tag form) */
+	char digest[80];    /* "sha256:HEX", or "" */
+	char reason[64];    /* "Pushed", "BuildFailed", "PushFailed", ... */
+	char message[1024]; /* one line */
+	int exit_code;      /* the builder's exit code (docs/builder.md) */
 };
 
 /* Returns true and fills OUT when the result has arrived (a malformed

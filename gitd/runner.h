@@ -31,49 +31,49 @@ enum runner_mode {
 
 /* Where and how builds run: gitd-wide settings (gitd's flags). */
 struct runner_config {
-	enum runner_mode default_mode; /* when the Remote's spec.builder.mode is unset */
-	const char *program;           /* local: the builder program's path */
-	const char *image;             /* pod: the builder image */
-	const char *storage_driver;    /* "vfs" or "overlay"; NULL: builder's default */
-	const char *storage_root;      /* local: buildah storage kept across builds
-	                                  (builder --storage-root); NULL: none */
-	const char *scheduler_name;    /* pod: spec.schedulerName; NULL: default */
+	enum runner_mode default_mode;    /* when the Remote's spec.builder.mode is unset */
+	const char *program;              /* local: the builder program's path */
+	const char *image;                /* pod: the builder image */
+	const char *storage_driver;       /* "vfs" or "overlay"; NULL: builder's default */
+	const char *storage_root;         /* local: buildah storage kept across builds
+	                                     (builder --storage-root); NULL: none */
+	const char *scheduler_name;       /* pod: spec.schedulerName; NULL: default */
 	const char *const *node_selector; /* pod: "KEY=VALUE" strings, NULL-
 	                                     terminated; NULL: none */
-	long default_timeout_ms;       /* when spec.builder.timeoutSeconds is unset */
+	long default_timeout_ms;          /* when spec.builder.timeoutSeconds is unset */
 };
 
 /* One build: everything here is borrowed for the call. */
 struct runner_build {
-	const char *ns;              /* the Remote's namespace (where the Pod runs) */
-	const char *remote;          /* the Remote's name */
-	const char *pipelinerun;     /* PipelineRun name, for labels; may be NULL */
-	const char *deployment;      /* spec.deployments[].name */
-	const char *container;       /* spec.deployments[].containers[].name */
-	const char *image;           /* REGISTRY/NS-REMOTE-DEPLOYMENT-CONTAINER:COMMIT */
-	const char *path;            /* containers[].path, or NULL: the root */
-	const char *dockerfile;      /* containers[].dockerfile, or NULL */
-	const char *const *build_args; /* "NAME=VALUE", NULL-terminated, or NULL */
-	bool insecure_registry;      /* spec.registry.insecure */
-	const char *registry_secret; /* pod: the dockerconfigjson Secret's name, or NULL */
+	const char *ns;                 /* the Remote's namespace (where the Pod runs) */
+	const char *remote;             /* the Remote's name */
+	const char *pipelinerun;        /* PipelineRun name, for labels; may be NULL */
+	const char *deployment;         /* spec.deployments[].name */
+	const char *container;          /* spec.deployments[].containers[].name */
+	const char *image;              /* REGISTRY/NS-REMOTE-DEPLOYMENT-CONTAINER:COMMIT */
+	const char *path;               /* containers[].path, or NULL: the root */
+	const char *dockerfile;         /* containers[].dockerfile, or NULL */
+	const char *const *build_args;  /* "NAME=VALUE", NULL-terminated, or NULL */
+	bool insecure_registry;         /* spec.registry.insecure */
+	const char *registry_secret;    /* pod: the dockerconfigjson Secret's name, or NULL */
 	const char *registry_auth_file; /* local: the Secret's .dockerconfigjson
 	                                   in a 0600 file, or NULL */
-	const json_t *spec_builder;  /* the Remote's spec.builder (mode, image,
-	                                timeoutSeconds, resources), or NULL */
-	struct buildsrv *srv;        /* the endpoint the build reports to */
-	const char *source_path;     /* the source archive (archive.h) */
+	const json_t *spec_builder;     /* the Remote's spec.builder (mode, image,
+	                                   timeoutSeconds, resources), or NULL */
+	struct buildsrv *srv;           /* the endpoint the build reports to */
+	const char *source_path;        /* the source archive (archive.h) */
 };
 
 /* What happened. */
 struct runner_result {
-	bool succeeded;      /* the image was pushed */
-	char image[1024];    /* REGISTRY/NAME@sha256:HEX on success */
-	char digest[80];     /* "sha256:HEX" on success */
-	char reason[64];     /* on failure: "BuildFailed", "PushFailed", "Timeout",
-	                        "SourceFailed", "RunnerFailed", "Cancelled" */
-	char message[1024];  /* on failure: one line for the pusher */
-	double seconds;      /* wall time from start to result */
-	char pod[254];       /* pod: the Pod's name, else "" */
+	bool succeeded;     /* the image was pushed */
+	char image[1024];   /* REGISTRY/NAME@sha256:HEX on success */
+	char digest[80];    /* "sha256:HEX" on success */
+	char reason[64];    /* on failure: "BuildFailed", "PushFailed", "Timeout",
+	                       "SourceFailed", "RunnerFailed", "Cancelled" */
+	char message[1024]; /* on failure: one line for the pusher */
+	double seconds;     /* wall time from start to result */
+	char pod[254];      /* pod: the Pod's name, else "" */
 };
 
 /* Runs build B as CFG and B->spec_builder say, with client C (pod mode; may
@@ -85,10 +85,9 @@ struct runner_result {
  * always filled. Returns 0 when the build ran to an outcome (see
  * out->succeeded), or -1 with err_msg() and out->reason "RunnerFailed" when
  * it could not be started (program missing, Pod refused by the API). */
-int runner_build(struct runner_result *out, const struct runner_config *cfg,
-                 struct kube_client *c, const struct runner_build *b,
-                 void (*on_line)(void *arg, const char *line), void *arg,
-                 const volatile sig_atomic_t *cancel);
+int runner_build(struct runner_result *out, const struct runner_config *cfg, struct kube_client *c,
+                 const struct runner_build *b, void (*on_line)(void *arg, const char *line),
+                 void *arg, const volatile sig_atomic_t *cancel);
 
 /* Parses "local" or "pod" into *OUT. Returns 0 or -1. */
 int runner_mode_parse(enum runner_mode *out, const char *s);
