@@ -382,7 +382,7 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 	int ret = KUBE_ERROR;
 
 	*out = NULL;
-	if (strlen(spec->remote_gvr) >= 128) {
+	if (spec->remote_gvr && strlen(spec->remote_gvr) >= 128) {
 		err_set("remote resource name too long: %s", spec->remote_gvr);
 		goto out;
 	}
@@ -418,7 +418,8 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 		ret = KUBE_ERROR;
 		goto out;
 	}
-	snprintf(r->remote_gvr, sizeof(r->remote_gvr), "%s", spec->remote_gvr);
+	snprintf(r->remote_gvr, sizeof(r->remote_gvr), "%s",
+	         spec->remote_gvr ? spec->remote_gvr : "");
 	now_rfc3339(now);
 	json_object_set_new(r->status, "startTime", json_string(now));
 	json_object_set_new(r->status, "stages", json_array());

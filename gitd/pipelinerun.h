@@ -37,7 +37,8 @@ struct pipelinerun_spec {
 	const char *ns;          /* the Remote's namespace */
 	const char *remote;      /* the Remote's name */
 	const char *remote_gvr;  /* "slipway.dev/v1alpha1/remotes" or
-	                            "gitkube.sh/v1alpha1/remotes" (for lastRun) */
+	                            "gitkube.sh/v1alpha1/remotes" (for lastRun;
+	                            NULL: lastRun is not written) */
 	const char *ref;         /* "refs/heads/main" */
 	const char *before;      /* hex object ids (40 or 64 digits; zeros for a */
 	const char *after;       /* new ref) */
