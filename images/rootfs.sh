@@ -45,7 +45,7 @@ out=$(cd "$out" && pwd)
 
 # Debian bookworm's merged /usr: /bin, /sbin, /lib and /lib64 are links into
 # /usr, as on the host, so every path ldd prints is valid in the image too.
-mkdir -p "$out"/usr/{bin,sbin,lib,lib64,local/bin} "$out"/etc "$out"/root \
+mkdir -p "$out"/usr/{bin,sbin,lib,lib64,local/bin} "$out"/etc "$out"/root "$out"/home \
 	"$out"/var/tmp "$out"/run "$out"/proc "$out"/sys "$out"/dev
 for d in bin sbin lib lib64; do
 	ln -s "usr/$d" "$out/$d"
