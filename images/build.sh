@@ -12,12 +12,14 @@
 # busybox-static.
 #
 # usage: images/build.sh [--push REGISTRY] [--tls-verify=false]
-#                        [--root DIR] [--storage-driver DRIVER] [gitd|builder]...
+#                        [--root DIR] [--runroot DIR] [--storage-driver DRIVER]
+#                        [--work-dir DIR] [gitd|builder]...
 #   --push REGISTRY        also push to REGISTRY/slipway/NAME:VERSION and print
 #                          the pushed image by digest
 #   --tls-verify=false     the registry is plain HTTP (a test registry)
-#   --root DIR             buildah's storage root (default: buildah's own)
+#   --root DIR, --runroot DIR  buildah's storage (default: buildah's own)
 #   --storage-driver D     buildah's storage driver (default: buildah's own)
+#   --work-dir DIR         where the build contexts go [$BUILD/images]
 set -euo pipefail
 
 die() {
@@ -31,23 +33,25 @@ top=$(cd "$here/.." && pwd)
 build=${BUILD:-$top/build}
 case "$build" in /*) ;; *) build=$top/$build ;; esac
 
-registry= tls=() storage=() names=()
+registry= tls=() storage=() names=() work=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--push) [ $# -ge 2 ] || die "--push needs a registry"; registry=${2%/}; shift ;;
 	--tls-verify=false) tls=(--tls-verify=false) ;;
-	--root | --storage-driver)
+	--root | --runroot | --storage-driver)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		storage+=("$1" "$2")
 		shift
 		;;
+	--work-dir) [ $# -ge 2 ] || die "--work-dir needs a directory"; work=$2; shift ;;
 	gitd | builder) names+=("$1") ;;
-	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (try --help)" ;;
 	esac
 	shift
 done
 [ ${#names[@]} -gt 0 ] || names=(gitd builder)
+work=${work:-$build/images}
 
 [ "$(id -u)" = 0 ] || die "run as root: buildah builds with chroot isolation here"
 command -v buildah >/dev/null || die "buildah not found (make deps installs it)"
@@ -59,7 +63,7 @@ revision=$(git -C "$top" rev-parse HEAD 2>/dev/null || echo unknown)
 build_one() {
 	local name=$1 ctx image started=$SECONDS
 	shift
-	ctx=$build/images/$name
+	ctx=$work/$name
 	image=slipway/$name:$version
 	rm -rf "$ctx"
 	mkdir -p "$ctx/empty"
