@@ -33,7 +33,7 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
 TOOL_BIN     := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit e2e check-format format env-up env-down demo demo-down fuzz bench bench-deploy clean help
+.PHONY: all deps test unit e2e check-format format env-up env-down demo demo-down fuzz bench bench-deploy images clean help
 all: $(PROGRAMS) $(UNIT_BIN) $(TOOL_BIN)
 
 help:
@@ -48,6 +48,7 @@ help:
 	@echo 'make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (default 10)'
 	@echo 'make bench        gitd against OpenSSH sshd + git (bench/push.sh; BENCH_ARGS=...)'
 	@echo 'make bench-deploy git push to Succeeded, broken down (bench/deploy.sh; root, buildah)'
+	@echo 'make images       images slipway/gitd and slipway/builder with buildah (as root; IMAGES_ARGS=--push REG)'
 	@echo 'make SAN=address,undefined ...   the same with sanitizers, in build/san-*'
 	@echo 'make format       reformat the C sources with .clang-format'
 
@@ -112,6 +113,10 @@ bench: all
 
 bench-deploy: all
 	bench/deploy.sh $(BENCH_ARGS)
+# images/build.sh: FROM-scratch images from a root filesystem made of this
+# host's Debian packages (images/README.md); IMAGES_ARGS='--push REGISTRY'
+images: $(PROGRAMS)
+	BUILD=$(BUILD) images/build.sh $(IMAGES_ARGS)
 
 unit: $(UNIT_BIN)
 	prove --exec '' $(UNIT_BIN)
@@ -146,4 +151,5 @@ format:
 clean:
 	rm -rf build tests/trash-*
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# (not in build/images: image root filesystems have directories like registries.conf.d)
+-include $(shell find $(BUILD) -path $(BUILD)/images -prune -o -name '*.d' -type f -print 2>/dev/null)

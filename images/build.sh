@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# images/build.sh: builds Slipway's container images with buildah, from root
+# filesystems that images/rootfs.sh assembles out of this Debian host (no
+# base image is pulled; images/README.md says why):
+#
+#   slipway/gitd:VERSION      gitd, deployer, /bin/sh (busybox); user 65532
+#   slipway/builder:VERSION   builder, buildah; user root
+#
+# VERSION is the repository's VERSION file. The programs come from
+# $BUILD/bin (default build/bin): run make first (make images does both).
+# Needs root (buildah bud --isolation chroot) and Debian's buildah and
+# busybox-static.
+#
+# usage: images/build.sh [--push REGISTRY] [--tls-verify=false]
+#                        [--root DIR] [--runroot DIR] [--storage-driver DRIVER]
+#                        [--work-dir DIR] [gitd|builder]...
+#   --push REGISTRY        also push to REGISTRY/slipway/NAME:VERSION and print
+#                          the pushed image by digest
+#   --tls-verify=false     the registry is plain HTTP (a test registry)
+#   --root DIR, --runroot DIR  buildah's storage (default: buildah's own)
+#   --storage-driver D     buildah's storage driver (default: buildah's own)
+#   --work-dir DIR         where the build contexts go [$BUILD/images]
+set -euo pipefail
+
+die() {
+	printf 'images/build: %s\n' "$*" >&2
+	exit 1
+}
+say() { printf 'images/build: %s\n' "$*" >&2; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+build=${BUILD:-$top/build}
+case "$build" in /*) ;; *) build=$top/$build ;; esac
+
+registry= tls=() storage=() names=() work=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--push) [ $# -ge 2 ] || die "--push needs a registry"; registry=${2%/}; shift ;;
+	--tls-verify=false) tls=(--tls-verify=false) ;;
+	--root | --runroot | --storage-driver)
+		[ $# -ge 2 ] || die "$1 needs a value"
+		storage+=("$1" "$2")
+		shift
+		;;
+	--work-dir) [ $# -ge 2 ] || die "--work-dir needs a directory"; work=$2; shift ;;
+	gitd | builder) names+=("$1") ;;
+	-h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument '$1' (try --help)" ;;
+	esac
+	shift
+done
+[ ${#names[@]} -gt 0 ] || names=(gitd builder)
+work=${work:-$build/images}
+
+[ "$(id -u)" = 0 ] || die "run as root: buildah builds with chroot isolation here"
+command -v buildah >/dev/null || die "buildah not found (make deps installs it)"
+version=$(cat "$top/VERSION" 2>/dev/null) || die "no VERSION file in $top"
+[[ "$version" =~ ^[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}$ ]] || die "VERSION '$version' is not a valid image tag"
+revision=$(git -C "$top" rev-parse HEAD 2>/dev/null || echo unknown)
+
+# build_one NAME ROOTFS-OPTION... : assemble the context, bud, maybe push
+build_one() {
+	local name=$1 ctx image started=$SECONDS
+	shift
+	ctx=$work/$name
+	image=slipway/$name:$version
+	rm -rf "$ctx"
+	mkdir -p "$ctx/empty"
+	"$here/rootfs.sh" --out "$ctx/rootfs" "$@"
+	cp "$here/$name.Containerfile" "$ctx/Containerfile"
+	buildah "${storage[@]}" bud --isolation chroot --quiet \
+		--build-arg VERSION="$version" --build-arg REVISION="$revision" \
+		-f "$ctx/Containerfile" -t "$image" "$ctx" >/dev/null
+	say "built $image in $((SECONDS - started)) s ($(du -sh "$ctx/rootfs" | cut -f1) of files)"
+	if [ -n "$registry" ]; then
+		buildah "${storage[@]}" push --quiet "${tls[@]}" --digestfile "$ctx/digest" \
+			"$image" "docker://$registry/$image"
+		echo "$registry/slipway/$name@$(cat "$ctx/digest")"
+	fi
+}
+
+for name in "${names[@]}"; do
+	case "$name" in
+	gitd) build_one gitd --shell "$build/bin/gitd" "$build/bin/deployer" ;;
+	builder) build_one builder --buildah "$build/bin/builder" ;;
+	esac
+done
