@@ -289,13 +289,27 @@ done:
 	return rc;
 }
 
+/* The name of the Remote's registry Secret, or NULL: Slipway's
+ * credentials.secretRef {name}, or gitkube's secretRef (a plain name) or
+ * secretKeyRef {name, key} (manifests/crds/remotes.gitkube.sh.yaml). */
+static const char *registry_secret(const json_t *remote)
+{
+	const json_t *cred = json_object_get(spec_get(remote, "registry"), "credentials");
+	const json_t *ref = json_object_get(cred, "secretRef");
+
+	if (json_is_string(ref))
+		return json_string_value(ref)[0] ? json_string_value(ref) : NULL;
+	if (ref)
+		return str_or(ref, "name", NULL);
+	return str_or(json_object_get(cred, "secretKeyRef"), "name", NULL);
+}
+
 /* Writes the Remote's registry Secret (.dockerconfigjson) to a 0600 file
  * for a local builder. Returns 0 with PATH set, 0 with PATH "" when the
  * Remote names none, or -1 with err_msg(). */
 static int registry_auth_file(struct pipeline *p, char *path, size_t size)
 {
-	const json_t *cred = json_object_get(spec_get(p->env->remote, "registry"), "credentials");
-	const char *name = str_or(json_object_get(cred, "secretRef"), "name", NULL);
+	const char *name = registry_secret(p->env->remote);
 	const char *data;
 	json_t *secret = NULL;
 	struct buf b;
@@ -420,6 +434,13 @@ static int stage_build(struct pipeline *p)
 			b.image = image;
 			b.path = str_or(c, "path", NULL);
 			b.dockerfile = str_or(c, "dockerfile", NULL);
+			/* gitkube gives the Dockerfile from the repository's root
+			 * ("example/www/Dockerfile" with path "example/www"); the
+			 * builder takes it from the build context */
+			if (strstr(p->env->remote_gvr, "gitkube") && b.path && b.dockerfile &&
+			    !strncmp(b.dockerfile, b.path, strlen(b.path)) &&
+			    b.dockerfile[strlen(b.path)] == '/')
+				b.dockerfile += strlen(b.path) + 1;
 			b.build_args = (const char *const *)argv;
 			b.insecure_registry =
 			    json_is_true(json_object_get(spec_registry, "insecure"));
@@ -595,8 +616,8 @@ static int stage_deploy(struct pipeline *p)
 		if (rc < 0) {
 			if (res.rolled_back)
 				p->ndeployed--; /* already back where it was */
-			set_outcome(p, rc == DEPLOYER_ETIMEOUT ? "Timeout" : "DeployFailed",
-			            "deployment %s/%s: %s", p->ns, dname, res.message);
+			set_outcome(p, rc == DEPLOYER_ETIMEOUT ? "Timeout" : "DeployFailed", "%s",
+			            res.message); /* it names the Deployment */
 			goto out;
 		}
 		say(p, "-----> Deployed %s/%s in %lld ms%s", p->ns, dname, clock_now_ms() - t0,
