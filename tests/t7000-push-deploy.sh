@@ -293,6 +293,22 @@ test_expect_success 'the pod runner builds in a Pod (stand-in kubelet, a FAKE) a
 	test_wait_for 30 sh -c "test -z \"\$(kubectl -n $ns get pods,secrets -l slipway.dev/component=builder -o name)\""
 '
 
+test_expect_success 'a gitkube Remote deploys: secretRef by name, dockerfile from the repository root' '
+	kubectl -n $ns create secret docker-registry regcred --docker-server="$REGISTRY" \
+		--docker-username=ci --docker-password=not-a-secret &&
+	kubectl -n $ns apply -f - <<-EOF_ &&
+	{"apiVersion":"gitkube.sh/v1alpha1","kind":"Remote","metadata":{"name":"legacy"},
+	 "spec":{"authorizedKeys":["$(cat alice.pub)"],
+	  "registry":{"url":"$REGISTRY/e2e","insecure":true,"credentials":{"secretRef":"regcred"}},
+	  "deployments":[{"name":"legacy","containers":[{"name":"web","path":"app","dockerfile":"app/Dockerfile"}]}]}}
+	EOF_
+	deployment legacy &&
+	test_wait_for 10 test -d repos/$ns/legacy.git &&
+	git -C src push "ssh://$ns-legacy@127.0.0.1:$GITD_PORT/~/git/$ns-legacy" main >push.out 2>&1 &&
+	case "$(image_of legacy)" in "$REGISTRY/e2e/$ns-legacy-legacy-web@sha256:"*) ;; *) false ;; esac &&
+	test_must_fail grep -q "not-a-secret" push.out gitd.log
+'
+
 test_expect_success 'gitd killed mid-pipeline: the run is Interrupted after restart, the repository unchanged' '
 	before=$(server_ref web main) &&
 	git -C src fetch -q "$GITD_URL/$ns/web.git" main && git -C src reset -q --hard FETCH_HEAD &&
