@@ -37,7 +37,8 @@ enum {
 	EXIT_USAGE = 2,    /* bad command line */
 	EXIT_NOTFOUND = 3, /* the Remote, PipelineRun or key does not exist */
 };
-/* wait: the run did not finish in time (the brief of issue 5 asks for 2). */
+/* wait: the run did not finish in time; shares 2 with usage errors, as issue 5
+ * specifies (a usage error comes with a "Try" line on stderr). */
 #define EXIT_TIMEOUT 2
 
 /* What every command works with. */

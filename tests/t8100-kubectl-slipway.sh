@@ -324,6 +324,28 @@ test_expect_success 'wait -o json prints the finished run' '
 	python3 -c "import json; r = json.load(open(\"run.json\")); assert r[\"metadata\"][\"name\"] == \"web-aa\""
 '
 
+test_expect_success 'wait polls when RBAC allows get and list but not watch' '
+	kubectl -n $ns create serviceaccount waiter >/dev/null &&
+	kubectl -n $ns create role run-reader --verb=get,list \
+		--resource=pipelineruns.slipway.dev >/dev/null &&
+	kubectl -n $ns create rolebinding waiter --role=run-reader \
+		--serviceaccount=$ns:waiter >/dev/null &&
+	cp "$KUBECONFIG" waiter.kubeconfig &&
+	token=$(kubectl -n $ns create token waiter) &&
+	KUBECONFIG=waiter.kubeconfig kubectl config set-credentials waiter --token="$token" >/dev/null &&
+	KUBECONFIG=waiter.kubeconfig kubectl config set-context --current --user=waiter >/dev/null &&
+	test_expect_code 1 kubectl slipway --kubeconfig waiter.kubeconfig -n $ns remote list 2>err &&
+	test_grep "forbidden" err &&
+	make_run web-polled web 6666666666666666666666666666666666666666
+	set_succeeded_later 1 web-polled True &
+	bg=$!
+	kubectl -n $ns get pipelinerun web-polled >/dev/null &&
+	kubectl slipway --kubeconfig waiter.kubeconfig -n $ns wait web-polled --timeout 60s >out 2>err &&
+	wait $bg &&
+	test_grep "watching pipelinerun $ns/web-polled failed .*; polling instead" err &&
+	test "$(cat out)" = "pipelinerun.slipway.dev/web-polled succeeded"
+'
+
 test_expect_success 'remote delete deletes the Remote; then it is not found' '
 	ks remote delete web >out &&
 	test "$(cat out)" = "remote.slipway.dev/web deleted" &&
