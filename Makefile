@@ -10,7 +10,7 @@ comma   := ,
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote lib -iquote deployer -iquote gitd -iquote builder -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote lib -iquote deployer -iquote gitd -iquote builder -iquote kubectl-slipway -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 ifneq ($(SAN),)
@@ -25,9 +25,12 @@ GITD_SRC     := $(filter-out gitd/main.c,$(wildcard gitd/*.c))
 GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
 BUILDER_SRC  := $(filter-out builder/main.c,$(wildcard builder/*.c))
 BUILDER_OBJ  := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
+PLUGIN_SRC   := $(filter-out kubectl-slipway/main.c,$(wildcard kubectl-slipway/*.c))
+PLUGIN_OBJ   := $(PLUGIN_SRC:%.c=$(BUILD)/%.o)
 # gitd's runner spawns the builder with builder/spawn.c (bound for lib/)
 PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
-                $(if $(wildcard builder/main.c),$(BUILD)/bin/builder)
+                $(if $(wildcard builder/main.c),$(BUILD)/bin/builder) \
+                $(BUILD)/bin/kubectl-slipway
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
@@ -72,7 +75,12 @@ $(BUILD)/bin/builder: $(BUILD)/builder/main.o $(BUILDER_OBJ) $(DEPLOYER_OBJ) $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILDER_OBJ) $(BUILD)/lib/libslipway.a
+# kubectl-slipway: the kubectl plugin; kubectl runs it as `kubectl slipway`
+$(BUILD)/bin/kubectl-slipway: $(BUILD)/kubectl-slipway/main.o $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILDER_OBJ) $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

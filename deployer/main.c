@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "deployer.h"
+#include "duration.h"
 #include "err.h"
 #include "kube.h"
 #include "banned.h"
@@ -91,38 +92,6 @@ static int exit_code(int ret)
 	default:
 		return EXIT_API;
 	}
-}
-
-/* Parses a Go-style duration ("90s", "5m", "1h30m", "1500ms", or plain
- * seconds) into milliseconds; returns -1 when malformed. */
-static long parse_duration_ms(const char *s)
-{
-	long total = 0;
-
-	if (!*s)
-		return -1;
-	while (*s) {
-		char *end;
-		long v = strtol(s, &end, 10), mul;
-
-		if (end == s || v < 0)
-			return -1;
-		if (!strncmp(end, "ms", 2))
-			mul = 1, end += 2;
-		else if (*end == 's' || *end == '\0')
-			mul = 1000, end += *end ? 1 : 0;
-		else if (*end == 'm')
-			mul = 60000, end += 1;
-		else if (*end == 'h')
-			mul = 3600000, end += 1;
-		else
-			return -1;
-		if (v > 30L * 24 * 3600 * 1000 / mul)
-			return -1;
-		total += v * mul;
-		s = end;
-	}
-	return total;
 }
 
 /* Strips "deployment/", "deployments/" or "deploy/" from ARG. */
@@ -277,7 +246,7 @@ int main(int argc, char **argv)
 			o.wait = true;
 			break;
 		case O_TIMEOUT:
-			o.timeout_ms = parse_duration_ms(optarg);
+			o.timeout_ms = duration_parse_ms(optarg);
 			if (o.timeout_ms <= 0)
 				return usage_error("invalid --timeout \"%s\" (e.g. 90s, 5m, 1h)",
 				                   optarg);
