@@ -268,9 +268,8 @@ static int copy_member(char *out, size_t size, json_t *doc, const char *key, boo
 	return 0;
 }
 
-/* Parses the builder's result (builder/report.h). Returns 0, or -1 with a
- * reason in WHY. */
-static int parse_result(struct buildsrv_result *out, const char *body, size_t len, const char **why)
+int buildsrv_result_parse(struct buildsrv_result *out, const char *body, size_t len,
+                          const char **why)
 {
 	json_error_t jerr;
 	json_t *doc = json_loadb(body, len, 0, &jerr), *v;
@@ -424,7 +423,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (req->action == ACT_RESULT &&
-	    parse_result(&result, buf_str(&req->body), req->body.len, &why) < 0)
+	    buildsrv_result_parse(&result, buf_str(&req->body), req->body.len, &why) < 0)
 		code = 400;
 	pthread_mutex_lock(&s->lock);
 	if (code) {

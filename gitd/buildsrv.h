@@ -75,6 +75,14 @@ struct buildsrv_result {
 	int exit_code;      /* the builder's exit code (docs/builder.md) */
 };
 
+/* Parses a builder's result body (BODY, LEN bytes: the JSON object of
+ * builder/report.h, from the network) into OUT: every string member must
+ * fit its field, the digest be "sha256:" and 64 hex digits or null, the
+ * message becomes one line. Returns 0, or -1 with a static reason in *WHY
+ * (OUT is then zeroed or partly filled). Exposed for the fuzz target. */
+int buildsrv_result_parse(struct buildsrv_result *out, const char *body, size_t len,
+                          const char **why);
+
 /* Returns true and fills OUT when the result has arrived (a malformed
  * result body is answered 400 and not stored). Never blocks. */
 bool buildsrv_result(struct buildsrv_result *out, struct buildsrv_build *b);
