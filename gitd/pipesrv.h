@@ -62,9 +62,9 @@ struct pipesrv_client {
 	const char *repo_path;   /* absolute path of its repository */
 	const char *fingerprint; /* the pusher's key */
 	const char *comment;
-	int fd;                  /* -1 until the pre-receive point connects */
-	char **errors;           /* the worker's reasons, owned: what the
-	                            commands' error fields point to */
+	int fd;        /* -1 until the pre-receive point connects */
+	char **errors; /* the worker's reasons, owned: what the
+	                  commands' error fields point to */
 	size_t nerrors;
 };
 
