@@ -26,8 +26,8 @@
 #include "queue.h"
 #include "banned.h"
 
-#define SECRET_MAX (1u << 20)   /* a registry Secret's .dockerconfigjson */
-#define HOOKS_TOKEN_TTL_S 3600  /* the hooks' ServiceAccount token */
+#define SECRET_MAX (1u << 20)  /* a registry Secret's .dockerconfigjson */
+#define HOOKS_TOKEN_TTL_S 3600 /* the hooks' ServiceAccount token */
 
 /* A Deployment as it was before this run changed it, for rolling back. */
 struct deployed {
@@ -45,11 +45,11 @@ struct pipeline {
 	char before[GIT_OID_HEXSZ + 1];
 	char after[GIT_OID_HEXSZ + 1];
 	const char *ns, *remote_name;
-	char work[PATH_MAX];    /* private work directory */
-	char source[PATH_MAX];  /* WORK/source.tar.gz, once written */
-	char tree[PATH_MAX];    /* WORK/tree, once written */
+	char work[PATH_MAX];       /* private work directory */
+	char source[PATH_MAX];     /* WORK/source.tar.gz, once written */
+	char tree[PATH_MAX];       /* WORK/tree, once written */
 	char kubeconfig[PATH_MAX]; /* WORK/kubeconfig for hooks, or "" */
-	json_t *images;         /* [{deployment, container, image}] built */
+	json_t *images;            /* [{deployment, container, image}] built */
 	struct deployed *deployed;
 	size_t ndeployed;
 	bool is_finished;
@@ -117,7 +117,8 @@ bool pipeline_is_deploying(const json_t *remote, const char *refname)
 	branch = refname + 11;
 	if (!json_is_array(branches) || !json_array_size(branches))
 		return !strcmp(branch, "main") || !strcmp(branch, "master");
-	json_array_foreach (branches, i, b) {
+	json_array_foreach(branches, i, b)
+	{
 		const char *s = json_string_value(b);
 
 		if (s && (!strcmp(s, branch) || !strcmp(s, refname)))
@@ -136,18 +137,21 @@ static json_t *event_new(struct pipeline *p, const char *event, bool with_result
 	size_t i;
 
 	deployments = spec_get(p->env->remote, "deployments");
-	json_array_foreach (deployments, i, d) {
+	json_array_foreach(deployments, i, d)
+	{
 		const json_t *containers = json_object_get(d, "containers"), *c;
 		json_t *cs = json_array();
 		size_t j;
 
-		json_array_foreach (containers, j, c)
-			json_array_append_new(cs,
-			                      json_pack("{s:s, s:s, s:s}", "name", str_or(c, "name", ""),
-			                                "path", str_or(c, "path", "."), "dockerfile",
-			                                str_or(c, "dockerfile", "Dockerfile")));
-		json_array_append_new(deps, json_pack("{s:s, s:o}", "name", str_or(d, "name", ""),
-		                                      "containers", cs));
+		json_array_foreach(containers, j, c)
+		{
+			json_array_append_new(cs, json_pack("{s:s, s:s, s:s}", "name",
+			                                    str_or(c, "name", ""), "path",
+			                                    str_or(c, "path", "."), "dockerfile",
+			                                    str_or(c, "dockerfile", "Dockerfile")));
+		}
+		json_array_append_new(
+		    deps, json_pack("{s:s, s:o}", "name", str_or(d, "name", ""), "containers", cs));
 	}
 	ev = json_pack("{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s?, s:O, s:o}",
 	               "event", event, "remote", "namespace", p->ns, "name", p->remote_name, "ref",
@@ -161,8 +165,7 @@ static json_t *event_new(struct pipeline *p, const char *event, bool with_result
 		                              !strcmp(p->reason, "Succeeded"), "reason", p->reason,
 		                              "message", p->message));
 	if (ev)
-		json_object_set_new(ev, "stages",
-		                    stages ? json_deep_copy(stages) : json_array());
+		json_object_set_new(ev, "stages", stages ? json_deep_copy(stages) : json_array());
 	return ev;
 }
 
@@ -309,7 +312,8 @@ static int registry_auth_file(struct pipeline *p, char *path, size_t size)
 		err_set("registry credentials: secret %s/%s: %s", p->ns, name, err_msg());
 		goto out;
 	}
-	data = json_string_value(json_object_get(json_object_get(secret, "data"), ".dockerconfigjson"));
+	data = json_string_value(
+	    json_object_get(json_object_get(secret, "data"), ".dockerconfigjson"));
 	if (!data) {
 		err_set("registry credentials: secret %s/%s has no .dockerconfigjson", p->ns, name);
 		goto out;
@@ -352,9 +356,9 @@ static int stage_build(struct pipeline *p)
 	const json_t *spec_registry = spec_get(p->env->remote, "registry");
 	const json_t *deployments = spec_get(p->env->remote, "deployments"), *d;
 	const char *registry = str_or(spec_registry, "url", NULL);
-	const char *secret = str_or(
-	    json_object_get(json_object_get(spec_registry, "credentials"), "secretRef"), "name",
-	    NULL);
+	const char *secret =
+	    str_or(json_object_get(json_object_get(spec_registry, "credentials"), "secretRef"),
+	           "name", NULL);
 	char auth[PATH_MAX] = "";
 	unsigned nbuilt = 0;
 	size_t i;
@@ -381,12 +385,14 @@ static int stage_build(struct pipeline *p)
 			goto out;
 		}
 	}
-	json_array_foreach (deployments, i, d) {
+	json_array_foreach(deployments, i, d)
+	{
 		const char *dname = str_or(d, "name", "");
 		const json_t *containers = json_object_get(d, "containers"), *c;
 		size_t j;
 
-		json_array_foreach (containers, j, c) {
+		json_array_foreach(containers, j, c)
+		{
 			const char *cname = str_or(c, "name", "");
 			const json_t *args = json_object_get(c, "buildArgs"), *a;
 			struct runner_build b = {0};
@@ -396,16 +402,18 @@ static int stage_build(struct pipeline *p)
 			size_t k, nargs = json_array_size(args);
 			int rc;
 
-			if (builder_image_name(&image, registry, p->ns, p->remote_name, dname, cname,
-			                       p->after) < 0) {
+			if (builder_image_name(&image, registry, p->ns, p->remote_name, dname,
+			                       cname, p->after) < 0) {
 				set_outcome(p, "BuildFailed", "%s/%s: %s", dname, cname, err_msg());
 				goto out;
 			}
 			argv = calloc(nargs + 1, sizeof(*argv));
-			json_array_foreach (args, k, a)
+			json_array_foreach(args, k, a)
+			{
 				if (argv && asprintf(&argv[k], "%s=%s", str_or(a, "name", ""),
 				                     str_or(a, "value", "")) < 0)
 					argv[k] = NULL;
+			}
 			say(p, "-----> Building %s/%s (%s)", dname, cname, image);
 			pipelinerun_progress(p->run, "Running", "building");
 			b.ns = p->ns;
@@ -431,12 +439,14 @@ static int stage_build(struct pipeline *p)
 			free(argv);
 			free(image);
 			if (rc < 0 || !res.succeeded) {
-				set_outcome(p, !strcmp(res.reason, "Timeout") ? "Timeout" : "BuildFailed",
-				            "build of %s/%s failed: %s", dname, cname,
-				            res.message[0] ? res.message : err_msg());
+				set_outcome(
+				    p, !strcmp(res.reason, "Timeout") ? "Timeout" : "BuildFailed",
+				    "build of %s/%s failed: %s", dname, cname,
+				    res.message[0] ? res.message : err_msg());
 				goto out;
 			}
-			say(p, "-----> Built %s/%s in %.1fs: %s", dname, cname, res.seconds, res.image);
+			say(p, "-----> Built %s/%s in %.1fs: %s", dname, cname, res.seconds,
+			    res.image);
 			pipelinerun_image(p->run, dname, cname, res.image);
 			json_array_append_new(p->images,
 			                      json_pack("{s:s, s:s, s:s}", "deployment", dname,
@@ -495,7 +505,8 @@ static int remember(struct pipeline *p, const char *deployment)
 		json_decref(obj);
 		return err_set("out of memory");
 	}
-	json_array_foreach (containers, i, c) {
+	json_array_foreach(containers, i, c)
+	{
 		dd->strings[2 * i] = strdup(str_or(c, "name", ""));
 		dd->strings[2 * i + 1] = strdup(str_or(c, "image", ""));
 		dd->previous[i].container = dd->strings[2 * i];
@@ -520,8 +531,8 @@ static void roll_back(struct pipeline *p)
 		struct deployer_result res;
 
 		say(p, "-----> Rolling back %s", dd->name);
-		if (deployer_set_image(&res, p->env->kube, p->ns, dd->name, dd->previous, dd->n, &o) <
-		    0)
+		if (deployer_set_image(&res, p->env->kube, p->ns, dd->name, dd->previous, dd->n,
+		                       &o) < 0)
 			say(p, "!      rollback of %s failed: %s", dd->name, res.message);
 	}
 }
@@ -547,7 +558,8 @@ static int stage_deploy(struct pipeline *p)
 	}
 	pipelinerun_stage(p->run, "deploy", "Running", NULL);
 	pipelinerun_progress(p->run, "Running", "deploying");
-	json_array_foreach (deployments, i, d) {
+	json_array_foreach(deployments, i, d)
+	{
 		const char *dname = str_or(d, "name", "");
 		struct deployer_image imgs[64];
 		struct deployer_opts o = {0};
@@ -557,16 +569,19 @@ static int stage_deploy(struct pipeline *p)
 		char cause[256];
 		int rc;
 
-		json_array_foreach (p->images, j, img)
+		json_array_foreach(p->images, j, img)
+		{
 			if (!strcmp(str_or(img, "deployment", ""), dname) && n < 64) {
 				imgs[n].container = str_or(img, "container", "");
 				imgs[n].image = str_or(img, "image", "");
 				n++;
 			}
+		}
 		if (!n)
 			continue;
 		if (remember(p, dname) < 0) {
-			set_outcome(p, "DeployFailed", "deployment %s/%s: %s", p->ns, dname, err_msg());
+			set_outcome(p, "DeployFailed", "deployment %s/%s: %s", p->ns, dname,
+			            err_msg());
 			goto out;
 		}
 		snprintf(cause, sizeof(cause), "slipway: git push %.12s of %s by %s", p->after,
@@ -606,8 +621,8 @@ static void on_waiting(void *arg, const char *holder)
 {
 	struct pipeline *p = arg;
 
-	say(p, "-----> Waiting for pipeline %s of %s/%s to finish", holder[0] ? holder : "(unknown)",
-	    p->ns, p->remote_name);
+	say(p, "-----> Waiting for pipeline %s of %s/%s to finish",
+	    holder[0] ? holder : "(unknown)", p->ns, p->remote_name);
 	pipelinerun_progress(p->run, "Queued",
 	                     holder[0] ? "waiting for another pipeline" : "waiting");
 }
@@ -725,8 +740,8 @@ static void finish(struct pipeline *p, bool succeeded)
 		event_log("error", "pipeline_status", "{s:s, s:s}", "run", pipelinerun_name(p->run),
 		          "error", err_msg());
 	event_log(succeeded ? "info" : "warn", "pipeline_finished", "{s:s, s:s, s:s, s:s}", "run",
-	          pipelinerun_name(p->run), "ref", p->push->refname, "reason", p->reason,
-	          "message", p->message);
+	          pipelinerun_name(p->run), "ref", p->push->refname, "reason", p->reason, "message",
+	          p->message);
 	if (succeeded)
 		say(p, "-----> Pipeline %s succeeded", pipelinerun_name(p->run));
 	else

@@ -31,11 +31,11 @@
 /* gitd-wide settings of pipelines (gitd's flags). */
 struct pipeline_config {
 	const struct runner_config *runner;
-	const char *hooks_dir;          /* admin hooks (--hooks-dir), or NULL */
-	const char *hooks_sa;           /* ServiceAccount hooks act as, or NULL */
-	long hook_timeout_ms;           /* hooks without timeoutSeconds */
-	long rollout_timeout_ms;        /* longest wait for one rollout */
-	const char *work_root;          /* parent of each run's work directory */
+	const char *hooks_dir;   /* admin hooks (--hooks-dir), or NULL */
+	const char *hooks_sa;    /* ServiceAccount hooks act as, or NULL */
+	long hook_timeout_ms;    /* hooks without timeoutSeconds */
+	long rollout_timeout_ms; /* longest wait for one rollout */
+	const char *work_root;   /* parent of each run's work directory */
 };
 
 /* What one worker shares among its pipelines (all borrowed). */

@@ -168,9 +168,9 @@ static int send_verdict(struct worker *w, struct wcmd *cmds, size_t n)
 	json_t *v = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(v, json_pack("{s:s, s:o}", "ref", cmds[i].ref, "error",
-		                                   cmds[i].error ? string_lossy(cmds[i].error)
-		                                                 : json_null()));
+		json_array_append_new(
+		    v, json_pack("{s:s, s:o}", "ref", cmds[i].ref, "error",
+		                 cmds[i].error ? string_lossy(cmds[i].error) : json_null()));
 	return send_json(w->fd, json_pack("{s:o}", "verdict", v));
 }
 
@@ -179,9 +179,11 @@ static bool has_option(const json_t *options, const char *opt)
 	const json_t *v;
 	size_t i;
 
-	json_array_foreach (options, i, v)
+	json_array_foreach(options, i, v)
+	{
 		if (json_string_value(v) && !strcmp(json_string_value(v), opt))
 			return true;
+	}
 	return false;
 }
 
@@ -190,7 +192,8 @@ static int open_repo(git_repository **out, const char *path, const char *quarant
 	git_odb *odb = NULL;
 
 	if (git_repository_open_bare(out, path) < 0)
-		return err_set("cannot open %s: %s", path, git_error_last() ? git_error_last()->message : "");
+		return err_set("cannot open %s: %s", path,
+		               git_error_last() ? git_error_last()->message : "");
 	if (quarantine && (git_repository_odb(&odb, *out) < 0 ||
 	                   git_odb_add_disk_alternate(odb, quarantine) < 0)) {
 		git_odb_free(odb);
@@ -233,7 +236,8 @@ static int worker_main(struct worker *w)
 	cmds = calloc(n, sizeof(*cmds));
 	if (!cmds)
 		goto out;
-	json_array_foreach (json_object_get(req, "commands"), i, jc) {
+	json_array_foreach(json_object_get(req, "commands"), i, jc)
+	{
 		const char *before = json_string_value(json_object_get(jc, "before"));
 		const char *after = json_string_value(json_object_get(jc, "after"));
 
@@ -286,17 +290,20 @@ static int worker_main(struct worker *w)
 	env.cancel = &worker_cancel;
 	env.is_wait = is_wait;
 	for (i = 0; i < n; i++) {
-		if (git_oid_is_zero(&cmds[i].push.after) || !pipeline_is_deploying(remote, cmds[i].ref))
+		if (git_oid_is_zero(&cmds[i].push.after) ||
+		    !pipeline_is_deploying(remote, cmds[i].ref))
 			continue;
 		if (pipeline_new(&cmds[i].p, &env, &cmds[i].push) < 0) {
 			reject(&cmds[i], "slipway: cannot create the PipelineRun: %s", err_msg());
 			continue;
 		}
 		if (!is_wait)
-			worker_say(w, "-----> Pipeline created (slipway.wait=false: it runs after the push)");
+			worker_say(
+			    w,
+			    "-----> Pipeline created (slipway.wait=false: it runs after the push)");
 		if (pipeline_pre_receive(cmds[i].p))
-			cmds[i].error = reason_line(pipeline_reason(cmds[i].p),
-			                            pipeline_message(cmds[i].p));
+			cmds[i].error =
+			    reason_line(pipeline_reason(cmds[i].p), pipeline_message(cmds[i].p));
 	}
 	for (i = 0; is_wait && i < n; i++)
 		if (cmds[i].p && !cmds[i].error && pipeline_run(cmds[i].p))
@@ -309,10 +316,13 @@ static int worker_main(struct worker *w)
 	if (!w->is_detached && read_json(&msg, w->fd, &w->in) == 1) {
 		const json_t *v;
 
-		json_array_foreach (json_object_get(msg, "updated"), i, v)
+		json_array_foreach(json_object_get(msg, "updated"), i, v)
+		{
 			for (size_t k = 0; k < n; k++)
-				if (json_string_value(v) && !strcmp(json_string_value(v), cmds[k].ref))
+				if (json_string_value(v) &&
+				    !strcmp(json_string_value(v), cmds[k].ref))
 					cmds[k].is_updated = true;
+		}
 		for (i = 0; i < n; i++)
 			if (cmds[i].p && cmds[i].is_updated)
 				pipeline_post_receive(cmds[i].p);
@@ -518,17 +528,17 @@ int pipesrv_pre_receive(void *arg, const struct receive_check *check, char *mess
 
 		git_oid_tostr(before, sizeof(before), &check->cmds[i].old_oid);
 		git_oid_tostr(after, sizeof(after), &check->cmds[i].new_oid);
-		json_array_append_new(cmds, json_pack("{s:s, s:s, s:s}", "ref",
-		                                      check->cmds[i].refname, "before", before,
-		                                      "after", after));
+		json_array_append_new(cmds,
+		                      json_pack("{s:s, s:s, s:s}", "ref", check->cmds[i].refname,
+		                                "before", before, "after", after));
 	}
 	for (size_t i = 0; i < check->npush_options; i++)
 		json_array_append_new(opts, string_lossy(check->push_options[i]));
 	req = json_pack("{s:{s:s, s:s, s:b}, s:s, s:s?, s:{s:s, s:s}, s:o, s:o}", "remote",
 	                "namespace", c->ns, "name", c->remote, "gitkube", c->is_gitkube, "repo",
-	                c->repo_path, "quarantine", check->quarantine_dir, "pusher",
-	                "fingerprint", c->fingerprint, "comment", c->comment ? c->comment : "",
-	                "options", opts, "commands", cmds);
+	                c->repo_path, "quarantine", check->quarantine_dir, "pusher", "fingerprint",
+	                c->fingerprint, "comment", c->comment ? c->comment : "", "options", opts,
+	                "commands", cmds);
 	if (client_connect(c) < 0 || send_json(c->fd, req) < 0) {
 		event_log("error", "pipeline_unreachable", "{s:s}", "error", err_msg());
 		snprintf(message, message_size, "slipway: the pipeline service is not available");
@@ -563,7 +573,8 @@ int pipesrv_pre_receive(void *arg, const struct receive_check *check, char *mess
 	}
 	c->nerrors = check->ncmds;
 	for (size_t i = 0; i < check->ncmds; i++) {
-		const char *e = json_string_value(json_object_get(json_array_get(verdict, i), "error"));
+		const char *e =
+		    json_string_value(json_object_get(json_array_get(verdict, i), "error"));
 
 		if (e && (c->errors[i] = strdup(e)))
 			check->cmds[i].error = c->errors[i];
