@@ -55,8 +55,9 @@ struct options {
 	unsigned long long max_pack_bytes;
 	long max_ref_updates;
 	const char *log_level;
-	const char *metrics_listen; /* ADDR:PORT, or "" for none */
-	const char *external_url;   /* Remote.status.remoteUrl prefix, or NULL */
+	const char *metrics_listen;       /* ADDR:PORT, or "" for none */
+	const char *external_url;         /* Remote.status.remoteUrl prefix, or NULL */
+	const char *external_url_service; /* NAMESPACE/NAME of a Service giving it */
 	/* pipelines (cluster mode) */
 	struct runner_config runner;
 	struct pipeline_config pipeline;
@@ -83,6 +84,10 @@ static const char usage_text[] =
     "  --external-url URL        how pushers reach gitd, e.g. ssh://git@git.example.com:2222;\n"
     "                            with it each Remote's status gets remoteUrl\n"
     "                            (URL/NAMESPACE/REMOTE.git) and a Ready condition\n"
+    "  --external-url-from-service NAMESPACE/NAME\n"
+    "                            take that URL from gitd's Service instead, read every\n"
+    "                            10 s: a LoadBalancer's ingress and port, or a NodePort's\n"
+    "                            node address and nodePort; --external-url while none\n"
     "  --authorized-keys FILE    serve without a cluster instead: lines of\n"
     "                            'NAMESPACE/REMOTE[,...] KEYTYPE BASE64 [COMMENT]';\n"
     "                            re-read when the file changes\n"
@@ -783,6 +788,7 @@ int main(int argc, char **argv)
 		O_CONTEXT,
 		O_METRICS,
 		O_EXTERNAL_URL,
+		O_EXTERNAL_URL_SERVICE,
 		O_BUILDER_MODE,
 		O_BUILDER,
 		O_BUILDER_IMAGE,
@@ -817,6 +823,7 @@ int main(int argc, char **argv)
 	    {"context", required_argument, NULL, O_CONTEXT},
 	    {"metrics-listen", required_argument, NULL, O_METRICS},
 	    {"external-url", required_argument, NULL, O_EXTERNAL_URL},
+	    {"external-url-from-service", required_argument, NULL, O_EXTERNAL_URL_SERVICE},
 	    {"builder-mode", required_argument, NULL, O_BUILDER_MODE},
 	    {"builder", required_argument, NULL, O_BUILDER},
 	    {"builder-image", required_argument, NULL, O_BUILDER_IMAGE},
@@ -922,6 +929,15 @@ int main(int argc, char **argv)
 			o.external_url = optarg;
 			bad = strncmp(optarg, "ssh://", 6) != 0;
 			break;
+		case O_EXTERNAL_URL_SERVICE: {
+			/* NAMESPACE/NAME: two non-empty names, one slash */
+			const char *slash = strchr(optarg, '/');
+
+			o.external_url_service = optarg;
+			bad = !slash || slash == optarg || !slash[1] || strchr(slash + 1, '/') ||
+			      strlen(optarg) > 300;
+			break;
+		}
 		case O_BUILDER_MODE:
 			bad = runner_mode_parse(&o.runner.default_mode, optarg) < 0;
 			break;
@@ -1004,9 +1020,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gitd: unexpected argument '%s' (try --help)\n", argv[optind]);
 		return 2;
 	}
-	if (o.authorized_keys && (o.nnamespaces || o.kubeconfig || o.context)) {
+	if (o.authorized_keys &&
+	    (o.nnamespaces || o.kubeconfig || o.context || o.external_url_service)) {
 		fprintf(stderr, "gitd: --authorized-keys serves without a cluster; it does not "
-		                "go with --namespace, --kubeconfig or --context\n");
+		                "go with --namespace, --kubeconfig, --context or "
+		                "--external-url-from-service\n");
 		return 2;
 	}
 
@@ -1045,6 +1063,7 @@ int main(int argc, char **argv)
 	kf.watch.context = o.context;
 	kf.watch.namespaces = o.namespaces;
 	kf.watch.url_base = o.external_url;
+	kf.watch.url_service = o.external_url_service;
 	buf_init(&kf.watch_buf, WATCH_LINE_MAX);
 	if (mkdir(o.host_key_dir, 0700) < 0 && errno != EEXIST) {
 		err_set("cannot create %s: %s", o.host_key_dir, strerror(errno));

@@ -144,10 +144,13 @@ static json_t *event_new(struct pipeline *p, const char *event, bool with_result
 		json_t *cs = json_array();
 		size_t j;
 
-		json_array_foreach(containers, j, c) json_array_append_new(
-		    cs, json_pack("{s:s, s:s, s:s}", "name", str_or(c, "name", ""), "path",
-		                  str_or(c, "path", "."), "dockerfile",
-		                  str_or(c, "dockerfile", "Dockerfile")));
+		json_array_foreach(containers, j, c)
+		{
+			json_array_append_new(cs, json_pack("{s:s, s:s, s:s}", "name",
+			                                    str_or(c, "name", ""), "path",
+			                                    str_or(c, "path", "."), "dockerfile",
+			                                    str_or(c, "dockerfile", "Dockerfile")));
+		}
 		json_array_append_new(
 		    deps, json_pack("{s:s, s:o}", "name", str_or(d, "name", ""), "containers", cs));
 	}
@@ -420,10 +423,12 @@ static int stage_build(struct pipeline *p)
 				goto out;
 			}
 			argv = calloc(nargs + 1, sizeof(*argv));
-			json_array_foreach(
-			    args, k,
-			    a) if (argv && asprintf(&argv[k], "%s=%s", str_or(a, "name", ""),
-			                            str_or(a, "value", "")) < 0) argv[k] = NULL;
+			json_array_foreach(args, k, a)
+			{
+				if (argv && asprintf(&argv[k], "%s=%s", str_or(a, "name", ""),
+				                     str_or(a, "value", "")) < 0)
+					argv[k] = NULL;
+			}
 			say(p, "-----> Building %s/%s (%s)", dname, cname, image);
 			pipelinerun_progress(p->run, "Running", "building");
 			b.ns = p->ns;
@@ -587,12 +592,13 @@ static int stage_deploy(struct pipeline *p)
 		long long t0;
 		int rc;
 
-		json_array_foreach(p->images, j,
-		                   img) if (!strcmp(str_or(img, "deployment", ""), dname) && n < 64)
+		json_array_foreach(p->images, j, img)
 		{
-			imgs[n].container = str_or(img, "container", "");
-			imgs[n].image = str_or(img, "image", "");
-			n++;
+			if (!strcmp(str_or(img, "deployment", ""), dname) && n < 64) {
+				imgs[n].container = str_or(img, "container", "");
+				imgs[n].image = str_or(img, "image", "");
+				n++;
+			}
 		}
 		if (!n)
 			continue;

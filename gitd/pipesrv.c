@@ -179,8 +179,11 @@ static bool has_option(const json_t *options, const char *opt)
 	const json_t *v;
 	size_t i;
 
-	json_array_foreach(options, i, v) if (json_string_value(v) &&
-	                                      !strcmp(json_string_value(v), opt)) return true;
+	json_array_foreach(options, i, v)
+	{
+		if (json_string_value(v) && !strcmp(json_string_value(v), opt))
+			return true;
+	}
 	return false;
 }
 
@@ -313,12 +316,13 @@ static int worker_main(struct worker *w)
 	if (!w->is_detached && read_json(&msg, w->fd, &w->in) == 1) {
 		const json_t *v;
 
-		json_array_foreach(json_object_get(msg, "updated"), i,
-		                   v) for (size_t k = 0; k < n;
-		                           k++) if (json_string_value(v) &&
-		                                    !strcmp(json_string_value(v), cmds[k].ref))
-		    cmds[k]
-		        .is_updated = true;
+		json_array_foreach(json_object_get(msg, "updated"), i, v)
+		{
+			for (size_t k = 0; k < n; k++)
+				if (json_string_value(v) &&
+				    !strcmp(json_string_value(v), cmds[k].ref))
+					cmds[k].is_updated = true;
+		}
 		for (i = 0; i < n; i++)
 			if (cmds[i].p && cmds[i].is_updated)
 				pipeline_post_receive(cmds[i].p);

@@ -41,6 +41,18 @@ struct watcher {
 	                                 client is busy streaming */
 };
 
+/* The prefix of status.remoteUrl: --external-url, or what the Service of
+ * --external-url-from-service shows once it shows an address. "": none yet,
+ * so no status is written. */
+#define URL_BASE_MAX 1024
+static struct {
+	pthread_mutex_t lock;
+	char url[URL_BASE_MAX];
+} base = {PTHREAD_MUTEX_INITIALIZER, ""};
+
+/* How often the Service (and, for a NodePort, the Nodes) is read again. */
+#define SERVICE_POLL_S 10
+
 static void mark_changed(void)
 {
 	shared.changed = true;
@@ -123,9 +135,9 @@ static json_t *ready_condition(const json_t *obj, int resource, json_int_t gener
 /* Brings OBJ's status (remoteUrl, observedGeneration, the Ready condition)
  * up to date with a merge patch of the status subresource, when it is not.
  * The patch comes back as a MODIFIED event, which then finds nothing to do. */
-static void sync_status(struct watcher *w, const json_t *obj)
+static void sync_status(struct kube_client **status_c, const struct watch_opts *opts, int resource,
+                        const json_t *obj)
 {
-	const char *base = w->opts->url_base;
 	json_t *md = json_object_get(obj, "metadata"), *status = json_object_get(obj, "status");
 	json_t *conds = json_object_get(status, "conditions"), *old = NULL, *ready = NULL;
 	json_t *list = NULL, *patch = NULL, *v;
@@ -133,19 +145,22 @@ static void sync_status(struct watcher *w, const json_t *obj)
 	const char *rv = str_of(md, "resourceVersion");
 	json_int_t generation = json_integer_value(json_object_get(md, "generation"));
 	struct kube_patch_opts po = {.subresource = "status"};
-	char url[1200], now[32];
+	char url[1200], now[32], prefix[URL_BASE_MAX];
 	size_t i, blen;
 	int ret;
 
-	if (!base || !ns || !name || !rv)
+	pthread_mutex_lock(&base.lock);
+	snprintf(prefix, sizeof(prefix), "%s", base.url);
+	pthread_mutex_unlock(&base.lock);
+	if (!prefix[0] || !ns || !name || !rv)
 		return;
-	blen = strlen(base);
-	while (blen > 0 && base[blen - 1] == '/')
+	blen = strlen(prefix);
+	while (blen > 0 && prefix[blen - 1] == '/')
 		blen--;
-	if ((size_t)snprintf(url, sizeof(url), "%.*s/%s/%s.git", (int)blen, base, ns, name) >=
+	if ((size_t)snprintf(url, sizeof(url), "%.*s/%s/%s.git", (int)blen, prefix, ns, name) >=
 	    sizeof(url))
 		return;
-	ready = ready_condition(obj, w->resource, generation);
+	ready = ready_condition(obj, resource, generation);
 	if (!ready)
 		return;
 	json_array_foreach(conds, i, v)
@@ -185,22 +200,20 @@ static void sync_status(struct watcher *w, const json_t *obj)
 	              "remoteUrl", url, "observedGeneration", generation, "conditions", list);
 	if (!patch)
 		goto out;
-	if (!w->status_c &&
-	    kube_client_new_default(&w->status_c, w->opts->kubeconfig, w->opts->context) < 0) {
-		w->status_c = NULL;
+	if (!*status_c && kube_client_new_default(status_c, opts->kubeconfig, opts->context) < 0) {
+		*status_c = NULL;
 		event_log("warn", "remote_status_failed", "{s:s, s:s, s:s}", "resource",
-		          resources[w->resource], "remote", name, "error", err_msg());
+		          resources[resource], "remote", name, "error", err_msg());
 		goto out;
 	}
-	ret = kube_patch(NULL, w->status_c, resources[w->resource], ns, name, KUBE_PATCH_MERGE,
-	                 patch, &po);
+	ret = kube_patch(NULL, *status_c, resources[resource], ns, name, KUBE_PATCH_MERGE, patch,
+	                 &po);
 	if (ret == KUBE_ECONFLICT)
 		event_log("debug", "remote_status_conflict", "{s:s, s:s}", "namespace", ns,
 		          "remote", name);
 	else if (ret < 0)
 		event_log("warn", "remote_status_failed", "{s:s, s:s, s:s, s:s}", "resource",
-		          resources[w->resource], "namespace", ns, "remote", name, "error",
-		          err_msg());
+		          resources[resource], "namespace", ns, "remote", name, "error", err_msg());
 	else
 		event_log("info", "remote_status_written", "{s:s, s:s, s:s, s:s}", "namespace", ns,
 		          "remote", name, "ready", str_of(ready, "status"), "message",
@@ -217,7 +230,7 @@ static int on_event(void *arg, enum kube_event ev, json_t *obj)
 	char key[600];
 
 	if (ev == KUBE_EVENT_LISTED || ev == KUBE_EVENT_ADDED || ev == KUBE_EVENT_MODIFIED)
-		sync_status(w, obj);
+		sync_status(&w->status_c, w->opts, w->resource, obj);
 	pthread_mutex_lock(&shared.lock);
 	switch (ev) {
 	case KUBE_EVENT_LISTED:
@@ -312,6 +325,174 @@ static void *watch_thread(void *arg)
 	return NULL;
 }
 
+/* --- status.remoteUrl from a Service (--external-url-from-service) ------- */
+
+struct service_poll {
+	const struct watch_opts *opts;
+	struct watcher *ws; /* the watchers, whose Remotes are synced again */
+	size_t nws;
+	struct kube_client *c;        /* reads the Service and the Nodes */
+	struct kube_client *status_c; /* writes the Remotes' status */
+	char last_error[1024];        /* logged once until it changes */
+};
+
+/* The address of NODE pushers should use: its ExternalIP when EXTERNAL, else
+ * its InternalIP; NULL when it has none or is not Ready and schedulable. */
+static const char *node_address(const json_t *node, bool external)
+{
+	json_t *st = json_object_get(node, "status"), *v;
+	bool ready = false;
+	size_t i;
+
+	if (json_is_true(json_object_get(json_object_get(node, "spec"), "unschedulable")))
+		return NULL;
+	json_array_foreach(json_object_get(st, "conditions"), i, v)
+	{
+		if (str_eq(str_of(v, "type"), "Ready") && str_eq(str_of(v, "status"), "True"))
+			ready = true;
+	}
+	if (!ready)
+		return NULL;
+	json_array_foreach(json_object_get(st, "addresses"), i, v)
+	{
+		if (str_eq(str_of(v, "type"), external ? "ExternalIP" : "InternalIP") &&
+		    str_of(v, "address") && *str_of(v, "address"))
+			return str_of(v, "address");
+	}
+	return NULL;
+}
+
+/* Writes ssh://git@HOST[:PORT] for SVC into OUT, or "" when the Service
+ * shows no address yet. The port is the one named "ssh", else the first.
+ * LoadBalancer: status.loadBalancer.ingress[0] (ip, else hostname) and the
+ * port; NodePort: the first Ready, schedulable node (in NODES' order, by
+ * name) with an ExternalIP, else the first with an InternalIP, and the
+ * nodePort. Other types show no address. */
+static void url_of_service(char *out, size_t size, const json_t *svc, const json_t *nodes)
+{
+	const json_t *spec = json_object_get(svc, "spec"), *ports = json_object_get(spec, "ports");
+	const json_t *port = json_array_get(ports, 0), *v;
+	const char *type = str_of(spec, "type"), *host = NULL;
+	json_int_t num = 0;
+	char portstr[8] = "";
+	size_t i;
+
+	out[0] = '\0';
+	json_array_foreach(ports, i, v)
+	{
+		if (str_eq(str_of(v, "name"), "ssh")) {
+			port = v;
+			break;
+		}
+	}
+	if (str_eq(type, "LoadBalancer")) {
+		const json_t *ing = json_array_get(
+		    json_object_get(json_object_get(json_object_get(svc, "status"), "loadBalancer"),
+		                    "ingress"),
+		    0);
+
+		host = str_of(ing, "ip");
+		if (!host || !*host)
+			host = str_of(ing, "hostname");
+		num = json_integer_value(json_object_get(port, "port"));
+	} else if (str_eq(type, "NodePort")) {
+		const json_t *items = json_object_get(nodes, "items");
+
+		for (int external = 1; external >= 0 && !host; external--)
+			json_array_foreach(items, i, v)
+			{
+				if ((host = node_address(v, external)))
+					break;
+			}
+		num = json_integer_value(json_object_get(port, "nodePort"));
+	}
+	if (!host || !*host || num <= 0 || num > 65535)
+		return;
+	if (num != 22)
+		snprintf(portstr, sizeof(portstr), ":%d", (int)num);
+	/* an IPv6 address is bracketed (RFC 3986 host) */
+	if ((size_t)snprintf(out, size, "ssh://git@%s%s%s%s", strchr(host, ':') ? "[" : "", host,
+	                     strchr(host, ':') ? "]" : "", portstr) >= size)
+		out[0] = '\0';
+}
+
+/* Reads the Service (and the Nodes for a NodePort) and sets base.url from
+ * it, or from --external-url while it shows no address. Returns 1 when
+ * base.url changed, else 0; failures are logged once until they change. */
+static int service_poll(struct service_poll *sp)
+{
+	const struct watch_opts *o = sp->opts;
+	char ns[256], url[URL_BASE_MAX] = "", error[1024] = "";
+	const char *name = strchr(o->url_service, '/');
+	json_t *svc = NULL, *nodes = NULL;
+	int changed = 0;
+
+	snprintf(ns, sizeof(ns), "%.*s", name ? (int)(name - o->url_service) : 0, o->url_service);
+	name = name ? name + 1 : "";
+	if (!sp->c && kube_client_new_default(&sp->c, o->kubeconfig, o->context) < 0)
+		sp->c = NULL;
+	if (!sp->c || kube_get(&svc, sp->c, "v1/services", ns, name) < 0) {
+		snprintf(error, sizeof(error), "service %s/%.255s: %.500s", ns, name, err_msg());
+	} else if (str_eq(str_of(json_object_get(svc, "spec"), "type"), "NodePort") &&
+	           kube_list(&nodes, sp->c, "v1/nodes", NULL, NULL) < 0) {
+		snprintf(error, sizeof(error), "nodes: %.500s", err_msg());
+	} else {
+		url_of_service(url, sizeof(url), svc, nodes);
+		if (!url[0])
+			snprintf(error, sizeof(error), "service %s/%.255s shows no address yet", ns,
+			         name);
+	}
+	if (!url[0] && o->url_base)
+		snprintf(url, sizeof(url), "%s", o->url_base);
+	if (strcmp(error, sp->last_error)) {
+		if (error[0])
+			event_log("warn", "external_url_unknown", "{s:s, s:s}", "error", error,
+			          "fallback", o->url_base ? o->url_base : "");
+		snprintf(sp->last_error, sizeof(sp->last_error), "%s", error);
+	}
+	pthread_mutex_lock(&base.lock);
+	if (strcmp(base.url, url)) {
+		snprintf(base.url, sizeof(base.url), "%s", url);
+		changed = 1;
+	}
+	pthread_mutex_unlock(&base.lock);
+	if (changed)
+		event_log("info", "external_url", "{s:s, s:s}", "url", url, "source",
+		          error[0] ? "flag" : "service");
+	json_decref(nodes);
+	json_decref(svc);
+	return changed;
+}
+
+/* Rewrites the status of every Remote the watchers serve after base.url
+ * changed: their watches see no event for it. */
+static void resync_all(struct service_poll *sp)
+{
+	for (size_t i = 0; i < sp->nws; i++) {
+		const struct watcher *w = &sp->ws[i];
+		json_t *list = NULL, *v;
+		size_t j;
+
+		if (!sp->c || kube_list(&list, sp->c, resources[w->resource], w->ns, NULL) < 0)
+			continue; /* e.g. no gitkube CRD: nothing to write */
+		json_array_foreach(json_object_get(list, "items"), j, v)
+		    sync_status(&sp->status_c, sp->opts, w->resource, v);
+		json_decref(list);
+	}
+}
+
+static void *service_thread(void *arg)
+{
+	struct service_poll *sp = arg;
+
+	for (;;) {
+		sleep(SERVICE_POLL_S);
+		if (service_poll(sp))
+			resync_all(sp);
+	}
+	return NULL;
+}
+
 static int write_all(int fd, const char *p, size_t len)
 {
 	while (len) {
@@ -354,6 +535,21 @@ static void watcher_main(int fd, const struct watch_opts *opts)
 	if (!shared.objects || !ws)
 		_exit(1);
 	shared.unsynced = (int)n;
+	if (opts->url_base)
+		snprintf(base.url, sizeof(base.url), "%s", opts->url_base);
+	if (opts->url_service) {
+		/* the first read comes before the watches list, so their first status
+		 * writes already use the Service's address */
+		static struct service_poll sp;
+		pthread_t t;
+
+		sp.opts = opts;
+		sp.ws = ws;
+		sp.nws = n;
+		service_poll(&sp);
+		if (pthread_create(&t, NULL, service_thread, &sp) != 0)
+			_exit(1);
+	}
 	for (size_t i = 0; i < n; i++) {
 		ws[i].opts = opts;
 		ws[i].resource = (int)(i % 2);

@@ -16,6 +16,11 @@
  * metadata.generation, and the Ready condition (True "Serving" with message
  * "N authorized keys[; M lines skipped (not OpenSSH public keys)]", or False
  * "NoKeys"); other conditions and status.lastRun are kept.
+ * With a url_service the prefix is what that Service shows pushers,
+ * ssh://git@HOST[:PORT] (see url_of_service in watch.c: a LoadBalancer's
+ * first ingress and port, or a NodePort's node address and nodePort; port
+ * 22 is left out); url_base is the fallback while it shows none. When it
+ * changes, every Remote's status is rewritten.
  * The connection processes are forked from gitd, which never loads the
  * credentials, so they never hold the API token. */
 #ifndef SLIP_GITD_WATCH_H
@@ -36,6 +41,8 @@ struct watch_opts {
 	const char *context;           /* NULL: current context */
 	const char *const *namespaces; /* NULL-terminated; NULL or empty: all */
 	const char *url_base; /* e.g. "ssh://git@gitd.example.com:2222"; NULL: don't write status */
+	const char *url_service; /* "NAMESPACE/NAME" of gitd's Service: its address, read
+	                            every 10 s, replaces url_base once it has one */
 };
 
 /* Forks the watcher. On success *PID is its pid and *FD the non-blocking
