@@ -63,6 +63,13 @@ test_expect_success() {
 	fi
 }
 
+# test_skip DESCRIPTION REASON: a test that cannot run here, reported as
+# skipped (TAP "# skip").
+test_skip() {
+	test_count=$((test_count + 1))
+	printf 'ok %d - %s # skip %s\n' "$test_count" "$1" "$2"
+}
+
 # test_skip_all REASON: no test of this script can run here.
 test_skip_all() {
 	printf '1..0 # SKIP %s\n' "$*"
