@@ -63,6 +63,13 @@ test_expect_success() {
 	fi
 }
 
+# test_skip DESCRIPTION REASON: a test that cannot run here, reported as
+# skipped (TAP "# skip").
+test_skip() {
+	test_count=$((test_count + 1))
+	printf 'ok %d - %s # skip %s\n' "$test_count" "$1" "$2"
+}
+
 # test_skip_all REASON: no test of this script can run here.
 test_skip_all() {
 	printf '1..0 # SKIP %s\n' "$*"
@@ -86,6 +93,28 @@ test_require_env() {
 	# shellcheck disable=SC1090
 	. "$SLIPWAY_ENV_FILE"
 	export KUBECONFIG REGISTRY SLIPWAY_ENV_DIR SLIPWAY_ENV_NAME
+}
+
+# test_require_helm: set HELM to the pinned helm that tests/env/build.sh
+# keeps in the cache (SLIPWAY_CACHE, default ~/.cache/slipway), building it
+# if it is missing (about 2 minutes cold), and point helm's own cache and
+# config into the scratch directory. Bails out if helm cannot be had.
+test_require_helm() {
+	# shellcheck disable=SC1091
+	. "$SLIPWAY_ROOT/tests/env/versions.sh"
+	HELM=${HELM:-${SLIPWAY_CACHE:-$HOME/.cache/slipway}/bin/helm-$HELM_VERSION/helm}
+	if [ ! -x "$HELM" ]; then
+		say "building helm $HELM_VERSION with tests/env/build.sh"
+		"$SLIPWAY_ROOT/tests/env/build.sh" </dev/null >&2 || true
+	fi
+	if [ ! -x "$HELM" ]; then
+		printf 'Bail out! no helm at %s (tests/env/build.sh failed)\n' "$HELM"
+		exit 1
+	fi
+	HELM_CACHE_HOME="$TRASH_DIRECTORY/.helm/cache"
+	HELM_CONFIG_HOME="$TRASH_DIRECTORY/.helm/config"
+	HELM_DATA_HOME="$TRASH_DIRECTORY/.helm/data"
+	export HELM HELM_CACHE_HOME HELM_CONFIG_HOME HELM_DATA_HOME
 }
 
 # test_must_fail CMD...: CMD exits non-zero but was not killed by a signal.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned test control plane (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok) from the Go module proxy into
+# kube-controller-manager, kube-scheduler, kwok, helm) from the Go module proxy into
 # the cache directory. Binaries already built for a version are reused.
 #
 # usage: tests/env/build.sh [--help]
@@ -86,7 +86,32 @@ build_kwok() {
 	GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
 }
 
+# helm.sh/helm/v3 installs directly (no replaces). The ldflags are its
+# Makefile's: without them `helm version` says v3.22 and helm lint and
+# template assume the Kubernetes version of the client-go it was built with
+# only through these -X settings (major = client-go's 0 + 1).
+build_helm() {
+	local out="$bindir/helm-$HELM_VERSION"
+	[ -x "$out/helm" ] && return 0
+	log "building helm $HELM_VERSION"
+	mkdir -p "$out"
+	local gomod client_go minor
+	gomod=$(go list -m -json "helm.sh/helm/v3@$HELM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+	[ -f "$gomod" ] || { log "cannot find go.mod of helm.sh/helm/v3@$HELM_VERSION"; exit 1; }
+	client_go=$(awk '$1 == "k8s.io/client-go" { print $2 }' "$gomod")
+	minor=${client_go#v0.}; minor=${minor%%.*}
+	[[ $minor =~ ^[0-9]+$ ]] || { log "cannot read k8s.io/client-go's version from $gomod"; exit 1; }
+	local v=helm.sh/helm/v3/internal/version
+	local ldflags="-s -w -X $v.version=$HELM_VERSION -X $v.gitTreeState=clean"
+	local p
+	for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+		ldflags+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$minor"
+	done
+	GOBIN="$out" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+}
+
 build_etcd
 build_kwok
+build_helm
 build_kubernetes
 log "binaries ready in $bindir"
