@@ -1,4 +1,5 @@
-/* yamljson: YAML documents to jansson JSON trees, with libyaml's event parser.
+/* yamljson: YAML documents to jansson JSON trees, with libyaml's event parser,
+ * and JSON trees back to YAML, with its event emitter.
  *
  * For kubeconfigs and manifests, so the subset is what Kubernetes YAML uses:
  * mappings, sequences and scalars. Plain scalars resolve as YAML 1.1 does in
@@ -16,6 +17,8 @@
 #include <jansson.h>
 
 #define YAMLJSON_MAX_DEPTH 64
+/* Largest YAML text yamljson_emit writes (a big List of API objects). */
+#define YAMLJSON_EMIT_MAX (64 * 1024 * 1024)
 
 /* Parses the first document of BUF (LEN bytes) into *OUT (caller frees with
  * json_decref). An empty stream gives JSON null. Returns 0, or -1 with
@@ -26,5 +29,18 @@ int yamljson_load(json_t **out, const char *buf, size_t len);
  * document (empty documents, e.g. between two "---", are skipped). Caller
  * frees. Returns 0 or -1 as yamljson_load. */
 int yamljson_load_all(json_t **out, const char *buf, size_t len);
+
+/* Writes DOC as one YAML document (block style, 2-space indent, no "---")
+ * into *OUT, a NUL-terminated string the caller frees with free(). Mapping
+ * keys come sorted by byte order, as kubectl -o yaml prints them. Integers,
+ * reals, true, false and null are plain scalars; a string is plain when
+ * yamljson_load, or a YAML 1.1/1.2 reader such as PyYAML or go-yaml, would
+ * read it back as that same string, a literal block ("|") when it has line
+ * breaks, and double-quoted otherwise ("true", "null", "0123", "", "1e3",
+ * "~", "yes"...), so yamljson_load of the result is json_equal to DOC. Empty
+ * objects and arrays are "{}" and "[]". Returns 0, or -1 with err_msg() when
+ * DOC is nested deeper than YAMLJSON_MAX_DEPTH, the text would exceed
+ * YAMLJSON_EMIT_MAX, or memory runs out (*OUT stays NULL). */
+int yamljson_emit(char **out, const json_t *doc);
 
 #endif

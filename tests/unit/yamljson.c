@@ -1,5 +1,6 @@
-/* Unit tests of lib/yamljson: scalar resolution, nesting, documents, and
- * refusal of malformed or hostile input. */
+/* Unit tests of lib/yamljson: scalar resolution, nesting, documents,
+ * refusal of malformed or hostile input, and emitting YAML that reads back
+ * as the same JSON. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,10 +87,103 @@ static void test_errors(void)
 	json_decref(j);
 }
 
+/* Emits the JSON text J as YAML, reads it back and compares. */
+static void round_trips(const char *j, const char *what)
+{
+	json_t *doc = json_loads(j, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL), *back = NULL;
+	char *y = NULL;
+
+	if (!ok(doc && yamljson_emit(&y, doc) == 0, "emit %s", what)) {
+		printf("#   %s\n", doc ? err_msg() : "bad test JSON");
+		goto out;
+	}
+	if (!ok(yamljson_load(&back, y, strlen(y)) == 0 && json_equal(doc, back),
+	        "%s reads back equal", what))
+		printf("#   yaml: '%s'\n", y);
+out:
+	free(y);
+	json_decref(back);
+	json_decref(doc);
+}
+
+static void test_emit_round_trip(void)
+{
+	round_trips("{\"a\":{\"b\":[1,[2,{\"c\":[]}],{\"d\":{}}]},\"e\":[[],{}]}",
+	            "nested mappings and sequences, empty ones inside");
+	round_trips("{}", "an empty object");
+	round_trips("[]", "an empty array");
+	round_trips("[\"true\",\"True\",\"false\",\"yes\",\"No\",\"on\",\"OFF\",\"y\",\"n\"]",
+	            "strings that read as booleans");
+	round_trips("[\"null\",\"Null\",\"~\",\"\",\" \"]", "strings that read as null");
+	round_trips("[\"123\",\"0123\",\"-7\",\"+1\",\"0x1f\",\"0o17\",\"1e3\",\"1.5\","
+	            "\".5\",\".inf\",\"-.Inf\",\".nan\",\"1_000\",\"12:30\"]",
+	            "strings that read as numbers");
+	round_trips("{\"true\":1,\"null\":2,\"1\":3,\"\":4,\"a: b\":5,\"- x\":6,\"#c\":7}",
+	            "keys that need quoting");
+	round_trips("[\"line1\\nline2\\n\",\"no final newline\\nhere\",\"trailing\\n\\n\\n\","
+	            "\"\\n starts with a newline\",\"  indented\\n  block\\n\",\"tab\\there\","
+	            "\"trailing space \\nline \"]",
+	            "multi-line strings");
+	round_trips(
+	    "[\"h\\u00e9llo\",\"\\u65e5\\u672c\\u8a9e\",\"\\ud83d\\ude80 rocket\",\"\\u00a0nbsp\"]",
+	    "unicode strings");
+	round_trips("[9223372036854775807,-9223372036854775808,0,-1]",
+	            "large and negative integers");
+	round_trips("[-2.5,-0.001,1e300,-1.5e-300,0.1,3.0,123456789.125]",
+	            "negative and odd reals");
+	round_trips("[true,false,null,\"v1\",\"a b\",\"key: value\",\"# not a comment\","
+	            "\"[x]\",\"{y}\",\"*alias\",\"&anchor\",\"!tag\",\"@at\",\"`tick\","
+	            "\"%pct\",\"'single'\",\"\\\"double\\\"\",\"-\",\"---\",\"...\",\"?\"]",
+	            "scalars with YAML indicators");
+	round_trips("\"just a string\"", "a string as the whole document");
+	round_trips("null", "null as the whole document");
+	round_trips("{\"s\":\"nul\\u0000inside\"}", "a string with an embedded NUL");
+}
+
+static void test_emit_output(void)
+{
+	json_t *doc =
+	    json_pack("{s:s, s:s, s:{s:s, s:{}}, s:[{s:i, s:b}, s, n], s:f, s:s}", "kind", "List",
+	              "apiVersion", "v1", "metadata", "name", "web", "labels", "items", "replicas",
+	              3, "ok", 1, "true", "real", -0.5, "log", "a\nb\n");
+	char *y = NULL, deep[200] = "";
+	json_t *nest = NULL;
+
+	ok(doc && yamljson_emit(&y, doc) == 0, "emit a small document");
+	is_str(y,
+	       "apiVersion: v1\n"
+	       "items:\n"
+	       "- ok: true\n"
+	       "  replicas: 3\n"
+	       "- \"true\"\n"
+	       "- null\n"
+	       "kind: List\n"
+	       "log: |\n"
+	       "  a\n"
+	       "  b\n"
+	       "metadata:\n"
+	       "  labels: {}\n"
+	       "  name: web\n"
+	       "real: -0.5\n",
+	       "keys sorted, sequences unindented as kubectl prints, ambiguous strings quoted");
+	free(y);
+	json_decref(doc);
+
+	memset(deep, '[', YAMLJSON_MAX_DEPTH + 1);
+	memset(deep + YAMLJSON_MAX_DEPTH + 1, ']', YAMLJSON_MAX_DEPTH + 1);
+	nest = json_loads(deep, 0, NULL);
+	y = (char *)"unchanged";
+	ok(nest && yamljson_emit(&y, nest) < 0 && y == NULL, "emitting too deep a tree fails");
+	ok(strstr(err_msg(), "nested deeper") != NULL, "and says why: %s", err_msg());
+	json_decref(nest);
+}
+
 int main(void)
 {
 	test_scalars();
 	test_structure();
 	test_errors();
+	test_emit_round_trip();
+	test_emit_output();
 	return tap_done();
 }
