@@ -81,11 +81,10 @@ int cli_parse(struct cli *out, int argc, char **argv)
 	else if (!strcmp(output, "json"))
 		out->output = CLI_OUTPUT_JSON;
 	else if (!strcmp(output, "yaml"))
-		return err_set("-o yaml is not supported (lib/yamljson reads YAML but does not "
-		               "write it); use -o json"),
-		       CLI_EUSAGE;
+		out->output = CLI_OUTPUT_YAML;
 	else
-		return err_set("unknown output format \"%s\" (json is supported)", output),
+		return err_set("unknown output format \"%s\" (json and yaml are supported)",
+		               output),
 		       CLI_EUSAGE;
 	return 0;
 }

@@ -18,6 +18,7 @@
 enum cli_output {
 	CLI_OUTPUT_TABLE, /* the default: text and tables */
 	CLI_OUTPUT_JSON,  /* -o json */
+	CLI_OUTPUT_YAML,  /* -o yaml: the same objects through yamljson_emit */
 };
 
 struct cli {
@@ -34,9 +35,8 @@ struct cli {
 /* Takes the global flags (-n NS, -nNS, --namespace[=]NS, --kubeconfig[=]F,
  * --context[=]C, -o[=]FMT, --output[=]FMT, -h, --help, --version) out of
  * ARGV[1..ARGC-1] into OUT; everything after "--" is left alone. Returns 0,
- * CLI_EUSAGE (a flag without its value, -o other than json, or "-o yaml",
- * which lib/yamljson cannot write), or -1 when out of memory; free with
- * cli_release(). */
+ * CLI_EUSAGE (a flag without its value, or -o other than table, wide, json
+ * or yaml), or -1 when out of memory; free with cli_release(). */
 int cli_parse(struct cli *out, int argc, char **argv);
 
 /* Frees OUT's argv array. */

@@ -16,6 +16,7 @@
 #include "kube.h"
 #include "pubkey.h"
 #include "table.h"
+#include "yamljson.h"
 #include "banned.h"
 
 #define PLUGIN_VERSION "0.1.0"
@@ -49,7 +50,8 @@ struct ctx {
 };
 
 static const char main_help[] =
-    "usage: kubectl slipway [-n NAMESPACE] [--kubeconfig FILE] [--context NAME] [-o json]\n"
+    "usage: kubectl slipway [-n NAMESPACE] [--kubeconfig FILE] [--context NAME]\n"
+    "                       [-o json|yaml]\n"
     "                       COMMAND ...\n"
     "\n"
     "Slipway's kubectl plugin: git push-to-deploy Remotes, their keys, and the\n"
@@ -73,8 +75,8 @@ static const char main_help[] =
     "  --kubeconfig FILE     kubeconfig (default: $KUBECONFIG, ~/.kube/config,\n"
     "                        then the in-cluster ServiceAccount)\n"
     "  --context NAME        kubeconfig context (default: current-context)\n"
-    "  -o, --output json     print API objects as JSON instead of tables\n"
-    "                        (-o yaml is not supported)\n"
+    "  -o, --output FORMAT   print API objects instead of tables: json, or yaml\n"
+    "                        (keys sorted, as kubectl -o yaml)\n"
     "  -h, --help            help of the command it follows\n"
     "  --version             print the version\n"
     "\n"
@@ -119,7 +121,7 @@ static const char remote_create_help[] =
     "      --registry registry.example.com/team\n";
 
 static const char remote_list_help[] =
-    "usage: kubectl slipway remote list [-n NS] [-o json]\n"
+    "usage: kubectl slipway remote list [-n NS] [-o json|yaml]\n"
     "\n"
     "Lists the Remotes of the namespace: NAME, URL (status.remoteUrl, set by\n"
     "gitd), READY (the Ready condition), KEYS (authorized keys), LAST RUN\n"
@@ -158,7 +160,7 @@ static const char key_add_help[] =
     "  kubectl slipway key add web ~/.ssh/id_ed25519.pub\n";
 
 static const char key_list_help[] =
-    "usage: kubectl slipway key list REMOTE [-o json]\n"
+    "usage: kubectl slipway key list REMOTE [-o json|yaml]\n"
     "\n"
     "Lists the Remote's authorized keys: FINGERPRINT (SHA256, as ssh-keygen -l\n"
     "prints it), TYPE and COMMENT.\n";
@@ -170,25 +172,27 @@ static const char key_rm_help[] =
     "out) from the Remote. Exits 3 when the Remote has no such key.\n";
 
 static const char runs_help[] =
-    "usage: kubectl slipway runs [REMOTE] [-o json]\n"
+    "usage: kubectl slipway runs [REMOTE] [-o json|yaml]\n"
     "\n"
     "Lists PipelineRuns (of REMOTE, or all in the namespace), oldest first:\n"
     "NAME, REMOTE, REF, COMMIT, SUCCEEDED, REASON, DURATION and AGE.\n";
 
 static const char logs_help[] =
-    "usage: kubectl slipway logs RUN | --latest REMOTE [-o json]\n"
+    "usage: kubectl slipway logs RUN | --latest REMOTE [-o json|yaml]\n"
     "\n"
     "Prints a PipelineRun: its outcome, each stage with its phase and duration,\n"
     "then the end of the pipeline's log (status.logTail).\n";
 
 static const char wait_help[] =
     "usage: kubectl slipway wait RUN | --latest REMOTE [--timeout DURATION]\n"
+    "           [-o json|yaml]\n"
     "\n"
     "Waits until the PipelineRun's Succeeded condition is True or False, with a\n"
     "watch on the run (polling when watching is not allowed).\n"
     "\n"
     "  --latest REMOTE     the newest run of REMOTE\n"
     "  --timeout DURATION  longest wait, e.g. 90s, 10m, 1h (default 10m)\n"
+    "  -o json|yaml        print the finished run\n"
     "\n"
     "exit status: 0 succeeded, 1 failed (reason and message on stderr),\n"
     "2 timed out, 3 no such run.\n";
@@ -227,10 +231,29 @@ static int ctx_connect(struct ctx *x)
 	return EXIT_OK;
 }
 
-static void print_json(const json_t *obj)
+/* Prints OBJ (NULL: it could not be built) as -o asked: JSON with a 4-space
+ * indent in the API server's key order, or YAML with sorted keys as
+ * kubectl -o yaml prints it. Returns EXIT_OK, or EXIT_FAIL with a message. */
+static int print_object(const struct ctx *x, const json_t *obj)
 {
+	char *yaml = NULL;
+
+	if (!obj) {
+		fprintf(stderr, "kubectl-slipway: out of memory\n");
+		return EXIT_FAIL;
+	}
+	if (x->cli->output == CLI_OUTPUT_YAML) {
+		if (yamljson_emit(&yaml, obj) < 0) {
+			fprintf(stderr, "kubectl-slipway: %s\n", err_msg());
+			return EXIT_FAIL;
+		}
+		fputs(yaml, stdout);
+		free(yaml);
+		return EXIT_OK;
+	}
 	json_dumpf(obj, stdout, JSON_INDENT(4) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
+	return EXIT_OK;
 }
 
 static const char *str_at(const json_t *obj, const char *key)
@@ -327,8 +350,8 @@ static int cmd_remote_create(struct ctx *x, int argc, char **argv)
 		rc = EXIT_FAIL;
 	} else if (ret < 0) {
 		rc = api_fail(ret, what);
-	} else if (x->cli->output == CLI_OUTPUT_JSON) {
-		print_json(created);
+	} else if (x->cli->output != CLI_OUTPUT_TABLE) {
+		rc = print_object(x, created);
 	} else {
 		printf("remote.slipway.dev/%s created\n", meta_str(created, "name"));
 	}
@@ -365,10 +388,10 @@ static int cmd_remote_list(struct ctx *x, int argc, char **argv)
 	ret = kube_list(&list, x->c, REMOTES, x->ns, NULL);
 	if (ret < 0)
 		return api_fail(ret, "list remotes");
-	if (x->cli->output == CLI_OUTPUT_JSON) {
-		print_json(list);
+	if (x->cli->output != CLI_OUTPUT_TABLE) {
+		rc = print_object(x, list);
 		json_decref(list);
-		return EXIT_OK;
+		return rc;
 	}
 	table_init(&t, 6, headers);
 	json_array_foreach(json_object_get(list, "items"), i, item)
@@ -425,12 +448,11 @@ static int cmd_remote_url(struct ctx *x, int argc, char **argv)
 		        "(is gitd running and watching namespace %s?)\n",
 		        what, x->ns);
 		rc = EXIT_FAIL;
-	} else if (x->cli->output == CLI_OUTPUT_JSON) {
+	} else if (x->cli->output != CLI_OUTPUT_TABLE) {
 		json_t *o = json_pack("{s:s, s:s, s:s}", "namespace", x->ns, "name", name,
 		                      "remoteUrl", url);
 
-		if (o)
-			print_json(o);
+		rc = print_object(x, o);
 		json_decref(o);
 	} else {
 		printf("%s\n", url);
@@ -700,8 +722,8 @@ static int cmd_key_list(struct ctx *x, int argc, char **argv)
 		}
 		pubkey_release(&k);
 	}
-	if (x->cli->output == CLI_OUTPUT_JSON)
-		print_json(out);
+	if (x->cli->output != CLI_OUTPUT_TABLE)
+		rc = print_object(x, out);
 	else if (!t.nrows)
 		fprintf(stderr, "No keys on %s.\n", what);
 	else
@@ -885,10 +907,10 @@ static int cmd_runs(struct ctx *x, int argc, char **argv)
 	}
 	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = list_runs(&list, x, remote)) != EXIT_OK)
 		return rc;
-	if (x->cli->output == CLI_OUTPUT_JSON) {
-		print_json(list);
+	if (x->cli->output != CLI_OUTPUT_TABLE) {
+		rc = print_object(x, list);
 		json_decref(list);
-		return EXIT_OK;
+		return rc;
 	}
 	table_init(&t, 8, headers);
 	json_array_foreach(json_object_get(list, "items"), i, item)
@@ -988,8 +1010,8 @@ static int cmd_logs(struct ctx *x, int argc, char **argv)
 		rc = api_fail(ret, what);
 		goto out;
 	}
-	if (x->cli->output == CLI_OUTPUT_JSON) {
-		print_json(run);
+	if (x->cli->output != CLI_OUTPUT_TABLE) {
+		rc = print_object(x, run);
 		goto out;
 	}
 	spec = json_object_get(run, "spec");
@@ -1169,16 +1191,16 @@ static int cmd_wait(struct ctx *x, int argc, char **argv)
 	}
 	switch (ret) {
 	case WAIT_SUCCEEDED:
-		if (x->cli->output == CLI_OUTPUT_JSON)
-			print_json(w.obj);
+		rc = EXIT_OK;
+		if (x->cli->output != CLI_OUTPUT_TABLE)
+			rc = print_object(x, w.obj);
 		else
 			printf("pipelinerun.slipway.dev/%s succeeded\n", name);
-		rc = EXIT_OK;
 		break;
 	case WAIT_FAILED:
 		cond = condition(w.obj, "Succeeded");
-		if (x->cli->output == CLI_OUTPUT_JSON)
-			print_json(w.obj);
+		if (x->cli->output != CLI_OUTPUT_TABLE)
+			print_object(x, w.obj); /* exits 1 either way */
 		fprintf(stderr, "kubectl-slipway: %s failed: %s%s%s\n", what,
 		        str_at(cond, "reason") ? str_at(cond, "reason") : "Failed",
 		        str_at(cond, "message") ? ": " : "",

@@ -8,6 +8,25 @@ ns=plugin-e2e
 ks() { kubectl slipway -n $ns "$@"; }
 now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 
+# yaml_equals_json YAML JSON: the YAML file reads (with PyYAML, a reader
+# independent of lib/yamljson) as the same value as the JSON file, and every
+# mapping in it has its keys sorted
+yaml_equals_json() {
+	python3 -c "
+import json, sys, yaml
+y = yaml.safe_load(open(sys.argv[1]))
+j = json.load(open(sys.argv[2]))
+assert y == j, (y, j)
+def sorted_keys(v):
+    if isinstance(v, dict):
+        assert list(v) == sorted(v), list(v)
+        for x in v.values(): sorted_keys(x)
+    elif isinstance(v, list):
+        for x in v: sorted_keys(x)
+sorted_keys(y)
+" "$1" "$2"
+}
+
 # make_run NAME REMOTE COMMIT: a PipelineRun as gitd creates it on push
 make_run() {
 	kubectl -n $ns create -f - <<-EOF_ >/dev/null
@@ -65,12 +84,13 @@ test_expect_success 'every command and group has its own --help (exit 0)' '
 	kubectl slipway wait -h >out && test_grep "2 timed out" out
 '
 
-test_expect_success 'usage errors exit 2: no command, unknown command, bad flag, -o yaml' '
+test_expect_success 'usage errors exit 2: no command, unknown command, bad flag, -o xml' '
 	test_expect_code 2 kubectl slipway 2>err && test_grep "missing command" err &&
 	test_expect_code 2 kubectl slipway frobnicate 2>err && test_grep "unknown command \"frobnicate\"" err &&
 	test_expect_code 2 kubectl slipway remote 2>err && test_grep "missing subcommand" err &&
 	test_expect_code 2 ks runs --frob 2>err && test_grep "unknown flag: --frob" err &&
-	test_expect_code 2 ks remote list -o yaml 2>err && test_grep "-o yaml is not supported" err &&
+	test_expect_code 2 ks remote list -o xml 2>err &&
+	test_grep "unknown output format \"xml\" \(json and yaml are supported\)" err &&
 	test_expect_code 2 ks wait 2>err && test_grep "missing RUN" err &&
 	test_expect_code 2 ks wait r --timeout soon 2>err && test_grep "invalid --timeout" err
 '
@@ -145,6 +165,19 @@ test_expect_success 'remote list -o json and remote url -o json parse as JSON' '
 	python3 -c "import json; assert json.load(open(\"url.json\"))[\"remoteUrl\"].endswith(\"/web.git\")"
 '
 
+test_expect_success 'remote list -o yaml is the same List as -o json, keys sorted as kubectl prints' '
+	ks remote list -o json >out.json &&
+	ks remote list -o yaml >out.yaml &&
+	test_grep "^apiVersion: slipway.dev/v1alpha1$" out.yaml &&
+	test_grep "^items:$" out.yaml &&
+	test_grep "^- apiVersion: slipway.dev/v1alpha1$" out.yaml &&
+	test_grep "^kind: RemoteList$" out.yaml &&
+	test_grep "^    creationTimestamp: \"[0-9T:-]+Z\"$" out.yaml &&
+	yaml_equals_json out.yaml out.json &&
+	ks -o yaml remote url web >url.yaml &&
+	test_grep "^remoteUrl: ssh://git@gitd.example:2222/$ns/web.git$" url.yaml
+'
+
 test_expect_success 'an unknown remote is exit 3 with a message, for every command taking one' '
 	test_expect_code 3 ks remote url nope 2>err &&
 	test "$(cat err)" = "kubectl-slipway: remote $ns/nope not found" &&
@@ -207,6 +240,9 @@ k = json.load(open(\"keys.json\"))
 assert [x[\"type\"] for x in k] == [\"ssh-ed25519\", \"ecdsa-sha2-nistp256\"], k
 assert k[1][\"comment\"] == \"bob ci key\", k
 " &&
+	ks key list web -o yaml >keys.yaml &&
+	test_grep "^- comment: bob ci key$" keys.yaml &&
+	yaml_equals_json keys.yaml keys.json &&
 	ks remote list >out && test_grep "^web .* 2 +web-0 " out
 '
 
@@ -260,7 +296,10 @@ test_expect_success 'runs REMOTE shows only that Remote'"'"'s runs; -o json pars
 import json
 l = json.load(open(\"runs.json\"))
 assert [i[\"metadata\"][\"name\"] for i in l[\"items\"]] == [\"web-zz\", \"web-aa\"], l
-"
+" &&
+	ks runs web -o yaml >runs.yaml &&
+	test_grep "^kind: List$" runs.yaml &&
+	yaml_equals_json runs.yaml runs.json
 '
 
 test_expect_success 'logs shows the outcome, the stages with phases and durations, then the log tail' '
@@ -274,6 +313,10 @@ test_expect_success 'logs shows the outcome, the stages with phases and duration
 	test "$(tail -n 2 out)" = "$(printf "STEP 1/2: FROM scratch\nError: COPY: no such file")" &&
 	ks logs web-zz -o json >run.json &&
 	python3 -c "import json; assert json.load(open(\"run.json\"))[\"status\"][\"logTail\"].startswith(\"STEP\")" &&
+	ks logs web-zz --output=yaml >run.yaml &&
+	test_grep "^  logTail: \|$" run.yaml &&
+	test_grep "^    Error: COPY: no such file$" run.yaml &&
+	yaml_equals_json run.yaml run.json &&
 	test_expect_code 3 ks logs nope 2>err &&
 	test "$(cat err)" = "kubectl-slipway: pipelinerun $ns/nope not found"
 '
@@ -319,9 +362,12 @@ test_expect_success 'wait on an unknown run is exit 3' '
 	test "$(cat err)" = "kubectl-slipway: pipelinerun $ns/nope not found"
 '
 
-test_expect_success 'wait -o json prints the finished run' '
+test_expect_success 'wait -o json and -o yaml print the finished run' '
 	ks wait web-aa -o json >run.json &&
-	python3 -c "import json; r = json.load(open(\"run.json\")); assert r[\"metadata\"][\"name\"] == \"web-aa\""
+	python3 -c "import json; r = json.load(open(\"run.json\")); assert r[\"metadata\"][\"name\"] == \"web-aa\"" &&
+	ks wait web-aa -oyaml >run.yaml &&
+	test_grep "^  name: web-aa$" run.yaml &&
+	yaml_equals_json run.yaml run.json
 '
 
 test_expect_success 'wait polls when RBAC allows get and list but not watch' '
