@@ -48,6 +48,13 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 rc=0
+# PyYAML: t8100 reads kubectl-slipway's -o yaml with a YAML reader that is
+# not ours (PyPI; the python3 on PATH may not be Debian's)
+python3 -c 'import yaml' 2>/dev/null ||
+	python3 -m pip install -q --disable-pip-version-check 'pyyaml==6.0.3' || {
+	log "cannot install PyYAML (python3 -m pip install pyyaml)"
+	rc=1
+}
 command -v go >/dev/null || {
 	log "'go' is not on PATH: tests/env/build.sh builds the control plane with it (Go >= 1.24)"
 	rc=1
