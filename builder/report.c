@@ -2,6 +2,7 @@
  * caller's endpoint with libcurl (see report.h for the protocol). */
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "jsontext.h"
 #include "log.h"
 #include "source.h"
 #include "banned.h"
@@ -165,25 +167,6 @@ void report_line(struct report *r, const char *line)
 		report_flush(r, true);
 }
 
-/* A JSON string of S: as is when it is UTF-8, else non-ASCII bytes as '?'. */
-static json_t *json_text(const char *s)
-{
-	json_t *j = json_string(s ? s : "");
-	char *copy;
-
-	if (j || !s)
-		return j;
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	for (char *p = copy; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
 int report_result(struct report *r, const char *image, const char *digest, bool succeeded,
                   const char *reason, const char *message, int exit_code)
 {
@@ -193,9 +176,10 @@ int report_result(struct report *r, const char *image, const char *digest, bool 
 
 	report_flush(r, true);
 	doc =
-	    json_pack("{s:o?, s:o, s:b, s:o?, s:o?, s:i}", "image", json_text(image), "digest",
-	              digest ? json_string(digest) : json_null(), "succeeded", succeeded, "reason",
-	              json_text(reason), "message", json_text(message), "exitCode", exit_code);
+	    json_pack("{s:o?, s:o, s:b, s:o?, s:o?, s:i}", "image", jsontext_lossy(image, SIZE_MAX),
+	              "digest", digest ? json_string(digest) : json_null(), "succeeded", succeeded,
+	              "reason", jsontext_lossy(reason, SIZE_MAX), "message",
+	              jsontext_lossy(message, SIZE_MAX), "exitCode", exit_code);
 	if (!doc || !(body = json_dumps(doc, JSON_COMPACT))) {
 		err_set("out of memory");
 		goto out;

@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "jsontext.h"
 #include "event.h"
 #include "pipelinerun.h"
 #include "banned.h"
@@ -56,33 +57,6 @@ static void now_rfc3339(char buf[32])
 static bool is_continuation(unsigned char ch)
 {
 	return (ch & 0xc0) == 0x80;
-}
-
-/* A JSON string of at most MAX bytes of S, cut at a character boundary;
- * bytes that are not valid UTF-8 become '?' (hook and build output may hold
- * anything). Returns a new reference or NULL when out of memory. */
-static json_t *jstr(const char *s, size_t max)
-{
-	size_t len = s ? strlen(s) : 0;
-	json_t *j;
-	char *copy;
-
-	if (len > max) {
-		len = max;
-		while (len > 0 && is_continuation((unsigned char)s[len]))
-			len--;
-	}
-	j = json_stringn(s ? s : "", len);
-	if (j)
-		return j;
-	copy = malloc(len + 1);
-	if (!copy)
-		return NULL;
-	for (size_t i = 0; i < len; i++)
-		copy[i] = (unsigned char)s[i] < 0x80 && s[i] ? s[i] : '?';
-	j = json_stringn(copy, len);
-	free(copy);
-	return j;
 }
 
 static bool is_alnum(char ch)
@@ -166,8 +140,8 @@ static void set_succeeded(struct pipelinerun *r, const char *status, const char 
 		json_object_set_new(cond, "lastTransitionTime", json_string(now));
 	}
 	json_object_set_new(cond, "status", json_string(status));
-	json_object_set_new(cond, "reason", jstr(reason, 1024));
-	json_object_set_new(cond, "message", jstr(message, MESSAGE_MAX));
+	json_object_set_new(cond, "reason", jsontext_lossy(reason, 1024));
+	json_object_set_new(cond, "message", jsontext_lossy(message, MESSAGE_MAX));
 	if (json_is_integer(gen))
 		json_object_set(cond, "observedGeneration", gen);
 }
@@ -296,10 +270,10 @@ static void emit_event(struct pipelinerun *r, const char *type, const char *reas
 	               r->ns, "involvedObject", "apiVersion", "slipway.dev/v1alpha1", "kind",
 	               "PipelineRun", "name", r->name, "namespace", r->ns, "uid", str_of(md, "uid"),
 	               "resourceVersion", str_of(md, "resourceVersion"), "reason", reason,
-	               "message", jstr(message, EVENT_MESSAGE_MAX), "type", type, "source",
-	               "component", "slipway-gitd", "host", hostname(), "firstTimestamp", now,
-	               "lastTimestamp", now, "count", 1, "reportingComponent", "slipway.dev/gitd",
-	               "reportingInstance", hostname());
+	               "message", jsontext_lossy(message, EVENT_MESSAGE_MAX), "type", type,
+	               "source", "component", "slipway-gitd", "host", hostname(), "firstTimestamp",
+	               now, "lastTimestamp", now, "count", 1, "reportingComponent",
+	               "slipway.dev/gitd", "reportingInstance", hostname());
 	if (!ev) {
 		err_set("out of memory");
 		goto out;
@@ -403,8 +377,8 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 	                PIPELINERUN_LABEL_REMOTE, remote_lbl, PIPELINERUN_LABEL_REF, ref_lbl,
 	                PIPELINERUN_LABEL_COMMIT, commit_lbl, "spec", "remote", spec->remote, "ref",
 	                spec->ref, "before", spec->before, "after", spec->after, "pusher",
-	                "fingerprint", jstr(spec->fingerprint, 256), "comment",
-	                jstr(spec->comment, 1024), "trigger", "push");
+	                "fingerprint", jsontext_lossy(spec->fingerprint, 256), "comment",
+	                jsontext_lossy(spec->comment, 1024), "trigger", "push");
 	if (!obj) {
 		err_set("out of memory");
 		goto out;
@@ -465,7 +439,7 @@ static json_t *stage_get(struct pipelinerun *r, const char *name, bool create)
 	}
 	if (!create || json_array_size(stages) >= STAGES_MAX)
 		return NULL;
-	v = json_pack("{s:o, s:s}", "name", jstr(name, 253), "phase", "Pending");
+	v = json_pack("{s:o, s:s}", "name", jsontext_lossy(name, 253), "phase", "Pending");
 	if (v && json_array_append_new(stages, v) < 0)
 		v = NULL;
 	return v;
@@ -488,7 +462,7 @@ static void stage_set(json_t *st, const char *phase, const char *message)
 	if (phase_is_final(phase))
 		json_object_set_new(st, "completionTime", json_string(now));
 	if (message)
-		json_object_set_new(st, "message", jstr(message, MESSAGE_MAX));
+		json_object_set_new(st, "message", jsontext_lossy(message, MESSAGE_MAX));
 }
 
 void pipelinerun_stage(struct pipelinerun *r, const char *name, const char *phase,
@@ -524,8 +498,9 @@ void pipelinerun_image(struct pipelinerun *r, const char *deployment, const char
 	if (json_array_size(images) >= IMAGES_MAX)
 		return;
 	json_array_append_new(images, json_pack("{s:o, s:o, s:o}", "deployment",
-	                                        jstr(deployment, 253), "container",
-	                                        jstr(container, 63), "image", jstr(image, 1024)));
+	                                        jsontext_lossy(deployment, 253), "container",
+	                                        jsontext_lossy(container, 63), "image",
+	                                        jsontext_lossy(image, 1024)));
 }
 
 /* Drops the oldest lines of the tail until N more bytes fit. */
@@ -548,7 +523,7 @@ static void log_make_room(struct buf *b, size_t n)
 
 void pipelinerun_log(struct pipelinerun *r, const char *line)
 {
-	json_t *j = jstr(line, strlen(line));
+	json_t *j = jsontext_lossy(line, strlen(line));
 	const char *s = json_string_value(j);
 	size_t len = s ? strlen(s) : 0;
 

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "buf.h"
 #include "buildsrv.h"
 #include "err.h"
+#include "jsontext.h"
 #include "event.h"
 #include "kube.h"
 #include "pipelinerun.h"
@@ -86,26 +88,6 @@ static int read_json(json_t **out, int fd, struct buf *in)
 	return 1;
 }
 
-/* A JSON string of S; non-ASCII bytes become '?' when S is not UTF-8
- * (build logs may hold anything). */
-static json_t *string_lossy(const char *s)
-{
-	json_t *j = json_string(s);
-	char *copy;
-
-	if (j)
-		return j;
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	for (char *c = copy; *c; c++)
-		if ((unsigned char)*c >= 0x80)
-			*c = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
 /* ---- the worker: one push -------------------------------------------- */
 
 struct worker {
@@ -123,7 +105,7 @@ static void worker_say(void *arg, const char *line)
 
 	if (w->is_detached)
 		return;
-	if (send_json(w->fd, json_pack("{s:o}", "progress", string_lossy(line))) < 0) {
+	if (send_json(w->fd, json_pack("{s:o}", "progress", jsontext_lossy(line, SIZE_MAX))) < 0) {
 		/* the pusher went away: stop what runs for it */
 		w->is_detached = true;
 		worker_cancel = 1;
@@ -168,9 +150,10 @@ static int send_verdict(struct worker *w, struct wcmd *cmds, size_t n)
 	json_t *v = json_array();
 
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-		    v, json_pack("{s:s, s:o}", "ref", cmds[i].ref, "error",
-		                 cmds[i].error ? string_lossy(cmds[i].error) : json_null()));
+		json_array_append_new(v, json_pack("{s:s, s:o}", "ref", cmds[i].ref, "error",
+		                                   cmds[i].error
+		                                       ? jsontext_lossy(cmds[i].error, SIZE_MAX)
+		                                       : json_null()));
 	return send_json(w->fd, json_pack("{s:o}", "verdict", v));
 }
 
@@ -533,7 +516,7 @@ int pipesrv_pre_receive(void *arg, const struct receive_check *check, char *mess
 		                                "before", before, "after", after));
 	}
 	for (size_t i = 0; i < check->npush_options; i++)
-		json_array_append_new(opts, string_lossy(check->push_options[i]));
+		json_array_append_new(opts, jsontext_lossy(check->push_options[i], SIZE_MAX));
 	req = json_pack("{s:{s:s, s:s, s:b}, s:s, s:s?, s:{s:s, s:s}, s:o, s:o}", "remote",
 	                "namespace", c->ns, "name", c->remote, "gitkube", c->is_gitkube, "repo",
 	                c->repo_path, "quarantine", check->quarantine_dir, "pusher", "fingerprint",
