@@ -236,7 +236,6 @@ static int worker_main(struct worker *w)
 
 	gvr = is_gitkube ? "gitkube.sh/v1alpha1/remotes" : "slipway.dev/v1alpha1/remotes";
 	if (kube_client_new_default(&kube, o->kubeconfig, o->context) < 0 ||
-	    kube_client_new_default(&status_kube, o->kubeconfig, o->context) < 0 ||
 	    kube_get(&remote, kube, gvr, ns, name) < 0) {
 		char cause[ERR_MAX];
 
@@ -252,7 +251,9 @@ static int worker_main(struct worker *w)
 		if (!git_oid_is_zero(&cmds[i].push.after) &&
 		    pipeline_is_deploying(remote, cmds[i].ref))
 			ndeploying++;
-	if (ndeploying && (open_repo(&repo, repo_path, quarantine) < 0 ||
+	/* a push that only stores needs none of what follows */
+	if (ndeploying && (kube_client_new_default(&status_kube, o->kubeconfig, o->context) < 0 ||
+	                   open_repo(&repo, repo_path, quarantine) < 0 ||
 	                   buildsrv_start(&srv, o->internal_bind, o->internal_advertise) < 0)) {
 		for (i = 0; i < n; i++)
 			reject(&cmds[i], "slipway: %s", err_msg());
