@@ -7,12 +7,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+#include "clock.h"
 #include "deployer.h"
 #include "err.h"
 #include "log.h"
 #include "banned.h"
 
 #define DEPLOYMENTS "apps/v1/deployments"
+#define REPLICASETS "apps/v1/replicasets"
+#define PODS "v1/pods"
+/* Set by the Deployment controller on the Deployment and each of its
+ * ReplicaSets (k8s.io/kubernetes pkg/controller/deployment/util). */
+#define REVISION_ANNOTATION "deployment.kubernetes.io/revision"
+#define HASH_LABEL "pod-template-hash"
+/* the longest time between two looks at the new Pods */
+#define POD_CHECK_MS 1000
 
 /* ---- image references -------------------------------------------------- */
 
@@ -124,6 +134,155 @@ enum deployer_rollout deployer_rollout_state(const json_t *d, char *msg, size_t 
 	return DEPLOYER_ROLLOUT_COMPLETE;
 }
 
+/* ---- pods the kubelet cannot run ---------------------------------------- */
+
+/* Ends S before an incomplete UTF-8 sequence at its end (left by a cut). */
+static void utf8_trim_incomplete(char *s)
+{
+	size_t len = strlen(s), i = len, need;
+	unsigned char lead;
+
+	while (i > 0 && len - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	lead = (unsigned char)s[i - 1];
+	if (lead < 0x80)
+		return;
+	need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+	if (len - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
+/* Copies SRC (may be NULL) into DST of SIZE bytes as one line: control
+ * characters become spaces, runs of spaces one, none at either end. Text
+ * past MAX bytes (or the buffer) is cut at a character boundary and ends in
+ * "...". */
+static void flatten(char *dst, size_t size, const char *src, size_t max)
+{
+	size_t lim, n = 0;
+	bool is_space = false, is_cut = false;
+
+	if (!size)
+		return;
+	lim = size - 1 < max ? size - 1 : max;
+	for (const unsigned char *p = (const unsigned char *)src; p && *p; p++) {
+		unsigned char ch = *p < 0x20 || *p == 0x7f ? ' ' : *p;
+
+		if (ch == ' ') {
+			is_space = n > 0;
+			continue;
+		}
+		if (n + is_space + 1 > lim) {
+			is_cut = true;
+			break;
+		}
+		if (is_space)
+			dst[n++] = ' ';
+		is_space = false;
+		dst[n++] = (char)ch;
+	}
+	dst[n] = '\0';
+	if (!is_cut)
+		return;
+	if (lim < 3) {
+		dst[0] = '\0';
+		return;
+	}
+	if (n > lim - 3)
+		dst[lim - 3] = '\0';
+	utf8_trim_incomplete(dst);
+	n = strlen(dst);
+	while (n > 0 && dst[n - 1] == ' ')
+		dst[--n] = '\0';
+	memcpy(dst + n, "...", 4);
+}
+
+/* Waiting reasons of a container the kubelet cannot start (kubelet
+ * pkg/kubelet/images/types.go and pkg/kubelet/container/sync_result.go). */
+static bool is_start_failure(const char *reason)
+{
+	static const char *const reasons[] = {
+	    "ErrImagePull",         "ImagePullBackOff",           "InvalidImageName",
+	    "CreateContainerError", "CreateContainerConfigError", "RunContainerError",
+	};
+
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (!strcmp(reason, reasons[i]))
+			return true;
+	return false;
+}
+
+/* Judges one entry CS of a Pod's container statuses; KIND is "container"
+ * or "init container". As deployer_pod_failure. */
+static bool container_failure(const json_t *cs, const char *pod, const char *kind, char *reason,
+                              size_t rsize, char *msg, size_t msize)
+{
+	const json_t *waiting = json_object_get(json_object_get(cs, "state"), "waiting");
+	const char *why = json_string_value(json_object_get(waiting, "reason"));
+	const char *name = json_string_value(json_object_get(cs, "name"));
+	char text[512];
+
+	if (!why)
+		return false;
+	if (!name)
+		name = "?";
+	if (!strcmp(why, "CrashLoopBackOff")) {
+		const json_t *term =
+		    json_object_get(json_object_get(cs, "lastState"), "terminated");
+		char last[64], state[128] = "";
+
+		flatten(last, sizeof(last), json_string_value(json_object_get(term, "reason")),
+		        sizeof(last) - 1);
+		if (term)
+			snprintf(state, sizeof(state), "exit code %lld, %s%s%s",
+			         json_integer_value(json_object_get(term, "exitCode")),
+			         *last ? "last state " : "", last, *last ? ", " : "");
+		flatten(text, sizeof(text), json_string_value(json_object_get(term, "message")),
+		        200);
+		snprintf(msg, msize, "pod %s %s %s is in CrashLoopBackOff (%srestarts %lld)%s%s",
+		         pod, kind, name, state,
+		         json_integer_value(json_object_get(cs, "restartCount")), *text ? ": " : "",
+		         text);
+	} else if (is_start_failure(why)) {
+		flatten(text, sizeof(text), json_string_value(json_object_get(waiting, "message")),
+		        400);
+		snprintf(msg, msize, "pod %s %s %s cannot start: %s%s%s", pod, kind, name, why,
+		         *text ? ": " : "", text);
+	} else {
+		return false;
+	}
+	snprintf(reason, rsize, "%s", why);
+	if (rsize)
+		utf8_trim_incomplete(reason);
+	if (msize)
+		utf8_trim_incomplete(msg);
+	return true;
+}
+
+bool deployer_pod_failure(const json_t *pod, char *reason, size_t rsize, char *msg, size_t msize)
+{
+	static const char *const lists[] = {"initContainerStatuses", "containerStatuses"};
+	static const char *const kinds[] = {"init container", "container"};
+	const json_t *st = json_object_get(pod, "status"), *cs;
+	const char *name =
+	    json_string_value(json_object_get(json_object_get(pod, "metadata"), "name"));
+	size_t i;
+
+	if (rsize)
+		reason[0] = '\0';
+	if (msize)
+		msg[0] = '\0';
+	for (int l = 0; l < 2; l++)
+		json_array_foreach(json_object_get(st, lists[l]), i, cs)
+		{
+			if (container_failure(cs, name ? name : "?", kinds[l], reason, rsize, msg,
+			                      msize))
+				return true;
+		}
+	return false;
+}
+
 /* ---- result helpers ---------------------------------------------------- */
 
 /* Records a failure in OUT and err_msg(); returns CODE. */
@@ -137,6 +296,7 @@ static int fail(struct deployer_result *out, int code, const char *reason, const
 	va_start(ap, fmt);
 	vsnprintf(out->message, sizeof(out->message), fmt, ap);
 	va_end(ap);
+	utf8_trim_incomplete(out->message);
 	snprintf(out->reason, sizeof(out->reason), "%s", reason);
 	err_set("%s", out->message);
 	return code;
@@ -156,30 +316,179 @@ static int fail_api(struct deployer_result *out, struct kube_client *c, int code
 
 /* ---- waiting ----------------------------------------------------------- */
 
+/* What on_deployment returns to end a watch slice. */
+enum { WAIT_DONE = 1, WAIT_CHECK_PODS = 2 };
+
 struct wait_state {
 	const char *name;
 	void (*progress)(void *arg, const char *line);
 	void *progress_arg;
 	char last[256];
 	enum deployer_rollout state;
+	json_t *deployment; /* the last version seen (owned), or NULL */
+	char rv[128];       /* the last resourceVersion seen: the next slice's start */
 };
 
 static int on_deployment(void *arg, enum kube_event ev, json_t *obj)
 {
 	struct wait_state *ws = arg;
 	char msg[256];
-	const char *name;
+	const json_t *md = json_object_get(obj, "metadata");
+	const char *name, *rv = json_string_value(json_object_get(md, "resourceVersion"));
 
+	if (ev == KUBE_EVENT_SYNCED)
+		return 0;
+	if (rv && strlen(rv) < sizeof(ws->rv))
+		memcpy(ws->rv, rv, strlen(rv) + 1);
 	if (ev != KUBE_EVENT_ADDED && ev != KUBE_EVENT_MODIFIED && ev != KUBE_EVENT_LISTED)
 		return 0;
-	name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+	name = json_string_value(json_object_get(md, "name"));
 	if (!name || strcmp(name, ws->name))
 		return 0;
+	json_decref(ws->deployment);
+	ws->deployment = json_incref(obj);
 	ws->state = deployer_rollout_state(obj, msg, sizeof(msg));
 	if (ws->progress && strcmp(msg, ws->last))
 		ws->progress(ws->progress_arg, msg);
 	snprintf(ws->last, sizeof(ws->last), "%s", msg);
-	return ws->state == DEPLOYER_ROLLOUT_PROGRESSING ? 0 : 1;
+	/* the client is busy with the watch here: end the slice to list Pods */
+	return ws->state == DEPLOYER_ROLLOUT_PROGRESSING ? WAIT_CHECK_PODS : WAIT_DONE;
+}
+
+/* The new ReplicaSet as last found; looked up again when the Deployment's
+ * uid or revision changes. */
+struct pod_check {
+	bool is_disabled;  /* a list was Forbidden: the Deployment alone judges */
+	char owner[64];    /* the Deployment uid the fields below belong to */
+	char revision[32]; /* its revision annotation */
+	char rs_uid[64];   /* the new ReplicaSet's uid, "" until found */
+	char hash[64];     /* its pod-template-hash label */
+};
+
+static bool is_owned_by(const json_t *obj, const char *uid)
+{
+	const json_t *ref;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(obj, "metadata"), "ownerReferences"), i,
+	                   ref)
+	{
+		const char *u = json_string_value(json_object_get(ref, "uid"));
+
+		if (u && !strcmp(u, uid))
+			return true;
+	}
+	return false;
+}
+
+/* Borrowed string at metadata.FIELD.KEY of OBJ (FIELD "labels" or
+ * "annotations"), or NULL. */
+static const char *meta_map(const json_t *obj, const char *field, const char *key)
+{
+	return json_string_value(
+	    json_object_get(json_object_get(json_object_get(obj, "metadata"), field), key));
+}
+
+/* Copies SRC into DST of SIZE bytes when it fits; returns whether it did. */
+static bool copy_fits(char *dst, size_t size, const char *src)
+{
+	size_t len = src ? strlen(src) : 0;
+
+	if (!src || len >= size)
+		return false;
+	memcpy(dst, src, len + 1);
+	return true;
+}
+
+/* Fills PC with the ReplicaSet Deployment D owns at its current revision,
+ * listed with SELECTOR (D's matchLabels; "" for all). Leaves pc->rs_uid ""
+ * when there is none yet. Returns 0 or a kube.h code. */
+static int find_new_replicaset(struct pod_check *pc, struct kube_client *c, const char *ns,
+                               const json_t *d, const char *selector)
+{
+	const char *uid = json_string_value(json_object_get(json_object_get(d, "metadata"), "uid"));
+	const char *revision = meta_map(d, "annotations", REVISION_ANNOTATION);
+	struct kube_list_opts lo = {.label_selector = selector, .limit = 500};
+	json_t *list = NULL, *rs;
+	size_t i;
+	int ret;
+
+	if (!uid || !revision)
+		return 0;
+	if (*pc->rs_uid && !strcmp(pc->owner, uid) && !strcmp(pc->revision, revision))
+		return 0;
+	memset(pc->rs_uid, 0, sizeof(pc->rs_uid));
+	if (!copy_fits(pc->owner, sizeof(pc->owner), uid) ||
+	    !copy_fits(pc->revision, sizeof(pc->revision), revision))
+		return 0;
+	ret = kube_list(&list, c, REPLICASETS, ns, &lo);
+	if (ret < 0)
+		return ret;
+	json_array_foreach(json_object_get(list, "items"), i, rs)
+	{
+		const char *rev = meta_map(rs, "annotations", REVISION_ANNOTATION);
+
+		if (!is_owned_by(rs, uid) || !rev || strcmp(rev, revision))
+			continue;
+		if (copy_fits(pc->hash, sizeof(pc->hash), meta_map(rs, "labels", HASH_LABEL)) &&
+		    copy_fits(
+		        pc->rs_uid, sizeof(pc->rs_uid),
+		        json_string_value(json_object_get(json_object_get(rs, "metadata"), "uid"))))
+			break;
+		pc->rs_uid[0] = '\0';
+	}
+	json_decref(list);
+	return 0;
+}
+
+/* Looks at the Pods of Deployment D's new ReplicaSet. Returns 1 with REASON
+ * and MSG filled (deployer_pod_failure) when one cannot run, 0 when none
+ * fails or there is nothing to judge yet, or a kube.h code. */
+static int check_new_pods(struct pod_check *pc, struct kube_client *c, const char *ns,
+                          const json_t *d, char *reason, size_t rsize, char *msg, size_t msize)
+{
+	const json_t *md = json_object_get(d, "metadata"), *st = json_object_get(d, "status");
+	const json_t *labels =
+	    json_object_get(json_object_get(json_object_get(d, "spec"), "selector"), "matchLabels");
+	struct kube_list_opts lo = {.limit = 500};
+	json_t *pods = NULL, *pod, *v;
+	struct buf sel;
+	const char *key;
+	size_t i;
+	int ret = 0;
+
+	/* Until the controller has observed this generation, the revision
+	 * annotation may still name the previous ReplicaSet. */
+	if (jint(md, "generation") > jint(st, "observedGeneration"))
+		return 0;
+	buf_init(&sel, 4096);
+	json_object_foreach((json_t *)labels, key, v)
+	{
+		if (json_is_string(v) &&
+		    buf_addf(&sel, "%s%s=%s", sel.len ? "," : "", key, json_string_value(v)) < 0)
+			goto out; /* too long to send: judge by the Deployment alone */
+	}
+	ret = find_new_replicaset(pc, c, ns, d, buf_str(&sel));
+	if (ret < 0 || !*pc->rs_uid)
+		goto out;
+	if (buf_addf(&sel, "%s%s=%s", sel.len ? "," : "", HASH_LABEL, pc->hash) < 0)
+		goto out;
+	lo.label_selector = buf_str(&sel);
+	ret = kube_list(&pods, c, PODS, ns, &lo);
+	if (ret < 0)
+		goto out;
+	json_array_foreach(json_object_get(pods, "items"), i, pod)
+	{
+		if (is_owned_by(pod, pc->rs_uid) &&
+		    deployer_pod_failure(pod, reason, rsize, msg, msize)) {
+			ret = 1;
+			break;
+		}
+	}
+out:
+	json_decref(pods);
+	buf_release(&sel);
+	return ret;
 }
 
 int deployer_wait(struct deployer_result *out, struct kube_client *c, const char *ns,
@@ -188,8 +497,11 @@ int deployer_wait(struct deployer_result *out, struct kube_client *c, const char
 {
 	struct deployer_result scratch;
 	struct wait_state ws = {.name = name, .progress = progress, .progress_arg = progress_arg};
+	struct pod_check pc = {0};
 	struct kube_watch_opts wo = {0};
-	char sel[320];
+	char sel[320], reason[64], msg[768];
+	long total = timeout_ms > 0 ? timeout_ms : 300000;
+	long long deadline = clock_now_ms() + total, left;
 	int ret;
 
 	if (!out)
@@ -197,19 +509,51 @@ int deployer_wait(struct deployer_result *out, struct kube_client *c, const char
 	memset(out, 0, sizeof(*out));
 	snprintf(sel, sizeof(sel), "metadata.name=%s", name);
 	wo.field_selector = sel;
-	wo.max_duration_ms = timeout_ms > 0 ? timeout_ms : 300000;
 	wo.timeout_seconds = 60;
-	ret = kube_watch(c, DEPLOYMENTS, ns, &wo, on_deployment, &ws);
-	if (ret < 0 && ret != KUBE_ETIMEOUT)
-		return fail_api(out, c, ret, "watch", ns, name);
-	if (ws.state == DEPLOYER_ROLLOUT_COMPLETE)
-		return 0;
-	if (ws.state == DEPLOYER_ROLLOUT_FAILED)
-		return fail(out, DEPLOYER_EROLLOUT, "ProgressDeadlineExceeded",
-		            "deployment %s/%s exceeded its progress deadline", ns, name);
-	return fail(out, DEPLOYER_ETIMEOUT, "Timeout",
-	            "deployment %s/%s: rollout did not finish within %lds (%s)", ns, name,
-	            wo.max_duration_ms / 1000, *ws.last ? ws.last : "no status seen");
+	/* Slices of the watch, each resuming where the last ended, with a look
+	 * at the new Pods between them; one slice to the end once Pods cannot
+	 * be listed. */
+	while ((left = deadline - clock_now_ms()) > 0) {
+		wo.resource_version = *ws.rv ? ws.rv : NULL;
+		wo.max_duration_ms = pc.is_disabled || left < POD_CHECK_MS ? left : POD_CHECK_MS;
+		ret = kube_watch(c, DEPLOYMENTS, ns, &wo, on_deployment, &ws);
+		if (ret < 0 && ret != KUBE_ETIMEOUT) {
+			ret = fail_api(out, c, ret, "watch", ns, name);
+			goto out;
+		}
+		if (ws.state != DEPLOYER_ROLLOUT_PROGRESSING)
+			break;
+		if (pc.is_disabled || !ws.deployment)
+			continue;
+		ret = check_new_pods(&pc, c, ns, ws.deployment, reason, sizeof(reason), msg,
+		                     sizeof(msg));
+		if (ret == 1) {
+			ret = fail(out, DEPLOYER_EROLLOUT, reason, "deployment %s/%s: %s", ns, name,
+			           msg);
+			goto out;
+		}
+		if (ret == KUBE_EFORBIDDEN) {
+			log_warn("deployment %s/%s: cannot list its replicasets or pods (%s); "
+			         "following the deployment alone",
+			         ns, name, kube_client_status(c)->message);
+			pc.is_disabled = true;
+		} else if (ret < 0) {
+			log_debug("deployment %s/%s: pods not checked: %s", ns, name, err_msg());
+		}
+	}
+	if (ws.state == DEPLOYER_ROLLOUT_COMPLETE) {
+		ret = 0;
+	} else if (ws.state == DEPLOYER_ROLLOUT_FAILED) {
+		ret = fail(out, DEPLOYER_EROLLOUT, "ProgressDeadlineExceeded",
+		           "deployment %s/%s exceeded its progress deadline", ns, name);
+	} else {
+		ret = fail(out, DEPLOYER_ETIMEOUT, "Timeout",
+		           "deployment %s/%s: rollout did not finish within %lds (%s)", ns, name,
+		           total / 1000, *ws.last ? ws.last : "no status seen");
+	}
+out:
+	json_decref(ws.deployment);
+	return ret;
 }
 
 /* ---- setting images ---------------------------------------------------- */

@@ -16,7 +16,8 @@
 enum {
 	DEPLOYER_ENOCONTAINER = -20, /* a named container is not in the pod template */
 	DEPLOYER_EBADIMAGE = -21,    /* an image reference is malformed */
-	DEPLOYER_EROLLOUT = -22,     /* the rollout failed: ProgressDeadlineExceeded */
+	DEPLOYER_EROLLOUT = -22,     /* the rollout failed: ProgressDeadlineExceeded,
+	                                or a new Pod cannot run (deployer_pod_failure) */
 	DEPLOYER_ETIMEOUT = -23,     /* the rollout did not finish in time */
 };
 
@@ -54,7 +55,8 @@ struct deployer_result {
 	long generation;    /* metadata.generation after the patch */
 	int conflicts;      /* 409 Conflicts retried */
 	bool rolled_back;   /* the previous images were put back */
-	char reason[64];    /* on failure: e.g. "ProgressDeadlineExceeded" */
+	char reason[64];    /* on failure: e.g. "ProgressDeadlineExceeded", or the
+	                       kubelet's "CrashLoopBackOff", "ImagePullBackOff" */
 	char message[1024]; /* on failure: one line for the user */
 };
 
@@ -74,9 +76,18 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
                        const struct deployer_opts *opts);
 
 /* Follows the rollout of Deployment NS/NAME until it completes (0), fails
- * with ProgressDeadlineExceeded (DEPLOYER_EROLLOUT) or TIMEOUT_MS passes
- * (DEPLOYER_ETIMEOUT), reporting each new state through PROGRESS (may be
- * NULL). Uses a watch; survives API server restarts. OUT may be NULL. */
+ * (DEPLOYER_EROLLOUT) or TIMEOUT_MS passes (DEPLOYER_ETIMEOUT), reporting each
+ * new state through PROGRESS (may be NULL). Uses a watch, cut into slices of
+ * one second; survives API server restarts. The rollout fails with
+ * ProgressDeadlineExceeded, or as soon as a Pod of the new ReplicaSet cannot
+ * run (deployer_pod_failure; out->reason is then the kubelet's reason): the
+ * Pods are listed at each Deployment event and at least once a second, once
+ * the controller has observed the Deployment's generation. The new
+ * ReplicaSet is the one the Deployment owns (ownerReferences uid) whose
+ * deployment.kubernetes.io/revision annotation is the Deployment's; its Pods
+ * are those matching spec.selector.matchLabels and its pod-template-hash and
+ * owned by it. When listing ReplicaSets or Pods is Forbidden, logs a warning
+ * once and follows the Deployment alone. OUT may be NULL. */
 int deployer_wait(struct deployer_result *out, struct kube_client *c, const char *ns,
                   const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
                   void *progress_arg);
@@ -95,6 +106,29 @@ enum deployer_rollout {
  * Writes a one-line description (e.g. "Waiting for rollout to finish: 1 of 3
  * updated replicas are available...") into MSG of SIZE bytes. Pure. */
 enum deployer_rollout deployer_rollout_state(const json_t *deployment, char *msg, size_t size);
+
+/* Judges POD (a Pod object) by the kubelet's container states: the Pod
+ * cannot run when a container, or an init container, is waiting with reason
+ * CrashLoopBackOff, ErrImagePull, ImagePullBackOff, InvalidImageName,
+ * CreateContainerConfigError, CreateContainerError or RunContainerError.
+ * Other waiting reasons (ContainerCreating, PodInitializing, ...), running
+ * and terminated containers are not failures. Init containers
+ * (status.initContainerStatuses) are looked at before the containers
+ * (status.containerStatuses), each in order; the first failing one counts.
+ * On failure returns true, writes the kubelet's reason into REASON (RSIZE
+ * bytes) and into MSG (MSIZE bytes) one line of one of these forms:
+ *   pod POD container C is in CrashLoopBackOff (exit code N, last state R, restarts K)
+ *   pod POD init container C cannot start: ImagePullBackOff: Back-off pulling image "x"
+ * where "exit code N, last state R, " comes from lastState.terminated (left
+ * out when absent; R too when it has no reason), and ": MESSAGE" follows
+ * when the kubelet gave one: lastState.terminated.message (the container's
+ * termination message) for CrashLoopBackOff, at most 200 bytes, and
+ * state.waiting.message otherwise, at most 400 bytes; a longer one is cut
+ * and ends in "...". Messages are made one line (control characters become
+ * spaces, runs of spaces one). Text that does not fit a buffer is cut at a
+ * UTF-8 character boundary. Otherwise returns false with REASON and MSG set
+ * to "". POD may be NULL (false). Pure. */
+bool deployer_pod_failure(const json_t *pod, char *reason, size_t rsize, char *msg, size_t msize);
 
 /* Returns true when REF is a valid image reference: [DOMAIN/]PATH[:TAG][@DIGEST]
  * by the grammar of distribution's reference package (docker/distribution

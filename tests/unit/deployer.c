@@ -1,5 +1,5 @@
 /* Unit tests of the deployer's pure parts: rollout judgement by kubectl's
- * rules, and image reference validation. */
+ * rules, Pods the kubelet cannot run, and image reference validation. */
 #include <string.h>
 
 #include "tap.h"
@@ -81,6 +81,224 @@ static void test_rollout(void)
 	       "an empty object does not crash and is not complete");
 }
 
+/* Judges the Pod in JSON; REASON and MSG get what deployer_pod_failure wrote. */
+static int pod_fails(const char *json, char *reason, size_t rsize, char *msg, size_t msize)
+{
+	json_t *pod = json_loads(json, 0, NULL);
+	int failed;
+
+	if (!ok(pod != NULL, "pod fixture parses"))
+		return -1;
+	failed = deployer_pod_failure(pod, reason, rsize, msg, msize);
+	json_decref(pod);
+	return failed;
+}
+
+#define POD(init, containers)                                                                      \
+	"{\"metadata\":{\"name\":\"web-7d4b9c-x2x7k\"},\"status\":{\"phase\":\"Pending\","         \
+	"\"initContainerStatuses\":[" init "],\"containerStatuses\":[" containers "]}}"
+#define WAITING(name, reason, message)                                                             \
+	"{\"name\":\"" name "\",\"ready\":false,\"restartCount\":0,"                               \
+	"\"state\":{\"waiting\":{\"reason\":\"" reason "\",\"message\":\"" message "\"}}}"
+#define RUNNING_READY(name)                                                                        \
+	"{\"name\":\"" name "\",\"ready\":true,\"restartCount\":0,\"started\":true,"               \
+	"\"state\":{\"running\":{\"startedAt\":\"2024-05-01T10:00:00Z\"}}}"
+
+static void test_pod_failure(void)
+{
+	char reason[64], msg[768], small[80];
+
+	is_int(pod_fails(POD("", "{\"name\":\"web\",\"ready\":false,\"restartCount\":1,"
+	                         "\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\","
+	                         "\"message\":\"back-off 10s restarting failed container=web "
+	                         "pod=web-7d4b9c-x2x7k_default(0f1c)\"}},"
+	                         "\"lastState\":{\"terminated\":{\"exitCode\":1,"
+	                         "\"reason\":\"Error\",\"startedAt\":\"2024-05-01T10:00:00Z\"}}}"),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       1, "a container in CrashLoopBackOff is a failure");
+	is_str(reason, "CrashLoopBackOff", "with the kubelet's reason");
+	is_str(msg,
+	       "pod web-7d4b9c-x2x7k container web is in CrashLoopBackOff (exit code 1, last "
+	       "state Error, restarts 1)",
+	       "and the exit code, last state and restarts of the container");
+
+	is_int(pod_fails(POD("", "{\"name\":\"web\",\"restartCount\":4,"
+	                         "\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\"}},"
+	                         "\"lastState\":{\"terminated\":{\"exitCode\":137,"
+	                         "\"reason\":\"OOMKilled\",\"message\":\"  out of\\nmemory\\t\\t"
+	                         "at startup \\n\"}}}"),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       1, "an OOMKilled container in CrashLoopBackOff is a failure");
+	is_str(msg,
+	       "pod web-7d4b9c-x2x7k container web is in CrashLoopBackOff (exit code 137, last "
+	       "state OOMKilled, restarts 4): out of memory at startup",
+	       "and its termination message follows, made one line");
+
+	is_int(pod_fails(POD("", "{\"name\":\"web\",\"restartCount\":3,"
+	                         "\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\"}}}"),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       1, "CrashLoopBackOff without a last state is a failure");
+	is_str(msg, "pod web-7d4b9c-x2x7k container web is in CrashLoopBackOff (restarts 3)",
+	       "and says only the restarts");
+
+	is_int(pod_fails(POD("", WAITING("web", "ErrImagePull",
+	                                 "rpc error: code = NotFound desc = failed to pull and "
+	                                 "unpack image \\\"registry.invalid/web:1\\\": not found")),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       1, "ErrImagePull is a failure");
+	is_str(reason, "ErrImagePull", "with reason ErrImagePull");
+	is_str(msg,
+	       "pod web-7d4b9c-x2x7k container web cannot start: ErrImagePull: rpc error: code = "
+	       "NotFound desc = failed to pull and unpack image \"registry.invalid/web:1\": not "
+	       "found",
+	       "and the kubelet's message");
+
+	is_int(pod_fails(POD("", RUNNING_READY("sidecar") "," WAITING(
+	                             "web", "ImagePullBackOff",
+	                             "Back-off pulling image \\\"registry.invalid/web:1\\\"")),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       1, "ImagePullBackOff of the second container is a failure");
+	is_str(reason, "ImagePullBackOff", "with reason ImagePullBackOff");
+	is_str(msg,
+	       "pod web-7d4b9c-x2x7k container web cannot start: ImagePullBackOff: Back-off "
+	       "pulling image \"registry.invalid/web:1\"",
+	       "naming the container that cannot start");
+
+	is_int(pod_fails(POD("", WAITING("web", "CreateContainerConfigError",
+	                                 "secret \\\"db\\\" not found")),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       1, "CreateContainerConfigError is a failure");
+	is_str(msg,
+	       "pod web-7d4b9c-x2x7k container web cannot start: CreateContainerConfigError: "
+	       "secret \"db\" not found",
+	       "with the missing Secret in the message");
+	is_int(pod_fails(POD("", WAITING("web", "InvalidImageName", "")), reason, sizeof(reason),
+	                 msg, sizeof(msg)),
+	       1, "InvalidImageName is a failure");
+	is_str(msg, "pod web-7d4b9c-x2x7k container web cannot start: InvalidImageName",
+	       "an empty kubelet message is left out");
+	ok(pod_fails(POD("", WAITING("web", "CreateContainerError", "x")), reason, sizeof(reason),
+	             msg, sizeof(msg)) == 1 &&
+	       pod_fails(POD("", WAITING("web", "RunContainerError", "x")), reason, sizeof(reason),
+	                 msg, sizeof(msg)) == 1,
+	   "CreateContainerError and RunContainerError are failures");
+
+	is_int(pod_fails("{\"metadata\":{\"name\":\"web-7d4b9c-x2x7k\"},\"status\":{\"phase\":"
+	                 "\"Running\",\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\"}],"
+	                 "\"containerStatuses\":[" RUNNING_READY("web") "]}}",
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       0, "a running, ready Pod is not a failure");
+	is_str(reason, "", "and leaves the reason empty");
+	is_str(msg, "", "and the message empty");
+	is_int(pod_fails(POD("", WAITING("web", "ContainerCreating", "")), reason, sizeof(reason),
+	                 msg, sizeof(msg)),
+	       0, "a container waiting in ContainerCreating is not a failure");
+	is_int(pod_fails(POD("", "{\"name\":\"web\",\"restartCount\":0,\"state\":{\"terminated\":"
+	                         "{\"exitCode\":0,\"reason\":\"Completed\"}}}"),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       0, "a terminated container (not waiting) is not a failure");
+	is_int(pod_fails("{\"metadata\":{\"name\":\"web-7d4b9c-x2x7k\"},\"status\":{\"phase\":"
+	                 "\"Pending\",\"conditions\":[{\"type\":\"PodScheduled\","
+	                 "\"status\":\"False\",\"reason\":\"Unschedulable\"}]}}",
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       0, "a Pod without container statuses (unscheduled) is not a failure");
+
+	is_int(
+	    pod_fails(POD("{\"name\":\"migrate\",\"restartCount\":2,"
+	                  "\"state\":{\"waiting\":{\"reason\":\"CrashLoopBackOff\"}},"
+	                  "\"lastState\":{\"terminated\":{\"exitCode\":2,\"reason\":\"Error\"}}}",
+	                  WAITING("web", "PodInitializing", "")),
+	              reason, sizeof(reason), msg, sizeof(msg)),
+	    1, "an init container in CrashLoopBackOff is a failure");
+	is_str(msg,
+	       "pod web-7d4b9c-x2x7k init container migrate is in CrashLoopBackOff (exit code 2, "
+	       "last state Error, restarts 2)",
+	       "and is called an init container");
+	is_int(pod_fails(POD(WAITING("migrate", "ErrImagePull", "pull access denied"),
+	                     WAITING("web", "ImagePullBackOff", "Back-off pulling image")),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       1, "init containers are judged before containers");
+	is_str(reason, "ErrImagePull", "so the init container's reason is given");
+	is_str(msg,
+	       "pod web-7d4b9c-x2x7k init container migrate cannot start: ErrImagePull: pull "
+	       "access denied",
+	       "with its message");
+	is_int(pod_fails(POD(WAITING("migrate", "PodInitializing", ""),
+	                     WAITING("web", "PodInitializing", "")),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       0, "init containers still initializing are not a failure");
+	is_int(pod_fails(POD("{\"name\":\"migrate\",\"state\":{\"terminated\":{\"exitCode\":0,"
+	                     "\"reason\":\"Completed\"}}}",
+	                     RUNNING_READY("web")),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       0, "an init container that completed is not a failure");
+
+	{
+		char long_msg[1200], json[1600];
+		size_t n;
+
+		memset(long_msg, 'x', sizeof(long_msg) - 1);
+		long_msg[sizeof(long_msg) - 1] = '\0';
+		snprintf(json, sizeof(json), POD("", WAITING("web", "ErrImagePull", "%s")),
+		         long_msg);
+		is_int(pod_fails(json, reason, sizeof(reason), msg, sizeof(msg)), 1,
+		       "ErrImagePull with a long message is a failure");
+		n = strlen(msg);
+		ok(n > 3 && !strcmp(msg + n - 3, "..."), "a long kubelet message is cut with ...");
+		is_int(n,
+		       strlen("pod web-7d4b9c-x2x7k container web cannot start: ErrImagePull: ") +
+		           400,
+		       "to 400 bytes");
+	}
+	{
+		char json[2400], term[1300] = "";
+		json_t *js;
+		size_t n;
+
+		for (int i = 0; i < 200; i++)
+			memcpy(term + 6 * i, "\\u00e9", 7);
+		snprintf(json, sizeof(json),
+		         POD("", "{\"name\":\"web\",\"restartCount\":1,\"state\":{\"waiting\":"
+		                 "{\"reason\":\"CrashLoopBackOff\"}},\"lastState\":{\"terminated\":"
+		                 "{\"exitCode\":1,\"reason\":\"Error\",\"message\":\"%s\"}}}"),
+		         term);
+		is_int(pod_fails(json, reason, sizeof(reason), msg, sizeof(msg)), 1,
+		       "CrashLoopBackOff with a long termination message is a failure");
+		n = strlen(msg);
+		ok(n > 3 && !strcmp(msg + n - 3, "..."),
+		   "a long termination message is cut with ...");
+		ok(n <= strlen(
+		            "pod web-7d4b9c-x2x7k container web is in CrashLoopBackOff (exit code "
+		            "1, last state Error, restarts 1): ") +
+		            200,
+		   "to at most 200 bytes");
+		js = json_string(msg);
+		ok(js != NULL, "at a UTF-8 character boundary");
+		json_decref(js);
+	}
+	/* "é" is two bytes: a cut must not split it */
+	is_int(pod_fails(POD("", WAITING("web", "ErrImagePull", "\\u00e9\\u00e9\\u00e9\\u00e9")),
+	                 reason, sizeof(reason), small, 45),
+	       1, "a failure still fits a small buffer");
+	is_str(small, "pod web-7d4b9c-x2x7k container web cannot st",
+	       "cut to the buffer, NUL-terminated");
+	is_int(pod_fails(POD("", WAITING("w", "ErrImagePull",
+	                                 "\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9")),
+	                 reason, sizeof(reason), small, 73),
+	       1, "a failure with a non-ASCII message");
+	is_str(small,
+	       "pod web-7d4b9c-x2x7k container w cannot start: ErrImagePull: "
+	       "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+	       "cut at a character boundary");
+	ok(!deployer_pod_failure(NULL, reason, sizeof(reason), msg, sizeof(msg)) && !*msg,
+	   "a NULL Pod is not a failure");
+	is_int(pod_fails("{}", reason, sizeof(reason), msg, sizeof(msg)), 0,
+	       "an empty object is not a failure");
+	is_int(pod_fails(POD("", "{\"name\":\"web\",\"state\":{\"waiting\":{\"reason\":7}}}"),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       0, "a reason that is not a string is not a failure");
+}
+
 static void test_image_refs(void)
 {
 	static const char *const good[] = {
@@ -125,6 +343,7 @@ static void test_image_refs(void)
 int main(void)
 {
 	test_rollout();
+	test_pod_failure();
 	test_image_refs();
 	return tap_done();
 }
