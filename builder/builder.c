@@ -22,6 +22,7 @@
 #include "err.h"
 #include "fs.h"
 #include "log.h"
+#include "privileges.h"
 #include "source.h"
 #include "spawn.h"
 #include "banned.h"
@@ -350,6 +351,8 @@ const char *builder_reason(int code)
 		return "Timeout";
 	case BUILDER_ECANCELLED:
 		return "Cancelled";
+	case BUILDER_EPRIVILEGES:
+		return "Unprivileged";
 	default:
 		return "Error";
 	}
@@ -821,7 +824,15 @@ int builder_run(struct builder_result *out, const struct builder_opts *o)
 	memset(out, 0, sizeof(*out));
 	if (o->timeout_ms > 0)
 		b.deadline = clock_now_ms() + o->timeout_ms;
-	if ((ret = check_inputs(o)) < 0 || (ret = make_workdir(&b)) < 0)
+	if ((ret = check_inputs(o)) < 0)
+		goto out;
+	/* before anything is fetched: a container where buildah cannot run
+	 * fails at once, naming what it lacks */
+	if (privileges_check() < 0) {
+		ret = BUILDER_EPRIVILEGES;
+		goto out;
+	}
+	if ((ret = make_workdir(&b)) < 0)
 		goto out;
 	t = clock_now_ms();
 	ret = get_source(&b);

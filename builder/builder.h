@@ -25,16 +25,19 @@
 /* Return codes besides -1 (out of memory, no temp directory, buildah could
  * not be started). */
 enum {
-	BUILDER_EINVALID = -30,   /* an input is malformed: image reference, build
-	                             argument, option, registry auth file */
-	BUILDER_ESOURCE = -31,    /* the source cannot be had or is unsafe, or the
-	                             Dockerfile is missing or outside the context */
-	BUILDER_EBUILD = -32,     /* buildah bud failed: nothing was pushed */
-	BUILDER_EPUSH = -33,      /* buildah push failed or gave no digest */
-	BUILDER_ETIMEOUT = -34,   /* timeout_ms passed; buildah's group was killed */
-	BUILDER_ECANCELLED = -35, /* *cancel became non-zero; the group was killed */
-	BUILDER_ENOTFOUND = -36,  /* builder_path_resolve: no such file */
-	BUILDER_EOUTSIDE = -37,   /* builder_path_resolve: the path leaves its root */
+	BUILDER_EINVALID = -30,    /* an input is malformed: image reference, build
+	                              argument, option, registry auth file */
+	BUILDER_ESOURCE = -31,     /* the source cannot be had or is unsafe, or the
+	                              Dockerfile is missing or outside the context */
+	BUILDER_EBUILD = -32,      /* buildah bud failed: nothing was pushed */
+	BUILDER_EPUSH = -33,       /* buildah push failed or gave no digest */
+	BUILDER_ETIMEOUT = -34,    /* timeout_ms passed; buildah's group was killed */
+	BUILDER_ECANCELLED = -35,  /* *cancel became non-zero; the group was killed */
+	BUILDER_ENOTFOUND = -36,   /* builder_path_resolve: no such file */
+	BUILDER_EOUTSIDE = -37,    /* builder_path_resolve: the path leaves its root */
+	BUILDER_EPRIVILEGES = -38, /* buildah cannot run here: not root, or the
+	                              container lacks what its user namespace
+	                              needs (privileges.h) */
 };
 
 #define BUILDER_SOURCE_MAX_BYTES (4ULL << 30) /* default limit of a source */
@@ -88,16 +91,18 @@ struct builder_result {
 /* Builds O->image from the source with buildah bud and pushes it, logging
  * "-----> Building IMAGE", "-----> Pushing IMAGE", buildah's output, and at
  * the end "-----> Pushed IMAGE@sha256:..." through O->log. Every input is
- * checked before buildah starts. The work directory (and the storage in it)
- * is removed before returning, whatever happened; a timeout or cancel kills
- * buildah's whole process group. OUT is always filled.
+ * checked before buildah starts, then whether buildah can run here
+ * (privileges_check(), BUILDER_EPRIVILEGES), before the source is fetched.
+ * The work directory (and the storage in it) is removed before returning,
+ * whatever happened; a timeout or cancel kills buildah's whole process
+ * group. OUT is always filled.
  * Returns 0, or BUILDER_E* / -1 with err_msg() and out->message set to the
  * same line. */
 int builder_run(struct builder_result *out, const struct builder_opts *o);
 
 /* The PipelineRun-style reason of return code CODE of builder_run: "Pushed",
  * "InvalidInput", "SourceFailed", "BuildFailed", "PushFailed", "Timeout",
- * "Cancelled" or "Error". Static string. */
+ * "Cancelled", "Unprivileged" or "Error". Static string. */
 const char *builder_reason(int code);
 
 /* Makes gitkube's image reference from its parts:

@@ -18,14 +18,16 @@
 /* Exit codes, documented in --help and docs/builder.md. */
 enum {
 	EXIT_PUSHED = 0,
-	EXIT_ERROR = 1,    /* internal: memory, temp directory, buildah not startable */
-	EXIT_USAGE = 2,    /* bad command line or input file */
-	EXIT_SOURCE = 3,   /* source missing or unsafe, Dockerfile missing or outside */
-	EXIT_BUILD = 4,    /* buildah bud failed; nothing pushed */
-	EXIT_PUSH = 5,     /* buildah push failed */
-	EXIT_TIMEOUT = 6,  /* --timeout passed; buildah killed */
-	EXIT_REPORT = 7,   /* pushed, but the result did not reach --report-url */
-	EXIT_SIGNAL = 128, /* + the signal that interrupted us */
+	EXIT_ERROR = 1,      /* internal: memory, temp directory, buildah not startable */
+	EXIT_USAGE = 2,      /* bad command line or input file */
+	EXIT_SOURCE = 3,     /* source missing or unsafe, Dockerfile missing or outside */
+	EXIT_BUILD = 4,      /* buildah bud failed; nothing pushed */
+	EXIT_PUSH = 5,       /* buildah push failed */
+	EXIT_TIMEOUT = 6,    /* --timeout passed; buildah killed */
+	EXIT_REPORT = 7,     /* pushed, but the result did not reach --report-url */
+	EXIT_PRIVILEGES = 8, /* buildah cannot run here: not root, or capabilities
+	                        or seccomp forbid its user namespace */
+	EXIT_SIGNAL = 128,   /* + the signal that interrupted us */
 };
 
 static const char usage_text[] =
@@ -80,6 +82,9 @@ static const char usage_text[] =
     "  5  the push failed\n"
     "  6  --timeout passed; buildah's process group was killed\n"
     "  7  pushed, but the result could not be reported to --report-url\n"
+    "  8  buildah cannot run here: not root, or the container lacks CAP_SETUID,\n"
+    "     CAP_SETGID or CAP_SETFCAP, or may not unshare(CLONE_NEWUSER) (seccomp);\n"
+    "     checked before the source is fetched (docs/builder.md \"Privileges\")\n"
     "  128+N  stopped by signal N (SIGINT, SIGTERM); buildah's group was killed\n";
 
 static volatile sig_atomic_t stop_signal;
@@ -114,6 +119,8 @@ static int exit_code(int ret)
 		return EXIT_PUSH;
 	case BUILDER_ETIMEOUT:
 		return EXIT_TIMEOUT;
+	case BUILDER_EPRIVILEGES:
+		return EXIT_PRIVILEGES;
 	case BUILDER_ECANCELLED:
 		return EXIT_SIGNAL + (stop_signal ? stop_signal : SIGTERM);
 	default:
