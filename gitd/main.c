@@ -63,6 +63,7 @@ struct options {
 	struct pipeline_config pipeline;
 	const char **node_selector; /* NULL-terminated */
 	size_t nnode_selector;
+	json_t *security_context; /* --builder-security-context, or NULL */
 	const char *internal_listen;
 	const char *internal_advertise;
 };
@@ -110,6 +111,11 @@ static const char usage_text[] =
     "  --builder-storage-root DIR  local builds: keep buildah's storage (layer cache)\n"
     "  --builder-scheduler NAME  pod builds: spec.schedulerName [the default]\n"
     "  --builder-node-selector K=V  pod builds: a nodeSelector entry (repeatable)\n"
+    "  --builder-security-context JSON  pod builds: the builder container's\n"
+    "                            securityContext, a JSON object used as it is [root,\n"
+    "                            no privilege escalation, capabilities SETUID, SETGID\n"
+    "                            and SETFCAP only, seccomp and AppArmor Unconfined:\n"
+    "                            what buildah needs; docs/builder.md \"Privileges\"]\n"
     "  --build-timeout SECS      one build, unless the Remote says [1800]\n"
     "  --internal-listen ADDR    address of the endpoint builders fetch sources\n"
     "                            from and report to (ephemeral ports) [127.0.0.1]\n"
@@ -796,6 +802,7 @@ int main(int argc, char **argv)
 		O_BUILDER_ROOT,
 		O_BUILDER_SCHEDULER,
 		O_BUILDER_NODE_SELECTOR,
+		O_BUILDER_SECURITY_CONTEXT,
 		O_BUILD_TIMEOUT,
 		O_INTERNAL_LISTEN,
 		O_INTERNAL_ADVERTISE,
@@ -831,6 +838,7 @@ int main(int argc, char **argv)
 	    {"builder-storage-root", required_argument, NULL, O_BUILDER_ROOT},
 	    {"builder-scheduler", required_argument, NULL, O_BUILDER_SCHEDULER},
 	    {"builder-node-selector", required_argument, NULL, O_BUILDER_NODE_SELECTOR},
+	    {"builder-security-context", required_argument, NULL, O_BUILDER_SECURITY_CONTEXT},
 	    {"build-timeout", required_argument, NULL, O_BUILD_TIMEOUT},
 	    {"internal-listen", required_argument, NULL, O_INTERNAL_LISTEN},
 	    {"internal-advertise", required_argument, NULL, O_INTERNAL_ADVERTISE},
@@ -856,6 +864,7 @@ int main(int argc, char **argv)
 	                    .internal_listen = "127.0.0.1"};
 	char builder_path[PATH_MAX], data_dir[PATH_MAX], socket_path[PATH_MAX + 32];
 	int build_timeout_s = 1800, hook_timeout_s = 60, rollout_timeout_s = 300;
+	const char *security_context = NULL;
 	struct keyfile kf;
 	ssh_bind bind = NULL;
 	int c, ret = 1;
@@ -971,6 +980,10 @@ int main(int argc, char **argv)
 			ns[o.nnode_selector] = NULL;
 			break;
 		}
+		case O_BUILDER_SECURITY_CONTEXT:
+			/* parsed once the flags are read: the last one counts */
+			security_context = optarg;
+			break;
 		case O_BUILD_TIMEOUT:
 			bad = parse_int(&build_timeout_s, optarg, 1, 86400);
 			break;
@@ -1027,6 +1040,13 @@ int main(int argc, char **argv)
 		                "--external-url-from-service\n");
 		return 2;
 	}
+	if (security_context &&
+	    runner_security_context_parse(&o.security_context, security_context) < 0) {
+		fprintf(stderr,
+		        "gitd: invalid value for --builder-security-context: %s (try --help)\n",
+		        err_msg());
+		return 2;
+	}
 
 	if (!o.runner.program) {
 		/* the builder installed next to gitd */
@@ -1044,6 +1064,7 @@ int main(int argc, char **argv)
 	if (!o.runner.image)
 		o.runner.image = DEFAULT_BUILDER_IMAGE;
 	o.runner.node_selector = o.node_selector;
+	o.runner.security_context = o.security_context;
 	o.runner.default_timeout_ms = build_timeout_s * 1000L;
 	if (!o.pipeline.hooks_sa)
 		o.pipeline.hooks_sa = "slipway-hooks";
@@ -1132,6 +1153,7 @@ out:
 	buf_release(&kf.watch_buf);
 	free(o.namespaces);
 	free(o.node_selector);
+	json_decref(o.security_context);
 	ssh_finalize();
 	git_libgit2_shutdown();
 	return ret;

@@ -54,6 +54,7 @@ enum {
 	BUILDER_EXIT_PUSH = 5,
 	BUILDER_EXIT_TIMEOUT = 6,
 	BUILDER_EXIT_REPORT = 7,
+	BUILDER_EXIT_PRIVILEGES = 8,
 };
 
 /* State shared by both modes while a build runs. */
@@ -83,6 +84,55 @@ int runner_mode_parse(enum runner_mode *out, const char *s)
 		return 0;
 	}
 	return err_set("builder mode \"%s\" is neither local nor pod", s ? s : "");
+}
+
+/* buildah run as root without CAP_SYS_ADMIN (as in a container) re-executes
+ * itself in a new user namespace that maps every ID the container has, 0
+ * included: the child calls unshare(CLONE_NEWUSER | CLONE_NEWNS), the
+ * parent writes its /proc/PID/uid_map and gid_map (containers/storage
+ * pkg/unshare, MaybeReexecUsingUserNamespace). Inside, it has the
+ * capabilities chroot isolation needs, over its own namespaces only. */
+json_t *runner_security_context_default(void)
+{
+	/* keys in sorted order: its compact JSON is what the manifests carry */
+	return json_pack("{s:b, s:{s:s}, s:{s:[s, s, s], s:[s]}, s:b, s:i, s:{s:s}}",
+	                 /* no_new_privs: buildah gains nothing by exec; it needs no setuid
+	                  * newuidmap, since as root it writes the maps itself */
+	                 "allowPrivilegeEscalation", 0,
+	                 /* the runtime's default AppArmor profile, where AppArmor is on,
+	                  * denies mount(2), which chroot isolation needs inside its own
+	                  * mount namespace; nodes without AppArmor ignore the field */
+	                 "appArmorProfile", "type", "Unconfined",
+	                 /* drop the runtime's default set; keep what writing the maps takes
+	                  * (user_namespaces(7)): CAP_SETUID for a uid_map of more than our
+	                  * own ID, CAP_SETGID for such a gid_map, CAP_SETFCAP for a map
+	                  * that holds uid 0 (Linux >= 5.12). CAP_SYS_ADMIN is not needed:
+	                  * without it buildah takes this user namespace path */
+	                 "capabilities", "add", "SETUID", "SETGID", "SETFCAP", "drop", "ALL",
+	                 /* root: the IDs mapped are the container's own, 0 first, and
+	                  * buildah's storage and the built layers are owned by root */
+	                 "runAsNonRoot", 0, "runAsUser", 0,
+	                 /* the runtime's default seccomp profile refuses
+	                  * unshare(CLONE_NEWUSER) to a process without CAP_SYS_ADMIN; a
+	                  * Localhost profile that allows it is the stricter alternative */
+	                 "seccompProfile", "type", "Unconfined");
+}
+
+int runner_security_context_parse(json_t **out, const char *text)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	*out = NULL;
+	/* jansson refuses anything but an array or object at the top */
+	if (!(j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr)))
+		return err_set("not a JSON object (%s, column %d)", jerr.text, jerr.column);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return err_set("a JSON array, not an object");
+	}
+	*out = j;
+	return 0;
 }
 
 static void set_failure(struct runner_result *out, const char *reason, const char *fmt, ...)
@@ -121,8 +171,10 @@ static void set_success(struct runner_result *out, const char *image, const char
 	pin_image(out, image, digest);
 }
 
-/* The builder's reasons (docs/builder.md) become the runner's; the two that
- * mean the runner handed the builder something it refused are RunnerFailed. */
+/* The builder's reasons (docs/builder.md) become the runner's; those that
+ * mean the runner handed the builder something it refused (InvalidInput),
+ * failed itself (Error) or gave it a place buildah cannot run in
+ * (Unprivileged: the Pod's securityContext) are RunnerFailed. */
 static const char *reason_of_builder(const char *reason)
 {
 	static const char *const same[] = {"BuildFailed", "PushFailed", "Timeout", "SourceFailed",
@@ -184,6 +236,9 @@ static const char *reason_of_exit(int code, const char **what)
 	case BUILDER_EXIT_TIMEOUT:
 		*what = "timed out";
 		return "Timeout";
+	case BUILDER_EXIT_PRIVILEGES:
+		*what = "missing privileges";
+		return "RunnerFailed";
 	case BUILDER_EXIT_PUSHED:
 	case BUILDER_EXIT_REPORT:
 		*what = "pushed, result not delivered";
@@ -588,14 +643,10 @@ static json_t *pod_object(const char *name, const char *secret, const struct run
 	                                              "items", "key", ".dockerconfigjson", "path",
 	                                              ".dockerconfigjson")) < 0))
 		goto oom;
-	/* buildah's chroot isolation makes mount namespaces and mounts /proc
-	 * and /sys in them: root with CAP_SYS_ADMIN, and no seccomp or AppArmor
-	 * profile that forbids mount(2) and unshare(2) */
-	ctr = json_pack("{s:s, s:s, s:o, s:o, s:{s:i, s:{s:[s]}, s:{s:s}, s:{s:s}}}", "name",
-	                "builder", "image", image, "command", command, "volumeMounts", mounts,
-	                "securityContext", "runAsUser", 0, "capabilities", "add", "SYS_ADMIN",
-	                "seccompProfile", "type", "Unconfined", "appArmorProfile", "type",
-	                "Unconfined");
+	ctr = json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", "builder", "image", image, "command",
+	                command, "volumeMounts", mounts, "securityContext",
+	                cfg->security_context ? json_deep_copy(cfg->security_context)
+	                                      : runner_security_context_default());
 	command = mounts = NULL;
 	if (!ctr)
 		goto oom;

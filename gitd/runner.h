@@ -43,6 +43,10 @@ struct runner_config {
 	const char *scheduler_name;       /* pod: spec.schedulerName; NULL: default */
 	const char *const *node_selector; /* pod: "KEY=VALUE" strings, NULL-
 	                                     terminated; NULL: none */
+	const json_t *security_context;   /* pod: the builder container's
+	                                     securityContext, copied as it is
+	                                     (runner_security_context_parse);
+	                                     NULL: runner_security_context_default() */
 	long default_timeout_ms;          /* when spec.builder.timeoutSeconds is unset;
 	                                     0: 30 minutes. Used in whole seconds: the
 	                                     builder's --timeout and, for a Pod, its
@@ -100,5 +104,19 @@ int runner_build(struct runner_result *out, const struct runner_config *cfg, str
 
 /* Parses "local" or "pod" into *OUT. Returns 0 or -1. */
 int runner_mode_parse(enum runner_mode *out, const char *s);
+
+/* The builder container's securityContext when gitd is not told otherwise:
+ * the least buildah needs to build as root in a container (docs/builder.md
+ * "Privileges"); manifests/base/statefulset.yaml and the Helm chart write
+ * it out as --builder-security-context, in json_dumps(JSON_COMPACT) form
+ * (keys sorted, as Helm's toJson writes them). Caller frees with
+ * json_decref(); NULL when out of memory. */
+json_t *runner_security_context_default(void);
+
+/* Parses TEXT, gitd's --builder-security-context: a JSON object (duplicate
+ * keys refused), used as it is for the builder container's securityContext;
+ * its fields are the API server's to check. *OUT belongs to the caller
+ * (json_decref()). Returns 0, or -1 with err_msg() saying what is wrong. */
+int runner_security_context_parse(json_t **out, const char *text);
 
 #endif

@@ -27,6 +27,7 @@
 static const char usage_text[] =
     "usage: runner-run [--mode local|pod] [--builder PROGRAM] [--builder-image REF]\n"
     "                  [--scheduler NAME] [--node-selector KEY=VALUE]...\n"
+    "                  [--builder-security-context JSON]\n"
     "                  [--namespace NS] [--remote NAME] [--pipelinerun NAME]\n"
     "                  [--path DIR] [--dockerfile PATH] [--build-arg NAME=VALUE]...\n"
     "                  [--insecure-registry] [--registry-secret NAME]\n"
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
 		OPT_BUILDER_IMAGE,
 		OPT_SCHEDULER,
 		OPT_NODE_SELECTOR,
+		OPT_SECURITY_CONTEXT,
 		OPT_NAMESPACE,
 		OPT_REMOTE,
 		OPT_PIPELINERUN,
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
 	    {"builder-image", required_argument, NULL, OPT_BUILDER_IMAGE},
 	    {"scheduler", required_argument, NULL, OPT_SCHEDULER},
 	    {"node-selector", required_argument, NULL, OPT_NODE_SELECTOR},
+	    {"builder-security-context", required_argument, NULL, OPT_SECURITY_CONTEXT},
 	    {"namespace", required_argument, NULL, OPT_NAMESPACE},
 	    {"remote", required_argument, NULL, OPT_REMOTE},
 	    {"pipelinerun", required_argument, NULL, OPT_PIPELINERUN},
@@ -115,7 +118,7 @@ int main(int argc, char **argv)
 	struct runner_result res;
 	struct buildsrv *srv = NULL;
 	struct kube_client *c = NULL;
-	json_t *spec = NULL, *out = NULL;
+	json_t *spec = NULL, *security_context = NULL, *out = NULL;
 	json_error_t jerr;
 	struct sigaction sa;
 	unsigned cancel_after = 0;
@@ -143,6 +146,17 @@ int main(int argc, char **argv)
 			if (n_sel == ARGS_MAX)
 				return 2;
 			selectors[n_sel++] = optarg;
+			break;
+		case OPT_SECURITY_CONTEXT:
+			/* checked as gitd checks its --builder-security-context */
+			json_decref(security_context);
+			if (runner_security_context_parse(&security_context, optarg) < 0) {
+				fprintf(stderr, "runner-run: --builder-security-context: %s\n",
+				        err_msg());
+				json_decref(spec);
+				return 2;
+			}
+			cfg.security_context = security_context;
 			break;
 		case OPT_NAMESPACE:
 			b.ns = optarg;
@@ -200,6 +214,7 @@ int main(int argc, char **argv)
 	if (argc - optind != 2) {
 		fputs(usage_text, stderr);
 		json_decref(spec);
+		json_decref(security_context);
 		return 2;
 	}
 	b.image = argv[optind];
@@ -244,6 +259,7 @@ int main(int argc, char **argv)
 out:
 	json_decref(out);
 	json_decref(spec);
+	json_decref(security_context);
 	kube_client_free(c);
 	buildsrv_free(srv);
 	return code;

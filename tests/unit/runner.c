@@ -146,6 +146,15 @@ static void test_runner(struct buildsrv *srv)
 	build(&res, srv, NULL, NULL);
 	is_str(res.reason, "SourceFailed", "exit 3 is SourceFailed");
 
+	write_builder("echo 'builder: buildah cannot run here: the container lacks CAP_SETFCAP'\n"
+	              "exit 8");
+	build(&res, srv, NULL, NULL);
+	is_str(res.reason, "RunnerFailed", "exit 8 (buildah cannot run here) is RunnerFailed");
+	is_str(res.message,
+	       "builder exit status 8 (missing privileges): buildah cannot run here: the "
+	       "container lacks CAP_SETFCAP",
+	       "the message names the missing privilege");
+
 	write_builder("kill -KILL $$");
 	build(&res, srv, NULL, NULL);
 	is_str(res.reason, "RunnerFailed", "a builder killed from outside is RunnerFailed");
@@ -178,6 +187,43 @@ static void test_runner(struct buildsrv *srv)
 	ok(strstr(res.message, "missing") != NULL, "naming it: %s", res.message);
 }
 
+/* The builder container's securityContext: the default, and gitd's
+ * --builder-security-context as runner_security_context_parse takes it. */
+static void test_security_context(void)
+{
+	json_t *j = runner_security_context_default();
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	/* manifests/base/statefulset.yaml and the chart's values.yaml carry this */
+	is_str(
+	    text,
+	    "{\"allowPrivilegeEscalation\":false,\"appArmorProfile\":{\"type\":\"Unconfined\"},"
+	    "\"capabilities\":{\"add\":[\"SETUID\",\"SETGID\",\"SETFCAP\"],\"drop\":[\"ALL\"]},"
+	    "\"runAsNonRoot\":false,\"runAsUser\":0,\"seccompProfile\":{\"type\":\"Unconfined\"}}",
+	    "the default securityContext is root, SETUID/SETGID/SETFCAP only, seccomp and "
+	    "AppArmor Unconfined, keys sorted");
+	free(text);
+	json_decref(j);
+
+	ok(runner_security_context_parse(&j, "{\"privileged\": true}") == 0 && json_is_object(j) &&
+	       json_is_true(json_object_get(j, "privileged")),
+	   "a JSON object is taken as it is");
+	json_decref(j);
+	ok(runner_security_context_parse(&j, "{}") == 0 && json_object_size(j) == 0,
+	   "an empty object is an object");
+	json_decref(j);
+	ok(runner_security_context_parse(&j, "[{}]") < 0 && !j && strstr(err_msg(), "array"),
+	   "an array is refused: %s", err_msg());
+	ok(runner_security_context_parse(&j, "runAsUser: 0") < 0 && !j &&
+	       strstr(err_msg(), "not a JSON object"),
+	   "YAML is refused: %s", err_msg());
+	ok(runner_security_context_parse(&j, "{\"runAsUser\": 0, \"runAsUser\": 1}") < 0 && !j &&
+	       strstr(err_msg(), "duplicate"),
+	   "a duplicate key is refused: %s", err_msg());
+	ok(runner_security_context_parse(&j, "{} {}") < 0 && !j, "trailing text is refused");
+	ok(runner_security_context_parse(&j, "") < 0 && !j, "an empty value is refused");
+}
+
 int main(void)
 {
 	struct buildsrv *srv = NULL;
@@ -197,6 +243,7 @@ int main(void)
 		return 1;
 	}
 	test_runner(srv);
+	test_security_context();
 	buildsrv_free(srv);
 	for (const char *const *n = (const char *const[]){"argv", "env", "token-mode", "builder",
 	                                                  "source.tar.gz", NULL};
