@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned test control plane (etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok, helm) from the Go module proxy into
-# the cache directory. Binaries already built for a version are reused.
+# kube-controller-manager, kube-scheduler), the node's kubelet and helm
+# from the Go module proxy into the cache directory. Binaries already built
+# for a version are reused.
 #
 # usage: tests/env/build.sh [--help]
 # env:   SLIPWAY_CACHE  cache directory (default: $HOME/.cache/slipway)
@@ -29,11 +30,11 @@ log() { printf 'tests/env/build: %s\n' "$*" >&2; }
 # v0.MINOR.PATCH instead. The list is read from the tag's own go.mod.
 build_kubernetes() {
 	local ver=$K8S_VERSION out="$bindir/kubernetes-$K8S_VERSION"
-	local bins=(kube-apiserver kube-controller-manager kube-scheduler)
+	local bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 	local missing=0 b
 	for b in "${bins[@]}"; do [ -x "$out/$b" ] || missing=1; done
 	[ "$missing" = 1 ] || return 0
-	log "building kubernetes $ver (first run only: about 15 minutes on 2 cores)"
+	log "building kubernetes $ver (first run only: about 10 minutes on 2 cores)"
 	local src="$cache/src/kubernetes-$ver" staging_ver="v0.${ver#v1.}"
 	rm -rf "$src" && mkdir -p "$src" "$out"
 	(
@@ -78,14 +79,6 @@ build_etcd() {
 	)
 }
 
-build_kwok() {
-	local out="$bindir/kwok-$KWOK_VERSION"
-	[ -x "$out/kwok" ] && return 0
-	log "building kwok $KWOK_VERSION"
-	mkdir -p "$out"
-	GOBIN="$out" go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
-}
-
 # helm.sh/helm/v3 installs directly (no replaces). The ldflags are its
 # Makefile's: without them `helm version` says v3.22 and helm lint and
 # template assume the Kubernetes version of the client-go it was built with
@@ -111,7 +104,6 @@ build_helm() {
 }
 
 build_etcd
-build_kwok
 build_helm
 build_kubernetes
 log "binaries ready in $bindir"

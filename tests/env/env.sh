@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Starts and stops Slipway's test environment on loopback: etcd, kube-apiserver,
-# kube-controller-manager, kube-scheduler, kwok with two fake Nodes (so
-# Deployments roll out to Ready pods), distribution's docker-registry, and
-# tests/env/standin-kubelet.py, a FAKE kubelet with a tainted Node of its own
-# that runs Pods of schedulerName slipway-standin as local processes (the
-# builder Pods of gitd's pod runner; nothing here can run containers).
+# Starts and stops Slipway's test environment on this machine: etcd,
+# kube-apiserver, kube-controller-manager, kube-scheduler, distribution's
+# docker-registry, and a real node: a private containerd (Debian's, with
+# runc) and a kubelet built from the same Kubernetes module as the API server.
+# Pods really run; their network is a bridge of the env's own with addresses
+# in 198.18.0.0/24 (RFC 2544's benchmarking range), nothing else.
+#
+# Addresses: the env takes a slot (two can run at once) and with it
+# 198.18.0.0/25 or 198.18.0.128/25. The first address of the slot (HOST_IP,
+# 198.18.0.1 or .129) sits on the env's bridge: the API server listens there
+# on 443, the registry and the kubelet on free ports. Pods get addresses from
+# the slot's upper part and reach only the bridge's subnet; the first 32
+# addresses are the Service range, so the "kubernetes" Service's ClusterIP is
+# HOST_IP:443 itself and in-cluster clients reach the API server without a
+# kube-proxy. Nothing listens on another interface, nothing is routed out.
 #
 # usage: tests/env/env.sh up [--name NAME]      start env NAME (default "default"),
 #                                               print its settings (also in DIR/env)
@@ -19,8 +28,8 @@
 # env:   SLIPWAY_ENV_ROOT  parent of the env directories (default /tmp/slipway-env);
 #                          env NAME lives in DIR=$SLIPWAY_ENV_ROOT/NAME
 #        SLIPWAY_CACHE     where tests/env/build.sh keeps binaries (~/.cache/slipway)
-#        SLIPWAY_BUILDER   the program the stand-in kubelet runs for a container
-#                          command "builder" (default: REPO/build/bin/builder)
+#        SLIPWAY_ENV_TEST_FAIL_AFTER=node  (tests of env.sh) up fails once the
+#                          node is Ready, to show that a failed up cleans up
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,17 +37,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 cache=${SLIPWAY_CACHE:-$HOME/.cache/slipway}
 etcd_bin="$cache/bin/etcd-$ETCD_VERSION/etcd"
 kube_dir="$cache/bin/kubernetes-$K8S_VERSION"
-kwok_bin="$cache/bin/kwok-$KWOK_VERSION/kwok"
 root=${SLIPWAY_ENV_ROOT:-/tmp/slipway-env}
 repo=$(cd "$here/../.." && pwd)
-builder_bin=${SLIPWAY_BUILDER:-$repo/build/bin/builder}
 
 # Start order; down stops them in reverse.
-components=(etcd registry kube-apiserver kube-controller-manager kube-scheduler kwok standin-kubelet)
-port_names=(etcd etcd-peer registry kube-apiserver kube-controller-manager kube-scheduler kwok)
-service_cidr=10.96.0.0/16 # kwok gives pods addresses from --cidr, 10.244.0.0/16
-nodes=(kwok-node-0 kwok-node-1)
-standin_node=slipway-standin # registered by standin-kubelet.py itself
+components=(etcd registry kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
+# Allocated on loopback (etcd, controller-manager, scheduler, kubelet
+# healthz) or on HOST_IP (registry, kubelet); the API server has HOST_IP:443.
+port_names=(etcd etcd-peer registry kube-controller-manager kube-scheduler kubelet kubelet-healthz)
+slots=2 # /25s of 198.18.0.0/24
 
 started_at=$SECONDS
 log() { printf 'tests/env/env: %s\n' "$*" >&2; }
@@ -47,7 +54,7 @@ die() {
 	log "$*"
 	exit 1
 }
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
 
 # --- arguments -------------------------------------------------------------
 
@@ -142,12 +149,18 @@ stop() {
 	for c in "$@"; do rm -f "$dir/pids/$c.pid"; done
 }
 
-# stop_all: clients of the API first, etcd last.
+# stop_all: the node first (kubelet, then every container, then
+# containerd and what it left), clients of the API next, etcd last.
 stop_all() {
 	[ -d "$dir/pids" ] || return 0
-	stop standin-kubelet kwok kube-scheduler kube-controller-manager registry
+	stop kubelet
+	node_remove_containers
+	stop containerd
+	node_cleanup
+	stop kube-scheduler kube-controller-manager registry
 	stop kube-apiserver
 	stop etcd
+	net_down
 }
 
 # --- ports -----------------------------------------------------------------
@@ -155,11 +168,29 @@ stop_all() {
 # Free loopback ports, asked of the kernel by binding port 0 (all held open
 # together so they differ), recorded in DIR/ports. Under a lock, ports that
 # another env recorded are skipped: two envs starting at once cannot pick the
-# same port between this check and their components binding it.
+# same port between this check and their components binding it. The slot
+# (DIR/slot) is chosen under the same lock: one whose bridge does not exist,
+# or exists without an env that claims it (left by a crash: removed).
 allocate_ports() {
 	mkdir -p "$root"
 	(
 		flock -w 30 9 || die "could not lock $root/.ports.lock"
+		local n owner free=
+		for ((n = 0; n < slots; n++)); do
+			owner=$(grep -lx "$n" "$root"/*/slot 2>/dev/null | head -n 1 || true)
+			if [ -e "/sys/class/net/slipway$n" ]; then
+				[ -z "$owner" ] || continue
+				log "removing bridge slipway$n: no env claims it"
+				ip link del "slipway$n" || continue
+			elif [ -n "$owner" ]; then
+				log "slot $n: ${owner%/slot} claims it but its bridge is gone: taking it"
+				rm -f "$owner"
+			fi
+			free=$n
+			break
+		done
+		[ -n "$free" ] || die "no free slot: $slots envs with a node are running ($(ls "$root"/*/slot | xargs -n1 dirname | xargs -n1 basename | tr '\n' ' '))"
+		echo "$free" >"$dir/slot"
 		python3 - "${#port_names[@]}" "$root" <<-'EOF' >"$dir/ports.tmp"
 			import glob, os, socket, sys
 			taken = set()
@@ -195,8 +226,20 @@ load_ports() {
 		[[ $v =~ ^[0-9]+$ ]] || die "bad line in $dir/ports: $k=$v"
 		port[$k]=$v
 	done <"$dir/ports"
-	api_server="https://127.0.0.1:${port[kube-apiserver]}"
-	registry="127.0.0.1:${port[registry]}"
+	local slot
+	read -r slot <"$dir/slot" 2>/dev/null || die "env '$name' has no slot ($dir/slot missing)"
+	[[ $slot =~ ^[0-9]$ ]] || die "bad slot '$slot' in $dir/slot"
+	bridge=slipway$slot
+	net_base=$((slot * 128))
+	host_ip=198.18.0.$((net_base + 1))
+	pod_cidr=198.18.0.$net_base/25
+	service_cidr=198.18.0.$net_base/27
+	port[kube-apiserver]=443
+	api_server="https://$host_ip:443"
+	registry="$host_ip:${port[registry]}"
+	node_name=node-$name
+	cgroup_root=/slipway-$name
+	ctr_sock="$dir/containerd/containerd.sock"
 }
 
 # --- certificates and kubeconfigs ------------------------------------------
@@ -220,11 +263,18 @@ generate_pki() {
 		-addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature 2>"$pki/openssl.err" ||
 		die "openssl failed to create the CA: $(cat "$pki/openssl.err")"
 	issue apiserver /CN=kube-apiserver serverAuth \
-		"IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+		"IP:$host_ip,IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
 	issue admin "/O=system:masters/CN=admin" clientAuth
 	issue controller-manager /CN=system:kube-controller-manager clientAuth
 	issue scheduler /CN=system:kube-scheduler clientAuth
 	issue front-proxy-client /CN=front-proxy-client clientAuth
+	# the node: its client certificate (Node authorizer, group system:nodes),
+	# its serving certificate (logs, exec, port-forward), and the API
+	# server's client certificate towards it (bound to system:kubelet-api-admin)
+	issue kubelet-client "/O=system:nodes/CN=system:node:$node_name" clientAuth
+	issue kubelet-serving "/O=system:nodes/CN=system:node:$node_name" serverAuth \
+		"IP:$host_ip,DNS:$node_name"
+	issue apiserver-kubelet-client /CN=kube-apiserver-kubelet-client clientAuth
 	openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:prime256v1 -out "$pki/sa.key" 2>"$pki/openssl.err" &&
 		openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>"$pki/openssl.err" ||
 		die "openssl failed to create the service-account key: $(cat "$pki/openssl.err")"
@@ -278,15 +328,17 @@ argv_registry() {
 # Flags after controller-runtime's envtest, plus a service-account issuer and
 # key pair so ServiceAccount tokens work, RBAC so they can be refused, and a
 # front proxy so the aggregation layer's CA bundle is complete (without it the
-# controller-manager and scheduler log errors every second). The endpoint
-# reconciler is off: Endpoints refuse a loopback address, and nothing here
-# runs inside the cluster to use the kubernetes Service. On TERM the server
-# would otherwise hold open watches for its 60 s request timeout before it
-# exits; --shutdown-send-retry-after closes them (GOAWAY) after 2 s.
+# controller-manager and scheduler log errors every second). It listens on
+# HOST_IP:443, which is also the ClusterIP of the "kubernetes" Service (the
+# first address of --service-cluster-ip-range), so Pods reach it there. It
+# reaches the kubelet at the node's InternalIP with a client certificate.
+# On TERM the server would otherwise hold open watches for its 60 s request
+# timeout before it exits; --shutdown-send-retry-after closes them (GOAWAY)
+# after 2 s.
 argv_kube_apiserver() {
 	argv=("$kube_dir/kube-apiserver"
 		--etcd-servers="http://127.0.0.1:${port[etcd]}"
-		--bind-address=127.0.0.1 --advertise-address=127.0.0.1
+		--bind-address="$host_ip" --advertise-address="$host_ip"
 		--secure-port="${port[kube-apiserver]}" --cert-dir="$pki"
 		--tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key"
 		--client-ca-file="$pki/ca.crt"
@@ -303,7 +355,10 @@ argv_kube_apiserver() {
 		--requestheader-extra-headers-prefix=X-Remote-Extra-
 		--proxy-client-cert-file="$pki/front-proxy-client.crt"
 		--proxy-client-key-file="$pki/front-proxy-client.key"
-		--endpoint-reconciler-type=none
+		--kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+		--kubelet-client-key="$pki/apiserver-kubelet-client.key"
+		--kubelet-certificate-authority="$pki/ca.crt"
+		--kubelet-preferred-address-types=InternalIP
 		--shutdown-send-retry-after=true
 		--profiling=false)
 }
@@ -333,25 +388,19 @@ argv_kube_scheduler() {
 		--profiling=false)
 }
 
-# Without --node-lease-duration-seconds kwok renews no Lease and the node
-# lifecycle controller marks the nodes NotReady after the grace period.
-argv_kwok() {
-	argv=("$kwok_bin" --kubeconfig="$dir/admin.kubeconfig"
-		--config="$dir/kwok-stages.yaml"
-		--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake
-		--node-lease-duration-seconds=40
-		--cidr=10.244.0.1/16
-		--server-address="127.0.0.1:${port[kwok]}")
+# containerd: a private instance (config in write_node_config), its root,
+# state and socket under DIR/containerd.
+argv_containerd() {
+	argv=(containerd --config "$dir/containerd/config.toml")
 }
 
-# The FAKE kubelet (tests only): it runs the Pods of scheduler slipway-standin
-# on this machine, "builder" being $builder_bin (read when a Pod starts, so
-# `make` after `up` is fine). KWOK leaves its node alone: kwok manages only
-# the nodes annotated kwok.x-k8s.io/node=fake.
-argv_standin_kubelet() {
-	argv=(python3 "$here/standin-kubelet.py" --server="$api_server"
-		--ca="$pki/ca.crt" --cert="$pki/admin.crt" --key="$pki/admin.key"
-		--builder="$builder_bin" --work="$dir/standin" --node="$standin_node")
+# kubelet: its settings in DIR/kubelet/config.yaml (write_node_config), its
+# state under DIR/kubelet, the node's own client certificate.
+argv_kubelet() {
+	argv=("$kube_dir/kubelet" --config="$dir/kubelet/config.yaml"
+		--kubeconfig="$dir/kubelet.kubeconfig" --root-dir="$dir/kubelet/root"
+		--cert-dir="$dir/kubelet/pki" --hostname-override="$node_name" --node-ip="$host_ip"
+		--node-labels=slipway.dev/test-node=true)
 }
 
 start() {
@@ -409,30 +458,251 @@ write_registry_config() {
 	EOF
 }
 
-# Fake nodes kwok manages: no taints, room for many pods.
-node_manifests() {
-	local n
-	for n in "${nodes[@]}"; do
-		cat <<-EOF
-			---
-			apiVersion: v1
-			kind: Node
-			metadata:
-			  name: $n
-			  annotations:
-			    kwok.x-k8s.io/node: fake
-			    node.alpha.kubernetes.io/ttl: "0"
-			  labels:
-			    type: kwok
-			    kubernetes.io/hostname: $n
-			    kubernetes.io/os: linux
-			    kubernetes.io/arch: amd64
-			    node-role.kubernetes.io/agent: ""
-			status:
-			  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-			  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
-		EOF
+# --- the node --------------------------------------------------------------
+
+# net_up: the env's bridge with HOST_IP. Pods are attached to it by the CNI
+# bridge plugin; the host's side is this one address, so no forwarding and
+# no masquerading are needed (or set up).
+net_up() {
+	ip link add "$bridge" type bridge 2>"$dir/logs/net.log" ||
+		fail net "cannot create bridge $bridge"
+	ip addr add "$host_ip/25" dev "$bridge" >>"$dir/logs/net.log" 2>&1 &&
+		ip link set "$bridge" up >>"$dir/logs/net.log" 2>&1 ||
+		fail net "cannot give bridge $bridge the address $host_ip/25"
+}
+
+net_down() {
+	[ -n "${bridge:-}" ] || return 0
+	[ ! -e "/sys/class/net/$bridge" ] || ip link del "$bridge" 2>/dev/null || true
+}
+
+# cgroup_dirs: the env's cgroup (kubelet's cgroupRoot) in every mounted
+# hierarchy, deepest last.
+cgroup_dirs() {
+	local mnt
+	while read -r mnt; do
+		if [ -d "$mnt$cgroup_root" ]; then find "$mnt$cgroup_root" -depth -type d; fi
+	done < <(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo)
+}
+
+# cgroups_up: kubelet refuses a cgroupRoot that does not exist; cpuset
+# children start empty and take no tasks until given cpus and mems.
+cgroups_up() {
+	local mnt
+	while read -r mnt; do
+		mkdir -p "$mnt$cgroup_root" || fail setup "cannot create cgroup $mnt$cgroup_root"
+		if [ -f "$mnt/cpuset.cpus" ]; then
+			cat "$mnt/cpuset.cpus" >"$mnt$cgroup_root/cpuset.cpus"
+			cat "$mnt/cpuset.mems" >"$mnt$cgroup_root/cpuset.mems"
+		fi
+	done < <(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo)
+}
+
+# The pause image: tests/env/pause.c, static, FROM scratch, built once per
+# version of its source into buildah storage in the cache and pushed to the
+# env's registry. CRI's sandbox_image names it there, so nothing is pulled
+# from outside.
+pause_image() {
+	local key store img out
+	key=$(sha256sum "$here/pause.c" | cut -c1-12)
+	store=(--root "$cache/buildah/storage" --runroot "$cache/buildah/run" --storage-driver vfs)
+	img=localhost/slipway-test/pause:$key
+	if ! buildah "${store[@]}" inspect --type image "$img" >/dev/null 2>&1; then
+		out="$cache/pause-$key"
+		mkdir -p "$out"
+		cc -static -Os -s -o "$out/pause" "$here/pause.c" 2>"$dir/logs/pause.log" ||
+			fail pause "cannot build tests/env/pause.c (static: needs libc6-dev)"
+		local c
+		c=$(buildah "${store[@]}" from scratch 2>>"$dir/logs/pause.log") &&
+			buildah "${store[@]}" copy --chmod 0755 "$c" "$out/pause" /pause >>"$dir/logs/pause.log" 2>&1 &&
+			buildah "${store[@]}" config --entrypoint '["/pause"]' --user 65535:65535 "$c" >>"$dir/logs/pause.log" 2>&1 &&
+			buildah "${store[@]}" commit --quiet "$c" "$img" >>"$dir/logs/pause.log" 2>&1 &&
+			buildah "${store[@]}" rm "$c" >>"$dir/logs/pause.log" 2>&1 ||
+			fail pause "cannot build the pause image"
+	fi
+	buildah "${store[@]}" push --quiet --tls-verify=false "$img" \
+		"docker://$registry/slipway-test/pause:$key" >>"$dir/logs/pause.log" 2>&1 ||
+		fail pause "cannot push the pause image to $registry"
+	sandbox_image=$registry/slipway-test/pause:$key
+}
+
+# write_node_config: containerd's config, the CNI network, the registry's
+# hosts.toml, the kubelet's config and kubeconfig.
+write_node_config() {
+	local c="$dir/containerd"
+	mkdir -p "$c"/{root,state,runc,opt} "$c/certs.d/$registry" "$dir/cni/net.d" \
+		"$dir/cni/ipam" "$dir/kubelet"/{root,pki,pod-logs}
+	# restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE, so runc
+	# cannot set the -998 that CRI asks for sandboxes (every sandbox would
+	# fail with "can't get final child's PID from pipe: EOF").
+	# netns_mounts_under_state_dir: Pod network namespaces stay in DIR.
+	cat >"$c/config.toml" <<-EOF
+		version = 2
+		root = "$c/root"
+		state = "$c/state"
+		disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+		[grpc]
+		  address = "$ctr_sock"
+		[ttrpc]
+		  address = "$c/containerd.sock.ttrpc"
+		[metrics]
+		  address = ""
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$c/opt"
+		[plugins."io.containerd.grpc.v1.cri"]
+		  sandbox_image = "$sandbox_image"
+		  restrict_oom_score_adj = true
+		  netns_mounts_under_state_dir = true
+		  stream_server_address = "127.0.0.1"
+		  stream_server_port = "0"
+		  enable_selinux = false
+		  [plugins."io.containerd.grpc.v1.cri".containerd]
+		    snapshotter = "overlayfs"
+		    default_runtime_name = "runc"
+		    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+		      runtime_type = "io.containerd.runc.v2"
+		      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+		        Root = "$c/runc"
+		        SystemdCgroup = false
+		  [plugins."io.containerd.grpc.v1.cri".cni]
+		    bin_dir = "/usr/lib/cni"
+		    conf_dir = "$dir/cni/net.d"
+		    max_conf_num = 1
+		  [plugins."io.containerd.grpc.v1.cri".registry]
+		    config_path = "$c/certs.d"
+	EOF
+	# the env's registry over plain HTTP (containerd reads this on each pull)
+	cat >"$c/certs.d/$registry/hosts.toml" <<-EOF
+		server = "http://$registry"
+		[host."http://$registry"]
+		  capabilities = ["pull", "resolve"]
+	EOF
+	# Pods on the env's bridge, addresses from the slot's upper 96; no
+	# gateway, no routes, no masquerading: only the bridge's subnet is
+	# reachable from a Pod (HOST_IP, other Pods).
+	cat >"$dir/cni/net.d/10-slipway.conflist" <<-EOF
+		{
+		  "cniVersion": "0.4.0",
+		  "name": "slipway-$name",
+		  "plugins": [{
+		    "type": "bridge",
+		    "bridge": "$bridge",
+		    "isGateway": false,
+		    "ipMasq": false,
+		    "hairpinMode": true,
+		    "ipam": {
+		      "type": "host-local",
+		      "dataDir": "$dir/cni/ipam",
+		      "ranges": [[{"subnet": "$pod_cidr", "rangeStart": "198.18.0.$((net_base + 32))", "rangeEnd": "198.18.0.$((net_base + 126))"}]]
+		    }
+		  }]
+		}
+	EOF
+	# oomScoreAdj 0: see restrict_oom_score_adj. Image garbage collection
+	# and disk eviction are off: this machine's disk is not the node's to
+	# manage, and a test must not lose its images to a full disk elsewhere.
+	cat >"$dir/kubelet/config.yaml" <<-EOF
+		apiVersion: kubelet.config.k8s.io/v1beta1
+		kind: KubeletConfiguration
+		address: $host_ip
+		port: ${port[kubelet]}
+		readOnlyPort: 0
+		healthzBindAddress: 127.0.0.1
+		healthzPort: ${port[kubelet-healthz]}
+		containerRuntimeEndpoint: unix://$ctr_sock
+		cgroupDriver: cgroupfs
+		cgroupRoot: $cgroup_root
+		failCgroupV1: false
+		failSwapOn: false
+		oomScoreAdj: 0
+		podLogsDir: $dir/kubelet/pod-logs
+		tlsCertFile: $pki/kubelet-serving.crt
+		tlsPrivateKeyFile: $pki/kubelet-serving.key
+		authentication:
+		  anonymous: {enabled: false}
+		  webhook: {enabled: true}
+		  x509: {clientCAFile: $pki/ca.crt}
+		authorization:
+		  mode: Webhook
+		serializeImagePulls: false
+		imageGCHighThresholdPercent: 100
+		imageGCLowThresholdPercent: 99
+		evictionHard: {memory.available: "0%", nodefs.available: "0%", imagefs.available: "0%"}
+		maxPods: 90
+		nodeStatusReportFrequency: 10s
+		resolvConf: /etc/resolv.conf
+	EOF
+	cat >"$dir/kubelet.kubeconfig" <<-EOF
+		apiVersion: v1
+		kind: Config
+		clusters:
+		- name: slipway-$name
+		  cluster:
+		    server: $api_server
+		    certificate-authority: $pki/ca.crt
+		users:
+		- name: system:node:$node_name
+		  user:
+		    client-certificate: $pki/kubelet-client.crt
+		    client-key: $pki/kubelet-client.key
+		contexts:
+		- name: slipway-$name
+		  context:
+		    cluster: slipway-$name
+		    user: system:node:$node_name
+		current-context: slipway-$name
+	EOF
+	chmod 600 "$dir/kubelet.kubeconfig"
+}
+
+# node_remove_containers: every container and sandbox of the env's
+# containerd killed and deleted, so their shims exit and clean up after
+# themselves. Then whatever process is left in the env's cgroups is killed.
+node_remove_containers() {
+	local ids id i pids
+	if [ -S "$ctr_sock" ] && pid_of containerd >/dev/null; then
+		ids=$(ctr --address "$ctr_sock" -n k8s.io tasks ls -q 2>/dev/null || true)
+		for id in $ids; do
+			ctr --address "$ctr_sock" -n k8s.io tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+		done
+		for id in $ids; do
+			for i in 1 2 3 4 5 6 7 8 9 10; do
+				ctr --address "$ctr_sock" -n k8s.io tasks delete "$id" >/dev/null 2>&1 && break
+				ctr --address "$ctr_sock" -n k8s.io tasks ls -q 2>/dev/null | grep -qx "$id" || break
+				sleep 0.2
+			done
+		done
+	fi
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		pids=$(cgroup_dirs | while read -r d; do cat "$d/cgroup.procs" 2>/dev/null || true; done | sort -u)
+		[ -n "$pids" ] || break
+		kill -KILL $pids 2>/dev/null || true
+		sleep 0.2
 	done
+}
+
+# node_cleanup: what the node made outside its processes. Shims of the env
+# (their command line names DIR), mounts under DIR (volumes, snapshots, Pod
+# network namespaces), the env's cgroups, kubelet's links in
+# /var/log/containers, CNI's cached results.
+node_cleanup() {
+	local pid m mnt i
+	for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $ctr_sock" || true); do
+		is_ours "$pid" && kill -KILL "$pid" 2>/dev/null
+	done
+	for i in 1 2 3; do
+		m=$(awk -v d="$dir/" 'substr($5, 1, length(d)) == d { print $5 }' /proc/self/mountinfo | sort -r)
+		[ -n "$m" ] || break
+		while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done <<<"$m"
+	done
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		cgroup_dirs | while read -r d; do rmdir "$d" 2>/dev/null || true; done
+		[ -z "$(cgroup_dirs)" ] && break
+		sleep 0.2
+	done
+	[ -z "$(cgroup_dirs)" ] || log "cgroups left: $(cgroup_dirs | tr '\n' ' ')"
+	find /var/log/containers -maxdepth 1 -lname "$dir/*" -delete 2>/dev/null || true
+	rm -f /var/lib/cni/results/"slipway-$name"-* 2>/dev/null || true
 }
 
 any_running() {
@@ -451,21 +721,25 @@ remove_dir() {
 cmd_up() {
 	[ ${#args[@]} = 0 ] || die "up takes no arguments besides --name"
 	local c
-	for c in python3 openssl curl kubectl docker-registry setsid; do
+	for c in python3 openssl curl kubectl docker-registry setsid containerd ctr runc buildah cc ip; do
 		command -v "$c" >/dev/null || die "'$c' is not on PATH (tests/env/deps.sh installs the Debian ones)"
 	done
+	[ "$(id -u)" = 0 ] || die "the node needs root (containerd, kubelet, a bridge, cgroups)"
+	[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] ||
+		die "no CNI plugins in /usr/lib/cni (Debian containernetworking-plugins)"
 	if [ -d "$dir" ]; then
 		any_running && die "env '$name' is already running in $dir (tests/env/env.sh down --name $name)"
 		log "removing the stopped env left in $dir"
+		[ ! -f "$dir/slot" ] || (load_ports && stop_all) || true
 		remove_dir
 	fi
 
 	"$here/build.sh" >&2 || die "tests/env/build.sh failed"
-	for c in "$etcd_bin" "$kube_dir"/kube-{apiserver,controller-manager,scheduler} "$kwok_bin"; do
+	for c in "$etcd_bin" "$kube_dir"/kube-{apiserver,controller-manager,scheduler} "$kube_dir/kubelet"; do
 		[ -x "$c" ] || die "missing $c after tests/env/build.sh"
 	done
 
-	mkdir -p "$dir"/{logs,pids,etcd,registry,controller-manager,scheduler,standin}
+	mkdir -p "$dir"/{logs,pids,etcd,registry,controller-manager,scheduler}
 	: >"$dir/.slipway-env"
 	# A signal can land while stderr is redirected (wait_until): report on fd 3.
 	exec 3>&2
@@ -476,13 +750,13 @@ cmd_up() {
 
 	allocate_ports
 	load_ports
-	progress "env '$name' in $dir: apiserver $api_server, registry $registry"
+	progress "env '$name' in $dir: apiserver $api_server, registry $registry, node $node_name, pods $pod_cidr on $bridge"
+	net_up
 	generate_pki
 	write_kubeconfig "$dir/admin.kubeconfig" admin admin
 	write_kubeconfig "$dir/controller-manager.kubeconfig" system:kube-controller-manager controller-manager
 	write_kubeconfig "$dir/scheduler.kubeconfig" system:kube-scheduler scheduler
 	write_registry_config
-	cp "$here/kwok/stages.yaml" "$dir/kwok-stages.yaml"
 
 	progress "starting etcd $ETCD_VERSION and docker-registry"
 	start etcd
@@ -493,14 +767,14 @@ cmd_up() {
 	start kube-apiserver
 	wait_until kube-apiserver 90 "kube-apiserver /readyz" apiserver_ready
 
-	progress "starting kube-controller-manager, kube-scheduler, kwok $KWOK_VERSION, the FAKE stand-in kubelet"
+	progress "starting kube-controller-manager, kube-scheduler"
 	start kube-controller-manager
 	start kube-scheduler
-	start kwok
-	start standin-kubelet
-	node_manifests >"$dir/nodes.yaml"
-	kc apply -f "$dir/nodes.yaml" >"$dir/logs/setup.log" 2>&1 ||
-		fail setup "could not create the kwok nodes"
+	# the API server's client certificate may use the kubelet's API (logs,
+	# exec, port-forward), as kubeadm grants it
+	kc create clusterrolebinding slipway-apiserver-kubelet-api-admin \
+		--clusterrole=system:kubelet-api-admin --user=kube-apiserver-kubelet-client \
+		>"$dir/logs/setup.log" 2>&1 || fail setup "cannot bind the API server's kubelet client"
 
 	local crds=("$here"/../../manifests/crds/*.yaml)
 	if [ -e "${crds[0]}" ]; then
@@ -514,13 +788,20 @@ cmd_up() {
 	fi
 
 	wait_until registry 30 "docker-registry /v2/" registry_ready
-	progress "waiting for the default ServiceAccount and Ready nodes"
+	progress "the pause image (tests/env/pause.c) into the registry"
+	pause_image
+	progress "starting containerd $(containerd --version | awk '{print $3}') and kubelet $K8S_VERSION (node $node_name)"
+	write_node_config
+	cgroups_up
+	start containerd
+	wait_until containerd 30 "containerd's socket" ctr --address "$ctr_sock" version
+	start kubelet
 	wait_until kube-controller-manager 60 "ServiceAccount default/default" \
 		kc get serviceaccount default -n default
-	wait_until kwok 60 "nodes ${nodes[*]} Ready" \
-		kc wait --for=condition=Ready node -l type=kwok --timeout=5s
-	wait_until standin-kubelet 60 "node $standin_node Ready" \
-		kc wait --for=condition=Ready node "$standin_node" --timeout=5s
+	wait_until kubelet 60 "node $node_name Ready" \
+		kc wait --for=condition=Ready node "$node_name" --timeout=5s
+	[ "${SLIPWAY_ENV_TEST_FAIL_AFTER:-}" != node ] ||
+		fail "" "failing on purpose once the node is Ready (SLIPWAY_ENV_TEST_FAIL_AFTER=node)"
 	# kube-scheduler binds pods once its informers have synced.
 	wait_until kube-scheduler 30 "kube-scheduler /readyz" \
 		curl -fsSk --max-time 2 "https://127.0.0.1:${port[kube-scheduler]}/readyz"
@@ -531,6 +812,9 @@ cmd_up() {
 		printf 'KUBECONFIG=%s\n' "$dir/admin.kubeconfig"
 		printf 'REGISTRY=%s\n' "$registry"
 		printf 'API_SERVER=%s\n' "$api_server"
+		printf 'HOST_IP=%s\n' "$host_ip"
+		printf 'NODE_NAME=%s\n' "$node_name"
+		printf 'POD_CIDR=%s\n' "$pod_cidr"
 	} >"$dir/env"
 	trap - EXIT INT TERM HUP
 	cat "$dir/env"
@@ -545,7 +829,12 @@ cmd_down() {
 		return 0
 	fi
 	[ -f "$dir/.slipway-env" ] || die "$dir was not made by env.sh: not touching it"
-	stop_all
+	if [ -f "$dir/slot" ] && [ -f "$dir/ports" ]; then
+		load_ports
+		stop_all
+	else
+		stop etcd registry kube-apiserver kube-controller-manager kube-scheduler # before the slot was taken
+	fi
 	remove_dir
 	log "env '$name' stopped and $dir removed"
 }
@@ -561,7 +850,7 @@ cmd_status() {
 	echo "env '$name' in $dir"
 	for c in "${components[@]}"; do
 		if pid=$(pid_of "$c"); then
-			printf '  %-24s running  pid %-8s port %s\n' "$c" "$pid" "${port[$c]:--}"
+			printf '  %-24s running  pid %-8s port %s\n' "$c" "$pid" "${port[$c]:-$ctr_sock}"
 		else
 			printf '  %-24s stopped\n' "$c"
 			down=1
@@ -571,6 +860,15 @@ cmd_status() {
 		echo "  $api_server/readyz ok"
 	else
 		echo "  $api_server/readyz not ok"
+		down=1
+	fi
+	echo "  pods: $pod_cidr on bridge $bridge, HOST_IP $host_ip"
+	if kc get node "$node_name" -o wide 2>/dev/null | sed 's/^/  /'; then
+		kc get node "$node_name" -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}  Ready={.status} ({.reason}) since {.lastTransitionTime}{"\n"}{end}' 2>/dev/null || true
+		kc get pods -A --field-selector "spec.nodeName=$node_name" --no-headers 2>/dev/null |
+			awk '{ n++; s[$4]++ } END { printf "  pods on the node: %d", n; for (k in s) printf ", %s %d", k, s[k]; print "" }'
+	else
+		echo "  node $node_name: not registered"
 		down=1
 	fi
 	[ -f "$dir/env" ] && echo "  settings: $dir/env"
