@@ -95,6 +95,100 @@ test_require_env() {
 	export KUBECONFIG REGISTRY SLIPWAY_ENV_DIR SLIPWAY_ENV_NAME
 }
 
+# test_require_node: the environment's real node (containerd and kubelet,
+# tests/env/env.sh) is there and Ready, or skip the script.
+test_require_node() {
+	[ -n "${NODE_NAME:-}" ] || test_skip_all "this environment has no node (NODE_NAME unset)"
+	kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=30s >/dev/null 2>&1 ||
+		test_skip_all "node $NODE_NAME is not Ready"
+	export NODE_NAME HOST_IP
+}
+
+# Images the tests make live in buildah storage in the cache, shared by
+# every run; pushing them to the env's registry is what each run does.
+test_buildah_() {
+	local cache=${SLIPWAY_CACHE:-$HOME/.cache/slipway}
+	mkdir -p "$cache/buildah"
+	buildah --root "$cache/buildah/storage" --runroot "$cache/buildah/run" --storage-driver vfs "$@"
+}
+
+# test_app_image REPO:TAG [ENTRYPOINT_JSON [FILE_CONTENT]]: push to
+# $REGISTRY/REPO:TAG an image FROM scratch holding Debian's static busybox
+# and /www/index.html (FILE_CONTENT, default "REPO:TAG"), whose entrypoint is
+# ENTRYPOINT_JSON (default: busybox httpd in the foreground on 8080, serving
+# /www). Different contents give different digests. Prints the reference.
+test_app_image() {
+	local ref=$1 ep=${2:-'["/bin/busybox","httpd","-f","-p","8080","-h","/www"]'}
+	local content=${3:-$1} ctx c
+	ctx=$(mktemp -d) || return 1
+	mkdir -p "$ctx/www" && cp /bin/busybox "$ctx/busybox" &&
+		printf '%s\n' "$content" >"$ctx/www/index.html" &&
+		c=$(test_buildah_ from scratch) &&
+		test_buildah_ copy --quiet "$c" "$ctx/busybox" /bin/busybox >/dev/null &&
+		test_buildah_ copy --quiet "$c" "$ctx/www" /www >/dev/null &&
+		test_buildah_ config --entrypoint "$ep" --port 8080 "$c" &&
+		test_buildah_ commit --quiet --rm "$c" "localhost/slipway-test/app:latest" >/dev/null &&
+		test_buildah_ push --quiet --tls-verify=false localhost/slipway-test/app:latest \
+			"docker://$REGISTRY/$ref" >&2 || {
+		rm -rf "$ctx"
+		echo "test_app_image: cannot make $REGISTRY/$ref" >&2
+		return 1
+	}
+	rm -rf "$ctx"
+	printf '%s/%s\n' "$REGISTRY" "$ref"
+}
+
+# test_registry_tag REPO SRC_TAG DEST_TAG...: tag the manifest REPO:SRC_TAG
+# of the env's registry as each DEST_TAG too (the same image under another
+# name, as a new release of the same content would be).
+test_registry_tag() {
+	local repo=$1 src=$2 t ct
+	shift 2
+	curl -fsS -D "$TRASH_DIRECTORY/.manifest.hdr" -o "$TRASH_DIRECTORY/.manifest" \
+		-H "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" \
+		"http://$REGISTRY/v2/$repo/manifests/$src" || return 1
+	ct=$(tr -d '\r' <"$TRASH_DIRECTORY/.manifest.hdr" | awk 'tolower($1) == "content-type:" { print $2 }')
+	for t in "$@"; do
+		curl -fsS -X PUT -H "Content-Type: $ct" --data-binary "@$TRASH_DIRECTORY/.manifest" \
+			"http://$REGISTRY/v2/$repo/manifests/$t" || return 1
+	done
+}
+
+# test_slipway_image NAME: make sure Slipway's image NAME (gitd, builder),
+# as images/build.sh builds it from $SLIPWAY_BUILD/bin, is in the env's
+# registry, and print its reference, REGISTRY/slipway/NAME:KEY. KEY hashes
+# the image's inputs (programs, buildah, images/, VERSION): an image is
+# built again only when one of them changed, and pushed once per registry.
+test_slipway_image() {
+	local name=$1 cache=${SLIPWAY_CACHE:-$HOME/.cache/slipway} key inputs
+	case "$name" in
+	gitd) inputs=("$SLIPWAY_BUILD/bin/gitd" "$SLIPWAY_BUILD/bin/deployer") ;;
+	builder) inputs=("$SLIPWAY_BUILD/bin/builder" /usr/bin/buildah) ;;
+	*) echo "test_slipway_image: no image $name" >&2; return 1 ;;
+	esac
+	mkdir -p "$cache/images" || return 1
+	key=$(cat "${inputs[@]}" "$SLIPWAY_ROOT/images/rootfs.sh" "$SLIPWAY_ROOT/images/$name.Containerfile" \
+		"$SLIPWAY_ROOT/VERSION" | sha256sum | cut -c1-16) || return 1
+	(
+		flock -w 300 9 || exit 1
+		if [ "$(cat "$cache/images/$name.key" 2>/dev/null)" != "$key" ]; then
+			rm -f "$cache/images/$name.key"
+			BUILD="$SLIPWAY_BUILD" "$SLIPWAY_ROOT/images/build.sh" --root "$cache/buildah/storage" \
+				--runroot "$cache/buildah/run" --storage-driver vfs \
+				--work-dir "$cache/images/work" "$name" >&2 || exit 1
+			echo "$key" >"$cache/images/$name.key"
+		fi
+		curl -fsS -o /dev/null -I -H "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" \
+			"http://$REGISTRY/v2/slipway/$name/manifests/$key" 2>/dev/null ||
+			test_buildah_ push --quiet --tls-verify=false "slipway/$name:$(cat "$SLIPWAY_ROOT/VERSION")" \
+				"docker://$REGISTRY/slipway/$name:$key" >&2
+	) 9>"$cache/images/.lock" || {
+		echo "test_slipway_image: cannot build or push slipway/$name" >&2
+		return 1
+	}
+	printf '%s/slipway/%s:%s\n' "$REGISTRY" "$name" "$key"
+}
+
 # test_require_helm: set HELM to the pinned helm that tests/env/build.sh
 # keeps in the cache (SLIPWAY_CACHE, default ~/.cache/slipway), building it
 # if it is missing (about 2 minutes cold), and point helm's own cache and
