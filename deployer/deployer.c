@@ -325,9 +325,34 @@ struct wait_state {
 	void *progress_arg;
 	char last[256];
 	enum deployer_rollout state;
-	json_t *deployment; /* the last version seen (owned), or NULL */
-	char rv[128];       /* the last resourceVersion seen: the next slice's start */
+	json_t *deployment;  /* the last version seen (owned), or NULL */
+	char rv[128];        /* the last resourceVersion seen: the next slice's start */
+	time_t stale_before; /* a deadline exceeded until then is not ours; 0: none */
 };
+
+/* A Progressing=False ProgressDeadlineExceeded condition last updated no
+ * later than BEFORE (the second the rollback began, after that condition
+ * was seen) belongs to the rollout the rollback undid: the deployment
+ * controller keeps it, with the new generation observed, until the rolled
+ * back ReplicaSet is complete again. A deadline of the rollback's own
+ * rollout is written at least a second later. */
+static bool deadline_is_stale(const json_t *d, time_t before)
+{
+	const json_t *cond;
+	size_t i;
+	time_t t;
+
+	json_array_foreach(json_object_get(json_object_get(d, "status"), "conditions"), i, cond)
+	{
+		const char *type = json_string_value(json_object_get(cond, "type"));
+
+		if (type && !strcmp(type, "Progressing"))
+			return clock_parse_rfc3339(&t, json_string_value(json_object_get(
+			                                   cond, "lastUpdateTime"))) == 0 &&
+			       t <= before;
+	}
+	return false;
+}
 
 static int on_deployment(void *arg, enum kube_event ev, json_t *obj)
 {
@@ -348,6 +373,12 @@ static int on_deployment(void *arg, enum kube_event ev, json_t *obj)
 	json_decref(ws->deployment);
 	ws->deployment = json_incref(obj);
 	ws->state = deployer_rollout_state(obj, msg, sizeof(msg));
+	if (ws->state == DEPLOYER_ROLLOUT_FAILED && ws->stale_before &&
+	    deadline_is_stale(obj, ws->stale_before)) {
+		ws->state = DEPLOYER_ROLLOUT_PROGRESSING;
+		snprintf(msg, sizeof(msg),
+		         "Waiting for the rolled back replicas to be available...");
+	}
 	if (ws->progress && strcmp(msg, ws->last))
 		ws->progress(ws->progress_arg, msg);
 	snprintf(ws->last, sizeof(ws->last), "%s", msg);
@@ -491,12 +522,17 @@ out:
 	return ret;
 }
 
-int deployer_wait(struct deployer_result *out, struct kube_client *c, const char *ns,
-                  const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
-                  void *progress_arg)
+/* deployer_wait, minus a deadline exceeded before STALE_BEFORE (0: none). */
+static int wait_rollout(struct deployer_result *out, struct kube_client *c, const char *ns,
+                        const char *name, long timeout_ms,
+                        void (*progress)(void *arg, const char *line), void *progress_arg,
+                        time_t stale_before)
 {
 	struct deployer_result scratch;
-	struct wait_state ws = {.name = name, .progress = progress, .progress_arg = progress_arg};
+	struct wait_state ws = {.name = name,
+	                        .progress = progress,
+	                        .progress_arg = progress_arg,
+	                        .stale_before = stale_before};
 	struct pod_check pc = {0};
 	struct kube_watch_opts wo = {0};
 	char sel[320], reason[64], msg[768];
@@ -554,6 +590,13 @@ int deployer_wait(struct deployer_result *out, struct kube_client *c, const char
 out:
 	json_decref(ws.deployment);
 	return ret;
+}
+
+int deployer_wait(struct deployer_result *out, struct kube_client *c, const char *ns,
+                  const char *name, long timeout_ms, void (*progress)(void *arg, const char *line),
+                  void *progress_arg)
+{
+	return wait_rollout(out, c, ns, name, timeout_ms, progress, progress_arg, 0);
 }
 
 /* ---- setting images ---------------------------------------------------- */
@@ -741,6 +784,7 @@ static int rollback(struct deployer_result *out, struct kube_client *c, const ch
 	const char *key;
 	json_t *v;
 	size_t n = 0;
+	time_t started;
 	int ret;
 
 	json_object_foreach(json_object_get(prev, "images"), key, v)
@@ -753,10 +797,12 @@ static int rollback(struct deployer_result *out, struct kube_client *c, const ch
 	}
 	ro.before_patch = NULL;
 	say(o, "rolling back deployment %s/%s to the previous images", ns, name);
+	started = time(NULL);
 	ret = patch_retrying(&r, c, ns, name, imgs, n, json_object_get(prev, "annotations"), &ro,
 	                     NULL);
 	if (ret == 0)
-		ret = deployer_wait(&r, c, ns, name, o->timeout_ms, o->progress, o->progress_arg);
+		ret = wait_rollout(&r, c, ns, name, o->timeout_ms, o->progress, o->progress_arg,
+		                   started);
 	if (ret < 0) {
 		log_warn("rollback of %s/%s: %s", ns, name, r.message);
 		return ret;
