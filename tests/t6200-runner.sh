@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016 # test bodies are single-quoted on purpose: eval'd later
-test_description='runner: gitd builds through the real builder, as a local process and as a Pod'
+test_description='runner: gitd builds through the real builder, as a local process and as a Pod on the real node'
 . "$(dirname "$0")/test-lib.sh"
 test_require_env
+test_require_node
 command -v buildah >/dev/null || test_skip_all "no buildah (tests/env/deps.sh installs it)"
 [ -x /bin/busybox ] || test_skip_all "no /bin/busybox (Debian busybox-static)"
 [ "$(id -u)" = 0 ] || test_skip_all "buildah with chroot isolation needs root here"
 
-# The Pods of the pod runner are run by tests/env/standin-kubelet.py, a FAKE
-# kubelet (tests only): no container runtime can run here, so it runs the
-# Pod's command as a local process with the repo's builder, its Secret
-# volumes as files. Everything else is real: the API server stores, binds
-# and deletes the Pod and its Secret, the builder fetches the source from
-# and reports to buildsrv, buildah pushes to the registry.
-kubectl get node slipway-standin >/dev/null 2>&1 ||
-	test_skip_all "no stand-in kubelet node in this env (tests/env/env.sh starts it)"
+# The pod runner's Pods run the slipway/builder image that images/build.sh
+# makes (test_slipway_image), on the env's node, under the securityContext
+# that manifests/ ships (gitd's --builder-security-context there). From
+# their Pod network they reach buildsrv on HOST_IP and the registry.
+sc=$(sed -n "s/^ *- '--builder-security-context=\(.*\)'$/\1/p" "$SLIPWAY_ROOT/manifests/base/statefulset.yaml")
+[ -n "$sc" ] || test_skip_all "no --builder-security-context in manifests/base/statefulset.yaml"
+builder_image=$(test_slipway_image builder) || test_skip_all "cannot build the builder image (images/build.sh)"
 
 builder_bin="$SLIPWAY_BUILD/bin/builder"
 run=$(date +%s)-$$
@@ -51,10 +51,10 @@ for line in open(sys.argv[1]):
         print(j["log"])' "$1"
 }
 
-# pod_runner ARGS...: runner-run in pod mode on the stand-in kubelet's node.
+# pod_runner ARGS...: runner-run in pod mode, buildsrv where Pods reach it.
 pod_runner() {
-	runner-run --mode pod --builder-image slipway/builder:test --namespace "$ns" \
-		--scheduler slipway-standin --node-selector type=standin "$@"
+	runner-run --mode pod --builder-image "$builder_image" --namespace "$ns" \
+		--internal-listen "$HOST_IP" --builder-security-context "$sc" "$@"
 }
 
 # no_builder_objects: no Pod or Secret of this script's builds is left.
@@ -125,17 +125,17 @@ test_expect_success 'local runner: a timeout shorter than the build is Timeout' 
 	test "$(result out seconds | cut -d. -f1)" -lt 20
 '
 
-test_expect_success 'pod runner (FAKE kubelet): the Pod has the promised spec, the build succeeds, Pod and Secret are deleted' '
+test_expect_success 'pod runner: the Pod has the promised spec, the build succeeds, Pod and Secret are deleted' '
 	pr=$(unique_name pr) &&
 	{ pod_runner --pipelinerun "$pr" --remote app --insecure-registry --timeout 90 \
 		"$REGISTRY/$repo:pod-$run" slow/src.tar.gz >out & } &&
 	pid=$! &&
 	test_when_finished "kill $pid 2>/dev/null; true" &&
-	test_wait_for 30 eval "kubectl get pods -n $ns -l slipway.dev/pipelinerun=$pr -o name | grep -q ." &&
+	test_wait_for 30 eval "kubectl get pods -n $ns -l slipway.dev/pipelinerun=$pr -o jsonpath={.items[0].spec.nodeName} | grep -q ." &&
 	kubectl get pods -n "$ns" -l "slipway.dev/pipelinerun=$pr" -o json >pods.json &&
 	kubectl get secrets -n "$ns" -l "slipway.dev/pipelinerun=$pr" -o json >secrets.json &&
 	wait $pid &&
-	python3 - "$ns" pods.json secrets.json <<-\EOF_ &&
+	python3 - "$ns" pods.json secrets.json "$NODE_NAME" "$builder_image" "$sc" <<-\EOF_ &&
 	import json, sys
 	ns = sys.argv[1]
 	pods = json.load(open(sys.argv[2]))["items"]
@@ -153,11 +153,9 @@ test_expect_success 'pod runner (FAKE kubelet): the Pod has the promised spec, t
 	assert spec["enableServiceLinks"] is False, spec
 	assert spec["restartPolicy"] == "Never", spec
 	assert spec["activeDeadlineSeconds"] == 90, spec
-	assert spec["schedulerName"] == "slipway-standin", spec
-	assert spec["nodeSelector"] == {"type": "standin"}, spec
-	assert spec["nodeName"] == "slipway-standin", spec
+	assert spec["nodeName"] == sys.argv[4], spec
 	c, = spec["containers"]
-	assert c["name"] == "builder" and c["image"] == "slipway/builder:test", c
+	assert c["name"] == "builder" and c["image"] == sys.argv[5], c
 	cmd = c["command"]
 	assert cmd[:2] == ["builder", "build"], cmd
 	assert cmd[cmd.index("--source-token-file") + 1] == "/var/run/slipway/token/token", cmd
@@ -175,7 +173,7 @@ test_expect_success 'pod runner (FAKE kubelet): the Pod has the promised spec, t
 	assert v["token"]["secret"]["defaultMode"] == 0o400, v
 	m = {x["name"]: x for x in c["volumeMounts"]}
 	assert m["token"]["mountPath"] == "/var/run/slipway/token" and m["token"]["readOnly"], m
-	assert c["securityContext"]["capabilities"]["add"] == ["SYS_ADMIN"], c
+	assert c["securityContext"] == json.loads(sys.argv[6]), c["securityContext"]
 	EOF_
 	test "$(result out succeeded)" = true &&
 	d=$(result out digest) &&
@@ -186,7 +184,7 @@ test_expect_success 'pod runner (FAKE kubelet): the Pod has the promised spec, t
 	test_wait_for 30 no_builder_objects
 '
 
-test_expect_success 'pod runner (FAKE kubelet): a broken Dockerfile is BuildFailed, Pod and Secret deleted' '
+test_expect_success 'pod runner: a broken Dockerfile is BuildFailed, Pod and Secret deleted' '
 	pod_runner --insecure-registry --timeout 60 "$REGISTRY/$repo:podbad-$run" bad/src.tar.gz >out &&
 	test "$(result out reason)" = BuildFailed &&
 	result out message >msg &&
@@ -194,7 +192,7 @@ test_expect_success 'pod runner (FAKE kubelet): a broken Dockerfile is BuildFail
 	test_wait_for 30 no_builder_objects
 '
 
-test_expect_success 'pod runner (FAKE kubelet): a timeout shorter than the build is Timeout, Pod deleted' '
+test_expect_success 'pod runner: a timeout shorter than the build is Timeout, Pod deleted' '
 	pod_runner --insecure-registry --timeout 2 "$REGISTRY/$repo:podtimeout-$run" \
 		slower/src.tar.gz >out &&
 	test "$(result out reason)" = Timeout &&
@@ -203,7 +201,7 @@ test_expect_success 'pod runner (FAKE kubelet): a timeout shorter than the build
 	test_wait_for 30 no_builder_objects
 '
 
-test_expect_success 'pod runner (FAKE kubelet): a cancelled build is Cancelled, Pod and Secret deleted' '
+test_expect_success 'pod runner: a cancelled build is Cancelled, Pod and Secret deleted' '
 	pod_runner --insecure-registry --timeout 60 --cancel-after 3 \
 		"$REGISTRY/$repo:podcancel-$run" slower/src.tar.gz >out &&
 	test "$(result out reason)" = Cancelled &&
@@ -211,7 +209,7 @@ test_expect_success 'pod runner (FAKE kubelet): a cancelled build is Cancelled, 
 	test_wait_for 30 no_builder_objects
 '
 
-test_expect_success 'pod runner (FAKE kubelet): a Pod deleted by someone else is RunnerFailed at once' '
+test_expect_success 'pod runner: a Pod deleted by someone else is RunnerFailed at once' '
 	pr=$(unique_name pr) &&
 	{ pod_runner --pipelinerun "$pr" --insecure-registry --timeout 60 \
 		"$REGISTRY/$repo:poddel-$run" slower/src.tar.gz >out & } &&
@@ -232,6 +230,30 @@ test_expect_success 'pod runner: an image that cannot be built into a Pod (bad n
 	test "$(result out reason)" = RunnerFailed &&
 	test_grep "cannot create" err &&
 	no_builder_objects
+'
+
+test_expect_success 'pod runner: without SETUID, SETGID, SETFCAP the build fails naming the missing capabilities' '
+	no_caps=$(printf "%s" "$sc" | python3 -c "import json,sys; c=json.load(sys.stdin); c[\"capabilities\"]={\"drop\":[\"ALL\"]}; print(json.dumps(c))") &&
+	pod_runner --insecure-registry --timeout 60 --builder-security-context "$no_caps" \
+		"$REGISTRY/$repo:nocaps-$run" ok/src.tar.gz >out &&
+	test "$(result out succeeded)" = false &&
+	result out message >msg &&
+	test_grep "buildah cannot run here: the container lacks CAP_SETUID.*CAP_SETFCAP" msg &&
+	test_grep "docs/builder.md \"Privileges\"" msg &&
+	test_must_fail grep -q "uid_map" msg &&
+	test -z "$(manifest_digest $repo nocaps-$run)" &&
+	test_wait_for 30 no_builder_objects
+'
+
+test_expect_success 'pod runner: under seccomp RuntimeDefault the build fails naming the refused unshare(CLONE_NEWUSER)' '
+	default_seccomp=$(printf "%s" "$sc" | python3 -c "import json,sys; c=json.load(sys.stdin); c[\"seccompProfile\"]={\"type\":\"RuntimeDefault\"}; print(json.dumps(c))") &&
+	pod_runner --insecure-registry --timeout 60 --builder-security-context "$default_seccomp" \
+		"$REGISTRY/$repo:seccomp-$run" ok/src.tar.gz >out &&
+	test "$(result out succeeded)" = false &&
+	result out message >msg &&
+	test_grep "buildah cannot run here: unshare\(CLONE_NEWUSER\) is refused" msg &&
+	test_grep "seccompProfile Unconfined or a Localhost profile" msg &&
+	test_wait_for 30 no_builder_objects
 '
 
 test_expect_success 'clean up the namespace' '

@@ -1,6 +1,7 @@
 /* runner-run: one build through gitd's runner (runner.h), for shell tests:
- * the same code the pipeline runs, with buildsrv on 127.0.0.1, minus the
- * pipeline around it. Not shipped.
+ * the same code the pipeline runs, with buildsrv on 127.0.0.1 (or the
+ * --internal-listen address builder Pods can reach), minus the pipeline
+ * around it. Not shipped.
  *
  * Prints one JSON object per line: {"log": LINE} for each log line as the
  * runner delivers it, then {"result": {...}} with every field of struct
@@ -27,7 +28,7 @@
 static const char usage_text[] =
     "usage: runner-run [--mode local|pod] [--builder PROGRAM] [--builder-image REF]\n"
     "                  [--scheduler NAME] [--node-selector KEY=VALUE]...\n"
-    "                  [--builder-security-context JSON]\n"
+    "                  [--builder-security-context JSON] [--internal-listen ADDR]\n"
     "                  [--namespace NS] [--remote NAME] [--pipelinerun NAME]\n"
     "                  [--path DIR] [--dockerfile PATH] [--build-arg NAME=VALUE]...\n"
     "                  [--insecure-registry] [--registry-secret NAME]\n"
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
 		OPT_TIMEOUT,
 		OPT_SPEC,
 		OPT_CANCEL,
+		OPT_INTERNAL_LISTEN,
 	};
 	static const struct option longopts[] = {
 	    {"mode", required_argument, NULL, OPT_MODE},
@@ -104,6 +106,7 @@ int main(int argc, char **argv)
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"spec-builder", required_argument, NULL, OPT_SPEC},
 	    {"cancel-after", required_argument, NULL, OPT_CANCEL},
+	    {"internal-listen", required_argument, NULL, OPT_INTERNAL_LISTEN},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -122,6 +125,7 @@ int main(int argc, char **argv)
 	json_error_t jerr;
 	struct sigaction sa;
 	unsigned cancel_after = 0;
+	const char *internal_listen = "127.0.0.1";
 	int opt, ret, code = 1;
 
 	cfg.node_selector = selectors;
@@ -135,6 +139,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_BUILDER:
 			cfg.program = optarg;
+			break;
+		case OPT_INTERNAL_LISTEN:
+			internal_listen = optarg;
 			break;
 		case OPT_BUILDER_IMAGE:
 			cfg.image = optarg;
@@ -230,7 +237,7 @@ int main(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
-	if (buildsrv_start(&srv, "127.0.0.1", NULL) < 0) {
+	if (buildsrv_start(&srv, internal_listen, NULL) < 0) {
 		fprintf(stderr, "runner-run: %s\n", err_msg());
 		goto out;
 	}
