@@ -189,7 +189,7 @@ test_expect_success 'a bad token is Unauthorized (exit 7) and the token is not p
 '
 
 test_expect_success 'an unreachable server fails after retries with a clear message' '
-	sed "s|server: https://127.0.0.1:[0-9]*|server: https://127.0.0.1:1|" "$KUBECONFIG" >down.kubeconfig &&
+	sed "s|server: https://[0-9.]*:[0-9]*|server: https://127.0.0.1:1|" "$KUBECONFIG" >down.kubeconfig &&
 	test_expect_code 1 kubetool --kubeconfig down.kubeconfig get v1/configmaps $ns one 2>err &&
 	test_grep "127.0.0.1:1" err
 '
