@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 test_description='manifests/: kubectl apply -k installs gitd with least-privilege RBAC on the
-real API server; a push deploys with nothing but the gitd ServiceAccount token
-and the namespaced grants; gitd takes the pushers URL from its Service'
+real API server and gitd runs in its Pod on the real node; a push through kubectl
+port-forward builds in a builder Pod and deploys; a push deploys with nothing but
+the gitd ServiceAccount token and the namespaced grants; gitd takes the pushers
+URL from its Service'
 . "$(dirname "$0")/test-lib.sh"
 test_require_env
+test_require_node
 . "$SLIPWAY_ROOT/tests/lib-gitd.sh"
 
 ns=mani-apps
@@ -21,11 +24,12 @@ test_skip() {
 	printf 'ok %d - %s # skip %s\n' "$test_count" "$1" "$2"
 }
 
-# watch_builder_objects OUT TYPE: names of builder objects of TYPE (pods,
-# secrets) as they appear, into OUT, in the background; its pid in $bg_pid.
+# watch_builder_objects OUT TYPE [NS]: names of builder objects of TYPE (pods,
+# secrets) in NS ($ns) as they appear, into OUT, in the background; its pid
+# in $bg_pid.
 # A function, so that "&" does not take the caller's && chain along.
 watch_builder_objects() {
-	kubectl -n $ns get "$2" -l slipway.dev/component=builder --watch-only -o name \
+	kubectl -n "${3:-$ns}" get "$2" -l slipway.dev/component=builder --watch-only -o name \
 		>"$1" 2>/dev/null &
 	bg_pid=$!
 }
@@ -69,8 +73,34 @@ cleanup_install() {
 	kubectl delete clusterrole,clusterrolebinding -l app.kubernetes.io/part-of=slipway \
 		--ignore-not-found >/dev/null
 	kubectl delete pv slipway-t8000-repos --ignore-not-found >/dev/null
-	kubectl patch node kwok-node-1 --subresource=status --type=merge \
-		-p '{"status":{"addresses":null}}' >/dev/null 2>&1
+	kubectl delete node t8000-edge --ignore-not-found >/dev/null
+}
+
+# install_overlay DIR BASE: the install a cluster admin makes
+# (docs/install.md), BASE (manifests/ or one of its overlays) with the
+# images pointed at a registry, here the env's, holding what images/build.sh
+# built from this tree.
+install_overlay() {
+	mkdir -p "$1" &&
+		cat >"$1/kustomization.yaml" <<-EOF_
+		apiVersion: kustomize.config.k8s.io/v1beta1
+		kind: Kustomization
+		resources:
+		  - $(realpath --relative-to="$1" "$2")
+		images:
+		  - name: slipway/gitd
+		    newName: ${gitd_image%:*}
+		    newTag: ${gitd_image##*:}
+		patches:
+		  - target: {kind: StatefulSet, name: gitd}
+		    patch: |-
+		      - op: test
+		        path: /spec/template/spec/containers/0/args/8
+		        value: --builder-image=slipway/builder:0.1
+		      - op: replace
+		        path: /spec/template/spec/containers/0/args/8
+		        value: --builder-image=$builder_image
+		EOF_
 }
 trap 'gitd_stop; cleanup_install' EXIT
 
@@ -86,12 +116,20 @@ test_expect_success 'the base and every overlay render with kubectl kustomize' '
 	kubectl apply -f "$M/crds/" --dry-run=client >/dev/null
 '
 
+test_expect_success 'the images images/build.sh makes are in the registry' '
+	gitd_image=$(test_slipway_image gitd) && builder_image=$(test_slipway_image builder) &&
+	echo "$gitd_image" >gitd_image && echo "$builder_image" >builder_image
+'
+gitd_image=$(cat gitd_image 2>/dev/null)
+builder_image=$(cat builder_image 2>/dev/null)
+
 test_expect_success 'kubectl apply -k manifests/ installs gitd: StatefulSet, Service, ServiceAccount, RBAC' '
 	kubectl create namespace $sys --dry-run=client -o yaml | kubectl apply -f - >/dev/null &&
 	kubectl apply -k "$M" --dry-run=server >dry.out 2>&1 &&
 	test_grep "statefulset.apps/gitd created [(]server dry run[)]" dry.out &&
 	kubectl delete namespace $sys --wait=true --timeout=90s >/dev/null &&
-	kubectl apply -k "$M" >apply.out &&
+	install_overlay install "$M" &&
+	kubectl apply -k install >apply.out &&
 	test_grep "statefulset.apps/gitd created" apply.out &&
 	test_grep "clusterrole.rbac.authorization.k8s.io/slipway-gitd created" apply.out &&
 	test "$(kubectl -n $sys get service gitd -o jsonpath="{.spec.type} {.spec.ports[0].port}")" = "LoadBalancer 22" &&
@@ -107,15 +145,27 @@ test_expect_success 'kubectl apply -k manifests/ installs gitd: StatefulSet, Ser
 	test_grep "\"drop\":\[\"ALL\"\]" sc
 '
 
-test_expect_success 'the gitd Pod is scheduled and runs (on a KWOK node, with a volume for repos)' '
+# The PersistentVolume for the StatefulSet's claim: a directory of the
+# node's, made writable for gitd's user as an admin provisioning it would.
+test_expect_success 'gitd-0 runs on the node from the gitd image, with a PersistentVolume for repos, and is Ready once granted a namespace' '
+	rm -rf pv && mkdir pv && chown 65532:65532 pv &&
 	kubectl apply -f - >/dev/null <<-EOF_ &&
 	{"apiVersion":"v1","kind":"PersistentVolume","metadata":{"name":"slipway-t8000-repos"},
 	 "spec":{"capacity":{"storage":"10Gi"},"accessModes":["ReadWriteOnce"],"storageClassName":"",
-	  "hostPath":{"path":"/tmp/slipway-t8000-repos"}}}
+	  "hostPath":{"path":"$TRASH_DIRECTORY/pv"}}}
 	EOF_
 	kubectl -n $sys wait --for=jsonpath="{.status.phase}"=Bound pvc/repos-gitd-0 --timeout=60s &&
-	kubectl -n $sys wait --for=condition=Ready pod/gitd-0 --timeout=60s &&
-	case "$(kubectl -n $sys get pod gitd-0 -o jsonpath="{.spec.nodeName}")" in kwok-node-*) ;; *) false ;; esac
+	# Ready once it has listed the Remotes of the namespace it serves,
+	# which needs its grants there (docs/install.md step 2)
+	kubectl apply -k "$M/overlays/namespace-example" >/dev/null &&
+	kubectl -n $sys wait --for=condition=Ready pod/gitd-0 --timeout=120s &&
+	test "$(kubectl -n $sys get pod gitd-0 -o jsonpath="{.spec.nodeName}")" = "$NODE_NAME" &&
+	kubectl -n $sys get pod gitd-0 -o jsonpath="{.status.containerStatuses[0].imageID}" >image-id &&
+	test_grep "^${gitd_image%:*}@sha256:" image-id &&
+	kubectl -n $sys logs gitd-0 >gitd-pod.log &&
+	test_grep "\"event\":\"listening\"" gitd-pod.log &&
+	test -f pv/host-keys/ssh_host_ed25519_key &&
+	test "$(stat -c %u pv/repos)" = 65532
 '
 
 test_expect_success 'the namespace overlays grant in their namespace; the other overlays pass a server dry run' '
@@ -129,6 +179,66 @@ test_expect_success 'the namespace overlays grant in their namespace; the other 
 		kubectl apply -k "$M/overlays/$o" --dry-run=server >/dev/null || return 1
 	done
 '
+
+# The sample app as the test apps push it: examples/app plus busybox.
+new_app() {
+	rm -rf "$1" && git init -q -b main "$1" && mkdir "$1/app" &&
+		cp -R "$SLIPWAY_ROOT/examples/app/." "$1/app/" && cp /bin/busybox "$1/app/" &&
+		git -C "$1" add . &&
+		git -C "$1" -c user.name=Tester -c user.email=tester@example.com commit -q -m "sample app"
+}
+
+# port_forward OUT TARGET LOCAL:REMOTE [NS]: kubectl port-forward in the
+# background (pid in $bg_pid) until it says it forwards.
+port_forward() {
+	kubectl -n "${4:-$sys}" port-forward "$2" "$3" >"$1" 2>&1 &
+	bg_pid=$!
+	test_wait_for 30 grep -q "Forwarding from" "$1"
+}
+
+if [ -n "$can_build" ]; then
+	test_expect_success 'in-cluster gitd: git push through kubectl port-forward builds in a builder Pod and deploys a running app' '
+		make_key bob && use_key bob &&
+		kubectl -n example apply -f - >/dev/null <<-EOF_ &&
+		{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"web"},
+		 "spec":{"authorizedKeys":["$(cat bob.pub)"],
+		  "registry":{"url":"$REGISTRY/incluster","insecure":true},
+		  "deployments":[{"name":"web","containers":[{"name":"web","path":"app"}]}]}}
+		EOF_
+		kubectl -n example apply -f - >/dev/null <<-EOF_ &&
+		{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
+		 "spec":{"replicas":1,"selector":{"matchLabels":{"app":"web"}},
+		  "template":{"metadata":{"labels":{"app":"web"}},
+		   "spec":{"containers":[{"name":"web","image":"$REGISTRY/placeholder/web:0",
+		    "readinessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":1}}]}}}}
+		EOF_
+		test_wait_for 30 test -d pv/repos/example/web.git &&
+		port=$(free_port) &&
+		port_forward pf-gitd.out pod/gitd-0 "$port:2222" && test_when_finished "kill $bg_pid" &&
+		printf "[127.0.0.1]:%s %s\n" "$port" "$(ssh-keygen -y -f pv/host-keys/ssh_host_ed25519_key)" >known_hosts &&
+		new_app incluster && sha=$(git -C incluster rev-parse HEAD) &&
+		watch_builder_objects pods.seen pods example && test_when_finished "kill $bg_pid" &&
+		git -C incluster push "ssh://git@127.0.0.1:$port/example/web.git" main >push.out 2>&1 &&
+		test_grep "remote: -----> Pipeline .* succeeded" push.out &&
+		test_grep "remote: -----> Fetching http://198\.18\.0\.[0-9]+:[0-9]+/builds/" push.out &&
+		test_grep "^pod/web-build-" pods.seen &&
+		test "$(git --git-dir=pv/repos/example/web.git rev-parse main)" = "$sha" &&
+		run=$(kubectl -n example get pipelineruns -l slipway.dev/commit=$sha -o jsonpath="{.items[0].metadata.name}") &&
+		kubectl -n example wait --for=condition=Succeeded pipelinerun/$run --timeout=5s &&
+		image=$(kubectl -n example get deployment web -o jsonpath="{.spec.template.spec.containers[0].image}") &&
+		case "$image" in "$REGISTRY/incluster/example-web-web-web@sha256:"*) ;; *) false ;; esac &&
+		kubectl -n example get pods -l app=web -o jsonpath="{range .items[*]}{.status.phase} {.spec.nodeName} {.spec.containers[0].image}{\"\n\"}{end}" >app-pods &&
+		test_grep "^Running $NODE_NAME $image$" app-pods &&
+		wport=$(free_port) &&
+		port_forward pf-web.out deployment/web "$wport:8080" example && test_when_finished "kill $bg_pid" &&
+		curl -fsS "http://127.0.0.1:$wport/" >page &&
+		test_grep "Deployed by <code>git push</code>" page &&
+		test_wait_for 30 sh -c "test -z \"\$(kubectl -n example get pods,secrets -l slipway.dev/component=builder -o name)\""
+	'
+else
+	test_skip 'in-cluster gitd: git push through kubectl port-forward builds in a builder Pod and deploys a running app' \
+		'needs buildah as root and /bin/busybox'
+fi
 
 test_expect_success 'the ServiceAccount may do what a pipeline needs in a granted namespace' '
 	for r in remotes.slipway.dev remotes.gitkube.sh; do
@@ -214,14 +324,14 @@ test_expect_success 'gitd runs on that token alone and takes remoteUrl from the 
 	{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},
 	 "spec":{"replicas":1,"selector":{"matchLabels":{"app":"web"}},
 	  "template":{"metadata":{"labels":{"app":"web"}},
-	   "spec":{"containers":[{"name":"web","image":"registry.invalid/web:0"}]}}}}
+	   "spec":{"containers":[{"name":"web","image":"$REGISTRY/placeholder/web:0"}]}}}}
 	EOF_
 	kubectl -n $sys patch service gitd --subresource=status --type=merge \
 		-p "{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"192.0.2.10\"}]}}}" >/dev/null &&
 	gitd_launch --kubeconfig "$TRASH_DIRECTORY/sa.kubeconfig" --namespace $ns \
 		--external-url-from-service $sys/gitd --external-url ssh://git@fallback.invalid \
 		--builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
-		--builder-scheduler slipway-standin --builder-image slipway/builder:e2e \
+		--builder-image "$builder_image" --internal-listen "$HOST_IP" \
 		--rollout-timeout 60 --work-dir "$TRASH_DIRECTORY" &&
 	test_wait_for 30 grep -q "\"event\":\"remotes_loaded\".*\"synced\":true" gitd.log &&
 	test_wait_for 15 sh -c "test \"\$(kubectl -n $ns get remotes.slipway.dev web -o jsonpath={.status.remoteUrl})\" = ssh://git@192.0.2.10/$ns/web.git" &&
@@ -230,12 +340,6 @@ test_expect_success 'gitd runs on that token alone and takes remoteUrl from the 
 
 if [ -n "$can_build" ]; then
 	test_expect_success 'a push with least privilege deploys: run Succeeded, image by digest, mirror, Events, Remote status' '
-		new_app() {
-			rm -rf "$1" && git init -q -b main "$1" && mkdir "$1/app" &&
-				cp -R "$SLIPWAY_ROOT/examples/app/." "$1/app/" && cp /bin/busybox "$1/app/" &&
-				git -C "$1" add . &&
-				git -C "$1" -c user.name=Tester -c user.email=tester@example.com commit -q -m "sample app"
-		} &&
 		new_app src && sha=$(git -C src rev-parse HEAD) &&
 		git -C src push "$GITD_URL/$ns/web.git" main >push.out 2>&1 &&
 		test_grep "remote: -----> Pipeline .* succeeded" push.out &&
@@ -256,7 +360,7 @@ else
 		'needs buildah as root and /bin/busybox'
 fi
 
-if [ -n "$can_build" ] && kubectl get node slipway-standin >/dev/null 2>&1; then
+if [ -n "$can_build" ]; then
 	test_expect_success 'the pod runner works with the same grants: builder Pod and token Secret created, then gone' '
 		kubectl -n $ns patch remotes.slipway.dev web --type=merge \
 			-p "{\"spec\":{\"builder\":{\"mode\":\"pod\",\"timeoutSeconds\":300}}}" >/dev/null &&
@@ -275,16 +379,28 @@ if [ -n "$can_build" ] && kubectl get node slipway-standin >/dev/null 2>&1; then
 	'
 else
 	test_skip 'the pod runner works with the same grants: builder Pod and token Secret created, then gone' \
-		'needs buildah as root and the stand-in node slipway-standin'
+		'needs buildah as root and /bin/busybox'
 fi
 
+# edge_node: a Node object with an ExternalIP, Ready, tainted so nothing is
+# scheduled there: no kubelet runs it (the env's one node has no ExternalIP).
+edge_node() {
+	kubectl apply -f - >/dev/null <<-EOF_ &&
+	{"apiVersion":"v1","kind":"Node","metadata":{"name":"t8000-edge"},
+	 "spec":{"taints":[{"key":"slipway.dev/no-kubelet","effect":"NoSchedule"}]}}
+	EOF_
+	kubectl patch node t8000-edge --subresource=status --type=merge -p "{\"status\":{
+	  \"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"Test\",\"lastHeartbeatTime\":\"$(date -u +%FT%TZ)\",\"lastTransitionTime\":\"$(date -u +%FT%TZ)\"}],
+	  \"addresses\":[{\"type\":\"InternalIP\",\"address\":\"203.0.113.6\"},{\"type\":\"ExternalIP\",\"address\":\"203.0.113.7\"}]}}" >/dev/null
+}
+
 test_expect_success 'with the nodeport overlay remoteUrl follows a node ExternalIP and the nodePort' '
-	kubectl apply -k "$M/overlays/nodeport" >/dev/null &&
+	install_overlay install-nodeport "$M/overlays/nodeport" &&
+	kubectl apply -k install-nodeport >/dev/null &&
 	test "$(kubectl -n $sys get service gitd -o jsonpath={.spec.type})" = NodePort &&
 	port=$(kubectl -n $sys get service gitd -o jsonpath="{.spec.ports[0].nodePort}") &&
 	can list nodes && cannot patch nodes && cannot get nodes &&
-	kubectl patch node kwok-node-1 --subresource=status --type=merge \
-		-p "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"10.0.0.7\"},{\"type\":\"ExternalIP\",\"address\":\"203.0.113.7\"}]}}" >/dev/null &&
+	edge_node &&
 	test_wait_for 30 sh -c "test \"\$(kubectl -n $ns get remotes.slipway.dev web -o jsonpath={.status.remoteUrl})\" = ssh://git@203.0.113.7:$port/$ns/web.git" &&
 	test_grep "\"event\":\"external_url\",\"url\":\"ssh://git@203.0.113.7:$port\"" gitd.log
 '
