@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 test_description='push-to-deploy: git push over ssh to gitd builds with real buildah,
-pushes to the real registry, rolls out on the real API server (KWOK pods), and
+pushes to the real registry, rolls out to real Pods on the real node, and
 records every stage in the PipelineRun and its ConfigMap mirror'
 . "$(dirname "$0")/test-lib.sh"
 test_require_env
+test_require_node
 . "$SLIPWAY_ROOT/tests/lib-gitd.sh"
 command -v buildah >/dev/null || test_skip_all "no buildah (tests/env/deps.sh installs it)"
 [ -x /bin/busybox ] || test_skip_all "no /bin/busybox (Debian busybox-static)"
@@ -27,14 +28,21 @@ app_remote() {
 	 \"deployments\":[{\"name\":\"$1\",\"containers\":[{\"name\":\"web\",\"path\":\"app\"}]}]${2:+,$2}"
 }
 
-# deployment NAME [REPLICAS] [EXTRA-POD-SPEC-MEMBERS] [PROGRESS-DEADLINE]
+# deployment NAME [REPLICAS] [EXTRA-CONTAINER-MEMBERS] [PROGRESS-DEADLINE] [IMAGE]:
+# container web of IMAGE, by default a placeholder the env's registry does
+# not have (its Pod waits in ImagePullBackOff until a push replaces it),
+# with a readiness probe GET :8080/ unless EXTRA-CONTAINER-MEMBERS has one.
+default_probe='"readinessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":1},'
 deployment() {
 	kubectl -n $ns apply -f - >/dev/null <<-EOF_
 	{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"$1"},
 	 "spec":{"replicas":${2:-1},"progressDeadlineSeconds":${4:-600},
 	  "selector":{"matchLabels":{"app":"$1"}},
 	  "template":{"metadata":{"labels":{"app":"$1"}},
-	   "spec":{$3 "containers":[{"name":"web","image":"registry.invalid/$1:0"}]}}}}
+	   "spec":{"terminationGracePeriodSeconds":2,
+	    "containers":[{"name":"web","image":"${5:-$REGISTRY/placeholder/$1:0}",
+	     ${3:-$default_probe}
+	     "ports":[{"containerPort":8080}]}]}}}}
 	EOF_
 }
 
@@ -78,6 +86,12 @@ watch_builder_pods() {
 	bg_pid=$!
 }
 
+# gitd's flags: local builds by default; builder Pods (spec.builder.mode
+# pod) reach buildsrv on HOST_IP.
+gitd_flags="--builder-mode local --builder $SLIPWAY_ROOT/build/bin/builder
+	--internal-listen $HOST_IP --hooks-dir $TRASH_DIRECTORY/admin-hooks
+	--rollout-timeout 60 --work-dir $TRASH_DIRECTORY"
+
 server_ref() {
 	git -C "repos/$ns/$1.git" rev-parse --verify -q "$2" || echo none
 }
@@ -110,10 +124,8 @@ test_expect_success 'set up the namespace, keys, Remotes, Deployments and hooks'
 	app_remote web "\"hooks\":[{\"event\":\"pre-receive\",\"configMapRef\":{\"name\":\"hooks\",\"key\":\"freeze\"}},
 	 {\"event\":\"pre-build\",\"configMapRef\":{\"name\":\"hooks\",\"key\":\"gate\"}}]" &&
 	deployment web &&
-	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
-		--builder-scheduler slipway-standin --builder-image slipway/builder:e2e \
-		--hooks-dir "$TRASH_DIRECTORY/admin-hooks" --rollout-timeout 60 \
-		--work-dir "$TRASH_DIRECTORY" &&
+	builder_image=$(test_slipway_image builder) && echo "$builder_image" >builder_image &&
+	gitd_start_cluster $gitd_flags --builder-image "$builder_image" &&
 	test_wait_for 10 test -d repos/$ns/web.git
 '
 
@@ -195,9 +207,11 @@ test_expect_success 'a branch that does not deploy is stored without a pipeline'
 	test "$(kubectl -n $ns get pipelineruns -l slipway.dev/ref=feature -o name | wc -l)" = 0
 '
 
+# The stuck Deployment is ready only while its page says "t7000/stuck:0",
+# which the initial image (test_app_image) serves and the pushed app does not.
 test_expect_success 'a rollout that never becomes ready is rolled back: DeployFailed, push rejected' '
-	nodes=$(kubectl get nodes -l type=kwok -o name | wc -l) &&
-	deployment stuck $nodes "\"affinity\":{\"podAntiAffinity\":{\"requiredDuringSchedulingIgnoredDuringExecution\":[{\"labelSelector\":{\"matchLabels\":{\"app\":\"stuck\"}},\"topologyKey\":\"kubernetes.io/hostname\"}]}}," 5 &&
+	initial=$(test_app_image t7000/stuck:0) &&
+	deployment stuck 1 "\"readinessProbe\":{\"exec\":{\"command\":[\"/bin/busybox\",\"grep\",\"-q\",\"t7000/stuck:0\",\"/www/index.html\"]},\"periodSeconds\":1}," 5 "$initial" &&
 	kubectl -n $ns rollout status deployment/stuck --timeout=60s &&
 	app_remote stuck &&
 	test_wait_for 10 test -d repos/$ns/stuck.git &&
@@ -205,7 +219,8 @@ test_expect_success 'a rollout that never becomes ready is rolled back: DeployFa
 	test_grep "\[remote rejected\] main -> main [(]DeployFailed" push.out &&
 	test_grep "remote: .*Waiting for" push.out &&
 	test "$(server_ref stuck main)" = none &&
-	test "$(image_of stuck)" = registry.invalid/stuck:0 &&
+	test "$(image_of stuck)" = "$initial" &&
+	test_grep "remote: .*exceeded its progress deadline" push.out &&
 	test "$(succeeded $(kubectl -n $ns get pipelineruns -l slipway.dev/remote=stuck -o jsonpath="{.items[0].metadata.name}"))" = "False DeployFailed"
 '
 
@@ -275,9 +290,57 @@ test_expect_success 'a registry that is down fails the build with a clear messag
 	test "$(server_ref down main)" = none
 '
 
-test_expect_success 'the pod runner builds in a Pod (stand-in kubelet, a FAKE) and deploys' '
-	kubectl get node slipway-standin >/dev/null ||
-		{ say "no stand-in kubelet node in this env"; false; } &&
+test_expect_success 'an app that exits 1 is DeployFailed with its CrashLoopBackOff and exit code, rolled back' '
+	initial=$(test_app_image t7000/crash:0) &&
+	deployment crash 1 "" 600 "$initial" &&
+	kubectl -n $ns rollout status deployment/crash --timeout=60s &&
+	app_remote crash &&
+	test_wait_for 10 test -d repos/$ns/crash.git &&
+	rm -rf crashsrc && cp -R src crashsrc &&
+	sed -i "s|^ENTRYPOINT .*|ENTRYPOINT [\"/bin/busybox\", \"sh\", \"-c\", \"echo giving up; exit 1\"]|" crashsrc/app/Dockerfile &&
+	git -C crashsrc -c user.name=T -c user.email=t@e commit -qam "an app that exits 1" &&
+	start=$SECONDS &&
+	test_must_fail git -C crashsrc push "$GITD_URL/$ns/crash.git" main >push.out 2>&1 &&
+	test $((SECONDS - start)) -lt 60 &&
+	test_grep "\[remote rejected\] main -> main [(]DeployFailed" push.out &&
+	run=$(kubectl -n $ns get pipelineruns -l slipway.dev/remote=crash -o jsonpath="{.items[0].metadata.name}") &&
+	test "$(succeeded $run)" = "False DeployFailed" &&
+	kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.conditions[0].message}" >msg &&
+	test_grep "container web is in CrashLoopBackOff [(]exit code 1, last state Error" msg &&
+	test_grep "rolled back" msg &&
+	test "$(image_of crash)" = "$initial" &&
+	test "$(server_ref crash main)" = none &&
+	kubectl -n $ns rollout status deployment/crash --timeout=60s
+'
+
+# A post-build hook that deletes the images just pushed from the registry:
+# the node then cannot pull what is deployed.
+test_expect_success 'an image the node cannot pull is DeployFailed with the kubelet'"'"'s ErrImagePull or ImagePullBackOff' '
+	cat >unpull.sh <<-EOF_ &&
+	#!/bin/sh
+	python3 -c "
+	import json, sys, urllib.request
+	for i in json.load(sys.stdin)[\"images\"]:
+	    repo, digest = i[\"image\"].split(\"/\", 1)[1].split(\"@\")
+	    urllib.request.urlopen(urllib.request.Request(\"http://$REGISTRY/v2/%s/manifests/%s\" % (repo, digest), method=\"DELETE\"))
+	    print(\"deleted\", repo, digest)
+	"
+	EOF_
+	kubectl -n $ns create configmap unpull --from-file=unpull=unpull.sh &&
+	initial=$(test_app_image t7000/unpull:0) &&
+	deployment unpull 1 "" 600 "$initial" &&
+	app_remote unpull "\"hooks\":[{\"event\":\"post-build\",\"configMapRef\":{\"name\":\"unpull\",\"key\":\"unpull\"}}]" &&
+	test_wait_for 10 test -d repos/$ns/unpull.git &&
+	test_must_fail git -C src push "$GITD_URL/$ns/unpull.git" main >push.out 2>&1 &&
+	test_grep "remote: deleted " push.out &&
+	test_grep "\[remote rejected\] main -> main [(]DeployFailed" push.out &&
+	run=$(kubectl -n $ns get pipelineruns -l slipway.dev/remote=unpull -o jsonpath="{.items[0].metadata.name}") &&
+	kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.conditions[0].message}" >msg &&
+	test_grep "container web cannot start: (ErrImagePull|ImagePullBackOff)" msg &&
+	test "$(image_of unpull)" = "$initial"
+'
+
+test_expect_success 'the pod runner builds in a builder Pod on the node and the app runs' '
 	app_remote podbuild "\"builder\":{\"mode\":\"pod\",\"timeoutSeconds\":300}" &&
 	deployment podbuild &&
 	test_wait_for 10 test -d repos/$ns/podbuild.git &&
@@ -290,6 +353,8 @@ test_expect_success 'the pod runner builds in a Pod (stand-in kubelet, a FAKE) a
 	test "$(succeeded $run)" = "True Succeeded" &&
 	case "$(image_of podbuild)" in "$REGISTRY/e2e/$ns-podbuild-podbuild-web@sha256:"*) ;; *) false ;; esac &&
 	test "$(server_ref podbuild main)" = "$sha" &&
+	# the placeholder Pod goes once its grace period has passed
+	test_wait_for 30 sh -c "test \"\$(kubectl -n $ns get pods -l app=podbuild -o jsonpath={.items[*].status.containerStatuses[0].ready})\" = true" &&
 	test_wait_for 30 sh -c "test -z \"\$(kubectl -n $ns get pods,secrets -l slipway.dev/component=builder -o name)\""
 '
 
@@ -321,10 +386,7 @@ test_expect_success 'gitd killed mid-pipeline: the run is Interrupted after rest
 	wait $pp && test "$(cat push.out.rc)" != 0 &&
 	rm hold &&
 	test "$(server_ref web main)" = "$before" &&
-	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
-		--builder-scheduler slipway-standin --builder-image slipway/builder:e2e \
-		--hooks-dir "$TRASH_DIRECTORY/admin-hooks" --rollout-timeout 60 \
-		--work-dir "$TRASH_DIRECTORY" &&
+	gitd_start_cluster $gitd_flags --builder-image "$(cat builder_image)" &&
 	kubectl -n $ns wait --for=jsonpath="{.status.conditions[0].reason}"=Interrupted pipelinerun/$run --timeout=30s &&
 	test "$(succeeded $run)" = "False Interrupted" &&
 	git -C repos/$ns/web.git fsck --no-progress &&
