@@ -25,6 +25,7 @@ packages=(
 	libgit2-dev libssh-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
 	libmicrohttpd-dev docker-registry openssh-client openssh-server clang-format clang-14 libclang-rt-14-dev
 	libarchive-dev buildah busybox-static
+	containerd runc containernetworking-plugins iproute2 libc6-dev
 )
 
 log() { printf 'tests/env/deps: %s\n' "$*" >&2; }
