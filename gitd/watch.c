@@ -134,7 +134,10 @@ static json_t *ready_condition(const json_t *obj, int resource, json_int_t gener
 
 /* Brings OBJ's status (remoteUrl, observedGeneration, the Ready condition)
  * up to date with a merge patch of the status subresource, when it is not.
- * The patch comes back as a MODIFIED event, which then finds nothing to do. */
+ * The patch comes back as a MODIFIED event, which then finds nothing to do.
+ * While gitd's Service shows no address (url_service, no fallback) the rest
+ * is written without remoteUrl: a Remote is Ready whatever the load balancer
+ * is doing, and a remoteUrl written before stays. */
 static void sync_status(struct kube_client **status_c, const struct watch_opts *opts, int resource,
                         const json_t *obj)
 {
@@ -152,13 +155,14 @@ static void sync_status(struct kube_client **status_c, const struct watch_opts *
 	pthread_mutex_lock(&base.lock);
 	snprintf(prefix, sizeof(prefix), "%s", base.url);
 	pthread_mutex_unlock(&base.lock);
-	if (!prefix[0] || !ns || !name || !rv)
+	if ((!prefix[0] && !opts->url_service) || !ns || !name || !rv)
 		return;
+	url[0] = '\0';
 	blen = strlen(prefix);
 	while (blen > 0 && prefix[blen - 1] == '/')
 		blen--;
-	if ((size_t)snprintf(url, sizeof(url), "%.*s/%s/%s.git", (int)blen, prefix, ns, name) >=
-	    sizeof(url))
+	if (blen && (size_t)snprintf(url, sizeof(url), "%.*s/%s/%s.git", (int)blen, prefix, ns,
+	                             name) >= sizeof(url))
 		return;
 	ready = ready_condition(obj, resource, generation);
 	if (!ready)
@@ -168,7 +172,7 @@ static void sync_status(struct kube_client **status_c, const struct watch_opts *
 		if (str_eq(str_of(v, "type"), "Ready"))
 			old = v;
 	}
-	if (str_eq(str_of(status, "remoteUrl"), url) &&
+	if ((!url[0] || str_eq(str_of(status, "remoteUrl"), url)) &&
 	    json_integer_value(json_object_get(status, "observedGeneration")) == generation &&
 	    json_is_integer(json_object_get(status, "observedGeneration")) && old &&
 	    str_eq(str_of(old, "status"), str_of(ready, "status")) &&
@@ -195,10 +199,10 @@ static void sync_status(struct kube_client **status_c, const struct watch_opts *
 	json_array_append(list, ready);
 	/* resourceVersion makes the patch conditional: a condition someone added
 	 * since this event is not lost; their change's own event comes next */
-	patch =
-	    json_pack("{s:{s:s}, s:{s:s, s:I, s:O}}", "metadata", "resourceVersion", rv, "status",
-	              "remoteUrl", url, "observedGeneration", generation, "conditions", list);
-	if (!patch)
+	patch = json_pack("{s:{s:s}, s:{s:I, s:O}}", "metadata", "resourceVersion", rv, "status",
+	                  "observedGeneration", generation, "conditions", list);
+	if (!patch || (url[0] && json_object_set_new(json_object_get(patch, "status"), "remoteUrl",
+	                                             json_string(url)) < 0))
 		goto out;
 	if (!*status_c && kube_client_new_default(status_c, opts->kubeconfig, opts->context) < 0) {
 		*status_c = NULL;
