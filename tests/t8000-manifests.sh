@@ -213,6 +213,9 @@ if [ -n "$can_build" ]; then
 		    "readinessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":1}}]}}}}
 		EOF_
 		test_wait_for 30 test -d pv/repos/example/web.git &&
+		# Ready though the LoadBalancer Service has no address (none here)
+		test_wait_for 30 sh -c "test \"\$(kubectl -n example get remotes.slipway.dev web -o jsonpath={.status.conditions[0].reason})\" = Serving" &&
+		test -z "$(kubectl -n example get remotes.slipway.dev web -o jsonpath={.status.remoteUrl})" &&
 		port=$(free_port) &&
 		port_forward pf-gitd.out pod/gitd-0 "$port:2222" && test_when_finished "kill $bg_pid" &&
 		printf "[127.0.0.1]:%s %s\n" "$port" "$(ssh-keygen -y -f pv/host-keys/ssh_host_ed25519_key)" >known_hosts &&
