@@ -2,8 +2,9 @@
 # Slipway's push-to-deploy demo, what `make demo` and `make demo-down` run.
 # up: installs what is missing, builds, starts the local environment
 # (tests/env/env.sh, name "demo"), creates namespace demo with a Deployment and
-# a Remote "hello", starts gitd, and pushes the sample app (examples/app) with
-# the real git client. down: stops gitd and the environment, removes the state.
+# a Remote "hello", starts gitd, pushes the sample app (examples/app) with
+# the real git client, and prints the page the deployed Pod serves (through
+# kubectl port-forward). down: stops gitd and the environment, removes the state.
 #
 # usage: examples/demo/demo.sh up [--no-build]   (again: reuses what runs, pushes a new commit)
 #        examples/demo/demo.sh down
@@ -173,8 +174,8 @@ env_up() {
 		"$env_sh" down --name "$env_name" || die "tests/env/env.sh down --name $env_name failed"
 	fi
 	if [ ! -x "$cache/bin/kubernetes-$K8S_VERSION/kube-apiserver" ]; then
-		say "first run: building etcd, kube-apiserver, kube-controller-manager, kube-scheduler"
-		say "and kwok from source into $cache: about 5 minutes (up to 15 on 2 cores), once"
+		say "first run: building etcd, kube-apiserver, kube-controller-manager, kube-scheduler,"
+		say "kubelet and helm from source into $cache: about 12 minutes on 2 cores, once"
 	fi
 	"$env_sh" up --name "$env_name" >"$state/env-up.out" &
 	local pid=$! next=$((SECONDS + 30)) rc=0
@@ -227,15 +228,18 @@ apply_objects() {
 	fi
 	[ -n "$phase" ] || kubectl create namespace "$ns" >/dev/null
 	# Created once: applying it again would put the placeholder image back.
+	# The placeholder names the env's registry, where it does not exist: the
+	# first Pod waits in ImagePullBackOff until the first push replaces it.
 	if ! kubectl -n "$ns" get deployment "$remote" >/dev/null 2>&1; then
 		kubectl -n "$ns" apply -f - >/dev/null <<-EOF
 			{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"$remote"},
 			 "spec":{"replicas":1,"selector":{"matchLabels":{"app":"$remote"}},
 			  "template":{"metadata":{"labels":{"app":"$remote"}},
-			   "spec":{"containers":[{"name":"web","image":"registry.invalid/$remote:placeholder",
-			    "ports":[{"containerPort":8080}]}]}}}}
+			   "spec":{"containers":[{"name":"web","image":"$REGISTRY/demo/placeholder:none",
+			    "ports":[{"containerPort":8080}],
+			    "readinessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":1}}]}}}}
 		EOF
-		say "created deployment $ns/$remote (1 replica, container web, placeholder image)"
+		say "created deployment $ns/$remote (1 replica, container web, placeholder image, readiness probe GET /)"
 	fi
 	kubectl -n "$ns" apply -f - >/dev/null <<-EOF
 		{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"$remote"},
@@ -244,6 +248,33 @@ apply_objects() {
 		  "deployments":[{"name":"$remote","containers":[{"name":"web","path":"."}]}]}}
 	EOF
 	say "applied remote $ns/$remote: registry $REGISTRY/demo, deploys $remote/web from ."
+}
+
+# show_page: GET / of the deployed Pod through kubectl port-forward (the API
+# server, the kubelet, containerd into the Pod's network namespace), printed
+# as text. The run fails when the page cannot be had or is not this commit's.
+show_page() {
+	local port pf page
+	port=$(free_port)
+	kubectl -n "$ns" port-forward "deployment/$remote" "$port:8080" >"$state/port-forward.log" 2>&1 &
+	pf=$!
+	local deadline=$((SECONDS + 20))
+	until grep -q "Forwarding from" "$state/port-forward.log"; do
+		kill -0 "$pf" 2>/dev/null || die "kubectl port-forward failed: $(tail -n 3 "$state/port-forward.log")"
+		[ $SECONDS -lt $deadline ] || { kill "$pf"; die "kubectl port-forward did not start in 20s"; }
+		sleep 0.1
+	done
+	page=$(curl -fsS --max-time 10 "http://127.0.0.1:$port/") || {
+		kill "$pf"
+		die "GET http://127.0.0.1:$port/ through kubectl port-forward failed"
+	}
+	kill "$pf" 2>/dev/null
+	wait "$pf" 2>/dev/null || true
+	say "$ curl http://127.0.0.1:$port/    # kubectl -n $ns port-forward deployment/$remote $port:8080"
+	# the HTML as text: tags dropped, one line each
+	printf '%s\n' "$page" | sed -e 's/<[^>]*>//g' -e '/^[[:space:]]*$/d' -e 's/^/    | /'
+	grep -qF "$(sed -n 's/.*class="demo-stamp">\(.*\)<\/p>.*/\1/p' "$work/www/index.html")" <<<"$page" ||
+		die "the page served is not the one just pushed"
 }
 
 cmd_up() {
@@ -260,9 +291,9 @@ cmd_up() {
 	: >"$state/.slipway-demo"
 
 	if [ "$no_build" = 1 ]; then
-		step "1/6 programs from $build (--no-build)"
+		step "1/7 programs from $build (--no-build)"
 	else
-		step "1/6 dependencies (tests/env/deps.sh) and programs (make all)"
+		step "1/7 dependencies (tests/env/deps.sh) and programs (make all)"
 		"$root/tests/env/deps.sh" || die "tests/env/deps.sh failed: install the packages it names"
 		build=$root/build
 		make -C "$root" --no-print-directory -j"$(nproc)" all || die "make all failed"
@@ -274,17 +305,17 @@ cmd_up() {
 	command -v buildah >/dev/null || die "'buildah' is not on PATH (make deps installs it)"
 
 	if [ -n "$external_env" ]; then
-		step "2/6 environment from $external_env (SLIPWAY_DEMO_ENV_FILE)"
+		step "2/7 environment from $external_env (SLIPWAY_DEMO_ENV_FILE)"
 		[ -f "$external_env" ] || die "SLIPWAY_DEMO_ENV_FILE '$external_env' is not a file"
 		load_env "$external_env"
 	else
-		step "2/6 local environment (tests/env/env.sh up --name $env_name)"
+		step "2/7 local environment (tests/env/env.sh up --name $env_name)"
 		env_up
 		load_env "$env_root/$env_name/env"
 	fi
 	say "KUBECONFIG=$KUBECONFIG REGISTRY=$REGISTRY"
 
-	step "3/6 namespace $ns, deployment $remote, remote $remote"
+	step "3/7 namespace $ns, deployment $remote, remote $remote"
 	if [ ! -f "$key" ]; then
 		rm -f "$key.pub"
 		ssh-keygen -q -t ed25519 -N '' -C "slipway-demo" -f "$key"
@@ -292,12 +323,12 @@ cmd_up() {
 	fi
 	apply_objects
 
-	step "4/6 gitd (restarted, so a fresh make is what runs)"
+	step "4/7 gitd (restarted, so a fresh make is what runs)"
 	gitd_stop
 	[ -d "$work/.git" ] || make_work
 	gitd_start
 
-	step "5/6 git push slipway main (from $work)"
+	step "5/7 git push slipway main (from $work)"
 	local url="ssh://git@127.0.0.1:$gitd_port/$ns/$remote.git"
 	if git -C "$work" remote get-url slipway >/dev/null 2>&1; then
 		git -C "$work" remote set-url slipway "$url"
@@ -309,7 +340,7 @@ cmd_up() {
 	GIT_SSH_COMMAND="$ssh_cmd -o BatchMode=yes" git -C "$work" push slipway main ||
 		die "git push failed: see the remote: lines above and kubectl -n $ns get pipelineruns"
 
-	step "6/6 what the cluster shows"
+	step "6/7 what the cluster shows"
 	local sha
 	sha=$(git -C "$work" rev-parse HEAD)
 	kubectl -n "$ns" get pipelinerun,deployment -o wide
@@ -321,9 +352,17 @@ cmd_up() {
 	image=$(kubectl -n "$ns" get deployment "$remote" -o jsonpath='{.spec.template.spec.containers[0].image}')
 	say "deployment $ns/$remote runs $image"
 
+	step "7/7 the page deployment $ns/$remote serves (kubectl port-forward)"
+	show_page
+
+
 	cat <<-EOF
 
-		Slipway deployed commit ${sha:0:12} in $((SECONDS - started))s. Push again:
+		Slipway deployed commit ${sha:0:12} in $((SECONDS - started))s. See it in a browser:
+
+		  kubectl -n $ns port-forward deployment/$remote 8080:8080    # then open http://127.0.0.1:8080/
+
+		Push again:
 
 		  export KUBECONFIG=$KUBECONFIG
 		  export GIT_SSH_COMMAND='$ssh_cmd'
