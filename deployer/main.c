@@ -53,7 +53,8 @@ static const char usage_text[] =
     "\n"
     "exit status:\n"
     "  0  done: images set (and rolled out, with --wait); status: rolled out\n"
-    "  1  the rollout failed (ProgressDeadlineExceeded) or timed out\n"
+    "  1  the rollout failed (ProgressDeadlineExceeded, or a new Pod cannot run:\n"
+    "     CrashLoopBackOff, ImagePullBackOff, ...) or timed out\n"
     "  2  usage error\n"
     "  3  the Deployment or a container does not exist (nothing changed)\n"
     "  4  forbidden by RBAC or not authenticated (nothing changed)\n"
@@ -152,16 +153,19 @@ static int cmd_status(struct kube_client *c, const char *ns, const char *name, b
 	enum deployer_rollout state;
 	char msg[256];
 	size_t i;
-	int ret;
+	int ret, wait_ret = 0;
 
 	if (wait) {
 		struct deployer_result r;
 
-		ret =
+		wait_ret =
 		    deployer_wait(&r, c, ns, name, timeout_ms, quiet ? NULL : print_progress, NULL);
-		if (ret < 0 && ret != DEPLOYER_EROLLOUT && ret != DEPLOYER_ETIMEOUT) {
+		if (wait_ret < 0) {
+			/* the one line that says why: a Pod that cannot run leaves no
+			 * trace in the Deployment's status printed below */
 			fprintf(stderr, "deployer: %s\n", r.message);
-			return exit_code(ret);
+			if (wait_ret != DEPLOYER_EROLLOUT && wait_ret != DEPLOYER_ETIMEOUT)
+				return exit_code(wait_ret);
 		}
 	}
 	ret = kube_get(&d, c, "apps/v1/deployments", ns, name);
@@ -198,6 +202,8 @@ static int cmd_status(struct kube_client *c, const char *ns, const char *name, b
 		printf("change-cause: %s\n",
 		       json_string_value(json_object_get(ann, DEPLOYER_CAUSE_ANNOTATION)));
 	json_decref(d);
+	if (wait_ret < 0)
+		return EXIT_ROLLOUT;
 	switch (state) {
 	case DEPLOYER_ROLLOUT_COMPLETE:
 		return EXIT_OK;
