@@ -2405,6 +2405,31 @@ static int parse_features_v0(struct request *q, const char *s, size_t len)
  * lines, the first with capabilities, shallow and deepen lines, a flush.
  * Returns 1 when something is wanted, 0 when the client only listed refs
  * (a flush or the end of the stream right away, or no want), or -1. */
+/* Lines a refused request may still hold; more ends the connection anyway. */
+#define DRAIN_LINES_MAX 16384
+
+/* Before a refusal is sent: reads (and ignores) the rest of what the client
+ * writes before it reads, up to a flush-pkt, or with UNTIL_DONE up to
+ * "done" or a flush-pkt (v0's first round of haves). A client still writing
+ * when the answer comes and the connection closes dies of SIGPIPE without
+ * seeing it. Returns -1 with err_msg() as it was on entry. */
+static int refuse_after_request(struct upload *u, bool until_done)
+{
+	char msg[ERR_MAX];
+
+	snprintf(msg, sizeof(msg), "%s", err_msg());
+	for (int n = 0; n < DRAIN_LINES_MAX; n++) {
+		const char *line;
+		size_t len;
+		int r = pkt_read(u->io, &line, &len, true);
+
+		if (r <= 0 || r == PKT_FLUSH ||
+		    (until_done && r == PKT_DATA && len == 4 && !memcmp(line, "done", 4)))
+			break;
+	}
+	return err_set("%s", msg);
+}
+
 static int read_want_list_v0(struct upload *u)
 {
 	struct request *q = &u->req;
@@ -2438,8 +2463,11 @@ static int read_want_list_v0(struct upload *u)
 			    parse_features_v0(q, line + 6 + GIT_OID_HEXSZ,
 			                      len - 6 - GIT_OID_HEXSZ) < 0)
 				return -1;
-			if (add_want(u, line + 5, idlen) < 0)
-				return -1;
+			if (add_want(u, line + 5, idlen) < 0) {
+				/* the want list to its flush, then the first haves */
+				(void)refuse_after_request(u, false);
+				return refuse_after_request(u, true);
+			}
 		} else if (has_prefix(line, len, "shallow ")) {
 			if (add_client_shallow(u, line + 8, len - 8) < 0)
 				return -1;
@@ -2567,7 +2595,7 @@ static int serve_v0(struct upload *u)
 		return r;
 	u->stats->nwants += q->wants.n;
 	if (check_wants(u) < 0)
-		return -1;
+		return refuse_after_request(u, true);
 	/* shallow-update: only when a depth was asked for */
 	if (q->depth || q->deepen_since || q->deepen_not.n) {
 		if (shallow_update(u) < 0 || pkt_flush(u->io) < 0)
@@ -2828,7 +2856,7 @@ static int fetch_v2(struct upload *u, bool has_args)
 			return err_set("upload-pack: protocol error: fetch arguments did not end "
 			               "with a flush");
 		if (fetch_arg(u, line, len) < 0)
-			return -1;
+			return refuse_after_request(u, false);
 	}
 	/* like git: a request without wants gets no answer */
 	if (!q->wants.n)
