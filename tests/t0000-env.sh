@@ -24,6 +24,16 @@ test_expect_success 'the node is Ready, runs the pinned kubelet on containerd, a
 	test_grep "O ?= ?system:nodes, CN ?= ?system:node:$NODE_NAME" subject
 '
 
+test_expect_success 'env.sh status shows every component running and the node Ready' '
+	"$env_sh" status --name "$SLIPWAY_ENV_NAME" >status &&
+	for c in etcd registry kube-apiserver kube-controller-manager kube-scheduler containerd kubelet; do
+		grep -qE "^  $c +running" status || { echo "not running: $c"; return 1; }
+	done &&
+	test_grep "^  pods: 198\.18\.0\.(0|128)/25 on bridge slipway[01], HOST_IP $HOST_IP$" status &&
+	test_grep "^  $NODE_NAME +Ready " status &&
+	test_grep "^  Ready=True [(]KubeletReady[)]" status
+'
+
 test_expect_success 'set up a namespace and an app image in the registry' '
 	ns=$(unique_name node) && echo "$ns" >ns &&
 	kubectl create namespace "$ns" &&

@@ -154,39 +154,11 @@ test_registry_tag() {
 	done
 }
 
-# test_slipway_image NAME: make sure Slipway's image NAME (gitd, builder),
-# as images/build.sh builds it from $SLIPWAY_BUILD/bin, is in the env's
-# registry, and print its reference, REGISTRY/slipway/NAME:KEY. KEY hashes
-# the image's inputs (programs, buildah, images/, VERSION): an image is
-# built again only when one of them changed, and pushed once per registry.
+# test_slipway_image NAME: Slipway's image NAME (gitd, builder), built by
+# images/build.sh from $SLIPWAY_BUILD/bin when its inputs changed, pushed to
+# the env's registry; prints its reference (tests/env/image.sh).
 test_slipway_image() {
-	local name=$1 cache=${SLIPWAY_CACHE:-$HOME/.cache/slipway} key inputs
-	case "$name" in
-	gitd) inputs=("$SLIPWAY_BUILD/bin/gitd" "$SLIPWAY_BUILD/bin/deployer") ;;
-	builder) inputs=("$SLIPWAY_BUILD/bin/builder" /usr/bin/buildah) ;;
-	*) echo "test_slipway_image: no image $name" >&2; return 1 ;;
-	esac
-	mkdir -p "$cache/images" || return 1
-	key=$(cat "${inputs[@]}" "$SLIPWAY_ROOT/images/rootfs.sh" "$SLIPWAY_ROOT/images/$name.Containerfile" \
-		"$SLIPWAY_ROOT/VERSION" | sha256sum | cut -c1-16) || return 1
-	(
-		flock -w 300 9 || exit 1
-		if [ "$(cat "$cache/images/$name.key" 2>/dev/null)" != "$key" ]; then
-			rm -f "$cache/images/$name.key"
-			BUILD="$SLIPWAY_BUILD" "$SLIPWAY_ROOT/images/build.sh" --root "$cache/buildah/storage" \
-				--runroot "$cache/buildah/run" --storage-driver vfs \
-				--work-dir "$cache/images/work" "$name" >&2 || exit 1
-			echo "$key" >"$cache/images/$name.key"
-		fi
-		curl -fsS -o /dev/null -I -H "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json" \
-			"http://$REGISTRY/v2/slipway/$name/manifests/$key" 2>/dev/null ||
-			test_buildah_ push --quiet --tls-verify=false "slipway/$name:$(cat "$SLIPWAY_ROOT/VERSION")" \
-				"docker://$REGISTRY/slipway/$name:$key" >&2
-	) 9>"$cache/images/.lock" || {
-		echo "test_slipway_image: cannot build or push slipway/$name" >&2
-		return 1
-	}
-	printf '%s/slipway/%s:%s\n' "$REGISTRY" "$name" "$key"
+	"$SLIPWAY_ROOT/tests/env/image.sh" "$1" "$REGISTRY"
 }
 
 # test_require_helm: set HELM to the pinned helm that tests/env/build.sh
