@@ -4,19 +4,25 @@
 # part. Each round commits a change to the sample app (examples/app plus
 # Debian's /bin/busybox) and pushes it
 #   (1) to OpenSSH sshd + git-receive-pack (a bare repository): receive only;
-#   (2) to gitd in cluster mode with a local builder: the whole pipeline.
+#   (2) to gitd in cluster mode with a local builder: the whole pipeline,
+#       the rollout being a real one: a new Pod on the env's node, pulled
+#       from the registry, Ready by its readiness probe (GET :8080/).
 # From (2) it reports, as medians over the rounds:
 #   total      git push start to exit (the run is Succeeded by then)
 #   receive    total minus the pipeline: ssh, pack, quarantine, report-status
 #   build      buildah bud (the builder's Timing line)
 #   image push buildah push to the registry (the builder's Timing line)
-#   rollout    the deployer's patch and rollout wait ("Deployed ... in N ms")
+#   rollout    the deployer's patch and rollout wait ("Deployed ... in N ms"):
+#              image pull, container start, the probe, the old Pod's end
 #   overhead   the pipeline minus build, image push and rollout: Slipway's own
 #              work (PipelineRun writes, archive, builder start, source fetch,
 #              log and result reports)
 # and receive(OpenSSH) / receive(gitd) as a ratio (above 1: gitd is faster).
 #
-# usage: bench/deploy.sh [--rounds N] [--keep]
+# usage: bench/deploy.sh [--rounds N] [--builder-mode local|pod] [--keep]
+#   --builder-mode pod  build in builder Pods on the env's node (the
+#                       slipway/builder image of tests/env/image.sh) instead
+#                       of local builder processes
 # env:   SLIPWAY_ENV_FILE  a running tests/env (else env "bench" is started
 #                          and stopped); needs root and buildah, like t7000.
 # Not a test: nothing here passes or fails on speed.
@@ -24,11 +30,17 @@ set -euo pipefail
 
 rounds=5
 keep=
+mode=local
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) rounds=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--builder-mode)
+		mode=${2:-}
+		[ "$mode" = local ] || [ "$mode" = pod ] || { echo "bench/deploy.sh: --builder-mode is local or pod" >&2; exit 2; }
+		shift 2
+		;;
+	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/deploy.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -80,13 +92,21 @@ kubectl -n $ns apply -f - >/dev/null <<EOF
 {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"app"},
  "spec":{"replicas":1,"selector":{"matchLabels":{"app":"app"}},
   "template":{"metadata":{"labels":{"app":"app"}},
-   "spec":{"containers":[{"name":"web","image":"registry.invalid/app:0"}]}}}}
+   "spec":{"terminationGracePeriodSeconds":2,
+    "containers":[{"name":"web","image":"$REGISTRY/placeholder/app:0",
+     "readinessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":1}}]}}}}
 EOF
 
+builder_flags=(--builder-mode local --builder "$build/bin/builder")
+if [ "$mode" = pod ]; then
+	log "the builder image (tests/env/image.sh)"
+	builder_flags=(--builder-mode pod --builder-image "$("$root/tests/env/image.sh" builder "$REGISTRY")"
+		--internal-listen "$HOST_IP")
+fi
 gitd_port=$(free_port)
 "$build/bin/gitd" --listen "127.0.0.1:$gitd_port" --metrics-listen none \
 	--kubeconfig "$KUBECONFIG" --namespace $ns --data-dir "$work/repos" \
-	--host-key-dir "$work/hostkeys" --builder-mode local --builder "$build/bin/builder" \
+	--host-key-dir "$work/hostkeys" "${builder_flags[@]}" \
 	--work-dir "$work" 2>gitd.log &
 pids+=($!)
 for _ in $(seq 1 150); do
@@ -124,7 +144,7 @@ push() {
 # field OUT REGEX: the first number captured by REGEX (sed -E, one group).
 field() { sed -nE "s/.*$2.*/\1/p" "$1" | head -n 1; }
 
-log "$rounds rounds: a one-file change of the sample app, pushed to OpenSSH and to gitd"
+log "$rounds rounds: a one-file change of the sample app, pushed to OpenSSH and to gitd ($mode builds)"
 : >rows
 for i in $(seq 1 "$rounds"); do
 	date +%s%N >app/www/stamp.txt
@@ -143,7 +163,7 @@ done
 
 col() { awk -v c="$1" '{print $c}' rows | median; }
 ossh=$(col 1) total=$(col 2) receive=$(col 3) build=$(col 4) ipush=$(col 5) rollout=$(col 6) overhead=$(col 7)
-printf '\ngit push to Succeeded, median of %s rounds (ms)\n' "$rounds"
+printf '\ngit push to Succeeded, %s builds, median of %s rounds (ms)\n' "$mode" "$rounds"
 printf '  %-12s %6s\n' total "$total" receive "$receive" build "$build" "image push" "$ipush" \
 	rollout "$rollout" overhead "$overhead"
 printf '  receive: OpenSSH + git %s ms, gitd %s ms, ratio %s\n' "$ossh" "$receive" "$(ratio "$ossh" "$receive")"
