@@ -10,6 +10,8 @@
 #   make_key NAME                  an ed25519 key pair ./NAME and ./NAME.pub
 #   use_key NAME                   git and ssh_git use key NAME from now on
 #   ssh_git ARGS...                the ssh client as git runs it, with that key
+#   new_app DIR                    a working copy of the sample app in DIR/app
+#                                  (examples/app plus Debian's busybox), committed
 # gitd is stopped (SIGTERM) when the script exits.
 
 gitd_pid=
@@ -84,4 +86,13 @@ test_commit() {
 		git -C "$dir" add "$file" &&
 		git -C "$dir" -c user.name=Tester -c user.email=tester@example.com \
 			commit -q -m "$file: $content"
+}
+
+# new_app DIR: a new git working copy DIR holding the sample app in app/
+# (examples/app plus Debian's static busybox, which its image runs), one commit.
+new_app() {
+	rm -rf "$1" && git init -q -b main "$1" && mkdir "$1/app" &&
+		cp -R "$SLIPWAY_ROOT/examples/app/." "$1/app/" && cp /bin/busybox "$1/app/" &&
+		git -C "$1" add . &&
+		git -C "$1" -c user.name=Tester -c user.email=tester@example.com commit -q -m "sample app"
 }

@@ -61,14 +61,6 @@ succeeded() {
 		-o jsonpath='{.status.conditions[?(@.type=="Succeeded")].status} {.status.conditions[?(@.type=="Succeeded")].reason}'
 }
 
-# new_app DIR: a working copy of the sample app (examples/app plus busybox).
-new_app() {
-	rm -rf "$1" && git init -q -b main "$1" && mkdir "$1/app" &&
-		cp -R "$SLIPWAY_ROOT/examples/app/." "$1/app/" && cp /bin/busybox "$1/app/" &&
-		git -C "$1" add . &&
-		git -C "$1" -c user.name=Tester -c user.email=tester@example.com commit -q -m "sample app"
-}
-
 # start_push DIR OUT PUSH-ARGS...: git push in the background (exit status
 # in OUT.rc); its pid in $bg_pid. A function, so that "&" does not take the
 # caller's whole && chain into the background.

@@ -180,14 +180,6 @@ test_expect_success 'the namespace overlays grant in their namespace; the other 
 	done
 '
 
-# The sample app as the test apps push it: examples/app plus busybox.
-new_app() {
-	rm -rf "$1" && git init -q -b main "$1" && mkdir "$1/app" &&
-		cp -R "$SLIPWAY_ROOT/examples/app/." "$1/app/" && cp /bin/busybox "$1/app/" &&
-		git -C "$1" add . &&
-		git -C "$1" -c user.name=Tester -c user.email=tester@example.com commit -q -m "sample app"
-}
-
 # port_forward OUT TARGET LOCAL:REMOTE [NS]: kubectl port-forward in the
 # background (pid in $bg_pid) until it says it forwards.
 port_forward() {

@@ -527,7 +527,7 @@ pause_image() {
 }
 
 # write_node_config: containerd's config, the CNI network, the registry's
-# hosts.toml, the kubelet's config and kubeconfig.
+# hosts.toml, the kubelet's config and kubeconfig (its node certificate).
 write_node_config() {
 	local c="$dir/containerd"
 	mkdir -p "$c"/{root,state,runc,opt} "$c/certs.d/$registry" "$dir/cni/net.d" \
@@ -632,27 +632,7 @@ write_node_config() {
 		nodeStatusReportFrequency: 10s
 		resolvConf: /etc/resolv.conf
 	EOF
-	cat >"$dir/kubelet.kubeconfig" <<-EOF
-		apiVersion: v1
-		kind: Config
-		clusters:
-		- name: slipway-$name
-		  cluster:
-		    server: $api_server
-		    certificate-authority: $pki/ca.crt
-		users:
-		- name: system:node:$node_name
-		  user:
-		    client-certificate: $pki/kubelet-client.crt
-		    client-key: $pki/kubelet-client.key
-		contexts:
-		- name: slipway-$name
-		  context:
-		    cluster: slipway-$name
-		    user: system:node:$node_name
-		current-context: slipway-$name
-	EOF
-	chmod 600 "$dir/kubelet.kubeconfig"
+	write_kubeconfig "$dir/kubelet.kubeconfig" "system:node:$node_name" kubelet-client
 }
 
 # node_remove_containers: every container and sandbox of the env's
