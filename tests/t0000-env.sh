@@ -126,7 +126,8 @@ test_expect_success 'a ServiceAccount token authenticates and RBAC forbids it to
 '
 
 # node_traces ENV_DIR NAME: what a node of env NAME (in ENV_DIR) can leave
-# on this machine, one line each; nothing when all is gone.
+# on this machine, one line each; nothing when all is gone. No env's
+# kubelet may touch the machine's iptables at all.
 node_traces() {
 	awk -v d="$1/" 'substr($5, 1, length(d)) == d { print "mount " $5 }' /proc/self/mountinfo
 	ls -d /sys/fs/cgroup/*/slipway-$2 2>/dev/null | sed "s/^/cgroup /"
@@ -134,6 +135,7 @@ node_traces() {
 	ls /var/lib/cni/results/ 2>/dev/null | grep "^slipway-$2-" | sed "s/^/cni result /"
 	pgrep -af "$1/" | grep -v pgrep | sed "s/^/process /"
 	[ ! -f "$1/slot" ] || ls -d /sys/class/net/slipway$(cat "$1/slot") 2>/dev/null | sed "s/^/bridge /"
+	! command -v iptables-save >/dev/null || iptables-save 2>/dev/null | grep "KUBE-" | sed "s/^/iptables /"
 }
 
 test_expect_success 'a second env runs a Pod; env.sh down removes processes, mounts, cgroups, netns, log links, bridge' '

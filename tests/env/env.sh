@@ -601,6 +601,10 @@ write_node_config() {
 	# oomScoreAdj 0: see restrict_oom_score_adj. Image garbage collection
 	# and disk eviction are off: this machine's disk is not the node's to
 	# manage, and a test must not lose its images to a full disk elsewhere.
+	# makeIPTablesUtilChains off: the kubelet would otherwise add chains and
+	# an INPUT rule to the machine's own iptables (KUBE-FIREWALL,
+	# KUBE-IPTABLES-HINT, KUBE-KUBELET-CANARY) that outlive it; nothing
+	# here uses them (no kube-proxy, no NodePorts).
 	cat >"$dir/kubelet/config.yaml" <<-EOF
 		apiVersion: kubelet.config.k8s.io/v1beta1
 		kind: KubeletConfiguration
@@ -624,6 +628,7 @@ write_node_config() {
 		  x509: {clientCAFile: $pki/ca.crt}
 		authorization:
 		  mode: Webhook
+		makeIPTablesUtilChains: false
 		serializeImagePulls: false
 		imageGCHighThresholdPercent: 100
 		imageGCLowThresholdPercent: 99
