@@ -160,6 +160,10 @@ test_expect_success 'a second env runs a Pod; env.sh down removes processes, mou
 	test_grep "^bridge " before &&
 	"$env_sh" down --name "$other" >down.out 2>&1 &&
 	test ! -e "$root/$other" &&
+	# the kernel settings kubelets change go back with the last kubelet,
+	# and this script'"'"'s env still runs one
+	test_grep "^kernel.panic_on_oops=[0-9]+$" "$root/.sysctls-before-kubelet" &&
+	test "$(sysctl -n kernel.panic_on_oops)" = 1 &&
 	test ! -e "/sys/class/net/slipway$slot" &&
 	node_traces "$root/$other" "$other" >after &&
 	test_cmp /dev/null after

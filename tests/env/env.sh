@@ -154,6 +154,7 @@ stop() {
 stop_all() {
 	[ -d "$dir/pids" ] || return 0
 	stop kubelet
+	sysctls_restore
 	node_remove_containers
 	stop containerd
 	node_cleanup
@@ -459,6 +460,43 @@ write_registry_config() {
 }
 
 # --- the node --------------------------------------------------------------
+
+# The kernel settings a kubelet sets when it starts (with
+# protectKernelDefaults off; on, it refuses to start unless they are set
+# already): machine-wide, so they are saved before the first env's kubelet
+# starts and put back when the last one has stopped.
+kubelet_sysctls=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+	kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+sysctls_saved="$root/.sysctls-before-kubelet"
+
+# other_kubelet: the kubelet of another env is running.
+other_kubelet() {
+	local f pid
+	for f in "$root"/*/pids/kubelet.pid; do
+		[ -f "$f" ] && [ "$f" != "$dir/pids/kubelet.pid" ] || continue
+		read -r pid <"$f" || continue
+		[[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "/kubelet " &&
+			return 0
+	done
+	return 1
+}
+
+sysctls_save() {
+	local k
+	[ ! -f "$sysctls_saved" ] || return 0
+	for k in "${kubelet_sysctls[@]}"; do
+		printf '%s=%s\n' "$k" "$(sysctl -n "$k")" || return 1
+	done >"$sysctls_saved.tmp" && mv "$sysctls_saved.tmp" "$sysctls_saved"
+}
+
+sysctls_restore() {
+	local k v
+	[ -f "$sysctls_saved" ] && ! other_kubelet || return 0
+	while IFS='=' read -r k v; do
+		sysctl -qw "$k=$v" 2>/dev/null || log "cannot set $k back to $v"
+	done <"$sysctls_saved"
+	rm -f "$sysctls_saved"
+}
 
 # net_up: the env's bridge with HOST_IP. Pods are attached to it by the CNI
 # bridge plugin; the host's side is this one address, so no forwarding and
@@ -780,6 +818,7 @@ cmd_up() {
 	cgroups_up
 	start containerd
 	wait_until containerd 30 "containerd's socket" ctr --address "$ctr_sock" version
+	sysctls_save || fail "" "cannot save the kernel settings the kubelet changes"
 	start kubelet
 	wait_until kube-controller-manager 60 "ServiceAccount default/default" \
 		kc get serviceaccount default -n default
