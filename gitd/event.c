@@ -41,8 +41,15 @@ void event_log(const char *level, const char *event, const char *format, ...)
 	json_error_t jerr;
 	va_list ap;
 
-	if (level_rank(level) < min_level)
+	if (level_rank(level) < min_level) {
+		/* a line not written still owns the values handed to it with "o" */
+		if (format && strchr(format, 'o')) {
+			va_start(ap, format);
+			json_decref(json_vpack_ex(&jerr, 0, format, ap));
+			va_end(ap);
+		}
 		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);

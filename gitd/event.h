@@ -14,7 +14,10 @@
  * with the fields of the json_pack(3) FORMAT and arguments (an object format
  * such as "{s:s, s:I}", or NULL for none). Lines below the level set by
  * event_set_level are dropped. Never fails visibly: a line that cannot be
- * built is replaced by a minimal one. */
+ * built is replaced by a minimal one. Values passed with "o" are owned by
+ * the call, written or dropped (strings a client chose go as "o" of
+ * jsontext_lossy, as jansson refuses invalid UTF-8 in "s" and the whole
+ * line with it). */
 void event_log(const char *level, const char *event, const char *format, ...);
 
 /* Drops lines below LEVEL ("debug" < "info" < "warn" < "error"); default

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "err.h"
 #include "event.h"
+#include "jsontext.h"
 #include "pktline.h"
 #include "pipesrv.h"
 #include "receive_pack.h"
@@ -24,6 +25,17 @@
 #include "ssh.h"
 #include "upload_pack.h"
 #include "banned.h"
+
+/* Bytes a log line keeps of one string the client chose. */
+#define LOG_CLIENT_MAX 1024
+
+/* A string the client chose (user name, command, env name, anything an
+ * error message quotes) as a JSON value for event_log's "o": jansson
+ * refuses invalid UTF-8, and one bad byte must not blank the whole line. */
+static json_t *client_text(const char *s)
+{
+	return jsontext_lossy(s, LOG_CLIENT_MAX);
+}
 
 /* What the callbacks learn; read by sshd_serve once the request is in. */
 struct conn {
@@ -81,8 +93,9 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 			c->auth_failures++;
 			report(c, "auth_failure unknown_key\n");
 			authz_fingerprint(fp, sizeof(fp), pubkey);
-			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:s}", "peer",
-			          c->opts->peer, "reason", "unknown_key", "key", fp, "user", user);
+			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:o}", "peer",
+			          c->opts->peer, "reason", "unknown_key", "key", fp, "user",
+			          client_text(user));
 		}
 		return SSH_AUTH_DENIED;
 	}
@@ -90,17 +103,17 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 		if (signature_state == SSH_PUBLICKEY_STATE_NONE) {
 			c->auth_failures++;
 			report(c, "auth_failure unknown_user\n");
-			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:s}", "peer",
+			event_log("info", "auth_failed", "{s:s, s:s, s:s, s:o}", "peer",
 			          c->opts->peer, "reason", "unknown_user", "key", k->fingerprint,
-			          "user", user);
+			          "user", client_text(user));
 		}
 		return SSH_AUTH_DENIED;
 	}
 	if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
 		c->key = k;
 		snprintf(c->user, sizeof(c->user), "%s", user);
-		event_log("info", "auth", "{s:s, s:s, s:s}", "peer", c->opts->peer, "key",
-		          k->fingerprint, "user", c->user);
+		event_log("info", "auth", "{s:s, s:s, s:o}", "peer", c->opts->peer, "key",
+		          k->fingerprint, "user", client_text(c->user));
 	}
 	return SSH_AUTH_SUCCESS;
 }
@@ -108,8 +121,9 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 static void refuse(struct conn *c, const char *what, const char *detail)
 {
 	report(c, "auth_failure bad_request\n");
-	event_log("info", "request_refused", "{s:s, s:s, s:s, s:s}", "peer", c->opts->peer, "key",
-	          c->key ? c->key->fingerprint : "", "request", what, "detail", detail);
+	event_log("info", "request_refused", "{s:s, s:s, s:s, s:o}", "peer", c->opts->peer, "key",
+	          c->key ? c->key->fingerprint : "", "request", what, "detail",
+	          client_text(detail));
 }
 
 static int on_pty(ssh_session s, ssh_channel ch, const char *term, int w, int h, int pw, int ph,
@@ -162,8 +176,8 @@ static int on_env(ssh_session s, ssh_channel ch, const char *name, const char *v
 
 	if (strcmp(name, "GIT_PROTOCOL") || strlen(value) >= sizeof(c->protocol)) {
 		/* OpenSSH clients send LANG and LC_* by default: not worth a line */
-		event_log("debug", "request_refused", "{s:s, s:s, s:s}", "peer", c->opts->peer,
-		          "request", "env", "detail", name);
+		event_log("debug", "request_refused", "{s:s, s:s, s:o}", "peer", c->opts->peer,
+		          "request", "env", "detail", client_text(name));
 		return SSH_ERROR;
 	}
 	snprintf(c->protocol, sizeof(c->protocol), "%s", value);
@@ -257,8 +271,9 @@ static int run_service(struct conn *c)
 	r = authz_resolve(c->opts->authz, c->key, c->user, &cmd);
 	if (!r) {
 		report(c, "auth_failure access_denied\n");
-		event_log("info", "access_denied", "{s:s, s:s, s:s, s:s}", "peer", c->opts->peer,
-		          "key", c->key->fingerprint, "user", c->user, "command", c->command);
+		event_log("info", "access_denied", "{s:s, s:s, s:o, s:o}", "peer", c->opts->peer,
+		          "key", c->key->fingerprint, "user", client_text(c->user), "command",
+		          client_text(c->command));
 		tell_client(c, "slipway: repository not found or access denied");
 		return 1;
 	}
@@ -302,12 +317,13 @@ static int run_service(struct conn *c)
 		report(c, "push %s %llu %lld\n", rc < 0 ? "error" : "ok",
 		       io.bytes_in + io.bytes_out, clock_now_ms() - t0);
 		event_log(rc < 0 ? "warn" : "info", "push",
-		          "{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:I, s:s*}", "remote", remote,
+		          "{s:s, s:s, s:s, s:I, s:I, s:i, s:i, s:i, s:I, s:o*}", "remote", remote,
 		          "key", c->key->fingerprint, "peer", c->opts->peer, "bytes",
 		          (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
 		          (json_int_t)(clock_now_ms() - t0), "commands", (int)st.ncommands,
 		          "updated", (int)st.nupdated, "rejected", (int)st.nrejected, "objects",
-		          (json_int_t)st.pack_objects, "error", rc < 0 ? err_msg() : NULL);
+		          (json_int_t)st.pack_objects, "error",
+		          rc < 0 ? client_text(err_msg()) : NULL);
 	} else {
 		struct upload_opts o = {c->opts->agent};
 		struct upload_stats st = {0};
@@ -316,11 +332,11 @@ static int run_service(struct conn *c)
 		                       &st);
 		report(c, "fetch %s %llu %lld\n", rc < 0 ? "error" : "ok",
 		       io.bytes_in + io.bytes_out, clock_now_ms() - t0);
-		event_log(rc < 0 ? "warn" : "info", "fetch", "{s:s, s:s, s:s, s:I, s:I, s:I, s:s*}",
+		event_log(rc < 0 ? "warn" : "info", "fetch", "{s:s, s:s, s:s, s:I, s:I, s:I, s:o*}",
 		          "remote", remote, "key", c->key->fingerprint, "peer", c->opts->peer,
 		          "bytes", (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
 		          (json_int_t)(clock_now_ms() - t0), "objects", (json_int_t)st.pack_objects,
-		          "error", rc < 0 ? err_msg() : NULL);
+		          "error", rc < 0 ? client_text(err_msg()) : NULL);
 	}
 	if (rc < 0) {
 		char msg[ERR_MAX + 32];

@@ -149,6 +149,18 @@ test_expect_success 'a shell, a pty, other commands and port forwarding are refu
 	test_grep "\"request\":\"shell\"" gitd.log && test_grep "\"request\":\"pty\"" gitd.log
 '
 
+test_expect_success 'a command that is not UTF-8 is logged with its bad bytes replaced, the line whole' '
+	use_key alice &&
+	cmd=$(printf "git-upload-pack default/w\377b.git") &&
+	test_must_fail ssh_git git@127.0.0.1 "$cmd" </dev/null 2>utf.err &&
+	test_wait_for 10 grep -q "w?b\.git" gitd.log &&
+	grep -a "w?b\.git" gitd.log | tail -n 1 >line &&
+	test_grep "^\{\"time\":.*\"event\":\"(access_denied|request_refused)\"" line &&
+	test_grep "\"peer\":\"127\.0\.0\.1:[0-9]+\"" line &&
+	test_must_fail grep -q "log_error" line &&
+	python3 -c "import json, sys; json.loads(open(sys.argv[1]).read())" line
+'
+
 test_expect_success 'password authentication is not offered' '
 	test_must_fail ssh -p "$GITD_PORT" -o PubkeyAuthentication=no -o BatchMode=yes \
 		-o PreferredAuthentications=password,keyboard-interactive \
