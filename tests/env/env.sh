@@ -514,13 +514,21 @@ net_down() {
 	[ ! -e "/sys/class/net/$bridge" ] || ip link del "$bridge" 2>/dev/null || true
 }
 
+# cgroup_mounts: the mount points of the cgroup hierarchies. In
+# /proc/self/mountinfo the file system type follows the "-" that ends the
+# optional fields, whose number varies (proc(5)).
+cgroup_mounts() {
+	awk '{ for (i = 7; i < NF && $i != "-"; i++) ; t = $(i + 1) }
+	     t == "cgroup" || t == "cgroup2" { print $5 }' /proc/self/mountinfo
+}
+
 # cgroup_dirs: the env's cgroup (kubelet's cgroupRoot) in every mounted
 # hierarchy, deepest last.
 cgroup_dirs() {
 	local mnt
 	while read -r mnt; do
 		if [ -d "$mnt$cgroup_root" ]; then find "$mnt$cgroup_root" -depth -type d; fi
-	done < <(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo)
+	done < <(cgroup_mounts)
 }
 
 # cgroups_up: kubelet refuses a cgroupRoot that does not exist; cpuset
@@ -533,7 +541,7 @@ cgroups_up() {
 			cat "$mnt/cpuset.cpus" >"$mnt$cgroup_root/cpuset.cpus"
 			cat "$mnt/cpuset.mems" >"$mnt$cgroup_root/cpuset.mems"
 		fi
-	done < <(awk '$9 == "cgroup" || $9 == "cgroup2" { print $5 }' /proc/self/mountinfo)
+	done < <(cgroup_mounts)
 }
 
 # The pause image: tests/env/pause.c, static, FROM scratch, built once per
