@@ -3,6 +3,7 @@
  * Remotes. See docs/gitd.md and docs/architecture.md. */
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,6 +27,8 @@
 #include <microhttpd.h>
 
 #include "authz.h"
+#include "clock.h"
+#include "duration.h"
 #include "err.h"
 #include "event.h"
 #include "metrics.h"
@@ -49,8 +53,16 @@ struct options {
 	const char **namespaces; /* NULL-terminated; empty: all */
 	size_t nnamespaces;
 	int max_connections;
+	int startups_begin; /* --max-startups BEGIN:RATE:FULL, as OpenSSH's MaxStartups */
+	int startups_rate;  /* percent */
+	int startups_full;
+	int per_source_startups; /* 0: no limit */
+	int max_auth_tries;      /* 0: no limit */
 	int login_grace_s;
 	int idle_timeout_s;
+	long max_session_ms;
+	unsigned long long min_rate; /* bytes/s; 0: none */
+	long rate_window_ms;
 	int shutdown_timeout_s;
 	unsigned long long max_pack_bytes;
 	long max_ref_updates;
@@ -93,8 +105,22 @@ static const char usage_text[] =
     "                            'NAMESPACE/REMOTE[,...] KEYTYPE BASE64 [COMMENT]';\n"
     "                            re-read when the file changes\n"
     "  --max-connections N       concurrent connections; more are closed [100]\n"
-    "  --login-grace-time SECS   time to authenticate and send a request [30]\n"
-    "  --idle-timeout SECS       end a connection idle this long [300]\n"
+    "  --max-startups BEGIN:RATE:FULL  connections not yet authenticated: from\n"
+    "                            BEGIN on, refuse new ones with a chance rising from\n"
+    "                            RATE% to 100% at FULL; N alone is N:100:N [10:30:100]\n"
+    "  --per-source-max-startups N  connections not yet authenticated from one\n"
+    "                            address (IPv6: one /64); 0 for no limit [10]\n"
+    "  --max-auth-tries N        failed authentication attempts (each key offered\n"
+    "                            counts) before the connection is closed [6]\n"
+    "  --login-grace-time SECS   time from connecting to authenticating [30]\n"
+    "  --idle-timeout SECS       end a connection idle this long, also before its\n"
+    "                            request [300]\n"
+    "  --max-session-time DURATION  longest a connection may last, e.g. 90m; not\n"
+    "                            checked while a push waits for its pipeline [1h]\n"
+    "  --min-transfer-rate SIZE  bytes per second a client must send while gitd\n"
+    "                            waits for it, e.g. 512, 1K; 0 for none [1K]\n"
+    "  --transfer-rate-window DURATION  time spent waiting for the client over\n"
+    "                            which that rate is averaged [300s]\n"
     "  --max-pack-size SIZE      largest packfile a push may send, e.g. 500M, 2G [1G]\n"
     "  --max-ref-updates N       most ref updates in one push [1000]\n"
     "  --shutdown-timeout SECS   on SIGTERM, wait this long for connections [30]\n"
@@ -194,6 +220,27 @@ static int parse_int(int *out, const char *s, int min, int max)
 	if (errno || end == s || *end || v < min || v > max)
 		return -1;
 	*out = (int)v;
+	return 0;
+}
+
+/* Parses --max-startups: "BEGIN:RATE:FULL" (1 <= BEGIN <= FULL, RATE a
+ * percentage), or "N" for N:100:N, as OpenSSH's MaxStartups. */
+static int parse_startups(struct options *o, const char *s)
+{
+	char begin[16], rate[16], full[16], rest;
+	int n = sscanf(s, "%15[0-9]:%15[0-9]:%15[0-9]%c", begin, rate, full, &rest);
+
+	if (n == 1 && !strchr(s, ':')) {
+		if (parse_int(&o->startups_begin, s, 1, 100000) < 0)
+			return -1;
+		o->startups_rate = 100;
+		o->startups_full = o->startups_begin;
+		return 0;
+	}
+	if (n != 3 || parse_int(&o->startups_begin, begin, 1, 100000) < 0 ||
+	    parse_int(&o->startups_rate, rate, 0, 100) < 0 ||
+	    parse_int(&o->startups_full, full, o->startups_begin, 100000) < 0)
+		return -1;
 	return 0;
 }
 
@@ -426,17 +473,84 @@ static int keyfile_refresh(struct keyfile *kf, bool at_start)
 	return 0;
 }
 
-/* The connection processes, so a shutdown that times out can kill them. */
-static pid_t *children;
+/* A client address as --per-source-max-startups groups them: the family,
+ * then an IPv4 address (IPv4-mapped IPv6 too), or the /64 prefix of an IPv6
+ * one (a host usually holds a whole /64), zeros after. */
+#define SOURCE_LEN 17
+
+static void source_key(unsigned char out[SOURCE_LEN], const struct sockaddr_storage *ss)
+{
+	memset(out, 0, SOURCE_LEN);
+	if (ss->ss_family == AF_INET) {
+		out[0] = 4;
+		memcpy(out + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			out[0] = 4;
+			memcpy(out + 1, a->s6_addr + 12, 4);
+		} else {
+			out[0] = 6;
+			memcpy(out + 1, a->s6_addr, 8);
+		}
+	}
+}
+
+/* The connection processes: a shutdown that times out kills them, and the
+ * ones not yet authenticated count against --max-startups. */
+struct child {
+	pid_t pid;                        /* 0: a free slot */
+	bool is_authenticated;            /* its "authenticated" report arrived */
+	unsigned char source[SOURCE_LEN]; /* source_key() */
+};
+static struct child *children;
 static int max_children;
 
-static void child_track(pid_t pid, pid_t replace)
+static void child_track(pid_t pid, pid_t replace, const unsigned char *source)
 {
 	for (int i = 0; i < max_children; i++)
-		if (children[i] == replace) {
-			children[i] = pid;
+		if (children[i].pid == replace) {
+			children[i].pid = pid;
+			children[i].is_authenticated = false;
+			if (source)
+				memcpy(children[i].source, source, SOURCE_LEN);
 			return;
 		}
+}
+
+/* Counts the connections not yet authenticated: all into *STARTUPS, those
+ * from SOURCE into *FROM_SOURCE. */
+static void count_startups(int *startups, int *from_source, const unsigned char *source)
+{
+	*startups = *from_source = 0;
+	for (int i = 0; i < max_children; i++)
+		if (children[i].pid > 0 && !children[i].is_authenticated) {
+			(*startups)++;
+			if (!memcmp(children[i].source, source, SOURCE_LEN))
+				(*from_source)++;
+		}
+}
+
+/* Whether a new connection is refused, with STARTUPS connections not yet
+ * authenticated: OpenSSH's MaxStartups random early drop. Below BEGIN all
+ * are accepted, from FULL on none; in between the chance of a refusal
+ * grows linearly from RATE% at BEGIN towards 100% at FULL. */
+static bool startup_is_dropped(const struct options *o, int startups)
+{
+	unsigned r;
+	long chance;
+
+	if (startups < o->startups_begin)
+		return false;
+	if (startups >= o->startups_full)
+		return true;
+	chance = o->startups_rate + (long)(100 - o->startups_rate) *
+	                                (startups - o->startups_begin) /
+	                                (o->startups_full - o->startups_begin);
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (unsigned)clock_now_ms();
+	return (long)(r % 100) < chance;
 }
 
 static pid_t watcher_pid;
@@ -457,6 +571,16 @@ static int pipesrv_launch(void)
 	return 0;
 }
 
+/* What the HTTP handler reads; only touched by gitd's main thread (MHD runs
+ * from the poll loop, without threads of its own). */
+static struct {
+	struct metrics m;
+	const struct keyfile *kf;
+	int *nchildren;
+	int report_fd; /* read end of the report pipe */
+	struct buf report_buf;
+} stats;
+
 static int reap(int *nchildren)
 {
 	int status, n = 0;
@@ -476,27 +600,19 @@ static int reap(int *nchildren)
 			pipesrv_restart = time(NULL) + 1;
 			continue;
 		}
-		child_track(0, pid);
+		child_track(0, pid, NULL);
 		(*nchildren)--;
 		n++;
 		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGALRM)
 			event_log("error", "connection_crashed", "{s:i, s:i}", "pid", (int)pid,
 			          "signal", WTERMSIG(status));
-		else if (WIFSIGNALED(status))
+		else if (WIFSIGNALED(status)) {
+			metrics_record(&stats.m, "closed login_grace_time");
 			event_log("info", "login_timeout", "{s:i}", "pid", (int)pid);
+		}
 	}
 	return n;
 }
-
-/* What the HTTP handler reads; only touched by gitd's main thread (MHD runs
- * from the poll loop, without threads of its own). */
-static struct {
-	struct metrics m;
-	const struct keyfile *kf;
-	int *nchildren;
-	int report_fd; /* read end of the report pipe */
-	struct buf report_buf;
-} stats;
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned code, const char *type,
                                const char *body, size_t len)
@@ -571,22 +687,60 @@ static void reports_poll(void)
 		if (buf_add(&stats.report_buf, chunk, (size_t)n) < 0)
 			buf_release(&stats.report_buf);
 	while ((nl = memchr(buf_str(&stats.report_buf), '\n', stats.report_buf.len))) {
+		const char *line = buf_str(&stats.report_buf);
+		long pid;
+
 		*nl = '\0';
-		metrics_record(&stats.m, buf_str(&stats.report_buf));
+		if (sscanf(line, "authenticated %ld", &pid) == 1) {
+			for (int i = 0; i < max_children; i++)
+				if (pid > 0 && children[i].pid == (pid_t)pid)
+					children[i].is_authenticated = true;
+		} else {
+			metrics_record(&stats.m, line);
+		}
 		buf_consume(&stats.report_buf, (size_t)(nl - buf_str(&stats.report_buf)) + 1);
 	}
 }
 
-static void child_main(ssh_bind bind, int fd, int lfd, const struct options *o,
-                       const struct authz *table, const char *peer, int report_fd)
+/* Closes every IPv4 and IPv6 socket but KEEP: what fork(2) copied of
+ * gitd's listeners and of the HTTP clients libmicrohttpd was serving. A
+ * connection process outlives a gitd killed with SIGKILL, and a listener it
+ * held would keep the next gitd from binding its ports. */
+static void close_inet_sockets(int keep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		int fd = atoi(e->d_name), domain;
+		socklen_t len = sizeof(domain);
+
+		if (e->d_name[0] == '.' || fd == keep || fd == dirfd(d) ||
+		    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+			continue;
+		if (domain == AF_INET || domain == AF_INET6)
+			close(fd);
+	}
+	closedir(d);
+}
+
+/* The connection process: closes what it must not hold (INHERITED, NINHERITED
+ * descriptors of gitd's, -1 skipped, and every other network socket), then
+ * serves the connection on FD and exits. */
+static void child_main(ssh_bind bind, int fd, const int *inherited, size_t ninherited,
+                       const struct options *o, const struct authz *table, const char *peer,
+                       int report_fd, long long accepted_ms)
 {
 	struct sshd_opts so = {0};
 	struct sigaction sa;
 	sigset_t none;
 
-	close(lfd);
-	close(pipefd[0]);
-	close(pipefd[1]);
+	for (size_t i = 0; i < ninherited; i++)
+		if (inherited[i] >= 0)
+			close(inherited[i]);
+	close_inet_sockets(fd);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGCHLD, &sa, NULL);
@@ -603,6 +757,11 @@ static void child_main(ssh_bind bind, int fd, int lfd, const struct options *o,
 	so.authz = table;
 	so.data_dir = o->data_dir;
 	so.idle_timeout_s = o->idle_timeout_s;
+	so.max_auth_tries = (unsigned)o->max_auth_tries;
+	so.started_ms = accepted_ms;
+	so.max_session_ms = o->max_session_ms;
+	so.min_rate = o->min_rate;
+	so.rate_window_ms = o->rate_window_ms;
 	so.max_pack_bytes = o->max_pack_bytes;
 	so.max_ref_updates = (size_t)o->max_ref_updates;
 	so.agent = GITD_AGENT;
@@ -619,6 +778,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	int report[2];
 	struct sigaction sa;
 	int lfd, nchildren = 0, one = 1;
+	char startups_spec[40];
 	bool stopping = false;
 	time_t stop_deadline = 0;
 
@@ -651,8 +811,11 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	event_log("info", "listening", "{s:s, s:s, s:i}", "address", o->listen, "data_dir",
-	          o->data_dir, "max_connections", o->max_connections);
+	snprintf(startups_spec, sizeof(startups_spec), "%d:%d:%d", o->startups_begin,
+	         o->startups_rate, o->startups_full);
+	event_log("info", "listening", "{s:s, s:s, s:i, s:s}", "address", o->listen, "data_dir",
+	          o->data_dir, "max_connections", o->max_connections, "max_startups",
+	          startups_spec);
 
 	for (;;) {
 		int timeout = 1000, n;
@@ -702,8 +865,8 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			if (time(NULL) >= stop_deadline) {
 				event_log("warn", "shutdown_timeout", "{s:i}", "killed", nchildren);
 				for (int i = 0; i < max_children; i++)
-					if (children[i] > 0)
-						kill(children[i], SIGKILL);
+					if (children[i].pid > 0)
+						kill(children[i].pid, SIGKILL);
 				stop_deadline = time(NULL) + 5;
 			}
 			continue;
@@ -729,7 +892,11 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			struct sockaddr_storage ss;
 			socklen_t slen = sizeof(ss);
 			char peer[128];
+			unsigned char source[SOURCE_LEN];
 			int fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC);
+			long long accepted_ms = clock_now_ms();
+			int startups, from_source, inherited[8], ninherited = 0;
+			enum metrics_refusal refusal = METRICS_REFUSALS;
 			pid_t pid;
 
 			if (fd < 0)
@@ -739,24 +906,47 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 			peer_name(peer, sizeof(peer), (struct sockaddr *)&ss, slen);
+			source_key(source, &ss);
 			reap(&nchildren);
+			/* a connection that authenticated a moment ago frees its slot */
+			reports_poll();
+			count_startups(&startups, &from_source, source);
 			stats.m.connections++;
-			if (nchildren >= o->max_connections) {
-				stats.m.refused++;
-				event_log("warn", "connection_refused", "{s:s, s:s, s:i}", "peer",
-				          peer, "reason", "max_connections", "connections",
-				          nchildren);
+			if (nchildren >= o->max_connections)
+				refusal = METRICS_REFUSED_MAX_CONNECTIONS;
+			else if (o->per_source_startups && from_source >= o->per_source_startups)
+				refusal = METRICS_REFUSED_PER_SOURCE;
+			else if (startup_is_dropped(o, startups))
+				refusal = METRICS_REFUSED_MAX_STARTUPS;
+			if (refusal != METRICS_REFUSALS) {
+				stats.m.refused[refusal]++;
+				event_log("warn", "connection_refused", "{s:s, s:s, s:i, s:i, s:i}",
+				          "peer", peer, "reason", metrics_refusal_name(refusal),
+				          "connections", nchildren, "startups", startups,
+				          "source_startups", from_source);
 				close(fd);
 				continue;
 			}
+			inherited[ninherited++] = lfd;
+			inherited[ninherited++] = pipefd[0];
+			inherited[ninherited++] = pipefd[1];
+			inherited[ninherited++] = report[0];
+			inherited[ninherited++] = kf->watch_fd;
+			if (http) {
+				inherited[ninherited++] =
+				    MHD_get_daemon_info(http, MHD_DAEMON_INFO_LISTEN_FD)->listen_fd;
+				inherited[ninherited++] =
+				    MHD_get_daemon_info(http, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd;
+			}
 			pid = fork();
 			if (pid == 0)
-				child_main(bind, fd, lfd, o, &kf->table, peer, report[1]);
+				child_main(bind, fd, inherited, (size_t)ninherited, o, &kf->table,
+				           peer, report[1], accepted_ms);
 			if (pid < 0)
 				event_log("error", "fork_failed", "{s:s}", "error",
 				          strerror(errno));
 			else {
-				child_track(pid, 0);
+				child_track(pid, 0, source);
 				nchildren++;
 			}
 			close(fd);
@@ -783,6 +973,12 @@ int main(int argc, char **argv)
 		O_HOSTKEYS,
 		O_KEYS,
 		O_MAXCONN,
+		O_STARTUPS,
+		O_SOURCE_STARTUPS,
+		O_AUTH_TRIES,
+		O_SESSION_TIME,
+		O_MIN_RATE,
+		O_RATE_WINDOW,
 		O_GRACE,
 		O_IDLE,
 		O_PACK,
@@ -819,6 +1015,12 @@ int main(int argc, char **argv)
 	    {"host-key-dir", required_argument, NULL, O_HOSTKEYS},
 	    {"authorized-keys", required_argument, NULL, O_KEYS},
 	    {"max-connections", required_argument, NULL, O_MAXCONN},
+	    {"max-startups", required_argument, NULL, O_STARTUPS},
+	    {"per-source-max-startups", required_argument, NULL, O_SOURCE_STARTUPS},
+	    {"max-auth-tries", required_argument, NULL, O_AUTH_TRIES},
+	    {"max-session-time", required_argument, NULL, O_SESSION_TIME},
+	    {"min-transfer-rate", required_argument, NULL, O_MIN_RATE},
+	    {"transfer-rate-window", required_argument, NULL, O_RATE_WINDOW},
 	    {"login-grace-time", required_argument, NULL, O_GRACE},
 	    {"idle-timeout", required_argument, NULL, O_IDLE},
 	    {"max-pack-size", required_argument, NULL, O_PACK},
@@ -854,6 +1056,14 @@ int main(int argc, char **argv)
 	                    .data_dir = "/var/lib/slipway/repos",
 	                    .host_key_dir = "/var/lib/slipway/host-keys",
 	                    .max_connections = 100,
+	                    .startups_begin = 10,
+	                    .startups_rate = 30,
+	                    .startups_full = 100,
+	                    .per_source_startups = 10,
+	                    .max_auth_tries = 6,
+	                    .max_session_ms = 3600 * 1000L,
+	                    .min_rate = 1024,
+	                    .rate_window_ms = 300 * 1000L,
 	                    .login_grace_s = 30,
 	                    .idle_timeout_s = 300,
 	                    .shutdown_timeout_s = 30,
@@ -888,6 +1098,26 @@ int main(int argc, char **argv)
 			break;
 		case O_MAXCONN:
 			bad = parse_int(&o.max_connections, optarg, 1, 100000);
+			break;
+		case O_STARTUPS:
+			bad = parse_startups(&o, optarg);
+			break;
+		case O_SOURCE_STARTUPS:
+			bad = parse_int(&o.per_source_startups, optarg, 0, 100000);
+			break;
+		case O_AUTH_TRIES:
+			bad = parse_int(&o.max_auth_tries, optarg, 0, 1000);
+			break;
+		case O_SESSION_TIME:
+			o.max_session_ms = duration_parse_ms(optarg);
+			bad = o.max_session_ms < 1000;
+			break;
+		case O_MIN_RATE:
+			bad = parse_size(&o.min_rate, optarg) || o.min_rate > 1ull << 30;
+			break;
+		case O_RATE_WINDOW:
+			o.rate_window_ms = duration_parse_ms(optarg);
+			bad = o.rate_window_ms < 1000;
 			break;
 		case O_GRACE:
 			bad = parse_int(&o.login_grace_s, optarg, 1, 3600);

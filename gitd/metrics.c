@@ -14,6 +14,20 @@ static const double bucket_le[METRICS_BUCKETS] = {0.01, 0.05, 0.1, 0.25, 0.5, 1,
 static const char *const reasons[METRICS_REASONS] = {
     "unknown_key", "unknown_user", "bad_signature", "access_denied", "bad_request", "other"};
 
+/* Limits that end a connection: "closed REASON" reports; "login_grace_time"
+ * gitd records itself when a connection process dies of its alarm. The last
+ * catches the rest. */
+static const char *const close_reasons[METRICS_CLOSE_REASONS] = {
+    "login_grace_time", "max_auth_tries", "max_session_time", "min_transfer_rate", "other"};
+
+static const char *const refusals[METRICS_REFUSALS] = {"max_connections", "max_startups",
+                                                       "per_source_max_startups"};
+
+const char *metrics_refusal_name(enum metrics_refusal r)
+{
+	return refusals[r];
+}
+
 static void observe(struct metrics_histogram *h, double seconds)
 {
 	int i;
@@ -37,6 +51,15 @@ void metrics_record(struct metrics *m, const char *line)
 		for (i = 0; i < METRICS_REASONS - 1 && strcmp(line + 13, reasons[i]); i++)
 			;
 		m->auth_failures[i]++;
+		return;
+	}
+	if (!strncmp(line, "closed ", 7)) {
+		int i;
+
+		for (i = 0; i < METRICS_CLOSE_REASONS - 1 && strcmp(line + 7, close_reasons[i]);
+		     i++)
+			;
+		m->closed[i]++;
 		return;
 	}
 	if (sscanf(line, "%15s %15s %llu %llu", what, result, &bytes, &ms) != 4 ||
@@ -82,17 +105,25 @@ int metrics_render(struct buf *out, const struct metrics *m, int active, size_t 
 	                "# HELP gitd_connections_total SSH connections accepted.\n"
 	                "# TYPE gitd_connections_total counter\n"
 	                "gitd_connections_total %llu\n"
-	                "# HELP gitd_connections_refused_total Connections closed at "
-	                "--max-connections.\n"
-	                "# TYPE gitd_connections_refused_total counter\n"
-	                "gitd_connections_refused_total %llu\n"
 	                "# HELP gitd_connections_active Connections being served.\n"
 	                "# TYPE gitd_connections_active gauge\n"
 	                "gitd_connections_active %d\n"
-	                "# HELP gitd_auth_failures_total Refused authentications and requests, "
-	                "by reason.\n"
-	                "# TYPE gitd_auth_failures_total counter\n",
-	                m->connections, m->refused, active);
+	                "# HELP gitd_connections_refused_total Connections closed at accept, "
+	                "by the limit that refused them.\n"
+	                "# TYPE gitd_connections_refused_total counter\n",
+	                m->connections, active);
+	for (int i = 0; i < METRICS_REFUSALS; i++)
+		ret |= buf_addf(out, "gitd_connections_refused_total{reason=\"%s\"} %llu\n",
+		                refusals[i], m->refused[i]);
+	ret |= buf_addf(out, "# HELP gitd_connections_closed_total Connections ended by a "
+	                     "limit, by limit.\n"
+	                     "# TYPE gitd_connections_closed_total counter\n");
+	for (int i = 0; i < METRICS_CLOSE_REASONS; i++)
+		ret |= buf_addf(out, "gitd_connections_closed_total{reason=\"%s\"} %llu\n",
+		                close_reasons[i], m->closed[i]);
+	ret |= buf_addf(out, "# HELP gitd_auth_failures_total Refused authentications and "
+	                     "requests, by reason.\n"
+	                     "# TYPE gitd_auth_failures_total counter\n");
 	for (int i = 0; i < METRICS_REASONS; i++)
 		ret |= buf_addf(out, "gitd_auth_failures_total{reason=\"%s\"} %llu\n", reasons[i],
 		                m->auth_failures[i]);

@@ -50,6 +50,10 @@ struct conn {
 	bool has_request;    /* exec, shell or subsystem arrived */
 	const char *refusal; /* message for a shell or subsystem request */
 	unsigned auth_failures;
+	bool is_upload;                  /* upload-pack: its writes wait on the client too */
+	long long wait_ms;               /* spent in reads waiting for the client */
+	long long window_start_ms;       /* wait_ms when the rate window began */
+	unsigned long long window_bytes; /* read since then */
 };
 
 /* Sends one metrics.h report line to gitd (one write, under PIPE_BUF). */
@@ -79,6 +83,9 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 	const struct authz_key *k;
 	char fp[64] = "";
 
+	/* past the limit: sshd_serve disconnects once this packet is handled */
+	if (c->opts->max_auth_tries && c->auth_failures >= c->opts->max_auth_tries)
+		return SSH_AUTH_DENIED;
 	if (signature_state != SSH_PUBLICKEY_STATE_NONE &&
 	    signature_state != SSH_PUBLICKEY_STATE_VALID) {
 		c->auth_failures++;
@@ -112,6 +119,9 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 	if (signature_state == SSH_PUBLICKEY_STATE_VALID) {
 		c->key = k;
 		snprintf(c->user, sizeof(c->user), "%s", user);
+		/* before the log line: whoever sees the line may count on gitd
+		 * knowing this connection no longer holds a startup slot */
+		report(c, "authenticated %ld\n", (long)getpid());
 		event_log("info", "auth", "{s:s, s:s, s:o}", "peer", c->opts->peer, "key",
 		          k->fingerprint, "user", client_text(c->user));
 	}
@@ -206,21 +216,82 @@ static ssh_channel on_channel_open(ssh_session session, void *userdata)
 	return c->channel;
 }
 
-/* pkt_io over the channel. */
+/* A limit (metrics.h "closed" REASON) ends the connection: logged,
+ * reported, and set as the error the git service fails with, which the
+ * client gets on stderr. Returns -1. */
+static int limit_hit(const struct conn *c, const char *reason, const char *msg)
+{
+	event_log("warn", "connection_closed", "{s:s, s:s, s:s, s:s}", "peer", c->opts->peer, "key",
+	          c->key ? c->key->fingerprint : "", "reason", reason, "error", msg);
+	report(c, "closed %s\n", reason);
+	return err_set("%s", msg);
+}
+
+/* Returns -1 (limit_hit) when --max-session-time has passed at NOW. */
+static int check_session_time(const struct conn *c, long long now)
+{
+	char msg[128];
+
+	if (!c->opts->max_session_ms || now - c->opts->started_ms < c->opts->max_session_ms)
+		return 0;
+	snprintf(msg, sizeof(msg), "session time limit: connection open for %lld s",
+	         (now - c->opts->started_ms) / 1000);
+	return limit_hit(c, "max_session_time", msg);
+}
+
+/* Once a rate window of waiting is over: returns -1 (limit_hit) when the
+ * client sent less than min_rate over it, else starts the next window. */
+static int check_transfer_rate(struct conn *c)
+{
+	long long waited = c->wait_ms - c->window_start_ms;
+	char msg[160];
+
+	if (!c->opts->min_rate || waited < c->opts->rate_window_ms)
+		return 0;
+	if (c->window_bytes * 1000 >= c->opts->min_rate * (unsigned long long)waited) {
+		c->window_start_ms = c->wait_ms;
+		c->window_bytes = 0;
+		return 0;
+	}
+	snprintf(msg, sizeof(msg),
+	         "transfer too slow: %llu bytes in %lld s, under the minimum of %llu bytes/s",
+	         c->window_bytes, waited / 1000, c->opts->min_rate);
+	return limit_hit(c, "min_transfer_rate", msg);
+}
+
+/* pkt_io over the channel. Each wait is cut short at whichever comes first:
+ * the idle timeout, the session deadline, the end of the rate window. */
 static ssize_t conn_read(void *arg, void *buf, size_t len)
 {
 	struct conn *c = arg;
-	int n;
+	const struct sshd_opts *o = c->opts;
+	long long idle_ms = o->idle_timeout_s * 1000LL, start = clock_now_ms();
 
 	if (len > 1u << 20)
 		len = 1u << 20;
-	n = ssh_channel_read_timeout(c->channel, buf, (uint32_t)len, 0,
-	                             c->opts->idle_timeout_s * 1000);
-	if (n == SSH_ERROR)
-		return err_set("ssh: %s", ssh_get_error(c->session));
-	if (n == 0 && !ssh_channel_is_eof(c->channel) && ssh_channel_is_open(c->channel))
-		return err_set("idle timeout: no data for %d s", c->opts->idle_timeout_s);
-	return n;
+	for (;;) {
+		long long now = clock_now_ms(), wait = start + idle_ms - now;
+		int n;
+
+		if (check_session_time(c, now) < 0)
+			return -1;
+		if (o->max_session_ms && o->started_ms + o->max_session_ms - now < wait)
+			wait = o->started_ms + o->max_session_ms - now;
+		if (o->min_rate && c->window_start_ms + o->rate_window_ms - c->wait_ms < wait)
+			wait = c->window_start_ms + o->rate_window_ms - c->wait_ms;
+		n = ssh_channel_read_timeout(c->channel, buf, (uint32_t)len, 0,
+		                             wait > 0 ? (int)wait : 1);
+		c->wait_ms += clock_now_ms() - now;
+		if (n == SSH_ERROR)
+			return err_set("ssh: %s", ssh_get_error(c->session));
+		c->window_bytes += (unsigned)n;
+		if (check_transfer_rate(c) < 0)
+			return -1;
+		if (n > 0 || ssh_channel_is_eof(c->channel) || !ssh_channel_is_open(c->channel))
+			return n;
+		if (clock_now_ms() - start >= idle_ms)
+			return err_set("idle timeout: no data for %d s", o->idle_timeout_s);
+	}
 }
 
 static int conn_write(void *arg, const void *buf, size_t len)
@@ -230,7 +301,12 @@ static int conn_write(void *arg, const void *buf, size_t len)
 
 	while (len) {
 		uint32_t chunk = len > 1u << 20 ? 1u << 20 : (uint32_t)len;
-		int n = ssh_channel_write(c->channel, p, chunk);
+		int n;
+
+		/* a clone's pack goes out as fast as the client takes it */
+		if (c->is_upload && check_session_time(c, clock_now_ms()) < 0)
+			return -1;
+		n = ssh_channel_write(c->channel, p, chunk);
 
 		if (n == SSH_ERROR || n <= 0)
 			return err_set("ssh: %s", ssh_get_error(c->session));
@@ -328,6 +404,7 @@ static int run_service(struct conn *c)
 		struct upload_opts o = {c->opts->agent};
 		struct upload_stats st = {0};
 
+		c->is_upload = true;
 		rc = upload_pack_serve(&io, repo, upload_pack_protocol_version(c->protocol), &o,
 		                       &st);
 		report(c, "fetch %s %llu %lld\n", rc < 0 ? "error" : "ok",
@@ -381,6 +458,7 @@ int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 	ssh_event ev = NULL;
 	int status = 1;
 	long timeout_s = opts->idle_timeout_s;
+	long long authenticated_ms = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.opts = opts;
@@ -413,9 +491,11 @@ int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 	ev = ssh_event_new();
 	if (!ev || ssh_event_add_session(ev, c.session) != SSH_OK)
 		goto out;
-	/* authentication, channel open and the one request; the login grace
-	 * alarm bounds how long this may take */
-	while (!c.has_request) {
+	/* authentication, bounded by the login grace alarm; then channel open
+	 * and the one request, bounded by the idle timeout */
+	for (;;) {
+		long long now;
+
 		if (ssh_event_dopoll(ev, 1000) == SSH_ERROR) {
 			if (!c.key)
 				event_log("info", "connection_closed", "{s:s, s:s, s:i}", "peer",
@@ -423,8 +503,27 @@ int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 				          (int)c.auth_failures);
 			goto out;
 		}
+		now = clock_now_ms();
+		if (!c.key && opts->max_auth_tries && c.auth_failures >= opts->max_auth_tries) {
+			ssh_session_set_disconnect_message(c.session,
+			                                   "too many authentication failures");
+			limit_hit(&c, "max_auth_tries", "too many authentication failures");
+			goto out;
+		}
+		if (c.key && !authenticated_ms) {
+			alarm(0);
+			authenticated_ms = now;
+		}
+		if (c.has_request)
+			break;
+		if (c.key && now - authenticated_ms >= timeout_s * 1000) {
+			event_log("info", "connection_closed", "{s:s, s:s, s:s}", "peer",
+			          opts->peer, "stage", "request", "reason", "idle_timeout");
+			goto out;
+		}
+		if (check_session_time(&c, now) < 0)
+			goto out;
 	}
-	alarm(0);
 	if (c.refusal) {
 		tell_client(&c, c.refusal);
 		status = 1;

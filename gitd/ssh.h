@@ -22,6 +22,12 @@ struct sshd_opts {
 	const struct authz *authz;         /* who may use which Remote (borrowed) */
 	const char *data_dir;              /* repositories, repo.h layout */
 	int idle_timeout_s;                /* no bytes either way for this long ends it */
+	unsigned max_auth_tries;           /* failed attempts before disconnect; 0: no limit */
+	long long started_ms;              /* clock_now_ms() at accept */
+	long long max_session_ms;          /* from started_ms to the end; 0: no limit */
+	unsigned long long min_rate;       /* bytes/s the client sends while gitd waits for
+	                                      it, averaged over rate_window_ms; 0: none */
+	long long rate_window_ms;          /* of time spent waiting for the client */
 	unsigned long long max_pack_bytes; /* 0: no limit */
 	size_t max_ref_updates;            /* 0: no limit */
 	const char *agent;                 /* protocol "agent=" value */
@@ -33,10 +39,24 @@ struct sshd_opts {
 
 /* Serves the connection on FD (a connected TCP socket; closed before
  * return) with BIND's host keys: key exchange, authentication, the one
- * request, and the git service. The login grace time is the caller's
- * (gitd arms alarm(2) before calling). Returns the process exit status for
- * the connection: 0 when a service completed, 1 otherwise (all details are
- * in the event log). */
+ * request, and the git service. The login grace time is the caller's: gitd
+ * arms alarm(2) before calling, and sshd_serve cancels it once the client
+ * has authenticated, then writes "authenticated PID" (metrics.h) to
+ * report_fd. From then on the request must arrive within idle_timeout_s.
+ *
+ * Limits, each logged as "connection_closed" (warn) with its "reason" and
+ * reported as "closed REASON" (metrics.h):
+ * - max_auth_tries failed publickey attempts (an unknown key offered counts,
+ *   as in OpenSSH's MaxAuthTries): disconnect with "too many authentication
+ *   failures";
+ * - max_session_ms after started_ms, checked whenever gitd waits for the
+ *   client (reads, and upload-pack's writes), not while a push waits for
+ *   its pipeline;
+ * - min_rate: in each rate_window_ms of time spent waiting for the client's
+ *   bytes, fewer than min_rate * window bytes arrived.
+ * The git service then fails with an error the client sees on stderr.
+ * Returns the process exit status for the connection: 0 when a service
+ * completed, 1 otherwise (all details are in the event log). */
 int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts);
 
 #endif
