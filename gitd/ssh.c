@@ -1,6 +1,7 @@
 /* ssh: one SSH connection served with libssh: authentication from the authz
  * table, the exec allowlist, and the git service on the channel (see ssh.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -8,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -451,6 +453,36 @@ static int key_exchange(ssh_session session)
 	return rc;
 }
 
+/* Disconnects SESSION with MESSAGE so that the client reads it: a client
+ * that sent more before the disconnect reached it would otherwise get a
+ * TCP reset (unread data at close(2)), which discards the message. The
+ * socket is kept open through a duplicate, half-closed after the message,
+ * and read until the client closes its side (at most 2 s). */
+static void disconnect_lingering(ssh_session session, const char *message)
+{
+	int fd = fcntl(ssh_get_fd(session), F_DUPFD_CLOEXEC, 0);
+	long long deadline = clock_now_ms() + 2000;
+	char sink[4096];
+
+	ssh_session_set_disconnect_message(session, message);
+	/* after a write libssh queues the next one until its poll loop sees
+	 * POLLOUT, and ssh_disconnect closes without flushing; the session is
+	 * blocking, so the message is written whole */
+	ssh_set_fd_towrite(session);
+	ssh_disconnect(session);
+	if (fd < 0)
+		return;
+	shutdown(fd, SHUT_WR);
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		long long left = deadline - clock_now_ms();
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0 || read(fd, sink, sizeof(sink)) <= 0)
+			break;
+	}
+	close(fd);
+}
+
 int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 {
 	struct ssh_server_callbacks_struct server_cb;
@@ -505,9 +537,8 @@ int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 		}
 		now = clock_now_ms();
 		if (!c.key && opts->max_auth_tries && c.auth_failures >= opts->max_auth_tries) {
-			ssh_session_set_disconnect_message(c.session,
-			                                   "too many authentication failures");
 			limit_hit(&c, "max_auth_tries", "too many authentication failures");
+			disconnect_lingering(c.session, "too many authentication failures");
 			goto out;
 		}
 		if (c.key && !authenticated_ms) {

@@ -5,7 +5,9 @@
 #                                  host keys in ./hostkeys, repositories in
 #                                  ./repos, keys from ./authorized_keys; sets
 #                                  GITD_PORT and GITD_URL (ssh://git@127.0.0.1:PORT)
-#                                  and GITD_METRICS (http://127.0.0.1:PORT)
+#                                  and GITD_METRICS (http://127.0.0.1:PORT);
+#                                  GITD_NEXT_PORT and GITD_NEXT_METRICS_PORT,
+#                                  when set, choose the ports instead
 #   gitd_start_cluster [OPTIONS]   the same, serving the test cluster's Remotes
 #   make_key NAME                  an ed25519 key pair ./NAME and ./NAME.pub
 #   use_key NAME                   git and ssh_git use key NAME from now on
@@ -61,10 +63,10 @@ gitd_launch() {
 	# each gitd gets a fresh gitd.log, so waits see its own lines only
 	[ ! -f gitd.log ] || cat gitd.log >>gitd.log.old
 	: >gitd.log
-	GITD_PORT=$(free_port)
+	GITD_PORT=${GITD_NEXT_PORT:-$(free_port)}
 	GITD_URL="ssh://git@127.0.0.1:$GITD_PORT"
 	local mport
-	mport=$(free_port)
+	mport=${GITD_NEXT_METRICS_PORT:-$(free_port)}
 	GITD_METRICS="http://127.0.0.1:$mport"
 	gitd --listen "127.0.0.1:$GITD_PORT" --metrics-listen "127.0.0.1:$mport" \
 		--data-dir "$TRASH_DIRECTORY/repos" \

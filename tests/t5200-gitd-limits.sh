@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 test_description='gitd limits and shutdown: connection limit, login grace time, idle
-timeout, pack size and ref update limits, and SIGTERM letting a push in flight finish'
+timeout, pack size and ref update limits, SIGTERM letting a push in flight finish,
+limits on unauthenticated connections and authentication attempts, session time
+and transfer rate, and a restart after SIGKILL while a connection is open'
 . "$(dirname "$0")/test-lib.sh"
 . "$SLIPWAY_ROOT/tests/lib-gitd.sh"
 
@@ -158,6 +160,173 @@ test_expect_success 'a quarantine left by a killed connection is removed when gi
 	test ! -e $web/objects/incoming-stale1 &&
 	test_grep "\"event\":\"quarantines_removed\",\"count\":1" gitd.log &&
 	git -C $web fsck --strict --no-progress
+'
+
+# idle_sockets N: N TCP connections from 127.0.0.2 that never send a byte,
+# in the background. Once each got gitd's banner or was closed, idle.out
+# says "open O refused R"; they stay open until ./release exists.
+idle_sockets() {
+	rm -f idle.out release
+	cat >idle.py <<-\EOF_
+	import os, socket, sys, time
+	port, n = int(sys.argv[1]), int(sys.argv[2])
+	held, refused = [], 0
+	for _ in range(n):
+	    s = socket.socket()
+	    s.bind(("127.0.0.2", 0))
+	    s.connect(("127.0.0.1", port))
+	    s.settimeout(10)
+	    try:
+	        banner = s.recv(100)
+	    except OSError:
+	        banner = b""
+	    if banner.startswith(b"SSH-"):
+	        held.append(s)
+	    else:
+	        refused += 1
+	        s.close()
+	with open("idle.tmp", "w") as f:
+	    f.write("open %d refused %d\n" % (len(held), refused))
+	os.rename("idle.tmp", "idle.out")
+	deadline = time.time() + 120
+	while not os.path.exists("release") and time.time() < deadline:
+	    time.sleep(0.05)
+	EOF_
+	python3 idle.py "$GITD_PORT" "$1" &
+	idle_pid=$!
+}
+
+# metric NAME{LABELS}: its value on /metrics.
+metric() {
+	curl -sf "$GITD_METRICS/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+}
+
+test_expect_success 'idle connections from one address leave room for others (--per-source-max-startups)' '
+	gitd_stop && : >gitd.log &&
+	gitd_start --max-startups 4:50:8 --per-source-max-startups 3 --max-connections 20 &&
+	idle_sockets 12 &&
+	test_when_finished "touch release; wait $idle_pid" &&
+	test_wait_for 30 test -s idle.out &&
+	test "$(cat idle.out)" = "open 3 refused 9" &&
+	test "$(grep -c "\"event\":\"connection_refused\".*\"reason\":\"per_source_max_startups\"" gitd.log)" = 9 &&
+	git ls-remote "$GITD_URL/default/web.git" >refs &&
+	test_grep "refs/heads/main" refs &&
+	test "$(metric "gitd_connections_refused_total{reason=\"per_source_max_startups\"}")" = 9
+'
+
+test_expect_success '--max-startups FULL refuses new connections while that many have not authenticated' '
+	gitd_stop && : >gitd.log &&
+	gitd_start --max-startups 2 --per-source-max-startups 0 &&
+	idle_sockets 2 &&
+	test_when_finished "touch release; wait $idle_pid" &&
+	test_wait_for 30 test -s idle.out &&
+	test "$(cat idle.out)" = "open 2 refused 0" &&
+	test_must_fail git ls-remote "$GITD_URL/default/web.git" 2>err &&
+	test_grep "\"event\":\"connection_refused\".*\"reason\":\"max_startups\"" gitd.log &&
+	test "$(metric "gitd_connections_refused_total{reason=\"max_startups\"}")" = 1 &&
+	touch release && wait $idle_pid &&
+	test_wait_for 20 git ls-remote "$GITD_URL/default/web.git" >/dev/null
+'
+
+test_expect_success 'an authenticated connection no longer counts against --max-startups' '
+	gitd_stop && : >gitd.log &&
+	gitd_start --max-startups 1 &&
+	rm -f go src.rc &&
+	held_push src "$GITD_URL/default/web.git" &&
+	test_wait_for 10 authenticated 1 &&
+	git ls-remote "$GITD_URL/default/web.git" >/dev/null &&
+	git ls-remote "$GITD_URL/default/web.git" >/dev/null &&
+	! grep -q "\"event\":\"connection_refused\"" gitd.log &&
+	touch go && test_wait_for 20 test -s src.rc &&
+	test "$(cat src.rc)" = 0
+'
+
+test_expect_success '--max-auth-tries closes a connection after that many refused keys' '
+	gitd_stop && : >gitd.log &&
+	for k in k1 k2 k3 k4; do make_key $k || return 1; done &&
+	gitd_start --max-auth-tries 3 &&
+	keys_ssh="ssh -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes \
+		-o StrictHostKeyChecking=yes -o UserKnownHostsFile=$TRASH_DIRECTORY/known_hosts \
+		-p $GITD_PORT" &&
+	test_expect_code 255 $keys_ssh -i k1 -i k2 -i k3 -i k4 -i alice git@127.0.0.1 \
+		"git-upload-pack '"'"'default/web.git'"'"'" </dev/null >out 2>err &&
+	test_grep "too many authentication failures" err &&
+	test "$(grep -c "\"event\":\"auth_failed\".*\"reason\":\"unknown_key\"" gitd.log)" = 3 &&
+	test_grep "\"event\":\"connection_closed\".*\"reason\":\"max_auth_tries\"" gitd.log &&
+	! grep -q "\"event\":\"auth\"," gitd.log &&
+	test_wait_for 10 test "$(metric "gitd_connections_closed_total{reason=\"max_auth_tries\"}")" = 1 &&
+	$keys_ssh -i k1 -i k2 -i alice git@127.0.0.1 \
+		"git-upload-pack '"'"'default/web.git'"'"'" </dev/null >out 2>err &&
+	test_grep "refs/heads/main" out
+'
+
+# trickle_push: git-receive-pack over ssh, fed one byte of a pkt-line that
+# never completes every 0.3 s, as a stalling client would; its stderr lands
+# in trickle.err and how long it ran (s) in trickle.time.
+trickle_push() {
+	local t0=$SECONDS rc
+	{ for c in 0 0 3 2 a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a; do
+		printf %s "$c" || exit 0
+		sleep 0.3
+	done; } | ssh_git git@127.0.0.1 "git-receive-pack 'default/web.git'" >trickle.out 2>trickle.err
+	rc=$?
+	echo $((SECONDS - t0)) >trickle.time
+	return $rc
+}
+
+test_expect_success '--max-session-time cuts off a push that trickles bytes' '
+	gitd_stop && : >gitd.log &&
+	gitd_start --max-session-time 3s &&
+	test_must_fail trickle_push &&
+	test "$(cat trickle.time)" -lt 15 &&
+	test_grep "slipway: error: session time limit" trickle.err &&
+	test_grep "\"event\":\"connection_closed\".*\"reason\":\"max_session_time\"" gitd.log &&
+	test_grep "\"event\":\"push\".*session time limit" gitd.log &&
+	test "$(metric "gitd_connections_closed_total{reason=\"max_session_time\"}")" = 1
+'
+
+test_expect_success '--min-transfer-rate cuts off a push that sends too little per window' '
+	gitd_stop && : >gitd.log &&
+	gitd_start --min-transfer-rate 100 --transfer-rate-window 2s &&
+	test_must_fail trickle_push &&
+	test "$(cat trickle.time)" -lt 15 &&
+	test_grep "slipway: error: transfer too slow" trickle.err &&
+	test_grep "\"event\":\"connection_closed\".*\"reason\":\"min_transfer_rate\"" gitd.log &&
+	test "$(metric "gitd_connections_closed_total{reason=\"min_transfer_rate\"}")" = 1
+'
+
+# listening_fds PID: the descriptors of PID that are listening TCP sockets.
+listening_fds() {
+	local inodes
+	inodes=$(awk '$4 == "0A" { print $10 }' /proc/net/tcp /proc/net/tcp6)
+	for fd in /proc/$1/fd/*; do
+		link=$(readlink "$fd") || continue
+		for i in $inodes; do
+			[ "$link" != "socket:[$i]" ] || echo "$fd"
+		done
+	done
+}
+
+test_expect_success 'after gitd is killed with SIGKILL, a new one serves on the same ports while a connection goes on' '
+	gitd_stop && : >gitd.log &&
+	gitd_start &&
+	rm -f go src.rc &&
+	test_commit src d.txt &&
+	held_push src "$GITD_URL/default/web.git" &&
+	test_wait_for 10 authenticated 1 &&
+	conn=$(ps -o pid= --ppid $gitd_pid | tr -d " ") &&
+	test -n "$conn" &&
+	test "$(listening_fds $conn)" = "" &&
+	ls -l /proc/$conn/fd >conn.fds &&
+	test "$(grep -c socket: conn.fds)" = 1 &&
+	kill -KILL $gitd_pid && wait $gitd_pid; gitd_pid= &&
+	test -d /proc/$conn &&
+	GITD_NEXT_PORT=$GITD_PORT GITD_NEXT_METRICS_PORT=${GITD_METRICS##*:} gitd_start &&
+	curl -sf "$GITD_METRICS/healthz" &&
+	git ls-remote "$GITD_URL/default/web.git" >/dev/null &&
+	touch go && test_wait_for 20 test -s src.rc &&
+	test "$(cat src.rc)" = 0 &&
+	test "$(git -C $web rev-parse main)" = "$(git -C src rev-parse main)"
 '
 
 test_done
