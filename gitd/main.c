@@ -37,6 +37,7 @@
 #include "repo.h"
 #include "runner.h"
 #include "ssh.h"
+#include "startups.h"
 #include "watch.h"
 #include "banned.h"
 
@@ -53,11 +54,9 @@ struct options {
 	const char **namespaces; /* NULL-terminated; empty: all */
 	size_t nnamespaces;
 	int max_connections;
-	int startups_begin; /* --max-startups BEGIN:RATE:FULL, as OpenSSH's MaxStartups */
-	int startups_rate;  /* percent */
-	int startups_full;
-	int per_source_startups; /* 0: no limit */
-	int max_auth_tries;      /* 0: no limit */
+	struct startups_limits startups; /* --max-startups */
+	int per_source_startups;         /* 0: no limit */
+	int max_auth_tries;              /* 0: no limit */
 	int login_grace_s;
 	int idle_timeout_s;
 	long max_session_ms;
@@ -220,27 +219,6 @@ static int parse_int(int *out, const char *s, int min, int max)
 	if (errno || end == s || *end || v < min || v > max)
 		return -1;
 	*out = (int)v;
-	return 0;
-}
-
-/* Parses --max-startups: "BEGIN:RATE:FULL" (1 <= BEGIN <= FULL, RATE a
- * percentage), or "N" for N:100:N, as OpenSSH's MaxStartups. */
-static int parse_startups(struct options *o, const char *s)
-{
-	char begin[16], rate[16], full[16], rest;
-	int n = sscanf(s, "%15[0-9]:%15[0-9]:%15[0-9]%c", begin, rate, full, &rest);
-
-	if (n == 1 && !strchr(s, ':')) {
-		if (parse_int(&o->startups_begin, s, 1, 100000) < 0)
-			return -1;
-		o->startups_rate = 100;
-		o->startups_full = o->startups_begin;
-		return 0;
-	}
-	if (n != 3 || parse_int(&o->startups_begin, begin, 1, 100000) < 0 ||
-	    parse_int(&o->startups_rate, rate, 0, 100) < 0 ||
-	    parse_int(&o->startups_full, full, o->startups_begin, 100000) < 0)
-		return -1;
 	return 0;
 }
 
@@ -473,36 +451,12 @@ static int keyfile_refresh(struct keyfile *kf, bool at_start)
 	return 0;
 }
 
-/* A client address as --per-source-max-startups groups them: the family,
- * then an IPv4 address (IPv4-mapped IPv6 too), or the /64 prefix of an IPv6
- * one (a host usually holds a whole /64), zeros after. */
-#define SOURCE_LEN 17
-
-static void source_key(unsigned char out[SOURCE_LEN], const struct sockaddr_storage *ss)
-{
-	memset(out, 0, SOURCE_LEN);
-	if (ss->ss_family == AF_INET) {
-		out[0] = 4;
-		memcpy(out + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
-
-		if (IN6_IS_ADDR_V4MAPPED(a)) {
-			out[0] = 4;
-			memcpy(out + 1, a->s6_addr + 12, 4);
-		} else {
-			out[0] = 6;
-			memcpy(out + 1, a->s6_addr, 8);
-		}
-	}
-}
-
 /* The connection processes: a shutdown that times out kills them, and the
  * ones not yet authenticated count against --max-startups. */
 struct child {
-	pid_t pid;                        /* 0: a free slot */
-	bool is_authenticated;            /* its "authenticated" report arrived */
-	unsigned char source[SOURCE_LEN]; /* source_key() */
+	pid_t pid;                                 /* 0: a free slot */
+	bool is_authenticated;                     /* its "authenticated" report arrived */
+	unsigned char source[STARTUPS_SOURCE_LEN]; /* startups_source() */
 };
 static struct child *children;
 static int max_children;
@@ -514,7 +468,7 @@ static void child_track(pid_t pid, pid_t replace, const unsigned char *source)
 			children[i].pid = pid;
 			children[i].is_authenticated = false;
 			if (source)
-				memcpy(children[i].source, source, SOURCE_LEN);
+				memcpy(children[i].source, source, STARTUPS_SOURCE_LEN);
 			return;
 		}
 }
@@ -527,30 +481,19 @@ static void count_startups(int *startups, int *from_source, const unsigned char 
 	for (int i = 0; i < max_children; i++)
 		if (children[i].pid > 0 && !children[i].is_authenticated) {
 			(*startups)++;
-			if (!memcmp(children[i].source, source, SOURCE_LEN))
+			if (!memcmp(children[i].source, source, STARTUPS_SOURCE_LEN))
 				(*from_source)++;
 		}
 }
 
-/* Whether a new connection is refused, with STARTUPS connections not yet
- * authenticated: OpenSSH's MaxStartups random early drop. Below BEGIN all
- * are accepted, from FULL on none; in between the chance of a refusal
- * grows linearly from RATE% at BEGIN towards 100% at FULL. */
-static bool startup_is_dropped(const struct options *o, int startups)
+/* A draw for startups_is_dropped: uniform in 0..99. */
+static unsigned random_percent(void)
 {
 	unsigned r;
-	long chance;
 
-	if (startups < o->startups_begin)
-		return false;
-	if (startups >= o->startups_full)
-		return true;
-	chance = o->startups_rate + (long)(100 - o->startups_rate) *
-	                                (startups - o->startups_begin) /
-	                                (o->startups_full - o->startups_begin);
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
 		r = (unsigned)clock_now_ms();
-	return (long)(r % 100) < chance;
+	return r % 100;
 }
 
 static pid_t watcher_pid;
@@ -811,8 +754,8 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	snprintf(startups_spec, sizeof(startups_spec), "%d:%d:%d", o->startups_begin,
-	         o->startups_rate, o->startups_full);
+	snprintf(startups_spec, sizeof(startups_spec), "%d:%d:%d", o->startups.begin,
+	         o->startups.rate, o->startups.full);
 	event_log("info", "listening", "{s:s, s:s, s:i, s:s}", "address", o->listen, "data_dir",
 	          o->data_dir, "max_connections", o->max_connections, "max_startups",
 	          startups_spec);
@@ -892,7 +835,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			struct sockaddr_storage ss;
 			socklen_t slen = sizeof(ss);
 			char peer[128];
-			unsigned char source[SOURCE_LEN];
+			unsigned char source[STARTUPS_SOURCE_LEN];
 			int fd = accept4(lfd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC);
 			long long accepted_ms = clock_now_ms();
 			int startups, from_source, inherited[8], ninherited = 0;
@@ -906,7 +849,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
 			peer_name(peer, sizeof(peer), (struct sockaddr *)&ss, slen);
-			source_key(source, &ss);
+			startups_source(source, (struct sockaddr *)&ss);
 			reap(&nchildren);
 			/* a connection that authenticated a moment ago frees its slot */
 			reports_poll();
@@ -916,7 +859,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 				refusal = METRICS_REFUSED_MAX_CONNECTIONS;
 			else if (o->per_source_startups && from_source >= o->per_source_startups)
 				refusal = METRICS_REFUSED_PER_SOURCE;
-			else if (startup_is_dropped(o, startups))
+			else if (startups_is_dropped(&o->startups, startups, random_percent()))
 				refusal = METRICS_REFUSED_MAX_STARTUPS;
 			if (refusal != METRICS_REFUSALS) {
 				stats.m.refused[refusal]++;
@@ -1056,9 +999,7 @@ int main(int argc, char **argv)
 	                    .data_dir = "/var/lib/slipway/repos",
 	                    .host_key_dir = "/var/lib/slipway/host-keys",
 	                    .max_connections = 100,
-	                    .startups_begin = 10,
-	                    .startups_rate = 30,
-	                    .startups_full = 100,
+	                    .startups = {10, 30, 100},
 	                    .per_source_startups = 10,
 	                    .max_auth_tries = 6,
 	                    .max_session_ms = 3600 * 1000L,
@@ -1100,7 +1041,7 @@ int main(int argc, char **argv)
 			bad = parse_int(&o.max_connections, optarg, 1, 100000);
 			break;
 		case O_STARTUPS:
-			bad = parse_startups(&o, optarg);
+			bad = startups_parse(&o.startups, optarg);
 			break;
 		case O_SOURCE_STARTUPS:
 			bad = parse_int(&o.per_source_startups, optarg, 0, 100000);
