@@ -77,7 +77,7 @@ static int open_parent(struct walk *w, const char *root)
 	if (w->parent_fd >= 0)
 		close(w->parent_fd);
 	w->parent_fd = -1;
-	if ((fd = dup(w->dir_fd)) < 0)
+	if ((fd = fcntl(w->dir_fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		return walk_fail(w, root, "dup: %s", strerror(errno));
 	while ((slash = strchr(p, '/'))) {
 		size_t n = (size_t)(slash - p);

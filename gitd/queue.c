@@ -77,7 +77,7 @@ int queue_enter(struct queue_ticket **out, const char *repo_path, const char *re
 	snprintf(t->ticket, sizeof(t->ticket), "%020lld-%010d-%06u",
 	         (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (int)getpid(), seq++ % 1000000);
 	snprintf(path, sizeof(path), "%s/queue/%s", t->dir, t->ticket);
-	f = fopen(path, "wx");
+	f = fopen(path, "wxe");
 	if (!f) {
 		err_set("cannot create %s: %s", path, strerror(errno));
 		goto out;
@@ -106,7 +106,7 @@ static int ticket_matches(const struct queue_ticket *t, const char *name)
 	int pid = 0, r;
 
 	snprintf(path, sizeof(path), "%s/queue/%s", t->dir, name);
-	f = fopen(path, "r");
+	f = fopen(path, "re");
 	if (!f)
 		return 0;
 	r = fscanf(f, "%d\n%1023[^\n]", &pid, ref);
