@@ -106,9 +106,9 @@ static const char usage_text[] =
     "  --max-connections N       concurrent connections; more are closed [100]\n"
     "  --max-startups BEGIN:RATE:FULL  connections not yet authenticated: from\n"
     "                            BEGIN on, refuse new ones with a chance rising from\n"
-    "                            RATE% to 100% at FULL; N alone is N:100:N [10:30:100]\n"
+    "                            RATE% to 100% at FULL; N alone is N:100:N [30:30:100]\n"
     "  --per-source-max-startups N  connections not yet authenticated from one\n"
-    "                            address (IPv6: one /64); 0 for no limit [10]\n"
+    "                            address (IPv6: one /64); 0 for no limit [20]\n"
     "  --max-auth-tries N        failed authentication attempts (each key offered\n"
     "                            counts) before the connection is closed [6]\n"
     "  --login-grace-time SECS   time from connecting to authenticating [30]\n"
@@ -999,8 +999,8 @@ int main(int argc, char **argv)
 	                    .data_dir = "/var/lib/slipway/repos",
 	                    .host_key_dir = "/var/lib/slipway/host-keys",
 	                    .max_connections = 100,
-	                    .startups = {10, 30, 100},
-	                    .per_source_startups = 10,
+	                    .startups = {30, 30, 100},
+	                    .per_source_startups = 20,
 	                    .max_auth_tries = 6,
 	                    .max_session_ms = 3600 * 1000L,
 	                    .min_rate = 1024,
