@@ -295,6 +295,15 @@ test_expect_success '--min-transfer-rate cuts off a push that sends too little p
 	test "$(metric "gitd_connections_closed_total{reason=\"min_transfer_rate\"}")" = 1
 '
 
+# children_of PID: the processes whose parent is PID.
+children_of() {
+	local stat pid comm state ppid rest
+	for stat in /proc/[0-9]*/stat; do
+		read -r pid comm state ppid rest <"$stat" 2>/dev/null || continue
+		[ "$ppid" != "$1" ] || echo "$pid"
+	done
+}
+
 # listening_fds PID: the descriptors of PID that are listening TCP sockets.
 listening_fds() {
 	local inodes
@@ -315,7 +324,7 @@ test_expect_success 'after gitd is killed with SIGKILL, a new one serves on the 
 	test_commit src d.txt &&
 	held_push src "$GITD_URL/default/web.git" &&
 	test_wait_for 10 authenticated 1 &&
-	conn=$(ps -o pid= --ppid $gitd_pid | tr -d " ") &&
+	conn=$(children_of $gitd_pid) &&
 	test -n "$conn" &&
 	test "$(listening_fds $conn)" = "" &&
 	ls -l /proc/$conn/fd >conn.fds &&
