@@ -130,7 +130,7 @@ test_expect_success 'another Remote, an unknown Remote and a bad path all say "n
 	git ls-remote "$GITD_URL/default/api.git" >/dev/null
 '
 
-test_expect_success 'a shell, a pty, other commands and port forwarding are refused' '
+test_expect_success 'a shell, a pty, other commands and ssh -W are refused' '
 	use_key alice &&
 	test_expect_code 1 ssh_git git@127.0.0.1 </dev/null 2>shell.err &&
 	test_grep "no shell access" shell.err &&
@@ -142,11 +142,70 @@ test_expect_success 'a shell, a pty, other commands and port forwarding are refu
 	test_grep "invalid repository path" opt.err &&
 	test_must_fail ssh_git -W 127.0.0.1:22 git@127.0.0.1 </dev/null 2>fwd.err &&
 	test_grep "open failed|forwarding failed" fwd.err &&
-	test_must_fail ssh_git -o ExitOnForwardFailure=yes -R 0:127.0.0.1:22 git@127.0.0.1 "git-upload-pack '\''default/web.git'\''" </dev/null 2>rfwd.err &&
-	test_grep "forwarding failed" rfwd.err &&
 	test_must_fail ssh_git -o ExitOnForwardFailure=yes -o ForwardAgent=yes -s git@127.0.0.1 sftp </dev/null 2>sub.err &&
 	test_grep "subsystems are not available" sub.err &&
-	test_grep "\"request\":\"shell\"" gitd.log && test_grep "\"request\":\"pty\"" gitd.log
+	test_grep "\"request\":\"shell\"" gitd.log && test_grep "\"request\":\"pty\"" gitd.log &&
+	test_grep "\"request\":\"direct-tcpip\",\"detail\":\"127\.0\.0\.1:22\"" gitd.log
+'
+
+# ssh_as LEVEL ARGS...: ssh_git with OpenSSH's LogLevel LEVEL, for the
+# messages it prints above ERROR.
+ssh_as() {
+	local level=$1
+	shift
+	${GIT_SSH_COMMAND/LogLevel=ERROR/LogLevel=$level} -p "$GITD_PORT" "$@"
+}
+
+# refused_line REQUEST DETAIL: the request_refused line of alice's key for
+# REQUEST with DETAIL is in gitd.log (polled: some requests get no answer).
+refused_line() {
+	test_wait_for 10 grep -q "\"event\":\"request_refused\",\"peer\":\"127\.0\.0\.1:[0-9]*\",\"key\":\"$(ssh-keygen -l -f alice.pub | cut -d" " -f2)\",\"user\":\"git\",\"request\":\"$1\",\"detail\":\"$2\"" gitd.log
+}
+
+test_expect_success 'ssh -L: a connection through the forward is closed and gitd logs direct-tcpip' '
+	use_key alice &&
+	lport=$(free_port) &&
+	# a simple command, so that $! is ssh itself
+	lssh="${GIT_SSH_COMMAND/LogLevel=ERROR/LogLevel=INFO} -p $GITD_PORT" &&
+	{ $lssh -N -L "127.0.0.1:$lport:127.0.0.1:9" git@127.0.0.1 </dev/null 2>lfwd.err & } &&
+	lpid=$! &&
+	test_when_finished "kill $lpid 2>/dev/null; wait $lpid 2>/dev/null; :" &&
+	test_wait_for 10 python3 -c "
+import socket, sys
+s = socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), 5)
+s.settimeout(5)
+sys.exit(0 if s.recv(1) == b\"\" else 1)
+" "$lport" 2>/dev/null &&
+	test_wait_for 10 grep -q "open failed: administratively prohibited" lfwd.err &&
+	refused_line direct-tcpip "127\.0\.0\.1:9"
+'
+
+test_expect_success 'ssh -R: the remote forward is refused, ssh exits with ExitOnForwardFailure, gitd logs tcpip-forward' '
+	test_expect_code 255 ssh_git -o ExitOnForwardFailure=yes -R 127.0.0.1:0:127.0.0.1:22 git@127.0.0.1 "git-upload-pack '\''default/web.git'\''" </dev/null >/dev/null 2>rfwd.err &&
+	test_grep "remote port forwarding failed for listen port 0" rfwd.err &&
+	refused_line tcpip-forward "127\.0\.0\.1:0"
+'
+
+test_expect_success 'ssh -X: X11 forwarding is refused, the command still runs, gitd logs x11' '
+	: >xauthority &&
+	# trusted: untrusted forwarding needs a running X server to make a cookie
+	DISPLAY=:0 XAUTHORITY=$TRASH_DIRECTORY/xauthority ssh_as INFO -X -o ForwardX11Trusted=yes \
+		git@127.0.0.1 "git-upload-pack '\''default/web.git'\''" </dev/null >adv 2>x11.err &&
+	test_grep "X11 forwarding request failed on channel 0" x11.err &&
+	test_grep "refs/heads/main" adv &&
+	refused_line x11 ""
+'
+
+test_expect_success 'ssh -A: agent forwarding is refused (no agent channel), git works as before, gitd logs agent' '
+	eval "$(ssh-agent -s)" >/dev/null &&
+	test_when_finished "kill $SSH_AGENT_PID; unset SSH_AUTH_SOCK SSH_AGENT_PID" &&
+	agent_ssh=${GIT_SSH_COMMAND/IdentityAgent=none/IdentityAgent=SSH_AUTH_SOCK} &&
+	GIT_SSH_COMMAND="${agent_ssh/LogLevel=ERROR/LogLevel=DEBUG1} -A" \
+		git ls-remote "$GITD_URL/default/web.git" >refs 2>agent.err &&
+	test_grep "Requesting authentication agent forwarding" agent.err &&
+	! grep "auth-agent@openssh.com" agent.err &&
+	test_grep "refs/heads/main" refs &&
+	refused_line agent ""
 '
 
 test_expect_success 'a command that is not UTF-8 is logged with its bad bytes replaced, the line whole' '
