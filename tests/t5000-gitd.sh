@@ -282,10 +282,59 @@ test_expect_success '/metrics counts connections, pushes, fetches and auth failu
 	test "$(curl -s -o /dev/null -w "%{http_code}" "$GITD_METRICS/nope")" = 404
 '
 
+# all_json FILE: every line of FILE is a JSON object with an "event".
+all_json() {
+	python3 -c "
+import json, sys
+for n, line in enumerate(open(sys.argv[1], \"rb\"), 1):
+    o = json.loads(line)
+    if not isinstance(o, dict) or \"event\" not in o:
+        sys.exit(\"line %d: %s\" % (n, line))
+" "$1"
+}
+
+# A HEAD that cannot be moved makes receive-pack warn through lib/log
+# (fix_unborn_head): a push of master alone to a new repository, whose HEAD
+# names main, with HEAD.lock in the way.
+push_with_head_locked() {
+	git ls-remote "$GITD_URL/default/quiet.git" >/dev/null &&
+	test "$(git -C repos/default/quiet.git symbolic-ref HEAD)" = refs/heads/main &&
+	: >repos/default/quiet.git/HEAD.lock &&
+	git -C src push -q "$GITD_URL/default/quiet.git" main:master &&
+	rm repos/default/quiet.git/HEAD.lock &&
+	test "$(git -C repos/default/quiet.git rev-parse master)" = "$(git -C src rev-parse main)"
+}
+
+test_expect_success 'lib/log messages are JSON lines too: every line gitd wrote parses as JSON' '
+	use_key alice &&
+	printf "default/quiet %s\n" "$(cat alice.pub)" >>authorized_keys &&
+	test_wait_for 10 git ls-remote "$GITD_URL/default/quiet.git" &&
+	push_with_head_locked &&
+	test_wait_for 10 grep -q "\"event\":\"log\"" gitd.log &&
+	test_grep "\"level\":\"warn\",\"event\":\"log\",\"func\":\"fix_unborn_head\",\"message\":\"cannot point HEAD at refs/heads/master: " gitd.log &&
+	all_json gitd.log
+'
+
 test_expect_success 'SIGTERM stops gitd cleanly' '
 	gitd_stop &&
 	test_grep "\"event\":\"stopped\"" gitd.log &&
 	! grep -q "connection_crashed" gitd.log
+'
+
+test_expect_success '--log-level error drops lib/log warnings as it drops warn lines' '
+	rm -rf repos/default/quiet.git &&
+	# gitd_start waits for the info line "listening": start by hand, on the
+	# same port, so known_hosts still holds
+	{ gitd --listen "127.0.0.1:$GITD_PORT" --metrics-listen none --log-level error \
+		--data-dir "$TRASH_DIRECTORY/repos" --host-key-dir "$TRASH_DIRECTORY/hostkeys" \
+		--authorized-keys "$TRASH_DIRECTORY/authorized_keys" 2>quiet.log & } &&
+	gitd_pid=$! &&
+	test_wait_for 10 git ls-remote "$GITD_URL/default/web.git" &&
+	push_with_head_locked &&
+	gitd_stop &&
+	! grep -q "cannot point HEAD" quiet.log &&
+	! grep -q "\"level\":\"\(debug\|info\|warn\)\"" quiet.log &&
+	all_json quiet.log
 '
 
 test_done
