@@ -1,5 +1,6 @@
 /* event: JSON log lines (see event.h). */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include <unistd.h>
 
 #include "event.h"
+#include "jsontext.h"
 #include "banned.h"
 
 static int min_level = 1;
@@ -28,7 +30,18 @@ int event_set_level(const char *level)
 	if (r < 0)
 		return -1;
 	min_level = r;
+	log_set_level((enum log_level)(LOG_DEBUG - r)); /* lib/log counts the other way */
 	return 0;
+}
+
+void event_log_sink(void *arg, enum log_level level, const char *func, const char *message)
+{
+	static const char *const names[] = {"error", "warn", "info", "debug"};
+
+	if ((unsigned)level > LOG_DEBUG)
+		level = LOG_ERROR;
+	event_log(names[level], "log", "{s:s, s:o}", "func", func, "message",
+	          jsontext_lossy(message, SIZE_MAX));
 }
 
 void event_log(const char *level, const char *event, const char *format, ...)

@@ -31,6 +31,7 @@
 #include "duration.h"
 #include "err.h"
 #include "event.h"
+#include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
 #include "pipesrv.h"
@@ -1022,6 +1023,8 @@ int main(int argc, char **argv)
 	int c, ret = 1;
 	bool no = false;
 
+	/* lib/log's messages become JSON lines too; --log-level sets both */
+	log_set_sink(event_log_sink, NULL, LOG_INFO);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		int bad = 0;
 

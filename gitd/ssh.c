@@ -133,9 +133,9 @@ static int on_auth_pubkey(ssh_session session, const char *user, struct ssh_key_
 static void refuse(struct conn *c, const char *what, const char *detail)
 {
 	report(c, "auth_failure bad_request\n");
-	event_log("info", "request_refused", "{s:s, s:s, s:s, s:o}", "peer", c->opts->peer, "key",
-	          c->key ? c->key->fingerprint : "", "request", what, "detail",
-	          client_text(detail));
+	event_log("info", "request_refused", "{s:s, s:s, s:o, s:s, s:o}", "peer", c->opts->peer,
+	          "key", c->key ? c->key->fingerprint : "", "user", client_text(c->user), "request",
+	          what, "detail", client_text(detail));
 }
 
 static int on_pty(ssh_session s, ssh_channel ch, const char *term, int w, int h, int pw, int ph,
@@ -196,10 +196,62 @@ static int on_env(ssh_session s, ssh_channel ch, const char *name, const char *v
 	return SSH_OK;
 }
 
+/* auth-agent-req@openssh.com (ssh -A) never reaches on_message: libssh
+ * answers it itself, failure without this callback and success with it (the
+ * callback returns nothing), and only to a client that asks for a reply;
+ * OpenSSH's does not (clientloop.c sends it with want_reply 0). Either way
+ * no agent is forwarded, as gitd never opens a channel towards the client;
+ * the callback is here to log the request. */
+static void on_auth_agent(ssh_session s, ssh_channel ch, void *userdata)
+{
+	refuse(userdata, "agent", "");
+}
+
+/* What libssh hands on because no callback of ours took it: port forwarding
+ * (tcpip-forward global requests: ssh -R; direct-tcpip channel opens: ssh
+ * -L, -D, -W), channel types a client has no business opening, and x11-req
+ * (ssh -X, -Y: libssh would answer success after a channel_x11_req_function,
+ * which returns nothing). Returning 1 leaves the answer to
+ * ssh_message_reply_default: a failure for each of these, and for the rest
+ * (other authentication methods, the service request) what it answered
+ * before this callback existed. */
+static int on_message(ssh_session session, ssh_message msg, void *userdata)
+{
+	struct conn *c = userdata;
+	char detail[LOG_CLIENT_MAX + 16];
+	int type = ssh_message_type(msg), subtype = ssh_message_subtype(msg);
+
+	if (type == SSH_REQUEST_GLOBAL && (subtype == SSH_GLOBAL_REQUEST_TCPIP_FORWARD ||
+	                                   subtype == SSH_GLOBAL_REQUEST_CANCEL_TCPIP_FORWARD)) {
+		snprintf(detail, sizeof(detail), "%s:%d", ssh_message_global_request_address(msg),
+		         ssh_message_global_request_port(msg));
+		refuse(c,
+		       subtype == SSH_GLOBAL_REQUEST_TCPIP_FORWARD ? "tcpip-forward"
+		                                                   : "cancel-tcpip-forward",
+		       detail);
+	} else if (type == SSH_REQUEST_CHANNEL_OPEN && subtype == SSH_CHANNEL_DIRECT_TCPIP) {
+		snprintf(detail, sizeof(detail), "%s:%d",
+		         ssh_message_channel_request_open_destination(msg),
+		         ssh_message_channel_request_open_destination_port(msg));
+		refuse(c, "direct-tcpip", detail);
+	} else if (type == SSH_REQUEST_CHANNEL_OPEN) {
+		refuse(c, "channel",
+		       subtype == SSH_CHANNEL_FORWARDED_TCPIP ? "forwarded-tcpip"
+		       : subtype == SSH_CHANNEL_X11           ? "x11"
+		       : subtype == SSH_CHANNEL_AUTH_AGENT    ? "auth-agent@openssh.com"
+		                                              : "unknown");
+	} else if (type == SSH_REQUEST_CHANNEL && subtype == SSH_CHANNEL_REQUEST_X11) {
+		refuse(c, "x11", "");
+	}
+	return 1;
+}
+
 static ssh_channel on_channel_open(ssh_session session, void *userdata)
 {
 	struct conn *c = userdata;
 
+	if (c->channel)
+		refuse(c, "channel", "session"); /* one session per connection */
 	if (!c->key || c->channel)
 		return NULL;
 	c->channel = ssh_channel_new(session);
@@ -212,7 +264,8 @@ static ssh_channel on_channel_open(ssh_session session, void *userdata)
 	c->channel_cb.channel_exec_request_function = on_exec;
 	c->channel_cb.channel_env_request_function = on_env;
 	c->channel_cb.channel_subsystem_request_function = on_subsystem;
-	/* x11 and agent forwarding have no callback: libssh refuses them */
+	c->channel_cb.channel_auth_agent_req_function = on_auth_agent;
+	/* x11-req has no callback: on_message refuses it */
 	ssh_callbacks_init(&c->channel_cb);
 	ssh_set_channel_callbacks(c->channel, &c->channel_cb);
 	return c->channel;
@@ -514,6 +567,7 @@ int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts)
 	server_cb.channel_open_request_session_function = on_channel_open;
 	ssh_callbacks_init(&server_cb);
 	ssh_set_server_callbacks(c.session, &server_cb);
+	ssh_set_message_callback(c.session, on_message, &c);
 	ssh_set_auth_methods(c.session, SSH_AUTH_METHOD_PUBLICKEY);
 	if (key_exchange(c.session) != SSH_OK) {
 		event_log("info", "connection_failed", "{s:s, s:s}", "peer", opts->peer, "error",

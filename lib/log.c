@@ -1,4 +1,4 @@
-/* log: leveled diagnostics on stderr (see log.h). */
+/* log: leveled diagnostics, to stderr or a program's sink (see log.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +11,23 @@ static int log_level = -1;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
+static void log_to_stderr(void *arg, enum log_level level, const char *func, const char *message)
+{
+	fprintf(stderr, "%s %s: %s\n", level_names[level], func, message);
+}
+
+static log_sink_fn log_sink = log_to_stderr;
+static void *log_sink_arg;
+
 void log_set_level(enum log_level level)
 {
+	log_level = (int)level;
+}
+
+void log_set_sink(log_sink_fn sink, void *arg, enum log_level level)
+{
+	log_sink = sink ? sink : log_to_stderr;
+	log_sink_arg = sink ? arg : NULL;
 	log_level = (int)level;
 }
 
@@ -30,7 +45,7 @@ static void log_init(void)
 
 void log_write(enum log_level level, const char *func, const char *fmt, ...)
 {
-	char msg[2048];
+	char msg[LOG_MESSAGE_MAX];
 	va_list ap;
 
 	if (log_level < 0)
@@ -40,5 +55,5 @@ void log_write(enum log_level level, const char *func, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "%s %s: %s\n", level_names[level], func, msg);
+	log_sink(log_sink_arg, level, func, msg);
 }

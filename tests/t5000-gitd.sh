@@ -130,7 +130,7 @@ test_expect_success 'another Remote, an unknown Remote and a bad path all say "n
 	git ls-remote "$GITD_URL/default/api.git" >/dev/null
 '
 
-test_expect_success 'a shell, a pty, other commands and port forwarding are refused' '
+test_expect_success 'a shell, a pty, other commands and ssh -W are refused' '
 	use_key alice &&
 	test_expect_code 1 ssh_git git@127.0.0.1 </dev/null 2>shell.err &&
 	test_grep "no shell access" shell.err &&
@@ -142,11 +142,70 @@ test_expect_success 'a shell, a pty, other commands and port forwarding are refu
 	test_grep "invalid repository path" opt.err &&
 	test_must_fail ssh_git -W 127.0.0.1:22 git@127.0.0.1 </dev/null 2>fwd.err &&
 	test_grep "open failed|forwarding failed" fwd.err &&
-	test_must_fail ssh_git -o ExitOnForwardFailure=yes -R 0:127.0.0.1:22 git@127.0.0.1 "git-upload-pack '\''default/web.git'\''" </dev/null 2>rfwd.err &&
-	test_grep "forwarding failed" rfwd.err &&
 	test_must_fail ssh_git -o ExitOnForwardFailure=yes -o ForwardAgent=yes -s git@127.0.0.1 sftp </dev/null 2>sub.err &&
 	test_grep "subsystems are not available" sub.err &&
-	test_grep "\"request\":\"shell\"" gitd.log && test_grep "\"request\":\"pty\"" gitd.log
+	test_grep "\"request\":\"shell\"" gitd.log && test_grep "\"request\":\"pty\"" gitd.log &&
+	test_grep "\"request\":\"direct-tcpip\",\"detail\":\"127\.0\.0\.1:22\"" gitd.log
+'
+
+# ssh_as LEVEL ARGS...: ssh_git with OpenSSH's LogLevel LEVEL, for the
+# messages it prints above ERROR.
+ssh_as() {
+	local level=$1
+	shift
+	${GIT_SSH_COMMAND/LogLevel=ERROR/LogLevel=$level} -p "$GITD_PORT" "$@"
+}
+
+# refused_line REQUEST DETAIL: the request_refused line of alice's key for
+# REQUEST with DETAIL is in gitd.log (polled: some requests get no answer).
+refused_line() {
+	test_wait_for 10 grep -q "\"event\":\"request_refused\",\"peer\":\"127\.0\.0\.1:[0-9]*\",\"key\":\"$(ssh-keygen -l -f alice.pub | cut -d" " -f2)\",\"user\":\"git\",\"request\":\"$1\",\"detail\":\"$2\"" gitd.log
+}
+
+test_expect_success 'ssh -L: a connection through the forward is closed and gitd logs direct-tcpip' '
+	use_key alice &&
+	lport=$(free_port) &&
+	# a simple command, so that $! is ssh itself
+	lssh="${GIT_SSH_COMMAND/LogLevel=ERROR/LogLevel=INFO} -p $GITD_PORT" &&
+	{ $lssh -N -L "127.0.0.1:$lport:127.0.0.1:9" git@127.0.0.1 </dev/null 2>lfwd.err & } &&
+	lpid=$! &&
+	test_when_finished "kill $lpid 2>/dev/null; wait $lpid 2>/dev/null; :" &&
+	test_wait_for 10 python3 -c "
+import socket, sys
+s = socket.create_connection((\"127.0.0.1\", int(sys.argv[1])), 5)
+s.settimeout(5)
+sys.exit(0 if s.recv(1) == b\"\" else 1)
+" "$lport" 2>/dev/null &&
+	test_wait_for 10 grep -q "open failed: administratively prohibited" lfwd.err &&
+	refused_line direct-tcpip "127\.0\.0\.1:9"
+'
+
+test_expect_success 'ssh -R: the remote forward is refused, ssh exits with ExitOnForwardFailure, gitd logs tcpip-forward' '
+	test_expect_code 255 ssh_git -o ExitOnForwardFailure=yes -R 127.0.0.1:0:127.0.0.1:22 git@127.0.0.1 "git-upload-pack '\''default/web.git'\''" </dev/null >/dev/null 2>rfwd.err &&
+	test_grep "remote port forwarding failed for listen port 0" rfwd.err &&
+	refused_line tcpip-forward "127\.0\.0\.1:0"
+'
+
+test_expect_success 'ssh -X: X11 forwarding is refused, the command still runs, gitd logs x11' '
+	: >xauthority &&
+	# trusted: untrusted forwarding needs a running X server to make a cookie
+	DISPLAY=:0 XAUTHORITY=$TRASH_DIRECTORY/xauthority ssh_as INFO -X -o ForwardX11Trusted=yes \
+		git@127.0.0.1 "git-upload-pack '\''default/web.git'\''" </dev/null >adv 2>x11.err &&
+	test_grep "X11 forwarding request failed on channel 0" x11.err &&
+	test_grep "refs/heads/main" adv &&
+	refused_line x11 ""
+'
+
+test_expect_success 'ssh -A: agent forwarding is refused (no agent channel), git works as before, gitd logs agent' '
+	eval "$(ssh-agent -s)" >/dev/null &&
+	test_when_finished "kill $SSH_AGENT_PID; unset SSH_AUTH_SOCK SSH_AGENT_PID" &&
+	agent_ssh=${GIT_SSH_COMMAND/IdentityAgent=none/IdentityAgent=SSH_AUTH_SOCK} &&
+	GIT_SSH_COMMAND="${agent_ssh/LogLevel=ERROR/LogLevel=DEBUG1} -A" \
+		git ls-remote "$GITD_URL/default/web.git" >refs 2>agent.err &&
+	test_grep "Requesting authentication agent forwarding" agent.err &&
+	! grep "auth-agent@openssh.com" agent.err &&
+	test_grep "refs/heads/main" refs &&
+	refused_line agent ""
 '
 
 test_expect_success 'a command that is not UTF-8 is logged with its bad bytes replaced, the line whole' '
@@ -223,10 +282,59 @@ test_expect_success '/metrics counts connections, pushes, fetches and auth failu
 	test "$(curl -s -o /dev/null -w "%{http_code}" "$GITD_METRICS/nope")" = 404
 '
 
+# all_json FILE: every line of FILE is a JSON object with an "event".
+all_json() {
+	python3 -c "
+import json, sys
+for n, line in enumerate(open(sys.argv[1], \"rb\"), 1):
+    o = json.loads(line)
+    if not isinstance(o, dict) or \"event\" not in o:
+        sys.exit(\"line %d: %s\" % (n, line))
+" "$1"
+}
+
+# A HEAD that cannot be moved makes receive-pack warn through lib/log
+# (fix_unborn_head): a push of master alone to a new repository, whose HEAD
+# names main, with HEAD.lock in the way.
+push_with_head_locked() {
+	git ls-remote "$GITD_URL/default/quiet.git" >/dev/null &&
+	test "$(git -C repos/default/quiet.git symbolic-ref HEAD)" = refs/heads/main &&
+	: >repos/default/quiet.git/HEAD.lock &&
+	git -C src push -q "$GITD_URL/default/quiet.git" main:master &&
+	rm repos/default/quiet.git/HEAD.lock &&
+	test "$(git -C repos/default/quiet.git rev-parse master)" = "$(git -C src rev-parse main)"
+}
+
+test_expect_success 'lib/log messages are JSON lines too: every line gitd wrote parses as JSON' '
+	use_key alice &&
+	printf "default/quiet %s\n" "$(cat alice.pub)" >>authorized_keys &&
+	test_wait_for 10 git ls-remote "$GITD_URL/default/quiet.git" &&
+	push_with_head_locked &&
+	test_wait_for 10 grep -q "\"event\":\"log\"" gitd.log &&
+	test_grep "\"level\":\"warn\",\"event\":\"log\",\"func\":\"fix_unborn_head\",\"message\":\"cannot point HEAD at refs/heads/master: " gitd.log &&
+	all_json gitd.log
+'
+
 test_expect_success 'SIGTERM stops gitd cleanly' '
 	gitd_stop &&
 	test_grep "\"event\":\"stopped\"" gitd.log &&
 	! grep -q "connection_crashed" gitd.log
+'
+
+test_expect_success '--log-level error drops lib/log warnings as it drops warn lines' '
+	rm -rf repos/default/quiet.git &&
+	# gitd_start waits for the info line "listening": start by hand, on the
+	# same port, so known_hosts still holds
+	{ gitd --listen "127.0.0.1:$GITD_PORT" --metrics-listen none --log-level error \
+		--data-dir "$TRASH_DIRECTORY/repos" --host-key-dir "$TRASH_DIRECTORY/hostkeys" \
+		--authorized-keys "$TRASH_DIRECTORY/authorized_keys" 2>quiet.log & } &&
+	gitd_pid=$! &&
+	test_wait_for 10 git ls-remote "$GITD_URL/default/web.git" &&
+	push_with_head_locked &&
+	gitd_stop &&
+	! grep -q "cannot point HEAD" quiet.log &&
+	! grep -q "\"level\":\"\(debug\|info\|warn\)\"" quiet.log &&
+	all_json quiet.log
 '
 
 test_done
