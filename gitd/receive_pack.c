@@ -151,7 +151,9 @@ static bool is_hex_oid(const char *s, size_t len)
 	return true;
 }
 
-/* Parses "OLD SP NEW SP REFNAME" (LEN bytes, no NUL) into CMD. */
+/* Parses "OLD SP NEW SP REFNAME" (LEN bytes, no NUL) into CMD. Returns 0,
+ * -1 on a malformed line, or RECEIVE_EREFUSED when the refname is longer
+ * than RECEIVE_REFNAME_MAX (nothing is kept); err_msg() says which. */
 static int parse_command(struct receive_command *cmd, const char *line, size_t len)
 {
 	const size_t name_at = 2 * GIT_OID_HEXSZ + 2;
@@ -165,6 +167,11 @@ static int parse_command(struct receive_command *cmd, const char *line, size_t l
 	for (size_t i = name_at; i < len; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			return err_set("protocol error: control character in a refname");
+	if (len - name_at > RECEIVE_REFNAME_MAX) {
+		err_set("refname too long (%zu bytes, the limit is %d): '%.32s...'", len - name_at,
+		        RECEIVE_REFNAME_MAX, line + name_at);
+		return RECEIVE_EREFUSED;
+	}
 	if (git_oid_fromstrn(&cmd->old_oid, line, GIT_OID_HEXSZ) < 0 ||
 	    git_oid_fromstrn(&cmd->new_oid, line + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ) < 0)
 		return err_set("protocol error: bad object id in a command");
@@ -203,9 +210,41 @@ static int read_push_options(struct receive_request *req, struct pkt_io *io)
 	}
 }
 
-int receive_request_read(struct receive_request *out, struct pkt_io *io)
+/* Frees the commands kept so far; the request's capabilities stay. */
+static void drop_commands(struct receive_request *req)
 {
-	size_t alloc = 0;
+	for (size_t i = 0; i < req->ncmds; i++)
+		free(req->cmds[i].refname);
+	free(req->cmds);
+	req->cmds = NULL;
+	req->ncmds = 0;
+}
+
+/* Reads and ignores pkt-lines up to a flush, at most MAX_LINES of them: what
+ * a refused client still writes before it reads the answer. */
+static int drain_to_flush(struct pkt_io *io, size_t max_lines, const char *what)
+{
+	for (size_t n = 0; n <= max_lines; n++) {
+		const char *line;
+		size_t len;
+		int r = pkt_read(io, &line, &len, false);
+
+		if (r < 0)
+			return -1;
+		if (r == PKT_FLUSH)
+			return 0;
+		if (r != PKT_DATA)
+			return err_set("protocol error: the %s did not end with a flush", what);
+	}
+	return err_set("protocol error: more than %zu %s", max_lines, what);
+}
+
+int receive_request_read(struct receive_request *out, struct pkt_io *io,
+                         const struct receive_opts *opts)
+{
+	char refusal[ERR_MAX] = "";
+	size_t alloc = 0, nsent = 0;
+	bool is_too_many = false;
 
 	memset(out, 0, sizeof(*out));
 	for (;;) {
@@ -215,7 +254,7 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 
 		if (r < 0)
 			goto fail;
-		if (r == PKT_EOF && !out->ncmds)
+		if (r == PKT_EOF && !nsent)
 			return 0;
 		if (r == PKT_FLUSH)
 			break;
@@ -223,16 +262,26 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 			err_set("protocol error: the command list ended without a flush");
 			goto fail;
 		}
-		if (!out->ncmds && len > 8 && !memcmp(line, "shallow ", 8)) {
+		if (!nsent && len > 8 && !memcmp(line, "shallow ", 8)) {
 			if (!is_hex_oid(line + 8, len - 8)) {
 				err_set("protocol error: bad shallow line");
 				goto fail;
 			}
 			continue;
 		}
-		if (out->ncmds == RECEIVE_COMMANDS_MAX) {
+		if (nsent == RECEIVE_COMMANDS_MAX) {
 			err_set("protocol error: more than %d commands", RECEIVE_COMMANDS_MAX);
 			goto fail;
+		}
+		nsent++;
+		/* once refused, the rest of the list is read only to be skipped, so
+		 * that the client gets to read the answer */
+		if (refusal[0] || is_too_many)
+			continue;
+		if (opts->max_ref_updates && nsent > opts->max_ref_updates) {
+			is_too_many = true;
+			drop_commands(out);
+			continue;
 		}
 		if (out->ncmds == alloc) {
 			size_t n = alloc ? 2 * alloc : 16;
@@ -250,7 +299,7 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 		}
 		/* capabilities follow a NUL on the first command only */
 		nul = memchr(line, '\0', len);
-		if (nul && out->ncmds) {
+		if (nul && nsent > 1) {
 			err_set("protocol error: NUL in a command");
 			goto fail;
 		}
@@ -259,9 +308,27 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 				goto fail;
 			len = (size_t)(nul - line);
 		}
-		if (parse_command(&out->cmds[out->ncmds], line, len) < 0)
+		r = parse_command(&out->cmds[out->ncmds], line, len);
+		if (r == RECEIVE_EREFUSED) {
+			snprintf(refusal, sizeof(refusal), "%s", err_msg());
+			drop_commands(out);
+			continue;
+		}
+		if (r < 0)
 			goto fail;
 		out->ncmds++;
+	}
+	if (refusal[0] || is_too_many) {
+		if (out->wants_push_options &&
+		    drain_to_flush(io, RECEIVE_PUSH_OPTIONS_MAX, "push options") < 0)
+			goto fail;
+		out->nrefused = nsent;
+		if (is_too_many)
+			err_set("too many ref updates (%zu, the limit is %zu)", nsent,
+			        opts->max_ref_updates);
+		else
+			err_set("%s", refusal);
+		return RECEIVE_EREFUSED;
 	}
 	if (out->wants_push_options && read_push_options(out, io) < 0)
 		goto fail;
@@ -282,14 +349,6 @@ void receive_request_check(struct receive_request *req, const struct receive_opt
 {
 	struct receive_command **sorted = NULL;
 
-	if (opts->max_ref_updates && req->ncmds > opts->max_ref_updates) {
-		snprintf(req->limit_reason, sizeof(req->limit_reason),
-		         "too many ref updates (%zu, the limit is %zu)", req->ncmds,
-		         opts->max_ref_updates);
-		for (size_t i = 0; i < req->ncmds; i++)
-			req->cmds[i].error = req->limit_reason;
-		return;
-	}
 	for (size_t i = 0; i < req->ncmds; i++) {
 		struct receive_command *cmd = &req->cmds[i];
 		int is_valid = 0;
@@ -1406,6 +1465,22 @@ static int report_status(struct pkt_io *io, const struct receive_request *req,
 	return io->sideband ? pkt_flush(io) : pkt_send(io);
 }
 
+/* Tells the client why its whole request was refused (err_msg()): on
+ * side-band 3 when it asked for side-band, else as an "ERR" pkt-line; git
+ * shows either ("remote: ..." or "remote error: ..."). Nothing else is
+ * read: a packfile that follows is cut short by the end of the connection,
+ * as with git's own receive-pack when index-pack fails. err_msg() is kept. */
+static void refuse_request(struct pkt_io *io, const struct receive_request *req)
+{
+	char reason[ERR_MAX];
+
+	snprintf(reason, sizeof(reason), "%s", err_msg());
+	io->sideband = req->sideband;
+	if (pkt_sideband(io, SIDEBAND_ERROR, reason, strlen(reason)) < 0 || pkt_send(io) < 0)
+		log_warn("cannot send the refusal: %s", err_msg());
+	err_set("%s", reason);
+}
+
 /* ---- the push --------------------------------------------------------- */
 
 int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
@@ -1417,7 +1492,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	git_repository *qrepo = NULL;
 	char unpack_error[256], message[RECEIVE_MESSAGE_MAX], cause[ERR_MAX];
 	bool has_unpack_error = false;
-	int ret = -1;
+	int rc, ret = -1;
 
 	if (!stats)
 		stats = &unused;
@@ -1425,7 +1500,15 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	memset(&req, 0, sizeof(req));
 	memset(&q, 0, sizeof(q));
 
-	if (advertise(io, repo, opts) < 0 || receive_request_read(&req, io) < 0)
+	if (advertise(io, repo, opts) < 0)
+		goto out;
+	rc = receive_request_read(&req, io, opts);
+	if (rc == RECEIVE_EREFUSED) {
+		stats->ncommands = stats->nrejected = req.nrefused;
+		refuse_request(io, &req);
+		goto out;
+	}
+	if (rc < 0)
 		goto out;
 	stats->ncommands = req.ncmds;
 	if (!req.ncmds) {
