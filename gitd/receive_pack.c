@@ -376,6 +376,33 @@ void receive_request_check(struct receive_request *req, const struct receive_opt
 	free(sorted);
 }
 
+/* Refuses deleting the branch HEAD names unless opts->allow_delete_current_branch:
+ * HEAD would dangle and a clone would check out nothing. git's receive-pack
+ * does the same by default, for bare repositories too (receive.denyDeleteCurrent
+ * in git Documentation/config/receive.txt), with this reason and an error line
+ * on side-band 2. */
+static void check_delete_current(struct receive_request *req, git_repository *repo,
+                                 struct pkt_io *io, const struct receive_opts *opts)
+{
+	git_reference *head = NULL;
+	const char *current;
+
+	if (opts->allow_delete_current_branch || git_reference_lookup(&head, repo, "HEAD") < 0)
+		return;
+	current = git_reference_type(head) == GIT_REFERENCE_SYMBOLIC
+	              ? git_reference_symbolic_target(head)
+	              : NULL;
+	for (size_t i = 0; current && i < req->ncmds; i++) {
+		struct receive_command *cmd = &req->cmds[i];
+
+		if (cmd->error || !git_oid_is_zero(&cmd->new_oid) || strcmp(cmd->refname, current))
+			continue;
+		cmd->error = "deletion of the current branch prohibited";
+		pkt_progressf(io, "error: refusing to delete the current branch: %s\n", current);
+	}
+	git_reference_free(head);
+}
+
 void receive_request_release(struct receive_request *req)
 {
 	for (size_t i = 0; i < req->ncmds; i++)
@@ -1517,6 +1544,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	}
 	io->sideband = req.sideband;
 	receive_request_check(&req, opts);
+	check_delete_current(&req, repo, io, opts);
 
 	if (needs_packfile(&req) && receive_packfile(&q, io, repo, &req, opts, stats, unpack_error,
 	                                             sizeof(unpack_error)) < 0) {

@@ -86,6 +86,29 @@ test_expect_success 'a branch delete removes the ref' '
 	server_is_clean
 '
 
+test_expect_success 'deleting the branch HEAD names is refused and HEAD still resolves' '
+	before=$(srv_ref main) &&
+	(cd client && test_must_fail push "$srv" :main) 2>err &&
+	test_grep "^remote: error: refusing to delete the current branch: refs/heads/main" err &&
+	test_grep "\[remote rejected\] +main \(deletion of the current branch prohibited\)" err &&
+	test "$(srv_ref main)" = "$before" &&
+	test "$(srv_ref HEAD)" = "$before" &&
+	{ pkt "$before $zero refs/heads/main\0 report-status" && printf 0000; } >req &&
+	git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "ng refs/heads/main deletion of the current branch prohibited" out &&
+	test "$(srv_ref main)" = "$before" &&
+	server_is_clean
+'
+
+test_expect_success 'with GIT_SERVE_ALLOW_DELETE_CURRENT the branch HEAD names can be deleted' '
+	before=$(srv_ref main) &&
+	test_when_finished "git -C srv.git update-ref refs/heads/main $before" &&
+	(cd client && GIT_SERVE_ALLOW_DELETE_CURRENT=1 push "$srv" :main) 2>err &&
+	test_grep "\[deleted\] +main" err &&
+	test_must_fail srv_ref refs/heads/main &&
+	test "$(git -C srv.git symbolic-ref HEAD)" = refs/heads/main
+'
+
 test_expect_success 'a forced non-fast-forward push replaces the branch' '
 	git -C client checkout -q feature &&
 	git -C client reset -q --hard HEAD~1 &&
