@@ -18,6 +18,7 @@
 #include <git2/sys/odb_backend.h>
 #include <openssl/evp.h>
 
+#include "capability.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -104,38 +105,31 @@ out:
 
 /* ---- update request --------------------------------------------------- */
 
-static bool token_is(const char *token, size_t len, const char *name)
-{
-	return strlen(name) == len && !memcmp(token, name, len);
-}
-
 /* Takes the capabilities the client asked for (gitprotocol-capabilities.txt);
  * unknown ones are ignored, as git does. */
 static int parse_capabilities(struct receive_request *req, const char *caps, size_t len)
 {
 	const char *p = caps, *end = caps + len;
+	struct capability cap;
 
-	while (p < end) {
-		const char *sp = memchr(p, ' ', (size_t)(end - p));
-		size_t n = (size_t)((sp ? sp : end) - p);
-
-		if (token_is(p, n, "report-status"))
+	while (capability_next(&cap, &p, end)) {
+		if (capability_is(&cap, "report-status"))
 			req->wants_report_status = true;
-		else if (token_is(p, n, "side-band-64k"))
+		else if (capability_is(&cap, "side-band-64k"))
 			req->sideband = SIDEBAND_DATA_MAX;
-		else if (token_is(p, n, "side-band") && !req->sideband)
+		else if (capability_is(&cap, "side-band") && !req->sideband)
 			req->sideband = SIDEBAND_SMALL_DATA_MAX;
-		else if (token_is(p, n, "quiet"))
+		else if (capability_is(&cap, "quiet"))
 			req->is_quiet = true;
-		else if (token_is(p, n, "atomic"))
+		else if (capability_is(&cap, "atomic"))
 			req->is_atomic = true;
-		else if (token_is(p, n, "push-options"))
+		else if (capability_is(&cap, "push-options"))
 			req->wants_push_options = true;
-		else if (n > 14 && !memcmp(p, "object-format=", 14) &&
-		         !token_is(p, n, "object-format=sha1"))
+		else if (capability_is_named(&cap, "object-format") &&
+		         !capability_value_is(&cap, "sha1"))
 			return err_set("protocol error: unsupported object-format '%.*s'",
-			               (int)(n - 14 > 16 ? 16 : n - 14), p + 14);
-		p += n + 1;
+			               (int)(cap.value_len > 16 ? 16 : cap.value_len),
+			               cap.value ? cap.value : "");
 	}
 	return 0;
 }
