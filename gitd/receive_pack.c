@@ -176,9 +176,11 @@ static int parse_command(struct receive_command *cmd, const char *line, size_t l
 	return 0;
 }
 
-static int read_push_options(struct receive_request *req, struct pkt_io *io)
+/* Reads the push options up to their flush into REQ, or with IS_SKIPPED
+ * reads them only to pass over them (a refused request). */
+static int read_push_options(struct receive_request *req, struct pkt_io *io, bool is_skipped)
 {
-	for (;;) {
+	for (size_t n = 0;; n++) {
 		const char *line;
 		size_t len;
 		char **grown;
@@ -190,9 +192,11 @@ static int read_push_options(struct receive_request *req, struct pkt_io *io)
 			return 0;
 		if (r != PKT_DATA)
 			return err_set("protocol error: the push options did not end with a flush");
-		if (req->npush_options == RECEIVE_PUSH_OPTIONS_MAX)
+		if (n == RECEIVE_PUSH_OPTIONS_MAX)
 			return err_set("protocol error: more than %d push options",
 			               RECEIVE_PUSH_OPTIONS_MAX);
+		if (is_skipped)
+			continue;
 		grown = realloc(req->push_options, (req->npush_options + 1) * sizeof(*grown));
 		if (!grown)
 			return err_set("out of memory");
@@ -212,25 +216,6 @@ static void drop_commands(struct receive_request *req)
 	free(req->cmds);
 	req->cmds = NULL;
 	req->ncmds = 0;
-}
-
-/* Reads and ignores pkt-lines up to a flush, at most MAX_LINES of them: what
- * a refused client still writes before it reads the answer. */
-static int drain_to_flush(struct pkt_io *io, size_t max_lines, const char *what)
-{
-	for (size_t n = 0; n <= max_lines; n++) {
-		const char *line;
-		size_t len;
-		int r = pkt_read(io, &line, &len, false);
-
-		if (r < 0)
-			return -1;
-		if (r == PKT_FLUSH)
-			return 0;
-		if (r != PKT_DATA)
-			return err_set("protocol error: the %s did not end with a flush", what);
-	}
-	return err_set("protocol error: more than %zu %s", max_lines, what);
 }
 
 int receive_request_read(struct receive_request *out, struct pkt_io *io,
@@ -312,10 +297,9 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io,
 			goto fail;
 		out->ncmds++;
 	}
+	if (out->wants_push_options && read_push_options(out, io, refusal[0] || is_too_many) < 0)
+		goto fail;
 	if (refusal[0] || is_too_many) {
-		if (out->wants_push_options &&
-		    drain_to_flush(io, RECEIVE_PUSH_OPTIONS_MAX, "push options") < 0)
-			goto fail;
 		out->nrefused = nsent;
 		if (is_too_many)
 			err_set("too many ref updates (%zu, the limit is %zu)", nsent,
@@ -324,8 +308,6 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io,
 			err_set("%s", refusal);
 		return RECEIVE_EREFUSED;
 	}
-	if (out->wants_push_options && read_push_options(out, io) < 0)
-		goto fail;
 	return 0;
 fail:
 	receive_request_release(out);

@@ -91,12 +91,14 @@ test_expect_success 'deleting the branch HEAD names is refused and HEAD still re
 	(cd client && test_must_fail push "$srv" :main) 2>err &&
 	test_grep "^remote: error: refusing to delete the current branch: refs/heads/main" err &&
 	test_grep "\[remote rejected\] +main \(deletion of the current branch prohibited\)" err &&
-	test "$(srv_ref main)" = "$before" &&
-	test "$(srv_ref HEAD)" = "$before" &&
-	{ pkt "$before $zero refs/heads/main\0 report-status" && printf 0000; } >req &&
-	git-serve receive-pack srv.git <req >out 2>err &&
+	{ pkt "$before $zero refs/heads/main\0 report-status" && printf 0000; } |
+		git-serve receive-pack srv.git >out 2>err &&
 	grep -a "ng refs/heads/main deletion of the current branch prohibited" out &&
 	test "$(srv_ref main)" = "$before" &&
+	test "$(srv_ref HEAD)" = "$before" &&
+	git -C srv.git symbolic-ref HEAD >head &&
+	echo refs/heads/main >head.expect &&
+	test_cmp head.expect head &&
 	server_is_clean
 '
 
@@ -203,9 +205,10 @@ test_expect_success 'more ref updates than GIT_SERVE_MAX_REFS are all refused' '
 
 # serve_request N NAME_LENGTH CAPABILITIES: streams an update request of N
 # commands creating refs/heads/NNNNNN-aaa... (names padded to NAME_LENGTH
-# bytes) through git-serve receive-pack srv.git, its answer into out, its
-# stderr into err; prints "rc KIB", its exit status and peak resident set
-# size (getrusage of the child).
+# bytes) and, with push-options, one push option, through git-serve
+# receive-pack srv.git, its answer into out, its stderr into err; prints
+# "rc KIB", its exit status and peak resident set size (getrusage of the
+# child).
 serve_request() {
 	python3 - "$1" "$2" "$3" "$(client_ref main)" <<-\EOF
 	import resource, subprocess, sys
@@ -220,6 +223,8 @@ serve_request() {
 	        b = line.encode()
 	        p.stdin.write(b"%04x" % (len(b) + 4) + b)
 	    p.stdin.write(b"0000")
+	    if "push-options" in caps:
+	        p.stdin.write(b"000bci.skip0000")
 	    p.stdin.close()
 	except BrokenPipeError:
 	    pass
@@ -230,7 +235,7 @@ serve_request() {
 
 test_expect_success 'commands over GIT_SERVE_MAX_REFS are refused while read: the client reads why' '
 	git -C srv.git for-each-ref >refs.before &&
-	GIT_SERVE_MAX_REFS=1000 serve_request 3000 40 "report-status side-band-64k" >res &&
+	GIT_SERVE_MAX_REFS=1000 serve_request 3000 40 "report-status side-band-64k push-options" >res &&
 	test "$(cut -d" " -f1 res)" = 1 &&
 	grep -a "too many ref updates (3000, the limit is 1000)" out &&
 	test_grep "3000 commands, 0 updated, 3000 rejected" err &&
