@@ -10,30 +10,12 @@
 #include <string.h>
 #include <git2.h>
 
+#include "mem_stream.h"
 #include "pktline.h"
 #include "receive_pack.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct mem {
-	const uint8_t *data;
-	size_t len, pos, step;
-};
-
-static ssize_t mem_read(void *arg, void *buf, size_t len)
-{
-	struct mem *m = arg;
-	size_t n = m->len - m->pos;
-
-	if (n > len)
-		n = len;
-	if (m->step && n > m->step)
-		n = m->step;
-	memcpy(buf, m->data + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 static int mem_write(void *arg, const void *buf, size_t len)
 {
