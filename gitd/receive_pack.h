@@ -8,9 +8,11 @@
  * directory inside the repository (objects/incoming-XXXXXX) with git_indexer,
  * completing thin packs from the repository; checks that every new tip is
  * connected; calls the pre-receive point; moves the objects in; updates the
- * refs with compare-and-swap on their old values; and always answers with
- * report-status. A push rejected before the refs move leaves the repository
- * as it was. */
+ * refs with compare-and-swap on their old values; and answers with
+ * report-status, unless a limit refused the whole request while it was
+ * read. Like git's receive-pack, it refuses deleting the branch HEAD names
+ * unless told otherwise. A push rejected before the refs move leaves the
+ * repository as it was. */
 #ifndef SLIP_GITD_RECEIVE_PACK_H
 #define SLIP_GITD_RECEIVE_PACK_H
 
@@ -152,8 +154,10 @@ void receive_request_release(struct receive_request *req);
  * checks, ref updates, report-status. STATS may be NULL.
  * Returns 0 when the exchange completed (even if refs were rejected: the
  * client learns that from report-status; see stats->nrejected), or -1 with
- * err_msg() on a protocol error or broken connection. The quarantine is
- * removed on every path. */
+ * err_msg() on a protocol error or broken connection, or when a limit of
+ * receive_request_read refused the whole request (the reason, which the
+ * client was sent on side-band 3 or as an "ERR" pkt-line; every command
+ * counts as rejected). The quarantine is removed on every path. */
 int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
                        struct receive_stats *stats);
 
