@@ -98,7 +98,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -iquote lib -iquote deployer -iquo
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GITD_SRC) $(BUILDER_SRC) $(wildcard lib/*.h gitd/*.h)
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GITD_SRC) $(BUILDER_SRC) $(wildcard lib/*.h gitd/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(GITD_SRC) deployer/deployer.c $(BUILDER_SRC) $(LDLIBS)
 

@@ -240,6 +240,8 @@ int authz_add_remote(struct authz *a, const json_t *obj, bool is_gitkube, size_t
 	spec = json_object_get(obj, "spec");
 	a->remotes[idx].deny_non_fast_forwards =
 	    json_is_true(json_object_get(spec, "denyNonFastForwards"));
+	a->remotes[idx].allow_delete_current_branch =
+	    json_is_true(json_object_get(spec, "allowDeleteCurrentBranch"));
 	keys = json_object_get(spec, "authorizedKeys");
 	json_array_foreach(keys, i, v)
 	{

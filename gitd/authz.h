@@ -21,10 +21,11 @@
 
 /* A Remote as gitd serves it. */
 struct authz_remote {
-	char ns[254];                /* metadata.namespace */
-	char name[254];              /* metadata.name */
-	bool is_gitkube;             /* from remotes.gitkube.sh */
-	bool deny_non_fast_forwards; /* spec.denyNonFastForwards */
+	char ns[254];                     /* metadata.namespace */
+	char name[254];                   /* metadata.name */
+	bool is_gitkube;                  /* from remotes.gitkube.sh */
+	bool deny_non_fast_forwards;      /* spec.denyNonFastForwards */
+	bool allow_delete_current_branch; /* spec.allowDeleteCurrentBranch */
 };
 
 /* One authorized public key and the Remotes that list it. */
@@ -55,8 +56,9 @@ void authz_release(struct authz *a);
 int authz_load_file(struct authz *out, const char *path);
 
 /* Adds one Remote object (parsed JSON, borrowed) to A: its namespace, name,
- * spec.denyNonFastForwards and each line of spec.authorizedKeys. IS_GITKUBE
- * marks remotes.gitkube.sh objects. Key lines that do not parse are skipped
+ * spec.denyNonFastForwards, spec.allowDeleteCurrentBranch (absent: false)
+ * and each line of spec.authorizedKeys. IS_GITKUBE marks remotes.gitkube.sh
+ * objects. Key lines that do not parse are skipped
  * and counted in *BAD_KEYS (may be NULL). Returns 0, or -1 with err_msg()
  * when OBJ has no metadata.name/namespace or memory runs out. */
 int authz_add_remote(struct authz *a, const json_t *obj, bool is_gitkube, size_t *bad_keys);

@@ -18,6 +18,7 @@
 #include <git2/sys/odb_backend.h>
 #include <openssl/evp.h>
 
+#include "capability.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
@@ -104,38 +105,31 @@ out:
 
 /* ---- update request --------------------------------------------------- */
 
-static bool token_is(const char *token, size_t len, const char *name)
-{
-	return strlen(name) == len && !memcmp(token, name, len);
-}
-
 /* Takes the capabilities the client asked for (gitprotocol-capabilities.txt);
  * unknown ones are ignored, as git does. */
 static int parse_capabilities(struct receive_request *req, const char *caps, size_t len)
 {
 	const char *p = caps, *end = caps + len;
+	struct capability cap;
 
-	while (p < end) {
-		const char *sp = memchr(p, ' ', (size_t)(end - p));
-		size_t n = (size_t)((sp ? sp : end) - p);
-
-		if (token_is(p, n, "report-status"))
+	while (capability_next(&cap, &p, end)) {
+		if (capability_is(&cap, "report-status"))
 			req->wants_report_status = true;
-		else if (token_is(p, n, "side-band-64k"))
+		else if (capability_is(&cap, "side-band-64k"))
 			req->sideband = SIDEBAND_DATA_MAX;
-		else if (token_is(p, n, "side-band") && !req->sideband)
+		else if (capability_is(&cap, "side-band") && !req->sideband)
 			req->sideband = SIDEBAND_SMALL_DATA_MAX;
-		else if (token_is(p, n, "quiet"))
+		else if (capability_is(&cap, "quiet"))
 			req->is_quiet = true;
-		else if (token_is(p, n, "atomic"))
+		else if (capability_is(&cap, "atomic"))
 			req->is_atomic = true;
-		else if (token_is(p, n, "push-options"))
+		else if (capability_is(&cap, "push-options"))
 			req->wants_push_options = true;
-		else if (n > 14 && !memcmp(p, "object-format=", 14) &&
-		         !token_is(p, n, "object-format=sha1"))
+		else if (capability_is_named(&cap, "object-format") &&
+		         !capability_value_is(&cap, "sha1"))
 			return err_set("protocol error: unsupported object-format '%.*s'",
-			               (int)(n - 14 > 16 ? 16 : n - 14), p + 14);
-		p += n + 1;
+			               (int)(cap.value_len > 16 ? 16 : cap.value_len),
+			               cap.value ? cap.value : "");
 	}
 	return 0;
 }
@@ -151,7 +145,9 @@ static bool is_hex_oid(const char *s, size_t len)
 	return true;
 }
 
-/* Parses "OLD SP NEW SP REFNAME" (LEN bytes, no NUL) into CMD. */
+/* Parses "OLD SP NEW SP REFNAME" (LEN bytes, no NUL) into CMD. Returns 0,
+ * -1 on a malformed line, or RECEIVE_EREFUSED when the refname is longer
+ * than RECEIVE_REFNAME_MAX (nothing is kept); err_msg() says which. */
 static int parse_command(struct receive_command *cmd, const char *line, size_t len)
 {
 	const size_t name_at = 2 * GIT_OID_HEXSZ + 2;
@@ -165,6 +161,11 @@ static int parse_command(struct receive_command *cmd, const char *line, size_t l
 	for (size_t i = name_at; i < len; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			return err_set("protocol error: control character in a refname");
+	if (len - name_at > RECEIVE_REFNAME_MAX) {
+		err_set("refname too long (%zu bytes, the limit is %d): '%.32s...'", len - name_at,
+		        RECEIVE_REFNAME_MAX, line + name_at);
+		return RECEIVE_EREFUSED;
+	}
 	if (git_oid_fromstrn(&cmd->old_oid, line, GIT_OID_HEXSZ) < 0 ||
 	    git_oid_fromstrn(&cmd->new_oid, line + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ) < 0)
 		return err_set("protocol error: bad object id in a command");
@@ -175,9 +176,11 @@ static int parse_command(struct receive_command *cmd, const char *line, size_t l
 	return 0;
 }
 
-static int read_push_options(struct receive_request *req, struct pkt_io *io)
+/* Reads the push options up to their flush into REQ, or with IS_SKIPPED
+ * reads them only to pass over them (a refused request). */
+static int read_push_options(struct receive_request *req, struct pkt_io *io, bool is_skipped)
 {
-	for (;;) {
+	for (size_t n = 0;; n++) {
 		const char *line;
 		size_t len;
 		char **grown;
@@ -189,9 +192,11 @@ static int read_push_options(struct receive_request *req, struct pkt_io *io)
 			return 0;
 		if (r != PKT_DATA)
 			return err_set("protocol error: the push options did not end with a flush");
-		if (req->npush_options == RECEIVE_PUSH_OPTIONS_MAX)
+		if (n == RECEIVE_PUSH_OPTIONS_MAX)
 			return err_set("protocol error: more than %d push options",
 			               RECEIVE_PUSH_OPTIONS_MAX);
+		if (is_skipped)
+			continue;
 		grown = realloc(req->push_options, (req->npush_options + 1) * sizeof(*grown));
 		if (!grown)
 			return err_set("out of memory");
@@ -203,9 +208,22 @@ static int read_push_options(struct receive_request *req, struct pkt_io *io)
 	}
 }
 
-int receive_request_read(struct receive_request *out, struct pkt_io *io)
+/* Frees the commands kept so far; the request's capabilities stay. */
+static void drop_commands(struct receive_request *req)
 {
-	size_t alloc = 0;
+	for (size_t i = 0; i < req->ncmds; i++)
+		free(req->cmds[i].refname);
+	free(req->cmds);
+	req->cmds = NULL;
+	req->ncmds = 0;
+}
+
+int receive_request_read(struct receive_request *out, struct pkt_io *io,
+                         const struct receive_opts *opts)
+{
+	char refusal[ERR_MAX] = "";
+	size_t alloc = 0, nsent = 0;
+	bool is_too_many = false;
 
 	memset(out, 0, sizeof(*out));
 	for (;;) {
@@ -215,7 +233,7 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 
 		if (r < 0)
 			goto fail;
-		if (r == PKT_EOF && !out->ncmds)
+		if (r == PKT_EOF && !nsent)
 			return 0;
 		if (r == PKT_FLUSH)
 			break;
@@ -223,16 +241,26 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 			err_set("protocol error: the command list ended without a flush");
 			goto fail;
 		}
-		if (!out->ncmds && len > 8 && !memcmp(line, "shallow ", 8)) {
+		if (!nsent && len > 8 && !memcmp(line, "shallow ", 8)) {
 			if (!is_hex_oid(line + 8, len - 8)) {
 				err_set("protocol error: bad shallow line");
 				goto fail;
 			}
 			continue;
 		}
-		if (out->ncmds == RECEIVE_COMMANDS_MAX) {
+		if (nsent == RECEIVE_COMMANDS_MAX) {
 			err_set("protocol error: more than %d commands", RECEIVE_COMMANDS_MAX);
 			goto fail;
+		}
+		nsent++;
+		/* once refused, the rest of the list is read only to be skipped, so
+		 * that the client gets to read the answer */
+		if (refusal[0] || is_too_many)
+			continue;
+		if (opts->max_ref_updates && nsent > opts->max_ref_updates) {
+			is_too_many = true;
+			drop_commands(out);
+			continue;
 		}
 		if (out->ncmds == alloc) {
 			size_t n = alloc ? 2 * alloc : 16;
@@ -250,7 +278,7 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 		}
 		/* capabilities follow a NUL on the first command only */
 		nul = memchr(line, '\0', len);
-		if (nul && out->ncmds) {
+		if (nul && nsent > 1) {
 			err_set("protocol error: NUL in a command");
 			goto fail;
 		}
@@ -259,12 +287,27 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io)
 				goto fail;
 			len = (size_t)(nul - line);
 		}
-		if (parse_command(&out->cmds[out->ncmds], line, len) < 0)
+		r = parse_command(&out->cmds[out->ncmds], line, len);
+		if (r == RECEIVE_EREFUSED) {
+			snprintf(refusal, sizeof(refusal), "%s", err_msg());
+			drop_commands(out);
+			continue;
+		}
+		if (r < 0)
 			goto fail;
 		out->ncmds++;
 	}
-	if (out->wants_push_options && read_push_options(out, io) < 0)
+	if (out->wants_push_options && read_push_options(out, io, refusal[0] || is_too_many) < 0)
 		goto fail;
+	if (refusal[0] || is_too_many) {
+		out->nrefused = nsent;
+		if (is_too_many)
+			err_set("too many ref updates (%zu, the limit is %zu)", nsent,
+			        opts->max_ref_updates);
+		else
+			err_set("%s", refusal);
+		return RECEIVE_EREFUSED;
+	}
 	return 0;
 fail:
 	receive_request_release(out);
@@ -282,14 +325,6 @@ void receive_request_check(struct receive_request *req, const struct receive_opt
 {
 	struct receive_command **sorted = NULL;
 
-	if (opts->max_ref_updates && req->ncmds > opts->max_ref_updates) {
-		snprintf(req->limit_reason, sizeof(req->limit_reason),
-		         "too many ref updates (%zu, the limit is %zu)", req->ncmds,
-		         opts->max_ref_updates);
-		for (size_t i = 0; i < req->ncmds; i++)
-			req->cmds[i].error = req->limit_reason;
-		return;
-	}
 	for (size_t i = 0; i < req->ncmds; i++) {
 		struct receive_command *cmd = &req->cmds[i];
 		int is_valid = 0;
@@ -315,6 +350,33 @@ void receive_request_check(struct receive_request *req, const struct receive_opt
 		if (!strcmp(sorted[i - 1]->refname, sorted[i]->refname))
 			sorted[i - 1]->error = sorted[i]->error = "duplicate ref update";
 	free(sorted);
+}
+
+/* Refuses deleting the branch HEAD names unless opts->allow_delete_current_branch:
+ * HEAD would dangle and a clone would check out nothing. git's receive-pack
+ * does the same by default, for bare repositories too (receive.denyDeleteCurrent
+ * in git Documentation/config/receive.txt), with this reason and an error line
+ * on side-band 2. */
+static void check_delete_current(struct receive_request *req, git_repository *repo,
+                                 struct pkt_io *io, const struct receive_opts *opts)
+{
+	git_reference *head = NULL;
+	const char *current;
+
+	if (opts->allow_delete_current_branch || git_reference_lookup(&head, repo, "HEAD") < 0)
+		return;
+	current = git_reference_type(head) == GIT_REFERENCE_SYMBOLIC
+	              ? git_reference_symbolic_target(head)
+	              : NULL;
+	for (size_t i = 0; current && i < req->ncmds; i++) {
+		struct receive_command *cmd = &req->cmds[i];
+
+		if (cmd->error || !git_oid_is_zero(&cmd->new_oid) || strcmp(cmd->refname, current))
+			continue;
+		cmd->error = "deletion of the current branch prohibited";
+		pkt_progressf(io, "error: refusing to delete the current branch: %s\n", current);
+	}
+	git_reference_free(head);
 }
 
 void receive_request_release(struct receive_request *req)
@@ -1406,6 +1468,22 @@ static int report_status(struct pkt_io *io, const struct receive_request *req,
 	return io->sideband ? pkt_flush(io) : pkt_send(io);
 }
 
+/* Tells the client why its whole request was refused (err_msg()): on
+ * side-band 3 when it asked for side-band, else as an "ERR" pkt-line; git
+ * shows either ("remote: ..." or "remote error: ..."). Nothing else is
+ * read: a packfile that follows is cut short by the end of the connection,
+ * as with git's own receive-pack when index-pack fails. err_msg() is kept. */
+static void refuse_request(struct pkt_io *io, const struct receive_request *req)
+{
+	char reason[ERR_MAX];
+
+	snprintf(reason, sizeof(reason), "%s", err_msg());
+	io->sideband = req->sideband;
+	if (pkt_sideband(io, SIDEBAND_ERROR, reason, strlen(reason)) < 0 || pkt_send(io) < 0)
+		log_warn("cannot send the refusal: %s", err_msg());
+	err_set("%s", reason);
+}
+
 /* ---- the push --------------------------------------------------------- */
 
 int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
@@ -1417,7 +1495,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	git_repository *qrepo = NULL;
 	char unpack_error[256], message[RECEIVE_MESSAGE_MAX], cause[ERR_MAX];
 	bool has_unpack_error = false;
-	int ret = -1;
+	int rc, ret = -1;
 
 	if (!stats)
 		stats = &unused;
@@ -1425,7 +1503,15 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	memset(&req, 0, sizeof(req));
 	memset(&q, 0, sizeof(q));
 
-	if (advertise(io, repo, opts) < 0 || receive_request_read(&req, io) < 0)
+	if (advertise(io, repo, opts) < 0)
+		goto out;
+	rc = receive_request_read(&req, io, opts);
+	if (rc == RECEIVE_EREFUSED) {
+		stats->ncommands = stats->nrejected = req.nrefused;
+		refuse_request(io, &req);
+		goto out;
+	}
+	if (rc < 0)
 		goto out;
 	stats->ncommands = req.ncmds;
 	if (!req.ncmds) {
@@ -1434,6 +1520,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	}
 	io->sideband = req.sideband;
 	receive_request_check(&req, opts);
+	check_delete_current(&req, repo, io, opts);
 
 	if (needs_packfile(&req) && receive_packfile(&q, io, repo, &req, opts, stats, unpack_error,
 	                                             sizeof(unpack_error)) < 0) {

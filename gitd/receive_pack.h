@@ -8,9 +8,11 @@
  * directory inside the repository (objects/incoming-XXXXXX) with git_indexer,
  * completing thin packs from the repository; checks that every new tip is
  * connected; calls the pre-receive point; moves the objects in; updates the
- * refs with compare-and-swap on their old values; and always answers with
- * report-status. A push rejected before the refs move leaves the repository
- * as it was. */
+ * refs with compare-and-swap on their old values; and answers with
+ * report-status, unless a limit refused the whole request while it was
+ * read. Like git's receive-pack, it refuses deleting the branch HEAD names
+ * unless told otherwise. A push rejected before the refs move leaves the
+ * repository as it was. */
 #ifndef SLIP_GITD_RECEIVE_PACK_H
 #define SLIP_GITD_RECEIVE_PACK_H
 
@@ -62,8 +64,10 @@ typedef void (*receive_post_receive_fn)(void *arg, const struct receive_check *c
 struct receive_opts {
 	bool deny_non_fast_forwards;        /* refuse updates that are not fast-forwards */
 	bool deny_deletes;                  /* refuse deletes (delete-refs not advertised) */
+	bool allow_delete_current_branch;   /* accept deleting the branch HEAD names */
 	unsigned long long max_pack_bytes;  /* refuse a larger packfile; 0: no limit */
-	size_t max_ref_updates;             /* refuse a push with more commands; 0: no limit */
+	size_t max_ref_updates;             /* refuse a push with more commands, before
+	                                       they are kept; 0: no limit */
 	const char *agent;                  /* "agent=" value, e.g. "slipway/0.1" */
 	const char *reflog_name;            /* identity in reflogs, e.g. the key comment */
 	const char *reflog_email;           /* e.g. the key fingerprint */
@@ -87,6 +91,18 @@ struct receive_stats {
 #define RECEIVE_COMMANDS_MAX 100000
 #define RECEIVE_PUSH_OPTIONS_MAX 256
 
+/* Longest refname a command may carry, in bytes; a longer one refuses the
+ * request while it is read. git sets no limit, but libgit2 cannot store a
+ * longer name (its refname buffers hold 1024 bytes with the NUL), and as a
+ * ref is a file under refs/ the file system already refuses a component
+ * over 255 bytes (NAME_MAX). This also keeps what the commands of one push
+ * can hold to about 1 MB at the default --max-ref-updates of 1000. */
+#define RECEIVE_REFNAME_MAX 1023
+
+/* receive_request_read: the request was read to its end, but a limit refuses
+ * it as a whole. */
+#define RECEIVE_EREFUSED (-2)
+
 /* Longest pre-receive MESSAGE, including the NUL. */
 #define RECEIVE_MESSAGE_MAX 256
 
@@ -103,7 +119,7 @@ struct receive_request {
 	bool wants_push_options;  /* push-options: options follow the commands */
 	bool is_quiet;            /* quiet: no progress on side-band 2 */
 	bool is_atomic;           /* atomic: all refs move or none */
-	char limit_reason[96];    /* storage for a command's error */
+	size_t nrefused;          /* with RECEIVE_EREFUSED: the commands the client sent */
 };
 
 /* Reads the update request from IO into OUT (set up in place): optional
@@ -112,15 +128,23 @@ struct receive_request {
  * capabilities, then the push options up to a flush when push-options was
  * asked for. The stream ending before any command is an empty request
  * (ncmds 0), as in git. Commands are only parsed here (hex ids, a refname of
- * printable bytes); receive_request_check judges them. Returns 0, or -1 with
- * err_msg() on malformed input or a read error, OUT then released. Release
- * OUT with receive_request_release(). */
-int receive_request_read(struct receive_request *out, struct pkt_io *io);
+ * printable bytes); receive_request_check judges them. OPTS (borrowed) gives
+ * opts->max_ref_updates, applied while reading, as is RECEIVE_REFNAME_MAX:
+ * once a command goes over either, no command is kept and the rest of the
+ * request (commands and push options, up to their flushes) is read and
+ * skipped, so the client reaches the point where it reads the answer.
+ * Returns 0; RECEIVE_EREFUSED when a limit refused the request, with the
+ * reason in err_msg() ("too many ref updates (N, the limit is M)" or
+ * "refname too long (N bytes, the limit is M): '...'") and OUT holding the
+ * capabilities and nrefused but no command; or -1 with err_msg() on
+ * malformed input or a read error, OUT then released. Release OUT with
+ * receive_request_release(). */
+int receive_request_read(struct receive_request *out, struct pkt_io *io,
+                         const struct receive_opts *opts);
 
 /* Applies the request-level rules of OPTS to REQ's commands, setting the
- * error of each one refused: more than opts->max_ref_updates commands (all
- * refused), a refname that is not a valid name under refs/, a refname given
- * twice, a delete when opts->deny_deletes. */
+ * error of each one refused: a refname that is not a valid name under refs/,
+ * a refname given twice, a delete when opts->deny_deletes. */
 void receive_request_check(struct receive_request *req, const struct receive_opts *opts);
 
 /* Frees what REQ holds and leaves it empty. */
@@ -130,8 +154,10 @@ void receive_request_release(struct receive_request *req);
  * checks, ref updates, report-status. STATS may be NULL.
  * Returns 0 when the exchange completed (even if refs were rejected: the
  * client learns that from report-status; see stats->nrejected), or -1 with
- * err_msg() on a protocol error or broken connection. The quarantine is
- * removed on every path. */
+ * err_msg() on a protocol error or broken connection, or when a limit of
+ * receive_request_read refused the whole request (the reason, which the
+ * client was sent on side-band 3 or as an "ERR" pkt-line; every command
+ * counts as rejected). The quarantine is removed on every path. */
 int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
                        struct receive_stats *stats);
 

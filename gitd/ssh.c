@@ -423,6 +423,7 @@ static int run_service(struct conn *c)
 		char path[REPO_PATH_MAX];
 
 		o.deny_non_fast_forwards = r->deny_non_fast_forwards;
+		o.allow_delete_current_branch = r->allow_delete_current_branch;
 		o.max_pack_bytes = c->opts->max_pack_bytes;
 		o.max_ref_updates = c->opts->max_ref_updates;
 		o.agent = c->opts->agent;

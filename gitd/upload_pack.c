@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 
+#include "capability.h"
 #include "clock.h"
 #include "err.h"
 #include "repo.h"
@@ -2370,33 +2371,30 @@ static int advertise_v0(struct upload *u)
 static int parse_features_v0(struct request *q, const char *s, size_t len)
 {
 	const char *p = s, *end = s + len;
+	struct capability cap;
 
-	while (p < end) {
-		const char *sp = memchr(p, ' ', (size_t)(end - p));
-		size_t n = (size_t)((sp ? sp : end) - p);
-
-		if (is_token(p, n, "multi_ack_detailed"))
+	while (capability_next(&cap, &p, end)) {
+		if (capability_is(&cap, "multi_ack_detailed"))
 			q->ack_mode = ACK_DETAILED;
-		else if (is_token(p, n, "multi_ack") && q->ack_mode != ACK_DETAILED)
+		else if (capability_is(&cap, "multi_ack") && q->ack_mode != ACK_DETAILED)
 			q->ack_mode = ACK_MULTI;
-		else if (is_token(p, n, "no-done"))
+		else if (capability_is(&cap, "no-done"))
 			q->is_no_done = true;
-		else if (is_token(p, n, "side-band-64k"))
+		else if (capability_is(&cap, "side-band-64k"))
 			q->sideband = SIDEBAND_DATA_MAX;
-		else if (is_token(p, n, "side-band") && !q->sideband)
+		else if (capability_is(&cap, "side-band") && !q->sideband)
 			q->sideband = SIDEBAND_SMALL_DATA_MAX;
-		else if (is_token(p, n, "no-progress"))
+		else if (capability_is(&cap, "no-progress"))
 			q->is_no_progress = true;
-		else if (is_token(p, n, "include-tag"))
+		else if (capability_is(&cap, "include-tag"))
 			q->wants_tags = true;
-		else if (is_token(p, n, "ofs-delta"))
+		else if (capability_is(&cap, "ofs-delta"))
 			q->wants_ofs_delta = true;
-		else if (is_token(p, n, "deepen-relative"))
+		else if (capability_is(&cap, "deepen-relative"))
 			q->is_deepen_relative = true;
-		else if (has_prefix(p, n, "object-format=") &&
-		         !is_token(p, n, "object-format=sha1"))
+		else if (capability_is_named(&cap, "object-format") &&
+		         !capability_value_is(&cap, "sha1"))
 			return err_set("upload-pack: unsupported object-format");
-		p += n + 1;
 	}
 	return 0;
 }

@@ -65,11 +65,13 @@ static json_t *entry_of(const json_t *obj, int resource)
 	json_t *md = json_object_get(obj, "metadata"), *spec = json_object_get(obj, "spec");
 	json_t *keys = json_object_get(spec, "authorizedKeys");
 
-	return json_pack("{s:b, s:{s:O, s:O}, s:{s:O, s:b}}", "gitkube", resource == 1, "metadata",
-	                 "namespace", json_object_get(md, "namespace"), "name",
+	return json_pack("{s:b, s:{s:O, s:O}, s:{s:O, s:b, s:b}}", "gitkube", resource == 1,
+	                 "metadata", "namespace", json_object_get(md, "namespace"), "name",
 	                 json_object_get(md, "name"), "spec", "authorizedKeys",
 	                 json_is_array(keys) ? keys : json_array(), "denyNonFastForwards",
-	                 json_is_true(json_object_get(spec, "denyNonFastForwards")));
+	                 json_is_true(json_object_get(spec, "denyNonFastForwards")),
+	                 "allowDeleteCurrentBranch",
+	                 json_is_true(json_object_get(spec, "allowDeleteCurrentBranch")));
 }
 
 static int key_of(char *buf, size_t size, const json_t *obj, int resource)

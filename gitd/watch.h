@@ -6,8 +6,9 @@
  * change writes one snapshot line to a pipe: a JSON object
  *   {"remotes": [REMOTE...], "synced": BOOL}
  * where each REMOTE is {"gitkube": BOOL, "metadata": {"namespace", "name"},
- * "spec": {"authorizedKeys", "denyNonFastForwards"}} and "synced" is true once
- * every watch has listed. Bursts are coalesced (at most one line per 50 ms).
+ * "spec": {"authorizedKeys", "denyNonFastForwards",
+ * "allowDeleteCurrentBranch"}} and "synced" is true once every watch has
+ * listed. Bursts are coalesced (at most one line per 50 ms).
  *
  * With a url_base it also keeps each Remote's status up to date, through a
  * merge patch of the status subresource sent only when something would

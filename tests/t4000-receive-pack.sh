@@ -86,6 +86,31 @@ test_expect_success 'a branch delete removes the ref' '
 	server_is_clean
 '
 
+test_expect_success 'deleting the branch HEAD names is refused and HEAD still resolves' '
+	before=$(srv_ref main) &&
+	(cd client && test_must_fail push "$srv" :main) 2>err &&
+	test_grep "^remote: error: refusing to delete the current branch: refs/heads/main" err &&
+	test_grep "\[remote rejected\] +main \(deletion of the current branch prohibited\)" err &&
+	{ pkt "$before $zero refs/heads/main\0 report-status" && printf 0000; } |
+		git-serve receive-pack srv.git >out 2>err &&
+	grep -a "ng refs/heads/main deletion of the current branch prohibited" out &&
+	test "$(srv_ref main)" = "$before" &&
+	test "$(srv_ref HEAD)" = "$before" &&
+	git -C srv.git symbolic-ref HEAD >head &&
+	echo refs/heads/main >head.expect &&
+	test_cmp head.expect head &&
+	server_is_clean
+'
+
+test_expect_success 'with GIT_SERVE_ALLOW_DELETE_CURRENT the branch HEAD names can be deleted' '
+	before=$(srv_ref main) &&
+	test_when_finished "git -C srv.git update-ref refs/heads/main $before" &&
+	(cd client && GIT_SERVE_ALLOW_DELETE_CURRENT=1 push "$srv" :main) 2>err &&
+	test_grep "\[deleted\] +main" err &&
+	test_must_fail srv_ref refs/heads/main &&
+	test "$(git -C srv.git symbolic-ref HEAD)" = refs/heads/main
+'
+
 test_expect_success 'a forced non-fast-forward push replaces the branch' '
 	git -C client checkout -q feature &&
 	git -C client reset -q --hard HEAD~1 &&
@@ -170,11 +195,80 @@ test_expect_success 'a push under GIT_SERVE_MAX_PACK goes through' '
 test_expect_success 'more ref updates than GIT_SERVE_MAX_REFS are all refused' '
 	git -C client branch many1 && git -C client branch many2 && git -C client branch many3 &&
 	(cd client && GIT_SERVE_MAX_REFS=2 test_must_fail push "$srv" many1 many2 many3) 2>err &&
-	test_grep "many1 -> many1 \(too many ref updates \(3, the limit is 2\)\)" err &&
+	test_grep "^remote: too many ref updates \(3, the limit is 2\)" err &&
 	test_must_fail srv_ref refs/heads/many1 &&
 	test_must_fail srv_ref refs/heads/many3 &&
 	(cd client && GIT_SERVE_MAX_REFS=2 push "$srv" many1 many2) 2>err &&
 	test "$(srv_ref many2)" = "$(client_ref main)" &&
+	server_is_clean
+'
+
+# serve_request N NAME_LENGTH CAPABILITIES: streams an update request of N
+# commands creating refs/heads/NNNNNN-aaa... (names padded to NAME_LENGTH
+# bytes) and, with push-options, one push option, through git-serve
+# receive-pack srv.git, its answer into out, its stderr into err; prints
+# "rc KIB", its exit status and peak resident set size (getrusage of the
+# child).
+serve_request() {
+	python3 - "$1" "$2" "$3" "$(client_ref main)" <<-\EOF
+	import resource, subprocess, sys
+	n, length, caps, new = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+	p = subprocess.Popen(["git-serve", "receive-pack", "srv.git"], stdin=subprocess.PIPE,
+	                     stdout=open("out", "wb"), stderr=open("err", "wb"))
+	try:
+	    for i in range(n):
+	        line = "%s %s %s" % ("0" * 40, new, ("refs/heads/%06d-" % i).ljust(length, "a"))
+	        if i == 0:
+	            line += "\0" + caps
+	        b = line.encode()
+	        p.stdin.write(b"%04x" % (len(b) + 4) + b)
+	    p.stdin.write(b"0000")
+	    if "push-options" in caps:
+	        p.stdin.write(b"000bci.skip0000")
+	    p.stdin.close()
+	except BrokenPipeError:
+	    pass
+	rc = p.wait()
+	print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+	EOF
+}
+
+test_expect_success 'commands over GIT_SERVE_MAX_REFS are refused while read: the client reads why' '
+	git -C srv.git for-each-ref >refs.before &&
+	GIT_SERVE_MAX_REFS=1000 serve_request 3000 40 "report-status side-band-64k push-options" >res &&
+	test "$(cut -d" " -f1 res)" = 1 &&
+	grep -a "too many ref updates (3000, the limit is 1000)" out &&
+	test_grep "3000 commands, 0 updated, 3000 rejected" err &&
+	git -C srv.git for-each-ref >refs.after &&
+	test_cmp refs.before refs.after &&
+	server_is_clean
+'
+
+test_expect_success '2000 commands with 65000-byte refnames are refused in little memory' '
+	GIT_SERVE_MAX_REFS=1000 serve_request 2000 65000 report-status >res &&
+	read rc kib <res &&
+	test "$rc" = 1 &&
+	grep -a "ERR refname too long (65000 bytes, the limit is 1023): .refs/heads/000000-aaa" out &&
+	test_grep "2000 commands, 0 updated, 2000 rejected" err &&
+	echo "peak RSS of git-serve: $kib KiB" &&
+	test "$kib" -lt 65536 &&
+	server_is_clean
+'
+
+test_expect_success 'a refname of 1023 bytes is accepted, one of 1024 refuses the request' '
+	cur=$(srv_ref main) &&
+	name=refs/heads/$(printf "%0200d/" 1 2 3 4)$(printf "%0*d" $((1023 - 11 - 4 * 201)) 5) &&
+	test ${#name} = 1023 &&
+	{ pkt "$zero $cur $name\0 report-status" && printf 0000 && cat empty.pack; } >req &&
+	git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "ok $name" out &&
+	test "$(srv_ref $name)" = "$cur" &&
+	{ pkt "$zero $cur refs/heads/short\0 report-status" &&
+	  pkt "$zero $cur ${name}6" && printf 0000 && cat empty.pack; } >req &&
+	test_must_fail git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "ERR refname too long (1024 bytes, the limit is 1023)" out &&
+	test_must_fail srv_ref refs/heads/short &&
+	git -C srv.git update-ref -d $name &&
 	server_is_clean
 '
 

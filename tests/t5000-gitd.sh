@@ -61,6 +61,18 @@ test_expect_success 'a branch can be deleted' '
 	fsck_clean $web
 '
 
+test_expect_success 'deleting the current branch is refused: HEAD still resolves, the branch stays' '
+	before=$(git -C $web rev-parse main) &&
+	test_must_fail git -C src push "$GITD_URL/default/web.git" :main 2>err &&
+	test_grep "^remote: error: refusing to delete the current branch: refs/heads/main" err &&
+	test_grep "\[remote rejected\] +main \(deletion of the current branch prohibited\)" err &&
+	test "$(git -C $web rev-parse main)" = "$before" &&
+	test "$(git -C $web rev-parse HEAD)" = "$before" &&
+	git ls-remote "$GITD_URL/default/web.git" >refs &&
+	test_grep "^$before	HEAD$" refs &&
+	test_grep "^$before	refs/heads/main$" refs
+'
+
 test_expect_success 'a force push replaces the branch' '
 	git -C src checkout -q -b rewrite main~1 &&
 	test_commit src e.txt &&

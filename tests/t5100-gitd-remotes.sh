@@ -87,6 +87,29 @@ test_expect_success 'denyNonFastForwards refuses a force push and leaves the bra
 	kubectl -n $ns patch remote.slipway.dev web --type=merge -p "{\"spec\":{\"denyNonFastForwards\":false}}"
 '
 
+test_expect_success 'deleting the current branch is refused by default and HEAD still resolves' '
+	before=$(git -C $web rev-parse main) &&
+	test_must_fail git -C src push "$GITD_URL/$ns/web.git" :main 2>err &&
+	test_grep "\[remote rejected\] +main \(deletion of the current branch prohibited\)" err &&
+	test "$(git -C $web rev-parse HEAD)" = "$before"
+'
+
+# The API server drops a field its installed CRD does not define.
+if kubectl get crd remotes.slipway.dev -o json | grep -q '"allowDeleteCurrentBranch"'; then
+test_expect_success 'allowDeleteCurrentBranch: true lets the current branch be deleted' '
+	before=$(git -C $web rev-parse main) &&
+	kubectl -n $ns patch remote.slipway.dev web --type=merge -p "{\"spec\":{\"allowDeleteCurrentBranch\":true}}" &&
+	test_wait_for 5 git -C src push -q "$GITD_URL/$ns/web.git" :main &&
+	test_must_fail git -C $web rev-parse --verify -q refs/heads/main &&
+	git -C src push -q "$GITD_URL/$ns/web.git" $before:refs/heads/main &&
+	test "$(git -C $web rev-parse HEAD)" = "$before" &&
+	kubectl -n $ns patch remote.slipway.dev web --type=merge -p "{\"spec\":{\"allowDeleteCurrentBranch\":false}}"
+'
+else
+	test_skip 'allowDeleteCurrentBranch: true lets the current branch be deleted' \
+		"the cluster's Remote CRD has no spec.allowDeleteCurrentBranch (installed from an older tree)"
+fi
+
 test_expect_success 'a gitkube Remote (remotes.gitkube.sh) works with gitkube URLs' '
 	kubectl -n $ns apply -f - <<-EOF_ &&
 	{"apiVersion":"gitkube.sh/v1alpha1","kind":"Remote","metadata":{"name":"legacy"},

@@ -147,6 +147,7 @@ test_expect_success '--max-pack-size and --max-ref-updates refuse a push and cha
 	git -C src reset -q --hard HEAD~1 &&
 	git -C src tag t1 && git -C src tag t2 &&
 	test_must_fail git -C src push "$GITD_URL/default/web.git" main t1 t2 2>err &&
+	test_grep "^remote: too many ref updates \(3, the limit is 2\)" err &&
 	test "$(git -C $web rev-parse main)" = "$before" &&
 	test_must_fail git -C $web rev-parse --verify -q refs/tags/t1 &&
 	ls $web/objects | { ! grep incoming; }

@@ -1,38 +1,21 @@
 /* libFuzzer target: the update request of a push (pkt-lines: shallow lines,
  * commands with capabilities, push options) read by receive_request_read
- * from a memory stream parses or fails cleanly; what parses has printable,
- * non-empty refnames and survives receive_request_check. The first byte
- * picks the options and how many bytes each read returns. */
+ * from a memory stream parses, is refused by a limit, or fails cleanly; what
+ * parses keeps the limits, has printable, non-empty refnames and survives
+ * receive_request_check. The first byte picks the options and how many
+ * bytes each read returns. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <git2.h>
 
+#include "mem_stream.h"
 #include "pktline.h"
 #include "receive_pack.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-struct mem {
-	const uint8_t *data;
-	size_t len, pos, step;
-};
-
-static ssize_t mem_read(void *arg, void *buf, size_t len)
-{
-	struct mem *m = arg;
-	size_t n = m->len - m->pos;
-
-	if (n > len)
-		n = len;
-	if (m->step && n > m->step)
-		n = m->step;
-	memcpy(buf, m->data + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 static int mem_write(void *arg, const void *buf, size_t len)
 {
@@ -51,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct receive_opts opts = {0};
 	struct receive_request req;
 	struct mem m;
+	int rc;
 
 	if (size < 1)
 		return 0;
@@ -61,16 +45,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m.pos = 0;
 	m.step = data[0] >> 4;
 	pkt_io_init(&io, mem_read, mem_write, &m);
-	if (receive_request_read(&req, &io) < 0) {
+	rc = receive_request_read(&req, &io, &opts);
+	if (rc == RECEIVE_EREFUSED) {
+		/* refused by a limit: nothing kept, every command counted */
+		if (req.cmds || req.ncmds || req.push_options || !req.nrefused)
+			abort();
+		receive_request_release(&req);
+		return 0;
+	}
+	if (rc < 0) {
 		if (req.cmds || req.ncmds || req.push_options || req.npush_options)
 			abort(); /* a failed read leaves the request released */
 		return 0;
 	}
+	if (opts.max_ref_updates && req.ncmds > opts.max_ref_updates)
+		abort();
 	receive_request_check(&req, &opts);
 	for (size_t i = 0; i < req.ncmds; i++) {
 		const struct receive_command *cmd = &req.cmds[i];
 
-		if (!cmd->refname[0])
+		if (!cmd->refname[0] || strlen(cmd->refname) > RECEIVE_REFNAME_MAX)
 			abort();
 		for (const char *p = cmd->refname; *p; p++)
 			if ((unsigned char)*p < 0x20 || *p == 0x7f)
@@ -78,8 +72,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (cmd->error && !cmd->error[0])
 			abort();
 		if (!cmd->error && strncmp(cmd->refname, "refs/", 5))
-			abort();
-		if (opts.max_ref_updates && req.ncmds > opts.max_ref_updates && !cmd->error)
 			abort();
 	}
 	if (req.npush_options > RECEIVE_PUSH_OPTIONS_MAX || req.ncmds > RECEIVE_COMMANDS_MAX)

@@ -19,6 +19,7 @@
 #include <git2.h>
 
 #include "err.h"
+#include "mem_stream.h"
 #include "pktline.h"
 #include "upload_pack.h"
 
@@ -27,25 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static git_repository *repo;
 static char repo_dir[] = "/tmp/upload-fuzz-XXXXXX";
-
-struct mem {
-	const uint8_t *data;
-	size_t len, pos, step;
-};
-
-static ssize_t mem_read(void *arg, void *buf, size_t len)
-{
-	struct mem *m = arg;
-	size_t n = m->len - m->pos;
-
-	if (n > len)
-		n = len;
-	if (m->step && n > m->step)
-		n = m->step;
-	memcpy(buf, m->data + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
 
 static int discard(void *arg, const void *buf, size_t len)
 {

@@ -3,9 +3,10 @@
  * without SSH: `git clone -u 'git-serve upload-pack' file://REPO` or
  * `git push --receive-pack='git-serve receive-pack' file://REPO`. A test
  * driver, not shipped. GIT_PROTOCOL (set by git) selects the protocol
- * version; GIT_SERVE_DENY_NON_FF=1, GIT_SERVE_MAX_PACK=BYTES,
- * GIT_SERVE_MAX_REFS=N and GIT_SERVE_REJECT=MESSAGE (a pre-receive point
- * that rejects every push) set receive-pack's options. */
+ * version; GIT_SERVE_DENY_NON_FF=1, GIT_SERVE_ALLOW_DELETE_CURRENT=1,
+ * GIT_SERVE_MAX_PACK=BYTES, GIT_SERVE_MAX_REFS=N and GIT_SERVE_REJECT=MESSAGE
+ * (a pre-receive point that rejects every push) set receive-pack's
+ * options. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ int main(int argc, char **argv)
 		o.reflog_name = "git-serve";
 		o.reflog_email = "git-serve@localhost";
 		o.deny_non_fast_forwards = getenv("GIT_SERVE_DENY_NON_FF") != NULL;
+		o.allow_delete_current_branch = getenv("GIT_SERVE_ALLOW_DELETE_CURRENT") != NULL;
 		if ((v = getenv("GIT_SERVE_MAX_PACK")))
 			o.max_pack_bytes = strtoull(v, NULL, 10);
 		if ((v = getenv("GIT_SERVE_MAX_REFS")))

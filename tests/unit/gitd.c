@@ -91,11 +91,15 @@ static void test_authz(void)
 	is_int(bad, 2, "two malformed key lines are skipped and counted");
 	is_int(a.nkeys, 1, "one key in the table");
 	ok(a.remotes[0].deny_non_fast_forwards, "denyNonFastForwards is read");
+	ok(!a.remotes[0].allow_delete_current_branch, "allowDeleteCurrentBranch absent is false");
 	json_decref(remote);
-	remote = json_pack("{s:{s:s, s:s}, s:{s:[s]}}", "metadata", "namespace", "team", "name",
-	                   "api", "spec", "authorizedKeys", alice);
+	remote =
+	    json_pack("{s:{s:s, s:s}, s:{s:[s], s:b}}", "metadata", "namespace", "team", "name",
+	              "api", "spec", "authorizedKeys", alice, "allowDeleteCurrentBranch", 1);
 	authz_add_remote(&a, remote, true, NULL);
 	json_decref(remote);
+	ok(a.nremotes == 2 && a.remotes[1].allow_delete_current_branch,
+	   "allowDeleteCurrentBranch is read");
 	is_int(a.nkeys, 1, "the same key in a second Remote stays one entry");
 	ssh_pki_import_pubkey_base64(alice + 12, SSH_KEYTYPE_ED25519, &key);
 	k = authz_find_key(&a, key);
