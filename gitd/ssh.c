@@ -22,6 +22,7 @@
 #include "pipesrv.h"
 #include "receive_pack.h"
 #include "repo.h"
+#include "sandbox.h"
 #include "ssh.h"
 #include "upload_pack.h"
 #include "banned.h"
@@ -256,6 +257,7 @@ static int run_service(struct conn *c)
 	struct command cmd;
 	const struct authz_remote *r;
 	git_repository *repo = NULL;
+	const char *degraded;
 	char remote[512];
 	long long t0 = clock_now_ms();
 	int ret = 1, rc;
@@ -278,12 +280,24 @@ static int run_service(struct conn *c)
 		return 1;
 	}
 	snprintf(remote, sizeof(remote), "%s/%s", r->ns, r->name);
-	if (repo_open(&repo, c->opts->data_dir, r->ns, r->name) < 0) {
+	if (sandbox_prepare() < 0 || repo_open(&repo, c->opts->data_dir, r->ns, r->name) < 0) {
 		event_log("error", "repo_failed", "{s:s, s:s}", "remote", remote, "error",
 		          err_msg());
 		tell_client(c, "slipway: the repository cannot be opened; see the gitd log");
 		return 1;
 	}
+	/* from here on the process reaches its own repository only, before
+	 * the first byte of the service's data is parsed */
+	if (sandbox_enter(git_repository_path(repo), &degraded) < 0) {
+		event_log("error", "sandbox_failed", "{s:s, s:s, s:s}", "remote", remote, "peer",
+		          c->opts->peer, "error", err_msg());
+		tell_client(c, "slipway: the connection cannot be sandboxed; see the gitd log");
+		git_repository_free(repo);
+		return 1;
+	}
+	if (degraded)
+		event_log("warn", "sandbox_degraded", "{s:s, s:s, s:s}", "remote", remote, "peer",
+		          c->opts->peer, "reason", degraded);
 	pkt_io_init(&io, conn_read, conn_write, c);
 	if (cmd.service == COMMAND_RECEIVE_PACK) {
 		struct receive_opts o = {0};
