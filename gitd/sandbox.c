@@ -52,21 +52,21 @@ struct ruleset_attr {
 };
 
 /* ABI 1: every file system right but REFER */
-#define FS_ABI1                                                                                \
-	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |                          \
-	 LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |                          \
-	 LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |                      \
-	 LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |                          \
-	 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |                          \
-	 LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |                        \
+#define FS_ABI1                                                                                    \
+	(LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |                              \
+	 LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |                              \
+	 LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |                          \
+	 LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |                              \
+	 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |                              \
+	 LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |                            \
 	 LANDLOCK_ACCESS_FS_MAKE_SYM)
 
 /* What the repository's tree allows: objects, packs, refs and their locks,
  * the quarantine (made, linked or renamed into objects/, removed). */
-#define FS_REPO                                                                                \
-	(LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |                        \
-	 LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR |                         \
-	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |                        \
+#define FS_REPO                                                                                    \
+	(LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |                            \
+	 LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR |                             \
+	 LANDLOCK_ACCESS_FS_REMOVE_FILE | LANDLOCK_ACCESS_FS_MAKE_DIR |                            \
 	 LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_REFER | LANDLOCK_ACCESS_FS_TRUNCATE)
 
 int sandbox_prepare(void)
@@ -115,8 +115,12 @@ static int landlock_enter(const char *repo_path, const char **degraded)
 
 	abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
 	if (abi < 0) {
-		*degraded = errno == EOPNOTSUPP ? "landlock is disabled in this kernel"
-		                                : "landlock is not supported by this kernel";
+		if (errno == ENOSYS)
+			*degraded = "landlock is not supported by this kernel";
+		else if (errno == EOPNOTSUPP)
+			*degraded = "landlock is disabled in this kernel (boot option lsm=)";
+		else /* EPERM: a container runtime's seccomp profile, say */
+			*degraded = "landlock system calls are refused";
 		return 1;
 	}
 	if (abi < 2) {
@@ -129,7 +133,8 @@ static int landlock_enter(const char *repo_path, const char **degraded)
 	if (abi >= 3)
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
 	if (abi >= 4)
-		attr.handled_access_net = LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
+		attr.handled_access_net =
+		    LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
 	if (abi >= 5)
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
 	if (abi >= 6)
@@ -173,16 +178,15 @@ static const char *const denied[] = {
     /* running programs: the connection process runs none */
     "execve", "execveat",
     /* mounts, root changes and namespaces */
-    "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "fsopen", "fsconfig",
-    "fsmount", "fspick", "move_mount", "open_tree", "mount_setattr",
+    "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "fsopen", "fsconfig", "fsmount",
+    "fspick", "move_mount", "open_tree", "mount_setattr",
     /* keyrings */
     "keyctl", "add_key", "request_key",
     /* kernel attack surface a git server never needs */
     "bpf", "perf_event_open", "userfaultfd", "io_uring_setup", "io_uring_enter",
     "io_uring_register", "personality", "kexec_load", "kexec_file_load", "init_module",
-    "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at", "swapon",
-    "swapoff", "reboot", "acct", "quotactl",
-};
+    "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff",
+    "reboot", "acct", "quotactl"};
 
 /* clone with any of these flags is refused: a new namespace */
 static const uint64_t clone_new[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
@@ -216,14 +220,16 @@ static int seccomp_enter(void)
 			                      SCMP_A0(SCMP_CMP_NE, AF_UNIX));
 		/* clone's flags are its first argument (x86-64, arm64; not s390) */
 		for (size_t i = 0; i < sizeof(clone_new) / sizeof(clone_new[0]) && rc == 0; i++)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-			                      SCMP_A0(SCMP_CMP_MASKED_EQ, clone_new[i], clone_new[i]));
+			rc = seccomp_rule_add(
+			    ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+			    SCMP_A0(SCMP_CMP_MASKED_EQ, clone_new[i], clone_new[i]));
 		/* clone3's flags are in memory, out of a filter's reach: ENOSYS
 		 * makes the C library fall back to clone */
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
 		if (rc < 0)
-			err_set("seccomp: cannot add the socket and clone rules: %s", strerror(-rc));
+			err_set("seccomp: cannot add the socket and clone rules: %s",
+			        strerror(-rc));
 	}
 	if (rc == 0) {
 		rc = seccomp_load(ctx);

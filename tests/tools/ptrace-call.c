@@ -133,10 +133,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ptrace-call: no system call '%s'\n", argv[2]);
 		return 1;
 	}
-	is_fd = !strcmp(argv[2], "openat") || !strcmp(argv[2], "open") ||
-	        !strcmp(argv[2], "socket");
+	is_fd =
+	    !strcmp(argv[2], "openat") || !strcmp(argv[2], "open") || !strcmp(argv[2], "socket");
 	if (ptrace(PTRACE_ATTACH, pid, NULL, NULL) < 0) {
-		fprintf(stderr, "ptrace-call: cannot attach to %d: %s\n", (int)pid, strerror(errno));
+		fprintf(stderr, "ptrace-call: cannot attach to %d: %s\n", (int)pid,
+		        strerror(errno));
 		return 77;
 	}
 	if (wait_stop() < 0)
