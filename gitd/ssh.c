@@ -280,7 +280,9 @@ static int run_service(struct conn *c)
 		return 1;
 	}
 	snprintf(remote, sizeof(remote), "%s/%s", r->ns, r->name);
-	if (sandbox_prepare() < 0 || repo_open(&repo, c->opts->data_dir, r->ns, r->name) < 0) {
+	if (sandbox_prepare() < 0)
+		goto sandbox_failed;
+	if (repo_open(&repo, c->opts->data_dir, r->ns, r->name) < 0) {
 		event_log("error", "repo_failed", "{s:s, s:s}", "remote", remote, "error",
 		          err_msg());
 		tell_client(c, "slipway: the repository cannot be opened; see the gitd log");
@@ -288,13 +290,8 @@ static int run_service(struct conn *c)
 	}
 	/* from here on the process reaches its own repository only, before
 	 * the first byte of the service's data is parsed */
-	if (sandbox_enter(git_repository_path(repo), &degraded) < 0) {
-		event_log("error", "sandbox_failed", "{s:s, s:s, s:s}", "remote", remote, "peer",
-		          c->opts->peer, "error", err_msg());
-		tell_client(c, "slipway: the connection cannot be sandboxed; see the gitd log");
-		git_repository_free(repo);
-		return 1;
-	}
+	if (sandbox_enter(git_repository_path(repo), &degraded) < 0)
+		goto sandbox_failed;
 	if (degraded)
 		event_log("warn", "sandbox_degraded", "{s:s, s:s, s:s}", "remote", remote, "peer",
 		          c->opts->peer, "reason", degraded);
@@ -361,6 +358,12 @@ static int run_service(struct conn *c)
 	ret = rc < 0 ? 1 : 0;
 	git_repository_free(repo);
 	return ret;
+sandbox_failed:
+	event_log("error", "sandbox_failed", "{s:s, s:s, s:s}", "remote", remote, "peer",
+	          c->opts->peer, "error", err_msg());
+	tell_client(c, "slipway: the connection cannot be sandboxed; see the gitd log");
+	git_repository_free(repo);
+	return 1;
 }
 
 /* ssh_handle_key_exchange, stepped without blocking so that each time
