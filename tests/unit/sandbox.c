@@ -95,7 +95,8 @@ static void child(pid_t parent)
 		is_int(open_errno(path, O_WRONLY | O_CREAT), EACCES,
 		       "a file cannot be made outside the repository");
 		is_int(open_errno("/etc/passwd", O_RDONLY), EACCES, "/etc/passwd: EACCES");
-		is_int(open_errno("/dev/null", O_RDWR), 0, "/dev/null opens for reading and writing");
+		is_int(open_errno("/dev/null", O_RDWR), 0,
+		       "/dev/null opens for reading and writing");
 		if (abi >= 6)
 			ok(kill(parent, 0) < 0 && errno == EPERM,
 			   "no signal reaches a process outside the sandbox (ABI 6)");
