@@ -24,6 +24,7 @@
 #include "pipesrv.h"
 #include "receive_pack.h"
 #include "repo.h"
+#include "sandbox.h"
 #include "ssh.h"
 #include "upload_pack.h"
 #include "banned.h"
@@ -387,6 +388,7 @@ static int run_service(struct conn *c)
 	struct command cmd;
 	const struct authz_remote *r;
 	git_repository *repo = NULL;
+	const char *degraded;
 	char remote[512];
 	long long t0 = clock_now_ms();
 	int ret = 1, rc;
@@ -409,12 +411,21 @@ static int run_service(struct conn *c)
 		return 1;
 	}
 	snprintf(remote, sizeof(remote), "%s/%s", r->ns, r->name);
+	if (sandbox_prepare() < 0)
+		goto sandbox_failed;
 	if (repo_open(&repo, c->opts->data_dir, r->ns, r->name) < 0) {
 		event_log("error", "repo_failed", "{s:s, s:s}", "remote", remote, "error",
 		          err_msg());
 		tell_client(c, "slipway: the repository cannot be opened; see the gitd log");
 		return 1;
 	}
+	/* from here on the process reaches its own repository only, before
+	 * the first byte of the service's data is parsed */
+	if (sandbox_enter(git_repository_path(repo), &degraded) < 0)
+		goto sandbox_failed;
+	if (degraded)
+		event_log("warn", "sandbox_degraded", "{s:s, s:s, s:s}", "remote", remote, "peer",
+		          c->opts->peer, "reason", degraded);
 	pkt_io_init(&io, conn_read, conn_write, c);
 	if (cmd.service == COMMAND_RECEIVE_PACK) {
 		struct receive_opts o = {0};
@@ -480,6 +491,12 @@ static int run_service(struct conn *c)
 	ret = rc < 0 ? 1 : 0;
 	git_repository_free(repo);
 	return ret;
+sandbox_failed:
+	event_log("error", "sandbox_failed", "{s:s, s:s, s:s}", "remote", remote, "peer",
+	          c->opts->peer, "error", err_msg());
+	tell_client(c, "slipway: the connection cannot be sandboxed; see the gitd log");
+	git_repository_free(repo);
+	return 1;
 }
 
 /* ssh_handle_key_exchange, stepped without blocking so that each time
