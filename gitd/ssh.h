@@ -19,16 +19,18 @@
 #include "authz.h"
 
 struct sshd_opts {
-	const struct authz *authz;         /* who may use which Remote (borrowed) */
-	const char *data_dir;              /* repositories, repo.h layout */
-	int idle_timeout_s;                /* no bytes either way for this long ends it */
-	unsigned long long max_pack_bytes; /* 0: no limit */
-	size_t max_ref_updates;            /* 0: no limit */
-	const char *agent;                 /* protocol "agent=" value */
-	const char *peer;                  /* "ADDR:PORT" of the client, for logs */
-	int report_fd;                     /* metrics.h report lines go here; -1: none */
-	const char *pipeline_socket;       /* the pipeline server (pipesrv.h); NULL:
-	                                      pushes run no pipelines */
+	const struct authz *authz;           /* who may use which Remote (borrowed) */
+	const char *data_dir;                /* repositories, repo.h layout */
+	int idle_timeout_s;                  /* no bytes either way for this long ends it */
+	unsigned long long max_pack_bytes;   /* 0: no limit */
+	unsigned long long max_object_bytes; /* largest object a push may send or
+	                                        a fetch inflate; 0: no limit */
+	size_t max_ref_updates;              /* 0: no limit */
+	const char *agent;                   /* protocol "agent=" value */
+	const char *peer;                    /* "ADDR:PORT" of the client, for logs */
+	int report_fd;                       /* metrics.h report lines go here; -1: none */
+	const char *pipeline_socket;         /* the pipeline server (pipesrv.h); NULL:
+	                                        pushes run no pipelines */
 };
 
 /* Serves the connection on FD (a connected TCP socket; closed before

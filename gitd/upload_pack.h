@@ -28,7 +28,10 @@
 #include "pktline.h"
 
 struct upload_opts {
-	const char *agent; /* "agent=" value, e.g. "slipway/0.1" */
+	const char *agent;                   /* "agent=" value, e.g. "slipway/0.1" */
+	unsigned long long max_object_bytes; /* an object that would be inflated
+	                                        whole and is larger is refused
+	                                        with ERR; 0: no limit */
 };
 
 /* What happened, for logs and metrics. */
