@@ -429,4 +429,22 @@ test_expect_success 'a want of what the client has gets an empty pack' '
 	test_grep "git-serve: upload-pack: 1 wants, 0 objects, 32 pack bytes" err
 '
 
+test_expect_success 'an object over the size limit is refused with ERR where it would be inflated, and copied from a pack' '
+	git init -q --bare -b main big.git &&
+	git init -q -b main bigwork &&
+	head -c 204800 /dev/zero >bigwork/zeros.bin &&
+	git -C bigwork add zeros.bin && git -C bigwork commit -q -m zeros &&
+	git -C bigwork push -q ../big.git main &&
+	blob=$(git -C big.git rev-parse main:zeros.bin) &&
+	test -f big.git/objects/$(echo $blob | cut -c1-2)/$(echo $blob | cut -c3-) &&
+	test_must_fail env GIT_SERVE_MAX_OBJECT=65536 \
+		git -c protocol.version=2 clone -q -u "$up" "file://$TRASH_DIRECTORY/big.git" refused 2>err &&
+	test_grep "upload-pack: blob $blob is 204800 bytes, larger than the maximum object size of 65536 bytes" err &&
+	git -C big.git repack -adq &&
+	GIT_SERVE_MAX_OBJECT=65536 \
+		git -c protocol.version=2 clone -q -u "$up" "file://$TRASH_DIRECTORY/big.git" copied &&
+	test "$(git -C copied rev-parse main:zeros.bin)" = "$blob" &&
+	git -C copied fsck --strict --no-progress
+'
+
 test_done
