@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <git2/sys/odb_backend.h>
 #include <openssl/evp.h>
 
 #include "clock.h"
@@ -403,13 +404,111 @@ static int oid_fail(const char *what, const git_oid *oid)
 }
 
 /* An object is inflated whole when a walk parses it (commits, trees, tags)
- * or the packbuilder packs it; one larger than the limit is refused first,
- * as git refuses to hold more than it can (copied pack entries are never
- * inflated and have no limit). Returns 0, or -1 with err_msg() (sent to the
- * client as ERR). */
-static int check_object_size(struct upload *u, const git_oid *oid)
+ * or the packbuilder packs it; one larger than the limit is refused instead
+ * (copied pack entries are never inflated and have no limit). Every whole
+ * read of the repository handle upload-pack uses goes through a size guard
+ * first: an object database backend of the highest priority that reads
+ * nothing itself (GIT_PASSTHROUGH) but fails a read whose object is larger,
+ * so that libgit2's own reads (its revwalk parses every commit it reaches)
+ * are bounded too. */
+struct size_guard {
+	git_odb_backend parent;
+	git_odb *headers; /* a second database on the same objects, owned: the
+	                     guarded one holds its lock while it asks the guard */
+	unsigned long long max;
+};
+
+static void size_message(char *buf, size_t size, git_object_t type, const git_oid *oid, size_t len,
+                         unsigned long long max)
 {
 	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), oid);
+	snprintf(buf, size, "%s %s is %zu bytes, larger than the maximum object size of %llu bytes",
+	         git_object_type2string(type), hex, len, max);
+}
+
+static int guard_read(void **data, size_t *len, git_object_t *type, git_odb_backend *backend,
+                      const git_oid *oid)
+{
+	struct size_guard *g = (struct size_guard *)backend;
+	char msg[256];
+	git_object_t t;
+	size_t n;
+
+	if (git_odb_read_header(&n, &t, g->headers, oid) < 0 || n <= g->max)
+		return GIT_PASSTHROUGH;
+	size_message(msg, sizeof(msg), t, oid, n, g->max);
+	git_error_set_str(GIT_ERROR_ODB, msg);
+	return GIT_ERROR;
+}
+
+static int guard_refresh(git_odb_backend *backend)
+{
+	return 0;
+}
+
+static void guard_free(git_odb_backend *backend)
+{
+	struct size_guard *g = (struct size_guard *)backend;
+
+	git_odb_free(g->headers);
+	free(g);
+}
+
+/* Opens *OUT as a handle on REPO whose reads are guarded by MAX (bytes).
+ * Returns 0 or -1 with err_msg(). */
+static int open_guarded(git_repository **out, git_repository *repo, unsigned long long max)
+{
+	struct size_guard *g = NULL;
+	git_buf objects = {0};
+	git_odb *odb = NULL;
+	int ret = -1;
+
+	*out = NULL;
+	if (git_repository_open_bare(out, git_repository_path(repo)) < 0 ||
+	    git_repository_odb(&odb, *out) < 0 ||
+	    git_repository_item_path(&objects, repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0) {
+		err_set("upload-pack: cannot open the repository: %s", repo_git_error());
+		goto out;
+	}
+	if (!(g = calloc(1, sizeof(*g)))) {
+		err_set("out of memory");
+		goto out;
+	}
+	git_odb_init_backend(&g->parent, GIT_ODB_BACKEND_VERSION);
+	g->parent.read = guard_read;
+	g->parent.refresh = guard_refresh;
+	g->parent.free = guard_free;
+	g->max = max;
+	if (git_odb_open(&g->headers, objects.ptr) < 0) {
+		free(g);
+		err_set("upload-pack: cannot open the object database: %s", repo_git_error());
+		goto out;
+	}
+	if (git_odb_add_backend(odb, &g->parent, INT_MAX) < 0) {
+		guard_free(&g->parent);
+		err_set("upload-pack: cannot guard the object database: %s", repo_git_error());
+		goto out;
+	}
+	ret = 0;
+out:
+	git_buf_dispose(&objects);
+	git_odb_free(odb);
+	if (ret < 0) {
+		git_repository_free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+/* Refuses an object larger than the limit before it is handed on (to the
+ * packbuilder, or the revwalk as a tip), so that the refusal comes before
+ * any pack byte and names the object plainly. Returns 0, or -1 with
+ * err_msg() (sent to the client as ERR). */
+static int check_object_size(struct upload *u, const git_oid *oid)
+{
+	char msg[256];
 	git_object_t type;
 	size_t size;
 
@@ -419,10 +518,8 @@ static int check_object_size(struct upload *u, const git_oid *oid)
 		return oid_fail("object", oid);
 	if (size <= u->max_object_bytes)
 		return 0;
-	git_oid_tostr(hex, sizeof(hex), oid);
-	return err_set("upload-pack: %s %s is %zu bytes, larger than the maximum object size "
-	               "of %llu bytes",
-	               git_object_type2string(type), hex, size, u->max_object_bytes);
+	size_message(msg, sizeof(msg), type, oid, size, u->max_object_bytes);
+	return err_set("upload-pack: %s", msg);
 }
 
 /* The object's type, looked up once. Returns the git_object_t, or -1. */
@@ -448,8 +545,6 @@ static int commit_parse(struct upload *u, struct obj *o)
 
 	if (o->flags & F_PARSED)
 		return 0;
-	if (check_object_size(u, &o->oid) < 0)
-		goto out;
 	if (git_commit_lookup(&c, u->repo, &o->oid) < 0) {
 		oid_fail("commit", &o->oid);
 		goto out;
@@ -490,8 +585,6 @@ static int peel_commit(struct obj **out, struct upload *u, struct obj *o)
 		}
 		if (i == TAG_CHAIN_MAX)
 			return err_set("upload-pack: a chain of more than %d tags", TAG_CHAIN_MAX);
-		if (check_object_size(u, &o->oid) < 0)
-			return -1;
 		if (git_tag_lookup(&tag, u->repo, &o->oid) < 0)
 			return oid_fail("tag", &o->oid);
 		r = objmap_add(&o, &u->req.objs, git_tag_target_id(tag));
@@ -1661,8 +1754,6 @@ static int add_tag_chain(struct upload *u, struct objlist *objects, struct obj *
 			return err_set("upload-pack: a chain of more than %d tags", TAG_CHAIN_MAX);
 		if (add_object(u, objects, o, NULL) < 0)
 			return -1;
-		if (check_object_size(u, &o->oid) < 0)
-			return -1;
 		if (git_tag_lookup(&tag, u->repo, &o->oid) < 0)
 			return oid_fail("tag", &o->oid);
 		r = objmap_add(&o, &u->req.objs, git_tag_target_id(tag));
@@ -1683,8 +1774,6 @@ struct tree_reader {
 static int tree_open(struct tree_reader *t, struct upload *u, const git_oid *id)
 {
 	memset(t, 0, sizeof(*t));
-	if (check_object_size(u, id) < 0)
-		return -1;
 	if (git_odb_read(&t->obj, u->odb, id) < 0)
 		return oid_fail("tree", id);
 	if (git_odb_object_type(t->obj) != GIT_OBJECT_TREE) {
@@ -1863,7 +1952,9 @@ static int add_commits_and_trees(struct upload *u, struct objlist *objects, stru
 
 /* The full (not shallow) case, as git's pack-objects is driven: wanted
  * commits pushed and common haves hidden on a revwalk; the edges are the
- * hidden parents of sent commits. */
+ * hidden parents of sent commits. The revwalk parses every commit it
+ * reaches, the hidden ones too: the size guard refuses one over the limit
+ * (the tips are checked first, for a plain message). */
 static int enumerate_full(struct upload *u, struct objlist *objects)
 {
 	struct request *q = &u->req;
@@ -1884,6 +1975,8 @@ static int enumerate_full(struct upload *u, struct objlist *objects)
 		if (obj_type(u, end) != GIT_OBJECT_COMMIT) {
 			if (objlist_push(&non_commits, end) < 0)
 				goto out;
+		} else if (check_object_size(u, &end->oid) < 0) {
+			goto out;
 		} else if (git_revwalk_push(walk, &end->oid) < 0) {
 			pack_error(u, "cannot walk commits");
 			goto out;
@@ -1892,7 +1985,8 @@ static int enumerate_full(struct upload *u, struct objlist *objects)
 	for (size_t i = 0; i < q->haves.n; i++) {
 		struct obj *c;
 
-		if (peel_commit(&c, u, q->haves.items[i]) < 0)
+		if (peel_commit(&c, u, q->haves.items[i]) < 0 ||
+		    (c && check_object_size(u, &c->oid) < 0))
 			goto out;
 		if (c && git_revwalk_hide(walk, &c->oid) < 0) {
 			pack_error(u, "cannot walk commits");
@@ -2779,6 +2873,7 @@ int upload_pack_serve(struct pkt_io *io, git_repository *repo, int version,
 {
 	struct upload_stats unused;
 	struct upload u;
+	git_repository *guarded = NULL;
 	int ret = -1;
 
 	memset(&u, 0, sizeof(u));
@@ -2790,6 +2885,11 @@ int upload_pack_serve(struct pkt_io *io, git_repository *repo, int version,
 	u.max_object_bytes = opts ? opts->max_object_bytes : 0;
 	u.stats = stats ? stats : &unused;
 	io->sideband = 0;
+	if (u.max_object_bytes) {
+		if (open_guarded(&guarded, repo, u.max_object_bytes) < 0)
+			goto out;
+		u.repo = repo = guarded;
+	}
 	if (git_repository_odb(&u.odb, repo) < 0) {
 		err_set("upload-pack: cannot open the object database: %s", repo_git_error());
 		goto out;
@@ -2803,5 +2903,6 @@ out:
 	if (u.has_refs)
 		refs_release(&u.refs);
 	git_odb_free(u.odb);
+	git_repository_free(guarded);
 	return ret;
 }
