@@ -414,8 +414,8 @@ enum check_state {
 
 static const char *type_name(int type)
 {
-	static const char *const names[] = {"object", "commit", "tree", "blob", "tag",
-	                                    "object", "delta",  "delta"};
+	static const char *const names[] = {"object", "commit", "tree",  "blob",
+	                                    "tag",    "object", "delta", "delta"};
 
 	return names[type & 7];
 }
@@ -523,8 +523,8 @@ static int entry_header(struct packfile_check *c)
 static int delta_start(struct packfile_check *c, const unsigned char *out, size_t n)
 {
 	uint64_t base_size, result_size;
-	size_t take = sizeof(c->delta_hdr) - c->ndelta_hdr < n ? sizeof(c->delta_hdr) - c->ndelta_hdr
-	                                                       : n;
+	size_t take =
+	    sizeof(c->delta_hdr) - c->ndelta_hdr < n ? sizeof(c->delta_hdr) - c->ndelta_hdr : n;
 	int r;
 
 	memcpy(c->delta_hdr + c->ndelta_hdr, out, take);
@@ -568,23 +568,25 @@ static ssize_t entry_data(struct packfile_check *c, const unsigned char *p, size
 			                  "bad object at offset %llu: %s inflates to more than its "
 			                  "declared %llu bytes",
 			                  (unsigned long long)c->entry_offset,
-			                  type_name(c->entry.type), (unsigned long long)c->entry.size);
+			                  type_name(c->entry.type),
+			                  (unsigned long long)c->entry.size);
 		if (is_delta && !c->has_delta_sizes && produced &&
 		    delta_start(c, c->scratch, produced) < 0)
 			return -1;
 		c->inflated += produced;
 		if (zr == Z_STREAM_END) {
 			if (c->inflated != c->entry.size)
-				return check_fail(c,
-				                  "bad object at offset %llu: %s inflates to %llu bytes, "
-				                  "its header declares %llu",
-				                  (unsigned long long)c->entry_offset,
-				                  type_name(c->entry.type),
-				                  (unsigned long long)c->inflated,
-				                  (unsigned long long)c->entry.size);
+				return check_fail(
+				    c,
+				    "bad object at offset %llu: %s inflates to %llu bytes, "
+				    "its header declares %llu",
+				    (unsigned long long)c->entry_offset, type_name(c->entry.type),
+				    (unsigned long long)c->inflated,
+				    (unsigned long long)c->entry.size);
 			if (is_delta && !c->has_delta_sizes)
-				return check_fail(c, "bad object at offset %llu: delta header is truncated",
-				                  (unsigned long long)c->entry_offset);
+				return check_fail(
+				    c, "bad object at offset %llu: delta header is truncated",
+				    (unsigned long long)c->entry_offset);
 			c->nchecked++;
 			c->state = c->nchecked == c->nobjects ? CHECK_TRAILER : CHECK_ENTRY_HEADER;
 			c->nhdr = 0;
@@ -613,7 +615,8 @@ int packfile_check_add(struct packfile_check *c, const unsigned char *p, size_t 
 			if (memcmp(c->hdr, "PACK", 4))
 				return check_fail(c, "pack signature mismatch");
 			if (be32(c->hdr + 4) != 2 && be32(c->hdr + 4) != 3)
-				return check_fail(c, "pack version %u unsupported", be32(c->hdr + 4));
+				return check_fail(c, "pack version %u unsupported",
+				                  be32(c->hdr + 4));
 			c->nobjects = be32(c->hdr + 8);
 			c->nhdr = 0;
 			c->entry_offset = PACKFILE_HEADER_SIZE;

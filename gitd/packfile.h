@@ -2,7 +2,7 @@
  * upload-pack.
  *
  * Why gitd reads packs itself: libgit2 1.5's packbuilder does not reuse the
- * deltas already stored in a pack (a TODO in libgit2's pack-objects.c); it
+ * deltas already stored in a pack (libgit2 itself leaves that as a TODO); it
  * re-reads, re-deltifies and recompresses every object it is given, which
  * takes seconds for a clone of 100k objects. upload-pack copies the entries
  * of the repository's own packs instead, which takes a fraction of one, and
@@ -167,12 +167,12 @@ int packfile_object_header(struct packfile_entry *out, int64_t *base_pos, const 
 struct packfile_check {
 	uint64_t max_object_size; /* 0: no limit */
 	z_stream z;
-	bool has_z;                   /* z is set up */
-	int state;                    /* where in the pack the next byte is */
-	unsigned char hdr[40];        /* pack or entry header being gathered */
+	bool has_z;            /* z is set up */
+	int state;             /* where in the pack the next byte is */
+	unsigned char hdr[40]; /* pack or entry header being gathered */
 	size_t nhdr;
-	struct packfile_entry entry;  /* the entry being inflated */
-	unsigned char delta_hdr[20];  /* a delta's first inflated bytes */
+	struct packfile_entry entry; /* the entry being inflated */
+	unsigned char delta_hdr[20]; /* a delta's first inflated bytes */
 	size_t ndelta_hdr;
 	bool has_delta_sizes;         /* its two sizes were read */
 	uint64_t inflated;            /* bytes the entry gave so far */

@@ -135,7 +135,8 @@ static void test_delta_sizes(void)
 	       "delta sizes cut short ask for more");
 	memset(p, 0xff, 11);
 	p[11] = 0;
-	ok(packfile_delta_sizes(&base, &result, p, 12) == -1, "a delta size past 64 bits is refused");
+	ok(packfile_delta_sizes(&base, &result, p, 12) == -1,
+	   "a delta size past 64 bits is refused");
 }
 
 /* A pack of a blob and an OFS_DELTA on it, with its .idx; ids are made up
@@ -295,7 +296,8 @@ static int check_pack(struct packfile_check *c, const struct bytes *pack, uint64
 	if (packfile_check_init(c, limit) < 0)
 		return -1;
 	for (size_t at = 0; at < pack->len && r == 0; at += step)
-		r = packfile_check_add(c, pack->data + at, at + step > pack->len ? pack->len - at : step);
+		r = packfile_check_add(c, pack->data + at,
+		                       at + step > pack->len ? pack->len - at : step);
 	return r;
 }
 
