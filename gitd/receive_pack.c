@@ -605,6 +605,7 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 		 * hashes a whole object's data under its declared size */
 		if (packfile_check_add(&check, buf, (size_t)n) < 0) {
 			snprintf(reason, reason_size, "%s", check.reason);
+			err_set("unpack failed: %s", check.reason);
 			goto out;
 		}
 		pack_end_add(&pe, buf, (size_t)n);
@@ -613,8 +614,16 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 			unpack_failed(reason, reason_size, rc);
 			goto out;
 		}
-		if (pack_end_reached(&pe, prog.received_objects))
+		if (pack_end_reached(&pe, prog.received_objects)) {
+			/* the indexer and the check must agree on where entries end */
+			if (!packfile_check_is_done(&check)) {
+				snprintf(reason, reason_size,
+				         "pack entries do not end at its trailer");
+				err_set("unpack failed: %s", reason);
+				goto out;
+			}
 			break;
+		}
 	}
 	rc = git_indexer_commit(idx, &prog);
 	if (rc < 0) {
