@@ -2,7 +2,7 @@
 # every test; `make help` lists the targets.
 
 CC      ?= cc
-PKGS    := libgit2 libssh libcurl jansson yaml-0.1 libcrypto libmicrohttpd libarchive libseccomp
+PKGS    := libgit2 libssh libcurl jansson yaml-0.1 libcrypto libmicrohttpd libarchive libseccomp zlib
 SAN     ?=
 BUILD   ?= build$(if $(SAN),/san-$(subst $(comma),-,$(SAN)))
 comma   := ,

@@ -65,6 +65,7 @@ struct options {
 	long rate_window_ms;
 	int shutdown_timeout_s;
 	unsigned long long max_pack_bytes;
+	unsigned long long max_object_bytes;
 	long max_ref_updates;
 	const char *log_level;
 	const char *metrics_listen;       /* ADDR:PORT, or "" for none */
@@ -123,6 +124,7 @@ static const char usage_text[] =
     "  --transfer-rate-window DURATION  time spent waiting for the client over\n"
     "                            which that rate is averaged [300s]\n"
     "  --max-pack-size SIZE      largest packfile a push may send, e.g. 500M, 2G [1G]\n"
+    "  --max-object-size SIZE    largest object a push may send, or a fetch inflate [100M]\n"
     "  --max-ref-updates N       most ref updates in one push [1000]\n"
     "  --shutdown-timeout SECS   on SIGTERM, wait this long for connections [30]\n"
     "  --metrics-listen ADDR:PORT  HTTP for /metrics (Prometheus), /healthz and\n"
@@ -708,6 +710,7 @@ static void child_main(ssh_bind bind, int fd, const int *inherited, size_t ninhe
 	so.min_rate = o->min_rate;
 	so.rate_window_ms = o->rate_window_ms;
 	so.max_pack_bytes = o->max_pack_bytes;
+	so.max_object_bytes = o->max_object_bytes;
 	so.max_ref_updates = (size_t)o->max_ref_updates;
 	so.agent = GITD_AGENT;
 	so.peer = peer;
@@ -927,6 +930,7 @@ int main(int argc, char **argv)
 		O_GRACE,
 		O_IDLE,
 		O_PACK,
+		O_OBJECT,
 		O_REFS,
 		O_SHUTDOWN,
 		O_LOGLEVEL,
@@ -969,6 +973,7 @@ int main(int argc, char **argv)
 	    {"login-grace-time", required_argument, NULL, O_GRACE},
 	    {"idle-timeout", required_argument, NULL, O_IDLE},
 	    {"max-pack-size", required_argument, NULL, O_PACK},
+	    {"max-object-size", required_argument, NULL, O_OBJECT},
 	    {"max-ref-updates", required_argument, NULL, O_REFS},
 	    {"shutdown-timeout", required_argument, NULL, O_SHUTDOWN},
 	    {"log-level", required_argument, NULL, O_LOGLEVEL},
@@ -1011,6 +1016,7 @@ int main(int argc, char **argv)
 	                    .idle_timeout_s = 300,
 	                    .shutdown_timeout_s = 30,
 	                    .max_pack_bytes = 1ull << 30,
+	                    .max_object_bytes = 100ull << 20,
 	                    .max_ref_updates = 1000,
 	                    .log_level = "info",
 	                    .metrics_listen = "0.0.0.0:8080",
@@ -1075,6 +1081,9 @@ int main(int argc, char **argv)
 			break;
 		case O_PACK:
 			bad = parse_size(&o.max_pack_bytes, optarg);
+			break;
+		case O_OBJECT:
+			bad = parse_size(&o.max_object_bytes, optarg);
 			break;
 		case O_REFS: {
 			int v;

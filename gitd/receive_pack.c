@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "packfile.h"
 #include "receive_pack.h"
 #include "repo.h"
 #include "banned.h"
@@ -619,13 +619,17 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 	git_indexer *idx = NULL;
 	git_odb *odb = NULL;
 	struct pack_end pe;
+	struct packfile_check check;
 	struct progress pr = {io, io->sideband && !req->is_quiet, 0};
 	char pack_dir[PATH_MAX];
 	unsigned char *buf = NULL;
 	int rc, ret = -1;
 
 	snprintf(reason, reason_size, "index-pack failed");
-	if (pack_end_init(&pe) < 0 || quarantine_create(q, repo) < 0)
+	memset(&pe, 0, sizeof(pe));
+	memset(&check, 0, sizeof(check));
+	if (packfile_check_init(&check, opts->max_object_bytes) < 0 || pack_end_init(&pe) < 0 ||
+	    quarantine_create(q, repo) < 0)
 		goto out;
 	buf = malloc(PACK_CHUNK);
 	if (!buf) {
@@ -657,14 +661,30 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 			        opts->max_pack_bytes);
 			goto out;
 		}
+		/* sizes are checked before the indexer sees the bytes: it inflates
+		 * whole objects (as their declared size) to resolve deltas and
+		 * hashes a whole object's data under its declared size */
+		if (packfile_check_add(&check, buf, (size_t)n) < 0) {
+			snprintf(reason, reason_size, "%s", check.reason);
+			err_set("unpack failed: %s", check.reason);
+			goto out;
+		}
 		pack_end_add(&pe, buf, (size_t)n);
 		rc = git_indexer_append(idx, buf, (size_t)n, &prog);
 		if (rc < 0) {
 			unpack_failed(reason, reason_size, rc);
 			goto out;
 		}
-		if (pack_end_reached(&pe, prog.received_objects))
+		if (pack_end_reached(&pe, prog.received_objects)) {
+			/* the indexer and the check must agree on where entries end */
+			if (!packfile_check_is_done(&check)) {
+				snprintf(reason, reason_size,
+				         "pack entries do not end at its trailer");
+				err_set("unpack failed: %s", reason);
+				goto out;
+			}
 			break;
+		}
 	}
 	rc = git_indexer_commit(idx, &prog);
 	if (rc < 0) {
@@ -688,6 +708,7 @@ out:
 	git_odb_free(odb);
 	free(buf);
 	pack_end_release(&pe);
+	packfile_check_release(&check);
 	return ret;
 }
 
@@ -750,266 +771,42 @@ out:
  * are read through the pack backend itself: the odb layer would hash each
  * one again (the indexer just did) and cache it. */
 
-/* The quarantined pack as its files lay it out (gitformat-pack.txt): a v2
- * .idx is "\377tOc", version 2, a 256-entry fan-out table, the sorted ids,
- * their CRCs, 4-byte offsets whose top bit indexes a table of 8-byte
- * offsets, and two checksums; a .pack object starts with a type-and-size
- * varint, then for an ofs-delta the distance back to its base, for a
- * ref-delta its base's id. */
-struct pack_map {
-	unsigned char *idx, *pack; /* the mapped files */
-	size_t idx_size, pack_size;
-	uint32_t n;                   /* objects */
-	const unsigned char *fanout;  /* 256 big-endian counts */
-	const unsigned char *ids;     /* n sorted ids */
-	const unsigned char *offsets; /* n big-endian 4-byte offsets */
-	const unsigned char *large;   /* nlarge big-endian 8-byte offsets */
-	size_t nlarge;
-	struct pack_entry {
-		uint64_t offset;
-		uint32_t pos; /* in the .idx */
-	} * order;            /* every object, by offset */
-	unsigned char *types; /* by .idx position: git_object_t, 0 unknown */
-};
-
-#define PACK_TYPE_OFS_DELTA 6
-#define PACK_TYPE_REF_DELTA 7
-
-static uint32_t be32(const unsigned char *p)
+/* Returns the type of the object at .idx position POS of PACK (following
+ * deltas to their base and remembering the answer along the chain in
+ * TYPES, by position: git_object_t, 0 unknown), or GIT_OBJECT_INVALID for a
+ * malformed chain or a base that is not in the pack. */
+static git_object_t pack_object_type(const struct packfile *pack, unsigned char *types,
+                                     uint32_t pos)
 {
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t be64(const unsigned char *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
-
-static int map_file(unsigned char **out, size_t *size, const char *path)
-{
-	struct stat st;
-	void *p;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	*out = NULL;
-	*size = 0;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		err_set("cannot open %s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	p = st.st_size ? mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-	close(fd);
-	if (p == MAP_FAILED)
-		return err_set("cannot map %s: %s", path, strerror(errno));
-	*out = p;
-	*size = (size_t)st.st_size;
-	return 0;
-}
-
-static void pack_map_release(struct pack_map *pm)
-{
-	if (pm->idx)
-		munmap(pm->idx, pm->idx_size);
-	if (pm->pack)
-		munmap(pm->pack, pm->pack_size);
-	free(pm->order);
-	free(pm->types);
-	memset(pm, 0, sizeof(*pm));
-}
-
-static bool pack_map_offset(const struct pack_map *pm, uint32_t pos, uint64_t *out)
-{
-	uint32_t o = be32(pm->offsets + 4 * (size_t)pos);
-
-	if (o & 0x80000000u) {
-		const unsigned char *p;
-
-		if ((o & 0x7fffffffu) >= pm->nlarge)
-			return false;
-		p = pm->large + 8 * (size_t)(o & 0x7fffffffu);
-		*out = be64(p);
-	} else {
-		*out = o;
-	}
-	return *out + GIT_OID_RAWSZ < pm->pack_size;
-}
-
-static int compare_offsets(const void *a, const void *b)
-{
-	const struct pack_entry *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-/* Maps Q's pack and index into PM. Returns 0 or -1 with err_msg(). */
-static int pack_map_open(struct pack_map *pm, const struct quarantine *q)
-{
-	char path[PATH_MAX];
-	size_t fixed;
-
-	memset(pm, 0, sizeof(*pm));
-	snprintf(path, sizeof(path), "%s/pack/%s.idx", q->dir, q->pack_name);
-	if (map_file(&pm->idx, &pm->idx_size, path) < 0)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/pack/%s.pack", q->dir, q->pack_name);
-	if (map_file(&pm->pack, &pm->pack_size, path) < 0)
-		goto fail;
-	if (pm->idx_size < 8 + 1024 + 2 * GIT_OID_RAWSZ || memcmp(pm->idx, "\377tOc\0\0\0\2", 8))
-		goto bad;
-	pm->fanout = pm->idx + 8;
-	pm->n = be32(pm->fanout + 255 * 4);
-	fixed = 8 + 1024 + (size_t)pm->n * (GIT_OID_RAWSZ + 8) + 2 * GIT_OID_RAWSZ;
-	if (pm->idx_size < fixed || (pm->idx_size - fixed) % 8)
-		goto bad;
-	pm->ids = pm->fanout + 1024;
-	pm->offsets = pm->ids + (size_t)pm->n * (GIT_OID_RAWSZ + 4);
-	pm->large = pm->offsets + (size_t)pm->n * 4;
-	pm->nlarge = (pm->idx_size - fixed) / 8;
-	pm->order = calloc(pm->n ? pm->n : 1, sizeof(*pm->order));
-	pm->types = calloc(pm->n ? pm->n : 1, 1);
-	if (!pm->order || !pm->types) {
-		err_set("out of memory");
-		goto fail;
-	}
-	for (uint32_t i = 0; i < pm->n; i++) {
-		if (!pack_map_offset(pm, i, &pm->order[i].offset))
-			goto bad;
-		pm->order[i].pos = i;
-	}
-	qsort(pm->order, pm->n, sizeof(*pm->order), compare_offsets);
-	return 0;
-bad:
-	err_set("quarantined pack %s is malformed", q->pack_name);
-fail:
-	pack_map_release(pm);
-	return -1;
-}
-
-/* Returns the .idx position of the object with raw id ID, or -1. */
-static long pack_map_find(const struct pack_map *pm, const unsigned char *id)
-{
-	uint32_t lo, hi;
-	uint64_t key;
-
-	if (!pm->n)
-		return -1;
-	lo = id[0] ? be32(pm->fanout + 4 * (id[0] - 1)) : 0;
-	hi = be32(pm->fanout + 4 * id[0]);
-	if (hi > pm->n || lo > hi)
-		return -1;
-	/* ids are uniform: their first 8 bytes as a number nearly always decide */
-	key = be64(id);
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		const unsigned char *at = pm->ids + (size_t)mid * GIT_OID_RAWSZ;
-		uint64_t k = be64(at);
-		int cmp = k < key ? -1 : k > key ? 1 : memcmp(at + 8, id + 8, GIT_OID_RAWSZ - 8);
-
-		if (!cmp)
-			return mid;
-		if (cmp < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-/* Returns the .idx position of the object at OFFSET, or -1. */
-static long pack_map_at(const struct pack_map *pm, uint64_t offset)
-{
-	size_t lo = 0, hi = pm->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (pm->order[mid].offset == offset)
-			return pm->order[mid].pos;
-		if (pm->order[mid].offset < offset)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-/* Reads the header of the object at .idx position POS: sets *TYPE to its
- * pack type and, for a delta, *BASE to its base's position. Returns 0, or
- * -1 when the header is malformed or the base is not in the pack. */
-static int pack_map_header(const struct pack_map *pm, uint32_t pos, int *type, uint32_t *base)
-{
-	const unsigned char *end = pm->pack + pm->pack_size - GIT_OID_RAWSZ, *p;
-	uint64_t offset, distance;
-	unsigned char c;
-	long at;
-
-	if (!pack_map_offset(pm, pos, &offset))
-		return -1;
-	p = pm->pack + offset;
-	c = *p++;
-	*type = (c >> 4) & 7;
-	for (int i = 0; c & 0x80; i++) {
-		if (p >= end || i > 9)
-			return -1;
-		c = *p++;
-	}
-	if (*type == PACK_TYPE_OFS_DELTA) {
-		/* each further byte adds one before shifting (gitformat-pack) */
-		if (p >= end)
-			return -1;
-		c = *p++;
-		distance = c & 0x7f;
-		while (c & 0x80) {
-			if (p >= end || distance > (UINT64_MAX >> 8))
-				return -1;
-			c = *p++;
-			distance = ((distance + 1) << 7) | (c & 0x7f);
-		}
-		if (!distance || distance > offset || (at = pack_map_at(pm, offset - distance)) < 0)
-			return -1;
-		*base = (uint32_t)at;
-	} else if (*type == PACK_TYPE_REF_DELTA) {
-		if ((size_t)(end - p) < GIT_OID_RAWSZ || (at = pack_map_find(pm, p)) < 0)
-			return -1;
-		*base = (uint32_t)at;
-	} else if (*type < GIT_OBJECT_COMMIT || *type > GIT_OBJECT_TAG) {
-		return -1;
-	}
-	return 0;
-}
-
-/* Returns the type of the object at .idx position POS (following deltas to
- * their base and remembering the answer along the chain), or
- * GIT_OBJECT_INVALID for a malformed chain. */
-static git_object_t pack_map_type(struct pack_map *pm, uint32_t pos)
-{
-	uint32_t cur = pos, base = 0;
+	struct packfile_entry e;
+	uint32_t cur = pos;
+	int64_t base = 0;
 	int type = GIT_OBJECT_INVALID;
 
-	for (uint32_t steps = 0; !pm->types[cur]; steps++) {
-		if (steps > pm->n || pack_map_header(pm, cur, &type, &base) < 0)
+	for (uint32_t steps = 0; !types[cur]; steps++) {
+		if (steps > pack->idx.nobjects || packfile_object_header(&e, &base, pack, cur) < 0)
 			return GIT_OBJECT_INVALID;
-		if (type != PACK_TYPE_OFS_DELTA && type != PACK_TYPE_REF_DELTA)
+		type = e.type;
+		if (type != PACKFILE_OFS_DELTA && type != PACKFILE_REF_DELTA)
 			break;
-		cur = base;
+		if (base < 0)
+			return GIT_OBJECT_INVALID;
+		cur = (uint32_t)base;
 	}
-	if (pm->types[cur])
-		type = pm->types[cur];
-	for (cur = pos; !pm->types[cur]; cur = base) {
-		int t;
-
-		pm->types[cur] = (unsigned char)type;
-		if (pack_map_header(pm, cur, &t, &base) < 0 ||
-		    (t != PACK_TYPE_OFS_DELTA && t != PACK_TYPE_REF_DELTA))
+	if (types[cur])
+		type = types[cur];
+	for (cur = pos; !types[cur]; cur = (uint32_t)base) {
+		types[cur] = (unsigned char)type;
+		if (packfile_object_header(&e, &base, pack, cur) < 0 || base < 0 ||
+		    (e.type != PACKFILE_OFS_DELTA && e.type != PACKFILE_REF_DELTA))
 			break;
 	}
 	return (git_object_t)type;
 }
 
 struct connectivity {
-	struct pack_map pm;       /* the quarantined pack */
+	struct packfile pack;     /* the quarantined pack */
+	unsigned char *types;     /* by .idx position: git_object_t, 0 unknown */
 	git_odb_backend *backend; /* reads it */
 	git_odb *repo;            /* the repository, without the quarantine */
 	const char *problem;
@@ -1017,7 +814,7 @@ struct connectivity {
 
 static bool has_object(struct connectivity *c, const git_oid *id)
 {
-	return pack_map_find(&c->pm, id->id) >= 0 || git_odb_exists(c->repo, id) == 1;
+	return packfile_idx_find(&c->pack.idx, id->id) >= 0 || git_odb_exists(c->repo, id) == 1;
 }
 
 /* Parses "NAME HEX\n" at *P (before END) into ID and moves *P past it.
@@ -1088,9 +885,9 @@ static const char *check_references(struct connectivity *c, git_object_t type, c
 /* One pass over the pack in pack order; sets c->problem. */
 static void check_pack(struct connectivity *c)
 {
-	for (uint32_t k = 0; k < c->pm.n && !c->problem; k++) {
-		uint32_t pos = c->pm.order[k].pos;
-		git_object_t type = pack_map_type(&c->pm, pos);
+	for (uint32_t k = 0; k < c->pack.idx.nobjects && !c->problem; k++) {
+		uint32_t pos = c->pack.order[k];
+		git_object_t type = pack_object_type(&c->pack, c->types, pos);
 		git_oid id;
 		void *data = NULL;
 		size_t len = 0;
@@ -1101,7 +898,7 @@ static void check_pack(struct connectivity *c)
 		}
 		if (type == GIT_OBJECT_BLOB)
 			continue;
-		git_oid_fromraw(&id, c->pm.ids + (size_t)pos * GIT_OID_RAWSZ);
+		git_oid_fromraw(&id, packfile_idx_id(&c->pack.idx, pos));
 		if (c->backend->read(&data, &len, &type, c->backend, &id) < 0) {
 			log_warn("cannot read a quarantined object: %s", repo_git_error());
 			c->problem = "invalid object in pack";
@@ -1118,7 +915,7 @@ static void check_connectivity(struct receive_request *req, const struct quarant
                                git_repository *repo)
 {
 	struct connectivity c;
-	char idx_path[PATH_MAX];
+	char idx_path[PATH_MAX], pack_path[PATH_MAX];
 
 	memset(&c, 0, sizeof(c));
 	if (git_repository_odb(&c.repo, repo) < 0) {
@@ -1128,8 +925,16 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 	}
 	if (q->nobjects) {
 		snprintf(idx_path, sizeof(idx_path), "%s/pack/%s.idx", q->dir, q->pack_name);
-		if (pack_map_open(&c.pm, q) < 0) {
+		snprintf(pack_path, sizeof(pack_path), "%s/pack/%s.pack", q->dir, q->pack_name);
+		if (packfile_open(&c.pack, idx_path, pack_path) < 0 ||
+		    packfile_load_order(&c.pack) < 0) {
 			log_error("%s", err_msg());
+			c.problem = "invalid object in pack";
+			goto out;
+		}
+		c.types = calloc(c.pack.idx.nobjects ? c.pack.idx.nobjects : 1, 1);
+		if (!c.types) {
+			log_error("out of memory");
 			c.problem = "invalid object in pack";
 			goto out;
 		}
@@ -1154,7 +959,8 @@ out:
 		reject_accepted(req, c.problem);
 	if (c.backend)
 		c.backend->free(c.backend);
-	pack_map_release(&c.pm);
+	packfile_close(&c.pack);
+	free(c.types);
 	git_odb_free(c.repo);
 }
 

@@ -62,16 +62,19 @@ typedef int (*receive_pre_receive_fn)(void *arg, const struct receive_check *che
 typedef void (*receive_post_receive_fn)(void *arg, const struct receive_check *check);
 
 struct receive_opts {
-	bool deny_non_fast_forwards;        /* refuse updates that are not fast-forwards */
-	bool deny_deletes;                  /* refuse deletes (delete-refs not advertised) */
-	bool allow_delete_current_branch;   /* accept deleting the branch HEAD names */
-	unsigned long long max_pack_bytes;  /* refuse a larger packfile; 0: no limit */
-	size_t max_ref_updates;             /* refuse a push with more commands, before
-	                                       they are kept; 0: no limit */
-	const char *agent;                  /* "agent=" value, e.g. "slipway/0.1" */
-	const char *reflog_name;            /* identity in reflogs, e.g. the key comment */
-	const char *reflog_email;           /* e.g. the key fingerprint */
-	receive_pre_receive_fn pre_receive; /* may be NULL */
+	bool deny_non_fast_forwards;         /* refuse updates that are not fast-forwards */
+	bool deny_deletes;                   /* refuse deletes (delete-refs not advertised) */
+	bool allow_delete_current_branch;    /* accept deleting the branch HEAD names */
+	unsigned long long max_pack_bytes;   /* refuse a larger packfile; 0: no limit */
+	unsigned long long max_object_bytes; /* refuse a pack with an object (or a
+	                                        delta result) declared larger,
+	                                        before inflating it; 0: no limit */
+	size_t max_ref_updates;              /* refuse a push with more commands, before
+	                                        they are kept; 0: no limit */
+	const char *agent;                   /* "agent=" value, e.g. "slipway/0.1" */
+	const char *reflog_name;             /* identity in reflogs, e.g. the key comment */
+	const char *reflog_email;            /* e.g. the key fingerprint */
+	receive_pre_receive_fn pre_receive;  /* may be NULL */
 	void *pre_receive_arg;
 	receive_post_receive_fn post_receive; /* may be NULL */
 	void *post_receive_arg;

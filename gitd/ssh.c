@@ -436,6 +436,7 @@ static int run_service(struct conn *c)
 		o.deny_non_fast_forwards = r->deny_non_fast_forwards;
 		o.allow_delete_current_branch = r->allow_delete_current_branch;
 		o.max_pack_bytes = c->opts->max_pack_bytes;
+		o.max_object_bytes = c->opts->max_object_bytes;
 		o.max_ref_updates = c->opts->max_ref_updates;
 		o.agent = c->opts->agent;
 		o.reflog_name = c->key->comment[0] ? c->key->comment : c->user;
@@ -468,7 +469,7 @@ static int run_service(struct conn *c)
 		          (json_int_t)st.pack_objects, "error",
 		          rc < 0 ? client_text(err_msg()) : NULL);
 	} else {
-		struct upload_opts o = {c->opts->agent};
+		struct upload_opts o = {c->opts->agent, c->opts->max_object_bytes};
 		struct upload_stats st = {0};
 
 		c->is_upload = true;

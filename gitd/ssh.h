@@ -19,22 +19,24 @@
 #include "authz.h"
 
 struct sshd_opts {
-	const struct authz *authz;         /* who may use which Remote (borrowed) */
-	const char *data_dir;              /* repositories, repo.h layout */
-	int idle_timeout_s;                /* no bytes either way for this long ends it */
-	unsigned max_auth_tries;           /* failed attempts before disconnect; 0: no limit */
-	long long started_ms;              /* clock_now_ms() at accept */
-	long long max_session_ms;          /* from started_ms to the end; 0: no limit */
-	unsigned long long min_rate;       /* bytes/s the client sends while gitd waits for
-	                                      it, averaged over rate_window_ms; 0: none */
-	long long rate_window_ms;          /* of time spent waiting for the client */
-	unsigned long long max_pack_bytes; /* 0: no limit */
-	size_t max_ref_updates;            /* 0: no limit */
-	const char *agent;                 /* protocol "agent=" value */
-	const char *peer;                  /* "ADDR:PORT" of the client, for logs */
-	int report_fd;                     /* metrics.h report lines go here; -1: none */
-	const char *pipeline_socket;       /* the pipeline server (pipesrv.h); NULL:
-	                                      pushes run no pipelines */
+	const struct authz *authz;           /* who may use which Remote (borrowed) */
+	const char *data_dir;                /* repositories, repo.h layout */
+	int idle_timeout_s;                  /* no bytes either way for this long ends it */
+	unsigned max_auth_tries;             /* failed attempts before disconnect; 0: no limit */
+	long long started_ms;                /* clock_now_ms() at accept */
+	long long max_session_ms;            /* from started_ms to the end; 0: no limit */
+	unsigned long long min_rate;         /* bytes/s the client sends while gitd waits for
+	                                        it, averaged over rate_window_ms; 0: none */
+	long long rate_window_ms;            /* of time spent waiting for the client */
+	unsigned long long max_pack_bytes;   /* 0: no limit */
+	unsigned long long max_object_bytes; /* largest object a push may send or
+	                                        a fetch inflate; 0: no limit */
+	size_t max_ref_updates;              /* 0: no limit */
+	const char *agent;                   /* protocol "agent=" value */
+	const char *peer;                    /* "ADDR:PORT" of the client, for logs */
+	int report_fd;                       /* metrics.h report lines go here; -1: none */
+	const char *pipeline_socket;         /* the pipeline server (pipesrv.h); NULL:
+	                                        pushes run no pipelines */
 };
 
 /* Serves the connection on FD (a connected TCP socket; closed before

@@ -4,23 +4,22 @@
  * capability advertisement, then ls-refs and fetch commands until the
  * client hangs up. */
 #include <dirent.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <git2/sys/odb_backend.h>
 #include <openssl/evp.h>
 
 #include "capability.h"
 #include "clock.h"
 #include "err.h"
+#include "packfile.h"
 #include "repo.h"
 #include "upload_pack.h"
 #include "banned.h"
@@ -363,6 +362,7 @@ struct upload {
 	git_repository *repo;
 	git_odb *odb;
 	const char *agent;
+	unsigned long long max_object_bytes; /* opts->max_object_bytes */
 	int version;
 	struct upload_stats *stats;
 	struct refs refs;    /* the last listing sent */
@@ -399,6 +399,125 @@ static int oid_fail(const char *what, const git_oid *oid)
 
 	git_oid_tostr(hex, sizeof(hex), oid);
 	return err_set("upload-pack: cannot read %s %s: %s", what, hex, repo_git_error());
+}
+
+/* An object is inflated whole when a walk parses it (commits, trees, tags)
+ * or the packbuilder packs it; one larger than the limit is refused instead
+ * (copied pack entries are never inflated and have no limit). Every whole
+ * read of the repository handle upload-pack uses goes through a size guard
+ * first: an object database backend of the highest priority that reads
+ * nothing itself (GIT_PASSTHROUGH) but fails a read whose object is larger,
+ * so that libgit2's own reads (its revwalk parses every commit it reaches)
+ * are bounded too. */
+struct size_guard {
+	git_odb_backend parent;
+	git_odb *headers; /* a second database on the same objects, owned: the
+	                     guarded one holds its lock while it asks the guard */
+	unsigned long long max;
+};
+
+static void size_message(char *buf, size_t size, git_object_t type, const git_oid *oid, size_t len,
+                         unsigned long long max)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+
+	git_oid_tostr(hex, sizeof(hex), oid);
+	snprintf(buf, size, "%s %s is %zu bytes, larger than the maximum object size of %llu bytes",
+	         git_object_type2string(type), hex, len, max);
+}
+
+static int guard_read(void **data, size_t *len, git_object_t *type, git_odb_backend *backend,
+                      const git_oid *oid)
+{
+	struct size_guard *g = (struct size_guard *)backend;
+	char msg[256];
+	git_object_t t;
+	size_t n;
+
+	if (git_odb_read_header(&n, &t, g->headers, oid) < 0 || n <= g->max)
+		return GIT_PASSTHROUGH;
+	size_message(msg, sizeof(msg), t, oid, n, g->max);
+	git_error_set_str(GIT_ERROR_ODB, msg);
+	return GIT_ERROR;
+}
+
+static int guard_refresh(git_odb_backend *backend)
+{
+	return 0;
+}
+
+static void guard_free(git_odb_backend *backend)
+{
+	struct size_guard *g = (struct size_guard *)backend;
+
+	git_odb_free(g->headers);
+	free(g);
+}
+
+/* Opens *OUT as a handle on REPO whose reads are guarded by MAX (bytes).
+ * Returns 0 or -1 with err_msg(). */
+static int open_guarded(git_repository **out, git_repository *repo, unsigned long long max)
+{
+	struct size_guard *g = NULL;
+	git_buf objects = {0};
+	git_odb *odb = NULL;
+	int ret = -1;
+
+	*out = NULL;
+	if (git_repository_open_bare(out, git_repository_path(repo)) < 0 ||
+	    git_repository_odb(&odb, *out) < 0 ||
+	    git_repository_item_path(&objects, repo, GIT_REPOSITORY_ITEM_OBJECTS) < 0) {
+		err_set("upload-pack: cannot open the repository: %s", repo_git_error());
+		goto out;
+	}
+	if (!(g = calloc(1, sizeof(*g)))) {
+		err_set("out of memory");
+		goto out;
+	}
+	git_odb_init_backend(&g->parent, GIT_ODB_BACKEND_VERSION);
+	g->parent.read = guard_read;
+	g->parent.refresh = guard_refresh;
+	g->parent.free = guard_free;
+	g->max = max;
+	if (git_odb_open(&g->headers, objects.ptr) < 0) {
+		free(g);
+		err_set("upload-pack: cannot open the object database: %s", repo_git_error());
+		goto out;
+	}
+	if (git_odb_add_backend(odb, &g->parent, INT_MAX) < 0) {
+		guard_free(&g->parent);
+		err_set("upload-pack: cannot guard the object database: %s", repo_git_error());
+		goto out;
+	}
+	ret = 0;
+out:
+	git_buf_dispose(&objects);
+	git_odb_free(odb);
+	if (ret < 0) {
+		git_repository_free(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+/* Refuses an object larger than the limit before it is handed on (to the
+ * packbuilder, or the revwalk as a tip), so that the refusal comes before
+ * any pack byte and names the object plainly. Returns 0, or -1 with
+ * err_msg() (sent to the client as ERR). */
+static int check_object_size(struct upload *u, const git_oid *oid)
+{
+	char msg[256];
+	git_object_t type;
+	size_t size;
+
+	if (!u->max_object_bytes)
+		return 0;
+	if (git_odb_read_header(&size, &type, u->odb, oid) < 0)
+		return oid_fail("object", oid);
+	if (size <= u->max_object_bytes)
+		return 0;
+	size_message(msg, sizeof(msg), type, oid, size, u->max_object_bytes);
+	return err_set("upload-pack: %s", msg);
 }
 
 /* The object's type, looked up once. Returns the git_object_t, or -1. */
@@ -1165,21 +1284,18 @@ static bool is_boundary(const struct obj *c)
 
 /* The pack sent is made in two ways (gitformat-pack.txt). Entries of the
  * repository's own packs are copied as they are, as git's pack-objects
- * reuses them: whole objects, and deltas whose base is sent too. The rest
- * (loose objects, deltas against objects the client does not get) go
- * through git_packbuilder, which compresses and deltifies them among
- * themselves; its entries are spliced in after the copied ones, under one
- * header and one SHA-1 trailer. libgit2 1.5's packbuilder re-reads,
- * re-deltifies and recompresses every object it is given, which takes
- * seconds for a clone of 100k objects; copying takes a fraction of one. */
+ * reuses them: whole objects, and deltas whose base is sent too (why:
+ * packfile.h). The rest (loose objects, deltas against objects the client
+ * does not get) go through git_packbuilder, which compresses and deltifies
+ * them among themselves; its entries are spliced in after the copied ones,
+ * under one header and one SHA-1 trailer. A copied entry is never inflated,
+ * whatever its size; an object the packbuilder or a walk would inflate
+ * whole is first checked against opts->max_object_bytes. */
 
 enum reuse { REUSE_NONE, REUSE_WHOLE, REUSE_OFS_DELTA, REUSE_REF_DELTA };
 
-/* Pack entry types (gitformat-pack.txt, "Object types"). */
-enum { OBJ_OFS_DELTA = 6, OBJ_REF_DELTA = 7 };
-
-#define PACK_HEADER_SIZE 12
-#define PACK_TRAILER_SIZE GIT_OID_RAWSZ
+#define PACK_HEADER_SIZE PACKFILE_HEADER_SIZE
+#define PACK_TRAILER_SIZE PACKFILE_ID_SIZE
 
 /* Packs of one repository that are read directly; objects of any others
  * are read through libgit2. */
@@ -1188,18 +1304,9 @@ enum { OBJ_OFS_DELTA = 6, OBJ_REF_DELTA = 7 };
 /* Objects counted between two looks at the clock for progress. */
 #define COUNT_TICK 1024
 
-/* One pack of the repository, mapped: its .idx (version 2) and .pack. */
+/* One pack of the repository, mapped. */
 struct pack {
-	char name[64]; /* "pack-HASH" */
-	const unsigned char *idx;
-	size_t idx_size;
-	const unsigned char *data;
-	size_t data_size;
-	uint32_t nobjects;
-	const unsigned char *fanout, *oids, *offsets, *large_offsets;
-	size_t nlarge;
-	uint64_t *ends; /* every entry offset, sorted, then the trailer's: where
-	                   each entry ends; NULL until needed */
+	struct packfile file;
 	bool is_broken; /* the index disagrees with itself: read through libgit2 */
 };
 
@@ -1207,11 +1314,6 @@ struct packs {
 	struct pack items[PACKS_MAX];
 	size_t n;
 };
-
-static uint32_t be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void put_be32(unsigned char *p, uint32_t v)
 {
@@ -1221,74 +1323,12 @@ static void put_be32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)v;
 }
 
-static int map_file(const char *path, const unsigned char **out, size_t *size)
-{
-	struct stat st;
-	void *m;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0 || st.st_size <= 0) {
-		close(fd);
-		return -1;
-	}
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -1;
-	*out = m;
-	*size = (size_t)st.st_size;
-	return 0;
-}
-
-static void pack_close(struct pack *p)
-{
-	if (p->idx)
-		munmap((void *)p->idx, p->idx_size);
-	if (p->data)
-		munmap((void *)p->data, p->data_size);
-	free(p->ends);
-	memset(p, 0, sizeof(*p));
-}
-
-/* Checks the layout of a version 2 .idx and that the .pack has as many
- * objects (gitformat-pack.txt, "Version 2 pack-*.idx files"). */
-static bool pack_check(struct pack *p)
-{
-	size_t need;
-	uint32_t n = 0;
-
-	if (p->idx_size < 8 + 256 * 4 + 2 * GIT_OID_RAWSZ || memcmp(p->idx, "\377tOc", 4) ||
-	    be32(p->idx + 4) != 2)
-		return false;
-	p->fanout = p->idx + 8;
-	for (int i = 0; i < 256; i++) {
-		uint32_t v = be32(p->fanout + 4 * i);
-
-		if (v < n)
-			return false;
-		n = v;
-	}
-	need = 8 + 256 * 4 + (size_t)n * (GIT_OID_RAWSZ + 4 + 4) + 2 * GIT_OID_RAWSZ;
-	if (p->idx_size < need || (p->idx_size - need) % 8)
-		return false;
-	p->oids = p->fanout + 256 * 4;
-	p->offsets = p->oids + (size_t)n * (GIT_OID_RAWSZ + 4);
-	p->large_offsets = p->offsets + (size_t)n * 4;
-	p->nlarge = (p->idx_size - need) / 8;
-	p->nobjects = n;
-	return p->data_size >= PACK_HEADER_SIZE + PACK_TRAILER_SIZE &&
-	       !memcmp(p->data, "PACK", 4) && (be32(p->data + 4) == 2 || be32(p->data + 4) == 3) &&
-	       be32(p->data + 8) == n;
-}
-
 /* Maps every objects/pack/pack-*.idx (version 2) with its .pack. A pack
  * that cannot be read is left out: its objects are read through libgit2. */
 static int packs_open(struct packs *out, struct upload *u)
 {
 	git_buf objects = {0};
-	char dir_path[PATH_MAX], path[PATH_MAX];
+	char dir_path[PATH_MAX], idx_path[PATH_MAX], pack_path[PATH_MAX];
 	struct dirent *de;
 	DIR *dir = NULL;
 	size_t n;
@@ -1305,20 +1345,15 @@ static int packs_open(struct packs *out, struct upload *u)
 		struct pack *p = &out->items[out->n];
 		size_t len = strlen(de->d_name);
 
-		if (len < 5 || len - 4 >= sizeof(p->name) || strcmp(de->d_name + len - 4, ".idx"))
+		if (len < 5 || strcmp(de->d_name + len - 4, ".idx"))
 			continue;
 		memset(p, 0, sizeof(*p));
-		memcpy(p->name, de->d_name, len - 4);
-		p->name[len - 4] = '\0';
-		if ((size_t)snprintf(path, sizeof(path), "%s/%s.idx", dir_path, p->name) >=
-		        sizeof(path) ||
-		    map_file(path, &p->idx, &p->idx_size) < 0 ||
-		    (size_t)snprintf(path, sizeof(path), "%s/%s.pack", dir_path, p->name) >=
-		        sizeof(path) ||
-		    map_file(path, &p->data, &p->data_size) < 0 || !pack_check(p)) {
-			pack_close(p);
+		if ((size_t)snprintf(idx_path, sizeof(idx_path), "%s/%s", dir_path, de->d_name) >=
+		        sizeof(idx_path) ||
+		    (size_t)snprintf(pack_path, sizeof(pack_path), "%s/%.*s.pack", dir_path,
+		                     (int)(len - 4), de->d_name) >= sizeof(pack_path) ||
+		    packfile_open(&p->file, idx_path, pack_path) < 0)
 			continue;
-		}
 		out->n++;
 	}
 out:
@@ -1331,96 +1366,18 @@ out:
 static void packs_close(struct packs *packs)
 {
 	for (size_t i = 0; i < packs->n; i++)
-		pack_close(&packs->items[i]);
+		packfile_close(&packs->items[i].file);
 	packs->n = 0;
 }
 
-/* OID's position in P's index, or -1. */
-static int64_t pack_find(const struct pack *p, const git_oid *oid)
+/* Sorts P's entry offsets once, to know where each entry ends; a pack whose
+ * offsets do not sort into distinct entries is read through libgit2. */
+static void pack_load_order(struct pack *p)
 {
-	unsigned first = oid->id[0];
-	uint32_t lo = first ? be32(p->fanout + 4 * (first - 1)) : 0;
-	uint32_t hi = be32(p->fanout + 4 * first);
-
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		int c = memcmp(p->oids + (size_t)mid * GIT_OID_RAWSZ, oid->id, GIT_OID_RAWSZ);
-
-		if (!c)
-			return mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-/* The offset of the entry at index position POS: 31 bits, or with the top
- * bit set an index into the 64-bit table. False when it is out of bounds. */
-static bool pack_offset(const struct pack *p, uint32_t pos, uint64_t *out)
-{
-	uint32_t v = be32(p->offsets + (size_t)pos * 4);
-	uint64_t off = v;
-
-	if (v & 0x80000000u) {
-		const unsigned char *l = p->large_offsets + (size_t)(v & 0x7fffffffu) * 8;
-
-		if ((v & 0x7fffffffu) >= p->nlarge)
-			return false;
-		off = (uint64_t)be32(l) << 32 | be32(l + 4);
-	}
-	if (off < PACK_HEADER_SIZE || off >= p->data_size - PACK_TRAILER_SIZE)
-		return false;
-	*out = off;
-	return true;
-}
-
-static int compare_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Sorts P's entry offsets once (what git keeps in pack-*.rev), to know
- * where each entry ends: at the next one, or at the trailer. */
-static int pack_load_ends(struct pack *p)
-{
-	if (p->ends || p->is_broken)
-		return 0;
-	if (!(p->ends = malloc(((size_t)p->nobjects + 1) * sizeof(*p->ends))))
-		return err_set("out of memory");
-	for (uint32_t i = 0; i < p->nobjects; i++)
-		if (!pack_offset(p, i, &p->ends[i]))
-			goto broken;
-	qsort(p->ends, p->nobjects, sizeof(*p->ends), compare_u64);
-	p->ends[p->nobjects] = p->data_size - PACK_TRAILER_SIZE;
-	for (uint32_t i = 0; i < p->nobjects; i++)
-		if (p->ends[i] >= p->ends[i + 1])
-			goto broken;
-	return 0;
-broken:
-	free(p->ends);
-	p->ends = NULL;
-	p->is_broken = true;
-	return 0;
-}
-
-/* Where the entry at OFFSET (one of P's) ends. */
-static uint64_t pack_entry_end(const struct pack *p, uint64_t offset)
-{
-	size_t lo = 0, hi = p->nobjects;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->ends[mid] <= offset)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return p->ends[lo];
+	if (p->file.offsets || p->is_broken)
+		return;
+	if (packfile_load_order(&p->file) < 0)
+		p->is_broken = true;
 }
 
 /* Parses the entry of O in its pack: type and size, then an OFS_DELTA's
@@ -1428,47 +1385,18 @@ static uint64_t pack_entry_end(const struct pack *p, uint64_t offset)
  * the entry type, or -1 when the entry does not parse. */
 static int entry_parse(struct obj *o, uint64_t *base_offset, const unsigned char **base_id)
 {
-	const unsigned char *e = o->pack->data + o->offset;
-	uint64_t avail = o->end - o->offset, i = 1, ofs;
-	unsigned shift = 4;
-	unsigned char c = e[0];
-	int type = (c >> 4) & 7;
+	struct packfile_entry e;
+	uint64_t avail = o->end - o->offset;
 
-	while (c & 0x80) {
-		if (i >= avail || shift > 57)
-			return -1;
-		c = e[i++];
-		shift += 7;
-	}
-	o->hdr_len = (unsigned char)i;
-	if (type == OBJ_OFS_DELTA) {
-		/* offset encoding: 7 bits a byte, big-endian, plus 2^7 + 2^14 + ...
-		 * for each byte after the first */
-		if (i >= avail)
-			return -1;
-		c = e[i++];
-		ofs = c & 127;
-		while (c & 0x80) {
-			if (i >= avail || ofs >= (UINT64_C(1) << 56))
-				return -1;
-			c = e[i++];
-			ofs = ((ofs + 1) << 7) | (c & 127);
-		}
-		if (!ofs || ofs > o->offset)
-			return -1;
-		*base_offset = o->offset - ofs;
-	} else if (type == OBJ_REF_DELTA) {
-		if (avail - i < GIT_OID_RAWSZ)
-			return -1;
-		*base_id = e + i;
-		i += GIT_OID_RAWSZ;
-	} else if (type < GIT_OBJECT_COMMIT || type > GIT_OBJECT_TAG) {
+	if (packfile_entry_parse(&e, o->pack->file.pack_bytes + o->offset, (size_t)avail,
+	                         o->offset) < 0 ||
+	    e.data_offset >= avail)
 		return -1;
-	}
-	if (i >= avail)
-		return -1;
-	o->data_offset = o->offset + i;
-	return type;
+	o->hdr_len = (unsigned char)e.header_len;
+	o->data_offset = o->offset + e.data_offset;
+	*base_offset = e.base_offset;
+	*base_id = e.base_id;
+	return e.type;
 }
 
 static int compare_by_entry(const void *a, const void *b)
@@ -1514,16 +1442,17 @@ static int plan_reuse(struct upload *u, struct packs *packs, struct objlist *obj
 		o->pack = NULL;
 		for (size_t k = 0; k < packs->n; k++) {
 			struct pack *p = &packs->items[k];
-			int64_t pos = p->is_broken ? -1 : pack_find(p, &o->oid);
+			int64_t pos =
+			    p->is_broken ? -1 : packfile_idx_find(&p->file.idx, o->oid.id);
 
-			if (pos < 0 || !pack_offset(p, (uint32_t)pos, &o->offset))
+			if (pos < 0 || packfile_idx_offset(&o->offset, &p->file.idx, (uint32_t)pos,
+			                                   p->file.pack_size) < 0)
 				continue;
-			if (pack_load_ends(p) < 0)
-				return -1;
+			pack_load_order(p);
 			if (p->is_broken)
 				continue;
 			o->pack = p;
-			o->end = pack_entry_end(p, o->offset);
+			o->end = packfile_entry_end(&p->file, o->offset);
 			if (objlist_push(order, o) < 0)
 				return -1;
 			break;
@@ -1540,13 +1469,13 @@ static int plan_reuse(struct upload *u, struct packs *packs, struct objlist *obj
 
 		if (type >= GIT_OBJECT_COMMIT && type <= GIT_OBJECT_TAG) {
 			o->reuse = REUSE_WHOLE;
-		} else if (type == OBJ_OFS_DELTA) {
+		} else if (type == PACKFILE_OFS_DELTA) {
 			base = find_entry(order->items, i, o->pack, base_offset);
 			/* a base sent through the packbuilder comes later: name it */
 			if (base)
 				o->reuse =
 				    base->reuse == REUSE_NONE ? REUSE_REF_DELTA : REUSE_OFS_DELTA;
-		} else if (type == OBJ_REF_DELTA) {
+		} else if (type == PACKFILE_REF_DELTA) {
 			git_oid_fromraw(&id, base_id);
 			base = objmap_get(&q->objs, &id);
 			if (base && (base->flags & F_ADDED) && base->pack == o->pack)
@@ -1691,7 +1620,7 @@ static int pack_emit(struct pack_out *po, const void *data, size_t size, bool is
  * (the entry's type bits become REF_DELTA; its size stays). */
 static int write_reused(struct pack_out *po, struct obj *o, bool wants_ofs_delta)
 {
-	const unsigned char *e = o->pack->data + o->offset;
+	const unsigned char *e = o->pack->file.pack_bytes + o->offset;
 	unsigned char hdr[16 + GIT_OID_RAWSZ];
 	size_t n = o->hdr_len;
 
@@ -1705,21 +1634,21 @@ static int write_reused(struct pack_out *po, struct obj *o, bool wants_ofs_delta
 		uint64_t v = o->out_offset - o->base->out_offset;
 		size_t at = sizeof(ofs) - 1;
 
-		hdr[0] = (unsigned char)((hdr[0] & 0x8f) | OBJ_OFS_DELTA << 4);
+		hdr[0] = (unsigned char)((hdr[0] & 0x8f) | PACKFILE_OFS_DELTA << 4);
 		ofs[at] = v & 127;
 		while (v >>= 7)
 			ofs[--at] = (unsigned char)(128 | (--v & 127));
 		memcpy(hdr + n, ofs + at, sizeof(ofs) - at);
 		n += sizeof(ofs) - at;
 	} else {
-		hdr[0] = (unsigned char)((hdr[0] & 0x8f) | OBJ_REF_DELTA << 4);
+		hdr[0] = (unsigned char)((hdr[0] & 0x8f) | PACKFILE_REF_DELTA << 4);
 		memcpy(hdr + n, o->base->oid.id, GIT_OID_RAWSZ);
 		n += GIT_OID_RAWSZ;
 	}
 	if (pack_emit(po, hdr, n, false) < 0)
 		return -1;
-	return pack_emit(po, o->pack->data + o->data_offset, (size_t)(o->end - o->data_offset),
-	                 false);
+	return pack_emit(po, o->pack->file.pack_bytes + o->data_offset,
+	                 (size_t)(o->end - o->data_offset), false);
 }
 
 /* The packbuilder's own pack, minus its 12-byte header and 20-byte
@@ -2021,7 +1950,9 @@ static int add_commits_and_trees(struct upload *u, struct objlist *objects, stru
 
 /* The full (not shallow) case, as git's pack-objects is driven: wanted
  * commits pushed and common haves hidden on a revwalk; the edges are the
- * hidden parents of sent commits. */
+ * hidden parents of sent commits. The revwalk parses every commit it
+ * reaches, the hidden ones too: the size guard refuses one over the limit
+ * (the tips are checked first, for a plain message). */
 static int enumerate_full(struct upload *u, struct objlist *objects)
 {
 	struct request *q = &u->req;
@@ -2042,6 +1973,8 @@ static int enumerate_full(struct upload *u, struct objlist *objects)
 		if (obj_type(u, end) != GIT_OBJECT_COMMIT) {
 			if (objlist_push(&non_commits, end) < 0)
 				goto out;
+		} else if (check_object_size(u, &end->oid) < 0) {
+			goto out;
 		} else if (git_revwalk_push(walk, &end->oid) < 0) {
 			pack_error(u, "cannot walk commits");
 			goto out;
@@ -2050,7 +1983,8 @@ static int enumerate_full(struct upload *u, struct objlist *objects)
 	for (size_t i = 0; i < q->haves.n; i++) {
 		struct obj *c;
 
-		if (peel_commit(&c, u, q->haves.items[i]) < 0)
+		if (peel_commit(&c, u, q->haves.items[i]) < 0 ||
+		    (c && check_object_size(u, &c->oid) < 0))
 			goto out;
 		if (c && git_revwalk_hide(walk, &c->oid) < 0) {
 			pack_error(u, "cannot walk commits");
@@ -2252,6 +2186,8 @@ static int send_pack(struct upload *u)
 		if (o->reuse != REUSE_NONE) {
 			nreused++;
 			nreused_deltas += o->reuse != REUSE_WHOLE;
+		} else if (check_object_size(u, &o->oid) < 0) {
+			goto out;
 		} else if (git_packbuilder_insert(pb, &o->oid, o->name) < 0) {
 			pack_error(u, "cannot add an object to the pack");
 			goto out;
@@ -2932,6 +2868,7 @@ int upload_pack_serve(struct pkt_io *io, git_repository *repo, int version,
 {
 	struct upload_stats unused;
 	struct upload u;
+	git_repository *guarded = NULL;
 	int ret = -1;
 
 	memset(&u, 0, sizeof(u));
@@ -2940,8 +2877,14 @@ int upload_pack_serve(struct pkt_io *io, git_repository *repo, int version,
 	u.repo = repo;
 	u.version = version == 1 || version == 2 ? version : 0;
 	u.agent = opts && opts->agent ? opts->agent : "slipway";
+	u.max_object_bytes = opts ? opts->max_object_bytes : 0;
 	u.stats = stats ? stats : &unused;
 	io->sideband = 0;
+	if (u.max_object_bytes) {
+		if (open_guarded(&guarded, repo, u.max_object_bytes) < 0)
+			goto out;
+		u.repo = repo = guarded;
+	}
 	if (git_repository_odb(&u.odb, repo) < 0) {
 		err_set("upload-pack: cannot open the object database: %s", repo_git_error());
 		goto out;
@@ -2955,5 +2898,6 @@ out:
 	if (u.has_refs)
 		refs_release(&u.refs);
 	git_odb_free(u.odb);
+	git_repository_free(guarded);
 	return ret;
 }

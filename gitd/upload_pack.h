@@ -16,9 +16,13 @@
  * A want must be an advertised id, the tip of a ref, or a commit reachable
  * from one; anything else is refused with "upload-pack: not our ref ID".
  * The packfile copies the entries of the repository's own packs where it
- * can (whole objects, and deltas whose base is sent too) and builds the
- * rest with git_packbuilder; it goes out on side-band 1 with progress on
- * band 2. */
+ * can (whole objects, and deltas whose base is sent too; read with
+ * packfile.h) and builds the rest with git_packbuilder; it goes out on
+ * side-band 1 with progress on band 2. A copied entry streams whatever its
+ * size; an object that would be inflated whole (a commit, tree or tag the
+ * walk parses, anything the packbuilder packs) and is larger than
+ * opts->max_object_bytes ends the request with "ERR upload-pack: TYPE ID is
+ * N bytes, larger than the maximum object size of M bytes". */
 #ifndef SLIP_GITD_UPLOAD_PACK_H
 #define SLIP_GITD_UPLOAD_PACK_H
 
@@ -28,7 +32,10 @@
 #include "pktline.h"
 
 struct upload_opts {
-	const char *agent; /* "agent=" value, e.g. "slipway/0.1" */
+	const char *agent;                   /* "agent=" value, e.g. "slipway/0.1" */
+	unsigned long long max_object_bytes; /* an object that would be inflated
+	                                        whole and is larger is refused
+	                                        with ERR; 0: no limit */
 };
 
 /* What happened, for logs and metrics. */

@@ -452,4 +452,122 @@ test_expect_success 'a garbage or truncated packfile is reported as an unpack er
 	server_is_clean
 '
 
+# make_pack OUT SPEC...: writes a pack (gitformat-pack.txt) with a correct
+# trailing SHA-1 whose entries are made from SPEC, each "TYPE:FILE" (the
+# file's bytes deflated under a header declaring their size),
+# "TYPE:FILE:SIZE" (declaring SIZE instead), or "delta:BASE-ID:FILE" (a
+# REF_DELTA whose delta data is FILE).
+make_pack() {
+	python3 - "$@" <<-\EOF
+	import hashlib, struct, sys, zlib
+	types = {"commit": 1, "tree": 2, "blob": 3, "tag": 4, "delta": 7}
+	out, specs = sys.argv[1], sys.argv[2:]
+	body = b"PACK" + struct.pack(">II", 2, len(specs))
+	for spec in specs:
+	    kind, rest = spec.split(":", 1)
+	    base = b""
+	    if kind == "delta":
+	        base_hex, rest = rest.split(":", 1)
+	        base = bytes.fromhex(base_hex)
+	    name, _, declared = rest.partition(":")
+	    data = open(name, "rb").read()
+	    size = int(declared) if declared else len(data)
+	    hdr = bytearray([types[kind] << 4 | (size & 15)])
+	    size >>= 4
+	    while size:
+	        hdr[-1] |= 0x80
+	        hdr.append(size & 0x7f)
+	        size >>= 7
+	    body += bytes(hdr) + base + zlib.compress(data)
+	open(out, "wb").write(body + hashlib.sha1(body).digest())
+	EOF
+}
+
+# delta_data OUT BASE-SIZE RESULT-SIZE TEXT: delta data (gitformat-pack.txt
+# "Deltified representation") whose header gives BASE-SIZE and RESULT-SIZE
+# and which makes TEXT by copying nothing and inserting TEXT.
+delta_data() {
+	python3 - "$@" <<-\EOF
+	import sys
+	def varint(n):
+	    b = bytearray()
+	    while True:
+	        b.append((n & 0x7f) | (0x80 if n > 0x7f else 0))
+	        n >>= 7
+	        if not n:
+	            return bytes(b)
+	out, base_size, result_size, text = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].encode()
+	open(out, "wb").write(varint(base_size) + varint(result_size) + bytes([len(text)]) + text)
+	EOF
+}
+
+# push_raw PACK: pushes PACK to refs/heads/bad-size and refs/heads/bad-size2
+# with raw pkt-lines, as new branches at $new; the report goes to "out".
+push_raw() {
+	{ pkt "$zero $new refs/heads/bad-size\0 report-status" &&
+	  pkt "$zero $new refs/heads/bad-size2" && printf 0000 && cat "$1"; } >req &&
+	test_must_fail git-serve receive-pack srv.git <req >out 2>err
+}
+
+# The push was refused whole and changed nothing; a full clone still works.
+refused_and_unchanged() {
+	grep -aE "unpack $1" out &&
+	grep -a "ng refs/heads/bad-size unpacker error" out &&
+	grep -a "ng refs/heads/bad-size2 unpacker error" out &&
+	! grep -a "unpack ok" out &&
+	git -C srv.git for-each-ref >refs.after &&
+	test_cmp refs.before refs.after &&
+	ls srv.git/objects/pack >packs.after &&
+	test_cmp packs.before packs.after &&
+	server_is_clean &&
+	rm -rf clone && git clone -q --no-local srv.git clone &&
+	git -C clone fsck --strict --no-progress
+}
+
+# commit_object OUT: a commit on srv.git's main (same tree), as raw bytes.
+commit_object() {
+	printf "tree %s\nparent %s\nauthor A <a@b> 1 +0000\ncommitter C <c@d> 1 +0000\n\n%s\n" \
+		"$(git -C srv.git rev-parse "main^{tree}")" "$(srv_ref main)" "$2" >"$1"
+}
+
+test_expect_success 'a commit whose entry declares a size it does not inflate to is refused and changes nothing' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	commit_object c.raw "declared one byte too many" &&
+	new=$(git hash-object -t commit --literally c.raw) &&
+	make_pack bad.pack "commit:c.raw:$(($(wc -c <c.raw) + 1))" &&
+	push_raw bad.pack &&
+	refused_and_unchanged "bad object at offset 12: commit inflates to [0-9]+ bytes, its header declares"
+'
+
+test_expect_success 'a blob whose entry declares too few bytes is refused and changes nothing' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	printf "blob content\n" >blob.raw &&
+	blob=$(git hash-object blob.raw) &&
+	printf "100644 big\0" >tree.raw &&
+	printf "%s" "$blob" | xxd -r -p >>tree.raw &&
+	tree=$(git hash-object -t tree --literally tree.raw) &&
+	printf "tree %s\nparent %s\nauthor A <a@b> 1 +0000\ncommitter C <c@d> 1 +0000\n\nblob\n" \
+		"$tree" "$(srv_ref main)" >c.raw &&
+	new=$(git hash-object -t commit --literally c.raw) &&
+	make_pack bad.pack commit:c.raw tree:tree.raw "blob:blob.raw:$(($(wc -c <blob.raw) - 1))" &&
+	push_raw bad.pack &&
+	refused_and_unchanged "bad object at offset [0-9]+: blob inflates to more than its declared"
+'
+
+test_expect_success 'a delta whose result size differs from what applying it gives is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	base=$(srv_ref main) &&
+	base_size=$(git -C srv.git cat-file -s "$base") &&
+	commit_object c.raw "made by a delta" &&
+	new=$(git hash-object -t commit --literally c.raw) &&
+	delta_data d.raw "$base_size" "$(($(wc -c <c.raw) + 1))" "$(cat c.raw)" &&
+	make_pack bad.pack "delta:$base:d.raw" &&
+	push_raw bad.pack &&
+	refused_and_unchanged "index-pack failed" &&
+	test_grep "unpack failed: failed to apply delta" err
+'
+
 test_done

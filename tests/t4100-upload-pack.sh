@@ -429,4 +429,39 @@ test_expect_success 'a want of what the client has gets an empty pack' '
 	test_grep "git-serve: upload-pack: 1 wants, 0 objects, 32 pack bytes" err
 '
 
+test_expect_success 'an object over the size limit is refused with ERR where it would be inflated, and copied from a pack' '
+	git init -q --bare -b main big.git &&
+	git init -q -b main bigwork &&
+	head -c 204800 /dev/zero >bigwork/zeros.bin &&
+	git -C bigwork add zeros.bin && git -C bigwork commit -q -m zeros &&
+	git -C bigwork push -q ../big.git main &&
+	blob=$(git -C big.git rev-parse main:zeros.bin) &&
+	test -f big.git/objects/$(echo $blob | cut -c1-2)/$(echo $blob | cut -c3-) &&
+	test_must_fail env GIT_SERVE_MAX_OBJECT=65536 \
+		git -c protocol.version=2 clone -q -u "$up" "file://$TRASH_DIRECTORY/big.git" refused 2>err &&
+	test_grep "upload-pack: blob $blob is 204800 bytes, larger than the maximum object size of 65536 bytes" err &&
+	git -C big.git repack -adq &&
+	GIT_SERVE_MAX_OBJECT=65536 \
+		git -c protocol.version=2 clone -q -u "$up" "file://$TRASH_DIRECTORY/big.git" copied &&
+	test "$(git -C copied rev-parse main:zeros.bin)" = "$blob" &&
+	git -C copied fsck --strict --no-progress
+'
+
+test_expect_success 'a commit over the size limit below the tip is refused with ERR before the walk inflates it' '
+	git init -q --bare -b main bigcommit.git &&
+	{ printf "tree %s\nauthor A <a@b> 1 +0000\ncommitter C <c@d> 1 +0000\n\n" \
+		"$(git hash-object -t tree /dev/null)" && head -c 204800 /dev/zero; } >big.commit &&
+	git -C bigcommit.git hash-object -t tree -w /dev/null >/dev/null &&
+	big=$(git -C bigcommit.git hash-object -t commit --literally -w --stdin <big.commit) &&
+	child=$(git -C bigcommit.git commit-tree -p $big -m child "$(git hash-object -t tree /dev/null)") &&
+	git -C bigcommit.git update-ref refs/heads/main $child &&
+	git -C bigcommit.git repack -adq &&
+	test_must_fail env GIT_SERVE_MAX_OBJECT=65536 git -c protocol.version=2 \
+		clone -q -u "$up" "file://$TRASH_DIRECTORY/bigcommit.git" refused-commit 2>err &&
+	test_grep "upload-pack: cannot walk commits: commit $big is [0-9]+ bytes, larger than the maximum object size of 65536 bytes" err &&
+	GIT_SERVE_MAX_OBJECT=1048576 git -c protocol.version=2 \
+		clone -q -u "$up" "file://$TRASH_DIRECTORY/bigcommit.git" served-commit &&
+	test "$(git -C served-commit rev-parse main)" = "$child"
+'
+
 test_done

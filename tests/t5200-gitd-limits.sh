@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 test_description='gitd limits and shutdown: connection limit, login grace time, idle
-timeout, pack size and ref update limits, SIGTERM letting a push in flight finish,
-limits on unauthenticated connections and authentication attempts, session time
-and transfer rate, and a restart after SIGKILL while a connection is open'
+timeout, pack size, object size and ref update limits, SIGTERM letting a push
+in flight finish, limits on unauthenticated connections and authentication
+attempts, session time and transfer rate, and a restart after SIGKILL while a
+connection is open'
 . "$(dirname "$0")/test-lib.sh"
 . "$SLIPWAY_ROOT/tests/lib-gitd.sh"
 
@@ -151,6 +152,27 @@ test_expect_success '--max-pack-size and --max-ref-updates refuse a push and cha
 	test "$(git -C $web rev-parse main)" = "$before" &&
 	test_must_fail git -C $web rev-parse --verify -q refs/tags/t1 &&
 	ls $web/objects | { ! grep incoming; }
+'
+
+test_expect_success '--max-object-size refuses a push carrying a larger object, before inflating it, and changes nothing' '
+	gitd_stop && : >gitd.log &&
+	gitd_start --max-object-size 64K &&
+	before=$(git -C $web rev-parse main) &&
+	ls $web/objects/pack >packs.before &&
+	head -c 1048576 /dev/zero >src/zeros.bin &&
+	git -C src add zeros.bin && git -C src -c user.name=T -c user.email=t@e commit -q -m zeros &&
+	test_must_fail git -C src push "$GITD_URL/default/web.git" main 2>err &&
+	test_grep "unpack failed: blob at offset [0-9]+ is 1.0 MiB, larger than the maximum object size 64.0 KiB" err &&
+	test_grep "\[remote rejected\] main -> main \(unpacker error\)" err &&
+	test "$(git -C $web rev-parse main)" = "$before" &&
+	ls $web/objects/pack >packs.after &&
+	test_cmp packs.before packs.after &&
+	ls $web/objects | { ! grep incoming; } &&
+	git -C $web fsck --strict --no-progress &&
+	git -C src reset -q --hard HEAD~1 &&
+	test_commit src small.txt "below the limit" &&
+	git -C src push -q "$GITD_URL/default/web.git" main &&
+	test "$(git -C $web rev-parse main)" = "$(git -C src rev-parse main)"
 '
 
 test_expect_success 'a quarantine left by a killed connection is removed when gitd starts' '

@@ -128,7 +128,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct pkt_io io; /* 128 KiB of buffers: not on the stack */
-	struct upload_opts opts = {"fuzz"};
+	struct upload_opts opts = {"fuzz", 0};
 	struct upload_stats stats = {0};
 	struct mem m;
 	int version;

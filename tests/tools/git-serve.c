@@ -5,8 +5,9 @@
  * driver, not shipped. GIT_PROTOCOL (set by git) selects the protocol
  * version; GIT_SERVE_DENY_NON_FF=1, GIT_SERVE_ALLOW_DELETE_CURRENT=1,
  * GIT_SERVE_MAX_PACK=BYTES, GIT_SERVE_MAX_REFS=N and GIT_SERVE_REJECT=MESSAGE
- * (a pre-receive point that rejects every push) set receive-pack's
- * options. */
+ * (a pre-receive point that rejects every push) set receive-pack's options;
+ * GIT_SERVE_MAX_OBJECT=BYTES sets both services' object size limit (none by
+ * default). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
 		o.allow_delete_current_branch = getenv("GIT_SERVE_ALLOW_DELETE_CURRENT") != NULL;
 		if ((v = getenv("GIT_SERVE_MAX_PACK")))
 			o.max_pack_bytes = strtoull(v, NULL, 10);
+		if ((v = getenv("GIT_SERVE_MAX_OBJECT")))
+			o.max_object_bytes = strtoull(v, NULL, 10);
 		if ((v = getenv("GIT_SERVE_MAX_REFS")))
 			o.max_ref_updates = strtoul(v, NULL, 10);
 		if ((v = getenv("GIT_SERVE_REJECT"))) {
@@ -75,8 +78,12 @@ int main(int argc, char **argv)
 		        "pack bytes, %zu objects\n",
 		        st.ncommands, st.nupdated, st.nrejected, st.pack_bytes, st.pack_objects);
 	} else if (!strcmp(argv[1], "upload-pack") || !strcmp(argv[1], "git-upload-pack")) {
-		struct upload_opts o = {"slipway-git-serve"};
+		struct upload_opts o = {"slipway-git-serve", 0};
 		struct upload_stats st = {0};
+		const char *v = getenv("GIT_SERVE_MAX_OBJECT");
+
+		if (v)
+			o.max_object_bytes = strtoull(v, NULL, 10);
 
 		ret = upload_pack_serve(&io, repo,
 		                        upload_pack_protocol_version(getenv("GIT_PROTOCOL")), &o,
