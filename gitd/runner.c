@@ -15,6 +15,7 @@
 #include "runner.h"
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
 #include "imageref.h"
 #include "log.h"
 #include "spawn.h"
@@ -297,10 +298,8 @@ static void workdir_remove(struct workdir *w)
 {
 	if (!w->dir[0])
 		return;
-	unlink(w->token);
-	unlink(w->digest);
-	if (rmdir(w->dir) < 0)
-		log_warn("cannot remove '%s': %s", w->dir, strerror(errno));
+	if (fs_remove_tree(w->dir) < 0)
+		log_warn("%s", err_msg());
 }
 
 /* Reads the digest the builder wrote to PATH into BUF, or returns -1. */
