@@ -10,7 +10,7 @@ comma   := ,
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -iquote lib -iquote deployer -iquote gitd -iquote builder -iquote kubectl-slipway -MMD -MP
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP
 CFLAGS  += $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 ifneq ($(SAN),)
@@ -20,14 +20,12 @@ endif
 
 LIB_SRC      := $(wildcard lib/*.c)
 LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
-DEPLOYER_OBJ := $(BUILD)/deployer/deployer.o
 GITD_SRC     := $(filter-out gitd/main.c,$(wildcard gitd/*.c))
 GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
 BUILDER_SRC  := $(filter-out builder/main.c,$(wildcard builder/*.c))
 BUILDER_OBJ  := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
 PLUGIN_SRC   := $(filter-out kubectl-slipway/main.c,$(wildcard kubectl-slipway/*.c))
 PLUGIN_OBJ   := $(PLUGIN_SRC:%.c=$(BUILD)/%.o)
-# gitd's runner spawns the builder with builder/spawn.c (bound for lib/)
 PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
                 $(if $(wildcard builder/main.c),$(BUILD)/bin/builder) \
                 $(BUILD)/bin/kubectl-slipway
@@ -55,23 +53,32 @@ help:
 	@echo 'make SAN=address,undefined ...   the same with sanitizers, in build/san-*'
 	@echo 'make format       reformat the C sources with .clang-format'
 
+# Each program's code sees its own folder and lib/ only, so code two
+# programs share has to live in lib/; tests see everything they test.
+INCLUDES := -iquote lib
+$(BUILD)/gitd/%.o: INCLUDES := -iquote gitd -iquote lib
+$(BUILD)/builder/%.o: INCLUDES := -iquote builder -iquote lib
+$(BUILD)/deployer/%.o: INCLUDES := -iquote deployer -iquote lib
+$(BUILD)/kubectl-slipway/%.o: INCLUDES := -iquote kubectl-slipway -iquote lib
+$(BUILD)/tests/%.o: INCLUDES := -iquote lib -iquote gitd -iquote builder -iquote kubectl-slipway
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CFLAGS) $(INCLUDES) -c -o $@ $<
 
 $(BUILD)/lib/libslipway.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(AR) rcs $@ $^
 
-$(BUILD)/bin/deployer: $(BUILD)/deployer/main.o $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/bin/deployer: $(BUILD)/deployer/main.o $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/gitd: $(BUILD)/gitd/main.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILDER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/bin/gitd: $(BUILD)/gitd/main.o $(GITD_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/builder: $(BUILD)/builder/main.o $(BUILDER_OBJ) $(DEPLOYER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/bin/builder: $(BUILD)/builder/main.o $(BUILDER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -80,11 +87,11 @@ $(BUILD)/bin/kubectl-slipway: $(BUILD)/kubectl-slipway/main.o $(PLUGIN_OBJ) $(BU
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILDER_OBJ) $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(BUILDER_OBJ) $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILDER_OBJ) $(BUILD)/lib/libslipway.a
+$(BUILD)/tests/%: $(BUILD)/tests/tools/%.o $(GITD_OBJ) $(BUILDER_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -94,13 +101,13 @@ FUZZ_SECONDS ?= 10
 FUZZ_SRC     := $(wildcard tests/fuzz/*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CC      ?= clang-14
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -iquote lib -iquote deployer -iquote gitd -iquote builder \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -iquote lib -iquote gitd -iquote builder \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
 build/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GITD_SRC) $(BUILDER_SRC) $(wildcard lib/*.h gitd/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(GITD_SRC) deployer/deployer.c $(BUILDER_SRC) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(GITD_SRC) $(BUILDER_SRC) $(LDLIBS)
 
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do \

@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "builder.h"
-#include "deployer.h"
 #include "clock.h"
 #include "err.h"
 #include "fs.h"
+#include "imageref.h"
 #include "log.h"
 #include "privileges.h"
 #include "source.h"
@@ -95,99 +95,6 @@ static void say(struct build *b, const char *fmt, ...)
 }
 
 /* ---- checks of single inputs (public, unit-tested) ---------------------- */
-
-int builder_image_ref_check(const char *ref)
-{
-	const char *slash, *last_slash, *colon;
-	size_t first_len;
-
-	if (!ref || !*ref)
-		return fail(BUILDER_EINVALID, "no image reference given");
-	if (strchr(ref, '@'))
-		return fail(BUILDER_EINVALID,
-		            "image reference \"%s\" carries a digest: give a tag, the push "
-		            "yields the digest",
-		            ref);
-	last_slash = strrchr(ref, '/');
-	colon = strrchr(ref, ':');
-	if (!colon || (last_slash && colon < last_slash))
-		return fail(BUILDER_EINVALID, "image reference \"%s\" has no tag", ref);
-	if ((size_t)(colon - ref) > 255)
-		return fail(BUILDER_EINVALID, "image name in \"%s\" is longer than 255 characters",
-		            ref);
-	if (!deployer_image_ref_is_valid(ref))
-		return fail(BUILDER_EINVALID, "invalid image reference \"%s\"", ref);
-	slash = strchr(ref, '/');
-	first_len = slash ? (size_t)(slash - ref) : 0;
-	/* distribution's rule: the first component is a registry when it has
-	 * a '.' or a ':' or is "localhost" (reference/normalize.go) */
-	if (!slash || !(memchr(ref, '.', first_len) || memchr(ref, ':', first_len) ||
-	                (first_len == 9 && !strncmp(ref, "localhost", 9))))
-		return fail(BUILDER_EINVALID,
-		            "image reference \"%s\" names no registry (expected "
-		            "REGISTRY/NAME:TAG)",
-		            ref);
-	return 0;
-}
-
-/* A lowercase Kubernetes name as it appears in image names. */
-static bool is_k8s_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 253 || s[0] == '-' || s[0] == '.' || s[n - 1] == '-' || s[n - 1] == '.')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
-		      (s[i] == '.' && s[i + 1] != '.')))
-			return false;
-	return true;
-}
-
-static bool is_object_id(const char *s)
-{
-	size_t n = strspn(s, "0123456789abcdef");
-
-	return s[n] == '\0' && (n == 40 || n == 64);
-}
-
-int builder_image_name(char **out, const char *registry, const char *ns, const char *remote,
-                       const char *deployment, const char *container, const char *commit)
-{
-	const char *const names[] = {ns, remote, deployment, container};
-	const char *const what[] = {"namespace", "remote", "deployment", "container"};
-	size_t reg_len = registry ? strlen(registry) : 0;
-	char *ref = NULL;
-	int ret;
-
-	*out = NULL;
-	while (reg_len > 0 && registry[reg_len - 1] == '/')
-		reg_len--;
-	if (!reg_len)
-		return fail(BUILDER_EINVALID, "no registry given for the image name");
-	for (size_t i = 0; i < 4; i++)
-		if (!names[i] || !is_k8s_name(names[i]))
-			return fail(BUILDER_EINVALID,
-			            "invalid %s name \"%s\" for an image name (lowercase letters, "
-			            "digits, '-' and '.')",
-			            what[i], names[i] ? names[i] : "");
-	if (!commit || !is_object_id(commit))
-		return fail(BUILDER_EINVALID,
-		            "invalid commit \"%s\": expected a full object id (40 or 64 "
-		            "lowercase hex digits)",
-		            commit ? commit : "");
-	ref = xprintf("%.*s/%s-%s-%s-%s:%s", (int)reg_len, registry, ns, remote, deployment,
-	              container, commit);
-	if (!ref)
-		return err_set("out of memory");
-	ret = builder_image_ref_check(ref);
-	if (ret < 0) {
-		free(ref);
-		return ret;
-	}
-	*out = ref;
-	return 0;
-}
 
 int builder_build_arg_check(const char *arg)
 {
@@ -423,8 +330,8 @@ static int check_inputs(const struct builder_opts *o)
 {
 	int sources = !!o->context_dir + !!o->source_tar + !!o->source_url, ret;
 
-	if ((ret = builder_image_ref_check(o->image)) < 0)
-		return ret;
+	if (imageref_check_push(o->image) < 0)
+		return BUILDER_EINVALID;
 	if (sources != 1)
 		return fail(BUILDER_EINVALID, "%s",
 		            sources ? "give only one source (directory, tar file or URL)"

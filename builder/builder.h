@@ -25,7 +25,8 @@
 /* Return codes besides -1 (out of memory, no temp directory, buildah could
  * not be started). */
 enum {
-	BUILDER_EINVALID = -30,    /* an input is malformed: image reference, build
+	BUILDER_EINVALID = -30,    /* an input is malformed: image reference
+	                              (imageref_check_push), build
 	                              argument, option, registry auth file */
 	BUILDER_ESOURCE = -31,     /* the source cannot be had or is unsafe, or the
 	                              Dockerfile is missing or outside the context */
@@ -104,24 +105,6 @@ int builder_run(struct builder_result *out, const struct builder_opts *o);
  * "InvalidInput", "SourceFailed", "BuildFailed", "PushFailed", "Timeout",
  * "Cancelled", "Unprivileged" or "Error". Static string. */
 const char *builder_reason(int code);
-
-/* Makes gitkube's image reference from its parts:
- * REGISTRY/NAMESPACE-REMOTE-DEPLOYMENT-CONTAINER:COMMIT. REGISTRY is a
- * registry host with an optional path prefix (spec.registry.url, e.g.
- * "registry.example.com/team"; a trailing "/" is dropped); the four names
- * are lowercase Kubernetes names ([a-z0-9], '-' and '.' inside); COMMIT is a
- * full object id (40 or 64 lowercase hex digits). The result is checked with
- * builder_image_ref_check. *OUT belongs to the caller (free()).
- * Returns 0, or BUILDER_EINVALID with err_msg() naming the bad part. */
-int builder_image_name(char **out, const char *registry, const char *ns, const char *remote,
-                       const char *deployment, const char *container, const char *commit);
-
-/* Checks that REF is what the builder pushes: a valid reference by
- * distribution's grammar (deployer_image_ref_is_valid) with an explicit
- * registry (a first component with '.' or ':', or "localhost"), a tag, no
- * digest, a name of at most 255 characters. Returns 0, or BUILDER_EINVALID
- * with err_msg() saying what is wrong. Pure. */
-int builder_image_ref_check(const char *ref);
 
 /* Checks a build argument "NAME=VALUE": NAME is [A-Za-z_][A-Za-z0-9_]* (at
  * most 128 characters), the whole at most BUILDER_BUILD_ARG_LEN_MAX bytes;

@@ -12,6 +12,7 @@
 
 #include "builder.h"
 #include "err.h"
+#include "imageref.h"
 #include "report.h"
 #include "banned.h"
 
@@ -152,7 +153,7 @@ static int cmd_image_name(const char *const *v)
 			return usage_error("image-name needs --registry, --namespace, --remote, "
 			                   "--deployment, --container and --commit%s",
 			                   "");
-	if (builder_image_name(&ref, v[0], v[1], v[2], v[3], v[4], v[5]) < 0) {
+	if (imageref_name(&ref, v[0], v[1], v[2], v[3], v[4], v[5]) < 0) {
 		fprintf(stderr, "builder: %s\n", err_msg());
 		return EXIT_USAGE;
 	}

@@ -27,6 +27,7 @@
 #include "buf.h"
 #include "err.h"
 #include "event.h"
+#include "imageref.h"
 #include "banned.h"
 
 #define ID_BYTES 8     /* 16 hex digits in the URL */
@@ -293,9 +294,7 @@ int buildsrv_result_parse(struct buildsrv_result *out, const char *body, size_t 
 		goto out;
 	*why = "the result's \"digest\" is not a sha256 digest or null";
 	if (copy_member(out->digest, sizeof(out->digest), doc, "digest", true, false) < 0 ||
-	    (*out->digest &&
-	     (strncmp(out->digest, "sha256:", 7) ||
-	      strspn(out->digest + 7, "0123456789abcdef") != 64 || out->digest[71])))
+	    (*out->digest && !imageref_is_sha256(out->digest)))
 		goto out;
 	*why = "the result's \"reason\" is not a string that fits";
 	if (copy_member(out->reason, sizeof(out->reason), doc, "reason", false, false) < 0)

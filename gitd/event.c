@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "event.h"
 #include "jsontext.h"
 #include "banned.h"
@@ -46,9 +47,8 @@ void event_log_sink(void *arg, enum log_level level, const char *func, const cha
 
 void event_log(const char *level, const char *event, const char *format, ...)
 {
-	char stamp[40], frac[24];
+	char stamp[CLOCK_RFC3339_SIZE];
 	struct timespec ts;
-	struct tm tm;
 	json_t *obj = NULL, *fields = NULL;
 	char *line = NULL;
 	json_error_t jerr;
@@ -64,10 +64,8 @@ void event_log(const char *level, const char *event, const char *format, ...)
 		return;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(frac, sizeof(frac), ".%03ldZ", ts.tv_nsec / 1000000);
-	obj = json_pack("{s:s+, s:s, s:s}", "time", stamp, frac, "level", level, "event", event);
+	clock_format_rfc3339_ms(stamp, &ts);
+	obj = json_pack("{s:s, s:s, s:s}", "time", stamp, "level", level, "event", event);
 	if (obj && format) {
 		va_start(ap, format);
 		fields = json_vpack_ex(&jerr, 0, format, ap);

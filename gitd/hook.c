@@ -13,9 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "hook.h"
+#include "base64.h"
+#include "buf.h"
 #include "err.h"
 #include "spawn.h"
 #include "banned.h"
@@ -357,30 +358,26 @@ static int decode_base64(char **out, size_t *len, const json_t *v)
 {
 	const char *s = json_string_value(v);
 	size_t slen = json_string_length(v);
-	int n;
+	struct buf b;
+	int ret;
 
 	*out = NULL;
 	*len = 0;
-	if (!s || slen % 4 || slen / 4 * 3 > HOOK_SCRIPT_MAX + 2)
+	if (!s || slen / 4 * 3 > HOOK_SCRIPT_MAX + 2)
 		return 1;
-	if (!(*out = malloc(slen / 4 * 3 + 1)))
+	buf_init(&b, HOOK_SCRIPT_MAX + 2);
+	ret = base64_decode_strict(&b, s, slen);
+	if (ret == BASE64_EINVALID || (ret == 0 && b.len > HOOK_SCRIPT_MAX)) {
+		buf_release(&b);
+		return 1;
+	}
+	if (ret < 0) {
+		buf_release(&b);
+		return -1;
+	}
+	*len = b.len;
+	if (!(*out = buf_detach(&b)))
 		return err_set("out of memory");
-	n = EVP_DecodeBlock((unsigned char *)*out, (const unsigned char *)s, (int)slen);
-	if (n < 0) {
-		free(*out);
-		*out = NULL;
-		return 1;
-	}
-	/* EVP_DecodeBlock counts the bytes the padding stands for */
-	for (size_t i = slen; i > 0 && s[i - 1] == '='; i--)
-		n--;
-	*len = (size_t)n;
-	(*out)[n] = '\0';
-	if (*len > HOOK_SCRIPT_MAX) {
-		free(*out);
-		*out = NULL;
-		return 1;
-	}
 	return 0;
 }
 
@@ -592,17 +589,6 @@ static void wipe_json_string(json_t *v)
 		OPENSSL_cleanse((char *)json_string_value(v), json_string_length(v));
 }
 
-/* Base64 of LEN bytes of DATA without line breaks into *OUT (caller frees). */
-static int encode_base64(char **out, const char *data, size_t len)
-{
-	if (len > (size_t)1 << 28)
-		return err_set("CA bundle too large");
-	if (!(*out = malloc((len + 2) / 3 * 4 + 1)))
-		return err_set("out of memory");
-	EVP_EncodeBlock((unsigned char *)*out, (const unsigned char *)data, (int)len);
-	return 0;
-}
-
 /* The kubeconfig (as JSON, which is YAML) for TOKEN into *OUT (caller
  * frees with json_decref after wiping the token). */
 static int kubeconfig_json(json_t **out, const struct kube_config *cfg, const char *ns,
@@ -621,7 +607,7 @@ static int kubeconfig_json(json_t **out, const struct kube_config *cfg, const ch
 		if (json_object_set_new(cluster, "insecure-skip-tls-verify", json_true()) < 0)
 			goto nomem;
 	} else if (cfg->ca.data) {
-		if (encode_base64(&ca, cfg->ca.data, cfg->ca.len) < 0)
+		if (base64_encode(&ca, cfg->ca.data, cfg->ca.len) < 0)
 			goto out;
 		if (json_object_set_new(cluster, "certificate-authority-data", json_string(ca)) < 0)
 			goto nomem;

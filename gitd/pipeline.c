@@ -15,13 +15,13 @@
 #include "archive.h"
 #include "base64.h"
 #include "buf.h"
-#include "builder.h"
 #include "clock.h"
 #include "deployer.h"
 #include "err.h"
 #include "event.h"
 #include "fs.h"
 #include "hook.h"
+#include "imageref.h"
 #include "pipelinerun.h"
 #include "queue.h"
 #include "banned.h"
@@ -417,8 +417,8 @@ static int stage_build(struct pipeline *p)
 			size_t k, nargs = json_array_size(args);
 			int rc;
 
-			if (builder_image_name(&image, registry, p->ns, p->remote_name, dname,
-			                       cname, p->after) < 0) {
+			if (imageref_name(&image, registry, p->ns, p->remote_name, dname, cname,
+			                  p->after) < 0) {
 				set_outcome(p, "BuildFailed", "%s/%s: %s", dname, cname, err_msg());
 				goto out;
 			}

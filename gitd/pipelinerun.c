@@ -44,16 +44,6 @@ struct pipelinerun {
 
 /* --- small helpers ------------------------------------------------------ */
 
-/* RFC 3339 UTC with seconds, e.g. "2026-11-26T01:02:03Z". */
-static void now_rfc3339(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static bool is_continuation(unsigned char ch)
 {
 	return (ch & 0xc0) == 0x80;
@@ -136,7 +126,7 @@ static void set_succeeded(struct pipelinerun *r, const char *status, const char 
 		json_object_set_new(cond, "type", json_string("Succeeded"));
 	}
 	if (strcmp(str_or(cond, "status", ""), status) || !str_of(cond, "lastTransitionTime")) {
-		now_rfc3339(now);
+		clock_now_rfc3339(now);
 		json_object_set_new(cond, "lastTransitionTime", json_string(now));
 	}
 	json_object_set_new(cond, "status", json_string(status));
@@ -263,7 +253,7 @@ static void emit_event(struct pipelinerun *r, const char *type, const char *reas
 	snprintf(name, sizeof(name), "%.200s.%llx%02x", r->name,
 	         (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec,
 	         seq++ & 0xff);
-	now_rfc3339(now);
+	clock_now_rfc3339(now);
 	ev = json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s, s:s?, s:s?}, s:s, s:o, "
 	               "s:s, s:{s:s, s:s}, s:s, s:s, s:i, s:s, s:s}",
 	               "apiVersion", "v1", "kind", "Event", "metadata", "name", name, "namespace",
@@ -394,7 +384,7 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 	}
 	snprintf(r->remote_gvr, sizeof(r->remote_gvr), "%s",
 	         spec->remote_gvr ? spec->remote_gvr : "");
-	now_rfc3339(now);
+	clock_now_rfc3339(now);
 	json_object_set_new(r->status, "startTime", json_string(now));
 	json_object_set_new(r->status, "stages", json_array());
 	json_object_set_new(r->status, "images", json_array());
@@ -455,7 +445,7 @@ static void stage_set(json_t *st, const char *phase, const char *message)
 {
 	char now[32];
 
-	now_rfc3339(now);
+	clock_now_rfc3339(now);
 	json_object_set_new(st, "phase", json_string(phase));
 	if (!strcmp(phase, "Running"))
 		json_object_set_new(st, "startTime", json_string(now));
@@ -564,7 +554,7 @@ static void run_end(struct pipelinerun *r, bool succeeded, const char *reason, c
 		else if (!strcmp(phase, "Pending"))
 			stage_set(v, "Skipped", NULL);
 	}
-	now_rfc3339(now);
+	clock_now_rfc3339(now);
 	json_object_set_new(r->status, "completionTime", json_string(now));
 	set_succeeded(r, succeeded ? "True" : "False", succeeded ? "Succeeded" : reason, message);
 }

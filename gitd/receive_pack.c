@@ -4,7 +4,6 @@
  * compare-and-swap ref updates, report-status. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "capability.h"
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
 #include "log.h"
 #include "packfile.h"
 #include "receive_pack.h"
@@ -437,18 +437,12 @@ struct quarantine {
 	size_t nobjects;                       /* objects in the indexed pack */
 };
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	if (remove(path) < 0 && errno != ENOENT)
-		log_warn("cannot remove %s: %s", path, strerror(errno));
-	return 0;
-}
-
 static void quarantine_remove(struct quarantine *q)
 {
 	if (!q->dir[0])
 		return;
-	nftw(q->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+	if (fs_remove_tree(q->dir) < 0)
+		log_warn("%s", err_msg());
 	q->dir[0] = '\0';
 }
 

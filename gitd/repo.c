@@ -1,6 +1,5 @@
 /* repo: the on-disk layout of gitd's bare repositories (see repo.h). */
 #include <errno.h>
-#include <ftw.h>
 #include <glob.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -8,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "err.h"
+#include "fs.h"
 #include "repo.h"
 #include "banned.h"
 
@@ -82,11 +82,6 @@ int repo_open(git_repository **out, const char *data_dir, const char *ns, const 
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 int repo_sweep_quarantines(const char *data_dir, unsigned *removed)
 {
 	char pattern[REPO_PATH_MAX];
@@ -100,8 +95,8 @@ int repo_sweep_quarantines(const char *data_dir, unsigned *removed)
 	if (glob(pattern, GLOB_NOSORT, NULL, &g) != 0)
 		return 0; /* none */
 	for (size_t i = 0; i < g.gl_pathc; i++) {
-		if (nftw(g.gl_pathv[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
-			ret = err_set("cannot remove %s: %s", g.gl_pathv[i], strerror(errno));
+		if (fs_remove_tree(g.gl_pathv[i]) < 0)
+			ret = -1;
 		else
 			(*removed)++;
 	}

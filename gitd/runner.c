@@ -15,6 +15,8 @@
 #include "runner.h"
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
+#include "imageref.h"
 #include "log.h"
 #include "spawn.h"
 #include "banned.h"
@@ -153,22 +155,16 @@ static void set_failure(struct runner_result *out, const char *reason, const cha
 			*p = ' ';
 }
 
-/* OUT gets IMAGE (REGISTRY/NAME:TAG) without its tag, then "@" DIGEST. */
-static void pin_image(struct runner_result *out, const char *image, const char *digest)
-{
-	const char *slash = strrchr(image, '/');
-	const char *colon = strrchr(slash ? slash : image, ':');
-	int len = colon ? (int)(colon - image) : (int)strlen(image);
-
-	snprintf(out->image, sizeof(out->image), "%.*s@%s", len, image, digest);
-	snprintf(out->digest, sizeof(out->digest), "%s", digest);
-}
-
+/* OUT gets IMAGE (REGISTRY/NAME:TAG) pinned: its name, "@", DIGEST. */
 static void set_success(struct runner_result *out, const char *image, const char *digest)
 {
+	if (imageref_pin(out->image, sizeof(out->image), image, digest) < 0) {
+		set_failure(out, "RunnerFailed", "%s", err_msg());
+		return;
+	}
 	out->succeeded = true;
 	out->reason[0] = out->message[0] = '\0';
-	pin_image(out, image, digest);
+	snprintf(out->digest, sizeof(out->digest), "%s", digest);
 }
 
 /* The builder's reasons (docs/builder.md) become the runner's; those that
@@ -186,21 +182,11 @@ static const char *reason_of_builder(const char *reason)
 	return "RunnerFailed";
 }
 
-static bool is_digest(const char *s)
-{
-	if (strncmp(s, "sha256:", 7) || strlen(s) != 71)
-		return false;
-	for (s += 7; *s; s++)
-		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-			return false;
-	return true;
-}
-
 static void outcome_from_result(struct run *r)
 {
 	const struct buildsrv_result *res = &r->result;
 
-	if (res->succeeded && is_digest(res->digest))
+	if (res->succeeded && imageref_is_sha256(res->digest))
 		set_success(r->out, r->b->image, res->digest);
 	else if (res->succeeded)
 		set_failure(r->out, "RunnerFailed", "builder reported success without a digest");
@@ -312,10 +298,8 @@ static void workdir_remove(struct workdir *w)
 {
 	if (!w->dir[0])
 		return;
-	unlink(w->token);
-	unlink(w->digest);
-	if (rmdir(w->dir) < 0)
-		log_warn("cannot remove '%s': %s", w->dir, strerror(errno));
+	if (fs_remove_tree(w->dir) < 0)
+		log_warn("%s", err_msg());
 }
 
 /* Reads the digest the builder wrote to PATH into BUF, or returns -1. */
@@ -328,7 +312,7 @@ static int read_digest(char *buf, size_t size, const char *path)
 		return -1;
 	if (fgets(buf, (int)size, f)) {
 		buf[strcspn(buf, "\n")] = '\0';
-		ret = is_digest(buf) ? 0 : -1;
+		ret = imageref_is_sha256(buf) ? 0 : -1;
 	}
 	fclose(f);
 	return ret;

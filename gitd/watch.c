@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "err.h"
 #include "event.h"
 #include "kube.h"
@@ -83,16 +84,6 @@ static int key_of(char *buf, size_t size, const json_t *obj, int resource)
 	if (!ns || !name)
 		return -1;
 	return (size_t)snprintf(buf, size, "%d|%s/%s", resource, ns, name) < size ? 0 : -1;
-}
-
-/* RFC 3339 UTC with seconds. */
-static void now_rfc3339(char buf[32])
-{
-	time_t t = time(NULL);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static const char *str_of(const json_t *obj, const char *key)
@@ -188,7 +179,7 @@ static void sync_status(struct kube_client **status_c, const struct watch_opts *
 		json_object_set(ready, "lastTransitionTime",
 		                json_object_get(old, "lastTransitionTime"));
 	} else {
-		now_rfc3339(now);
+		clock_now_rfc3339(now);
 		json_object_set_new(ready, "lastTransitionTime", json_string(now));
 	}
 	/* a merge patch replaces the whole list: keep the other conditions */

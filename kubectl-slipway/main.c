@@ -817,8 +817,8 @@ static int by_creation(const void *a, const void *b)
 	time_t ax = 0, ay = 0;
 	int c;
 
-	table_parse_time(&ax, tx);
-	table_parse_time(&ay, ty);
+	clock_parse_rfc3339(&ax, tx);
+	clock_parse_rfc3339(&ay, ty);
 	if (ax != ay)
 		return ax < ay ? -1 : 1;
 	c = strcmp(meta_str(x, "name") ? meta_str(x, "name") : "",

@@ -50,17 +50,21 @@ int pubkey_fingerprint(char *buf, size_t size, const unsigned char *blob, size_t
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-	int n;
+	char *b64 = NULL;
+	size_t n;
+	int ret;
 
 	if (!EVP_Digest(blob, len, md, &mdlen, EVP_sha256(), NULL))
 		return err_set("cannot hash public key");
-	n = EVP_EncodeBlock(b64, md, (int)mdlen);
-	while (n > 0 && b64[n - 1] == '=')
-		n--;
-	if ((size_t)snprintf(buf, size, "SHA256:%.*s", n, (const char *)b64) >= size)
-		return err_set("key fingerprint too long");
-	return 0;
+	if (base64_encode(&b64, md, mdlen) < 0)
+		return -1;
+	/* OpenSSH writes the fingerprint without base64's padding */
+	n = strcspn(b64, "=");
+	ret = (size_t)snprintf(buf, size, "SHA256:%.*s", (int)n, b64) >= size
+	          ? err_set("key fingerprint too long")
+	          : 0;
+	free(b64);
+	return ret;
 }
 
 bool pubkey_fingerprint_matches(const char *fp, const char *want)

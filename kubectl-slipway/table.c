@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "err.h"
 #include "table.h"
 #include "banned.h"
@@ -122,49 +123,11 @@ void table_human_duration(char *buf, size_t size, long long d)
 		snprintf(buf, size, "%lldy", days / 365);
 }
 
-int table_parse_time(time_t *out, const char *s)
-{
-	struct tm tm = {0};
-	int n = 0, oh, om;
-	time_t t;
-
-	if (!s ||
-	    sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-	           &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-	    n != 19)
-		return -1;
-	s += n;
-	if (*s == '.') {
-		s++;
-		if (*s < '0' || *s > '9')
-			return -1;
-		while (*s >= '0' && *s <= '9')
-			s++;
-	}
-	tm.tm_year -= 1900;
-	tm.tm_mon -= 1;
-	t = timegm(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	if ((*s == 'Z' || *s == 'z') && !s[1]) {
-		*out = t;
-		return 0;
-	}
-	if ((*s == '+' || *s == '-') && sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) == 2 && n == 5 &&
-	    !s[6]) {
-		long off = (oh * 60L + om) * 60;
-
-		*out = *s == '+' ? t - off : t + off;
-		return 0;
-	}
-	return -1;
-}
-
 void table_age(char *buf, size_t size, const char *s, time_t now)
 {
 	time_t t;
 
-	if (table_parse_time(&t, s) < 0)
+	if (clock_parse_rfc3339(&t, s) < 0)
 		snprintf(buf, size, "<unknown>");
 	else
 		table_human_duration(buf, size, (long long)(now - t));
@@ -174,7 +137,7 @@ void table_span(char *buf, size_t size, const char *from, const char *to, time_t
 {
 	time_t a, b = now;
 
-	if (table_parse_time(&a, from) < 0 || (to && table_parse_time(&b, to) < 0))
+	if (clock_parse_rfc3339(&a, from) < 0 || (to && clock_parse_rfc3339(&b, to) < 0))
 		snprintf(buf, size, "%s", "");
 	else
 		table_human_duration(buf, size, (long long)(b - a));

@@ -44,11 +44,6 @@ int table_render(struct buf *out, const struct table *t);
  * below -1 "<invalid>", as kubectl does for clock skew. */
 void table_human_duration(char *buf, size_t size, long long d);
 
-/* Parses an RFC 3339 timestamp as the API server writes them
- * ("2024-05-01T12:00:00Z", optional fraction, "Z" or "+hh:mm") into *OUT
- * (seconds since the epoch). Returns 0, or -1 when S is NULL or malformed. */
-int table_parse_time(time_t *out, const char *s);
-
 /* Writes the age of timestamp S at NOW (table_human_duration of NOW - S)
  * into BUF, or "<unknown>" when S does not parse. */
 void table_age(char *buf, size_t size, const char *s, time_t now);

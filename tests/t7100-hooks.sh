@@ -119,6 +119,26 @@ test_expect_success 'a second deploy updates the same ConfigMap' '
 	test "$(kubectl -n $ns get configmap web-deployed -o jsonpath={.data.commit})" = $after
 '
 
+test_expect_success 'a script kept in binaryData (it is not UTF-8) is decoded and runs' '
+	printf "#!/bin/sh\n# \377\376\necho binary-hook ran\n" >bin.sh &&
+	kubectl -n $ns create configmap bin-hooks --from-file=bin.sh &&
+	test -n "$(kubectl -n $ns get configmap bin-hooks -o jsonpath={.binaryData.bin\\.sh})" &&
+	cat >remote-bin.yaml <<-EOF &&
+	apiVersion: slipway.dev/v1alpha1
+	kind: Remote
+	metadata: {name: bin, namespace: $ns}
+	spec:
+	  hooks:
+	  - {event: pre-build, configMapRef: {name: bin-hooks, key: bin.sh}}
+	EOF
+	kubectl apply -f remote-bin.yaml &&
+	event pre-build >bin.json &&
+	hooktool run $ns bin pre-build bin.json --work-dir "$TRASH_DIRECTORY/work" >out &&
+	test_grep "^start: configmap/bin-hooks:bin.sh$" out &&
+	test_grep "^\| binary-hook ran$" out &&
+	test_grep "^result: 0$" out
+'
+
 test_expect_success 'clean up the namespace' '
 	kubectl delete namespace $ns --wait=false
 '

@@ -1,6 +1,6 @@
-/* Unit tests of the builder's pure parts and checks: gitkube image names,
- * image references it accepts, build arguments, path containment (with real
- * symbolic links in a scratch directory), token files. */
+/* Unit tests of the builder's pure parts and checks: build arguments, path
+ * containment (with real symbolic links in a scratch directory), token
+ * files. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,89 +10,6 @@
 #include "tap.h"
 #include "builder.h"
 #include "err.h"
-
-#define SHA1 "0123456789abcdef0123456789abcdef01234567"
-#define SHA256 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-
-static void test_image_name(void)
-{
-	char *ref = NULL, long_name[256];
-
-	is_int(builder_image_name(&ref, "registry.example.com/team", "default", "app", "web",
-	                          "nginx", SHA1),
-	       0, "gitkube name from its parts");
-	is_str(ref, "registry.example.com/team/default-app-web-nginx:" SHA1,
-	       "is REGISTRY/NAMESPACE-REMOTE-DEPLOYMENT-CONTAINER:COMMIT");
-	free(ref);
-	is_int(builder_image_name(&ref, "127.0.0.1:5000//", "ns", "r", "d", "c", SHA256), 0,
-	       "a registry with a port and trailing slashes, a sha256 commit");
-	is_str(ref, "127.0.0.1:5000/ns-r-d-c:" SHA256, "drops the trailing slashes");
-	free(ref);
-	is_int(builder_image_name(&ref, "localhost", "ns", "r", "gitkube.web", "c", SHA1), 0,
-	       "a dotted deployment name (gitkube's NAMESPACE.DEPLOYMENT key) is fine");
-	is_str(ref, "localhost/ns-r-gitkube.web-c:" SHA1, "and kept as is");
-	free(ref);
-	ref = NULL;
-
-	is_int(builder_image_name(&ref, "reg.io", "Default", "app", "web", "c", SHA1),
-	       BUILDER_EINVALID, "an uppercase namespace is refused");
-	ok(strstr(err_msg(), "invalid namespace name \"Default\""), "and named: %s", err_msg());
-	ok(ref == NULL, "and nothing is returned");
-	is_int(builder_image_name(&ref, "reg.io", "ns", "app;rm", "web", "c", SHA1),
-	       BUILDER_EINVALID, "a remote name with a ';' is refused");
-	is_int(builder_image_name(&ref, "reg.io", "ns", "app", "-web", "c", SHA1), BUILDER_EINVALID,
-	       "a deployment name starting with '-' is refused");
-	is_int(builder_image_name(&ref, "reg.io", "ns", "app", "web", "", SHA1), BUILDER_EINVALID,
-	       "an empty container name is refused");
-	is_int(builder_image_name(&ref, "reg.io", "ns", "app", "a..b", "c", SHA1), BUILDER_EINVALID,
-	       "a name with \"..\" is refused");
-	is_int(builder_image_name(&ref, "reg.io", "ns", "app", "web", "c", "0123abc"),
-	       BUILDER_EINVALID, "an abbreviated commit is refused");
-	ok(strstr(err_msg(), "full object id"), "and the message says why: %s", err_msg());
-	is_int(builder_image_name(&ref, "reg.io", "ns", "app", "web", "c", "main"),
-	       BUILDER_EINVALID, "a branch name as commit is refused");
-	is_int(builder_image_name(&ref, "reg.io", "ns", "app", "web", "c",
-	                          "0123456789ABCDEF0123456789abcdef01234567"),
-	       BUILDER_EINVALID, "an uppercase commit is refused (tags are case-sensitive)");
-	is_int(builder_image_name(&ref, "", "ns", "app", "web", "c", SHA1), BUILDER_EINVALID,
-	       "an empty registry is refused");
-	is_int(builder_image_name(&ref, "reg.io", NULL, "app", "web", "c", SHA1), BUILDER_EINVALID,
-	       "a missing namespace is refused");
-	is_int(builder_image_name(&ref, "bad_registry!", "ns", "app", "web", "c", SHA1),
-	       BUILDER_EINVALID, "a malformed registry is refused by the reference check");
-	memset(long_name, 'a', 250);
-	long_name[250] = '\0';
-	is_int(builder_image_name(&ref, "reg.io", "ns", long_name, "web", "c", SHA1),
-	       BUILDER_EINVALID, "a name past 255 characters is refused");
-	ok(strstr(err_msg(), "longer than 255"), "and the message says so: %s", err_msg());
-}
-
-static void test_image_ref(void)
-{
-	is_int(builder_image_ref_check("registry.example.com/team/app:v1"), 0,
-	       "domain/path:tag is accepted");
-	is_int(builder_image_ref_check("127.0.0.1:5000/app:1"), 0, "ip:port/name:tag is accepted");
-	is_int(builder_image_ref_check("localhost/app:latest"), 0,
-	       "localhost/name:tag is accepted");
-	is_int(builder_image_ref_check("app:v1"), BUILDER_EINVALID, "no registry is refused");
-	ok(strstr(err_msg(), "names no registry"), "with a message: %s", err_msg());
-	is_int(builder_image_ref_check("team/app:v1"), BUILDER_EINVALID,
-	       "a first component that is no host is refused (it would mean docker.io)");
-	is_int(builder_image_ref_check("reg.io/app"), BUILDER_EINVALID, "no tag is refused");
-	is_int(builder_image_ref_check("reg.io:5000/app"), BUILDER_EINVALID, "a port is not a tag");
-	is_int(builder_image_ref_check("reg.io/app:v1@sha256:" SHA256), BUILDER_EINVALID,
-	       "a digest is refused");
-	is_int(builder_image_ref_check("reg.io/App:v1"), BUILDER_EINVALID,
-	       "an uppercase path is refused");
-	is_int(builder_image_ref_check("reg.io/app:-v1"), BUILDER_EINVALID,
-	       "a tag starting with '-' is refused");
-	is_int(builder_image_ref_check("reg.io/app:v1 --rm"), BUILDER_EINVALID,
-	       "a space is refused");
-	is_int(builder_image_ref_check("-reg.io/app:v1"), BUILDER_EINVALID,
-	       "a leading '-' (an option to buildah) is refused");
-	is_int(builder_image_ref_check(""), BUILDER_EINVALID, "empty is refused");
-	is_int(builder_image_ref_check(NULL), BUILDER_EINVALID, "NULL is refused");
-}
 
 static void test_build_args(void)
 {
@@ -262,8 +179,6 @@ static void test_reasons(void)
 
 int main(void)
 {
-	test_image_name();
-	test_image_ref();
 	test_build_args();
 	test_path_resolve();
 	test_token();

@@ -1,7 +1,6 @@
 /* deployer: set images on a Deployment and follow the rollout (see
  * deployer.h). The flow is read, check, patch (with the read resourceVersion
  * as a precondition), wait, and on failure patch the old images back. */
-#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "clock.h"
 #include "deployer.h"
 #include "err.h"
+#include "imageref.h"
 #include "log.h"
 #include "banned.h"
 
@@ -23,49 +23,6 @@
 #define HASH_LABEL "pod-template-hash"
 /* the longest time between two looks at the new Pods */
 #define POD_CHECK_MS 1000
-
-/* ---- image references -------------------------------------------------- */
-
-/* The grammar of distribution's reference package, as POSIX extended regular
- * expressions: domain components, path components with their separators
- * ([_.]|__|-+), tag [\w][\w.-]{0,127}, digest ALG:HEX{32,}. */
-#define RE_DOMAIN_COMPONENT "[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?"
-#define RE_DOMAIN                                                                                  \
-	"(" RE_DOMAIN_COMPONENT "(\\." RE_DOMAIN_COMPONENT ")*|\\[[0-9a-fA-F:.]+\\])(:[0-9]+)?"
-#define RE_PATH_COMPONENT "[a-z0-9]+(([_.]|__|-+)[a-z0-9]+)*"
-#define RE_NAME "(" RE_DOMAIN "/)?" RE_PATH_COMPONENT "(/" RE_PATH_COMPONENT ")*"
-#define RE_TAG "[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
-#define RE_DIGEST "[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
-#define RE_REFERENCE "^" RE_NAME "(:" RE_TAG ")?(@" RE_DIGEST ")?$"
-
-bool deployer_image_ref_is_valid(const char *ref)
-{
-	regex_t re;
-	const char *at, *name_end;
-	bool ok;
-
-	if (!ref || !*ref || strlen(ref) > 4096)
-		return false;
-	if (regcomp(&re, RE_REFERENCE, REG_EXTENDED | REG_NOSUB) != 0)
-		return false;
-	ok = regexec(&re, ref, 0, NULL, 0) == 0;
-	regfree(&re);
-	if (!ok)
-		return false;
-	at = strchr(ref, '@');
-	if (at && !strncmp(at + 1, "sha256:", 7) && strlen(at + 8) != 64)
-		return false;
-	/* the name (before any tag or digest) is at most 255 characters */
-	name_end = at ? at : ref + strlen(ref);
-	for (const char *p = name_end; p > ref; p--)
-		if (p[-1] == '/')
-			break;
-		else if (p[-1] == ':') {
-			name_end = p - 1;
-			break;
-		}
-	return name_end - ref <= 255;
-}
 
 /* ---- rollout state ----------------------------------------------------- */
 
@@ -837,7 +794,7 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
 	for (size_t i = 0; i < n; i++) {
 		if (!images[i].container || !*images[i].container)
 			return fail(out, KUBE_EINVALID, "Invalid", "empty container name");
-		if (!deployer_image_ref_is_valid(images[i].image))
+		if (!imageref_is_valid(images[i].image))
 			return fail(out, DEPLOYER_EBADIMAGE, "InvalidImageName",
 			            "invalid image reference \"%s\" for container \"%s\"",
 			            images[i].image ? images[i].image : "", images[i].container);

@@ -1,7 +1,7 @@
 /* deployer: sets container images on a Deployment through the Kubernetes API
  * and follows the rollout by kubectl's rules (kubectl rollout status,
  * k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go). Used by the
- * `deployer` program and, later, by gitd's pipeline. */
+ * `deployer` program and by gitd's pipeline. */
 #ifndef SLIP_DEPLOYER_H
 #define SLIP_DEPLOYER_H
 
@@ -129,11 +129,5 @@ enum deployer_rollout deployer_rollout_state(const json_t *deployment, char *msg
  * UTF-8 character boundary. Otherwise returns false with REASON and MSG set
  * to "". POD may be NULL (false). Pure. */
 bool deployer_pod_failure(const json_t *pod, char *reason, size_t rsize, char *msg, size_t msize);
-
-/* Returns true when REF is a valid image reference: [DOMAIN/]PATH[:TAG][@DIGEST]
- * by the grammar of distribution's reference package (docker/distribution
- * reference/reference.go), at most 255 characters of name, a sha256 digest
- * having 64 hex digits. Pure. */
-bool deployer_image_ref_is_valid(const char *ref);
 
 #endif
