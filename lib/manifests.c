@@ -588,6 +588,8 @@ static int validate_obj(struct manifest_obj *o, const char *namespace)
 		return err_set("%s: apiVersion is missing", where);
 	if (!kind || !*kind)
 		return err_set("%s: kind is missing", where);
+	if (json_is_object(meta) && json_object_get(meta, "name") && !name)
+		return err_set("%s: %s: metadata.name is not a string", where, kind);
 	if (!json_is_object(meta) || !name || !*name)
 		return err_set("%s: %s: metadata.name is missing", where, kind);
 	removed = find_removed(api_version, kind);
@@ -757,14 +759,14 @@ static int set_images_obj(json_t *obj, struct manifests_image *images, size_t n)
 	return 0;
 }
 
-void manifests_set_images(struct manifests *m, struct manifests_image *images, size_t n)
+int manifests_set_images(struct manifests *m, struct manifests_image *images, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		images[i].matched = 0;
-	/* json_object_set_new fails only when out of memory; the image then stays
-	 * and the count says so */
 	for (size_t i = 0; i < m->n; i++)
-		(void)set_images_obj(m->objs[i].obj, images, n);
+		if (set_images_obj(m->objs[i].obj, images, n) < 0)
+			return -1;
+	return 0;
 }
 
 int manifests_set_images_stream(char **out, const char *in, size_t len,

@@ -130,8 +130,9 @@ struct manifests_image {
  * spec). Kind List items are single objects in M already. IMAGES[i].matched
  * is set to the number of objects changed, so 0 says the workload or
  * container was not found; the caller decides whether that is an error.
- * Nothing else in the objects changes. */
-void manifests_set_images(struct manifests *m, struct manifests_image *images, size_t n);
+ * Nothing else in the objects changes. Returns 0, or -1 with err_msg() when
+ * memory runs out (some images may then be set already). */
+int manifests_set_images(struct manifests *m, struct manifests_image *images, size_t n);
 
 /* The same substitution over the multi-document YAML stream IN (LEN bytes),
  * for a Helm --post-renderer, which gets the rendered chart on stdin and must

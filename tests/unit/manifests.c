@@ -261,8 +261,9 @@ static void test_bounds(void)
 	many[2] = (struct file){NULL, NULL, 0};
 	ok(load(&m, many, "m") == 0, "two files of half MANIFESTS_MAX_BYTES load: %s", err_msg());
 	manifests_release(&m);
-	big2 = strdup(big);
+	big2 = malloc(half + 2);
 	if (big2) {
+		memcpy(big2, big, half);
 		big2[half - 1] = 'x';
 		big2[half] = '\n';
 		big2[half + 1] = '\0';
@@ -344,6 +345,8 @@ static void test_validate(void)
 	        "a missing kind is refused");
 	refused("apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: a-}\n",
 	        "ConfigMap: metadata.name is missing", "a missing name is refused");
+	refused("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 12}\n",
+	        "ConfigMap: metadata.name is not a string", "a name that is a number is refused");
 	refused("apiVersion: v1\nkind: Service\nmetadata: {name: 1web}\n",
 	        "Service '1web': a Service name must be a DNS-1035 label",
 	        "a Service name starting with a digit is refused");
@@ -510,7 +513,7 @@ static void test_images(void)
 	ok(load(&m, files, "m") == 0 && m.n == 4, "workloads load: %s", err_msg());
 	if (m.n != 4)
 		goto out;
-	manifests_set_images(&m, images, 5);
+	ok(manifests_set_images(&m, images, 5) == 0, "images are substituted");
 	is_str(image_at(m.objs[0].obj, template_path, "containers", 0), images[0].image,
 	       "a Deployment's container gets the image by digest");
 	is_str(image_at(m.objs[0].obj, template_path, "initContainers", 0), images[1].image,
