@@ -426,6 +426,11 @@ static void test_removed_apis(void)
 		                     "HorizontalPodAutoscaler\nmetadata: {name: h}\n") == 0,
 		   "their replacements pass: %s", err_msg());
 		manifests_release(&m);
+		ok(validate_yaml(&m, "apiVersion: coordination.k8s.io/v1beta1\nkind: "
+		                     "LeaseCandidate\nmetadata: {name: l}\n") == 0,
+		   "a kind served in a version whose older kinds were removed passes: %s",
+		   err_msg());
+		manifests_release(&m);
 	}
 }
 
