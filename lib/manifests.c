@@ -40,6 +40,14 @@ char *manifests_where(char out[static MANIFESTS_WHERE_MAX], const struct manifes
 
 /* --- loading -------------------------------------------------------------- */
 
+/* libgit2's message for its last failure (borrowed). */
+static const char *git_message(void)
+{
+	const git_error *e = git_error_last();
+
+	return e && e->message ? e->message : "unknown libgit2 error";
+}
+
 struct file {
 	char *path; /* full path in the tree */
 	git_oid id;
@@ -93,11 +101,12 @@ static int walk_entry(const char *root, const git_tree_entry *e, void *payload)
 	char *path = NULL;
 	int is_subfolder = *root != '\0';
 
-	if (mode == GIT_FILEMODE_TREE) {
-		if (!strcmp(name, ".git")) /* not in a pushed tree, but never ours */
-			return 1;
+	/* dot folders and files hold tools' settings (.github/workflows/ci.yml,
+	 * .gitlab-ci.yml, .pre-commit-config.yaml), not manifests */
+	if (name[0] == '.')
+		return mode == GIT_FILEMODE_TREE ? 1 : 0;
+	if (mode == GIT_FILEMODE_TREE)
 		return 0;
-	}
 	if (!is_kustomization(name) && !is_manifest_name(name))
 		return 0;
 	path = join_path(w->base, root, name);
@@ -247,14 +256,13 @@ static int load_files(struct manifests *m, git_repository *repo, const struct wa
 	int ret = -1;
 
 	if (git_repository_odb(&odb, repo) < 0)
-		return err_set("manifests: cannot open the object database: %s",
-		               git_error_last()->message);
+		return err_set("manifests: cannot open the object database: %s", git_message());
 	for (size_t i = 0; i < w->n; i++) {
 		const struct file *f = &w->files[i];
 
 		/* the header gives the size without inflating the blob */
 		if (git_odb_read_header(&size, &type, odb, &f->id) < 0) {
-			err_set("%s: cannot read: %s", f->path, git_error_last()->message);
+			err_set("%s: cannot read: %s", f->path, git_message());
 			goto out;
 		}
 		if (size > MANIFESTS_MAX_BYTES - total) {
@@ -264,7 +272,7 @@ static int load_files(struct manifests *m, git_repository *repo, const struct wa
 		}
 		total += size;
 		if (git_blob_lookup(&blob, repo, &f->id) < 0) {
-			err_set("%s: cannot read: %s", f->path, git_error_last()->message);
+			err_set("%s: cannot read: %s", f->path, git_message());
 			goto out;
 		}
 		if (load_file(m, f, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob)) < 0)
@@ -305,7 +313,7 @@ int manifests_load(struct manifests *m, const git_tree *tree, const char *path)
 			goto out;
 		}
 		if (git_tree_lookup(&folder, repo, git_tree_entry_id(entry)) < 0) {
-			err_set("manifests path '%s': %s", path, git_error_last()->message);
+			err_set("manifests path '%s': %s", path, git_message());
 			goto out;
 		}
 	}
@@ -322,7 +330,7 @@ int manifests_load(struct manifests *m, const git_tree *tree, const char *path)
 	}
 	if (git_tree_walk(folder, GIT_TREEWALK_PRE, walk_entry, &w) < 0) {
 		if (!w.failed)
-			err_set("manifests path '%s': %s", path, git_error_last()->message);
+			err_set("manifests path '%s': %s", path, git_message());
 		goto out;
 	}
 	/* git orders a folder's entries as if folder names ended in "/"; the

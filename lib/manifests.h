@@ -49,8 +49,10 @@ void manifests_release(struct manifests *m);
  * several documents ("---"), of which the empty ones are skipped; a .json file
  * holds one JSON value (read by jansson). An object of kind List (what
  * `kubectl get -o yaml` prints) contributes its items. Every document that is
- * not empty must be a mapping. Symbolic links and submodules are refused, not
- * followed. The lookups go through TREE's repository.
+ * not empty must be a mapping. Files and folders whose names start with "."
+ * are skipped: they hold tools' settings (.github/workflows/ci.yml,
+ * .gitlab-ci.yml), not manifests. Symbolic links and submodules are refused,
+ * not followed. The lookups go through TREE's repository.
  *
  * A Chart.yaml directly in PATH makes M a Helm chart: is_helm_chart is set,
  * nothing is read, and the caller runs helm on the folder instead.

@@ -120,6 +120,8 @@ static void test_order_and_documents(void)
 	     0},
 	    {"app/README.md", "not: [a manifest", 0},
 	    {"app/notes.txt", "not: [a manifest", 0},
+	    {"app/.github/workflows/ci.yml", "on: push\njobs: {}\n", 0},
+	    {"app/.pre-commit-config.yaml", "repos: []\n", 0},
 	    {"other.yaml", CM("outside"), 0},
 	    {NULL, NULL, 0},
 	};
@@ -129,7 +131,8 @@ static void test_order_and_documents(void)
 	ok(load(&m, files, "app") == 0, "a folder of .yaml, .yml and .json files loads: %s",
 	   err_msg());
 	is_str(names(buf, sizeof(buf), &m), "a-b,a,a-doc4,a-z,b,c,d1,d2",
-	       "objects come in byte order of the full paths, then document order");
+	       "objects come in byte order of the full paths, then document order, without "
+	       "other files or dot files and folders");
 	ok(!m.is_helm_chart, "a folder without Chart.yaml is not a Helm chart");
 	if (m.n == 8) {
 		is_str(m.objs[1].path, "app/a.yaml", "an object records its file's full path");
