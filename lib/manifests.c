@@ -589,6 +589,15 @@ static const char *name_problem(const char *group, const char *kind, const char 
 	return NULL;
 }
 
+/* Whether S (NULL: no) holds an ASCII control character. */
+static int has_control(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 static int validate_obj(struct manifest_obj *o, const char *namespace)
 {
 	char where[MANIFESTS_WHERE_MAX], group[256];
@@ -601,6 +610,12 @@ static int validate_obj(struct manifest_obj *o, const char *namespace)
 	kind = json_string_value(json_object_get(o->obj, "kind"));
 	meta = json_object_get(o->obj, "metadata");
 	name = json_string_value(json_object_get(meta, "name"));
+	/* messages below quote these; each stays one line */
+	if (has_control(api_version) || has_control(kind) || has_control(name) ||
+	    has_control(json_string_value(json_object_get(meta, "namespace"))))
+		return err_set("%s: apiVersion, kind, metadata.name or metadata.namespace holds "
+		               "control characters",
+		               where);
 	if (!api_version || !*api_version)
 		return err_set("%s: apiVersion is missing", where);
 	if (!kind || !*kind)

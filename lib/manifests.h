@@ -79,7 +79,8 @@ char *manifests_where(char out[static MANIFESTS_WHERE_MAX], const struct manifes
 /* Checks every object of M against the Remote's NAMESPACE and fills in
  * metadata.namespace where it is missing or empty. In that order, each object
  * must have:
- *   - a non-empty string apiVersion and kind, and metadata.name;
+ *   - a non-empty string apiVersion and kind, and metadata.name, which like
+ *     metadata.namespace holds no control characters (messages quote them);
  *   - an API version the API server still serves: the versions removed in
  *     Kubernetes 1.16 to 1.32 are refused with the replacement named, e.g.
  *     "extensions/v1beta1 Deployment was removed in Kubernetes 1.16: use

@@ -350,6 +350,10 @@ static void test_validate(void)
 	        "ConfigMap: metadata.name is missing", "a missing name is refused");
 	refused("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 12}\n",
 	        "ConfigMap: metadata.name is not a string", "a name that is a number is refused");
+	refused("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"a\\nb\"}\n",
+	        "m/x.yaml: document 1: apiVersion, kind, metadata.name or metadata.namespace "
+	        "holds control characters",
+	        "a name with a line break is refused without being quoted");
 	refused("apiVersion: v1\nkind: Service\nmetadata: {name: 1web}\n",
 	        "Service '1web': a Service name must be a DNS-1035 label",
 	        "a Service name starting with a digit is refused");
