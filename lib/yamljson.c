@@ -214,8 +214,9 @@ out:
 	return ret;
 }
 
-/* Parses documents into ALL (when non-NULL, every document) or *FIRST. */
-static int parse_stream(const char *buf, size_t len, json_t *all, json_t **first)
+/* Parses documents into ALL (when non-NULL, every document; the empty ones
+ * too when KEEP_EMPTY) or *FIRST. */
+static int parse_stream(const char *buf, size_t len, json_t *all, int keep_empty, json_t **first)
 {
 	yaml_parser_t p;
 	yaml_event_t ev;
@@ -239,6 +240,11 @@ static int parse_stream(const char *buf, size_t len, json_t *all, json_t **first
 				goto out;
 			if (ev.type == YAML_DOCUMENT_END_EVENT) {
 				yaml_event_delete(&ev);
+				if (all && keep_empty &&
+				    json_array_append_new(all, json_null()) < 0) {
+					err_set("out of memory");
+					goto out;
+				}
 				break;
 			}
 			if (parse_node(&p, &ev, &doc, 1) < 0)
@@ -252,7 +258,7 @@ static int parse_stream(const char *buf, size_t len, json_t *all, json_t **first
 				ret = 0;
 				goto out;
 			}
-			if (!json_is_null(doc) && json_array_append(all, doc) < 0) {
+			if ((keep_empty || !json_is_null(doc)) && json_array_append(all, doc) < 0) {
 				err_set("out of memory");
 				goto out;
 			}
@@ -276,22 +282,32 @@ out:
 int yamljson_load(json_t **out, const char *buf, size_t len)
 {
 	*out = NULL;
-	return parse_stream(buf, len, NULL, out);
+	return parse_stream(buf, len, NULL, 0, out);
 }
 
-int yamljson_load_all(json_t **out, const char *buf, size_t len)
+static int load_all(json_t **out, const char *buf, size_t len, int keep_empty)
 {
 	json_t *all = json_array();
 
 	*out = NULL;
 	if (!all)
 		return err_set("out of memory");
-	if (parse_stream(buf, len, all, NULL) < 0) {
+	if (parse_stream(buf, len, all, keep_empty, NULL) < 0) {
 		json_decref(all);
 		return -1;
 	}
 	*out = all;
 	return 0;
+}
+
+int yamljson_load_all(json_t **out, const char *buf, size_t len)
+{
+	return load_all(out, buf, len, 0);
+}
+
+int yamljson_load_documents(json_t **out, const char *buf, size_t len)
+{
+	return load_all(out, buf, len, 1);
 }
 
 /* --- emitting ------------------------------------------------------------ */

@@ -30,6 +30,11 @@ int yamljson_load(json_t **out, const char *buf, size_t len);
  * frees. Returns 0 or -1 as yamljson_load. */
 int yamljson_load_all(json_t **out, const char *buf, size_t len);
 
+/* Like yamljson_load_all, but keeps empty documents as JSON null, so that
+ * element I of *OUT is document I + 1 of the stream (for messages that point
+ * into a multi-document file). A stream of only comments has no documents. */
+int yamljson_load_documents(json_t **out, const char *buf, size_t len);
+
 /* Writes DOC as one YAML document (block style, 2-space indent, no "---")
  * into *OUT, a NUL-terminated string the caller frees with free(). Mapping
  * keys come sorted by byte order, as kubectl -o yaml prints them. Integers,

@@ -63,6 +63,16 @@ static void test_structure(void)
 	ok(yamljson_load_all(&all, multi, strlen(multi)) == 0 && json_array_size(all) == 2,
 	   "yamljson_load_all returns each non-empty document");
 	json_decref(all);
+	all = NULL;
+	ok(yamljson_load_documents(&all, multi, strlen(multi)) == 0 && json_array_size(all) == 3 &&
+	       json_is_null(json_array_get(all, 1)) && json_is_object(json_array_get(all, 2)),
+	   "yamljson_load_documents keeps the empty document in its place");
+	json_decref(all);
+	all = NULL;
+	ok(yamljson_load_documents(&all, "# only a comment\n", 17) == 0 &&
+	       json_array_size(all) == 0,
+	   "a stream of only a comment has no documents");
+	json_decref(all);
 }
 
 static void test_errors(void)
