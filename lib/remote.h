@@ -17,22 +17,23 @@
  * one is refused as a whole. */
 #define REMOTE_KEYS_MAX 1000       /* spec.authorizedKeys[] */
 #define REMOTE_DEPLOYMENTS_MAX 100 /* spec.deployments[] */
-#define REMOTE_CONTAINERS_MAX 50   /* spec.deployments[].containers[]; the
-                                      deployer sets at most 64 images in one
-                                      Deployment */
-#define REMOTE_BUILD_ARGS_MAX 100  /* spec.deployments[].containers[].buildArgs[] */
-#define REMOTE_BRANCHES_MAX 100    /* spec.branches[] */
-#define REMOTE_HOOKS_MAX 100       /* spec.hooks[] */
+#define REMOTE_CONTAINERS_MAX                                                                      \
+	50                        /* spec.deployments[].containers[]; the                          \
+	                             deployer sets at most 64 images in one                        \
+	                             Deployment */
+#define REMOTE_BUILD_ARGS_MAX 100 /* spec.deployments[].containers[].buildArgs[] */
+#define REMOTE_BRANCHES_MAX 100   /* spec.branches[] */
+#define REMOTE_HOOKS_MAX 100      /* spec.hooks[] */
 
 #define REMOTE_HOOK_TIMEOUT_MAX_S 3600 /* spec.hooks[].timeoutSeconds, from 1 */
 
 /* One container of a Deployment: one image built per push. */
 struct remote_container {
-	const char *name;       /* containers[].name, not empty */
-	const char *path;       /* build context in the repository; "." when unset */
-	const char *dockerfile; /* relative to path; "Dockerfile" when unset. A
-	                           gitkube Remote's "PATH/FILE" (from the root) is
-	                           given here as "FILE" */
+	const char *name;              /* containers[].name, not empty */
+	const char *path;              /* build context in the repository; "." when unset */
+	const char *dockerfile;        /* relative to path; "Dockerfile" when unset. A
+	                                  gitkube Remote's "PATH/FILE" (from the root) is
+	                                  given here as "FILE" */
 	const char *const *build_args; /* "NAME=VALUE" of each buildArgs[] (value ""
 	                                  when unset), NULL-terminated */
 	size_t nbuild_args;
@@ -57,9 +58,9 @@ struct remote_hook {
 /* A parsed Remote. Every string is borrowed from the object parsed, which the
  * struct holds a reference to: all stay valid until remote_release. */
 struct remote {
-	bool is_gitkube;               /* a remotes.gitkube.sh object */
-	const char *ns;                /* metadata.namespace, not empty */
-	const char *name;              /* metadata.name, not empty */
+	bool is_gitkube;                    /* a remotes.gitkube.sh object */
+	const char *ns;                     /* metadata.namespace, not empty */
+	const char *name;                   /* metadata.name, not empty */
 	const char *const *authorized_keys; /* spec.authorizedKeys[] lines, as
 	                                       given (authz.h parses them) */
 	size_t nauthorized_keys;
