@@ -271,7 +271,7 @@ static int on_event(void *arg, enum kube_event ev, json_t *obj)
 			if (e) {
 				json_object_set_new(shared.objects, key, e);
 				mark_changed();
-			} else if (json_object_del(shared.objects, key) == 0) {
+			} else if (!is_valid && json_object_del(shared.objects, key) == 0) {
 				mark_changed(); /* a Remote refused is not served */
 			}
 			if (!is_valid)
