@@ -8,6 +8,7 @@
 #include "err.h"
 #include "remote.h"
 #include "tap.h"
+#include "yamljson.h"
 
 static json_t *load(const char *text)
 {
@@ -326,6 +327,68 @@ static void test_nulls(void)
 	json_decref(obj);
 }
 
+/* The JSON at the '/'-separated PATH of OBJ ("0" indexes an array). */
+static const json_t *at(const json_t *obj, const char *path)
+{
+	char key[64];
+
+	while (obj && *path) {
+		size_t n = strcspn(path, "/");
+
+		snprintf(key, sizeof(key), "%.*s", (int)n, path);
+		obj = json_is_array(obj) ? json_array_get(obj, 0) : json_object_get(obj, key);
+		path += n + (path[n] == '/');
+	}
+	return obj;
+}
+
+/* Checks that the CRD in FILE bounds the list at PATH (under the Remote's
+ * spec schema) with maxItems MAX. */
+static void crd_bound(const json_t *crd, const char *file, const char *path, long long max)
+{
+	const json_t *spec =
+	    at(crd, "spec/versions/0/schema/openAPIV3Schema/properties/spec/properties");
+	const json_t *v = json_object_get(at(spec, path), "maxItems");
+
+	ok(json_is_integer(v) && json_integer_value(v) == max, "%s: %s has maxItems %lld", file,
+	   path, max);
+}
+
+static void test_crds(void)
+{
+	static const char *const files[] = {"remotes.slipway.dev.yaml", "remotes.gitkube.sh.yaml"};
+	const char *root = getenv("SLIPWAY_ROOT") ? getenv("SLIPWAY_ROOT") : ".";
+
+	for (size_t i = 0; i < 2; i++) {
+		char path[4096], *text = NULL;
+		json_t *crd = NULL;
+		size_t len = 0;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/manifests/crds/%s", root, files[i]);
+		f = fopen(path, "r");
+		if (f) {
+			text = calloc(1, 1 << 20);
+			len = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
+			fclose(f);
+		}
+		ok(text && yamljson_load(&crd, text, len) == 0, "%s parses", path);
+		free(text);
+		crd_bound(crd, files[i], "authorizedKeys", REMOTE_KEYS_MAX);
+		crd_bound(crd, files[i], "deployments", REMOTE_DEPLOYMENTS_MAX);
+		crd_bound(crd, files[i], "deployments/items/properties/containers",
+		          REMOTE_CONTAINERS_MAX);
+		crd_bound(crd, files[i],
+		          "deployments/items/properties/containers/items/properties/buildArgs",
+		          REMOTE_BUILD_ARGS_MAX);
+		if (i == 0) { /* gitkube's Remote has no branches or hooks */
+			crd_bound(crd, files[i], "branches", REMOTE_BRANCHES_MAX);
+			crd_bound(crd, files[i], "hooks", REMOTE_HOOKS_MAX);
+		}
+		json_decref(crd);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
@@ -334,5 +397,6 @@ int main(void)
 	test_bounds();
 	test_malformed();
 	test_nulls();
+	test_crds();
 	return tap_done();
 }
