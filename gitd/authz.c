@@ -223,33 +223,23 @@ out:
 	return ret;
 }
 
-int authz_add_remote(struct authz *a, const json_t *obj, bool is_gitkube, size_t *bad_keys)
+int authz_add_remote(struct authz *a, const struct remote *r, size_t *bad_keys)
 {
-	const char *ns, *name;
-	json_t *spec, *keys, *v;
-	size_t i;
 	long idx;
 
-	ns = json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
-	name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
-	if (!ns || !name || !repo_is_valid_name(ns) || !repo_is_valid_name(name))
+	if (!repo_is_valid_name(r->ns) || !repo_is_valid_name(r->name))
 		return err_set("remote without a valid metadata.namespace and metadata.name");
-	idx = remote_index(a, ns, name, is_gitkube);
+	idx = remote_index(a, r->ns, r->name, r->is_gitkube);
 	if (idx < 0)
 		return -1;
-	spec = json_object_get(obj, "spec");
-	a->remotes[idx].deny_non_fast_forwards =
-	    json_is_true(json_object_get(spec, "denyNonFastForwards"));
-	a->remotes[idx].allow_delete_current_branch =
-	    json_is_true(json_object_get(spec, "allowDeleteCurrentBranch"));
-	keys = json_object_get(spec, "authorizedKeys");
-	json_array_foreach(keys, i, v)
-	{
-		const char *s = json_string_value(v);
+	a->remotes[idx].deny_non_fast_forwards = r->deny_non_fast_forwards;
+	a->remotes[idx].allow_delete_current_branch = r->allow_delete_current_branch;
+	for (size_t i = 0; i < r->nauthorized_keys; i++) {
+		const char *s = r->authorized_keys[i];
 		char line[AUTHZ_LINE_MAX], comment[128];
 		ssh_key k = NULL;
 
-		if (!s || strlen(s) >= sizeof(line)) {
+		if (strlen(s) >= sizeof(line)) {
 			if (bad_keys)
 				(*bad_keys)++;
 			continue;

@@ -18,6 +18,7 @@
 #include <libssh/libssh.h>
 
 #include "command.h"
+#include "remote.h"
 
 /* A Remote as gitd serves it. */
 struct authz_remote {
@@ -55,13 +56,13 @@ void authz_release(struct authz *a);
  * number. Returns 0. */
 int authz_load_file(struct authz *out, const char *path);
 
-/* Adds one Remote object (parsed JSON, borrowed) to A: its namespace, name,
- * spec.denyNonFastForwards, spec.allowDeleteCurrentBranch (absent: false)
- * and each line of spec.authorizedKeys. IS_GITKUBE marks remotes.gitkube.sh
- * objects. Key lines that do not parse are skipped
- * and counted in *BAD_KEYS (may be NULL). Returns 0, or -1 with err_msg()
- * when OBJ has no metadata.name/namespace or memory runs out. */
-int authz_add_remote(struct authz *a, const json_t *obj, bool is_gitkube, size_t *bad_keys);
+/* Adds one Remote (remote.h; borrowed, copied) to A: its namespace, name,
+ * gitkube flag, denyNonFastForwards, allowDeleteCurrentBranch and each of
+ * its authorized key lines. Key lines that do not parse are skipped and
+ * counted in *BAD_KEYS (may be NULL). Returns 0, or -1 with err_msg() when
+ * the namespace or name is no valid repository name (repo.h) or memory runs
+ * out. */
+int authz_add_remote(struct authz *a, const struct remote *r, size_t *bad_keys);
 
 /* Finds KEY (a public key) in A. Returns the entry (borrowed) or NULL. */
 const struct authz_key *authz_find_key(const struct authz *a, const ssh_key key);

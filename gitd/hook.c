@@ -444,50 +444,23 @@ out:
 	return ret;
 }
 
-static long remote_timeout_ms(struct run *r, const json_t *h)
+static int run_remote(struct run *r, struct kube_client *c, const struct remote *remote)
 {
-	json_int_t s = json_integer_value(json_object_get(h, "timeoutSeconds"));
-
-	/* the CRD's range; outside it (a gitkube Remote) the default */
-	return s >= 1 && s <= 3600 ? (long)s * 1000 : r->default_timeout_ms;
-}
-
-static int run_remote(struct run *r, struct kube_client *c, const json_t *remote)
-{
-	const json_t *md = json_object_get(remote, "metadata");
-	const char *ns = json_string_value(json_object_get(md, "namespace"));
-	const char *rname = json_string_value(json_object_get(md, "name"));
-	json_t *hooks = json_object_get(json_object_get(remote, "spec"), "hooks");
-	size_t i;
-	json_t *h;
-
-	json_array_foreach(hooks, i, h)
-	{
-		const char *event = json_string_value(json_object_get(h, "event"));
-		const json_t *ref = json_object_get(h, "configMapRef");
-		const char *cm = json_string_value(json_object_get(ref, "name"));
-		const char *key = json_string_value(json_object_get(ref, "key"));
-		char name[300], *path = NULL;
+	for (size_t i = 0; remote && i < remote->nhooks; i++) {
+		const struct remote_hook *h = &remote->hooks[i];
+		char name[600], *path = NULL;
 		int ret;
 
-		if (!event || strcmp(event, r->o->event))
+		if (strcmp(h->event, r->o->event))
 			continue;
-		if (!ns || !rname)
-			return err_set("remote without metadata.namespace and name");
 		if (!c)
-			return err_set("remote %s/%s has %s hooks but no API client was given", ns,
-			               rname, event);
-		if (!cm || !*cm || !key || !*key) {
-			snprintf(name, sizeof(name), "configmap/?");
-			return hook_fail(r, name,
-			                 "remote %s/%s: spec.hooks[%zu] has no configMapRef name "
-			                 "and key",
-			                 ns, rname, i);
-		}
-		snprintf(name, sizeof(name), "configmap/%s:%s", cm, key);
-		ret = fetch_script(&path, r, c, name, ns, cm, key);
+			return err_set("remote %s/%s has %s hooks but no API client was given",
+			               remote->ns, remote->name, h->event);
+		snprintf(name, sizeof(name), "configmap/%s:%s", h->configmap, h->key);
+		ret = fetch_script(&path, r, c, name, remote->ns, h->configmap, h->key);
 		if (ret == 0) {
-			ret = run_one(r, name, path, remote_timeout_ms(r, h));
+			ret = run_one(r, name, path,
+			              h->timeout_ms ? h->timeout_ms : r->default_timeout_ms);
 			unlink(path);
 			free(path);
 		}
@@ -497,7 +470,7 @@ static int run_remote(struct run *r, struct kube_client *c, const json_t *remote
 	return 0;
 }
 
-int hook_run_event(struct hook_result *out, struct kube_client *c, const json_t *remote,
+int hook_run_event(struct hook_result *out, struct kube_client *c, const struct remote *remote,
                    const struct hook_opts *o)
 {
 	struct run r = {.o = o, .out = out, .event_fd = -1};
@@ -550,26 +523,18 @@ out:
 	return ret;
 }
 
-bool hook_has_event(const json_t *remote, const char *admin_dir, const char *event)
+bool hook_has_event(const struct remote *remote, const char *admin_dir, const char *event)
 {
-	json_t *hooks = json_object_get(json_object_get(remote, "spec"), "hooks");
 	bool found = false;
 	struct dirent *d;
 	char dir[4096];
-	size_t i;
-	json_t *h;
 	DIR *dp;
 	int n;
 
 	if (!event)
 		return false;
-	json_array_foreach(hooks, i, h)
-	{
-		const char *e = json_string_value(json_object_get(h, "event"));
-
-		if (e && !strcmp(e, event))
-			return true;
-	}
+	if (remote_has_hook(remote, event))
+		return true;
 	if (!admin_dir)
 		return false;
 	n = snprintf(dir, sizeof(dir), "%s/%s", admin_dir, event);

@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "kube.h"
+#include "remote.h"
 
 /* The events, in pipeline order (hooks/README.md). */
 #define HOOK_EVENTS                                                                                \
@@ -77,19 +78,20 @@ struct hook_result {
 	                       "configmap default/x not found" */
 };
 
-/* Runs the hooks of O->event for REMOTE (a Remote object, borrowed; its
- * spec.hooks is read) with client C (for the ConfigMaps; may be NULL when
- * only admin hooks are wanted), one after another, stopping at the first
+/* Runs the hooks of O->event, the admin ones then REMOTE's (borrowed; may be
+ * NULL), with client C (for the ConfigMaps; may be NULL when only admin
+ * hooks are wanted), one after another, stopping at the first
  * that fails. A missing ConfigMap or key is a failure of that hook. OUT is
  * always filled. Returns 0 when every hook exited 0 (or there were none),
  * 1 when one failed (OUT says which and why), -1 with err_msg() on an
  * internal error (no memory, O malformed). */
-int hook_run_event(struct hook_result *out, struct kube_client *c, const json_t *remote,
+int hook_run_event(struct hook_result *out, struct kube_client *c, const struct remote *remote,
                    const struct hook_opts *o);
 
-/* Whether REMOTE or ADMIN_DIR has any hook for EVENT (so the caller can skip
- * preparing a working tree). Never fails: an unreadable ADMIN_DIR is false. */
-bool hook_has_event(const json_t *remote, const char *admin_dir, const char *event);
+/* Whether REMOTE (may be NULL) or ADMIN_DIR has any hook for EVENT (so the
+ * caller can skip preparing a working tree). Never fails: an unreadable
+ * ADMIN_DIR is false. */
+bool hook_has_event(const struct remote *remote, const char *admin_dir, const char *event);
 
 /* Writes a kubeconfig for hooks to PATH (mode 0600): the server and CA of
  * C's configuration and a bearer token for ServiceAccount NS/SA obtained

@@ -24,6 +24,7 @@
 #include "imageref.h"
 #include "pipelinerun.h"
 #include "queue.h"
+#include "remote.h"
 #include "banned.h"
 
 #define SECRET_MAX (1u << 20)  /* a registry Secret's .dockerconfigjson */
@@ -93,13 +94,6 @@ static void set_outcome(struct pipeline *p, const char *reason, const char *fmt,
 	va_end(ap);
 }
 
-/* ---- the Remote's spec ---------------------------------------------- */
-
-static const json_t *spec_get(const json_t *remote, const char *key)
-{
-	return json_object_get(json_object_get(remote, "spec"), key);
-}
-
 static const char *str_or(const json_t *obj, const char *key, const char *fallback)
 {
 	const char *s = json_string_value(json_object_get(obj, key));
@@ -107,52 +101,34 @@ static const char *str_or(const json_t *obj, const char *key, const char *fallba
 	return s && *s ? s : fallback;
 }
 
-bool pipeline_is_deploying(const json_t *remote, const char *refname)
-{
-	const json_t *branches = spec_get(remote, "branches"), *b;
-	const char *branch;
-	size_t i;
-
-	if (strncmp(refname, "refs/heads/", 11) != 0)
-		return false;
-	branch = refname + 11;
-	if (!json_is_array(branches) || !json_array_size(branches))
-		return !strcmp(branch, "main") || !strcmp(branch, "master");
-	json_array_foreach(branches, i, b)
-	{
-		const char *s = json_string_value(b);
-
-		if (s && (!strcmp(s, branch) || !strcmp(s, refname)))
-			return true;
-	}
-	return false;
-}
-
 /* ---- the event JSON for hooks (hooks/event.schema.json) ------------- */
 
 static json_t *event_new(struct pipeline *p, const char *event, bool with_result)
 {
 	const json_t *status = p->run ? pipelinerun_status(p->run) : NULL;
-	const json_t *stages = json_object_get(status, "stages"), *deployments, *d;
+	const json_t *stages = json_object_get(status, "stages");
 	json_t *ev, *deps = json_array();
-	size_t i;
 
-	deployments = spec_get(p->env->remote, "deployments");
-	json_array_foreach(deployments, i, d)
-	{
-		const json_t *containers = json_object_get(d, "containers"), *c;
+	for (size_t i = 0; i < p->env->remote->ndeployments; i++) {
+		const struct remote_deployment *d = &p->env->remote->deployments[i];
 		json_t *cs = json_array();
-		size_t j;
 
-		json_array_foreach(containers, j, c)
-		{
-			json_array_append_new(cs, json_pack("{s:s, s:s, s:s}", "name",
-			                                    str_or(c, "name", ""), "path",
-			                                    str_or(c, "path", "."), "dockerfile",
-			                                    str_or(c, "dockerfile", "Dockerfile")));
+		for (size_t j = 0; j < d->ncontainers; j++) {
+			const struct remote_container *c = &d->containers[j];
+
+			if (json_array_append_new(cs, json_pack("{s:s, s:s, s:s}", "name", c->name,
+			                                        "path", c->path, "dockerfile",
+			                                        c->dockerfile)) < 0) {
+				json_decref(cs);
+				cs = NULL;
+				break;
+			}
 		}
-		json_array_append_new(
-		    deps, json_pack("{s:s, s:o}", "name", str_or(d, "name", ""), "containers", cs));
+		if (!cs || json_array_append_new(deps, json_pack("{s:s, s:o}", "name", d->name,
+		                                                 "containers", cs)) < 0) {
+			json_decref(deps);
+			return NULL;
+		}
 	}
 	ev = json_pack("{s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:s?, s:O, s:o}",
 	               "event", event, "remote", "namespace", p->ns, "name", p->remote_name, "ref",
@@ -292,27 +268,12 @@ done:
 	return rc;
 }
 
-/* The name of the Remote's registry Secret, or NULL: Slipway's
- * credentials.secretRef {name}, or gitkube's secretRef (a plain name) or
- * secretKeyRef {name, key} (manifests/crds/remotes.gitkube.sh.yaml). */
-static const char *registry_secret(const json_t *remote)
-{
-	const json_t *cred = json_object_get(spec_get(remote, "registry"), "credentials");
-	const json_t *ref = json_object_get(cred, "secretRef");
-
-	if (json_is_string(ref))
-		return json_string_value(ref)[0] ? json_string_value(ref) : NULL;
-	if (ref)
-		return str_or(ref, "name", NULL);
-	return str_or(json_object_get(cred, "secretKeyRef"), "name", NULL);
-}
-
 /* Writes the Remote's registry Secret (.dockerconfigjson) to a 0600 file
  * for a local builder. Returns 0 with PATH set, 0 with PATH "" when the
  * Remote names none, or -1 with err_msg(). */
 static int registry_auth_file(struct pipeline *p, char *path, size_t size)
 {
-	const char *name = registry_secret(p->env->remote);
+	const char *name = p->env->remote->registry_secret;
 	const char *data;
 	json_t *secret = NULL;
 	struct buf b;
@@ -368,19 +329,14 @@ out:
 /* Builds every container of every Deployment; images go to p->images. */
 static int stage_build(struct pipeline *p)
 {
-	const json_t *spec_registry = spec_get(p->env->remote, "registry");
-	const json_t *deployments = spec_get(p->env->remote, "deployments"), *d;
-	const char *registry = str_or(spec_registry, "url", NULL);
-	const char *secret =
-	    str_or(json_object_get(json_object_get(spec_registry, "credentials"), "secretRef"),
-	           "name", NULL);
+	const struct remote *remote = p->env->remote;
+	const char *registry = remote->registry_url;
 	char auth[PATH_MAX] = "";
 	unsigned nbuilt = 0;
-	size_t i;
 	int ret = 1;
 
 	pipelinerun_stage(p->run, "build", "Running", NULL);
-	if (!json_array_size(deployments)) {
+	if (!remote->ndeployments) {
 		pipelinerun_stage(p->run, "build", "Skipped", "the Remote has no spec.deployments");
 		return 0;
 	}
@@ -394,40 +350,28 @@ static int stage_build(struct pipeline *p)
 		goto out;
 	}
 	if (p->env->cfg->runner->default_mode == RUNNER_LOCAL ||
-	    !strcmp(str_or(spec_get(p->env->remote, "builder"), "mode", ""), "local")) {
+	    !strcmp(str_or(remote->builder, "mode", ""), "local")) {
 		if (registry_auth_file(p, auth, sizeof(auth)) < 0) {
 			set_outcome(p, "BuildFailed", "%s", err_msg());
 			goto out;
 		}
 	}
-	json_array_foreach(deployments, i, d)
-	{
-		const char *dname = str_or(d, "name", "");
-		const json_t *containers = json_object_get(d, "containers"), *c;
-		size_t j;
+	for (size_t i = 0; i < remote->ndeployments; i++) {
+		const char *dname = remote->deployments[i].name;
 
-		json_array_foreach(containers, j, c)
-		{
-			const char *cname = str_or(c, "name", "");
-			const json_t *args = json_object_get(c, "buildArgs"), *a;
+		for (size_t j = 0; j < remote->deployments[i].ncontainers; j++) {
+			const struct remote_container *c = &remote->deployments[i].containers[j];
+			const char *cname = c->name;
 			struct runner_build b = {0};
 			struct runner_result res;
-			char **argv = NULL;
 			char *image = NULL;
-			size_t k, nargs = json_array_size(args);
+			json_t *built;
 			int rc;
 
 			if (imageref_name(&image, registry, p->ns, p->remote_name, dname, cname,
 			                  p->after) < 0) {
 				set_outcome(p, "BuildFailed", "%s/%s: %s", dname, cname, err_msg());
 				goto out;
-			}
-			argv = calloc(nargs + 1, sizeof(*argv));
-			json_array_foreach(args, k, a)
-			{
-				if (argv && asprintf(&argv[k], "%s=%s", str_or(a, "name", ""),
-				                     str_or(a, "value", "")) < 0)
-					argv[k] = NULL;
 			}
 			say(p, "-----> Building %s/%s (%s)", dname, cname, image);
 			pipelinerun_progress(p->run, "Running", "building");
@@ -437,28 +381,17 @@ static int stage_build(struct pipeline *p)
 			b.deployment = dname;
 			b.container = cname;
 			b.image = image;
-			b.path = str_or(c, "path", NULL);
-			b.dockerfile = str_or(c, "dockerfile", NULL);
-			/* gitkube gives the Dockerfile from the repository's root
-			 * ("example/www/Dockerfile" with path "example/www"); the
-			 * builder takes it from the build context */
-			if (strstr(p->env->remote_gvr, "gitkube") && b.path && b.dockerfile &&
-			    !strncmp(b.dockerfile, b.path, strlen(b.path)) &&
-			    b.dockerfile[strlen(b.path)] == '/')
-				b.dockerfile += strlen(b.path) + 1;
-			b.build_args = (const char *const *)argv;
-			b.insecure_registry =
-			    json_is_true(json_object_get(spec_registry, "insecure"));
-			b.registry_secret = secret;
+			b.path = c->path;
+			b.dockerfile = c->dockerfile;
+			b.build_args = c->build_args;
+			b.insecure_registry = remote->is_registry_insecure;
+			b.registry_secret = remote->registry_secret;
 			b.registry_auth_file = auth[0] ? auth : NULL;
-			b.spec_builder = spec_get(p->env->remote, "builder");
+			b.spec_builder = remote->builder;
 			b.srv = p->env->srv;
 			b.source_path = p->source;
 			rc = runner_build(&res, p->env->cfg->runner, p->env->kube, &b, say_line, p,
 			                  p->env->cancel);
-			for (k = 0; argv && k < nargs; k++)
-				free(argv[k]);
-			free(argv);
 			free(image);
 			if (rc < 0 || !res.succeeded) {
 				set_outcome(
@@ -470,9 +403,12 @@ static int stage_build(struct pipeline *p)
 			say(p, "-----> Built %s/%s in %.1fs: %s", dname, cname, res.seconds,
 			    res.image);
 			pipelinerun_image(p->run, dname, cname, res.image);
-			json_array_append_new(p->images,
-			                      json_pack("{s:s, s:s, s:s}", "deployment", dname,
-			                                "container", cname, "image", res.image));
+			built = json_pack("{s:s, s:s, s:s}", "deployment", dname, "container",
+			                  cname, "image", res.image);
+			if (json_array_append_new(p->images, built) < 0) {
+				set_outcome(p, "BuildFailed", "%s/%s: out of memory", dname, cname);
+				goto out;
+			}
 			nbuilt++;
 		}
 	}
@@ -559,19 +495,11 @@ static void roll_back(struct pipeline *p)
 	}
 }
 
-static bool is_rollback_on(const struct pipeline *p)
-{
-	const json_t *r = spec_get(p->env->remote, "rollbackOnFailure");
-
-	return !json_is_false(r);
-}
-
 /* Sets each Deployment's built images, pinned by digest, and follows the
  * rollouts. */
 static int stage_deploy(struct pipeline *p)
 {
-	const json_t *deployments = spec_get(p->env->remote, "deployments"), *d;
-	size_t i;
+	const struct remote *remote = p->env->remote;
 	int ret = 1;
 
 	if (!json_array_size(p->images)) {
@@ -580,10 +508,10 @@ static int stage_deploy(struct pipeline *p)
 	}
 	pipelinerun_stage(p->run, "deploy", "Running", NULL);
 	pipelinerun_progress(p->run, "Running", "deploying");
-	json_array_foreach(deployments, i, d)
-	{
-		const char *dname = str_or(d, "name", "");
-		struct deployer_image imgs[64];
+	for (size_t i = 0; i < remote->ndeployments; i++) {
+		const char *dname = remote->deployments[i].name;
+		/* remote.h: names are unique, so at most one image per container */
+		struct deployer_image imgs[REMOTE_CONTAINERS_MAX];
 		struct deployer_opts o = {0};
 		struct deployer_result res;
 		const json_t *img;
@@ -594,7 +522,13 @@ static int stage_deploy(struct pipeline *p)
 
 		json_array_foreach(p->images, j, img)
 		{
-			if (!strcmp(str_or(img, "deployment", ""), dname) && n < 64) {
+			if (!strcmp(str_or(img, "deployment", ""), dname)) {
+				if (n == REMOTE_CONTAINERS_MAX) {
+					set_outcome(p, "DeployFailed",
+					            "deployment %s/%s: more than %d images", p->ns,
+					            dname, REMOTE_CONTAINERS_MAX);
+					goto out;
+				}
 				imgs[n].container = str_or(img, "container", "");
 				imgs[n].image = str_or(img, "image", "");
 				n++;
@@ -613,7 +547,7 @@ static int stage_deploy(struct pipeline *p)
 		o.change_cause = cause;
 		o.wait = true;
 		o.timeout_ms = p->env->cfg->rollout_timeout_ms;
-		o.rollback_on_failure = is_rollback_on(p);
+		o.rollback_on_failure = p->env->remote->rollback_on_failure;
 		o.progress = on_rollout;
 		o.progress_arg = p;
 		say(p, "-----> Deploying %s/%s", p->ns, dname);
@@ -636,7 +570,7 @@ out:
 	} else {
 		pipelinerun_stage(p->run, "deploy", "Failed", p->message);
 		say(p, "!      %s", p->message);
-		if (is_rollback_on(p))
+		if (p->env->remote->rollback_on_failure)
 			roll_back(p);
 	}
 	return ret;
@@ -700,7 +634,6 @@ int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
 	struct pipelinerun_spec spec = {0};
-	const json_t *md = json_object_get(env->remote, "metadata");
 	int rc = -1;
 
 	*out = NULL;
@@ -709,8 +642,8 @@ int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	p->env = env;
 	p->push = push;
 	p->t_start = clock_now_ms();
-	p->ns = str_or(md, "namespace", "");
-	p->remote_name = str_or(md, "name", "");
+	p->ns = env->remote->ns;
+	p->remote_name = env->remote->name;
 	p->images = json_array();
 	git_oid_tostr(p->before, sizeof(p->before), &push->before);
 	git_oid_tostr(p->after, sizeof(p->after), &push->after);
@@ -804,7 +737,7 @@ int pipeline_run(struct pipeline *p)
 	if (stage_deploy(p))
 		goto failed;
 	if (stage_hooks(p, "post-deploy", true)) {
-		if (is_rollback_on(p))
+		if (p->env->remote->rollback_on_failure)
 			roll_back(p);
 		goto failed;
 	}

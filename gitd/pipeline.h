@@ -26,6 +26,7 @@
 
 #include "buildsrv.h"
 #include "kube.h"
+#include "remote.h"
 #include "runner.h"
 
 /* gitd-wide settings of pipelines (gitd's flags). */
@@ -47,11 +48,11 @@ struct pipeline_env {
 	                                    (a rollout watch), and a client serves
 	                                    one request at a time */
 	struct buildsrv *srv;
-	const json_t *remote;   /* the Remote object as read at the push */
-	const char *remote_gvr; /* "slipway.dev/v1alpha1/remotes" or gitkube's */
-	git_repository *repo;   /* sees the pushed objects (quarantine included) */
-	const char *repo_path;  /* the repository's directory */
-	bool is_wait;           /* the push waits: the ref moves after the run */
+	const struct remote *remote; /* the Remote as read at the push */
+	const char *remote_gvr;      /* "slipway.dev/v1alpha1/remotes" or gitkube's */
+	git_repository *repo;        /* sees the pushed objects (quarantine included) */
+	const char *repo_path;       /* the repository's directory */
+	bool is_wait;                /* the push waits: the ref moves after the run */
 	/* A line for the pusher ("remote: ..."), without newline. May be NULL. */
 	void (*say)(void *arg, const char *line);
 	void *say_arg;
@@ -68,10 +69,6 @@ struct pipeline_push {
 };
 
 struct pipeline;
-
-/* Whether REFNAME deploys for REMOTE: a branch named in spec.branches
- * ("main" or "refs/heads/main"), or main and master when unset. */
-bool pipeline_is_deploying(const json_t *remote, const char *refname);
 
 /* Creates the pipeline's PipelineRun (Succeeded Unknown, "Queued") and work
  * directory. ENV and PUSH must outlive the pipeline. *OUT belongs to the

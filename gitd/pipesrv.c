@@ -192,7 +192,8 @@ static int worker_main(struct worker *w)
 {
 	const struct pipesrv_opts *o = w->o;
 	const char *ns, *name, *repo_path, *quarantine, *fpr, *comment;
-	json_t *req = NULL, *remote = NULL, *msg = NULL, *jc;
+	json_t *req = NULL, *obj = NULL, *msg = NULL, *jc;
+	struct remote remote = {0};
 	struct kube_client *kube = NULL, *status_kube = NULL;
 	struct buildsrv *srv = NULL;
 	git_repository *repo = NULL;
@@ -236,7 +237,7 @@ static int worker_main(struct worker *w)
 
 	gvr = is_gitkube ? "gitkube.sh/v1alpha1/remotes" : "slipway.dev/v1alpha1/remotes";
 	if (kube_client_new_default(&kube, o->kubeconfig, o->context) < 0 ||
-	    kube_get(&remote, kube, gvr, ns, name) < 0) {
+	    kube_get(&obj, kube, gvr, ns, name) < 0) {
 		char cause[ERR_MAX];
 
 		snprintf(cause, sizeof(cause), "%s", err_msg());
@@ -247,9 +248,20 @@ static int worker_main(struct worker *w)
 		send_verdict(w, cmds, n);
 		goto out;
 	}
+	if (remote_parse(&remote, obj, is_gitkube) < 0) {
+		char cause[ERR_MAX];
+
+		snprintf(cause, sizeof(cause), "%s", err_msg());
+		event_log("warn", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", ns, "remote",
+		          name, "error", cause);
+		for (i = 0; i < n; i++)
+			reject(&cmds[i], "slipway: remote %s/%s: %s", ns, name, cause);
+		send_verdict(w, cmds, n);
+		goto out;
+	}
 	for (i = 0; i < n; i++)
 		if (!git_oid_is_zero(&cmds[i].push.after) &&
-		    pipeline_is_deploying(remote, cmds[i].ref))
+		    remote_is_deploying(&remote, cmds[i].ref))
 			ndeploying++;
 	/* a push that only stores needs none of what follows */
 	if (ndeploying && (kube_client_new_default(&status_kube, o->kubeconfig, o->context) < 0 ||
@@ -265,7 +277,7 @@ static int worker_main(struct worker *w)
 	env.kube = kube;
 	env.status_kube = status_kube;
 	env.srv = srv;
-	env.remote = remote;
+	env.remote = &remote;
 	env.remote_gvr = gvr;
 	env.repo = repo;
 	env.repo_path = repo_path;
@@ -275,7 +287,7 @@ static int worker_main(struct worker *w)
 	env.is_wait = is_wait;
 	for (i = 0; i < n; i++) {
 		if (git_oid_is_zero(&cmds[i].push.after) ||
-		    !pipeline_is_deploying(remote, cmds[i].ref))
+		    !remote_is_deploying(&remote, cmds[i].ref))
 			continue;
 		if (pipeline_new(&cmds[i].p, &env, &cmds[i].push) < 0) {
 			reject(&cmds[i], "slipway: cannot create the PipelineRun: %s", err_msg());
@@ -344,7 +356,8 @@ out:
 	buildsrv_free(srv);
 	git_repository_free(repo);
 	json_decref(msg);
-	json_decref(remote);
+	remote_release(&remote);
+	json_decref(obj);
 	json_decref(req);
 	kube_client_free(status_kube);
 	kube_client_free(kube);

@@ -16,6 +16,7 @@
 #include "err.h"
 #include "event.h"
 #include "kube.h"
+#include "remote.h"
 #include "watch.h"
 #include "banned.h"
 
@@ -60,19 +61,33 @@ static void mark_changed(void)
 	pthread_cond_signal(&shared.changed_cond);
 }
 
-/* The part of a Remote that gitd serves from. */
-static json_t *entry_of(const json_t *obj, int resource)
+/* The part of a Remote that gitd serves from, in the Remote's own form
+ * (table_from_line parses it back), or NULL when out of memory. */
+static json_t *entry_of(const struct remote *r)
 {
-	json_t *md = json_object_get(obj, "metadata"), *spec = json_object_get(obj, "spec");
-	json_t *keys = json_object_get(spec, "authorizedKeys");
+	json_t *keys = json_array();
 
-	return json_pack("{s:b, s:{s:O, s:O}, s:{s:O, s:b, s:b}}", "gitkube", resource == 1,
-	                 "metadata", "namespace", json_object_get(md, "namespace"), "name",
-	                 json_object_get(md, "name"), "spec", "authorizedKeys",
-	                 json_is_array(keys) ? keys : json_array(), "denyNonFastForwards",
-	                 json_is_true(json_object_get(spec, "denyNonFastForwards")),
-	                 "allowDeleteCurrentBranch",
-	                 json_is_true(json_object_get(spec, "allowDeleteCurrentBranch")));
+	for (size_t i = 0; keys && i < r->nauthorized_keys; i++)
+		if (json_array_append_new(keys, json_string(r->authorized_keys[i])) < 0) {
+			json_decref(keys);
+			keys = NULL;
+		}
+	if (!keys)
+		return NULL;
+	return json_pack("{s:b, s:{s:s, s:s}, s:{s:o, s:b, s:b}}", "gitkube", r->is_gitkube,
+	                 "metadata", "namespace", r->ns, "name", r->name, "spec", "authorizedKeys",
+	                 keys, "denyNonFastForwards", r->deny_non_fast_forwards,
+	                 "allowDeleteCurrentBranch", r->allow_delete_current_branch);
+}
+
+/* Parses OBJ of watched RESOURCE into OUT: 0, or -1 with WHY set to the
+ * reason it is refused. */
+static int parse_remote(struct remote *out, char why[ERR_MAX], const json_t *obj, int resource)
+{
+	if (remote_parse(out, obj, resource == 1) == 0)
+		return 0;
+	snprintf(why, ERR_MAX, "%s", err_msg());
+	return -1;
 }
 
 static int key_of(char *buf, size_t size, const json_t *obj, int resource)
@@ -96,22 +111,26 @@ static bool str_eq(const char *a, const char *b)
 	return a && b && !strcmp(a, b);
 }
 
-/* The Ready condition OBJ's keys call for: True "Serving" with at least one
- * key that parses, else False "NoKeys". Returns a new object or NULL. */
-static json_t *ready_condition(const json_t *obj, int resource, json_int_t generation)
+/* The Ready condition R's keys call for: True "Serving" with at least one
+ * key that parses, else False "NoKeys"; False "InvalidSpec" saying WHY when
+ * R is NULL (the Remote did not parse). Returns a new object or NULL. */
+static json_t *ready_condition(const struct remote *r, const char *why, json_int_t generation)
 {
-	json_t *keys = json_object_get(json_object_get(obj, "spec"), "authorizedKeys");
 	struct authz tmp;
 	size_t bad = 0, good;
 	char msg[160], skipped[96] = "";
 
+	if (!r)
+		return json_pack("{s:s, s:s, s:s, s:s, s:I}", "type", "Ready", "status", "False",
+		                 "reason", "InvalidSpec", "message", why, "observedGeneration",
+		                 generation);
 	authz_init(&tmp);
-	if (authz_add_remote(&tmp, obj, resource == 1, &bad) < 0) {
+	if (authz_add_remote(&tmp, r, &bad) < 0) {
 		authz_release(&tmp);
 		return NULL;
 	}
 	authz_release(&tmp);
-	good = json_array_size(keys) - bad;
+	good = r->nauthorized_keys - bad;
 	if (bad)
 		snprintf(skipped, sizeof(skipped), "; %zu line%s skipped (not OpenSSH public keys)",
 		         bad, bad == 1 ? "" : "s");
@@ -130,9 +149,10 @@ static json_t *ready_condition(const json_t *obj, int resource, json_int_t gener
  * The patch comes back as a MODIFIED event, which then finds nothing to do.
  * While gitd's Service shows no address (url_service, no fallback) the rest
  * is written without remoteUrl: a Remote is Ready whatever the load balancer
- * is doing, and a remoteUrl written before stays. */
+ * is doing, and a remoteUrl written before stays. R is OBJ parsed, or NULL
+ * when it was refused for WHY. */
 static void sync_status(struct kube_client **status_c, const struct watch_opts *opts, int resource,
-                        const json_t *obj)
+                        const json_t *obj, const struct remote *r, const char *why)
 {
 	json_t *md = json_object_get(obj, "metadata"), *status = json_object_get(obj, "status");
 	json_t *conds = json_object_get(status, "conditions"), *old = NULL, *ready = NULL;
@@ -157,7 +177,7 @@ static void sync_status(struct kube_client **status_c, const struct watch_opts *
 	if (blen && (size_t)snprintf(url, sizeof(url), "%.*s/%s/%s.git", (int)blen, prefix, ns,
 	                             name) >= sizeof(url))
 		return;
-	ready = ready_condition(obj, resource, generation);
+	ready = ready_condition(r, why, generation);
 	if (!ready)
 		return;
 	json_array_foreach(conds, i, v)
@@ -224,22 +244,31 @@ out:
 static int on_event(void *arg, enum kube_event ev, json_t *obj)
 {
 	struct watcher *w = arg;
-	char key[600];
+	struct remote r = {0};
+	char key[600], why[ERR_MAX] = "";
+	bool is_valid = false;
 
-	if (ev == KUBE_EVENT_LISTED || ev == KUBE_EVENT_ADDED || ev == KUBE_EVENT_MODIFIED)
-		sync_status(&w->status_c, w->opts, w->resource, obj);
+	if (ev == KUBE_EVENT_LISTED || ev == KUBE_EVENT_ADDED || ev == KUBE_EVENT_MODIFIED) {
+		is_valid = parse_remote(&r, why, obj, w->resource) == 0;
+		sync_status(&w->status_c, w->opts, w->resource, obj, is_valid ? &r : NULL, why);
+	}
 	pthread_mutex_lock(&shared.lock);
 	switch (ev) {
 	case KUBE_EVENT_LISTED:
 	case KUBE_EVENT_ADDED:
 	case KUBE_EVENT_MODIFIED:
 		if (key_of(key, sizeof(key), obj, w->resource) == 0) {
-			json_t *e = entry_of(obj, w->resource);
+			json_t *e = is_valid ? entry_of(&r) : NULL;
 
 			if (e) {
 				json_object_set_new(shared.objects, key, e);
 				mark_changed();
+			} else if (!is_valid && json_object_del(shared.objects, key) == 0) {
+				mark_changed(); /* a Remote refused is not served */
 			}
+			if (!is_valid)
+				event_log("warn", "remote_invalid", "{s:s, s:s}", "remote", key + 2,
+				          "error", why);
 			if (ev == KUBE_EVENT_LISTED)
 				json_object_set_new(w->seen, key, json_true());
 		}
@@ -279,6 +308,7 @@ static int on_event(void *arg, enum kube_event ev, json_t *obj)
 		break;
 	}
 	pthread_mutex_unlock(&shared.lock);
+	remote_release(&r);
 	return 0;
 }
 
@@ -473,7 +503,16 @@ static void resync_all(struct service_poll *sp)
 		if (!sp->c || kube_list(&list, sp->c, resources[w->resource], w->ns, NULL) < 0)
 			continue; /* e.g. no gitkube CRD: nothing to write */
 		json_array_foreach(json_object_get(list, "items"), j, v)
-		    sync_status(&sp->status_c, sp->opts, w->resource, v);
+		{
+			struct remote r;
+			char why[ERR_MAX];
+			int ret = parse_remote(&r, why, v, w->resource);
+
+			sync_status(&sp->status_c, sp->opts, w->resource, v, ret == 0 ? &r : NULL,
+			            why);
+			if (ret == 0)
+				remote_release(&r);
+		}
 		json_decref(list);
 	}
 }
@@ -621,11 +660,12 @@ static int table_from_line(struct authz *out, bool *synced, const char *line, si
 	}
 	json_array_foreach(json_object_get(snap, "remotes"), i, v)
 	{
-		if (authz_add_remote(out, v, json_is_true(json_object_get(v, "gitkube")), &bad) <
-		    0) {
+		struct remote r;
+
+		if (remote_parse(&r, v, json_is_true(json_object_get(v, "gitkube"))) < 0 ||
+		    authz_add_remote(out, &r, &bad) < 0)
 			event_log("warn", "remote_skipped", "{s:s}", "error", err_msg());
-			continue;
-		}
+		remote_release(&r);
 	}
 	if (bad)
 		event_log("warn", "authorized_keys_skipped", "{s:i}", "keys", (int)bad);

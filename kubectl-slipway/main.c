@@ -15,6 +15,7 @@
 #include "err.h"
 #include "kube.h"
 #include "pubkey.h"
+#include "remote.h"
 #include "table.h"
 #include "yamljson.h"
 #include "banned.h"
@@ -330,6 +331,7 @@ static int one_name(const char **name, int argc, char **argv, const char *what,
 static int cmd_remote_create(struct ctx *x, int argc, char **argv)
 {
 	json_t *obj = NULL, *created = NULL;
+	struct remote r;
 	char what[600];
 	int ret, rc;
 
@@ -344,6 +346,20 @@ static int cmd_remote_create(struct ctx *x, int argc, char **argv)
 	if (rc != EXIT_OK)
 		goto out;
 	snprintf(what, sizeof(what), "remote %s/%s", x->ns, meta_str(obj, "name"));
+	/* what gitd would refuse is refused here, with the field named */
+	if (json_object_set_new(json_object_get(obj, "metadata"), "namespace", json_string(x->ns)) <
+	    0) {
+		rc = api_fail(err_set("out of memory"), what);
+		goto out;
+	}
+	if (remote_parse(&r, obj, false) < 0) {
+		char msg[ERR_MAX + 16];
+
+		snprintf(msg, sizeof(msg), "%s", err_msg());
+		rc = usage_error(msg, "remote create ");
+		goto out;
+	}
+	remote_release(&r);
 	ret = kube_create(&created, x->c, REMOTES, x->ns, obj);
 	if (ret == KUBE_EEXISTS) {
 		fprintf(stderr, "kubectl-slipway: %s already exists\n", what);
@@ -396,13 +412,15 @@ static int cmd_remote_list(struct ctx *x, int argc, char **argv)
 	table_init(&t, 6, headers);
 	json_array_foreach(json_object_get(list, "items"), i, item)
 	{
-		const json_t *spec = json_object_get(item, "spec");
 		const json_t *status = json_object_get(item, "status");
-		char keys[32], age[32];
+		char keys[32] = "-", age[32];
 		const char *cells[6];
+		struct remote r;
 
-		snprintf(keys, sizeof(keys), "%zu",
-		         json_array_size(json_object_get(spec, "authorizedKeys")));
+		/* a malformed Remote is listed too, its keys uncounted */
+		if (remote_parse(&r, item, false) == 0)
+			snprintf(keys, sizeof(keys), "%zu", r.nauthorized_keys);
+		remote_release(&r);
 		table_age(age, sizeof(age), meta_str(item, "creationTimestamp"), time(NULL));
 		cells[0] = meta_str(item, "name");
 		cells[1] = str_at(status, "remoteUrl");
@@ -656,6 +674,12 @@ static int cmd_key_add(struct ctx *x, int argc, char **argv)
 		}
 		if (!added)
 			break;
+		if (json_array_size(list) > REMOTE_KEYS_MAX) {
+			fprintf(stderr, "kubectl-slipway: %s would have %zu keys, at most %d\n",
+			        what, json_array_size(list), REMOTE_KEYS_MAX);
+			rc = EXIT_FAIL;
+			goto out;
+		}
 		ret = patch_keys(x, remote, meta_str(r, "resourceVersion"), list);
 		if (ret == KUBE_ECONFLICT && round + 1 < KEY_RETRIES)
 			continue;
@@ -686,11 +710,11 @@ out:
 static int cmd_key_list(struct ctx *x, int argc, char **argv)
 {
 	static const char *const headers[] = {"FINGERPRINT", "TYPE", "COMMENT"};
-	json_t *r = NULL, *out = NULL, *line;
+	json_t *r = NULL, *out = NULL;
+	struct remote rm = {0};
 	const char *remote;
 	struct table t;
 	char what[600];
-	size_t i;
 	int ret, rc;
 
 	rc = one_name(&remote, argc, argv, "REMOTE", "key list ");
@@ -701,10 +725,14 @@ static int cmd_key_list(struct ctx *x, int argc, char **argv)
 	if (ret < 0)
 		return api_fail(ret, what);
 	table_init(&t, 3, headers);
+	if (remote_parse(&rm, r, false) < 0) {
+		fprintf(stderr, "kubectl-slipway: %s: %s\n", what, err_msg());
+		rc = EXIT_FAIL;
+		goto out;
+	}
 	out = json_array();
-	json_array_foreach(json_object_get(json_object_get(r, "spec"), "authorizedKeys"), i, line)
-	{
-		const char *s = json_string_value(line) ? json_string_value(line) : "";
+	for (size_t i = 0; i < rm.nauthorized_keys; i++) {
+		const char *s = rm.authorized_keys[i];
 		struct pubkey k;
 		const char *cells[3];
 
@@ -729,6 +757,7 @@ static int cmd_key_list(struct ctx *x, int argc, char **argv)
 	else
 		rc = print_table(&t);
 out:
+	remote_release(&rm);
 	table_release(&t);
 	json_decref(out);
 	json_decref(r);

@@ -142,6 +142,22 @@ test_expect_success 'a Remote with malformed keys does not break the others' '
 	kill -0 $gitd_pid
 '
 
+test_expect_success 'a malformed Remote is not served, and is again once fixed' '
+	kubectl -n $ns apply -f - <<-EOF_ &&
+	{"apiVersion":"gitkube.sh/v1alpha1","kind":"Remote","metadata":{"name":"twice"},
+	 "spec":{"authorizedKeys":["$(cat alice.pub)"],
+	         "deployments":[{"name":"web","containers":[{"name":"app"},{"name":"app"}]}]}}
+	EOF_
+	use_key alice &&
+	test_wait_for 10 grep -q "\"event\":\"remote_invalid\".*$ns/twice.*containers\[1\].name" gitd.log &&
+	test_must_fail git ls-remote "ssh://$ns-twice@127.0.0.1:$GITD_PORT/~/git/$ns-twice" 2>err &&
+	test_grep "not found or access denied" err &&
+	kubectl -n $ns patch remotes.gitkube.sh twice --type=json \
+		-p "[{\"op\":\"replace\",\"path\":\"/spec/deployments/0/containers/1/name\",\"value\":\"api\"}]" &&
+	test_wait_for 10 git ls-remote "ssh://$ns-twice@127.0.0.1:$GITD_PORT/~/git/$ns-twice" &&
+	kill -0 $gitd_pid
+'
+
 test_expect_success 'gitd --namespace serves only the namespaces it is given' '
 	gitd_stop &&
 	kubectl -n $other apply -f - <<-EOF_ &&

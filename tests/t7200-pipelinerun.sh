@@ -248,6 +248,21 @@ test_expect_success 'an added key updates Ready and observedGeneration, keeping 
 	rv_stays remotes.gitkube.sh served-gk
 '
 
+test_expect_success 'a malformed Remote turns Ready False (InvalidSpec) naming the field, and True once fixed' '
+	kubectl -n $ns apply -f - <<-EOF_ &&
+	{"apiVersion":"gitkube.sh/v1alpha1","kind":"Remote","metadata":{"name":"served-gk"},
+	 "spec":{"authorizedKeys":["$(cat alice.pub)","$(cat bob.pub)"],
+	         "deployments":[{"name":"web","containers":[{"name":"app"},{"name":"app"}]}]}}
+	EOF_
+	test_wait_for 10 status_is remotes.gitkube.sh served-gk \
+		"ssh://git@git.example.com:2222/$ns/served-gk.git|true|False InvalidSpec spec.deployments[0].containers[1].name: \"app\" is also containers[0]" &&
+	rv_stays remotes.gitkube.sh served-gk &&
+	remote_json gitkube.sh/v1alpha1 served-gk "$(cat alice.pub)" "$(cat bob.pub)" | kubectl -n $ns apply -f - &&
+	test_wait_for 10 status_is remotes.gitkube.sh served-gk \
+		"ssh://git@git.example.com:2222/$ns/served-gk.git|true|True Serving 2 authorized keys" &&
+	rv_stays remotes.gitkube.sh served-gk
+'
+
 test_expect_success 'removing every key turns Ready False (NoKeys) with a new lastTransitionTime' '
 	t0=$(kubectl -n $ns get remotes.gitkube.sh served-gk -o jsonpath="{.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}") &&
 	remote_json gitkube.sh/v1alpha1 served-gk | kubectl -n $ns apply -f - &&

@@ -138,6 +138,12 @@ test_expect_success 'remote create refuses what the API server refuses (exit 1, 
 	test_grep "remote $ns/bad: .*Bad_Name" err
 '
 
+test_expect_success 'remote create refuses what gitd would, naming the field (exit 2), and creates nothing' '
+	test_expect_code 2 ks remote create twice --deployment web --container app --container app=other 2>err &&
+	test_grep "spec[.]deployments\\[0\\][.]containers\\[1\\][.]name: \"app\" is also containers\\[0\\]" err &&
+	test_must_fail kubectl -n $ns get remotes.slipway.dev twice 2>/dev/null
+'
+
 test_expect_success 'remote list shows the Remote before gitd has seen it' '
 	ks remote list >out &&
 	head -1 out >header &&

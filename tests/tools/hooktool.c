@@ -66,6 +66,7 @@ static int cmd_run(struct kube_client *c, int argc, char **argv)
 	struct hook_opts o = {.on_line = on_line, .on_start = on_start};
 	struct hook_result r;
 	json_t *remote = NULL;
+	struct remote rm;
 	char *event_json = NULL;
 	int opt, ret;
 
@@ -97,10 +98,19 @@ static int cmd_run(struct kube_client *c, int argc, char **argv)
 		free(event_json);
 		return 3;
 	}
-	ret = hook_run_event(&r, c, remote, &o);
+	ret = remote_parse(&rm, remote, false);
+	if (ret < 0) {
+		fprintf(stderr, "error: remote %s/%s: %s\n", argv[optind], argv[optind + 1],
+		        err_msg());
+		json_decref(remote);
+		free(event_json);
+		return 3;
+	}
+	ret = hook_run_event(&r, c, &rm, &o);
 	printf("result: %d\nnrun: %u\nhook: %s\nmessage: %s\n", ret, r.nrun, r.hook, r.message);
 	if (ret < 0)
 		fprintf(stderr, "error: %s\n", err_msg());
+	remote_release(&rm);
 	json_decref(remote);
 	free(event_json);
 	return ret < 0 ? 3 : ret;

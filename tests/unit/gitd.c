@@ -78,6 +78,7 @@ static void test_authz(void)
 	struct authz a;
 	const struct authz_key *k;
 	struct command c;
+	struct remote r;
 	json_t *remote;
 	size_t bad = 0;
 	ssh_key key = NULL;
@@ -87,7 +88,9 @@ static void test_authz(void)
 	    json_pack("{s:{s:s, s:s}, s:{s:[s, s, s], s:b}}", "metadata", "namespace", "team",
 	              "name", "web", "spec", "authorizedKeys", alice, "ssh-ed25519 AAAAnotakey x",
 	              "ssh-rsa AAAAB3NzaC1yc2EAAAADAQAB y", "denyNonFastForwards", 1);
-	ok(authz_add_remote(&a, remote, false, &bad) == 0, "a Remote object loads");
+	ok(remote_parse(&r, remote, false) == 0 && authz_add_remote(&a, &r, &bad) == 0,
+	   "a Remote object loads");
+	remote_release(&r);
 	is_int(bad, 2, "two malformed key lines are skipped and counted");
 	is_int(a.nkeys, 1, "one key in the table");
 	ok(a.remotes[0].deny_non_fast_forwards, "denyNonFastForwards is read");
@@ -96,7 +99,9 @@ static void test_authz(void)
 	remote =
 	    json_pack("{s:{s:s, s:s}, s:{s:[s], s:b}}", "metadata", "namespace", "team", "name",
 	              "api", "spec", "authorizedKeys", alice, "allowDeleteCurrentBranch", 1);
-	authz_add_remote(&a, remote, true, NULL);
+	if (remote_parse(&r, remote, true) == 0)
+		authz_add_remote(&a, &r, NULL);
+	remote_release(&r);
 	json_decref(remote);
 	ok(a.nremotes == 2 && a.remotes[1].allow_delete_current_branch,
 	   "allowDeleteCurrentBranch is read");

@@ -307,6 +307,7 @@ static void test_none_and_errors(void)
 	struct hook_opts o;
 	struct seen s;
 	char admin[512], work[512];
+	struct remote rm;
 	json_t *remote;
 
 	opts_init(&o, &s, "pipeline-failed", admin, work);
@@ -329,16 +330,20 @@ static void test_none_and_errors(void)
 	remote = json_pack("{s:{s:s,s:s},s:{s:[{s:s,s:{s:s,s:s}}]}}", "metadata", "namespace",
 	                   "default", "name", "web", "spec", "hooks", "event", "pipeline-failed",
 	                   "configMapRef", "name", "hooks", "key", "notify");
-	is_int(hook_run_event(&r, NULL, remote, &o), -1,
+	ok(remote_parse(&rm, remote, false) == 0, "a Remote with a ConfigMap hook parses");
+	is_int(hook_run_event(&r, NULL, &rm, &o), -1,
 	       "a Remote with ConfigMap hooks but no API client is an internal error");
+	remote_release(&rm);
 	json_decref(remote);
 }
 
 static void test_has_event(void)
 {
 	char admin[512];
-	json_t *remote = json_pack("{s:{s:[{s:s,s:{s:s,s:s}}]}}", "spec", "hooks", "event",
+	json_t *remote = json_pack("{s:{s:s,s:s},s:{s:[{s:s,s:{s:s,s:s}}]}}", "metadata",
+	                           "namespace", "default", "name", "web", "spec", "hooks", "event",
 	                           "post-deploy", "configMapRef", "name", "h", "key", "k");
+	struct remote rm;
 
 	snprintf(admin, sizeof(admin), "%s/admin", root);
 	dir("admin/pipeline-succeeded");
@@ -347,9 +352,11 @@ static void test_has_event(void)
 	ok(!hook_has_event(NULL, admin, "pipeline-succeeded"),
 	   "a directory with only non-executable files: false");
 	ok(!hook_has_event(NULL, admin, "pipeline-failed"), "no directory for the event: false");
-	ok(hook_has_event(remote, NULL, "post-deploy"), "a Remote hook for the event: true");
-	ok(!hook_has_event(remote, NULL, "pre-deploy"), "a Remote hook for another event: false");
+	ok(remote_parse(&rm, remote, false) == 0, "a Remote with a post-deploy hook parses");
+	ok(hook_has_event(&rm, NULL, "post-deploy"), "a Remote hook for the event: true");
+	ok(!hook_has_event(&rm, NULL, "pre-deploy"), "a Remote hook for another event: false");
 	ok(!hook_has_event(NULL, "/nonexistent", "pre-build"), "an unreadable admin dir: false");
+	remote_release(&rm);
 	json_decref(remote);
 }
 

@@ -1,0 +1,110 @@
+/* remote: a Remote object (remotes.slipway.dev or gitkube's remotes.gitkube.sh,
+ * both v1alpha1) read once into a struct, with its defaults and bounds. The
+ * format is the CRDs' (manifests/crds/remotes.slipway.dev.yaml and
+ * remotes.gitkube.sh.yaml; docs/api.md describes each field). gitkube's
+ * differences are taken here: registry.credentials.secretRef is a Secret
+ * name (a string) or secretKeyRef {name, key}, and a container's dockerfile
+ * is given from the repository's root. Fields Slipway does not act on
+ * (gitkube's spec.manifests, unknown fields) are ignored. */
+#ifndef SLIP_REMOTE_H
+#define SLIP_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+/* The bounds of the lists, as the CRDs' maxItems state them. A Remote past
+ * one is refused as a whole. */
+#define REMOTE_KEYS_MAX 1000       /* spec.authorizedKeys[] */
+#define REMOTE_DEPLOYMENTS_MAX 100 /* spec.deployments[] */
+#define REMOTE_CONTAINERS_MAX                                                                      \
+	50                        /* spec.deployments[].containers[]; the                          \
+	                             deployer sets at most 64 images in one                        \
+	                             Deployment */
+#define REMOTE_BUILD_ARGS_MAX 100 /* spec.deployments[].containers[].buildArgs[] */
+#define REMOTE_BRANCHES_MAX 100   /* spec.branches[] */
+#define REMOTE_HOOKS_MAX 100      /* spec.hooks[] */
+
+#define REMOTE_HOOK_TIMEOUT_MAX_S 3600 /* spec.hooks[].timeoutSeconds, from 1 */
+
+/* One container of a Deployment: one image built per push. */
+struct remote_container {
+	const char *name;              /* containers[].name, not empty */
+	const char *path;              /* build context in the repository; "." when unset */
+	const char *dockerfile;        /* relative to path; "Dockerfile" when unset. A
+	                                  gitkube Remote's "PATH/FILE" (from the root) is
+	                                  given here as "FILE" */
+	const char *const *build_args; /* "NAME=VALUE" of each buildArgs[] (value ""
+	                                  when unset), NULL-terminated */
+	size_t nbuild_args;
+};
+
+/* One Deployment in the Remote's namespace. */
+struct remote_deployment {
+	const char *name; /* deployments[].name, not empty, unique in the Remote */
+	struct remote_container *containers; /* names unique in the Deployment */
+	size_t ncontainers;
+};
+
+/* One spec.hooks[] entry: a script in a ConfigMap of the Remote's namespace. */
+struct remote_hook {
+	const char *event;     /* one of the CRD's events ("pre-build", ...) */
+	const char *configmap; /* configMapRef.name, not empty */
+	const char *key;       /* configMapRef.key, not empty */
+	long timeout_ms;       /* timeoutSeconds * 1000, or 0 when unset (gitd's
+	                          --hook-timeout then applies) */
+};
+
+/* A parsed Remote. Every string is borrowed from the object parsed, which the
+ * struct holds a reference to: all stay valid until remote_release. */
+struct remote {
+	bool is_gitkube;                    /* a remotes.gitkube.sh object */
+	const char *ns;                     /* metadata.namespace, not empty */
+	const char *name;                   /* metadata.name, not empty */
+	const char *const *authorized_keys; /* spec.authorizedKeys[] lines, as
+	                                       given (authz.h parses them) */
+	size_t nauthorized_keys;
+	const char *registry_url;    /* spec.registry.url, or NULL when unset/"" */
+	bool is_registry_insecure;   /* spec.registry.insecure */
+	const char *registry_secret; /* the dockerconfigjson Secret's name:
+	                                Slipway's credentials.secretRef.name,
+	                                gitkube's secretRef (a name) or
+	                                secretKeyRef.name; or NULL */
+	struct remote_deployment *deployments;
+	size_t ndeployments;
+	const char *const *branches; /* spec.branches[]; "main", "master" when
+	                                unset or empty */
+	size_t nbranches;
+	struct remote_hook *hooks;
+	size_t nhooks;
+	const json_t *builder;            /* spec.builder as given (the runner reads
+	                                     mode, image, timeoutSeconds, resources), or
+	                                     NULL */
+	bool deny_non_fast_forwards;      /* spec.denyNonFastForwards, false when unset */
+	bool allow_delete_current_branch; /* spec.allowDeleteCurrentBranch, false
+	                                     when unset */
+	bool rollback_on_failure;         /* spec.rollbackOnFailure, true when unset */
+	json_t *obj;                      /* the object parsed (a reference held) */
+};
+
+/* Reads Remote object OBJ (the API server's JSON; borrowed, a reference is
+ * taken) into OUT. IS_GITKUBE says OBJ is a remotes.gitkube.sh object. Known
+ * fields must have the CRD's types (JSON null counts as unset); unknown
+ * fields are ignored. Returns 0, with OUT to be freed by remote_release, or
+ * -1 with OUT empty and err_msg() naming the field and why, e.g.
+ * "spec.deployments[0].containers: 51 items, at most 50" or
+ * "spec.hooks[2].configMapRef.key: missing" ("out of memory" when it ran
+ * out). */
+int remote_parse(struct remote *out, const json_t *obj, bool is_gitkube);
+
+/* Whether REFNAME deploys: a branch of R->branches ("main" or
+ * "refs/heads/main" form), only under refs/heads/. */
+bool remote_is_deploying(const struct remote *r, const char *refname);
+
+/* Whether R has a hook for EVENT. */
+bool remote_has_hook(const struct remote *r, const char *event);
+
+/* Frees what remote_parse took and empties R. An empty R is allowed. */
+void remote_release(struct remote *r);
+
+#endif
