@@ -975,6 +975,16 @@ static void refuse_all(char **errors, size_t n, const char *fmt)
 			errors[i] = strdup("slipway: refused");
 }
 
+/* Refuses every command of REQ not refused yet with "slipway: " and
+ * err_msg(), sends that verdict and hangs up. */
+static void refuse_push(const struct pipeline_conn *conn, const struct pipeline_request *req,
+                        char **errors)
+{
+	refuse_all(errors, req->ncmds, "slipway: %s");
+	conn->verdict(conn->arg, req, errors);
+	conn->hang_up(conn->arg, false);
+}
+
 int pipeline_serve(const struct pipeline_request *req, const struct pipeline_worker *w,
                    const struct pipeline_conn *conn)
 {
@@ -1010,9 +1020,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		event_log("error", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", req->ns,
 		          "remote", req->name, "error", cause);
 		err_set("cannot read Remote %s/%s: %s", req->ns, req->name, cause);
-		refuse_all(errors, n, "slipway: %s");
-		conn->verdict(conn->arg, req, errors);
-		conn->hang_up(conn->arg, false);
+		refuse_push(conn, req, errors);
 		goto out;
 	}
 	if (check_pusher(comment, sizeof(comment), remote, req) < 0)
@@ -1032,9 +1040,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	if (ndeploying && (kube_client_new_default(&status_kube, w->kubeconfig, w->context) < 0 ||
 	                   open_repo(&repo, req->repo_path, quarantine) < 0 ||
 	                   buildsrv_start(&srv, w->internal_bind, w->internal_advertise) < 0)) {
-		refuse_all(errors, n, "slipway: %s");
-		conn->verdict(conn->arg, req, errors);
-		conn->hang_up(conn->arg, false);
+		refuse_push(conn, req, errors);
 		goto out;
 	}
 	env.cfg = w->cfg;
@@ -1115,9 +1121,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 refused:
 	event_log("warn", "push_refused", "{s:s, s:s, s:s, s:s}", "namespace", req->ns, "remote",
 	          req->name, "fingerprint", req->fingerprint, "error", err_msg());
-	refuse_all(errors, n, "slipway: %s");
-	conn->verdict(conn->arg, req, errors);
-	conn->hang_up(conn->arg, false);
+	refuse_push(conn, req, errors);
 out:
 	for (i = 0; i < n; i++) {
 		if (pipelines)
