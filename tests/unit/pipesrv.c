@@ -145,8 +145,8 @@ static void test_parse(void)
 	        "hex digits", "a short object id");
 	refused(request("default", "web", NULL, NULL, FPR,
 	                "[{\"ref\":\"refs/heads/main\",\"before\":\"" OID_Z "\",\"after\":\"" OID_A
-	                "\"},{\"ref\":\"refs/heads/main\",\"before\":\"" OID_A "\",\"after\":\"" OID_Z
-	                "\"}]",
+	                "\"},{\"ref\":\"refs/heads/main\",\"before\":\"" OID_A
+	                "\",\"after\":\"" OID_Z "\"}]",
 	                "[]"),
 	        "given twice", "one ref twice");
 
