@@ -1316,6 +1316,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (!kf.path) {
 		pipesrv.socket_path = socket_path;
+		pipesrv.data_dir = o.data_dir;
 		pipesrv.kubeconfig = o.kubeconfig;
 		pipesrv.context = o.context;
 		pipesrv.namespaces = o.namespaces;

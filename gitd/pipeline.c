@@ -1,5 +1,5 @@
-/* pipeline: one push of one deploying ref, stage after stage; pipeline_run
- * below reads top to bottom as the push does. */
+/* pipeline: one push in the pipeline worker; pipeline_serve at the bottom
+ * reads top to bottom as the push goes, each ref's stages in pipeline_run. */
 #include "pipeline.h"
 
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "archive.h"
+#include "authz.h"
 #include "base64.h"
 #include "buf.h"
 #include "clock.h"
@@ -55,6 +56,7 @@ struct pipeline {
 	size_t ndeployed;
 	bool is_finished;
 	long long t_start; /* clock_now_ms() at pipeline_new */
+	long long t_queue; /* clock_now_ms() when it queued */
 	char reason[64];
 	char message[1024];
 };
@@ -629,8 +631,14 @@ static int stage_queue(struct pipeline *p)
 
 /* ---- the pipeline ------------------------------------------------------ */
 
-int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
-                 const struct pipeline_push *push)
+static void pipeline_free(struct pipeline *p);
+
+/* Creates the pipeline's PipelineRun (Succeeded Unknown, "Queued"), its work
+ * directory and its ticket in the queue. ENV and PUSH must outlive the
+ * pipeline. *OUT belongs to the caller (pipeline_free). Returns 0 or a
+ * negative code with err_msg(). */
+static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
+                        const struct pipeline_push *push)
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
 	struct pipelinerun_spec spec = {0};
@@ -677,11 +685,6 @@ out:
 	return rc;
 }
 
-const char *pipeline_run_name(const struct pipeline *p)
-{
-	return pipelinerun_name(p->run);
-}
-
 /* Finishes the run with the outcome set, runs pipeline-succeeded or
  * pipeline-failed, and tells the pusher. */
 static void finish(struct pipeline *p, bool succeeded)
@@ -709,7 +712,9 @@ static void finish(struct pipeline *p, bool succeeded)
 		    p->message);
 }
 
-int pipeline_pre_receive(struct pipeline *p)
+/* Runs the pre-receive hooks. Returns 0 when the push may go on, or 1 when
+ * it is rejected (the run is then finished as HookFailed). */
+static int pipeline_pre_receive(struct pipeline *p)
 {
 	if (stage_hooks(p, "pre-receive", true) == 0)
 		return 0;
@@ -717,14 +722,24 @@ int pipeline_pre_receive(struct pipeline *p)
 	return 1;
 }
 
-int pipeline_run(struct pipeline *p)
+/* Waits for the Remote's lock (held until pipeline_free, so that the ref
+ * moves before another pipeline starts). Returns 0 with the lock held, or 1
+ * when the run failed (Superseded, RefChanged, Interrupted). */
+static int pipeline_queue(struct pipeline *p)
 {
-	long long t0 = clock_now_ms();
-
+	p->t_queue = clock_now_ms();
 	say(p, "-----> Pipeline %s for %s %.12s", pipelinerun_name(p->run), p->push->refname,
 	    p->after);
-	if (stage_queue(p))
-		goto failed;
+	if (stage_queue(p) == 0)
+		return 0;
+	finish(p, false);
+	return 1;
+}
+
+/* Runs every stage after pre-receive, with the lock held, and finishes the
+ * run. Returns 0 when it Succeeded, 1 when it failed. */
+static int pipeline_run(struct pipeline *p)
+{
 	pipelinerun_progress(p->run, "Running", "running");
 	if (stage_hooks(p, "pre-build", true))
 		goto failed;
@@ -743,7 +758,7 @@ int pipeline_run(struct pipeline *p)
 	}
 	finish(p, true);
 	event_log("info", "pipeline_timing", "{s:s, s:I, s:I}", "run", pipelinerun_name(p->run),
-	          "run_ms", (json_int_t)(clock_now_ms() - t0), "duration_ms",
+	          "run_ms", (json_int_t)(clock_now_ms() - p->t_queue), "duration_ms",
 	          (json_int_t)(clock_now_ms() - p->t_start));
 	return 0;
 failed:
@@ -751,7 +766,8 @@ failed:
 	return 1;
 }
 
-void pipeline_abort(struct pipeline *p, const char *reason, const char *message)
+/* Marks the run failed with REASON and MESSAGE unless it has finished. */
+static void pipeline_abort(struct pipeline *p, const char *reason, const char *message)
 {
 	if (!p || p->is_finished)
 		return;
@@ -759,22 +775,16 @@ void pipeline_abort(struct pipeline *p, const char *reason, const char *message)
 	finish(p, false);
 }
 
-void pipeline_post_receive(struct pipeline *p)
+/* Runs the post-receive hooks (after the ref moved); failures are only
+ * reported. */
+static void pipeline_post_receive(struct pipeline *p)
 {
 	stage_hooks(p, "post-receive", false);
 }
 
-const char *pipeline_reason(const struct pipeline *p)
-{
-	return p->reason;
-}
-
-const char *pipeline_message(const struct pipeline *p)
-{
-	return p->message;
-}
-
-void pipeline_free(struct pipeline *p)
+/* Releases the lock, removes the work directory and frees P. NULL is
+ * allowed. */
+static void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
@@ -791,4 +801,287 @@ void pipeline_free(struct pipeline *p)
 	json_decref(p->images);
 	pipelinerun_free(p->run);
 	free(p);
+}
+
+/* ---- the push ---------------------------------------------------------- */
+
+void pipeline_request_release(struct pipeline_request *r)
+{
+	for (size_t i = 0; r->cmds && i < r->ncmds; i++)
+		free(r->cmds[i].refname);
+	free(r->cmds);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Resolves REQ's quarantine into OUT of SIZE bytes ("" when there is none):
+ * the repository must be where the worker's own data directory puts it, with
+ * no symbolic link on the way, and the quarantine an objects/incoming-*
+ * directory inside it once every link is resolved. Returns 0 or -1 with
+ * err_msg(). */
+static int resolve_quarantine(char *out, size_t size, const struct pipeline_request *req)
+{
+	char repo[PATH_MAX], objects[PATH_MAX], quarantine[PATH_MAX];
+	const char *base;
+	size_t n;
+
+	out[0] = '\0';
+	if (!realpath(req->repo_path, repo) || strcmp(repo, req->repo_path) != 0)
+		return err_set("repository %s/%s is not in the data directory", req->ns, req->name);
+	if (!req->quarantine[0])
+		return 0;
+	if ((size_t)snprintf(objects, sizeof(objects), "%s/objects", repo) >= sizeof(objects) ||
+	    !realpath(req->quarantine, quarantine))
+		return err_set("quarantine of %s/%s not found", req->ns, req->name);
+	base = strrchr(quarantine, '/');
+	n = strlen(objects);
+	if (!base || strncmp(quarantine, objects, n) != 0 || quarantine + n != base ||
+	    strncmp(base + 1, "incoming-", 9) != 0)
+		return err_set("quarantine of %s/%s is not in its repository", req->ns, req->name);
+	if ((size_t)snprintf(out, size, "%s", quarantine) >= size)
+		return err_set("quarantine path too long");
+	return 0;
+}
+
+/* Finds the key REQ names among REMOTE's spec.authorizedKeys as they are
+ * now, read with the parser the connection side authorizes with (authz.h),
+ * and copies its comment into COMMENT of SIZE bytes. Returns 0, or -1 with
+ * err_msg() when the key is not (or no longer) listed. */
+static int check_pusher(char *comment, size_t size, const struct remote *remote,
+                        const struct pipeline_request *req)
+{
+	struct authz a;
+	int ret = -1;
+
+	authz_init(&a);
+	if (authz_add_remote(&a, remote, NULL) < 0)
+		goto out;
+	for (size_t i = 0; i < a.nkeys && ret < 0; i++)
+		if (!strcmp(a.keys[i].fingerprint, req->fingerprint)) {
+			snprintf(comment, size, "%s", a.keys[i].comment);
+			ret = 0;
+		}
+	if (ret < 0)
+		err_set("key %s is not authorized for Remote %s/%s", req->fingerprint, req->ns,
+		        req->name);
+out:
+	authz_release(&a);
+	return ret;
+}
+
+/* Opens the repository at PATH, seeing the objects of QUARANTINE (resolved;
+ * may be "") too. */
+static int open_repo(git_repository **out, const char *path, const char *quarantine)
+{
+	git_odb *odb = NULL;
+
+	if (git_repository_open_bare(out, path) < 0)
+		return err_set("cannot open %s: %s", path,
+		               git_error_last() ? git_error_last()->message : "");
+	if (quarantine[0] && (git_repository_odb(&odb, *out) < 0 ||
+	                      git_odb_add_disk_alternate(odb, quarantine) < 0)) {
+		git_odb_free(odb);
+		git_repository_free(*out);
+		*out = NULL;
+		return err_set("cannot read the quarantine %s", quarantine);
+	}
+	git_odb_free(odb);
+	return 0;
+}
+
+static char *reason_line(const struct pipeline *p)
+{
+	char *s = NULL;
+
+	/* a reason, however short, keeps the ref from moving */
+	if (asprintf(&s, "%s: %s", p->reason, p->message) < 0)
+		return strdup(p->reason);
+	return s;
+}
+
+/* Refuses the N commands of ERRORS not refused yet: FMT with err_msg(). */
+static void refuse_all(char **errors, size_t n, const char *fmt)
+    __attribute__((format(printf, 3, 0)));
+static void refuse_all(char **errors, size_t n, const char *fmt)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!errors[i] && asprintf(&errors[i], fmt, err_msg()) < 0)
+			errors[i] = strdup("slipway: refused");
+}
+
+/* Refuses every command of REQ not refused yet with "slipway: " and
+ * err_msg(), sends that verdict and hangs up. */
+static void refuse_push(const struct pipeline_conn *conn, const struct pipeline_request *req,
+                        char **errors)
+{
+	refuse_all(errors, req->ncmds, "slipway: %s");
+	conn->verdict(conn->arg, req, errors);
+	conn->hang_up(conn->arg, false);
+}
+
+int pipeline_serve(const struct pipeline_request *req, const struct pipeline_worker *w,
+                   const struct pipeline_conn *conn)
+{
+	const char *gvr =
+	    req->is_gitkube ? "gitkube.sh/v1alpha1/remotes" : "slipway.dev/v1alpha1/remotes";
+	size_t n = req->ncmds, i, ndeploying = 0;
+	struct kube_client *kube = NULL, *status_kube = NULL;
+	struct pipeline_push *pushes = calloc(n, sizeof(*pushes));
+	struct pipeline **pipelines = calloc(n, sizeof(*pipelines));
+	char **errors = calloc(n, sizeof(*errors));
+	bool *is_updated = calloc(n, sizeof(*is_updated));
+	char quarantine[PATH_MAX], comment[128] = "";
+	struct pipeline_env env = {0};
+	struct buildsrv *srv = NULL;
+	git_repository *repo = NULL;
+	json_t *obj = NULL;
+	struct remote remote = {0};
+	int ret = -1;
+
+	if (!pushes || !pipelines || !errors || !is_updated) {
+		err_set("out of memory");
+		goto out;
+	}
+
+	/* the connection's word is checked against the worker's own data and
+	 * the Remote as it is now: nothing runs for a push that fails */
+	if (resolve_quarantine(quarantine, sizeof(quarantine), req) < 0)
+		goto refused;
+	if (kube_client_new_default(&kube, w->kubeconfig, w->context) < 0 ||
+	    kube_get(&obj, kube, gvr, req->ns, req->name) < 0) {
+		char cause[ERR_MAX];
+
+		snprintf(cause, sizeof(cause), "%s", err_msg());
+		event_log("error", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", req->ns,
+		          "remote", req->name, "error", cause);
+		err_set("cannot read Remote %s/%s: %s", req->ns, req->name, cause);
+		refuse_push(conn, req, errors);
+		goto out;
+	}
+	if (remote_parse(&remote, obj, req->is_gitkube) < 0) {
+		char cause[ERR_MAX];
+
+		snprintf(cause, sizeof(cause), "%s", err_msg());
+		event_log("warn", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", req->ns,
+		          "remote", req->name, "error", cause);
+		err_set("remote %s/%s: %s", req->ns, req->name, cause);
+		refuse_push(conn, req, errors);
+		goto out;
+	}
+	if (check_pusher(comment, sizeof(comment), &remote, req) < 0)
+		goto refused;
+
+	/* which refs deploy; a push that only stores needs none of what follows */
+	for (i = 0; i < n; i++) {
+		pushes[i].refname = req->cmds[i].refname;
+		pushes[i].before = req->cmds[i].before;
+		pushes[i].after = req->cmds[i].after;
+		pushes[i].fingerprint = req->fingerprint;
+		pushes[i].comment = comment;
+		if (!git_oid_is_zero(&pushes[i].after) &&
+		    remote_is_deploying(&remote, pushes[i].refname))
+			ndeploying++;
+	}
+	if (ndeploying && (kube_client_new_default(&status_kube, w->kubeconfig, w->context) < 0 ||
+	                   open_repo(&repo, req->repo_path, quarantine) < 0 ||
+	                   buildsrv_start(&srv, w->internal_bind, w->internal_advertise) < 0)) {
+		refuse_push(conn, req, errors);
+		goto out;
+	}
+	env.cfg = w->cfg;
+	env.kube = kube;
+	env.status_kube = status_kube;
+	env.srv = srv;
+	env.remote = &remote;
+	env.remote_gvr = gvr;
+	env.repo = repo;
+	env.repo_path = req->repo_path;
+	env.say = conn->say;
+	env.say_arg = conn->arg;
+	env.cancel = conn->cancel;
+	env.is_wait = req->is_wait;
+
+	/* receive, queue, pre-receive: a push that waits takes the Remote's lock
+	 * first, so its hooks see the ref where the pusher saw it; one that does
+	 * not wait gets its verdict without waiting for the lock, and queues
+	 * after the push */
+	for (i = 0; i < n; i++) {
+		struct pipeline *p;
+
+		if (git_oid_is_zero(&pushes[i].after) ||
+		    !remote_is_deploying(&remote, pushes[i].refname))
+			continue;
+		if (pipeline_new(&pipelines[i], &env, &pushes[i]) < 0) {
+			refuse_all(&errors[i], 1, "slipway: cannot create the PipelineRun: %s");
+			continue;
+		}
+		p = pipelines[i];
+		if (!req->is_wait)
+			conn->say(conn->arg, "-----> Pipeline created (slipway.wait=false: it runs "
+			                     "after the push)");
+		if ((req->is_wait && pipeline_queue(p)) || pipeline_pre_receive(p))
+			errors[i] = reason_line(p);
+	}
+
+	/* the stages, before the verdict when the push waits */
+	for (i = 0; req->is_wait && i < n; i++)
+		if (pipelines[i] && !errors[i] && pipeline_run(pipelines[i]))
+			errors[i] = reason_line(pipelines[i]);
+
+	/* the verdict; the connection moves the refs, then says which moved */
+	if (conn->verdict(conn->arg, req, errors) == 0 &&
+	    conn->updated(conn->arg, req, is_updated) == 0) {
+		for (i = 0; i < n; i++)
+			if (pipelines[i] && is_updated[i])
+				pipeline_post_receive(pipelines[i]);
+		conn->hang_up(conn->arg, true);
+	} else {
+		conn->hang_up(conn->arg, false);
+	}
+
+	/* after the push: what did not move is over, what does not wait runs */
+	for (i = 0; i < n; i++) {
+		struct pipeline *p = pipelines[i];
+
+		if (!p || errors[i])
+			continue;
+		if (!is_updated[i]) {
+			pipeline_abort(p, req->is_wait ? "Interrupted" : "RefChanged",
+			               "the ref was not updated: the push ended or lost a race");
+		} else if (!req->is_wait) {
+			/* the objects have moved in: read them from the repository */
+			git_repository_free(repo);
+			repo = NULL;
+			if (open_repo(&repo, req->repo_path, "") < 0) {
+				pipeline_abort(p, "Error", err_msg());
+				continue;
+			}
+			env.repo = repo;
+			if (pipeline_queue(p) == 0)
+				pipeline_run(p);
+		}
+	}
+	ret = 0;
+	goto out;
+refused:
+	event_log("warn", "push_refused", "{s:s, s:s, s:s, s:s}", "namespace", req->ns, "remote",
+	          req->name, "fingerprint", req->fingerprint, "error", err_msg());
+	refuse_push(conn, req, errors);
+out:
+	for (i = 0; i < n; i++) {
+		if (pipelines)
+			pipeline_free(pipelines[i]);
+		if (errors)
+			free(errors[i]);
+	}
+	free(is_updated);
+	free(errors);
+	free(pipelines);
+	free(pushes);
+	buildsrv_free(srv);
+	git_repository_free(repo);
+	remote_release(&remote);
+	json_decref(obj);
+	kube_client_free(status_kube);
+	kube_client_free(kube);
+	return ret;
 }

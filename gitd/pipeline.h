@@ -1,8 +1,17 @@
-/* pipeline: one push of one deploying ref, from its PipelineRun to the
- * Deployment (DESIGN.md "Flow", "Push semantics"). The stages, in order:
+/* pipeline: one push in the pipeline worker (pipesrv.h), from the
+ * connection process's request to the verdict and, for each ref that
+ * deploys, from its PipelineRun to the Deployment (DESIGN.md "Flow", "Push
+ * semantics"). pipeline_serve, in order:
  *
+ *   trust        the repository is the worker's own DATA_DIR/NS/NAME.git, the
+ *                quarantine lies in its objects directory, the pusher's key is
+ *                in the Remote's spec.authorizedKeys as read now; otherwise
+ *                every command is refused and nothing runs
+ *   decide       which refs deploy (spec.branches); the others are only stored
+ *   receive      a PipelineRun per deploying ref (Succeeded Unknown, Queued)
  *   queue        wait for the Remote's lock (queue.h); superseded by a newer
- *                push of the ref; the ref must still be at "before"
+ *                push of the ref; the ref must still be at "before". A push
+ *                with slipway.wait=false queues after its verdict instead
  *   pre-receive  hooks; a failure rejects the push
  *   pre-build    hooks, in the pushed tree
  *   build        one builder per spec.deployments[].containers[] (runner.h)
@@ -11,11 +20,12 @@
  *   deploy       the deployer library: every built image by digest, rollout
  *                followed, rolled back on failure
  *   post-deploy  hooks; a failure rolls the Deployments back
- *   then pipeline-succeeded or pipeline-failed hooks (only reported).
+ *   then pipeline-succeeded or pipeline-failed hooks (only reported),
+ *   verdict      one reason per refused ref; the connection moves the others
+ *   post-receive hooks, for the refs that moved (only reported).
  *
  * Every stage is written to the PipelineRun (pipelinerun.h) and told to the
- * pusher through SAY as it happens. Runs in a pipeline worker process
- * (pipesrv.h), single-threaded. */
+ * pusher as it happens. Single-threaded. */
 #ifndef SLIP_GITD_PIPELINE_H
 #define SLIP_GITD_PIPELINE_H
 
@@ -27,6 +37,7 @@
 #include "buildsrv.h"
 #include "kube.h"
 #include "remote.h"
+#include "repo.h"
 #include "runner.h"
 
 /* gitd-wide settings of pipelines (gitd's flags). */
@@ -70,41 +81,73 @@ struct pipeline_push {
 
 struct pipeline;
 
-/* Creates the pipeline's PipelineRun (Succeeded Unknown, "Queued") and work
- * directory. ENV and PUSH must outlive the pipeline. *OUT belongs to the
- * caller (pipeline_free). Returns 0 or a negative code with err_msg(). */
-int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
-                 const struct pipeline_push *push);
+/* Room for a key fingerprint, "SHA256:<base64>" and its NUL. */
+#define PIPELINE_FINGERPRINT_MAX 64
 
-/* The PipelineRun's name (borrowed). */
-const char *pipeline_run_name(const struct pipeline *p);
+/* One ref update of a push. */
+struct pipeline_command {
+	char *refname;  /* a valid refname under "refs/" (owned) */
+	git_oid before; /* zero: a new ref */
+	git_oid after;  /* zero: a deletion */
+};
 
-/* Runs the pre-receive hooks. Returns 0 when the push may go on, or 1 when
- * it is rejected (the run is then finished as HookFailed and
- * pipeline_message says why). */
-int pipeline_pre_receive(struct pipeline *p);
+/* A push as the connection process describes it, validated
+ * (pipesrv_request_parse): names are Kubernetes names and every path is the
+ * worker's own, not the connection's. */
+struct pipeline_request {
+	char ns[254];                   /* the Remote's namespace */
+	char name[254];                 /* the Remote's name */
+	bool is_gitkube;                /* remotes.gitkube.sh, not remotes.slipway.dev */
+	char repo_path[REPO_PATH_MAX];  /* DATA_DIR/NS/NAME.git (repo_path()) */
+	char quarantine[REPO_PATH_MAX]; /* REPO_PATH/objects/incoming-*, or "" */
+	/* the pusher's key as the connection names it, "SHA256:<base64>";
+	 * pipeline_serve checks it against the Remote */
+	char fingerprint[PIPELINE_FINGERPRINT_MAX];
+	bool is_wait;                  /* no "slipway.wait=false" push option */
+	struct pipeline_command *cmds; /* at least one (owned) */
+	size_t ncmds;
+};
 
-/* Waits for its turn, then runs every stage after pre-receive and finishes
- * the run. The Remote's lock stays held until pipeline_free, so that the
- * caller can move the ref before another pipeline starts. Returns 0 when the
- * run Succeeded, 1 when it failed (reason and message tell why). */
-int pipeline_run(struct pipeline *p);
+/* Frees what R holds and leaves it empty. */
+void pipeline_request_release(struct pipeline_request *r);
 
-/* Marks the run failed with REASON and MESSAGE unless it has finished
- * (e.g. "Interrupted" when the pusher went away). */
-void pipeline_abort(struct pipeline *p, const char *reason, const char *message);
+/* What a worker needs besides the push (pipesrv_opts; all borrowed). */
+struct pipeline_worker {
+	const struct pipeline_config *cfg;
+	const char *kubeconfig;         /* NULL: kubectl's lookup, then in-cluster */
+	const char *context;            /* NULL: current context */
+	const char *internal_bind;      /* builder endpoint address (buildsrv.h) */
+	const char *internal_advertise; /* how builders reach it; NULL: bind */
+};
 
-/* Runs the post-receive hooks (after the ref moved); failures are only
- * reported. */
-void pipeline_post_receive(struct pipeline *p);
+/* The connection a push came on, as the pipeline talks to it (pipesrv.c
+ * carries the messages). */
+struct pipeline_conn {
+	/* One progress line for the pusher, without newline. */
+	void (*say)(void *arg, const char *line);
+	/* Sends the verdict: ERRORS[i] says why command i of REQ is refused, or
+	 * is NULL. Returns 0, or -1 when the connection is gone. */
+	int (*verdict)(void *arg, const struct pipeline_request *req, char *const *errors);
+	/* Waits for the refs the connection moved and sets IS_UPDATED[i] for
+	 * each command i among them (REQ->ncmds entries, false on entry).
+	 * Returns 0, or -1 when the connection went away first. */
+	int (*updated)(void *arg, const struct pipeline_request *req, bool *is_updated);
+	/* Hangs up, having said the push is done when IS_DONE; progress from
+	 * then on goes to the logs only. */
+	void (*hang_up)(void *arg, bool is_done);
+	void *arg;
+	const volatile sig_atomic_t *cancel; /* non-zero once the pusher went away */
+};
 
-/* The outcome: reason ("Succeeded", "BuildFailed", ...) and a one-line
- * message (borrowed). */
-const char *pipeline_reason(const struct pipeline *p);
-const char *pipeline_message(const struct pipeline *p);
-
-/* Releases the lock, removes the work directory and frees P. NULL is
- * allowed. */
-void pipeline_free(struct pipeline *p);
+/* Serves one push, top to bottom: checks the quarantine lies in REQ's
+ * repository and the pusher's key is in the Remote's spec.authorizedKeys as
+ * read now (else every command is refused and nothing runs), decides which
+ * refs deploy, creates their PipelineRuns, queues them, runs pre-receive and
+ * (unless REQ->is_wait is false) every later stage, sends the verdict, runs
+ * post-receive for the refs that moved, and hangs up; with is_wait false
+ * the stages run after that. Returns 0, or -1 with err_msg() when the push
+ * was refused before any pipeline existed. */
+int pipeline_serve(const struct pipeline_request *req, const struct pipeline_worker *w,
+                   const struct pipeline_conn *conn);
 
 #endif

@@ -24,6 +24,7 @@
 #include "event.h"
 #include "kube.h"
 #include "pipelinerun.h"
+#include "repo.h"
 #include "banned.h"
 
 #define PUSH_OPTION_NO_WAIT "slipway.wait=false"
@@ -58,14 +59,13 @@ out:
 	return ret;
 }
 
-/* Reads the next line from FD into *OUT (caller frees). Returns 1, 0 at end
- * of stream, or -1 with err_msg(). */
-static int read_json(json_t **out, int fd, struct buf *in)
+/* Reads the next line from FD into IN; *LEN is its length without the
+ * newline, the line starts at buf_str(IN) and the caller consumes LEN + 1.
+ * Returns 1, 0 at end of stream, or -1 with err_msg(). */
+static int read_line(size_t *len, int fd, struct buf *in)
 {
 	char chunk[8192], *nl;
-	json_error_t je;
 
-	*out = NULL;
 	while (!(nl = memchr(buf_str(in), '\n', in->len))) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 
@@ -78,14 +78,168 @@ static int read_json(json_t **out, int fd, struct buf *in)
 		if (buf_add(in, chunk, (size_t)n) < 0)
 			return -1;
 	}
-	*out = json_loadb(buf_str(in), (size_t)(nl - buf_str(in)), 0, &je);
-	buf_consume(in, (size_t)(nl - buf_str(in)) + 1);
+	*len = (size_t)(nl - buf_str(in));
+	return 1;
+}
+
+/* Reads the next line from FD into *OUT (caller frees). Returns 1, 0 at end
+ * of stream, or -1 with err_msg(). */
+static int read_json(json_t **out, int fd, struct buf *in)
+{
+	json_error_t je;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	rc = read_line(&len, fd, in);
+	if (rc != 1)
+		return rc;
+	*out = json_loadb(buf_str(in), len, 0, &je);
+	buf_consume(in, len + 1);
 	if (!json_is_object(*out)) {
 		json_decref(*out);
 		*out = NULL;
 		return err_set("pipeline connection: malformed line: %s", je.text);
 	}
 	return 1;
+}
+
+/* ---- the worker's request -------------------------------------------- */
+
+static bool has_option(const json_t *options, const char *opt)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(options, i, v)
+	{
+		if (json_string_value(v) && !strcmp(json_string_value(v), opt))
+			return true;
+	}
+	return false;
+}
+
+/* Whether FPR looks like "SHA256:" and unpadded base64 (ssh-keygen -l). */
+static bool is_fingerprint(const char *fpr)
+{
+	size_t n = strlen(fpr);
+
+	if (strncmp(fpr, "SHA256:", 7) != 0 || n == 7 || n >= PIPELINE_FINGERPRINT_MAX)
+		return false;
+	return strspn(fpr + 7,
+	              "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") == n - 7;
+}
+
+static int parse_command(struct pipeline_command *out, const json_t *jc)
+{
+	const char *ref = json_string_value(json_object_get(jc, "ref"));
+	const char *before = json_string_value(json_object_get(jc, "before"));
+	const char *after = json_string_value(json_object_get(jc, "after"));
+	int is_valid = 0;
+
+	if (!ref || !before || !after)
+		return err_set("a command without ref, before and after");
+	if (strncmp(ref, "refs/", 5) != 0 || git_reference_name_is_valid(&is_valid, ref) < 0 ||
+	    !is_valid)
+		return err_set("invalid refname '%.64s'", ref);
+	if (strlen(before) != GIT_OID_HEXSZ || strlen(after) != GIT_OID_HEXSZ ||
+	    git_oid_fromstr(&out->before, before) < 0 || git_oid_fromstr(&out->after, after) < 0)
+		return err_set("%.64s: before and after must be %d hex digits", ref, GIT_OID_HEXSZ);
+	out->refname = strdup(ref);
+	if (!out->refname)
+		return err_set("out of memory");
+	return 0;
+}
+
+int pipesrv_request_parse(struct pipeline_request *out, const char *data, size_t len,
+                          const char *data_dir)
+{
+	const json_t *remote, *pusher, *commands, *jc, *jq, *jg;
+	const char *ns, *name, *repo, *quarantine, *fpr;
+	json_error_t je;
+	json_t *req;
+	size_t i, n;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	req = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+	if (!json_is_object(req)) {
+		err_set("malformed request: %s", req ? "not an object" : je.text);
+		goto out;
+	}
+	remote = json_object_get(req, "remote");
+	pusher = json_object_get(req, "pusher");
+	commands = json_object_get(req, "commands");
+	ns = json_string_value(json_object_get(remote, "namespace"));
+	name = json_string_value(json_object_get(remote, "name"));
+	jg = json_object_get(remote, "gitkube");
+	repo = json_string_value(json_object_get(req, "repo"));
+	jq = json_object_get(req, "quarantine");
+	quarantine = json_string_value(jq);
+	fpr = json_string_value(json_object_get(pusher, "fingerprint"));
+	n = json_array_size(commands);
+	if (!ns || !name || (jg && !json_is_boolean(jg)) || !fpr ||
+	    (jq && !json_is_null(jq) && !quarantine) || !n) {
+		err_set("malformed request: remote.namespace, remote.name, pusher.fingerprint "
+		        "and commands are required");
+		goto out;
+	}
+	/* the repository is where the worker's own data directory puts the
+	 * Remote; the connection's path must be that one */
+	if (repo_path(out->repo_path, sizeof(out->repo_path), data_dir, ns, name) < 0)
+		goto out;
+	snprintf(out->ns, sizeof(out->ns), "%s", ns);
+	snprintf(out->name, sizeof(out->name), "%s", name);
+	out->is_gitkube = json_is_true(jg);
+	if (repo && strcmp(repo, out->repo_path) != 0) {
+		err_set("repository '%.128s' is not the one of %s/%s", repo, ns, name);
+		goto out;
+	}
+	/* REPO/objects/incoming-NAME: one component, no way out */
+	if (quarantine) {
+		size_t rn = strlen(out->repo_path);
+		const char *base = quarantine + rn + sizeof("/objects/") - 1;
+
+		if (strncmp(quarantine, out->repo_path, rn) != 0 ||
+		    strncmp(quarantine + rn, "/objects/incoming-", 18) != 0 ||
+		    base[strcspn(base, "/")] || !strcmp(base, "incoming-") ||
+		    strspn(base + 9,
+		           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
+		        strlen(base + 9)) {
+			err_set("quarantine '%.128s' is not in the repository of %s/%s", quarantine,
+			        ns, name);
+			goto out;
+		}
+		snprintf(out->quarantine, sizeof(out->quarantine), "%s", quarantine);
+	}
+	if (!is_fingerprint(fpr)) {
+		err_set("malformed key fingerprint '%.64s'", fpr);
+		goto out;
+	}
+	snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", fpr);
+	out->is_wait = !has_option(json_object_get(req, "options"), PUSH_OPTION_NO_WAIT);
+	out->cmds = calloc(n, sizeof(*out->cmds));
+	if (!out->cmds) {
+		err_set("out of memory");
+		goto out;
+	}
+	json_array_foreach(commands, i, jc)
+	{
+		if (parse_command(&out->cmds[i], jc) < 0)
+			goto out;
+		out->ncmds++;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(out->cmds[k].refname, out->cmds[i].refname)) {
+				err_set("%.64s: given twice", out->cmds[i].refname);
+				goto out;
+			}
+	}
+	ret = 0;
+out:
+	json_decref(req);
+	if (ret < 0)
+		pipeline_request_release(out);
+	return ret;
 }
 
 /* ---- the worker: one push -------------------------------------------- */
@@ -112,256 +266,78 @@ static void worker_say(void *arg, const char *line)
 	}
 }
 
-/* One command of the push and what became of it. */
-struct wcmd {
-	const char *ref;
-	struct pipeline_push push;
-	struct pipeline *p;
-	char *error;     /* the verdict's reason, or NULL */
-	bool is_updated; /* the connection moved the ref */
-};
-
-static char *reason_line(const char *reason, const char *message)
+static int worker_verdict(void *arg, const struct pipeline_request *req, char *const *errors)
 {
-	char *s = NULL;
-
-	if (asprintf(&s, "%s: %s", reason, message) < 0)
-		return NULL;
-	return s;
-}
-
-static void reject(struct wcmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void reject(struct wcmd *c, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (c->error)
-		return;
-	va_start(ap, fmt);
-	if (vasprintf(&c->error, fmt, ap) < 0)
-		c->error = NULL;
-	va_end(ap);
-	if (!c->error)
-		c->error = strdup("rejected");
-}
-
-static int send_verdict(struct worker *w, struct wcmd *cmds, size_t n)
-{
+	struct worker *w = arg;
 	json_t *v = json_array();
 
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(v, json_pack("{s:s, s:o}", "ref", cmds[i].ref, "error",
-		                                   cmds[i].error
-		                                       ? jsontext_lossy(cmds[i].error, SIZE_MAX)
-		                                       : json_null()));
-	return send_json(w->fd, json_pack("{s:o}", "verdict", v));
-}
-
-static bool has_option(const json_t *options, const char *opt)
-{
-	const json_t *v;
-	size_t i;
-
-	json_array_foreach(options, i, v)
-	{
-		if (json_string_value(v) && !strcmp(json_string_value(v), opt))
-			return true;
+	if (w->is_detached)
+		return -1;
+	for (size_t i = 0; i < req->ncmds; i++)
+		json_array_append_new(
+		    v, json_pack("{s:s, s:o}", "ref", req->cmds[i].refname, "error",
+		                 errors[i] ? jsontext_lossy(errors[i], SIZE_MAX) : json_null()));
+	if (send_json(w->fd, json_pack("{s:o}", "verdict", v)) < 0) {
+		w->is_detached = true;
+		return -1;
 	}
-	return false;
-}
-
-static int open_repo(git_repository **out, const char *path, const char *quarantine)
-{
-	git_odb *odb = NULL;
-
-	if (git_repository_open_bare(out, path) < 0)
-		return err_set("cannot open %s: %s", path,
-		               git_error_last() ? git_error_last()->message : "");
-	if (quarantine && (git_repository_odb(&odb, *out) < 0 ||
-	                   git_odb_add_disk_alternate(odb, quarantine) < 0)) {
-		git_odb_free(odb);
-		git_repository_free(*out);
-		*out = NULL;
-		return err_set("cannot read the quarantine %s", quarantine);
-	}
-	git_odb_free(odb);
 	return 0;
 }
 
-static int worker_main(struct worker *w)
+static int worker_updated(void *arg, const struct pipeline_request *req, bool *is_updated)
+{
+	struct worker *w = arg;
+	json_t *msg = NULL;
+	const json_t *v;
+	size_t i;
+
+	if (w->is_detached || read_json(&msg, w->fd, &w->in) != 1) {
+		w->is_detached = true;
+		return -1;
+	}
+	json_array_foreach(json_object_get(msg, "updated"), i, v)
+	{
+		for (size_t k = 0; k < req->ncmds; k++)
+			if (json_string_value(v) &&
+			    !strcmp(json_string_value(v), req->cmds[k].refname))
+				is_updated[k] = true;
+	}
+	json_decref(msg);
+	return 0;
+}
+
+static void worker_hang_up(void *arg, bool is_done)
+{
+	struct worker *w = arg;
+
+	if (is_done && !w->is_detached)
+		send_json(w->fd, json_pack("{s:b}", "done", 1));
+	w->is_detached = true;
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+}
+
+static void worker_main(struct worker *w)
 {
 	const struct pipesrv_opts *o = w->o;
-	const char *ns, *name, *repo_path, *quarantine, *fpr, *comment;
-	json_t *req = NULL, *obj = NULL, *msg = NULL, *jc;
-	struct remote remote = {0};
-	struct kube_client *kube = NULL, *status_kube = NULL;
-	struct buildsrv *srv = NULL;
-	git_repository *repo = NULL;
-	struct pipeline_env env = {0};
-	struct wcmd *cmds = NULL;
-	size_t n = 0, i, ndeploying = 0;
-	bool is_wait, is_gitkube;
-	const char *gvr;
-	int rc;
+	struct pipeline_request req;
+	struct pipeline_worker pw = {o->cfg, o->kubeconfig, o->context, o->internal_bind,
+	                             o->internal_advertise};
+	struct pipeline_conn conn = {worker_say, worker_verdict, worker_updated, worker_hang_up,
+	                             w,          &worker_cancel};
+	size_t len;
 
-	if (read_json(&req, w->fd, &w->in) != 1)
-		goto out;
-	ns = json_string_value(json_object_get(json_object_get(req, "remote"), "namespace"));
-	name = json_string_value(json_object_get(json_object_get(req, "remote"), "name"));
-	is_gitkube = json_is_true(json_object_get(json_object_get(req, "remote"), "gitkube"));
-	repo_path = json_string_value(json_object_get(req, "repo"));
-	quarantine = json_string_value(json_object_get(req, "quarantine"));
-	fpr = json_string_value(json_object_get(json_object_get(req, "pusher"), "fingerprint"));
-	comment = json_string_value(json_object_get(json_object_get(req, "pusher"), "comment"));
-	is_wait = !has_option(json_object_get(req, "options"), PUSH_OPTION_NO_WAIT);
-	n = json_array_size(json_object_get(req, "commands"));
-	if (!ns || !name || !repo_path || !fpr || !n)
-		goto out;
-	cmds = calloc(n, sizeof(*cmds));
-	if (!cmds)
-		goto out;
-	json_array_foreach(json_object_get(req, "commands"), i, jc)
-	{
-		const char *before = json_string_value(json_object_get(jc, "before"));
-		const char *after = json_string_value(json_object_get(jc, "after"));
-
-		cmds[i].ref = json_string_value(json_object_get(jc, "ref"));
-		if (!cmds[i].ref || !before || !after ||
-		    git_oid_fromstr(&cmds[i].push.before, before) < 0 ||
-		    git_oid_fromstr(&cmds[i].push.after, after) < 0)
-			goto out;
-		cmds[i].push.refname = cmds[i].ref;
-		cmds[i].push.fingerprint = fpr;
-		cmds[i].push.comment = comment ? comment : "";
+	if (read_line(&len, w->fd, &w->in) != 1)
+		return;
+	if (pipesrv_request_parse(&req, buf_str(&w->in), len, o->data_dir) < 0) {
+		/* no verdict: the connection rejects a push that gets none */
+		event_log("warn", "pipeline_request_refused", "{s:s}", "error", err_msg());
+		return;
 	}
-
-	gvr = is_gitkube ? "gitkube.sh/v1alpha1/remotes" : "slipway.dev/v1alpha1/remotes";
-	if (kube_client_new_default(&kube, o->kubeconfig, o->context) < 0 ||
-	    kube_get(&obj, kube, gvr, ns, name) < 0) {
-		char cause[ERR_MAX];
-
-		snprintf(cause, sizeof(cause), "%s", err_msg());
-		event_log("error", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", ns, "remote",
-		          name, "error", cause);
-		for (i = 0; i < n; i++)
-			reject(&cmds[i], "slipway: cannot read Remote %s/%s: %s", ns, name, cause);
-		send_verdict(w, cmds, n);
-		goto out;
-	}
-	if (remote_parse(&remote, obj, is_gitkube) < 0) {
-		char cause[ERR_MAX];
-
-		snprintf(cause, sizeof(cause), "%s", err_msg());
-		event_log("warn", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", ns, "remote",
-		          name, "error", cause);
-		for (i = 0; i < n; i++)
-			reject(&cmds[i], "slipway: remote %s/%s: %s", ns, name, cause);
-		send_verdict(w, cmds, n);
-		goto out;
-	}
-	for (i = 0; i < n; i++)
-		if (!git_oid_is_zero(&cmds[i].push.after) &&
-		    remote_is_deploying(&remote, cmds[i].ref))
-			ndeploying++;
-	/* a push that only stores needs none of what follows */
-	if (ndeploying && (kube_client_new_default(&status_kube, o->kubeconfig, o->context) < 0 ||
-	                   open_repo(&repo, repo_path, quarantine) < 0 ||
-	                   buildsrv_start(&srv, o->internal_bind, o->internal_advertise) < 0)) {
-		for (i = 0; i < n; i++)
-			reject(&cmds[i], "slipway: %s", err_msg());
-		send_verdict(w, cmds, n);
-		goto out;
-	}
-
-	env.cfg = o->cfg;
-	env.kube = kube;
-	env.status_kube = status_kube;
-	env.srv = srv;
-	env.remote = &remote;
-	env.remote_gvr = gvr;
-	env.repo = repo;
-	env.repo_path = repo_path;
-	env.say = worker_say;
-	env.say_arg = w;
-	env.cancel = &worker_cancel;
-	env.is_wait = is_wait;
-	for (i = 0; i < n; i++) {
-		if (git_oid_is_zero(&cmds[i].push.after) ||
-		    !remote_is_deploying(&remote, cmds[i].ref))
-			continue;
-		if (pipeline_new(&cmds[i].p, &env, &cmds[i].push) < 0) {
-			reject(&cmds[i], "slipway: cannot create the PipelineRun: %s", err_msg());
-			continue;
-		}
-		if (!is_wait)
-			worker_say(
-			    w,
-			    "-----> Pipeline created (slipway.wait=false: it runs after the push)");
-		if (pipeline_pre_receive(cmds[i].p))
-			cmds[i].error =
-			    reason_line(pipeline_reason(cmds[i].p), pipeline_message(cmds[i].p));
-	}
-	for (i = 0; is_wait && i < n; i++)
-		if (cmds[i].p && !cmds[i].error && pipeline_run(cmds[i].p))
-			cmds[i].error =
-			    reason_line(pipeline_reason(cmds[i].p), pipeline_message(cmds[i].p));
-	if (send_verdict(w, cmds, n) < 0)
-		w->is_detached = true;
-
-	/* the connection moves the refs, then says which moved */
-	if (!w->is_detached && read_json(&msg, w->fd, &w->in) == 1) {
-		const json_t *v;
-
-		json_array_foreach(json_object_get(msg, "updated"), i, v)
-		{
-			for (size_t k = 0; k < n; k++)
-				if (json_string_value(v) &&
-				    !strcmp(json_string_value(v), cmds[k].ref))
-					cmds[k].is_updated = true;
-		}
-		for (i = 0; i < n; i++)
-			if (cmds[i].p && cmds[i].is_updated)
-				pipeline_post_receive(cmds[i].p);
-		if (send_json(w->fd, json_pack("{s:b}", "done", 1)) < 0)
-			w->is_detached = true;
-	}
-	w->is_detached = true;
-	close(w->fd);
-	w->fd = -1;
-	for (i = 0; i < n; i++) {
-		if (!cmds[i].p || cmds[i].error)
-			continue;
-		if (!cmds[i].is_updated)
-			pipeline_abort(cmds[i].p, is_wait ? "Interrupted" : "RefChanged",
-			               "the ref was not updated: the push ended or lost a race");
-		else if (!is_wait) {
-			/* the objects have moved in: read them from the repository */
-			git_repository_free(repo);
-			repo = NULL;
-			if (open_repo(&repo, repo_path, NULL) < 0) {
-				pipeline_abort(cmds[i].p, "Error", err_msg());
-				continue;
-			}
-			env.repo = repo;
-			pipeline_run(cmds[i].p);
-		}
-	}
-out:
-	rc = 0;
-	for (i = 0; cmds && i < n; i++) {
-		pipeline_free(cmds[i].p);
-		free(cmds[i].error);
-	}
-	free(cmds);
-	buildsrv_free(srv);
-	git_repository_free(repo);
-	json_decref(msg);
-	remote_release(&remote);
-	json_decref(obj);
-	json_decref(req);
-	kube_client_free(status_kube);
-	kube_client_free(kube);
-	return rc;
+	buf_consume(&w->in, len + 1);
+	pipeline_serve(&req, &pw, &conn);
+	pipeline_request_release(&req);
 }
 
 /* ---- the server -------------------------------------------------------- */

@@ -6,9 +6,15 @@
  * processes never hold them), marks the runs a dead gitd left behind
  * Interrupted, and listens on a Unix socket in the data directory. Each
  * push's connection process connects at the pre-receive point; the server
- * forks a worker for it, which reads the Remote, runs the pipelines
- * (pipeline.h) and streams their progress back. Workers die with the
- * server, the server dies with gitd (PR_SET_PDEATHSIG).
+ * forks a worker for it, which reads the request (pipesrv_request_parse)
+ * and hands it to pipeline_serve (pipeline.h), carrying its messages. Workers
+ * die with the server, the server dies with gitd (PR_SET_PDEATHSIG).
+ *
+ * The worker takes no path or identity on the connection's word: the
+ * connection process parses client bytes, so it may be compromised. It
+ * derives the repository from the Remote's name and its own data directory,
+ * requires the quarantine inside that repository, and checks the pusher's
+ * key against the Remote as it reads it.
  *
  * The protocol is JSON, one object per line, in this order:
  *
@@ -25,7 +31,10 @@
  *
  * after which the connection hangs up; with slipway.wait=false the worker
  * goes on to run the pipelines. A connection that goes away early
- * interrupts them. */
+ * interrupts them. "repo" may be left out (the worker derives it); "comment"
+ * is ignored. A first line that pipesrv_request_parse refuses gets no
+ * verdict: the worker logs pipeline_request_refused and hangs up, and the
+ * connection rejects the push. */
 #ifndef SLIP_GITD_PIPESRV_H
 #define SLIP_GITD_PIPESRV_H
 
@@ -45,6 +54,7 @@ struct pipesrv_opts {
 	const char *context;           /* NULL: current context */
 	const char *const *namespaces; /* served namespaces, NULL-terminated; NULL:
 	                                  all (the start-up sweep looks there) */
+	const char *data_dir;          /* the repositories (repo.h), resolved */
 	const struct pipeline_config *cfg;
 	const char *internal_bind;      /* builder endpoint address (buildsrv.h) */
 	const char *internal_advertise; /* how builders reach it; NULL: bind */
@@ -53,6 +63,23 @@ struct pipesrv_opts {
 /* Creates the socket, then forks the pipeline server. *PID is its pid.
  * Returns 0 or -1 with err_msg(). */
 int pipesrv_start(pid_t *pid, const struct pipesrv_opts *o);
+
+/* Reads the first line of the protocol, DATA of LEN bytes (without the
+ * newline), into OUT, taking nothing on the connection's word that the
+ * worker can know itself: remote.namespace and remote.name must be
+ * Kubernetes names (repo_is_valid_name); OUT->repo_path is derived from them
+ * and DATA_DIR (repo_path), and "repo", when given, must equal it;
+ * "quarantine", when not null, must be OUT->repo_path/objects/incoming-X
+ * (X alphanumeric, one path component); pusher.fingerprint must look like
+ * "SHA256:<base64>"; each command needs a valid refname under refs/ (given
+ * once) and 40-hex before and after. pusher.comment is ignored (the worker
+ * takes the comment from the Remote's key). Checks that need the file
+ * system or the API (pipeline_serve) come later. OUT is overwritten; on
+ * success it holds at least one command and the caller frees it with
+ * pipeline_request_release(). Returns 0, or -1 with err_msg() saying what is
+ * wrong (OUT then empty). */
+int pipesrv_request_parse(struct pipeline_request *out, const char *data, size_t len,
+                          const char *data_dir);
 
 /* The connection side: one per push. */
 struct pipesrv_client {
