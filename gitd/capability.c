@@ -46,3 +46,16 @@ bool capability_value_is(const struct capability *cap, const char *value)
 {
 	return cap->value && equals(cap->value, cap->value_len, value);
 }
+
+bool protocol_parse_oid(git_oid *out, const char *s, size_t len)
+{
+	git_oid ignored;
+
+	if (len != GIT_OID_HEXSZ)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+		      (s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return git_oid_fromstrn(out ? out : &ignored, s, len) == 0;
+}

@@ -134,17 +134,6 @@ static int parse_capabilities(struct receive_request *req, const char *caps, siz
 	return 0;
 }
 
-static bool is_hex_oid(const char *s, size_t len)
-{
-	if (len != GIT_OID_HEXSZ)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-		      (s[i] >= 'A' && s[i] <= 'F')))
-			return false;
-	return true;
-}
-
 /* Parses "OLD SP NEW SP REFNAME" (LEN bytes, no NUL) into CMD. Returns 0,
  * -1 on a malformed line, or RECEIVE_EREFUSED when the refname is longer
  * than RECEIVE_REFNAME_MAX (nothing is kept); err_msg() says which. */
@@ -153,8 +142,8 @@ static int parse_command(struct receive_command *cmd, const char *line, size_t l
 	const size_t name_at = 2 * GIT_OID_HEXSZ + 2;
 
 	if (len <= name_at || line[GIT_OID_HEXSZ] != ' ' || line[2 * GIT_OID_HEXSZ + 1] != ' ' ||
-	    !is_hex_oid(line, GIT_OID_HEXSZ) ||
-	    !is_hex_oid(line + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ))
+	    !protocol_parse_oid(NULL, line, GIT_OID_HEXSZ) ||
+	    !protocol_parse_oid(NULL, line + GIT_OID_HEXSZ + 1, GIT_OID_HEXSZ))
 		return err_set("protocol error: expected 'old-id new-id refname', got a line of "
 		               "%zu bytes",
 		               len);
@@ -242,7 +231,7 @@ int receive_request_read(struct receive_request *out, struct pkt_io *io,
 			goto fail;
 		}
 		if (!nsent && len > 8 && !memcmp(line, "shallow ", 8)) {
-			if (!is_hex_oid(line + 8, len - 8)) {
+			if (!protocol_parse_oid(NULL, line + 8, len - 8)) {
 				err_set("protocol error: bad shallow line");
 				goto fail;
 			}
@@ -818,7 +807,7 @@ static int header_oid(git_oid *id, const char **p, const char *end, const char *
 	size_t n = strlen(name);
 
 	if ((size_t)(end - *p) < n + GIT_OID_HEXSZ + 1 || memcmp(*p, name, n) ||
-	    (*p)[n + GIT_OID_HEXSZ] != '\n' || !is_hex_oid(*p + n, GIT_OID_HEXSZ) ||
+	    (*p)[n + GIT_OID_HEXSZ] != '\n' || !protocol_parse_oid(NULL, *p + n, GIT_OID_HEXSZ) ||
 	    git_oid_fromstrn(id, *p + n, GIT_OID_HEXSZ) < 0)
 		return 0;
 	*p += n + GIT_OID_HEXSZ + 1;

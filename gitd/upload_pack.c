@@ -74,18 +74,6 @@ static const char *shown(char *buf, size_t size, const char *s, size_t len)
 	return buf;
 }
 
-/* Exactly 40 hex digits (obj-id, gitprotocol-common.txt) into OUT. */
-static bool parse_oid(git_oid *out, const char *s, size_t len)
-{
-	if (len != GIT_OID_HEXSZ)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-		      (s[i] >= 'A' && s[i] <= 'F')))
-			return false;
-	return git_oid_fromstrn(out, s, len) == 0;
-}
-
 /* A decimal number of 1 to 19 digits, at most MAX. */
 static bool parse_number(unsigned long long *out, const char *s, size_t len, unsigned long long max)
 {
@@ -906,7 +894,7 @@ static int add_want(struct upload *u, const char *hex, size_t len)
 	git_oid oid;
 	struct obj *o;
 
-	if (!parse_oid(&oid, hex, len))
+	if (!protocol_parse_oid(&oid, hex, len))
 		return err_set("upload-pack: protocol error, expected to get object ID, not '%s'",
 		               shown(s, sizeof(s), hex, len));
 	if (!objmap_get(&q->objs, &oid) && !git_odb_exists(u->odb, &oid))
@@ -930,7 +918,7 @@ static int add_client_shallow(struct upload *u, const char *hex, size_t len)
 	git_oid oid;
 	struct obj *o;
 
-	if (!parse_oid(&oid, hex, len))
+	if (!protocol_parse_oid(&oid, hex, len))
 		return err_set("upload-pack: invalid shallow line: '%s'",
 		               shown(s, sizeof(s), hex, len));
 	if (!objmap_get(&q->objs, &oid) && !git_odb_exists(u->odb, &oid))
@@ -2470,7 +2458,7 @@ static int negotiate_v0(struct upload *u)
 			return err_set("upload-pack: protocol error: unexpected special packet in "
 			               "negotiation");
 		if (has_prefix(line, len, "have ")) {
-			if (!parse_oid(&oid, line + 5, len - 5))
+			if (!protocol_parse_oid(&oid, line + 5, len - 5))
 				return err_set("upload-pack: expected SHA1 object, got '%s'",
 				               shown(s, sizeof(s), line + 5, len - 5));
 			git_oid_tostr(hex, sizeof(hex), &oid);
@@ -2731,7 +2719,7 @@ static int fetch_arg(struct upload *u, const char *line, size_t len)
 	if (has_prefix(line, len, "want "))
 		return add_want(u, line + 5, len - 5);
 	if (has_prefix(line, len, "have ")) {
-		if (!parse_oid(&oid, line + 5, len - 5))
+		if (!protocol_parse_oid(&oid, line + 5, len - 5))
 			return err_set("upload-pack: expected SHA1 object, got '%s'",
 			               shown(s, sizeof(s), line + 5, len - 5));
 		if ((r = got_have(u, &oid)) <= 0)

@@ -65,9 +65,28 @@ static void test_checks(void)
 	ok(!capability_next(&cap, &p, end) && p == end, "the list ends");
 }
 
+static void test_oid(void)
+{
+	const char *hex = "0123456789abcdefABCDEF0123456789abcdef01";
+	git_oid id, want;
+
+	git_oid_fromstr(&want, "0123456789abcdefabcdef0123456789abcdef01");
+	ok(protocol_parse_oid(&id, hex, 40) && git_oid_equal(&id, &want),
+	   "40 hex digits of either case are an obj-id");
+	ok(protocol_parse_oid(NULL, hex, 40), "the id may be only checked");
+	ok(!protocol_parse_oid(&id, hex, 39), "39 digits are not an obj-id");
+	ok(!protocol_parse_oid(&id, "0123456789abcdefABCDEF0123456789abcdef0", 41),
+	   "41 bytes are not an obj-id");
+	ok(!protocol_parse_oid(&id, "g123456789abcdefABCDEF0123456789abcdef01", 40),
+	   "a letter past f is refused");
+	ok(!protocol_parse_oid(&id, "0123456789abcdefABCDEF0123456789abcdef 1", 40),
+	   "a space is refused");
+}
+
 int main(void)
 {
 	test_split();
 	test_checks();
+	test_oid();
 	return tap_done();
 }
