@@ -72,7 +72,7 @@ copy_file() {
 	fi
 	[ -e "$out$dest" ] && return 0
 	mkdir -p "$(dirname "$out$dest")"
-	cp -L --preserve=mode "$src" "$out$dest"
+	cp -L --preserve=mode,timestamps "$src" "$out$dest"
 }
 
 # copy_libs FILE: every shared library FILE needs, and the loader, as the

@@ -229,7 +229,9 @@ test_expect_success 'the image the builder pushed holds what its RUN step wrote'
 # What hooks/examples/ run, as each uses it: sh with $(( )) and command -v,
 # date and cut (migrate-job.sh), kubectl create --dry-run=client (no API
 # server needed; configmap-update.sh), jq on an event (migrate-job.sh), curl
-# (webhook-notify.sh); and python3 with the modules a Python hook needs.
+# (webhook-notify.sh); and python3 with the modules a Python hook needs,
+# its TLS trust, and the standard library's bytecode (valid: not compiled
+# again on every start).
 cat >tools.sh <<'EOF_'
 set -eu
 echo "uid $(id -u) home $HOME"
@@ -237,6 +239,7 @@ echo "sh $((6 * 7)) $(command -v kubectl) $(command -v jq) $(command -v curl)"
 echo "bash ${BASH_VERSION:-none} $(bash -c 'echo ${BASH_VERSION%%(*}')"
 echo "date $(date -u -d @0 +%Y) cut $(printf 0123456789abcdef | cut -c1-12)"
 python3 -c 'import json, ssl, sys, urllib.request; print("python3", sys.version.split()[0], ssl.create_default_context().cert_store_stats()["x509_ca"] > 100)'
+echo "bytecode $(python3 -v -c 'import json' 2>&1 | grep -c '/json/__pycache__/__init__\.cpython-[0-9]*\.pyc matches ')"
 printf '%s' '{"images":[{"deployment":"web","container":"web","image":"r/web@sha256:1"}]}' |
 	jq -r --arg d web --arg c web '.images[] | select(.deployment == $d and .container == $c) | .image'
 curl --version | head -n 1 | cut -d" " -f1
@@ -252,6 +255,7 @@ check_tools() {
 	test_grep "^bash none 5\.[0-9.]+$" "$1" &&
 	test_grep "^date 1970 cut 0123456789ab$" "$1" &&
 	test_grep "^python3 3\.[0-9.]+ True$" "$1" &&
+	test_grep "^bytecode 1$" "$1" &&
 	test_grep "^r/web@sha256:1$" "$1" &&
 	test_grep "^curl$" "$1" &&
 	test_grep "^Client Version: v1\.[0-9]+\.[0-9]+" "$1" &&
