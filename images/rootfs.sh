@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
 	--buildah) buildah=1 ;;
 	--kubectl) kubectl=1 ;;
 	--package) [ $# -ge 2 ] || die "--package needs a package name"; packages+=("$2"); shift ;;
-	-h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option '$1' (try --help)" ;;
 	*) programs+=("$1") ;;
 	esac
