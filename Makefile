@@ -49,7 +49,7 @@ help:
 	@echo 'make fuzz         run the libFuzzer targets for FUZZ_SECONDS each (default 10)'
 	@echo 'make bench        gitd against OpenSSH sshd + git (bench/push.sh; BENCH_ARGS=...)'
 	@echo 'make bench-deploy git push to Succeeded, broken down (bench/deploy.sh; root, buildah)'
-	@echo 'make images       images slipway/gitd and slipway/builder with buildah (as root; IMAGES_ARGS=--push REG)'
+	@echo 'make images       images slipway/gitd, slipway/builder and slipway/hooks with buildah (as root; IMAGES_ARGS=--push REG)'
 	@echo 'make SAN=address,undefined ...   the same with sanitizers, in build/san-*'
 	@echo 'make format       reformat the C sources with .clang-format'
 

@@ -5,15 +5,18 @@
 #
 #   slipway/gitd:VERSION      gitd, deployer, /bin/sh (busybox); user 65532
 #   slipway/builder:VERSION   builder, buildah; user root
+#   slipway/hooks:VERSION     sh (dash), bash, coreutils, grep, sed, curl, jq,
+#                             python3, kubectl; user 65532 (hooks run as Pods)
 #
 # VERSION is the repository's VERSION file. The programs come from
 # $BUILD/bin (default build/bin): run make first (make images does both).
-# Needs root (buildah bud --isolation chroot) and Debian's buildah and
-# busybox-static.
+# Needs root (buildah bud --isolation chroot), Debian's buildah and
+# busybox-static, and for the hooks image the Debian packages listed in
+# images/hooks.packages and kubectl on PATH.
 #
 # usage: images/build.sh [--push REGISTRY] [--tls-verify=false]
 #                        [--root DIR] [--runroot DIR] [--storage-driver DRIVER]
-#                        [--work-dir DIR] [gitd|builder]...
+#                        [--work-dir DIR] [gitd|builder|hooks]...
 #   --push REGISTRY        also push to REGISTRY/slipway/NAME:VERSION and print
 #                          the pushed image by digest
 #   --tls-verify=false     the registry is plain HTTP (a test registry)
@@ -44,13 +47,13 @@ while [ $# -gt 0 ]; do
 		shift
 		;;
 	--work-dir) [ $# -ge 2 ] || die "--work-dir needs a directory"; work=$2; shift ;;
-	gitd | builder) names+=("$1") ;;
-	-h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	gitd | builder | hooks) names+=("$1") ;;
+	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (try --help)" ;;
 	esac
 	shift
 done
-[ ${#names[@]} -gt 0 ] || names=(gitd builder)
+[ ${#names[@]} -gt 0 ] || names=(gitd builder hooks)
 work=${work:-$build/images}
 
 [ "$(id -u)" = 0 ] || die "run as root: buildah builds with chroot isolation here"
@@ -58,6 +61,17 @@ command -v buildah >/dev/null || die "buildah not found (make deps installs it)"
 version=$(cat "$top/VERSION" 2>/dev/null) || die "no VERSION file in $top"
 [[ "$version" =~ ^[0-9A-Za-z_][0-9A-Za-z_.-]{0,127}$ ]] || die "VERSION '$version' is not a valid image tag"
 revision=$(git -C "$top" rev-parse HEAD 2>/dev/null || echo unknown)
+
+# hooks_args: rootfs.sh's options for the hooks image, the Debian packages
+# from images/hooks.packages and kubectl
+hooks_args() {
+	local p
+	printf '%s\n' --kubectl
+	while read -r p; do
+		case "$p" in '' | '#'*) continue ;; esac
+		printf '%s\n' --package "$p"
+	done <"$here/hooks.packages"
+}
 
 # build_one NAME ROOTFS-OPTION... : assemble the context, bud, maybe push
 build_one() {
@@ -84,5 +98,9 @@ for name in "${names[@]}"; do
 	case "$name" in
 	gitd) build_one gitd --shell "$build/bin/gitd" "$build/bin/deployer" ;;
 	builder) build_one builder --buildah "$build/bin/builder" ;;
+	hooks)
+		mapfile -t args < <(hooks_args)
+		build_one hooks "${args[@]}"
+		;;
 	esac
 done

@@ -6,12 +6,18 @@
 # slipway (65532), /etc/nsswitch.conf and /tmp. No package manager, no base
 # image: images/README.md says why.
 #
-# usage: images/rootfs.sh --out DIR [--shell] [--buildah] PROGRAM...
+# usage: images/rootfs.sh --out DIR [--shell] [--buildah] [--kubectl]
+#                         [--package PKG]... [PROGRAM]...
 #   --out DIR   where the root filesystem goes (must not exist, or be empty)
 #   --shell     add Debian's static busybox as /bin/sh and /bin/busybox
 #               (gitd runs hook scripts, which are "#!/bin/sh" programs)
 #   --buildah   add /usr/bin/buildah, its libraries and /etc/containers
 #               (the builder runs buildah bud --isolation chroot and push)
+#   --kubectl   add the kubectl on PATH (a static Go binary) as /usr/bin/kubectl
+#   --package PKG  add the files of the installed Debian package PKG as
+#               dpkg lists them (no docs, man pages, translations), the
+#               libraries of each ELF file in it, and the host's compiled
+#               Python bytecode of its .py files
 #   PROGRAM     an executable (e.g. build/bin/gitd), installed by its name
 set -euo pipefail
 
@@ -20,21 +26,23 @@ die() {
 	exit 1
 }
 
-out= shell= buildah=
-programs=()
+out= shell= buildah= kubectl=
+programs=() packages=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) [ $# -ge 2 ] || die "--out needs a directory"; out=$2; shift ;;
 	--shell) shell=1 ;;
 	--buildah) buildah=1 ;;
-	-h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--kubectl) kubectl=1 ;;
+	--package) [ $# -ge 2 ] || die "--package needs a package name"; packages+=("$2"); shift ;;
+	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) die "unknown option '$1' (try --help)" ;;
 	*) programs+=("$1") ;;
 	esac
 	shift
 done
 [ -n "$out" ] || die "--out DIR is required (try --help)"
-[ ${#programs[@]} -gt 0 ] || die "no PROGRAM given (try --help)"
+[ $((${#programs[@]} + ${#packages[@]})) -gt 0 ] || die "no PROGRAM or --package given (try --help)"
 if [ -e "$out" ] && [ -n "$(ls -A "$out")" ]; then
 	die "$out exists and is not empty"
 fi
@@ -64,7 +72,7 @@ copy_file() {
 	fi
 	[ -e "$out$dest" ] && return 0
 	mkdir -p "$(dirname "$out$dest")"
-	cp -L --preserve=mode "$src" "$out$dest"
+	cp -L --preserve=mode,timestamps "$src" "$out$dest"
 }
 
 # copy_libs FILE: every shared library FILE needs, and the loader, as the
@@ -82,6 +90,60 @@ copy_libs() {
 		copy_file "$lib"
 	done < <(ldd "$1")
 }
+
+# copy_package PKG: the files of the installed Debian package PKG, as
+# dpkg-query -L lists them (directories, regular files, symbolic links as
+# they are), without documentation, man pages and translations. Each
+# program or shared object in it brings its libraries. A .py file brings
+# the bytecode the host compiled for it at install time (py3compile), so
+# Python need not compile the standard library on every start in a
+# read-only image. Lines that are not paths ("diverted by ...") are skipped.
+copy_package() {
+	local pkg=$1 path base pyc
+	[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] ||
+		die "--package $pkg: not installed on this host (apt-get install $pkg)"
+	while read -r path; do
+		case "$path" in
+		/ | /. | /usr/share/doc | /usr/share/doc/* | /usr/share/man | /usr/share/man/* | \
+			/usr/share/info | /usr/share/info/* | /usr/share/locale | /usr/share/locale/* | \
+			/usr/share/lintian | /usr/share/lintian/* | /usr/share/bug | /usr/share/bug/* | \
+			/usr/share/menu | /usr/share/menu/*) continue ;;
+		/*) ;;
+		*) continue ;;
+		esac
+		if [ -L "$path" ]; then
+			[ -e "$out$path" ] || [ -L "$out$path" ] && continue
+			mkdir -p "$(dirname "$out$path")"
+			ln -s "$(readlink "$path")" "$out$path"
+		elif [ -d "$path" ]; then
+			mkdir -p "$out$path"
+		elif [ -f "$path" ]; then
+			copy_file "$path"
+			case "$path" in
+			*/bin/* | */sbin/* | *.so | *.so.*) copy_libs "$path" ;;
+			*.py)
+				base=$(basename "$path" .py)
+				for pyc in "$(dirname "$path")/__pycache__/$base".cpython-*.pyc; do
+					case "$pyc" in *"*"* | *.opt-*) continue ;; esac
+					copy_file "$pyc"
+				done
+				;;
+			esac
+		fi
+	done < <(dpkg-query -L "$pkg")
+}
+
+for p in "${packages[@]}"; do
+	copy_package "$p"
+done
+
+if [ -n "$kubectl" ]; then
+	k=$(command -v kubectl) || die "--kubectl needs kubectl on PATH"
+	# Google Cloud SDK's "kubectl" package links /usr/bin/kubectl into its
+	# own tree; the file itself is one static binary
+	copy_file "$(readlink -f "$k")" /usr/bin/kubectl
+	copy_libs "$(readlink -f "$k")"
+fi
 
 for p in "${programs[@]}"; do
 	[ -f "$p" ] && [ -x "$p" ] || die "$p is not an executable file (run make first?)"
@@ -130,6 +192,12 @@ fi
 
 mkdir -p "$out/etc/ssl/certs"
 copy_file /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+# OpenSSL's own defaults (OPENSSLDIR /usr/lib/ssl: cert.pem and certs/),
+# which Python's ssl module uses, lead to the same bundle, as Debian's
+# openssl package links them
+mkdir -p "$out/usr/lib/ssl"
+ln -s /etc/ssl/certs/ca-certificates.crt "$out/usr/lib/ssl/cert.pem"
+ln -s /etc/ssl/certs "$out/usr/lib/ssl/certs"
 
 cat >"$out/etc/passwd" <<-'EOF'
 root:x:0:0:root:/root:/usr/sbin/nologin

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# tests/env/image.sh: makes sure Slipway's image NAME (gitd or builder), as
-# images/build.sh builds it from the programs in $SLIPWAY_BUILD/bin, is in
-# REGISTRY, and prints its reference, REGISTRY/slipway/NAME:KEY. KEY hashes
-# the image's inputs (the programs, buildah for the builder, images/ and
-# VERSION): the image is built again only when one of them changed (buildah
-# storage in the cache, shared by every run), and pushed once per registry.
+# tests/env/image.sh: makes sure Slipway's image NAME (gitd, builder or
+# hooks), as images/build.sh builds it from the programs in
+# $SLIPWAY_BUILD/bin and this host's packages, is in REGISTRY, and prints its
+# reference, REGISTRY/slipway/NAME:KEY. KEY hashes the image's inputs (the
+# programs, buildah for the builder, kubectl and the Debian packages' versions
+# for the hooks image, images/ and VERSION): the image is built again only
+# when one of them changed (buildah storage in the cache, shared by every
+# run), and pushed once per registry.
 #
 # usage: tests/env/image.sh NAME REGISTRY      (REGISTRY plain HTTP: HOST:PORT)
 # env:   SLIPWAY_BUILD  the programs' build directory (default: REPO/build)
@@ -18,21 +20,29 @@ die() {
 	printf 'tests/env/image: %s\n' "$*" >&2
 	exit 1
 }
-case "${1:-}" in -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# = 2 ] || die "usage: tests/env/image.sh NAME REGISTRY (try --help)"
 name=$1 registry=$2
 build=${SLIPWAY_BUILD:-$top/build}
 cache=${SLIPWAY_CACHE:-$HOME/.cache/slipway}
+versions=
 case "$name" in
 gitd) inputs=("$build/bin/gitd" "$build/bin/deployer") ;;
 builder) inputs=("$build/bin/builder" "$(command -v buildah)") ;;
-*) die "no image '$name' (gitd or builder)" ;;
+hooks)
+	kubectl=$(command -v kubectl) || die "no kubectl on PATH (the hooks image takes it)"
+	mapfile -t pkgs < <(grep -v -e '^#' -e '^$' "$top/images/hooks.packages")
+	inputs=("$(readlink -f "$kubectl")" "$top/images/hooks.packages")
+	versions=$(dpkg-query -W -f='${Package} ${Version}\n' "${pkgs[@]}") ||
+		die "a package of images/hooks.packages is not installed"
+	;;
+*) die "no image '$name' (gitd, builder or hooks)" ;;
 esac
 [[ $registry =~ ^[A-Za-z0-9.-]+(:[0-9]+)?$ ]] || die "registry '$registry' is not HOST[:PORT]"
 store=(--root "$cache/buildah/storage" --runroot "$cache/buildah/run" --storage-driver vfs)
 mkdir -p "$cache/images"
-key=$(cat "${inputs[@]}" "$top/images/rootfs.sh" "$top/images/$name.Containerfile" "$top/VERSION" |
-	sha256sum | cut -c1-16)
+key=$({ cat "${inputs[@]}" "$top/images/rootfs.sh" "$top/images/$name.Containerfile" \
+	"$top/VERSION" && printf '%s' "$versions"; } | sha256sum | cut -c1-16)
 version=$(cat "$top/VERSION")
 exec 9>"$cache/images/.lock"
 flock -w 300 9 || die "cannot lock $cache/images/.lock"
