@@ -26,7 +26,7 @@ GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
 BUILDER_SRC  := $(filter-out builder/main.c,$(wildcard builder/*.c))
 BUILDER_OBJ  := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
 PLUGIN_SRC   := $(filter-out kubectl-slipway/main.c,$(wildcard kubectl-slipway/*.c))
-PLUGIN_OBJ   := $(PLUGIN_SRC:%.c=$(BUILD)/%.o)
+PLUGIN_OBJ   := $(PLUGIN_SRC:%.c=$(BUILD)/%.o) $(BUILD)/kubectl-slipway/dashboard-assets.o
 # gitd's runner spawns the builder with builder/spawn.c (bound for lib/)
 PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
                 $(if $(wildcard builder/main.c),$(BUILD)/bin/builder) \
@@ -79,6 +79,17 @@ $(BUILD)/bin/builder: $(BUILD)/builder/main.o $(BUILDER_OBJ) $(DEPLOYER_OBJ) $(B
 $(BUILD)/bin/kubectl-slipway: $(BUILD)/kubectl-slipway/main.o $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The dashboard's page (kubectl-slipway/dashboard/), embedded as C arrays
+# index_html, app_js and app_css with Debian's xxd
+DASHBOARD_FILES := index.html app.js app.css
+$(BUILD)/kubectl-slipway/dashboard-assets.c: $(addprefix kubectl-slipway/dashboard/,$(DASHBOARD_FILES))
+	@mkdir -p $(dir $@)
+	cd kubectl-slipway/dashboard && for f in $(DASHBOARD_FILES); do xxd -i $$f || exit 1; done >$(CURDIR)/$@.tmp
+	mv $@.tmp $@
+
+$(BUILD)/kubectl-slipway/dashboard-assets.o: $(BUILD)/kubectl-slipway/dashboard-assets.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(DEPLOYER_OBJ) $(BUILDER_OBJ) $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
