@@ -60,7 +60,9 @@ function human(ms) {
 
 const age = (t) => (t ? human(Date.now() - time(t)) : '');
 
+// How long a stage took so far, in ms (0 when it never started).
 function stageMs(st) {
+	if (!st.startTime) return 0;
 	const start = time(st.startTime);
 	const end = st.completionTime ? time(st.completionTime) : st.phase === 'Running' ? Date.now() : start;
 	return end - start;
@@ -126,31 +128,45 @@ function remoteCard({ kind, obj }) {
 			el('dt', {}, 'Last run'), el('dd', { class: 'lastrun' }, lastRun)));
 }
 
-function bars(run) {
+function runMs(run) {
+	const st = run.status || {};
+	const start = time(st.startTime || run.metadata.creationTimestamp);
+	return (st.completionTime ? time(st.completionTime) : Date.now()) - start;
+}
+
+// One bar per stage, as wide as the stage took (with a floor, so that short
+// stages stay visible); the row is as wide as the run took relative to
+// SCALE ms, the longest run shown with it.
+function bars(run, scale) {
 	const stages = (run.status && run.status.stages) || [];
-	return el('div', { class: 'bars', role: 'img', 'aria-label': stages.map((s) => `${s.name} ${s.phase} ${human(stageMs(s))}`).join(', ') },
+	const total = stages.reduce((t, s) => t + Math.max(stageMs(s), 0), 0) || 1;
+	const row = el('div', { class: 'bars', role: 'img', 'aria-label': stages.map((s) => `${s.name} ${s.phase} ${human(stageMs(s))}`).join(', ') },
 		stages.map((s) => {
 			const ms = stageMs(s);
 			const b = el('span', { class: `bar ${s.phase}`, title: `${s.name}: ${s.phase}, ${human(ms)}` }, s.name);
-			b.style.flexGrow = String(Math.max(ms, 1000) / 1000); // sized by duration (CSSOM: allowed by the CSP)
+			// in percent of the run, so the grow factors add up to at least 1
+			b.style.flexGrow = String((100 * Math.max(ms, total * 0.1)) / total); // CSSOM: allowed by the CSP
 			return b;
 		}));
+	if (scale) row.style.width = `${Math.max(25, Math.min(100, (100 * runMs(run)) / scale))}%`;
+	return row;
 }
 
-function runRow(run) {
+function runRow(run, scale) {
 	const ns = run.metadata.namespace, r = result(run);
 	return el('div', { class: 'run', dataset: { name: run.metadata.name, result: r } },
 		el('div', { class: 'label' }, badge(r),
 			el('a', { href: link([ns, run.spec.remote, run.metadata.name]) }, run.metadata.name),
-			el('span', { class: 'muted' }, age(run.metadata.creationTimestamp))),
-		bars(run));
+			el('span', { class: 'muted' }, `${human(runMs(run))} · ${age(run.metadata.creationTimestamp)} ago`)),
+		bars(run, scale));
 }
 
 function timeline(ns, name, limit) {
 	const runs = runsOf(ns, name).slice(0, limit);
+	const scale = Math.max(1, ...runs.map(runMs));
 	return el('section', { class: 'timeline', dataset: { remote: `${ns}/${name}` } },
 		el('h3', {}, el('a', { href: link([ns, name]) }, `${ns}/${name}`)),
-		runs.length ? runs.map(runRow) : el('p', { class: 'muted' }, 'No runs yet.'));
+		runs.length ? runs.map((r) => runRow(r, scale)) : el('p', { class: 'muted' }, 'No runs yet.'));
 }
 
 function overview() {
