@@ -56,19 +56,19 @@ static const struct kind {
 /* The cluster as the watches last saw it, and the events since. */
 struct hub {
 	pthread_mutex_t mu;
-	pthread_cond_t changed;      /* seq moved or stopping was set */
-	json_t *objects[NKINDS];     /* "ns/name" -> object */
-	json_t *state[NKINDS];       /* {"state": "listing|ok|forbidden|absent|error",
-	                                "message": ...} */
-	char *ring[RING_SIZE];       /* SSE frames; event N is ring[N % RING_SIZE] */
-	unsigned long long seq;      /* events published */
-	const char *ns;              /* scope (NULL: all namespaces) */
+	pthread_cond_t changed;  /* seq moved or stopping was set */
+	json_t *objects[NKINDS]; /* "ns/name" -> object */
+	json_t *state[NKINDS];   /* {"state", "message"}; states in
+	                            docs/dashboard.md */
+	char *ring[RING_SIZE];   /* SSE frames; event N is ring[N % RING_SIZE] */
+	unsigned long long seq;  /* events published */
+	const char *ns;          /* scope (NULL: all namespaces) */
 	bool stopping;
 };
 
 struct watcher {
 	struct hub *hub;
-	size_t kind;                       /* index into kinds */
+	size_t kind; /* index into kinds */
 	struct kube_client *c;
 	json_t *pending;                   /* items of the list under way */
 	const volatile sig_atomic_t *stop; /* dashboard_opts.stop */
@@ -257,7 +257,8 @@ static void *watch_main(void *arg)
 			              ret == KUBE_EFORBIDDEN ? "forbidden" : "unauthorized",
 			              kube_client_status(w->c)->message);
 		} else if (ret == KUBE_ENOTFOUND) {
-			hub_set_state(w->hub, w->kind, "absent", "the resource type is not installed");
+			hub_set_state(w->hub, w->kind, "absent",
+			              "the resource type is not installed");
 		} else {
 			hub_set_state(w->hub, w->kind, "error", err_msg());
 		}
@@ -430,9 +431,9 @@ bool dashboard_host_is_allowed(const char *host, const char *address, int port)
 	struct in_addr a4;
 	char want[128];
 	bool is_v6 = inet_pton(AF_INET6, address, &a6) == 1;
-	bool is_loopback = is_v6 ? IN6_IS_ADDR_LOOPBACK(&a6)
-	                         : inet_pton(AF_INET, address, &a4) == 1 &&
-	                               (ntohl(a4.s_addr) >> 24) == 127;
+	bool is_loopback =
+	    is_v6 ? IN6_IS_ADDR_LOOPBACK(&a6)
+	          : inet_pton(AF_INET, address, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 
 	if (!host)
 		return false;

@@ -13,14 +13,14 @@
 
 /* What dashboard_run serves. */
 struct dashboard_opts {
-	struct kube_config *cfgs[3]; /* one loaded configuration per watch
-	                                (PipelineRuns, Remotes, gitkube
-	                                Remotes); their contents move into the
-	                                watches' clients */
-	const char *ns;              /* namespace, or NULL for all namespaces */
-	const char *address;         /* IPv4 or IPv6 literal to listen on */
-	int port;                    /* TCP port; 0 lets the kernel choose */
-	bool open_browser;           /* run xdg-open on the URL */
+	struct kube_config *cfgs[3];       /* one loaded configuration per watch
+	                                      (PipelineRuns, Remotes, gitkube
+	                                      Remotes); their contents move into the
+	                                      watches' clients */
+	const char *ns;                    /* namespace, or NULL for all namespaces */
+	const char *address;               /* IPv4 or IPv6 literal to listen on */
+	int port;                          /* TCP port; 0 lets the kernel choose */
+	bool open_browser;                 /* run xdg-open on the URL */
 	const volatile sig_atomic_t *stop; /* serve until this becomes non-zero */
 };
 
