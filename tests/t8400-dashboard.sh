@@ -233,12 +233,14 @@ browser_test 'in Chromium, that user sees "Forbidden", not an empty list of runs
 	test_grep "Forbidden: you may not list pipelineruns.slipway.dev in namespace $ns" msg
 '
 
-test_expect_success 'Ctrl-C (SIGINT) stops the dashboard cleanly, with open event streams' '
+test_expect_success 'Ctrl-C (SIGINT) and SIGTERM stop the dashboard cleanly (exit 0), with open event streams' '
 	{ curl -s -N "${dash_url}api/events" >/dev/null & } &&
 	test_wait_for 10 test "$(status_of "$dash_url")" = 200 &&
 	kill -INT $dash_pid && wait $dash_pid && dash_pid= &&
 	test_grep "^Stopped\.$" dash.out &&
-	test_must_fail curl -s "$dash_url"
+	test_must_fail curl -s "$dash_url" &&
+	kill -TERM $nobody_pid && wait $nobody_pid && nobody_pid= &&
+	test_grep "^Stopped\.$" nobody.out
 '
 
 test_expect_success '--port out of range and a stray argument are usage errors' '
