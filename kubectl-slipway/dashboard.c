@@ -246,7 +246,8 @@ static void *watch_main(void *arg)
 	while (!*w->stop) {
 		int ret;
 
-		hub_set_state(w->hub, w->kind, "listing", NULL);
+		/* the state stays as it was (forbidden, say) until the list
+		 * ends (SYNCED sets "ok") or fails again: no flicker */
 		ret = kube_watch(w->c, k->gvr, w->hub->ns, &wo, on_event, w);
 		json_decref(w->pending);
 		w->pending = NULL;

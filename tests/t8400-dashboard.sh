@@ -233,6 +233,21 @@ browser_test 'in Chromium, that user sees "Forbidden", not an empty list of runs
 	test_grep "Forbidden: you may not list pipelineruns.slipway.dev in namespace $ns" msg
 '
 
+# snapshot_state URL KIND STATE: the event stream's first snapshot has KIND in STATE
+snapshot_state() {
+	curl -s -N --max-time 1 "${1}api/events" | sed -n "2s/^data: //p" >state.json
+	python3 -c "
+import json, sys
+k = {x[\"kind\"]: x for x in json.load(open(\"state.json\"))[\"kinds\"]}
+sys.exit(k[sys.argv[1]][\"status\"][\"state\"] != sys.argv[2])" "$2" "$3"
+}
+
+test_expect_success 'a RoleBinding added while it runs takes effect without a restart' '
+	kubectl -n $ns create role run-reader --verb=list,watch --resource=pipelineruns.slipway.dev &&
+	kubectl -n $ns create rolebinding nobody-reads-runs --role=run-reader --serviceaccount=$ns:nobody &&
+	test_wait_for 40 snapshot_state "$nobody_url" pipelineruns ok
+'
+
 test_expect_success 'Ctrl-C (SIGINT) and SIGTERM stop the dashboard cleanly (exit 0), with open event streams' '
 	{ curl -s -N "${dash_url}api/events" >/dev/null & } &&
 	test_wait_for 10 test "$(status_of "$dash_url")" = 200 &&
