@@ -20,6 +20,7 @@
 
 #include "dashboard.h"
 #include "err.h"
+#include "kube.h"
 #include "banned.h"
 
 extern char **environ;
@@ -52,6 +53,18 @@ static const struct kind {
     {"gitkube-remotes", "gitkube.sh/v1alpha1/remotes"},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+/* What dashboard_run serves. */
+struct dashboard_opts {
+	struct kube_config *cfgs[NKINDS];  /* one per watch, in the order of kinds;
+	                                      their contents move into the
+	                                      watches' clients */
+	const char *ns;                    /* namespace, or NULL for all */
+	const char *address;               /* IPv4 or IPv6 literal */
+	int port;                          /* TCP port; 0 lets the kernel choose */
+	bool open_browser;                 /* run xdg-open on the URL */
+	const volatile sig_atomic_t *stop; /* serve until this becomes non-zero */
+};
 
 /* The cluster as the watches last saw it, and the events since. */
 struct hub {
@@ -499,7 +512,11 @@ static struct MHD_Daemon *http_start(struct server *srv)
 	return d;
 }
 
-int dashboard_run(const struct dashboard_opts *o)
+/* Serves the page until *o->stop becomes non-zero, then closes the event
+ * streams, stops the server and the watches, and returns 0; -1 with
+ * err_msg() when the address cannot be served. The configurations in
+ * o->cfgs are emptied whatever the outcome. */
+static int dashboard_run(const struct dashboard_opts *o)
 {
 	struct hub h = {.ns = o->ns};
 	struct watcher w[NKINDS] = {0};
@@ -577,4 +594,105 @@ out:
 	if (ret == 0)
 		printf("Stopped.\n");
 	return ret;
+}
+
+const char dashboard_help[] =
+    "usage: kubectl slipway dashboard [-n NS | -A] [--address ADDR] [--port N]\n"
+    "           [--no-open]\n"
+    "\n"
+    "Serves a read-only status page of the namespace's Remotes and PipelineRuns\n"
+    "(live, through watches relayed as Server-Sent Events), prints its URL and\n"
+    "opens it in the browser. The page reads the API with this kubeconfig's\n"
+    "credentials, as kubectl proxy does; it answers GET only, and only to\n"
+    "requests addressed to ADDR. Ctrl-C stops it.\n"
+    "\n"
+    "  -A, --all-namespaces  every namespace\n"
+    "  --address ADDR        IP address to listen on (default 127.0.0.1)\n"
+    "  --port N              TCP port (default 8001; 0: any free port)\n"
+    "  --no-open             do not run xdg-open on the URL\n"
+    "\n"
+    "exit status: 0 stopped by Ctrl-C or SIGTERM, 1 failure, 2 usage error.\n";
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	stop_requested = 1;
+}
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "kubectl-slipway: %s\nTry 'kubectl slipway dashboard --help'.\n", msg);
+	return 2;
+}
+
+int dashboard_main(const struct cli *cli, int argc, char **argv)
+{
+	static const struct cli_flag flags[] = {{"address", true},
+	                                        {"port", true},
+	                                        {"no-open", false},
+	                                        {"all-namespaces", false},
+	                                        {NULL, false}};
+	struct kube_config cfgs[NKINDS];
+	struct dashboard_opts o = {
+	    .address = "127.0.0.1", .port = 8001, .open_browser = true, .stop = &stop_requested};
+	struct cli_iter it = {.argc = argc, .argv = argv};
+	struct sigaction sa = {0};
+	bool all = false;
+	const char *v;
+	char *end;
+	int f, rc = 0;
+
+	while (it.i < it.argc) {
+		/* kubectl's short -A, which cli_next (long flags) does not know */
+		if (!it.only_positional && !strcmp(it.argv[it.i], "-A")) {
+			all = true;
+			it.i++;
+			continue;
+		}
+		f = cli_next(&it, flags, &v);
+		if (f == CLI_EUSAGE)
+			return usage_error(err_msg());
+		if (f == CLI_POSITIONAL)
+			return usage_error("dashboard takes no arguments");
+		if (f == 0) {
+			o.address = v;
+		} else if (f == 1) {
+			errno = 0;
+			o.port = (int)strtol(v, &end, 10);
+			if (errno || !*v || *end || o.port < 0 || o.port > 65535)
+				return usage_error("invalid --port (0 to 65535)");
+		} else if (f == 2) {
+			o.open_browser = false;
+		} else if (f == 3) {
+			all = true;
+		}
+	}
+	if (all && cli->ns)
+		return usage_error("-n and -A exclude each other");
+	for (size_t k = 0; k < NKINDS; k++) {
+		kube_config_init(&cfgs[k]);
+		o.cfgs[k] = &cfgs[k];
+	}
+	for (size_t k = 0; k < NKINDS; k++)
+		if (kube_config_load_default(&cfgs[k], cli->kubeconfig, cli->context) < 0) {
+			fprintf(stderr, "kubectl-slipway: %s\n", err_msg());
+			rc = 1;
+			goto out;
+		}
+	if (!all)
+		o.ns = cli->ns ? cli->ns : cfgs[0].namespace ? cfgs[0].namespace : "default";
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	if (dashboard_run(&o) < 0) {
+		fprintf(stderr, "kubectl-slipway: dashboard: %s\n", err_msg());
+		rc = 1;
+	}
+out:
+	for (size_t k = 0; k < NKINDS; k++)
+		kube_config_release(&cfgs[k]);
+	return rc;
 }

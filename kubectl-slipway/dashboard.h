@@ -6,35 +6,25 @@
 #ifndef SLIP_PLUGIN_DASHBOARD_H
 #define SLIP_PLUGIN_DASHBOARD_H
 
-#include <signal.h>
 #include <stdbool.h>
 
-#include "kube.h"
+#include "cli.h"
 
-/* What dashboard_run serves. */
-struct dashboard_opts {
-	struct kube_config *cfgs[3];       /* one loaded configuration per watch
-	                                      (PipelineRuns, Remotes, gitkube
-	                                      Remotes); their contents move into the
-	                                      watches' clients */
-	const char *ns;                    /* namespace, or NULL for all namespaces */
-	const char *address;               /* IPv4 or IPv6 literal to listen on */
-	int port;                          /* TCP port; 0 lets the kernel choose */
-	bool open_browser;                 /* run xdg-open on the URL */
-	const volatile sig_atomic_t *stop; /* serve until this becomes non-zero */
-};
+/* The text `kubectl slipway dashboard --help` prints. */
+extern const char dashboard_help[];
 
-/* Serves the page until *o->stop becomes non-zero, then closes the event
- * streams, stops the server and the watches, and returns 0. Prints the
- * page's URL on stdout once it listens, and each watch's failures (forbidden,
- * resource not installed) on stderr as they happen. Returns -1 with err_msg()
- * when the address is not an IP literal or the port cannot be bound. The
- * configurations in o->cfgs are emptied (as by kube_config_release) whatever
- * the outcome. */
-int dashboard_run(const struct dashboard_opts *o);
+/* Runs `kubectl slipway dashboard`: CLI holds the global flags (-n,
+ * --kubeconfig, --context), ARGV[0..ARGC-1] the words after "dashboard"
+ * (-A, --all-namespaces, --address ADDR, --port N, --no-open). Serves the
+ * page until SIGINT or SIGTERM, printing its URL on stdout once it listens
+ * and each watch's failures (forbidden, resource not installed) on stderr.
+ * Returns the exit status: 0 stopped by a signal; 1 the kubeconfig cannot be
+ * loaded, the address is not an IP literal or cannot be bound (message on
+ * stderr); 2 a usage error (message and a "Try" line on stderr). */
+int dashboard_main(const struct cli *cli, int argc, char **argv);
 
 /* Whether HOST (a request's Host header, NULL when absent) names the server
- * listening on ADDRESS (an IP literal, as given to dashboard_run) and PORT:
+ * listening on ADDRESS (an IP literal, as given to --address) and PORT:
  * "ADDRESS:PORT" ("[ADDRESS]:PORT" for IPv6), or "localhost:PORT" when
  * ADDRESS is a loopback address. Any other name could be a DNS name an
  * attacker points at the loopback address (DNS rebinding), so it is refused. */

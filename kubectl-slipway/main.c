@@ -200,21 +200,6 @@ static const char wait_help[] =
     "exit status: 0 succeeded, 1 failed (reason and message on stderr),\n"
     "2 timed out, 3 no such run.\n";
 
-static const char dashboard_help[] =
-    "usage: kubectl slipway dashboard [-n NS | -A] [--address ADDR] [--port N]\n"
-    "           [--no-open]\n"
-    "\n"
-    "Serves a read-only status page of the namespace's Remotes and PipelineRuns\n"
-    "(live, through watches relayed as Server-Sent Events), prints its URL and\n"
-    "opens it in the browser. The page reads the API with this kubeconfig's\n"
-    "credentials, as kubectl proxy does; it answers GET only, and only to\n"
-    "requests addressed to ADDR. Ctrl-C stops it.\n"
-    "\n"
-    "  -A, --all-namespaces  every namespace\n"
-    "  --address ADDR        IP address to listen on (default 127.0.0.1)\n"
-    "  --port N              TCP port (default 8001; 0: any free port)\n"
-    "  --no-open             do not run xdg-open on the URL\n";
-
 static int usage_error(const char *msg, const char *help_cmd)
 {
 	fprintf(stderr, "kubectl-slipway: %s\nTry 'kubectl slipway %s--help'.\n", msg, help_cmd);
@@ -1250,81 +1235,9 @@ static int cmd_wait(struct ctx *x, int argc, char **argv)
 
 /* --- dashboard ----------------------------------------------------------- */
 
-static volatile sig_atomic_t dashboard_stop;
-
-static void on_stop_signal(int sig)
-{
-	dashboard_stop = 1;
-}
-
 static int cmd_dashboard(struct ctx *x, int argc, char **argv)
 {
-	static const struct cli_flag flags[] = {{"address", true},
-	                                        {"port", true},
-	                                        {"no-open", false},
-	                                        {"all-namespaces", false},
-	                                        {NULL, false}};
-	struct kube_config cfgs[3];
-	struct dashboard_opts o = {
-	    .address = "127.0.0.1", .port = 8001, .open_browser = true, .stop = &dashboard_stop};
-	struct cli_iter it = {.argc = argc, .argv = argv};
-	struct sigaction sa = {0};
-	bool all = false;
-	const char *v;
-	char *end;
-	int f, rc = EXIT_OK;
-
-	for (; it.i < it.argc;) {
-		if (!it.only_positional && !strcmp(it.argv[it.i], "-A")) {
-			all = true;
-			it.i++;
-			continue;
-		}
-		f = cli_next(&it, flags, &v);
-		if (f == CLI_EUSAGE)
-			return usage_error(err_msg(), "dashboard ");
-		if (f == CLI_POSITIONAL)
-			return usage_error("dashboard takes no arguments", "dashboard ");
-		if (f == 0) {
-			o.address = v;
-		} else if (f == 1) {
-			errno = 0;
-			o.port = (int)strtol(v, &end, 10);
-			if (errno || !*v || *end || o.port < 0 || o.port > 65535)
-				return usage_error("invalid --port (0 to 65535)", "dashboard ");
-		} else if (f == 2) {
-			o.open_browser = false;
-		} else if (f == 3) {
-			all = true;
-		}
-	}
-	if (all && x->cli->ns)
-		return usage_error("-n and -A exclude each other", "dashboard ");
-	for (size_t i = 0; i < 3; i++) {
-		kube_config_init(&cfgs[i]);
-		o.cfgs[i] = &cfgs[i];
-	}
-	for (size_t i = 0; i < 3; i++)
-		if (kube_config_load_default(&cfgs[i], x->cli->kubeconfig, x->cli->context) < 0) {
-			fprintf(stderr, "kubectl-slipway: %s\n", err_msg());
-			rc = EXIT_FAIL;
-			goto out;
-		}
-	if (!all)
-		o.ns = x->cli->ns ? x->cli->ns : cfgs[0].namespace ? cfgs[0].namespace : "default";
-	sa.sa_handler = on_stop_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	if (dashboard_run(&o) < 0) {
-		fprintf(stderr, "kubectl-slipway: dashboard: %s\n", err_msg());
-		rc = EXIT_FAIL;
-	}
-out:
-	for (size_t i = 0; i < 3; i++)
-		kube_config_release(&cfgs[i]);
-	return rc;
+	return dashboard_main(x->cli, argc, argv);
 }
 
 /* --- dispatch ------------------------------------------------------------ */
