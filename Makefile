@@ -85,7 +85,7 @@ $(BUILD)/bin/kubectl-slipway: $(BUILD)/kubectl-slipway/main.o $(PLUGIN_OBJ) $(BU
 DASHBOARD_FILES := index.html app.js app.css
 $(BUILD)/kubectl-slipway/dashboard-assets.c: $(addprefix kubectl-slipway/dashboard/,$(DASHBOARD_FILES))
 	@mkdir -p $(dir $@)
-	cd kubectl-slipway/dashboard && for f in $(DASHBOARD_FILES); do xxd -i $$f || exit 1; done >$(CURDIR)/$@.tmp
+	cd kubectl-slipway/dashboard && for f in $(DASHBOARD_FILES); do xxd -i $$f || exit 1; done >$(abspath $@).tmp
 	mv $@.tmp $@
 
 $(BUILD)/kubectl-slipway/dashboard-assets.o: $(BUILD)/kubectl-slipway/dashboard-assets.c
