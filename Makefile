@@ -25,7 +25,7 @@ GITD_OBJ     := $(GITD_SRC:%.c=$(BUILD)/%.o)
 BUILDER_SRC  := $(filter-out builder/main.c,$(wildcard builder/*.c))
 BUILDER_OBJ  := $(BUILDER_SRC:%.c=$(BUILD)/%.o)
 PLUGIN_SRC   := $(filter-out kubectl-slipway/main.c,$(wildcard kubectl-slipway/*.c))
-PLUGIN_OBJ   := $(PLUGIN_SRC:%.c=$(BUILD)/%.o)
+PLUGIN_OBJ   := $(PLUGIN_SRC:%.c=$(BUILD)/%.o) $(BUILD)/kubectl-slipway/dashboard-assets.o
 PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
                 $(if $(wildcard builder/main.c),$(BUILD)/bin/builder) \
                 $(BUILD)/bin/kubectl-slipway
@@ -86,6 +86,17 @@ $(BUILD)/bin/builder: $(BUILD)/builder/main.o $(BUILDER_OBJ) $(BUILD)/lib/libsli
 $(BUILD)/bin/kubectl-slipway: $(BUILD)/kubectl-slipway/main.o $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The dashboard's page (kubectl-slipway/dashboard/), embedded as C arrays
+# index_html, app_js and app_css with Debian's xxd
+DASHBOARD_FILES := index.html app.js app.css
+$(BUILD)/kubectl-slipway/dashboard-assets.c: $(addprefix kubectl-slipway/dashboard/,$(DASHBOARD_FILES))
+	@mkdir -p $(dir $@)
+	cd kubectl-slipway/dashboard && for f in $(DASHBOARD_FILES); do xxd -i $$f || exit 1; done >$(abspath $@).tmp
+	mv $@.tmp $@
+
+$(BUILD)/kubectl-slipway/dashboard-assets.o: $(BUILD)/kubectl-slipway/dashboard-assets.c
+	$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit-%: $(BUILD)/tests/unit/%.o $(GITD_OBJ) $(BUILDER_OBJ) $(PLUGIN_OBJ) $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)

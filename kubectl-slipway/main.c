@@ -11,6 +11,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "clock.h"
+#include "dashboard.h"
 #include "duration.h"
 #include "err.h"
 #include "kube.h"
@@ -70,6 +71,8 @@ static const char main_help[] =
     "  logs RUN | --latest REMOTE     stages of a run, then its log tail\n"
     "  wait RUN | --latest REMOTE [--timeout 10m]\n"
     "                                 wait until a run succeeds or fails\n"
+    "  dashboard [-A] [--address A] [--port N] [--no-open]\n"
+    "                                 a read-only status page in the browser\n"
     "\n"
     "global options (anywhere on the line):\n"
     "  -n, --namespace NS    namespace (default: the kubeconfig context's)\n"
@@ -1259,6 +1262,13 @@ static int cmd_wait(struct ctx *x, int argc, char **argv)
 	return rc;
 }
 
+/* --- dashboard ----------------------------------------------------------- */
+
+static int cmd_dashboard(struct ctx *x, int argc, char **argv)
+{
+	return dashboard_main(x->cli, argc, argv);
+}
+
 /* --- dispatch ------------------------------------------------------------ */
 
 struct command {
@@ -1281,6 +1291,7 @@ static const struct command commands[] = {
     {NULL, "runs", runs_help, cmd_runs},
     {NULL, "logs", logs_help, cmd_logs},
     {NULL, "wait", wait_help, cmd_wait},
+    {NULL, "dashboard", dashboard_help, cmd_dashboard},
 };
 
 int main(int argc, char **argv)

@@ -73,7 +73,7 @@ test_expect_success 'kubectl finds the plugin on PATH and runs it' '
 test_expect_success '--help documents every command and the exit codes' '
 	kubectl slipway --help >out &&
 	for c in "remote create" "remote list" "remote url" "remote delete" "key add" \
-		"key list" "key rm" "runs" "logs" "wait"; do
+		"key list" "key rm" "runs" "logs" "wait" "dashboard"; do
 		test_grep "^  $c" out || return 1
 	done &&
 	test_grep "^  2  usage error; wait: the timeout passed" out &&
@@ -82,7 +82,7 @@ test_expect_success '--help documents every command and the exit codes' '
 
 test_expect_success 'every command and group has its own --help (exit 0)' '
 	for c in "remote" "key" "remote create" "remote list" "remote url" "remote delete" \
-		"key add" "key list" "key rm" "runs" "logs" "wait"; do
+		"key add" "key list" "key rm" "runs" "logs" "wait" "dashboard"; do
 		kubectl slipway $c --help >out &&
 		test_grep "^usage: kubectl slipway $c" out || return 1
 	done &&
