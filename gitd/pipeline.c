@@ -57,6 +57,8 @@ struct pipeline {
 	bool is_finished;
 	long long t_start; /* clock_now_ms() at pipeline_new */
 	long long t_queue; /* clock_now_ms() when it queued */
+	bool is_waiting;   /* queue_wait reported another run holding the lock */
+	char holder[254];  /* the run that held the lock last seen, or "" */
 	char reason[64];
 	char message[1024];
 };
@@ -328,12 +330,15 @@ out:
 	return ret;
 }
 
-/* Builds every container of every Deployment; images go to p->images. */
+/* Builds every container of every Deployment; images go to p->images. The
+ * "build" stage covers them all; each container also has its own stage,
+ * "build:DEPLOYMENT/CONTAINER", ending with the image or the failure. */
 static int stage_build(struct pipeline *p)
 {
 	const struct remote *remote = p->env->remote;
 	const char *registry = remote->registry_url;
 	char auth[PATH_MAX] = "";
+	char cstage[330] = ""; /* "build:" + Deployment (253) + "/" + container (63) */
 	unsigned nbuilt = 0;
 	int ret = 1;
 
@@ -370,6 +375,8 @@ static int stage_build(struct pipeline *p)
 			json_t *built;
 			int rc;
 
+			snprintf(cstage, sizeof(cstage), "build:%s/%s", dname, cname);
+			pipelinerun_stage(p->run, cstage, "Running", NULL);
 			if (imageref_name(&image, registry, p->ns, p->remote_name, dname, cname,
 			                  p->after) < 0) {
 				set_outcome(p, "BuildFailed", "%s/%s: %s", dname, cname, err_msg());
@@ -411,6 +418,8 @@ static int stage_build(struct pipeline *p)
 				set_outcome(p, "BuildFailed", "%s/%s: out of memory", dname, cname);
 				goto out;
 			}
+			pipelinerun_stage(p->run, cstage, "Succeeded", res.image);
+			cstage[0] = '\0';
 			nbuilt++;
 		}
 	}
@@ -425,6 +434,8 @@ out:
 		snprintf(msg, sizeof(msg), "%u image%s built", nbuilt, nbuilt == 1 ? "" : "s");
 		pipelinerun_stage(p->run, "build", "Succeeded", msg);
 	} else {
+		if (cstage[0])
+			pipelinerun_stage(p->run, cstage, "Failed", p->message);
 		pipelinerun_stage(p->run, "build", "Failed", p->message);
 		say(p, "!      %s", p->message);
 	}
@@ -582,6 +593,8 @@ static void on_waiting(void *arg, const char *holder)
 {
 	struct pipeline *p = arg;
 
+	p->is_waiting = true;
+	snprintf(p->holder, sizeof(p->holder), "%s", holder);
 	say(p, "-----> Waiting for pipeline %s of %s/%s to finish",
 	    holder[0] ? holder : "(unknown)", p->ns, p->remote_name);
 	pipelinerun_progress(p->run, "Queued",
@@ -589,30 +602,36 @@ static void on_waiting(void *arg, const char *holder)
 }
 
 /* Waits for the Remote's lock, then checks the ref still has the value the
- * push expects. */
+ * push expects. The "queue" stage runs while it waits; its message says how
+ * long and behind which run. */
 static int stage_queue(struct pipeline *p)
 {
 	git_reference *ref = NULL;
+	long long t0 = clock_now_ms();
+	char msg[320];
 	bool is_at;
-	int rc;
+	int ret = 1, rc;
 
+	pipelinerun_stage(p->run, "queue", "Running", NULL);
 	rc = queue_wait(p->ticket, on_waiting, p, p->env->cancel);
 	if (rc == QUEUE_SUPERSEDED) {
 		set_outcome(p, "Superseded", "superseded by a newer push of %s", p->push->refname);
-		return 1;
+		goto out;
 	}
 	if (rc == QUEUE_CANCELLED) {
 		set_outcome(p, "Interrupted", "the push was interrupted while queued");
-		return 1;
+		goto out;
 	}
 	if (rc < 0) {
 		set_outcome(p, "Error", "%s", err_msg());
-		return 1;
+		goto out;
 	}
 	/* a pipeline that ran while this one waited may have moved the ref;
 	 * without waiting the push has moved it already */
-	if (!p->env->is_wait)
-		return 0;
+	if (!p->env->is_wait) {
+		ret = 0;
+		goto out;
+	}
 	rc = git_reference_lookup(&ref, p->env->repo, p->push->refname);
 	if (rc == GIT_ENOTFOUND)
 		is_at = git_oid_is_zero(&p->push->before);
@@ -624,9 +643,20 @@ static int stage_queue(struct pipeline *p)
 		set_outcome(p, "RefChanged",
 		            "%s moved while this push waited (fetch first): nothing was built",
 		            p->push->refname);
-		return 1;
+		goto out;
 	}
-	return 0;
+	ret = 0;
+out:
+	if (ret) {
+		pipelinerun_stage(p->run, "queue", "Failed", p->message);
+	} else if (!p->is_waiting) {
+		pipelinerun_stage(p->run, "queue", "Succeeded", "no wait");
+	} else {
+		snprintf(msg, sizeof(msg), "waited %.1fs%s%s", (clock_now_ms() - t0) / 1000.0,
+		         p->holder[0] ? " behind " : "", p->holder);
+		pipelinerun_stage(p->run, "queue", "Succeeded", msg);
+	}
+	return ret;
 }
 
 /* ---- the pipeline ------------------------------------------------------ */
