@@ -159,10 +159,11 @@ browser_test 'in Chromium, a push made while the page is open shows Running, the
 	echo $run >succeeded-run
 '
 
-browser_test 'in Chromium, the timeline has one bar per stage of the run, in order' '
+browser_test 'in Chromium, the timeline has one bar per stage of the run, in order, each container build instead of the build summary' '
 	run=$(cat succeeded-run) &&
-	stages=$(kubectl -n $ns get plr $run -o jsonpath="{.status.stages[*].name}" | tr " " ,) &&
-	test -n "$stages" &&
+	kubectl -n $ns get plr $run -o jsonpath="{.status.stages[*].name}" >names &&
+	test_grep "^receive .*queue .*build build:" names &&
+	stages=$(tr " " "\n" <names | grep -vx build | paste -sd, -) &&
 	browse "$dash_url" bars "$run" "$stages"
 '
 
