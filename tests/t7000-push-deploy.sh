@@ -143,7 +143,13 @@ test_expect_success 'a push deploys: image under the commit tag, Deployment pinn
 	kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.images[0].image}" >img &&
 	test "$(cat img)" = "$image" &&
 	kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.stages[*].name}" >stages &&
-	test_grep "receive.*pre-receive.*pre-build.*build.*deploy.*post-deploy" stages &&
+	test_grep "^receive queue pre-receive .*pre-build build build:web/web .*deploy.*post-deploy" stages &&
+	kubectl -n $ns get pipelinerun $run -o json >plr.json &&
+	jq -e "[.status.stages[] | select(.name == \"queue\" or .name == \"build:web/web\")
+		| select(.phase == \"Succeeded\" and .startTime and .completionTime >= .startTime)] | length == 2" plr.json &&
+	test "$(jq -r ".status.stages[] | select(.name == \"build:web/web\") | .message" plr.json)" = "$image" &&
+	jq -r ".status.stages[] | select(.name == \"queue\") | .message" plr.json >queue.msg &&
+	test_grep "^(no wait|waited [0-9]+\.[0-9]s( behind .+)?)$" queue.msg &&
 	kubectl -n $ns get configmap web-pipeline -o jsonpath="{.data.pipelineRun} {.data.succeeded}" >mirror &&
 	test "$(cat mirror)" = "$run True"
 '
@@ -232,7 +238,7 @@ test_expect_success 'with -o slipway.wait=false the ref moves at once and the pi
 	test "$(kubectl -n $ns get deployment web -o jsonpath="{.spec.template.metadata.annotations.slipway\.dev/commit}")" = "$sha"
 '
 
-test_expect_success 'pushes to one Remote run one at a time, and a newer push supersedes a queued one' '
+test_expect_success 'pushes to one Remote run one at a time, and a newer push supersedes a queued one (its queue stage Failed)' '
 	touch hold &&
 	test_commit src app/www/a.html a && a=$(git -C src rev-parse HEAD) &&
 	git -C src push -o slipway.wait=false "$GITD_URL/$ns/web.git" main 2>/dev/null &&
@@ -248,6 +254,12 @@ test_expect_success 'pushes to one Remote run one at a time, and a newer push su
 	kubectl -n $ns wait --for=condition=Succeeded pipelinerun/$(run_of $a) --timeout=90s &&
 	kubectl -n $ns wait --for=condition=Succeeded pipelinerun/$(run_of $c) --timeout=90s &&
 	test "$(succeeded $(run_of $b))" = "False Superseded" &&
+	kubectl -n $ns get pipelinerun $(run_of $b) -o json >plr.json &&
+	test "$(jq -r ".status.stages[] | select(.name == \"queue\") | .phase+\" \"+.message" plr.json)" = \
+		"Failed superseded by a newer push of refs/heads/main" &&
+	jq -e "[.status.stages[].name | select(startswith(\"build\"))] == []" plr.json &&
+	kubectl -n $ns get pipelinerun $(run_of $c) -o jsonpath="{.status.stages[?(@.name==\"queue\")].message}" >queue.msg &&
+	test_grep "^waited [0-9]+\.[0-9]s behind $(run_of $a)$" queue.msg &&
 	test "$(kubectl -n $ns get deployment web -o jsonpath="{.spec.template.metadata.annotations.slipway\.dev/commit}")" = "$c"
 '
 
