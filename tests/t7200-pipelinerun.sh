@@ -42,10 +42,14 @@ test_expect_success 'a successful run: created, progressed, staged, imaged, logg
 	run web $slip refs/heads/feature/x <<-EOF_ &&
 	progress Running building web/nginx
 	stage receive Succeeded pack received
+	stage queue Running
+	stage queue Succeeded no wait
 	stage build Running
+	stage build:web/nginx Running
 	log step 1/2 FROM scratch
 	log step 2/2 COPY . /
 	image web nginx registry.example.com/team/web@sha256:1111111111111111111111111111111111111111111111111111111111111111
+	stage build:web/nginx Succeeded registry.example.com/team/web@sha256:1111111111111111111111111111111111111111111111111111111111111111
 	stage build Succeeded built web/nginx
 	stage deploy Running
 	stage deploy Succeeded rolled out
@@ -72,10 +76,15 @@ test_expect_success 'status: Succeeded True, stages with times, images, logTail,
 	test "$(jq -r ".status.conditions[] | select(.type==\"Succeeded\") | .status+\" \"+.reason+\" \"+.message" plr.json)" = \
 		"True Succeeded deployed" &&
 	test "$(jq -r "[.status.stages[] | .name+\":\"+.phase] | join(\",\")" plr.json)" = \
-		"receive:Succeeded,build:Succeeded,deploy:Succeeded" &&
-	test "$(jq -r ".status.stages[1].message" plr.json)" = "built web/nginx" &&
-	jq -e ".status.stages[1].startTime | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$\")" plr.json &&
-	jq -e ".status.stages[1].completionTime >= .status.stages[1].startTime" plr.json &&
+		"receive:Succeeded,queue:Succeeded,build:Succeeded,build:web/nginx:Succeeded,deploy:Succeeded" &&
+	test "$(jq -r ".status.stages[2].message" plr.json)" = "built web/nginx" &&
+	test "$(jq -r ".status.stages[3].message" plr.json)" = \
+		"registry.example.com/team/web@sha256:1111111111111111111111111111111111111111111111111111111111111111" &&
+	for i in 1 2 3; do
+		jq -e ".status.stages[$i].startTime | test(\"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$\")" plr.json &&
+		jq -e ".status.stages[$i].completionTime >= .status.stages[$i].startTime" plr.json || return 1
+	done &&
+	test "$(kubectl -n $ns get plr $n -o jsonpath="{.status.stages[*].name}")" = "receive queue build build:web/nginx deploy" &&
 	jq -e ".status.startTime and .status.completionTime and .status.completionTime >= .status.startTime" plr.json &&
 	test "$(jq -r ".status.images[0] | .deployment+\" \"+.container+\" \"+.image" plr.json)" = \
 		"web nginx registry.example.com/team/web@sha256:1111111111111111111111111111111111111111111111111111111111111111" &&
@@ -87,7 +96,7 @@ test_expect_success 'the ConfigMap web-pipeline mirrors the run' '
 	kubectl -n $ns get cm web-pipeline -o json >cm.json &&
 	test "$(jq -r ".data.pipelineRun, .data.ref, .data.commit, .data.succeeded, .data.reason" cm.json | tr "\n" " ")" = \
 		"$n refs/heads/feature/x $after True Succeeded " &&
-	jq -r ".data[\"status.json\"]" cm.json | jq -e ".conditions[0].status == \"True\" and (.stages | length) == 3" &&
+	jq -r ".data[\"status.json\"]" cm.json | jq -e ".conditions[0].status == \"True\" and (.stages | length) == 5" &&
 	test "$(jq -r ".metadata.labels[\"slipway.dev/remote\"], .metadata.labels[\"app.kubernetes.io/managed-by\"]" cm.json | tr "\n" " ")" = "web slipway "
 '
 
