@@ -14,7 +14,8 @@
  *                with slipway.wait=false queues after its verdict instead
  *   pre-receive  hooks; a failure rejects the push
  *   pre-build    hooks, in the pushed tree
- *   build        one builder per spec.deployments[].containers[] (runner.h)
+ *   build        one builder per spec.deployments[].containers[] (runner.h),
+ *                each also its own stage "build:DEPLOYMENT/CONTAINER"
  *   post-build   hooks, in the pushed tree
  *   pre-deploy   hooks
  *   deploy       the deployer library: every built image by digest, rollout
@@ -24,8 +25,9 @@
  *   verdict      one reason per refused ref; the connection moves the others
  *   post-receive hooks, for the refs that moved (only reported).
  *
- * Every stage is written to the PipelineRun (pipelinerun.h) and told to the
- * pusher as it happens. Single-threaded. */
+ * Every stage, hooks only for events that have some, is written to the
+ * PipelineRun's status.stages (pipelinerun.h) under the name above and told
+ * to the pusher as it happens. Single-threaded. */
 #ifndef SLIP_GITD_PIPELINE_H
 #define SLIP_GITD_PIPELINE_H
 
