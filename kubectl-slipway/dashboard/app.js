@@ -136,7 +136,7 @@ function runMs(run) {
 
 // The stages drawn as bars: all of status.stages but the "build" summary
 // when the run has a stage per container ("build:DEPLOYMENT/CONTAINER").
-function timeline(stages) {
+function barStages(stages) {
 	const perContainer = stages.some((s) => (s.name || '').startsWith('build:'));
 	return perContainer ? stages.filter((s) => s.name !== 'build') : stages;
 }
@@ -145,7 +145,7 @@ function timeline(stages) {
 // stages stay visible); the row is as wide as the run took relative to
 // SCALE ms, the longest run shown with it.
 function bars(run, scale) {
-	const stages = timeline((run.status && run.status.stages) || []);
+	const stages = barStages((run.status && run.status.stages) || []);
 	const total = stages.reduce((t, s) => t + Math.max(stageMs(s), 0), 0) || 1;
 	const row = el('div', { class: 'bars', role: 'img', 'aria-label': stages.map((s) => `${s.name} ${s.phase} ${human(stageMs(s))}`).join(', ') },
 		stages.map((s) => {
