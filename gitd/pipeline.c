@@ -948,6 +948,21 @@ static void refuse_push(const struct pipeline_conn *conn, const struct pipeline_
 	conn->hang_up(conn->arg, false);
 }
 
+/* Refuses the push because REQ's Remote could not be read or is malformed
+ * (err_msg() says why): logs pipeline_remote at LEVEL and refuses every
+ * command with "slipway: WHAT NS/NAME: why". */
+static void refuse_remote(const struct pipeline_conn *conn, const struct pipeline_request *req,
+                          char **errors, const char *level, const char *what)
+{
+	char cause[ERR_MAX];
+
+	snprintf(cause, sizeof(cause), "%s", err_msg());
+	event_log(level, "pipeline_remote", "{s:s, s:s, s:s}", "namespace", req->ns, "remote",
+	          req->name, "error", cause);
+	err_set("%s %s/%s: %s", what, req->ns, req->name, cause);
+	refuse_push(conn, req, errors);
+}
+
 int pipeline_serve(const struct pipeline_request *req, const struct pipeline_worker *w,
                    const struct pipeline_conn *conn)
 {
@@ -978,23 +993,11 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		goto refused;
 	if (kube_client_new_default(&kube, w->kubeconfig, w->context) < 0 ||
 	    kube_get(&obj, kube, gvr, req->ns, req->name) < 0) {
-		char cause[ERR_MAX];
-
-		snprintf(cause, sizeof(cause), "%s", err_msg());
-		event_log("error", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", req->ns,
-		          "remote", req->name, "error", cause);
-		err_set("cannot read Remote %s/%s: %s", req->ns, req->name, cause);
-		refuse_push(conn, req, errors);
+		refuse_remote(conn, req, errors, "error", "cannot read Remote");
 		goto out;
 	}
 	if (remote_parse(&remote, obj, req->is_gitkube) < 0) {
-		char cause[ERR_MAX];
-
-		snprintf(cause, sizeof(cause), "%s", err_msg());
-		event_log("warn", "pipeline_remote", "{s:s, s:s, s:s}", "namespace", req->ns,
-		          "remote", req->name, "error", cause);
-		err_set("remote %s/%s: %s", req->ns, req->name, cause);
-		refuse_push(conn, req, errors);
+		refuse_remote(conn, req, errors, "warn", "remote");
 		goto out;
 	}
 	if (check_pusher(comment, sizeof(comment), &remote, req) < 0)
