@@ -14,6 +14,9 @@
 #   ssh_git ARGS...                the ssh client as git runs it, with that key
 #   new_app DIR                    a working copy of the sample app in DIR/app
 #                                  (examples/app plus Debian's busybox), committed
+#   remote_with_keys NAME KEYFILE... applies a remotes.slipway.dev NAME in $ns
+#                                  whose spec.authorizedKeys are the key files'
+#                                  lines (no deployments: main runs hooks only)
 # gitd is stopped (SIGTERM) when the script exits.
 
 gitd_pid=
@@ -97,4 +100,16 @@ new_app() {
 		cp -R "$SLIPWAY_ROOT/examples/app/." "$1/app/" && cp /bin/busybox "$1/app/" &&
 		git -C "$1" add . &&
 		git -C "$1" -c user.name=Tester -c user.email=tester@example.com commit -q -m "sample app"
+}
+
+# remote_with_keys NAME KEYFILE...: applies a remotes.slipway.dev object NAME in $ns
+# listing the keys.
+remote_with_keys() {
+	local name=$1 keys="" k
+	shift
+	for k in "$@"; do keys="$keys\"$(cat "$k")\","; done
+	kubectl -n "$ns" apply -f - <<-EOF_
+	{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"$name"},
+	 "spec":{"authorizedKeys":[${keys%,}]}}
+	EOF_
 }

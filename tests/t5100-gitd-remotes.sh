@@ -10,17 +10,6 @@ ns=gitd-e2e
 other=gitd-e2e-other
 web=repos/$ns/web.git
 
-# remote NAME KEYFILE... : apply a remotes.slipway.dev object listing the keys.
-remote() {
-	local name=$1 keys="" k
-	shift
-	for k in "$@"; do keys="$keys\"$(cat "$k")\","; done
-	kubectl -n $ns apply -f - <<-EOF_
-	{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"$name"},
-	 "spec":{"authorizedKeys":[${keys%,}]}}
-	EOF_
-}
-
 # ms: milliseconds since the epoch.
 ms() { date +%s%3N; }
 
@@ -30,7 +19,7 @@ test_expect_success 'set up namespaces, keys and a Remote' '
 		kubectl create namespace $n || return 1
 	done &&
 	make_key alice && make_key bob &&
-	remote web alice.pub
+	remote_with_keys web alice.pub
 '
 
 test_expect_success 'gitd lists the Remotes and creates their repositories' '
@@ -52,7 +41,7 @@ test_expect_success 'a key added to the Remote works in under 2 s, without a res
 	use_key bob &&
 	test_must_fail git ls-remote "$GITD_URL/$ns/web.git" 2>/dev/null &&
 	t0=$(ms) &&
-	remote web alice.pub bob.pub &&
+	remote_with_keys web alice.pub bob.pub &&
 	test_wait_for 5 git ls-remote "$GITD_URL/$ns/web.git" >/dev/null 2>&1 &&
 	took=$(( $(ms) - t0 )) &&
 	say "key added: usable after $took ms" &&
@@ -61,7 +50,7 @@ test_expect_success 'a key added to the Remote works in under 2 s, without a res
 
 test_expect_success 'a key removed from the Remote stops working in under 2 s' '
 	t0=$(ms) &&
-	remote web alice.pub &&
+	remote_with_keys web alice.pub &&
 	test_wait_for 5 test_must_fail git ls-remote "$GITD_URL/$ns/web.git" 2>/dev/null &&
 	took=$(( $(ms) - t0 )) &&
 	say "key removed: refused after $took ms" &&
@@ -70,7 +59,7 @@ test_expect_success 'a key removed from the Remote stops working in under 2 s' '
 
 test_expect_success 'a deleted Remote stops working at once' '
 	use_key alice &&
-	remote gone alice.pub &&
+	remote_with_keys gone alice.pub &&
 	test_wait_for 5 git ls-remote "$GITD_URL/$ns/gone.git" >/dev/null 2>&1 &&
 	kubectl -n $ns delete remote.slipway.dev gone &&
 	test_wait_for 2 test_must_fail git ls-remote "$GITD_URL/$ns/gone.git" 2>err &&

@@ -11,18 +11,6 @@ test_require_env
 ns=trust-e2e
 zero=0000000000000000000000000000000000000000
 
-# remote NAME KEYFILE... : a Remote listing the keys; main deploys (it has
-# no deployments, so its pipeline runs hooks only).
-remote() {
-	local name=$1 keys="" k
-	shift
-	for k in "$@"; do keys="$keys\"$(cat "$k")\","; done
-	kubectl -n $ns apply -f - <<-EOF_
-	{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"$name"},
-	 "spec":{"authorizedKeys":[${keys%,}]}}
-	EOF_
-}
-
 # fpr KEYFILE: its SHA256 fingerprint, as gitd writes it.
 fpr() {
 	ssh-keygen -l -E sha256 -f "$1" | cut -d" " -f2
@@ -95,7 +83,7 @@ test_expect_success 'set up a namespace, keys, Remotes web (alice) and db (bob),
 	kubectl delete namespace $ns --ignore-not-found --wait --timeout=90s &&
 	kubectl create namespace $ns &&
 	make_key alice && make_key bob &&
-	remote web alice.pub && remote db bob.pub &&
+	remote_with_keys web alice.pub && remote_with_keys db bob.pub &&
 	mkdir -p hooks/pre-receive &&
 	printf "#!/bin/sh\necho ran >>\"%s/hook-ran\"\n" "$TRASH_DIRECTORY" >hooks/pre-receive/10-mark &&
 	chmod +x hooks/pre-receive/10-mark &&
@@ -118,14 +106,14 @@ test_expect_success 'a request as the connection sends it gets a verdict (the ha
 '
 
 test_expect_success 'a key removed from the Remote between authentication and the pipeline is refused by the worker' '
-	test_when_finished "remote web alice.pub; touch go" &&
+	test_when_finished "remote_with_keys web alice.pub; touch go" &&
 	rm -f go hook-ran &&
 	test_commit src b.txt && sha=$(git -C src rev-parse HEAD) &&
 	before=$(git -C repos/$ns/web.git rev-parse --verify -q main || echo none) &&
 	naut=$(auths alice.pub) &&
 	slow_push "$GITD_URL/$ns/web.git" main &&
 	test_wait_for 30 authed_since alice.pub "$naut" &&
-	remote web bob.pub &&
+	remote_with_keys web bob.pub &&
 	touch go &&
 	test_wait_for 60 test -s push.rc &&
 	test "$(cat push.rc)" != 0 &&
