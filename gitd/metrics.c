@@ -96,6 +96,18 @@ static int histogram(struct buf *out, const char *name, const char *help,
 	return ret;
 }
 
+/* Appends counter NAME with its HELP text and one sample per reason: N
+ * reasons LABELS[i] with values VALUES[i], in that order. */
+static int render_by_reason(struct buf *out, const char *name, const char *help,
+                            const char *const *labels, const unsigned long long *values, int n)
+{
+	int ret = buf_addf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+
+	for (int i = 0; i < n; i++)
+		ret |= buf_addf(out, "%s{reason=\"%s\"} %llu\n", name, labels[i], values[i]);
+	return ret;
+}
+
 int metrics_render(struct buf *out, const struct metrics *m, int active, size_t remotes,
                    size_t keys)
 {
@@ -107,26 +119,17 @@ int metrics_render(struct buf *out, const struct metrics *m, int active, size_t 
 	                "gitd_connections_total %llu\n"
 	                "# HELP gitd_connections_active Connections being served.\n"
 	                "# TYPE gitd_connections_active gauge\n"
-	                "gitd_connections_active %d\n"
-	                "# HELP gitd_connections_refused_total Connections closed at accept, "
-	                "by the limit that refused them.\n"
-	                "# TYPE gitd_connections_refused_total counter\n",
+	                "gitd_connections_active %d\n",
 	                m->connections, active);
-	for (int i = 0; i < METRICS_REFUSALS; i++)
-		ret |= buf_addf(out, "gitd_connections_refused_total{reason=\"%s\"} %llu\n",
-		                refusals[i], m->refused[i]);
-	ret |= buf_addf(out, "# HELP gitd_connections_closed_total Connections ended by a "
-	                     "limit, by limit.\n"
-	                     "# TYPE gitd_connections_closed_total counter\n");
-	for (int i = 0; i < METRICS_CLOSE_REASONS; i++)
-		ret |= buf_addf(out, "gitd_connections_closed_total{reason=\"%s\"} %llu\n",
-		                close_reasons[i], m->closed[i]);
-	ret |= buf_addf(out, "# HELP gitd_auth_failures_total Refused authentications and "
-	                     "requests, by reason.\n"
-	                     "# TYPE gitd_auth_failures_total counter\n");
-	for (int i = 0; i < METRICS_REASONS; i++)
-		ret |= buf_addf(out, "gitd_auth_failures_total{reason=\"%s\"} %llu\n", reasons[i],
-		                m->auth_failures[i]);
+	ret |= render_by_reason(out, "gitd_connections_refused_total",
+	                        "Connections closed at accept, by the limit that refused them.",
+	                        refusals, m->refused, METRICS_REFUSALS);
+	ret |= render_by_reason(out, "gitd_connections_closed_total",
+	                        "Connections ended by a limit, by limit.", close_reasons, m->closed,
+	                        METRICS_CLOSE_REASONS);
+	ret |= render_by_reason(out, "gitd_auth_failures_total",
+	                        "Refused authentications and requests, by reason.", reasons,
+	                        m->auth_failures, METRICS_REASONS);
 	ret |= buf_addf(out,
 	                "# HELP gitd_pushes_total Pushes served (receive-pack), by result.\n"
 	                "# TYPE gitd_pushes_total counter\n"
