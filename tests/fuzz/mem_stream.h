@@ -1,6 +1,6 @@
 /* mem_stream: the fuzz input as the client side of a connection, for the
  * targets that drive a pkt_io (pkt_read_fn over a memory buffer). Included
- * by each target, which is built as one file. */
+ * by each target, which is built as one file, and by tests/unit/pktline.c. */
 #ifndef SLIP_FUZZ_MEM_STREAM_H
 #define SLIP_FUZZ_MEM_STREAM_H
 

@@ -5,32 +5,19 @@
 #include "err.h"
 #include "pktline.h"
 #include "tap.h"
+#include "../fuzz/mem_stream.h"
 
-/* A memory stream that hands out at most `step` bytes per read. */
-struct mem {
-	const char *in;
-	size_t in_len, pos, step;
+/* The client's bytes (a struct mem, first, so that mem_read takes this
+ * struct as its own) and what the code under test sends back. */
+struct stream {
+	struct mem in;
 	char out[200000];
 	size_t out_len;
 };
 
-static ssize_t mem_read(void *arg, void *buf, size_t len)
-{
-	struct mem *m = arg;
-	size_t n = m->in_len - m->pos;
-
-	if (n > len)
-		n = len;
-	if (m->step && n > m->step)
-		n = m->step;
-	memcpy(buf, m->in + m->pos, n);
-	m->pos += n;
-	return (ssize_t)n;
-}
-
 static int mem_write(void *arg, const void *buf, size_t len)
 {
-	struct mem *m = arg;
+	struct stream *m = arg;
 
 	if (m->out_len + len > sizeof(m->out))
 		return err_set("test buffer full");
@@ -39,16 +26,16 @@ static int mem_write(void *arg, const void *buf, size_t len)
 	return 0;
 }
 
-static void setup_len(struct pkt_io *io, struct mem *m, const char *in, size_t len, size_t step)
+static void setup_len(struct pkt_io *io, struct stream *m, const char *in, size_t len, size_t step)
 {
 	memset(m, 0, sizeof(*m));
-	m->in = in;
-	m->in_len = len;
-	m->step = step;
+	m->in.data = (const uint8_t *)in;
+	m->in.len = len;
+	m->in.step = step;
 	pkt_io_init(io, mem_read, mem_write, m);
 }
 
-static void setup(struct pkt_io *io, struct mem *m, const char *in, size_t step)
+static void setup(struct pkt_io *io, struct stream *m, const char *in, size_t step)
 {
 	setup_len(io, m, in, strlen(in), step);
 }
@@ -56,7 +43,7 @@ static void setup(struct pkt_io *io, struct mem *m, const char *in, size_t step)
 static void test_read(size_t step)
 {
 	static struct pkt_io io;
-	static struct mem m;
+	static struct stream m;
 	const char *line;
 	size_t len;
 	static const char in[] = "0009abcd\n000000010009\0x\nyz0002PACKrest";
@@ -82,7 +69,7 @@ static void test_read(size_t step)
 static void test_unchomped_neighbour(void)
 {
 	static struct pkt_io io;
-	static struct mem m;
+	static struct stream m;
 	const char *line;
 	size_t len;
 
@@ -97,7 +84,7 @@ static void test_unchomped_neighbour(void)
 static void test_bad(const char *in, const char *want, const char *what)
 {
 	static struct pkt_io io;
-	static struct mem m;
+	static struct stream m;
 	const char *line;
 	size_t len;
 
@@ -110,7 +97,7 @@ static void test_bad(const char *in, const char *want, const char *what)
 static void test_write(void)
 {
 	static struct pkt_io io;
-	static struct mem m;
+	static struct stream m;
 	static char big[100000];
 
 	setup(&io, &m, "", 0);
