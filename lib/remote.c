@@ -343,6 +343,120 @@ static int parse_registry(struct remote *r, const json_t *spec)
 	return 0;
 }
 
+/* PATH made a folder of the tree as manifests_load takes it: leading "./"
+ * and "/" and trailing "/" dropped, "" becoming "."; ".." components and
+ * empty ones ("a//b") refused. *OUT is allocated. */
+static int manifests_path(char **out, const char *path)
+{
+	const char *start = path, *end, *c;
+	size_t n;
+
+	*out = NULL;
+	for (;;) {
+		if (start[0] == '/')
+			start++;
+		else if (start[0] == '.' && start[1] == '/')
+			start += 2;
+		else if (start[0] == '.' && !start[1])
+			start++;
+		else
+			break;
+	}
+	end = start + strlen(start);
+	while (end > start && end[-1] == '/')
+		end--;
+	n = (size_t)(end - start);
+	for (c = start; c < end;) {
+		const char *slash = memchr(c, '/', (size_t)(end - c));
+		size_t len = slash ? (size_t)(slash - c) : (size_t)(end - c);
+
+		if (len == 0 || (len == 1 && c[0] == '.'))
+			return err_set(
+			    "spec.manifests.path: '%.200s' has an empty or \".\" component", path);
+		if (len == 2 && c[0] == '.' && c[1] == '.')
+			return err_set("spec.manifests.path: '%.200s' leaves the repository", path);
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)c[i] < 0x20 || c[i] == 0x7f)
+				return err_set("spec.manifests.path: contains a control character");
+		c += len + (slash ? 1 : 0);
+	}
+	*out = n ? strndup(start, n) : strdup(".");
+	if (!*out)
+		return err_set("out of memory");
+	return 0;
+}
+
+static int parse_manifests(struct remote *r, const json_t *spec)
+{
+	struct remote_manifests *m = &r->manifests_storage;
+	const json_t *obj, *helm, *values, *v, *timeout;
+	const char *path;
+	char *owned;
+	size_t i;
+
+	m->is_wait = true;
+	m->timeout_ms = REMOTE_APPLY_TIMEOUT_DEFAULT_S * 1000L;
+	m->service_account = REMOTE_APPLY_SA_DEFAULT;
+	if (get_object(&obj, spec, "manifests", "spec") < 0)
+		return -1;
+	if (!obj)
+		return 0;
+	if (get_string(&path, obj, "path", "spec.manifests", false) < 0 ||
+	    get_object(&helm, obj, "helm", "spec.manifests") < 0 ||
+	    get_bool(&m->is_prune, obj, "prune", "spec.manifests", false) < 0 ||
+	    get_bool(&m->is_wait, obj, "wait", "spec.manifests", true) < 0 ||
+	    get_string(&m->service_account, obj, "serviceAccountName", "spec.manifests", false) < 0)
+		return -1;
+	if (!m->service_account || !*m->service_account)
+		m->service_account = REMOTE_APPLY_SA_DEFAULT;
+	timeout = member(obj, "timeoutSeconds");
+	if (timeout) {
+		json_int_t t = json_integer_value(timeout);
+
+		if (!json_is_integer(timeout))
+			return err_set("spec.manifests.timeoutSeconds: not an integer");
+		if (t < 1 || t > REMOTE_APPLY_TIMEOUT_MAX_S)
+			return err_set("spec.manifests.timeoutSeconds: %lld is not 1 to %d",
+			               (long long)t, REMOTE_APPLY_TIMEOUT_MAX_S);
+		m->timeout_ms = (long)t * 1000;
+	}
+	if (helm) {
+		m->has_helm = true;
+		if (get_string(&m->helm_release, helm, "release", "spec.manifests.helm", false) <
+		        0 ||
+		    get_array(&values, helm, "values", "spec.manifests.helm",
+		              REMOTE_HELM_VALUES_MAX) < 0)
+			return -1;
+		if (m->helm_release && !*m->helm_release)
+			m->helm_release = NULL;
+		m->helm_values = alloc_array(json_array_size(values), sizeof(*m->helm_values));
+		if (!m->helm_values)
+			return -1;
+		json_array_foreach(values, i, v)
+		{
+			char here[64]; /* "spec.manifests.helm.values[N]" */
+
+			snprintf(here, sizeof(here), "spec.manifests.helm.values[%zu]", i);
+			if (!json_is_object(v))
+				return err_set("%s: not an object", here);
+			if (get_string(&m->helm_values[i].name, v, "name", here, true) < 0 ||
+			    get_string(&m->helm_values[i].value, v, "value", here, false) < 0)
+				return -1;
+			if (!m->helm_values[i].value)
+				m->helm_values[i].value = "";
+			m->nhelm_values = i + 1;
+		}
+	}
+	/* gitkube acts on manifests only with a path; so does Slipway */
+	if (!path || !*path)
+		return 0;
+	if (manifests_path(&owned, path) < 0)
+		return -1;
+	m->path = owned;
+	r->manifests = m;
+	return 0;
+}
+
 static int parse_spec(struct remote *r, const json_t *spec)
 {
 	const json_t *keys, *branches;
@@ -367,7 +481,8 @@ static int parse_spec(struct remote *r, const json_t *spec)
 		r->nbranches = json_array_size(branches);
 	}
 	if (parse_registry(r, spec) < 0 || parse_deployments(r, spec) < 0 ||
-	    parse_hooks(r, spec) < 0 || get_object(&r->builder, spec, "builder", "spec") < 0 ||
+	    parse_hooks(r, spec) < 0 || parse_manifests(r, spec) < 0 ||
+	    get_object(&r->builder, spec, "builder", "spec") < 0 ||
 	    get_bool(&r->deny_non_fast_forwards, spec, "denyNonFastForwards", "spec", false) < 0 ||
 	    get_bool(&r->allow_delete_current_branch, spec, "allowDeleteCurrentBranch", "spec",
 	             false) < 0 ||
@@ -439,6 +554,8 @@ void remote_release(struct remote *r)
 	}
 	free(r->deployments);
 	free(r->hooks);
+	free((void *)r->manifests_storage.path);
+	free(r->manifests_storage.helm_values);
 	free((void *)r->authorized_keys);
 	if (r->branches != default_branches)
 		free((void *)r->branches);

@@ -4,8 +4,7 @@
  * remotes.gitkube.sh.yaml; docs/api.md describes each field). gitkube's
  * differences are taken here: registry.credentials.secretRef is a Secret
  * name (a string) or secretKeyRef {name, key}, and a container's dockerfile
- * is given from the repository's root. Fields Slipway does not act on
- * (gitkube's spec.manifests, unknown fields) are ignored. */
+ * is given from the repository's root. Unknown fields are ignored. */
 #ifndef SLIP_REMOTE_H
 #define SLIP_REMOTE_H
 
@@ -55,6 +54,36 @@ struct remote_hook {
 	                          --hook-timeout then applies) */
 };
 
+#define REMOTE_HELM_VALUES_MAX 100      /* spec.manifests.helm.values[] */
+#define REMOTE_APPLY_TIMEOUT_MAX_S 3600 /* spec.manifests.timeoutSeconds, from 1 */
+#define REMOTE_APPLY_TIMEOUT_DEFAULT_S 300
+#define REMOTE_APPLY_SA_DEFAULT "slipway-apply"
+
+/* One spec.manifests.helm.values[] entry: helm's --set NAME=VALUE. */
+struct remote_helm_value {
+	const char *name;  /* not empty */
+	const char *value; /* "" when unset */
+};
+
+/* spec.manifests: the objects of the pushed tree each deploying push applies
+ * (docs/manifests.md). gitkube's path and helm keep gitkube's meaning; prune,
+ * wait, timeoutSeconds and serviceAccountName are read from either kind. */
+struct remote_manifests {
+	const char *path;         /* folder of the pushed tree, not empty, no
+	                             leading or trailing "/" ("." for the root) */
+	const char *helm_release; /* spec.manifests.helm.release, or NULL (unset,
+	                             "" or no helm) */
+	bool has_helm;            /* spec.manifests.helm is given (even {}) */
+	struct remote_helm_value *helm_values;
+	size_t nhelm_values;
+	bool is_prune;               /* prune, false when unset */
+	bool is_wait;                /* wait, true when unset */
+	long timeout_ms;             /* timeoutSeconds * 1000 (1 to 3600 s; 300 s
+	                                when unset) */
+	const char *service_account; /* serviceAccountName, REMOTE_APPLY_SA_DEFAULT
+	                                when unset or "" */
+};
+
 /* A parsed Remote. Every string is borrowed from the object parsed, which the
  * struct holds a reference to: all stay valid until remote_release. */
 struct remote {
@@ -77,14 +106,17 @@ struct remote {
 	size_t nbranches;
 	struct remote_hook *hooks;
 	size_t nhooks;
-	const json_t *builder;            /* spec.builder as given (the runner reads
-	                                     mode, image, timeoutSeconds, resources), or
-	                                     NULL */
-	bool deny_non_fast_forwards;      /* spec.denyNonFastForwards, false when unset */
-	bool allow_delete_current_branch; /* spec.allowDeleteCurrentBranch, false
-	                                     when unset */
-	bool rollback_on_failure;         /* spec.rollbackOnFailure, true when unset */
-	json_t *obj;                      /* the object parsed (a reference held) */
+	const json_t *builder;                     /* spec.builder as given (the runner reads
+	                                              mode, image, timeoutSeconds, resources), or
+	                                              NULL */
+	bool deny_non_fast_forwards;               /* spec.denyNonFastForwards, false when unset */
+	bool allow_delete_current_branch;          /* spec.allowDeleteCurrentBranch, false
+	                                              when unset */
+	bool rollback_on_failure;                  /* spec.rollbackOnFailure, true when unset */
+	const struct remote_manifests *manifests;  /* spec.manifests, or NULL when
+	                                              unset or without a path */
+	struct remote_manifests manifests_storage; /* what manifests points to */
+	json_t *obj;                               /* the object parsed (a reference held) */
 };
 
 /* Reads Remote object OBJ (the API server's JSON; borrowed, a reference is
@@ -92,9 +124,9 @@ struct remote {
  * fields must have the CRD's types (JSON null counts as unset); unknown
  * fields are ignored. Returns 0, with OUT to be freed by remote_release, or
  * -1 with OUT empty and err_msg() naming the field and why, e.g.
- * "spec.deployments[0].containers: 51 items, at most 50" or
- * "spec.hooks[2].configMapRef.key: missing" ("out of memory" when it ran
- * out). */
+ * "spec.deployments[0].containers: 51 items, at most 50",
+ * "spec.hooks[2].configMapRef.key: missing" or "spec.manifests.path: '../x'
+ * leaves the repository" ("out of memory" when it ran out). */
 int remote_parse(struct remote *out, const json_t *obj, bool is_gitkube);
 
 /* Whether REFNAME deploys: a branch of R->branches ("main" or

@@ -68,6 +68,7 @@ static void test_defaults(void)
 	ok(!r.builder, "no builder");
 	ok(!r.deny_non_fast_forwards, "force pushes allowed by default");
 	ok(r.rollback_on_failure, "rollback on by default");
+	ok(!r.manifests, "no manifests");
 	remote_release(&r);
 	ok(!r.obj && !r.deployments, "release empties the struct");
 	remote_release(&r);
@@ -89,7 +90,11 @@ static void test_full(void)
 	    "\"timeoutSeconds\":30},{\"event\":\"post-deploy\",\"configMapRef\":{\"name\":\"h\","
 	    "\"key\":\"n\"}}],"
 	    "\"builder\":{\"mode\":\"local\"},\"denyNonFastForwards\":true,"
-	    "\"rollbackOnFailure\":false,\"unknownField\":[1,2]}}");
+	    "\"rollbackOnFailure\":false,\"unknownField\":[1,2],"
+	    "\"manifests\":{\"path\":\"./deploy/k8s/\",\"prune\":true,\"wait\":false,"
+	    "\"timeoutSeconds\":60,\"serviceAccountName\":\"deployer\","
+	    "\"helm\":{\"release\":\"web-1\",\"values\":[{\"name\":\"a.b\",\"value\":\"1\"},"
+	    "{\"name\":\"c\"}]}}}}");
 	struct remote r;
 	const struct remote_container *c;
 
@@ -122,6 +127,16 @@ static void test_full(void)
 	       !strcmp(json_string_value(json_object_get(r.builder, "mode")), "local"),
 	   "builder kept for the runner");
 	ok(r.deny_non_fast_forwards && !r.rollback_on_failure, "the two flags");
+	ok(r.manifests && r.manifests == &r.manifests_storage, "manifests set");
+	is_str(r.manifests->path, "deploy/k8s", "manifests path without ./ and trailing /");
+	ok(r.manifests->is_prune && !r.manifests->is_wait, "prune and wait as given");
+	is_int(r.manifests->timeout_ms, 60000, "manifests timeoutSeconds in ms");
+	is_str(r.manifests->service_account, "deployer", "serviceAccountName");
+	ok(r.manifests->has_helm, "helm given");
+	is_str(r.manifests->helm_release, "web-1", "helm release");
+	is_int(r.manifests->nhelm_values, 2, "two helm values");
+	is_str(r.manifests->helm_values[0].name, "a.b", "a value's name");
+	is_str(r.manifests->helm_values[1].value, "", "a value without value is empty");
 	remote_release(&r);
 	json_decref(obj);
 }
@@ -143,6 +158,11 @@ static void test_gitkube(void)
 
 	ok(remote_parse(&r, obj, true) == 0, "a gitkube Remote with manifests parses");
 	ok(r.is_gitkube, "marked gitkube");
+	ok(r.manifests && !strcmp(r.manifests->path, "k8s"), "gitkube's manifests.path");
+	ok(!r.manifests->is_prune && r.manifests->is_wait && !r.manifests->has_helm,
+	   "  no prune, wait, no helm by default");
+	is_int(r.manifests->timeout_ms, 300000, "  a timeout of 300 s by default");
+	is_str(r.manifests->service_account, "slipway-apply", "  ServiceAccount slipway-apply");
 	is_str(r.registry_secret, "regcred", "gitkube's secretRef is a Secret name");
 	is_str(r.deployments[0].containers[0].dockerfile, "Dockerfile",
 	       "gitkube's root-relative dockerfile is taken relative to path");
@@ -315,6 +335,63 @@ static void test_malformed(void)
 	        "spec.rollbackOnFailure: not a boolean", "rollbackOnFailure not a boolean");
 }
 
+/* Parses a Remote whose spec.manifests is MANIFESTS (JSON text) and checks
+ * the path it gets: WANT, or NULL for no manifests. */
+static void manifests_path_is(const char *manifests, const char *want, const char *what)
+{
+	char text[512];
+	json_t *obj;
+	struct remote r;
+
+	snprintf(text, sizeof(text), "{" MD ",\"spec\":{\"manifests\":%s}}", manifests);
+	obj = load(text);
+	ok(obj && remote_parse(&r, obj, true) == 0 &&
+	       (want ? r.manifests && !strcmp(r.manifests->path, want) : !r.manifests),
+	   "%s", what);
+	if (obj && r.obj)
+		remote_release(&r);
+	json_decref(obj);
+}
+
+static void test_manifests(void)
+{
+	struct remote r;
+	json_t *obj;
+
+	manifests_path_is("{\"path\":\"mono-repo/manifests\"}", "mono-repo/manifests",
+	                  "gitkube's mono-repo path as given");
+	manifests_path_is("{\"path\":\".\"}", ".", "\".\" is the root");
+	manifests_path_is("{\"path\":\"/\"}", ".", "\"/\" is the root too");
+	manifests_path_is("{\"path\":\"\"}", NULL, "an empty path: no manifests (as gitkube)");
+	manifests_path_is("{\"helm\":{}}", NULL, "no path: no manifests");
+	obj = load("{" MD ",\"spec\":{\"manifests\":{\"path\":\"chart\",\"helm\":{}}}}");
+	ok(obj && remote_parse(&r, obj, true) == 0 && r.manifests && r.manifests->has_helm &&
+	       !r.manifests->helm_release && r.manifests->nhelm_values == 0,
+	   "gitkube's helm: {} without a release");
+	remote_release(&r);
+	json_decref(obj);
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":\"a/../../etc\"}}}", true,
+	        "spec.manifests.path: 'a/../../etc' leaves the repository", "a path with ..");
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":\"a//b\"}}}", false,
+	        "spec.manifests.path: 'a//b' has an empty or \".\" component", "a path with //");
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":\"/a/./b/\"}}}", false,
+	        "spec.manifests.path: '/a/./b/' has an empty or \".\" component",
+	        "a path with /./");
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":7}}}", false,
+	        "spec.manifests.path: not a string", "a path that is no string");
+	refused("{" MD ",\"spec\":{\"manifests\":[]}}", true, "spec.manifests: not an object",
+	        "manifests not an object");
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":\"k\",\"timeoutSeconds\":0}}}", false,
+	        "spec.manifests.timeoutSeconds: 0 is not 1 to 3600", "a timeout of 0");
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":\"k\",\"timeoutSeconds\":\"5\"}}}", true,
+	        "spec.manifests.timeoutSeconds: not an integer", "a timeout string");
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":\"k\",\"prune\":\"yes\"}}}", false,
+	        "spec.manifests.prune: not a boolean", "prune not a boolean");
+	refused("{" MD ",\"spec\":{\"manifests\":{\"path\":\"k\",\"helm\":{\"values\":"
+	        "[{\"value\":\"v\"}]}}}}",
+	        true, "spec.manifests.helm.values[0].name: missing", "a helm value without name");
+}
+
 static void test_nulls(void)
 {
 	json_t *obj = load("{" MD ",\"spec\":{\"authorizedKeys\":null,\"registry\":null,"
@@ -381,6 +458,8 @@ static void test_crds(void)
 		crd_bound(crd, files[i],
 		          "deployments/items/properties/containers/items/properties/buildArgs",
 		          REMOTE_BUILD_ARGS_MAX);
+		crd_bound(crd, files[i], "manifests/properties/helm/properties/values",
+		          REMOTE_HELM_VALUES_MAX);
 		if (i == 0) { /* gitkube's Remote has no branches or hooks */
 			crd_bound(crd, files[i], "branches", REMOTE_BRANCHES_MAX);
 			crd_bound(crd, files[i], "hooks", REMOTE_HOOKS_MAX);
@@ -397,6 +476,7 @@ int main(void)
 	test_bounds();
 	test_malformed();
 	test_nulls();
+	test_manifests();
 	test_crds();
 	return tap_done();
 }
