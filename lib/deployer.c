@@ -842,3 +842,271 @@ out:
 	json_decref(annotations);
 	return ret;
 }
+
+/* ---- other workloads --------------------------------------------------- */
+
+/* The value of the condition of TYPE in OBJ's status.conditions, or NULL. */
+static const json_t *condition(const json_t *obj, const char *type)
+{
+	const json_t *cond;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(obj, "status"), "conditions"), i, cond)
+	{
+		const char *t = json_string_value(json_object_get(cond, "type"));
+
+		if (t && !strcmp(t, type))
+			return cond;
+	}
+	return NULL;
+}
+
+static bool condition_is_true(const json_t *cond)
+{
+	const char *s = json_string_value(json_object_get(cond, "status"));
+
+	return s && !strcmp(s, "True");
+}
+
+/* kubectl's StatefulSetStatusViewer. */
+static enum deployer_rollout statefulset_state(const json_t *s, char *msg, size_t size)
+{
+	const json_t *md = json_object_get(s, "metadata"), *spec = json_object_get(s, "spec");
+	const json_t *st = json_object_get(s, "status");
+	const json_t *strategy = json_object_get(spec, "updateStrategy");
+	const json_t *partition =
+	    json_object_get(json_object_get(strategy, "rollingUpdate"), "partition");
+	const char *type = json_string_value(json_object_get(strategy, "type"));
+	const char *current = json_string_value(json_object_get(st, "currentRevision"));
+	const char *update = json_string_value(json_object_get(st, "updateRevision"));
+	long long replicas = json_object_get(spec, "replicas") ? jint(spec, "replicas") : 1;
+
+	if (type && strcmp(type, "RollingUpdate")) {
+		snprintf(msg, size, "statefulset uses the %s strategy: not followed", type);
+		return DEPLOYER_ROLLOUT_COMPLETE;
+	}
+	if (jint(st, "observedGeneration") == 0 ||
+	    jint(md, "generation") > jint(st, "observedGeneration")) {
+		snprintf(msg, size, "Waiting for statefulset spec update to be observed...");
+		return DEPLOYER_ROLLOUT_PROGRESSING;
+	}
+	if (jint(st, "readyReplicas") < replicas) {
+		snprintf(msg, size, "Waiting for %lld pods to be ready...",
+		         replicas - jint(st, "readyReplicas"));
+		return DEPLOYER_ROLLOUT_PROGRESSING;
+	}
+	if (json_is_integer(partition)) {
+		long long want = replicas - json_integer_value(partition);
+
+		if (jint(st, "updatedReplicas") < want) {
+			snprintf(msg, size,
+			         "Waiting for partitioned roll out to finish: %lld out of %lld new "
+			         "pods have been updated...",
+			         jint(st, "updatedReplicas"), want);
+			return DEPLOYER_ROLLOUT_PROGRESSING;
+		}
+		snprintf(msg, size,
+		         "partitioned roll out complete: %lld new pods have been updated...",
+		         jint(st, "updatedReplicas"));
+		return DEPLOYER_ROLLOUT_COMPLETE;
+	}
+	if (!update || !current || strcmp(update, current)) {
+		snprintf(msg, size,
+		         "waiting for statefulset rolling update to complete %lld pods at revision "
+		         "%.100s...",
+		         jint(st, "updatedReplicas"), update ? update : "");
+		return DEPLOYER_ROLLOUT_PROGRESSING;
+	}
+	snprintf(msg, size, "statefulset rolling update complete %lld pods at revision %.100s...",
+	         jint(st, "currentReplicas"), current);
+	return DEPLOYER_ROLLOUT_COMPLETE;
+}
+
+/* kubectl's DaemonSetStatusViewer. */
+static enum deployer_rollout daemonset_state(const json_t *d, char *msg, size_t size)
+{
+	const json_t *md = json_object_get(d, "metadata"), *spec = json_object_get(d, "spec");
+	const json_t *st = json_object_get(d, "status");
+	const char *type =
+	    json_string_value(json_object_get(json_object_get(spec, "updateStrategy"), "type"));
+	long long desired = jint(st, "desiredNumberScheduled");
+
+	if (type && strcmp(type, "RollingUpdate")) {
+		snprintf(msg, size, "daemon set uses the %s strategy: not followed", type);
+		return DEPLOYER_ROLLOUT_COMPLETE;
+	}
+	if (jint(md, "generation") > jint(st, "observedGeneration")) {
+		snprintf(msg, size, "Waiting for daemon set spec update to be observed...");
+		return DEPLOYER_ROLLOUT_PROGRESSING;
+	}
+	if (jint(st, "updatedNumberScheduled") < desired) {
+		snprintf(msg, size,
+		         "Waiting for daemon set rollout to finish: %lld out of %lld new pods have "
+		         "been updated...",
+		         jint(st, "updatedNumberScheduled"), desired);
+		return DEPLOYER_ROLLOUT_PROGRESSING;
+	}
+	if (jint(st, "numberAvailable") < desired) {
+		snprintf(msg, size,
+		         "Waiting for daemon set rollout to finish: %lld of %lld updated pods are "
+		         "available...",
+		         jint(st, "numberAvailable"), desired);
+		return DEPLOYER_ROLLOUT_PROGRESSING;
+	}
+	snprintf(msg, size, "daemon set successfully rolled out");
+	return DEPLOYER_ROLLOUT_COMPLETE;
+}
+
+/* A Job is done when its Complete condition is True (kubectl wait
+ * --for=condition=Complete) and failed when its Failed condition is. */
+static enum deployer_rollout job_state(const json_t *j, char *reason, size_t rsize, char *msg,
+                                       size_t size)
+{
+	const json_t *failed = condition(j, "Failed");
+	const json_t *st = json_object_get(j, "status");
+
+	if (condition_is_true(condition(j, "Complete"))) {
+		snprintf(msg, size, "job complete: %lld succeeded", jint(st, "succeeded"));
+		return DEPLOYER_ROLLOUT_COMPLETE;
+	}
+	if (condition_is_true(failed)) {
+		const char *r = json_string_value(json_object_get(failed, "reason"));
+		const char *m = json_string_value(json_object_get(failed, "message"));
+
+		snprintf(reason, rsize, "%s", r && *r ? r : "Failed");
+		flatten(msg, size, m && *m ? m : "the job failed", 400);
+		return DEPLOYER_ROLLOUT_FAILED;
+	}
+	snprintf(msg, size,
+	         "Waiting for job to complete: %lld active, %lld succeeded, %lld failed...",
+	         jint(st, "active"), jint(st, "succeeded"), jint(st, "failed"));
+	return DEPLOYER_ROLLOUT_PROGRESSING;
+}
+
+/* The GVR and kind word of the workloads deployer_wait_workload follows. */
+static const struct {
+	const char *kind, *gvr, *word;
+} workloads[] = {
+    {"Deployment", DEPLOYMENTS, "deployment"},
+    {"StatefulSet", "apps/v1/statefulsets", "statefulset"},
+    {"DaemonSet", "apps/v1/daemonsets", "daemonset"},
+    {"Job", "batch/v1/jobs", "job"},
+};
+
+bool deployer_is_workload(const char *api_version, const char *kind)
+{
+	const char *group = !kind ? NULL : !strcmp(kind, "Job") ? "batch/v1" : "apps/v1";
+
+	for (size_t i = 0; kind && api_version && i < sizeof(workloads) / sizeof(workloads[0]); i++)
+		if (!strcmp(kind, workloads[i].kind))
+			return !strcmp(api_version, group);
+	return false;
+}
+
+enum deployer_rollout deployer_workload_state(const char *kind, const json_t *obj, char *reason,
+                                              size_t rsize, char *msg, size_t msize)
+{
+	enum deployer_rollout st;
+
+	if (rsize)
+		reason[0] = '\0';
+	if (!strcmp(kind, "StatefulSet"))
+		st = statefulset_state(obj, msg, msize);
+	else if (!strcmp(kind, "DaemonSet"))
+		st = daemonset_state(obj, msg, msize);
+	else if (!strcmp(kind, "Job"))
+		return job_state(obj, reason, rsize, msg, msize);
+	else
+		st = deployer_rollout_state(obj, msg, msize);
+	if (st == DEPLOYER_ROLLOUT_FAILED && rsize)
+		snprintf(reason, rsize, "ProgressDeadlineExceeded");
+	return st;
+}
+
+struct workload_wait {
+	const char *kind, *name;
+	void (*progress)(void *arg, const char *line);
+	void *progress_arg;
+	enum deployer_rollout state;
+	char rv[128];
+	char reason[64];
+	char last[512];
+};
+
+static int on_workload(void *arg, enum kube_event ev, json_t *obj)
+{
+	struct workload_wait *ww = arg;
+	const json_t *md = json_object_get(obj, "metadata");
+	const char *name, *rv = json_string_value(json_object_get(md, "resourceVersion"));
+	char msg[512];
+
+	if (ev == KUBE_EVENT_SYNCED)
+		return 0;
+	if (rv && strlen(rv) < sizeof(ww->rv))
+		memcpy(ww->rv, rv, strlen(rv) + 1);
+	if (ev != KUBE_EVENT_ADDED && ev != KUBE_EVENT_MODIFIED && ev != KUBE_EVENT_LISTED)
+		return 0;
+	name = json_string_value(json_object_get(md, "name"));
+	if (!name || strcmp(name, ww->name))
+		return 0;
+	ww->state = deployer_workload_state(ww->kind, obj, ww->reason, sizeof(ww->reason), msg,
+	                                    sizeof(msg));
+	if (ww->progress && strcmp(msg, ww->last))
+		ww->progress(ww->progress_arg, msg);
+	snprintf(ww->last, sizeof(ww->last), "%s", msg);
+	return ww->state == DEPLOYER_ROLLOUT_PROGRESSING ? 0 : WAIT_DONE;
+}
+
+int deployer_wait_workload(struct deployer_result *out, struct kube_client *c, const char *kind,
+                           const char *ns, const char *name, long timeout_ms,
+                           void (*progress)(void *arg, const char *line), void *progress_arg)
+{
+	struct deployer_result scratch;
+	struct workload_wait ww = {
+	    .kind = kind, .name = name, .progress = progress, .progress_arg = progress_arg};
+	struct kube_watch_opts wo = {0};
+	const char *gvr = NULL, *word = NULL;
+	long total = timeout_ms > 0 ? timeout_ms : 300000;
+	long long deadline = clock_now_ms() + total, left;
+	char sel[320];
+	int ret;
+
+	if (!out)
+		out = &scratch;
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; kind && i < sizeof(workloads) / sizeof(workloads[0]); i++)
+		if (!strcmp(kind, workloads[i].kind)) {
+			gvr = workloads[i].gvr;
+			word = workloads[i].word;
+		}
+	if (!gvr)
+		return fail(out, KUBE_ERROR, "Error",
+		            "%s %s/%s: not a workload the deployer follows", kind ? kind : "(null)",
+		            ns, name);
+	if (!strcmp(kind, "Deployment"))
+		return deployer_wait(out, c, ns, name, total, progress, progress_arg);
+	snprintf(sel, sizeof(sel), "metadata.name=%s", name);
+	wo.field_selector = sel;
+	wo.timeout_seconds = 60;
+	while (ww.state == DEPLOYER_ROLLOUT_PROGRESSING && (left = deadline - clock_now_ms()) > 0) {
+		wo.resource_version = *ww.rv ? ww.rv : NULL;
+		wo.max_duration_ms = left;
+		ret = kube_watch(c, gvr, ns, &wo, on_workload, &ww);
+		if (ret < 0 && ret != KUBE_ETIMEOUT) {
+			const struct kube_status *st = kube_client_status(c);
+
+			if (ret == KUBE_ENOTFOUND)
+				return fail(out, ret, "NotFound", "%s %s/%s not found", word, ns,
+				            name);
+			return fail(out, ret, *st->reason ? st->reason : "Error",
+			            "watch %s %s/%s: %s", word, ns, name, st->message);
+		}
+	}
+	if (ww.state == DEPLOYER_ROLLOUT_COMPLETE)
+		return 0;
+	if (ww.state == DEPLOYER_ROLLOUT_FAILED)
+		return fail(out, DEPLOYER_EROLLOUT, ww.reason, "%s %s/%s failed: %s: %s", word, ns,
+		            name, ww.reason, ww.last);
+	return fail(out, DEPLOYER_ETIMEOUT, "Timeout", "%s %s/%s did not finish within %lds (%s)",
+	            word, ns, name, total / 1000, *ww.last ? ww.last : "no status seen");
+}

@@ -1,5 +1,6 @@
 /* deployer: sets container images on a Deployment through the Kubernetes API
- * and follows the rollout by kubectl's rules (kubectl rollout status,
+ * and follows the rollout of Deployments, StatefulSets, DaemonSets and Jobs
+ * by kubectl's rules (kubectl rollout status,
  * k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go). Used by the
  * `deployer` program and by gitd's pipeline. */
 #ifndef SLIP_DEPLOYER_H
@@ -129,5 +130,44 @@ enum deployer_rollout deployer_rollout_state(const json_t *deployment, char *msg
  * UTF-8 character boundary. Otherwise returns false with REASON and MSG set
  * to "". POD may be NULL (false). Pure. */
 bool deployer_pod_failure(const json_t *pod, char *reason, size_t rsize, char *msg, size_t msize);
+
+/* Whether API_VERSION KIND is a workload deployer_wait_workload follows:
+ * apps/v1 Deployment, StatefulSet or DaemonSet, or batch/v1 Job. Pure. */
+bool deployer_is_workload(const char *api_version, const char *kind);
+
+/* Judges OBJ, a workload of KIND ("Deployment", "StatefulSet", "DaemonSet"
+ * or "Job"), by kubectl's rules (kubectl rollout status; kubectl wait
+ * --for=condition=Complete for a Job):
+ *   - Deployment: deployer_rollout_state;
+ *   - StatefulSet: complete when the controller observed its generation,
+ *     spec.replicas (1 when unset) Pods are ready and status.updateRevision
+ *     is status.currentRevision, or with a rollingUpdate.partition when the
+ *     Pods from the partition up are updated; an OnDelete StatefulSet counts
+ *     as complete (kubectl cannot follow it);
+ *   - DaemonSet: complete when the controller observed its generation and
+ *     updatedNumberScheduled and numberAvailable reach
+ *     desiredNumberScheduled; OnDelete counts as complete;
+ *   - Job: complete when its Complete condition is True, failed when its
+ *     Failed condition is, with REASON the condition's reason (e.g.
+ *     "BackoffLimitExceeded", "DeadlineExceeded") and MSG its message.
+ * A failed Deployment has REASON "ProgressDeadlineExceeded"; otherwise
+ * REASON (RSIZE bytes) is "". MSG (MSIZE bytes) gets one line of kubectl's
+ * wording. Pure. */
+enum deployer_rollout deployer_workload_state(const char *kind, const json_t *obj, char *reason,
+                                              size_t rsize, char *msg, size_t msize);
+
+/* Follows workload KIND NS/NAME (as deployer_workload_state names kinds)
+ * until it is complete (0), fails (DEPLOYER_EROLLOUT, out->reason the Job's
+ * or the kubelet's reason) or TIMEOUT_MS passes (DEPLOYER_ETIMEOUT; <= 0:
+ * 300000), reporting each new state through PROGRESS (may be NULL). A
+ * Deployment goes to deployer_wait (which also looks at its new Pods); the
+ * others are watched (field selector metadata.name=NAME) and judged at each
+ * event. Returns 0, a DEPLOYER_E* or a kube.h code (KUBE_ENOTFOUND: the
+ * resource type or the object is gone), with err_msg() and out->message
+ * naming the object ("job web/migrate failed: BackoffLimitExceeded: Job has
+ * reached the specified backoff limit"). OUT may be NULL. */
+int deployer_wait_workload(struct deployer_result *out, struct kube_client *c, const char *kind,
+                           const char *ns, const char *name, long timeout_ms,
+                           void (*progress)(void *arg, const char *line), void *progress_arg);
 
 #endif

@@ -299,9 +299,94 @@ static void test_pod_failure(void)
 	       0, "a reason that is not a string is not a failure");
 }
 
+static enum deployer_rollout judge_kind(const char *kind, const char *json, char *reason, char *msg)
+{
+	json_t *o = json_loads(json, 0, NULL);
+	enum deployer_rollout r;
+
+	if (!o) {
+		ok(0, "fixture parses");
+		return DEPLOYER_ROLLOUT_PROGRESSING;
+	}
+	r = deployer_workload_state(kind, o, reason, 64, msg, 256);
+	json_decref(o);
+	return r;
+}
+
+static void test_workloads(void)
+{
+	char reason[64], msg[256];
+
+	ok(deployer_is_workload("apps/v1", "StatefulSet") &&
+	       deployer_is_workload("batch/v1", "Job") &&
+	       deployer_is_workload("apps/v1", "Deployment") &&
+	       deployer_is_workload("apps/v1", "DaemonSet"),
+	   "the four workloads are followed");
+	ok(!deployer_is_workload("apps/v1", "Job") &&
+	       !deployer_is_workload("batch/v1", "CronJob") &&
+	       !deployer_is_workload("v1", "Service") && !deployer_is_workload(NULL, "Job"),
+	   "others are not");
+	is_int(judge_kind("StatefulSet",
+	                  "{\"metadata\":{\"generation\":2},\"spec\":{\"replicas\":2},"
+	                  "\"status\":{\"observedGeneration\":2,\"readyReplicas\":1}}",
+	                  reason, msg),
+	       DEPLOYER_ROLLOUT_PROGRESSING, "a statefulset with a Pod not ready is progressing");
+	is_str(msg, "Waiting for 1 pods to be ready...", "  in kubectl's words");
+	is_int(
+	    judge_kind("StatefulSet",
+	               "{\"metadata\":{\"generation\":2},\"spec\":{\"replicas\":2},"
+	               "\"status\":{\"observedGeneration\":2,\"readyReplicas\":2,"
+	               "\"currentRevision\":\"a\",\"updateRevision\":\"b\",\"updatedReplicas\":1}}",
+	               reason, msg),
+	    DEPLOYER_ROLLOUT_PROGRESSING, "a statefulset between revisions is progressing");
+	is_int(
+	    judge_kind("StatefulSet",
+	               "{\"metadata\":{\"generation\":2},\"spec\":{\"replicas\":2},"
+	               "\"status\":{\"observedGeneration\":2,\"readyReplicas\":2,"
+	               "\"currentRevision\":\"b\",\"updateRevision\":\"b\",\"currentReplicas\":2}}",
+	               reason, msg),
+	    DEPLOYER_ROLLOUT_COMPLETE, "a statefulset at one revision, all ready, is complete");
+	is_int(judge_kind("StatefulSet",
+	                  "{\"metadata\":{\"generation\":3},\"spec\":{},"
+	                  "\"status\":{\"observedGeneration\":2,\"readyReplicas\":1}}",
+	                  reason, msg),
+	       DEPLOYER_ROLLOUT_PROGRESSING, "an unobserved statefulset generation is progressing");
+	is_int(judge_kind("DaemonSet",
+	                  "{\"metadata\":{\"generation\":1},\"status\":{\"observedGeneration\":1,"
+	                  "\"desiredNumberScheduled\":3,\"updatedNumberScheduled\":3,"
+	                  "\"numberAvailable\":2}}",
+	                  reason, msg),
+	       DEPLOYER_ROLLOUT_PROGRESSING, "a daemonset with a Pod unavailable is progressing");
+	is_str(msg,
+	       "Waiting for daemon set rollout to finish: 2 of 3 updated pods are available...",
+	       "  in kubectl's words");
+	is_int(judge_kind("DaemonSet",
+	                  "{\"metadata\":{\"generation\":1},\"status\":{\"observedGeneration\":1,"
+	                  "\"desiredNumberScheduled\":3,\"updatedNumberScheduled\":3,"
+	                  "\"numberAvailable\":3}}",
+	                  reason, msg),
+	       DEPLOYER_ROLLOUT_COMPLETE, "a daemonset with every Pod updated and available");
+	is_int(judge_kind("Job", "{\"status\":{\"active\":1}}", reason, msg),
+	       DEPLOYER_ROLLOUT_PROGRESSING, "a running job is progressing");
+	is_int(judge_kind("Job",
+	                  "{\"status\":{\"succeeded\":1,\"conditions\":[{\"type\":\"Complete\","
+	                  "\"status\":\"True\"}]}}",
+	                  reason, msg),
+	       DEPLOYER_ROLLOUT_COMPLETE, "a job with Complete True is complete");
+	is_int(judge_kind("Job",
+	                  "{\"status\":{\"failed\":2,\"conditions\":[{\"type\":\"Failed\","
+	                  "\"status\":\"True\",\"reason\":\"BackoffLimitExceeded\","
+	                  "\"message\":\"Job has reached the specified backoff limit\"}]}}",
+	                  reason, msg),
+	       DEPLOYER_ROLLOUT_FAILED, "a job with Failed True has failed");
+	is_str(reason, "BackoffLimitExceeded", "  with the condition's reason");
+	is_str(msg, "Job has reached the specified backoff limit", "  and its message");
+}
+
 int main(void)
 {
 	test_rollout();
+	test_workloads();
 	test_pod_failure();
 	return tap_done();
 }
