@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apply.h"
 #include "archive.h"
 #include "authz.h"
 #include "base64.h"
@@ -23,13 +24,15 @@
 #include "fs.h"
 #include "hook.h"
 #include "imageref.h"
+#include "manifests.h"
 #include "pipelinerun.h"
 #include "queue.h"
 #include "remote.h"
 #include "banned.h"
 
-#define SECRET_MAX (1u << 20)  /* a registry Secret's .dockerconfigjson */
-#define HOOKS_TOKEN_TTL_S 3600 /* the hooks' ServiceAccount token */
+#define SECRET_MAX (1u << 20)   /* a registry Secret's .dockerconfigjson */
+#define HOOKS_TOKEN_TTL_S 3600  /* the hooks' ServiceAccount token */
+#define APPLY_TOKEN_SLACK_S 600 /* the apply token outlives the wait by this */
 
 /* A Deployment as it was before this run changed it, for rolling back. */
 struct deployed {
@@ -54,6 +57,7 @@ struct pipeline {
 	json_t *images;            /* [{deployment, container, image}] built */
 	struct deployed *deployed;
 	size_t ndeployed;
+	json_t *applied; /* names of spec.deployments the apply stage rolled out */
 	bool is_finished;
 	long long t_start; /* clock_now_ms() at pipeline_new */
 	long long t_queue; /* clock_now_ms() when it queued */
@@ -508,6 +512,382 @@ static void roll_back(struct pipeline *p)
 	}
 }
 
+/* Whether the apply stage rolled out spec.deployments' NAME. */
+static bool is_applied(const struct pipeline *p, const char *name)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(p->applied, i, v)
+	{
+		if (!strcmp(json_string_value(v), name))
+			return true;
+	}
+	return false;
+}
+
+/* Whether O is a workload whose pod template the built images go into. */
+static bool is_pod_owner(const json_t *o)
+{
+	static const char *const kinds[] = {"Deployment", "StatefulSet", "DaemonSet", "Job",
+	                                    "CronJob"};
+	const char *kind = str_or(o, "kind", "");
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(kind, kinds[i]))
+			return true;
+	return false;
+}
+
+/* The object's place and name for messages: "FILE: document N: KIND 'NAME'". */
+static const char *where(char out[static MANIFESTS_WHERE_MAX + 320], const struct manifest_obj *o)
+{
+	char w[MANIFESTS_WHERE_MAX];
+	const char *name =
+	    json_string_value(json_object_get(json_object_get(o->obj, "metadata"), "name"));
+
+	snprintf(out, MANIFESTS_WHERE_MAX + 320, "%s: %.63s '%.253s'", manifests_where(w, o),
+	         str_or(o->obj, "kind", ""), name ? name : "");
+	return out;
+}
+
+/* Puts the built images into the workloads of M named in spec.deployments,
+ * by digest, with the commit annotation on their pod template, and records
+ * those names in p->applied. A workload in spec.deployments without the
+ * container named is refused. Returns 0, or -1 with the outcome set. */
+static int substitute_images(struct pipeline *p, struct manifests *m)
+{
+	const json_t *img;
+	size_t i;
+
+	json_array_foreach(p->images, i, img)
+	{
+		struct manifests_image mi = {.workload = str_or(img, "deployment", ""),
+		                             .container = str_or(img, "container", ""),
+		                             .image = str_or(img, "image", "")};
+		bool is_named = false;
+
+		for (size_t j = 0; j < m->n; j++) {
+			const char *name = json_string_value(
+			    json_object_get(json_object_get(m->objs[j].obj, "metadata"), "name"));
+
+			if (is_pod_owner(m->objs[j].obj) && name && !strcmp(name, mi.workload))
+				is_named = true;
+		}
+		if (!is_named)
+			continue; /* not in the manifests: the deploy stage patches it */
+		if (manifests_set_images(m, &mi, 1) < 0) {
+			set_outcome(p, "ApplyFailed", "%s", err_msg());
+			return -1;
+		}
+		if (!mi.matched) {
+			set_outcome(p, "ManifestRejected",
+			            "workload '%s' of the manifests has no container '%s' "
+			            "(spec.deployments[].containers[])",
+			            mi.workload, mi.container);
+			return -1;
+		}
+		if (!is_applied(p, mi.workload) &&
+		    json_array_append_new(p->applied, json_string(mi.workload)) < 0) {
+			set_outcome(p, "ApplyFailed", "out of memory");
+			return -1;
+		}
+	}
+	for (size_t j = 0; j < m->n; j++) {
+		json_t *o = m->objs[j].obj, *spec = json_object_get(o, "spec"), *tmd;
+		const char *name =
+		    json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+
+		if (!is_pod_owner(o) || !name || !is_applied(p, name))
+			continue;
+		if (!strcmp(str_or(o, "kind", ""), "CronJob"))
+			spec = json_object_get(json_object_get(spec, "jobTemplate"), "spec");
+		tmd = json_object_get(json_object_get(spec, "template"), "metadata");
+		if (!json_is_object(tmd) && json_is_object(json_object_get(spec, "template"))) {
+			tmd = json_object();
+			json_object_set_new(json_object_get(spec, "template"), "metadata", tmd);
+		}
+		if (!json_is_object(json_object_get(tmd, "annotations")))
+			json_object_set_new(tmd, "annotations", json_object());
+		json_object_set_new(json_object_get(tmd, "annotations"), DEPLOYER_COMMIT_ANNOTATION,
+		                    json_string(p->after));
+	}
+	return 0;
+}
+
+/* A client acting as the Remote's apply ServiceAccount, through a token of
+ * the TokenRequest API (as hooks get theirs). The kubeconfig holding the
+ * token is removed as soon as the client has read it. */
+static int apply_client(struct pipeline *p, struct kube_client **out)
+{
+	const struct remote_manifests *m = p->env->remote->manifests;
+	char path[PATH_MAX];
+	int rc;
+
+	*out = NULL;
+	snprintf(path, sizeof(path), "%.4000s/apply-kubeconfig", p->work);
+	rc = hook_kubeconfig_write(path, p->env->kube, p->ns, m->service_account,
+	                           m->timeout_ms / 1000 + APPLY_TOKEN_SLACK_S);
+	if (rc == 0)
+		rc = kube_client_new_default(out, path, NULL);
+	unlink(path);
+	if (rc < 0)
+		return err_set("service account %s/%s: %s", p->ns, m->service_account, err_msg());
+	return 0;
+}
+
+/* Prunes what the inventory lists and M no longer holds (with prune), and
+ * writes the new inventory: M's objects, plus with prune off what was
+ * there. Returns 0, or -1 with the outcome set. */
+static int prune_and_record(struct pipeline *p, struct apply *a, const struct manifests *m)
+{
+	const struct remote_manifests *rm = p->env->remote->manifests;
+	json_t *old = NULL, *now = json_array(), *e;
+	size_t i;
+	int rc, ret = -1;
+
+	if (!now)
+		goto oom;
+	for (i = 0; i < m->n; i++) {
+		const json_t *o = m->objs[i].obj;
+
+		if (json_array_append_new(
+		        now, json_pack("{s:s, s:s, s:s}", "apiVersion", str_or(o, "apiVersion", ""),
+		                       "kind", str_or(o, "kind", ""), "name",
+		                       str_or(json_object_get(o, "metadata"), "name", ""))) < 0)
+			goto oom;
+	}
+	rc = apply_inventory_read(&old, p->env->kube, a, p->remote_name);
+	if (rc < 0) {
+		set_outcome(p, "ApplyFailed", "inventory of %s/%s: %s", p->ns, p->remote_name,
+		            err_msg());
+		goto out;
+	}
+	if (rc == 1)
+		event_log("warn", "apply_inventory", "{s:s, s:s, s:s}", "namespace", p->ns,
+		          "remote", p->remote_name, "error",
+		          "the inventory is not this Remote's or malformed");
+	json_array_foreach(old, i, e)
+	{
+		const char *av = str_or(e, "apiVersion", ""), *kind = str_or(e, "kind", "");
+		const char *name = str_or(e, "name", "");
+		bool is_current = false;
+		const json_t *c;
+		size_t j;
+		char shown[400];
+
+		json_array_foreach(now, j, c)
+		{
+			if (json_equal(c, e))
+				is_current = true;
+		}
+		if (is_current)
+			continue;
+		if (!rm->is_prune) {
+			if (json_array_append(now, e) < 0)
+				goto oom;
+			continue;
+		}
+		rc = apply_prune(a, av, kind, name);
+		if (rc < 0) {
+			set_outcome(p, "ApplyFailed", "prune %s: %s",
+			            apply_display(shown, sizeof(shown), av, kind, name), err_msg());
+			goto out;
+		}
+		if (rc == 0) {
+			say(p, "       %s pruned",
+			    apply_display(shown, sizeof(shown), av, kind, name));
+			pipelinerun_applied(p->run, av, kind, name, "pruned");
+		}
+	}
+	if (apply_inventory_write(p->env->kube, a, p->remote_name, now) < 0) {
+		set_outcome(p, "ApplyFailed", "inventory of %s/%s: %s", p->ns, p->remote_name,
+		            err_msg());
+		goto out;
+	}
+	ret = 0;
+	goto out;
+oom:
+	set_outcome(p, "ApplyFailed", "out of memory");
+out:
+	json_decref(old);
+	json_decref(now);
+	return ret;
+}
+
+/* Applies the Remote's spec.manifests.path of the pushed tree: read,
+ * checked against the namespace, ordered, given the built images by digest,
+ * dry run as a whole (nothing is applied unless every object passes), then
+ * applied with server-side apply as spec.manifests.serviceAccountName,
+ * recorded (and pruned), and with wait followed until every workload is
+ * rolled out or complete. No stage when the Remote has no spec.manifests. */
+static int stage_apply(struct pipeline *p)
+{
+	const struct remote_manifests *rm = p->env->remote->manifests;
+	struct manifests m;
+	struct apply a = {0};
+	struct kube_client *sa = NULL;
+	git_commit *commit = NULL;
+	git_tree *tree = NULL;
+	char(*gvrs)[APPLY_GVR_MAX] = NULL;
+	char at[MANIFESTS_WHERE_MAX + 320], shown[400], msg[64];
+	long long deadline;
+	size_t i;
+	int ret = 1, rc;
+
+	manifests_init(&m);
+	if (!rm)
+		return 0;
+	pipelinerun_stage(p->run, "apply", "Running", NULL);
+	pipelinerun_progress(p->run, "Running", "applying");
+	say(p, "-----> Applying the manifests in %s", rm->path);
+	if (git_commit_lookup(&commit, p->env->repo, &p->push->after) < 0 ||
+	    git_commit_tree(&tree, commit) < 0) {
+		set_outcome(p, "ApplyFailed", "cannot read the pushed tree: %s",
+		            git_error_last() ? git_error_last()->message : "");
+		goto out;
+	}
+	if (manifests_load(&m, tree, rm->path) < 0) {
+		set_outcome(p, "ManifestRejected", "%s", err_msg());
+		goto out;
+	}
+	if (m.is_helm_chart) {
+		/* HELM: a Chart.yaml in the path; the Helm half (helm upgrade
+		 * --install with the image post-renderer) is called here. */
+		set_outcome(p, "ApplyFailed", "Helm charts are not supported by this build");
+		goto out;
+	}
+	if (manifests_validate(&m, p->ns) < 0) {
+		set_outcome(p, "ManifestRejected", "%s", err_msg());
+		goto out;
+	}
+	manifests_sort(&m);
+	if (substitute_images(p, &m) < 0)
+		goto out;
+	if (apply_client(p, &sa) < 0) {
+		set_outcome(p, "ApplyFailed", "%s", err_msg());
+		goto out;
+	}
+	if (apply_init(&a, sa, p->ns, p->env->remote_gvr, p->remote_name) < 0 ||
+	    !(gvrs = calloc(m.n ? m.n : 1, sizeof(*gvrs)))) {
+		set_outcome(p, "ApplyFailed", "%s", err_msg());
+		goto out;
+	}
+
+	/* every object is resolved, checked and dry run before any is applied */
+	for (i = 0; i < m.n; i++) {
+		const json_t *o = m.objs[i].obj;
+		const char *name = str_or(json_object_get(o, "metadata"), "name", "");
+		bool is_namespaced;
+		char inv[300];
+
+		snprintf(inv, sizeof(inv), "%s%s", p->remote_name, APPLY_INVENTORY_SUFFIX);
+		if (!strcmp(str_or(o, "kind", ""), "ConfigMap") &&
+		    !strcmp(str_or(o, "apiVersion", ""), "v1") &&
+		    (!strcmp(name, inv) ||
+		     (!strncmp(name, p->remote_name, strlen(p->remote_name)) &&
+		      !strcmp(name + strlen(p->remote_name), "-pipeline")))) {
+			set_outcome(p, "ManifestRejected",
+			            "%s: the name is Slipway's own for Remote %s",
+			            where(at, &m.objs[i]), p->remote_name);
+			goto out;
+		}
+		rc = apply_resolve(&a, gvrs[i], &is_namespaced, str_or(o, "apiVersion", ""),
+		                   str_or(o, "kind", ""));
+		if (rc < 0) {
+			set_outcome(p, "ApplyFailed", "%s: %s", where(at, &m.objs[i]), err_msg());
+			goto out;
+		}
+		if (!is_namespaced) {
+			set_outcome(
+			    p, "ManifestRejected",
+			    "%s: cluster-scoped kinds are not applied from a repository: only "
+			    "objects in namespace '%s' are",
+			    where(at, &m.objs[i]), p->ns);
+			goto out;
+		}
+		if (apply_annotate(&a, m.objs[i].obj) < 0 ||
+		    apply_object(&a, NULL, gvrs[i], o, true) < 0) {
+			set_outcome(p, "ApplyFailed", "%s: %s", where(at, &m.objs[i]), err_msg());
+			goto out;
+		}
+	}
+	say(p, "       %zu object%s passed the server-side dry run", m.n, m.n == 1 ? "" : "s");
+
+	/* what the deployer can roll back: the images of Deployments that exist */
+	for (i = 0; i < m.n; i++) {
+		const json_t *o = m.objs[i].obj;
+		const char *name = str_or(json_object_get(o, "metadata"), "name", "");
+
+		if (!strcmp(str_or(o, "kind", ""), "Deployment") &&
+		    !strcmp(str_or(o, "apiVersion", ""), "apps/v1") && is_applied(p, name) &&
+		    remember(p, name) < 0 && kube_client_status(p->env->kube)->code != 404) {
+			set_outcome(p, "ApplyFailed", "%s: %s", where(at, &m.objs[i]), err_msg());
+			goto out;
+		}
+	}
+	for (i = 0; i < m.n; i++) {
+		const json_t *o = m.objs[i].obj;
+		const char *action = NULL;
+
+		if (apply_object(&a, &action, gvrs[i], o, false) < 0) {
+			set_outcome(p, "ApplyFailed", "%s: %s", where(at, &m.objs[i]), err_msg());
+			goto out;
+		}
+		apply_display(shown, sizeof(shown), str_or(o, "apiVersion", ""),
+		              str_or(o, "kind", ""),
+		              str_or(json_object_get(o, "metadata"), "name", ""));
+		say(p, "       %s %s", shown, action);
+		pipelinerun_applied(p->run, str_or(o, "apiVersion", ""), str_or(o, "kind", ""),
+		                    str_or(json_object_get(o, "metadata"), "name", ""), action);
+	}
+	if (prune_and_record(p, &a, &m) < 0)
+		goto out;
+
+	/* wait: Deployments with gitd's client (as the deploy stage), the
+	 * other workloads with the ServiceAccount's */
+	deadline = clock_now_ms() + rm->timeout_ms;
+	for (i = 0; rm->is_wait && i < m.n; i++) {
+		const json_t *o = m.objs[i].obj;
+		const char *kind = str_or(o, "kind", "");
+		const char *name = str_or(json_object_get(o, "metadata"), "name", "");
+		bool is_deployment = !strcmp(kind, "Deployment");
+		struct deployer_result res;
+		long left = (long)(deadline - clock_now_ms());
+
+		if (!deployer_is_workload(str_or(o, "apiVersion", ""), kind))
+			continue;
+		say(p, "-----> Waiting for %s",
+		    apply_display(shown, sizeof(shown), str_or(o, "apiVersion", ""), kind, name));
+		rc = deployer_wait_workload(&res, is_deployment ? p->env->kube : sa, kind, p->ns,
+		                            name, left > 0 ? left : 1, on_rollout, p);
+		if (rc < 0) {
+			/* the message names the object and the reason */
+			set_outcome(p, rc == DEPLOYER_ETIMEOUT ? "Timeout" : "DeployFailed", "%s",
+			            res.message);
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (ret == 0) {
+		snprintf(msg, sizeof(msg), "%zu object%s applied", m.n, m.n == 1 ? "" : "s");
+		pipelinerun_stage(p->run, "apply", "Succeeded", msg);
+	} else {
+		pipelinerun_stage(p->run, "apply", "Failed", p->message);
+		say(p, "!      %s", p->message);
+		if (p->ndeployed && p->env->remote->rollback_on_failure)
+			roll_back(p);
+	}
+	free(gvrs);
+	apply_release(&a);
+	kube_client_free(sa);
+	git_tree_free(tree);
+	git_commit_free(commit);
+	manifests_release(&m);
+	return ret;
+}
+
 /* Sets each Deployment's built images, pinned by digest, and follows the
  * rollouts. */
 static int stage_deploy(struct pipeline *p)
@@ -517,6 +897,10 @@ static int stage_deploy(struct pipeline *p)
 
 	if (!json_array_size(p->images)) {
 		pipelinerun_stage(p->run, "deploy", "Skipped", "no images were built");
+		return 0;
+	}
+	if (json_array_size(p->applied) == remote->ndeployments) {
+		pipelinerun_stage(p->run, "deploy", "Skipped", "rolled out by the apply stage");
 		return 0;
 	}
 	pipelinerun_stage(p->run, "deploy", "Running", NULL);
@@ -533,6 +917,8 @@ static int stage_deploy(struct pipeline *p)
 		long long t0;
 		int rc;
 
+		if (is_applied(p, dname))
+			continue; /* the apply stage rolled it out */
 		json_array_foreach(p->images, j, img)
 		{
 			if (!strcmp(str_or(img, "deployment", ""), dname)) {
@@ -683,10 +1069,11 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	p->ns = env->remote->ns;
 	p->remote_name = env->remote->name;
 	p->images = json_array();
+	p->applied = json_array();
 	git_oid_tostr(p->before, sizeof(p->before), &push->before);
 	git_oid_tostr(p->after, sizeof(p->after), &push->after);
 	snprintf(p->reason, sizeof(p->reason), "Unknown");
-	if (!p->images || make_work(p) < 0)
+	if (!p->images || !p->applied || make_work(p) < 0)
 		goto out;
 	spec.ns = p->ns;
 	spec.remote = p->remote_name;
@@ -779,6 +1166,8 @@ static int pipeline_run(struct pipeline *p)
 		goto failed;
 	if (stage_hooks(p, "pre-deploy", true))
 		goto failed;
+	if (stage_apply(p))
+		goto failed;
 	if (stage_deploy(p))
 		goto failed;
 	if (stage_hooks(p, "post-deploy", true)) {
@@ -829,6 +1218,7 @@ static void pipeline_free(struct pipeline *p)
 	}
 	free(p->deployed);
 	json_decref(p->images);
+	json_decref(p->applied);
 	pipelinerun_free(p->run);
 	free(p);
 }

@@ -18,8 +18,14 @@
  *                each also its own stage "build:DEPLOYMENT/CONTAINER"
  *   post-build   hooks, in the pushed tree
  *   pre-deploy   hooks
+ *   apply        with spec.manifests: the objects of that folder of the pushed
+ *                tree, checked against the namespace (ManifestRejected), the
+ *                built images put in by digest, dry run, then server-side
+ *                applied as spec.manifests.serviceAccountName (apply.h),
+ *                pruned with prune, workloads followed with wait
  *   deploy       the deployer library: every built image by digest, rollout
- *                followed, rolled back on failure
+ *                followed, rolled back on failure; Deployments the apply
+ *                stage rolled out are left to it
  *   post-deploy  hooks; a failure rolls the Deployments back
  *   then pipeline-succeeded or pipeline-failed hooks (only reported),
  *   verdict      one reason per refused ref; the connection moves the others

@@ -21,6 +21,7 @@
 #define EVENT_MESSAGE_MAX 1024 /* kept short: Events are for humans */
 #define STAGES_MAX 200         /* status.stages maxItems */
 #define IMAGES_MAX 500         /* status.images maxItems */
+#define APPLIED_MAX 5000       /* status.applied maxItems */
 #define CONFLICT_RETRIES 3     /* re-reads after a 409 Conflict */
 #define LOG_WRITE_INTERVAL_MS 1000
 
@@ -491,6 +492,23 @@ void pipelinerun_image(struct pipelinerun *r, const char *deployment, const char
 	                                        jsontext_lossy(deployment, 253), "container",
 	                                        jsontext_lossy(container, 63), "image",
 	                                        jsontext_lossy(image, 1024)));
+}
+
+void pipelinerun_applied(struct pipelinerun *r, const char *api_version, const char *kind,
+                         const char *name, const char *action)
+{
+	json_t *applied = json_object_get(r->status, "applied");
+
+	if (!json_is_array(applied)) {
+		applied = json_array();
+		json_object_set_new(r->status, "applied", applied);
+	}
+	if (json_array_size(applied) >= APPLIED_MAX)
+		return;
+	json_array_append_new(applied, json_pack("{s:o, s:o, s:o, s:s}", "apiVersion",
+	                                         jsontext_lossy(api_version, 316), "kind",
+	                                         jsontext_lossy(kind, 63), "name",
+	                                         jsontext_lossy(name, 253), "action", action));
 }
 
 /* Drops the oldest lines of the tail until N more bytes fit. */

@@ -83,6 +83,12 @@ void pipelinerun_stage(struct pipelinerun *r, const char *name, const char *phas
 void pipelinerun_image(struct pipelinerun *r, const char *deployment, const char *container,
                        const char *image);
 
+/* Adds an entry to status.applied (at most 5000): the object API_VERSION
+ * KIND NAME and ACTION, one of "created", "configured", "unchanged",
+ * "pruned" (the CRD's enum). Written with the next status write. */
+void pipelinerun_applied(struct pipelinerun *r, const char *api_version, const char *kind,
+                         const char *name, const char *action);
+
 /* Appends LINE to status.logTail, which keeps the last
  * PIPELINERUN_LOG_TAIL_MAX bytes (cut at a line start). Written with the next
  * status write, or at most once a second by pipelinerun_log itself. */
