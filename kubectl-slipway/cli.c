@@ -1,5 +1,6 @@
 /* cli: global flags of kubectl-slipway, a small flag walker for its commands,
  * and the grammar of `remote create` (see cli.h). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,7 +204,14 @@ int cli_remote_object(json_t **out, int argc, char **argv)
 		F_INSECURE,
 		F_BRANCH,
 		F_DENY_NFF,
-		F_NO_ROLLBACK
+		F_NO_ROLLBACK,
+		F_MANIFESTS,
+		F_PRUNE,
+		F_NO_WAIT,
+		F_APPLY_TIMEOUT,
+		F_APPLY_SA,
+		F_HELM_RELEASE,
+		F_HELM_SET
 	};
 	static const struct cli_flag flags[] = {
 	    [F_DEPLOYMENT] = {"deployment", true},
@@ -215,6 +223,13 @@ int cli_remote_object(json_t **out, int argc, char **argv)
 	    [F_BRANCH] = {"branch", true},
 	    [F_DENY_NFF] = {"deny-non-fast-forwards", false},
 	    [F_NO_ROLLBACK] = {"no-rollback", false},
+	    [F_MANIFESTS] = {"manifests", true},
+	    [F_PRUNE] = {"prune", false},
+	    [F_NO_WAIT] = {"no-wait", false},
+	    [F_APPLY_TIMEOUT] = {"apply-timeout", true},
+	    [F_APPLY_SA] = {"apply-service-account", true},
+	    [F_HELM_RELEASE] = {"helm-release", true},
+	    [F_HELM_SET] = {"helm-set", true},
 	    {NULL, false},
 	};
 	struct cli_iter it = {.argc = argc, .argv = argv};
@@ -330,7 +345,76 @@ int cli_remote_object(json_t **out, int argc, char **argv)
 			if (json_object_set_new(spec, "rollbackOnFailure", json_false()) < 0)
 				goto oom;
 			continue;
+		case F_MANIFESTS:
+		case F_APPLY_SA:
+			if (!*v) {
+				err_set("empty --%s", flags[f].name);
+				ret = CLI_EUSAGE;
+				goto out;
+			}
+			item = object_at(spec, "manifests");
+			if (!item || json_object_set_new(
+			                 item, f == F_MANIFESTS ? "path" : "serviceAccountName",
+			                 json_string(v)) < 0)
+				goto oom;
+			continue;
+		case F_PRUNE:
+		case F_NO_WAIT:
+			item = object_at(spec, "manifests");
+			if (!item || json_object_set_new(item, f == F_PRUNE ? "prune" : "wait",
+			                                 json_boolean(f == F_PRUNE)) < 0)
+				goto oom;
+			continue;
+		case F_APPLY_TIMEOUT: {
+			char *end;
+			long secs;
+
+			errno = 0;
+			secs = strtol(v, &end, 10);
+			if (errno || end == v || *end || secs < 1 || secs > 3600) {
+				err_set(
+				    "expected --apply-timeout SECONDS from 1 to 3600, got \"%s\"",
+				    v);
+				ret = CLI_EUSAGE;
+				goto out;
+			}
+			item = object_at(spec, "manifests");
+			if (!item ||
+			    json_object_set_new(item, "timeoutSeconds", json_integer(secs)) < 0)
+				goto oom;
+			continue;
 		}
+		case F_HELM_RELEASE:
+		case F_HELM_SET:
+			item = object_at(spec, "manifests");
+			item = item ? object_at(item, "helm") : NULL;
+			if (!item)
+				goto oom;
+			if (f == F_HELM_RELEASE) {
+				if (json_object_set_new(item, "release", json_string(v)) < 0)
+					goto oom;
+				continue;
+			}
+			if (!eq || eq == v) {
+				err_set("expected --helm-set NAME=VALUE, got \"%s\"", v);
+				ret = CLI_EUSAGE;
+				goto out;
+			}
+			item = append_object(item, "values");
+			if (!item ||
+			    json_object_set_new(item, "name", json_stringn(v, (size_t)(eq - v))) <
+			        0 ||
+			    json_object_set_new(item, "value", json_string(eq + 1)) < 0)
+				goto oom;
+			continue;
+		}
+	}
+	if (json_object_get(spec, "manifests") &&
+	    !json_object_get(json_object_get(spec, "manifests"), "path")) {
+		err_set("--prune, --no-wait, --apply-timeout, --apply-service-account and --helm-* "
+		        "need --manifests PATH");
+		ret = CLI_EUSAGE;
+		goto out;
 	}
 	if (!name) {
 		err_set("remote create needs a NAME");
@@ -343,12 +427,13 @@ int cli_remote_object(json_t **out, int argc, char **argv)
 		ret = CLI_EUSAGE;
 		goto out;
 	}
-	if (!dep) {
-		err_set("remote create needs --deployment NAME --container NAME=PATH");
+	if (!dep && !json_object_get(spec, "manifests")) {
+		err_set("remote create needs --deployment NAME --container NAME=PATH, or "
+		        "--manifests PATH");
 		ret = CLI_EUSAGE;
 		goto out;
 	}
-	if (!json_object_get(dep, "containers")) {
+	if (dep && !json_object_get(dep, "containers")) {
 		err_set("deployment \"%s\" has no --container",
 		        json_string_value(json_object_get(dep, "name")));
 		ret = CLI_EUSAGE;

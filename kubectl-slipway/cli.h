@@ -76,6 +76,12 @@ int cli_next(struct cli_iter *it, const struct cli_flag *flags, const char **val
  *   --build-arg K=V         a build argument of the latest container
  *   --registry URL, --insecure-registry, --branch B (repeatable),
  *   --deny-non-fast-forwards, --no-rollback
+ *   --manifests PATH        spec.manifests.path; with it --prune, --no-wait,
+ *                           --apply-timeout S (1 to 3600),
+ *                           --apply-service-account SA, --helm-release R and
+ *                           --helm-set NAME=VALUE (repeatable) set the other
+ *                           spec.manifests fields
+ * A Remote needs a --deployment with a --container, or --manifests.
  * Returns 0, CLI_EUSAGE with err_msg(), or -1 when out of memory. */
 int cli_remote_object(json_t **out, int argc, char **argv);
 

@@ -313,6 +313,46 @@ static void test_remote_create(void)
 	   "--build-arg without = is a usage error");
 }
 
+static void test_remote_create_manifests(void)
+{
+	static const char *const full[] = {"web",        "--manifests",
+	                                   "deploy/k8s", "--prune",
+	                                   "--no-wait",  "--apply-timeout",
+	                                   "60",         "--apply-service-account",
+	                                   "deployer",   "--helm-release",
+	                                   "web-1",      "--helm-set",
+	                                   "a.b=c=d",    NULL};
+	static const char *const no_path[] = {"web", "--deployment", "a", "--container",
+	                                      "x",   "--prune",      NULL};
+	static const char *const bad_timeout[] = {"web", "--manifests", "k", "--apply-timeout",
+	                                          "0",   NULL};
+	static const char *const bad_set[] = {"web", "--manifests", "k", "--helm-set", "x", NULL};
+	json_t *obj, *want;
+	int ret;
+
+	obj = remote_object(&ret, full);
+	want = json_loads("{\"apiVersion\":\"slipway.dev/v1alpha1\",\"kind\":\"Remote\","
+	                  "\"metadata\":{\"name\":\"web\"},\"spec\":{\"manifests\":{"
+	                  "\"path\":\"deploy/k8s\",\"prune\":true,\"wait\":false,"
+	                  "\"timeoutSeconds\":60,\"serviceAccountName\":\"deployer\","
+	                  "\"helm\":{\"release\":\"web-1\",\"values\":[{\"name\":\"a.b\","
+	                  "\"value\":\"c=d\"}]}}}}",
+	                  0, NULL);
+	ok(ret == 0 && json_equal(obj, want),
+	   "remote create --manifests without deployments builds spec.manifests");
+	json_decref(want);
+	json_decref(obj);
+	obj = remote_object(&ret, no_path);
+	ok(ret == CLI_EUSAGE && !obj && strstr(err_msg(), "need --manifests PATH"),
+	   "--prune without --manifests is a usage error");
+	obj = remote_object(&ret, bad_timeout);
+	ok(ret == CLI_EUSAGE && !obj && strstr(err_msg(), "--apply-timeout SECONDS from 1 to 3600"),
+	   "--apply-timeout 0 is a usage error");
+	obj = remote_object(&ret, bad_set);
+	ok(ret == CLI_EUSAGE && !obj && strstr(err_msg(), "--helm-set NAME=VALUE"),
+	   "--helm-set without = is a usage error");
+}
+
 int main(void)
 {
 	test_pubkey();
@@ -320,5 +360,6 @@ int main(void)
 	test_table();
 	test_cli();
 	test_remote_create();
+	test_remote_create_manifests();
 	return tap_done();
 }
