@@ -140,6 +140,10 @@ int apply_object(struct apply *a, const char **action, const char *gvr, const js
 		/* another failure (no get right): the apply decides */
 	}
 	rc = kube_patch(&after, a->c, gvr, a->ns, name, KUBE_PATCH_APPLY, obj, &o);
+	/* the API server's own words, without the request line: the caller
+	 * names the object */
+	if (rc < 0 && kube_client_status(a->c)->code && kube_client_status(a->c)->message[0])
+		err_set("%s", kube_client_status(a->c)->message);
 	if (rc == 0 && !dry_run && rv_before) {
 		rv_after = meta_string(after, "resourceVersion");
 		if (action && rv_after && !strcmp(rv_after, rv_before))
@@ -209,8 +213,9 @@ int apply_inventory_read(json_t **out, struct kube_client *c, const struct apply
 	}
 	if (rc < 0)
 		return rc;
-	owner = json_string_value(json_object_get(
-	    json_object_get(json_object_get(cm, "metadata"), "annotations"), APPLY_OWNER_ANNOTATION));
+	owner = json_string_value(
+	    json_object_get(json_object_get(json_object_get(cm, "metadata"), "annotations"),
+	                    APPLY_OWNER_ANNOTATION));
 	text = json_string_value(json_object_get(json_object_get(cm, "data"), APPLY_INVENTORY_KEY));
 	rc = 1;
 	if (owner && !strcmp(owner, a->owner) && text)
@@ -264,8 +269,9 @@ int apply_inventory_write(struct kube_client *c, const struct apply *a, const ch
 	if (rc == KUBE_ENOTFOUND) {
 		rc = kube_create(NULL, c, "v1/configmaps", a->ns, cm);
 	} else if (rc == 0) {
-		json_object_set(json_object_get(cm, "metadata"), "resourceVersion",
-		                json_object_get(json_object_get(cur, "metadata"), "resourceVersion"));
+		json_object_set(
+		    json_object_get(cm, "metadata"), "resourceVersion",
+		    json_object_get(json_object_get(cur, "metadata"), "resourceVersion"));
 		rc = kube_replace(NULL, c, "v1/configmaps", a->ns, name, NULL, cm);
 	}
 out:
@@ -295,8 +301,9 @@ int apply_prune(struct apply *a, const char *api_version, const char *kind, cons
 		return 1;
 	if (rc < 0)
 		return rc;
-	owner = json_string_value(json_object_get(
-	    json_object_get(json_object_get(obj, "metadata"), "annotations"), APPLY_OWNER_ANNOTATION));
+	owner = json_string_value(
+	    json_object_get(json_object_get(json_object_get(obj, "metadata"), "annotations"),
+	                    APPLY_OWNER_ANNOTATION));
 	if (!owner || strcmp(owner, a->owner)) {
 		json_decref(obj);
 		return 2;

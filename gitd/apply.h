@@ -65,7 +65,9 @@ int apply_annotate(const struct apply *a, json_t *obj);
  * Without DRY_RUN, *ACTION (may be NULL) is set to a static string:
  * "created" when the object did not exist, "unchanged" when its
  * resourceVersion stayed the same, else "configured". Returns 0 or a kube.h
- * code, with err_msg() the API server's message (kube_client_status()). */
+ * code, with err_msg() the API server's message alone when it sent one
+ * (kube_client_status()->message, e.g. 'Service "x" is invalid: ...'), else
+ * the transport error. */
 int apply_object(struct apply *a, const char **action, const char *gvr, const json_t *obj,
                  bool dry_run);
 
