@@ -125,7 +125,10 @@ test_expect_success 'the default rendering is accepted by the API server (dry ru
 test_expect_success 'the default rendering: gitd serves default, LoadBalancer, pod builds, locked down' '
 	to_json default.yaml default.json &&
 	check default.json \
-		"sorted(o[\"kind\"] for o in objs) == sorted([\"ServiceAccount\", \"ClusterRole\", \"ClusterRole\", \"Role\", \"Role\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"Service\", \"StatefulSet\"])" \
+		"sorted(o[\"kind\"] for o in objs) == sorted([\"ServiceAccount\", \"ServiceAccount\", \"ClusterRole\", \"ClusterRole\", \"Role\", \"Role\", \"Role\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"Service\", \"StatefulSet\"])" \
+		"find(\"RoleBinding\", \"slipway-apply\", \"default\")[\"subjects\"] == [{\"kind\": \"ServiceAccount\", \"name\": \"slipway-apply\", \"namespace\": \"default\"}]" \
+		"not [r for r in find(\"Role\", \"slipway-apply\", \"default\")[\"rules\"] if \"secrets\" in r[\"resources\"] or \"rbac.authorization.k8s.io\" in r[\"apiGroups\"]]" \
+		"{\"apiGroups\": [\"\"], \"resources\": [\"serviceaccounts/token\"], \"resourceNames\": [\"slipway-apply\"], \"verbs\": [\"create\"]} in find(\"ClusterRole\", \"slipway-gitd\")[\"rules\"]" \
 		"find(\"Service\", \"gitd\", \"$ns\")[\"spec\"][\"type\"] == \"LoadBalancer\"" \
 		"find(\"RoleBinding\", \"slipway-gitd\", \"default\")[\"subjects\"] == [{\"kind\": \"ServiceAccount\", \"name\": \"gitd\", \"namespace\": \"$ns\"}]" \
 		"find(\"Role\", \"slipway-gitd-registry\", \"default\")[\"rules\"][0][\"resourceNames\"] == [\"registry-push\"]" \
@@ -163,7 +166,7 @@ test_expect_success 'the second rendering has what its values say' '
 		"find(\"StatefulSet\", \"gitd\")[\"spec\"][\"volumeClaimTemplates\"][0][\"spec\"][\"resources\"][\"requests\"][\"storage\"] == \"1Gi\"" \
 		"find(\"Role\", \"slipway-gitd-registry\", \"$ns-a\")[\"rules\"][0][\"resourceNames\"] == [\"registry-push\"]" \
 		"find(\"Role\", \"slipway-gitd-registry\", \"$ns-b\")[\"rules\"][0][\"resourceNames\"] == [\"b-push\", \"b-pull\"]" \
-		"len([o for o in objs if o[\"kind\"] == \"RoleBinding\" and o[\"metadata\"][\"namespace\"] in (\"$ns-a\", \"$ns-b\")]) == 6" \
+		"len([o for o in objs if o[\"kind\"] == \"RoleBinding\" and o[\"metadata\"][\"namespace\"] in (\"$ns-a\", \"$ns-b\")]) == 8" \
 		"find(\"ClusterRoleBinding\", \"slipway-gitd-nodes\")[\"subjects\"][0][\"namespace\"] == \"$ns\""
 '
 
