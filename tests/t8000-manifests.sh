@@ -250,6 +250,7 @@ test_expect_success 'the ServiceAccount may do what a pipeline needs in a grante
 	for v in create patch delete; do can $v secrets -n $ns || return 1; done &&
 	can get secret/registry-push -n $ns &&
 	can create serviceaccounts/slipway-hooks --subresource=token -n $ns &&
+	can create serviceaccounts/slipway-apply --subresource=token -n $ns &&
 	can get service/gitd -n $sys &&
 	can get secret/registry-push -n example
 '

@@ -71,6 +71,22 @@ test_expect_success 'set up an empty namespace, the CRDs, the slipway-apply iden
 	gitd_start_cluster $gitd_flags
 '
 
+test_expect_success 'the shipped slipway-apply Role allows workloads, Services, ConfigMaps, Jobs, Ingresses, and no Secrets or RBAC' '
+	as="--as=system:serviceaccount:$ns:slipway-apply -n $ns" &&
+	for r in deployments.apps statefulsets.apps daemonsets.apps jobs.batch cronjobs.batch \
+		services configmaps ingresses.networking.k8s.io; do
+		for v in get create patch delete watch; do
+			test "$(kubectl auth can-i $as $v $r)" = yes || { echo "no $v $r"; return 1; }
+		done
+	done &&
+	test "$(kubectl auth can-i $as get secrets)" = no &&
+	test "$(kubectl auth can-i $as patch secrets)" = no &&
+	test "$(kubectl auth can-i $as create rolebindings.rbac.authorization.k8s.io)" = no &&
+	test "$(kubectl auth can-i $as create roles.rbac.authorization.k8s.io)" = no &&
+	test "$(kubectl auth can-i $as create serviceaccounts)" = no &&
+	test "$(kubectl auth can-i --as=system:serviceaccount:$ns:slipway-apply create configmaps -n default)" = no
+'
+
 test_expect_success 'a gitkube mono-repo pushed to an empty namespace creates its Deployment and Service, running the built image by digest, in one rollout' '
 	rm -rf mono && git init -q -b main mono && mkdir -p mono/mono-repo/www mono/mono-repo/manifests &&
 	cp -R "$SLIPWAY_ROOT/examples/app/." mono/mono-repo/www/ && cp /bin/busybox mono/mono-repo/www/ &&
