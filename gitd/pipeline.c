@@ -21,6 +21,7 @@
 #include "err.h"
 #include "event.h"
 #include "fs.h"
+#include "helm.h"
 #include "hook.h"
 #include "imageref.h"
 #include "pipelinerun.h"
@@ -52,6 +53,9 @@ struct pipeline {
 	char tree[PATH_MAX];       /* WORK/tree, once written */
 	char kubeconfig[PATH_MAX]; /* WORK/kubeconfig for hooks, or "" */
 	json_t *images;            /* [{deployment, container, image}] built */
+	json_t *applied;           /* {NAME: true} for each spec.deployments[] name
+	                              the apply stage rolled out (a chart rendered
+	                              it with the built images): deploy skips it */
 	struct deployed *deployed;
 	size_t ndeployed;
 	bool is_finished;
@@ -508,6 +512,164 @@ static void roll_back(struct pipeline *p)
 	}
 }
 
+/* The images built, for helm_apply, into IMAGES (room for N). Returns how
+ * many. */
+static size_t helm_images(struct pipeline *p, struct helm_image *images, size_t n)
+{
+	const json_t *img;
+	size_t i, k = 0;
+
+	json_array_foreach(p->images, i, img)
+	{
+		if (k == n)
+			break;
+		images[k].deployment = str_or(img, "deployment", "");
+		images[k].container = str_or(img, "container", "");
+		images[k].image = str_or(img, "image", "");
+		images[k].is_rendered = false;
+		k++;
+	}
+	return k;
+}
+
+/* The apply stage for a Remote whose spec.manifests.path holds a Chart.yaml
+ * in the pushed tree: helm upgrade --install with the built images set by
+ * the post-renderer, as the ServiceAccount spec.manifests.serviceAccountName
+ * (docs/helm.md). The Deployments the chart rendered with a built image are
+ * recorded in p->applied, so deploy does not roll them out a second time.
+ * No chart: no stage. Returns 0, or 1 when it failed (ApplyFailed). */
+static int stage_apply_helm(struct pipeline *p)
+{
+	const struct pipeline_config *cfg = p->env->cfg;
+	struct helm_image *images = NULL;
+	char release[HELM_RELEASE_MAX + 1], kubeconfig[PATH_MAX], work[PATH_MAX];
+	char chart_dir[PATH_MAX * 2], msg[HELM_RELEASE_MAX + 64];
+	struct helm_request req = {0};
+	struct helm_result res;
+	struct helm_spec *spec = calloc(1, sizeof(*spec));
+	size_t nimages = json_array_size(p->images);
+	git_commit *commit = NULL;
+	git_tree *tree = NULL;
+	int ret = 1, rc;
+
+	images = calloc(nimages ? nimages : 1, sizeof(*images));
+	if (!spec || !images) {
+		set_outcome(p, "ApplyFailed", "out of memory");
+		goto fail;
+	}
+	if (helm_spec_read(spec, p->env->remote->obj) < 0) {
+		set_outcome(p, "ApplyFailed", "remote %s/%s: %s", p->ns, p->remote_name, err_msg());
+		goto fail;
+	}
+	if (!spec->has_path) {
+		ret = 0;
+		goto out;
+	}
+	if (git_commit_lookup(&commit, p->env->repo, &p->push->after) < 0 ||
+	    git_commit_tree(&tree, commit) < 0) {
+		set_outcome(p, "ApplyFailed", "cannot read the pushed tree %.12s", p->after);
+		goto fail;
+	}
+	rc = helm_chart_find(tree, spec->path);
+	if (rc == 0) {
+		ret = 0; /* plain manifests, or none */
+		goto out;
+	}
+	if (rc < 0) {
+		set_outcome(p, "ApplyFailed", "%s", err_msg());
+		goto fail;
+	}
+	pipelinerun_stage(p->run, "apply", "Running", NULL);
+	pipelinerun_progress(p->run, "Running", "applying");
+	if (spec->release)
+		snprintf(release, sizeof(release), "%s", spec->release);
+	else
+		helm_release_derive(release, p->remote_name);
+	if (spec->release && !helm_release_is_valid(spec->release)) {
+		set_outcome(p, "ApplyFailed",
+		            "spec.manifests.helm.release '%s' is not a valid Helm release name (at "
+		            "most %d lowercase letters, digits, '-' and '.')",
+		            spec->release, HELM_RELEASE_MAX);
+		goto fail;
+	}
+	if (write_source(p, true) < 0) {
+		set_outcome(p, "ApplyFailed", "cannot write the pushed tree: %s", err_msg());
+		goto fail;
+	}
+	snprintf(work, sizeof(work), "%.4000s/helm", p->work);
+	snprintf(kubeconfig, sizeof(kubeconfig), "%.4000s/helm/kubeconfig", p->work);
+	if (mkdir(work, 0700) < 0 && errno != EEXIST) {
+		set_outcome(p, "ApplyFailed", "cannot create %s: %s", work, strerror(errno));
+		goto fail;
+	}
+	req.timeout_s = spec->timeout_s ? spec->timeout_s : cfg->rollout_timeout_ms / 1000;
+	if (req.timeout_s < 1)
+		req.timeout_s = 1;
+	/* the token outlives helm's own deadline */
+	rc = hook_kubeconfig_write(kubeconfig, p->env->kube, p->ns, spec->sa, req.timeout_s + 600);
+	if (rc == KUBE_ENOTFOUND) {
+		set_outcome(p, "ApplyFailed",
+		            "serviceaccount %s/%s not found: charts are installed as that "
+		            "ServiceAccount (spec.manifests.serviceAccountName; docs/helm.md)",
+		            p->ns, spec->sa);
+		goto fail;
+	}
+	if (rc < 0) {
+		set_outcome(p, "ApplyFailed", "a token of serviceaccount %s/%s: %s", p->ns,
+		            spec->sa, err_msg());
+		goto fail;
+	}
+	snprintf(chart_dir, sizeof(chart_dir), "%s%s%s", p->tree, spec->path[0] ? "/" : "",
+	         spec->path);
+	req.helm = cfg->helm ? cfg->helm : "helm";
+	req.post_renderer = cfg->post_renderer ? cfg->post_renderer : "slipway-post-render";
+	req.chart_dir = chart_dir;
+	req.ns = p->ns;
+	req.release = release;
+	req.values = spec->values;
+	req.nvalues = spec->nvalues;
+	req.images = images;
+	req.nimages = helm_images(p, images, nimages);
+	req.wait = spec->wait;
+	req.atomic = p->env->remote->rollback_on_failure;
+	req.kubeconfig = kubeconfig;
+	req.work_dir = work;
+	req.path_env = getenv("PATH");
+	req.on_line = on_rollout;
+	req.arg = p;
+	req.cancel = p->env->cancel;
+	say(p, "-----> Installing chart %s as release %s/%s (helm upgrade --install)",
+	    spec->path[0] ? spec->path : ".", p->ns, release);
+	if (helm_apply(&res, &req) < 0) {
+		set_outcome(p, "ApplyFailed", "helm release %s/%s: %s", p->ns, release,
+		            res.message);
+		goto fail;
+	}
+	for (size_t i = 0; i < req.nimages; i++)
+		if (images[i].is_rendered &&
+		    json_object_set_new(p->applied, images[i].deployment, json_true()) < 0) {
+			set_outcome(p, "ApplyFailed", "out of memory");
+			goto fail;
+		}
+	if (res.revision)
+		snprintf(msg, sizeof(msg), "release %s revision %d", release, res.revision);
+	else
+		snprintf(msg, sizeof(msg), "release %s", release);
+	say(p, "-----> Deployed %s/%s", p->ns, msg);
+	pipelinerun_stage(p->run, "apply", "Succeeded", msg);
+	ret = 0;
+	goto out;
+fail:
+	pipelinerun_stage(p->run, "apply", "Failed", p->message);
+	say(p, "!      %s", p->message);
+out:
+	git_tree_free(tree);
+	git_commit_free(commit);
+	free(images);
+	free(spec);
+	return ret;
+}
+
 /* Sets each Deployment's built images, pinned by digest, and follows the
  * rollouts. */
 static int stage_deploy(struct pipeline *p)
@@ -549,6 +711,10 @@ static int stage_deploy(struct pipeline *p)
 		}
 		if (!n)
 			continue;
+		if (json_object_get(p->applied, dname)) {
+			say(p, "-----> %s/%s was rolled out by the apply stage", p->ns, dname);
+			continue;
+		}
 		if (remember(p, dname) < 0) {
 			set_outcome(p, "DeployFailed", "deployment %s/%s: %s", p->ns, dname,
 			            err_msg());
@@ -683,10 +849,11 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	p->ns = env->remote->ns;
 	p->remote_name = env->remote->name;
 	p->images = json_array();
+	p->applied = json_object();
 	git_oid_tostr(p->before, sizeof(p->before), &push->before);
 	git_oid_tostr(p->after, sizeof(p->after), &push->after);
 	snprintf(p->reason, sizeof(p->reason), "Unknown");
-	if (!p->images || make_work(p) < 0)
+	if (!p->images || !p->applied || make_work(p) < 0)
 		goto out;
 	spec.ns = p->ns;
 	spec.remote = p->remote_name;
@@ -779,6 +946,8 @@ static int pipeline_run(struct pipeline *p)
 		goto failed;
 	if (stage_hooks(p, "pre-deploy", true))
 		goto failed;
+	if (stage_apply_helm(p))
+		goto failed;
 	if (stage_deploy(p))
 		goto failed;
 	if (stage_hooks(p, "post-deploy", true)) {
@@ -829,6 +998,7 @@ static void pipeline_free(struct pipeline *p)
 	}
 	free(p->deployed);
 	json_decref(p->images);
+	json_decref(p->applied);
 	pipelinerun_free(p->run);
 	free(p);
 }

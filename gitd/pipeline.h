@@ -18,8 +18,13 @@
  *                each also its own stage "build:DEPLOYMENT/CONTAINER"
  *   post-build   hooks, in the pushed tree
  *   pre-deploy   hooks
+ *   apply        when spec.manifests.path holds a Chart.yaml: helm upgrade
+ *                --install with the built images set by slipway-post-render,
+ *                as the ServiceAccount spec.manifests.serviceAccountName
+ *                (helm.h); no chart: no stage
  *   deploy       the deployer library: every built image by digest, rollout
- *                followed, rolled back on failure
+ *                followed, rolled back on failure; Deployments the chart
+ *                rendered with a built image are not patched again
  *   post-deploy  hooks; a failure rolls the Deployments back
  *   then pipeline-succeeded or pipeline-failed hooks (only reported),
  *   verdict      one reason per refused ref; the connection moves the others
@@ -45,11 +50,14 @@
 /* gitd-wide settings of pipelines (gitd's flags). */
 struct pipeline_config {
 	const struct runner_config *runner;
-	const char *hooks_dir;   /* admin hooks (--hooks-dir), or NULL */
-	const char *hooks_sa;    /* ServiceAccount hooks act as, or NULL */
-	long hook_timeout_ms;    /* hooks without timeoutSeconds */
-	long rollout_timeout_ms; /* longest wait for one rollout */
-	const char *work_root;   /* parent of each run's work directory */
+	const char *hooks_dir;     /* admin hooks (--hooks-dir), or NULL */
+	const char *hooks_sa;      /* ServiceAccount hooks act as, or NULL */
+	long hook_timeout_ms;      /* hooks without timeoutSeconds */
+	long rollout_timeout_ms;   /* longest wait for one rollout */
+	const char *work_root;     /* parent of each run's work directory */
+	const char *helm;          /* the helm program (--helm); NULL: "helm" on PATH */
+	const char *post_renderer; /* slipway-post-render (--post-renderer); NULL:
+	                              "slipway-post-render" on helm's PATH */
 };
 
 /* What one worker shares among its pipelines (all borrowed). */
