@@ -55,8 +55,10 @@ static int load_images(json_t **out, const char *path)
 
 	*out = NULL;
 	list = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!list && jerr.line < 1)
+		return err_set("%s", jerr.text); /* jansson names the file */
 	if (!list)
-		return err_set("%s: %s (line %d)", path, jerr.text, jerr.line);
+		return err_set("%s: line %d: %s", path, jerr.line, jerr.text);
 	if (!json_is_array(list)) {
 		json_decref(list);
 		return err_set("%s: not a JSON array", path);
