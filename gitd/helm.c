@@ -251,14 +251,21 @@ char *helm_release_derive(char out[static HELM_RELEASE_MAX + 1], const char *nam
 		snprintf(out, HELM_RELEASE_MAX + 1, "%s", name);
 		return out;
 	}
-	/* 44 + "-" + 8 = 53 */
-	snprintf(out, HELM_RELEASE_MAX + 1, "%.44s", name);
-	n = strlen(out);
-	while (n && (out[n - 1] == '-' || out[n - 1] == '.'))
-		out[--n] = '\0';
+	/* 44 + "-" + 8 = 53; a Kubernetes name is lowercase already, but this
+	 * holds for any string */
+	n = 0;
+	for (const char *c = name; *c && n < 44; c++) {
+		bool is_alnum = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9');
+
+		if (is_alnum || n > 0)
+			out[n++] = is_alnum ? *c : '-';
+	}
+	while (n && out[n - 1] == '-')
+		n--;
+	out[n] = '\0';
 	if (!EVP_Digest(name, strlen(name), md, &mdlen, EVP_sha256(), NULL) || mdlen < 4)
 		memset(md, 0, 4);
-	snprintf(out + n, HELM_RELEASE_MAX + 1 - n, "%s%02x%02x%02x%02x", n ? "-" : "r-", md[0],
+	snprintf(out + n, HELM_RELEASE_MAX + 1 - n, "%s%02x%02x%02x%02x", n ? "-" : "r", md[0],
 	         md[1], md[2], md[3]);
 	return out;
 }

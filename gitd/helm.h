@@ -63,10 +63,11 @@ int helm_chart_find(const git_tree *tree, const char *path);
 
 /* Writes into OUT the release name of a Remote NAME (metadata.name) whose
  * spec.manifests.helm gives no release: NAME itself when it is a valid
- * release name (helm_release_is_valid), else NAME cut to 44 characters,
- * stripped of trailing '-' and '.', then "-" and the first 8 hex digits of
- * SHA-256(NAME). The same Remote gets the same name at every push. Returns
- * OUT. */
+ * release name (helm_release_is_valid), else its first 44 characters with
+ * every one but a lowercase letter or digit turned into '-', without
+ * leading or trailing '-', then "-" and the first 8 hex digits of
+ * SHA-256(NAME) (just "r" and those digits when nothing is left). The same
+ * Remote gets the same name at every push. Returns OUT. */
 char *helm_release_derive(char out[static HELM_RELEASE_MAX + 1], const char *name);
 
 /* Whether NAME is a name Helm 3 accepts for a release: 1 to 53 characters,
