@@ -655,7 +655,7 @@ static int stage_apply_helm(struct pipeline *p)
 		snprintf(msg, sizeof(msg), "release %s revision %d", release, res.revision);
 	else
 		snprintf(msg, sizeof(msg), "release %s", release);
-	say(p, "-----> Deployed %s/%s", p->ns, msg);
+	say(p, "-----> Deployed %s (namespace %s)", msg, p->ns);
 	pipelinerun_stage(p->run, "apply", "Succeeded", msg);
 	ret = 0;
 	goto out;

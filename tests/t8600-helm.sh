@@ -138,7 +138,7 @@ test_expect_success 'the first push installs the release: the Deployment runs th
 	say "git push to Succeeded (build and helm install): $((($(date +%s%N) - start) / 1000000)) ms" &&
 	test "$(server_ref www main)" = "$sha" &&
 	test_grep "remote: -----> Installing chart chart as release $ns/www" push.out &&
-	test_grep "remote: -----> Deployed $ns/release www revision 1" push.out &&
+	test_grep "remote: -----> Deployed release www revision 1 [(]namespace $ns[)]" push.out &&
 	test_grep "remote: +STATUS: deployed" push.out &&
 	cat push.out &&
 	test_grep "remote: -----> $ns/www was rolled out by the apply stage" push.out &&
@@ -169,7 +169,7 @@ test_expect_success 'a second push upgrades the same release: revision 2, one mo
 	test_commit src app/www/second.html second &&
 	sha=$(git -C src rev-parse HEAD) &&
 	git -C src push "$(push_url www)" main >push.out 2>&1 &&
-	test_grep "remote: -----> Deployed $ns/release www revision 2" push.out &&
+	test_grep "remote: -----> Deployed release www revision 2 [(]namespace $ns[)]" push.out &&
 	helm_ns history www -o json >history &&
 	python3 -c "import json,sys; h=json.load(open(\"history\")); assert [r[\"revision\"] for r in h] == [1, 2], h; assert h[-1][\"status\"] == \"deployed\", h" &&
 	test "$(helm_ns list -q)" = www &&
@@ -184,7 +184,7 @@ test_expect_success 'gitkube'"'"'s helm: {} without a release installs as the Re
 	test_grep "remote: -----> Installing chart chart as release $ns/site " push.out &&
 	test_commit src app/www/third.html third &&
 	git -C src push "$(push_url site)" main >push.out 2>&1 &&
-	test_grep "remote: -----> Deployed $ns/release site revision 2" push.out &&
+	test_grep "remote: -----> Deployed release site revision 2 [(]namespace $ns[)]" push.out &&
 	helm_ns list -q | sort >releases &&
 	printf "site\nwww\n" >want && test_cmp want releases &&
 	test "$(kubectl -n $ns get deployment site -o jsonpath={.spec.replicas})" = 1 &&
@@ -226,6 +226,23 @@ test_expect_success 'without the ServiceAccount the run fails ApplyFailed, namin
 	test_wait_for 10 test -d repos/$ns/nosa.git &&
 	test_must_fail git -C src push "$(push_url nosa)" main >push.out 2>&1 &&
 	test_grep "[(]ApplyFailed: serviceaccount $ns/nobody not found" push.out
+'
+
+test_expect_success 'a ServiceAccount that lacks a right fails the run with the API server'"'"'s Forbidden message' '
+	kubectl -n $ns create serviceaccount limited &&
+	kubectl -n $ns create role limited --verb=get,list,watch,create,update,patch,delete \
+		--resource=deployments.apps,configmaps &&
+	kubectl -n $ns create rolebinding limited --role=limited --serviceaccount=$ns:limited &&
+	kubectl -n $ns apply -f - >/dev/null <<-EOF_ &&
+	{"apiVersion":"gitkube.sh/v1alpha1","kind":"Remote","metadata":{"name":"tight"},
+	 "spec":{"authorizedKeys":["$(cat alice.pub)"],
+	  "manifests":{"path":"chart","helm":{},"serviceAccountName":"limited"}}}
+	EOF_
+	test_wait_for 10 test -d repos/$ns/tight.git &&
+	test_must_fail git -C src push "$(push_url tight)" main >push.out 2>&1 &&
+	test_grep "[(]ApplyFailed: helm release $ns/tight: .*is forbidden: User \"system:serviceaccount:$ns:limited\" cannot [a-z]+ resource \"services\"" push.out &&
+	test_must_fail kubectl -n $ns get service tight &&
+	test "$(server_ref tight main)" = none
 '
 
 test_expect_success 'the namespace is removed' '
