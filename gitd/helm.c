@@ -362,51 +362,18 @@ static char *str_printf(const char *fmt, ...)
 	return rc < 0 ? NULL : s;
 }
 
-int helm_apply(struct helm_result *out, const struct helm_request *req)
+/* Runs helm with ARGV (what follows the program) in REQ's environment and
+ * reads its output into OUT. Returns 0 when it exited 0, or -1 with
+ * err_msg(). */
+static int run_helm(struct helm_result *out, const struct helm_request *req, char **argv)
 {
-	char *argv[HELM_ARGV_MAX] = {NULL}, *env[12] = {NULL};
-	char images[PATH_MAX], report[PATH_MAX], how[64];
+	char *env[12] = {NULL}, how[64];
 	struct spawn_opts o = {0};
 	struct spawn_result res;
 	struct run r = {.req = req, .out = out};
-	size_t n = 0, ne = 0;
+	size_t ne = 0;
 	int ret = -1;
 
-	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < req->nimages; i++)
-		req->images[i].is_rendered = false;
-	if (!helm_release_is_valid(req->release)) {
-		err_set("release name '%s' is not valid for Helm (at most %d lowercase letters, "
-		        "digits, '-' and '.')",
-		        req->release, HELM_RELEASE_MAX);
-		goto out;
-	}
-	snprintf(images, sizeof(images), "%.4000s/images.json", req->work_dir);
-	snprintf(report, sizeof(report), "%.4000s/post-render-report.json", req->work_dir);
-	unlink(report);
-	if (write_images(images, req) < 0)
-		goto out;
-	if (push_arg(argv, &n, strdup(req->helm)) < 0 ||
-	    push_arg(argv, &n, strdup("upgrade")) < 0 ||
-	    push_arg(argv, &n, strdup("--install")) < 0 ||
-	    push_arg(argv, &n, strdup(req->release)) < 0 ||
-	    push_arg(argv, &n, strdup(req->chart_dir)) < 0 ||
-	    push_arg(argv, &n, str_printf("--namespace=%s", req->ns)) < 0 ||
-	    push_arg(argv, &n, str_printf("--post-renderer=%s", req->post_renderer)) < 0 ||
-	    push_arg(argv, &n, str_printf("--post-renderer-args=%s", images)) < 0 ||
-	    push_arg(argv, &n, str_printf("--post-renderer-args=%s", report)) < 0 ||
-	    push_arg(argv, &n, str_printf("--timeout=%lds", req->timeout_s)) < 0)
-		goto out;
-	for (size_t i = 0; i < req->nvalues; i++)
-		if (push_arg(argv, &n,
-		             str_printf("--set=%s=%s", req->values[i].name, req->values[i].value)) <
-		    0)
-			goto out;
-	if (req->wait && (push_arg(argv, &n, strdup("--wait")) < 0 ||
-	                  push_arg(argv, &n, strdup("--wait-for-jobs")) < 0))
-		goto out;
-	if (req->atomic && req->wait && push_arg(argv, &n, strdup("--atomic")) < 0)
-		goto out;
 	env[ne++] =
 	    str_printf("PATH=%s", req->path_env ? req->path_env : "/usr/local/bin:/usr/bin:/bin");
 	env[ne++] = str_printf("HOME=%s", req->work_dir);
@@ -435,7 +402,6 @@ int helm_apply(struct helm_result *out, const struct helm_request *req)
 		err_set("cannot run %s: %s", req->helm, err_msg());
 		goto out;
 	}
-	read_report(report, req);
 	if (WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0) {
 		ret = 0;
 		goto out;
@@ -450,11 +416,100 @@ int helm_apply(struct helm_result *out, const struct helm_request *req)
 		err_set("helm ended with %s%s%s", spawn_describe(how, sizeof(how), res.status),
 		        r.last[0] ? ": " : "", r.last);
 out:
+	for (size_t i = 0; i < ne; i++)
+		free(env[i]);
+	return ret;
+}
+
+/* Checks what every helm command of REQ needs. */
+static int check_request(const struct helm_request *req)
+{
+	if (!helm_release_is_valid(req->release))
+		return err_set("release name '%s' is not valid for Helm (at most %d lowercase "
+		               "letters, digits, '-' and '.')",
+		               req->release, HELM_RELEASE_MAX);
+	if (req->timeout_s < 1 || req->timeout_s > HELM_TIMEOUT_MAX_S)
+		return err_set("helm timeout of %lds: not from 1 to %d", req->timeout_s,
+		               HELM_TIMEOUT_MAX_S);
+	return 0;
+}
+
+int helm_apply(struct helm_result *out, const struct helm_request *req)
+{
+	char *argv[HELM_ARGV_MAX] = {NULL};
+	char images[PATH_MAX], report[PATH_MAX];
+	size_t n = 0;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < req->nimages; i++)
+		req->images[i].is_rendered = false;
+	if (check_request(req) < 0)
+		goto out;
+	snprintf(images, sizeof(images), "%.4000s/images.json", req->work_dir);
+	snprintf(report, sizeof(report), "%.4000s/post-render-report.json", req->work_dir);
+	unlink(report);
+	if (write_images(images, req) < 0)
+		goto out;
+	if (push_arg(argv, &n, strdup(req->helm)) < 0 ||
+	    push_arg(argv, &n, strdup("upgrade")) < 0 ||
+	    push_arg(argv, &n, strdup("--install")) < 0 ||
+	    push_arg(argv, &n, strdup(req->release)) < 0 ||
+	    push_arg(argv, &n, strdup(req->chart_dir)) < 0 ||
+	    push_arg(argv, &n, str_printf("--namespace=%s", req->ns)) < 0 ||
+	    push_arg(argv, &n, str_printf("--post-renderer=%s", req->post_renderer)) < 0 ||
+	    push_arg(argv, &n, str_printf("--post-renderer-args=%s", images)) < 0 ||
+	    push_arg(argv, &n, str_printf("--post-renderer-args=%s", report)) < 0 ||
+	    push_arg(argv, &n, str_printf("--timeout=%lds", req->timeout_s)) < 0)
+		goto out;
+	for (size_t i = 0; i < req->nvalues; i++)
+		if (push_arg(argv, &n,
+		             str_printf("--set=%s=%s", req->values[i].name, req->values[i].value)) <
+		    0)
+			goto out;
+	if (req->wait && (push_arg(argv, &n, strdup("--wait")) < 0 ||
+	                  push_arg(argv, &n, strdup("--wait-for-jobs")) < 0))
+		goto out;
+	if (req->atomic && req->wait && push_arg(argv, &n, strdup("--atomic")) < 0)
+		goto out;
+	ret = run_helm(out, req, argv);
+	read_report(report, req);
+out:
 	if (ret < 0)
 		snprintf(out->message, sizeof(out->message), "%s", err_msg());
 	for (size_t i = 0; i < n; i++)
 		free(argv[i]);
-	for (size_t i = 0; i < ne; i++)
-		free(env[i]);
+	return ret;
+}
+
+int helm_rollback(struct helm_result *out, const struct helm_request *req, int revision)
+{
+	char *argv[HELM_ARGV_MAX] = {NULL};
+	size_t n = 0;
+	int ret = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (check_request(req) < 0)
+		goto out;
+	if (revision < 0) {
+		err_set("release %s: no revision %d", req->release, revision);
+		goto out;
+	}
+	if (push_arg(argv, &n, strdup(req->helm)) < 0 ||
+	    push_arg(argv, &n, strdup("rollback")) < 0 ||
+	    push_arg(argv, &n, strdup(req->release)) < 0 ||
+	    push_arg(argv, &n, str_printf("%d", revision)) < 0 ||
+	    push_arg(argv, &n, str_printf("--namespace=%s", req->ns)) < 0 ||
+	    push_arg(argv, &n, str_printf("--timeout=%lds", req->timeout_s)) < 0)
+		goto out;
+	if (req->wait && (push_arg(argv, &n, strdup("--wait")) < 0 ||
+	                  push_arg(argv, &n, strdup("--wait-for-jobs")) < 0))
+		goto out;
+	ret = run_helm(out, req, argv);
+out:
+	if (ret < 0)
+		snprintf(out->message, sizeof(out->message), "%s", err_msg());
+	for (size_t i = 0; i < n; i++)
+		free(argv[i]);
 	return ret;
 }

@@ -131,4 +131,14 @@ struct helm_result {
  * helm: ..." when it could not be started. */
 int helm_apply(struct helm_result *out, const struct helm_request *req);
 
+/* Runs `helm rollback RELEASE REVISION --namespace=NS --timeout=Ns [--wait
+ * --wait-for-jobs]` with REQ's identity and environment, as helm_apply does
+ * (REQ's chart, values, images, post-renderer and atomic are not used):
+ * Helm records a new revision holding REVISION's objects; REVISION 0 is
+ * Helm's "the previous release". Fills OUT (its revision stays 0: helm
+ * rollback does not print one). Returns 0, or -1 with err_msg() and
+ * OUT->message: helm's error (a release with one revision has nothing to
+ * roll back to), or "release R: no revision N" when REVISION < 0. */
+int helm_rollback(struct helm_result *out, const struct helm_request *req, int revision);
+
 #endif

@@ -48,14 +48,18 @@ struct pipeline {
 	char before[GIT_OID_HEXSZ + 1];
 	char after[GIT_OID_HEXSZ + 1];
 	const char *ns, *remote_name;
-	char work[PATH_MAX];       /* private work directory */
-	char source[PATH_MAX];     /* WORK/source.tar.gz, once written */
-	char tree[PATH_MAX];       /* WORK/tree, once written */
-	char kubeconfig[PATH_MAX]; /* WORK/kubeconfig for hooks, or "" */
-	json_t *images;            /* [{deployment, container, image}] built */
-	json_t *applied;           /* {NAME: true} for each spec.deployments[] name
-	                              the apply stage rolled out (a chart rendered
-	                              it with the built images): deploy skips it */
+	char work[PATH_MAX];                     /* private work directory */
+	char source[PATH_MAX];                   /* WORK/source.tar.gz, once written */
+	char tree[PATH_MAX];                     /* WORK/tree, once written */
+	char kubeconfig[PATH_MAX];               /* WORK/kubeconfig for hooks, or "" */
+	json_t *images;                          /* [{deployment, container, image}] built */
+	char helm_release[HELM_RELEASE_MAX + 1]; /* the release apply deployed, or "" */
+	int helm_revision;                       /* its revision then, 0 when unknown */
+	long helm_timeout_s;                     /* and the timeout it had */
+	bool is_helm_wait;                       /* and whether it waited */
+	json_t *applied;                         /* {NAME: true} for each spec.deployments[] name
+	                                            the apply stage rolled out (a chart rendered
+	                                            it with the built images): deploy skips it */
 	struct deployed *deployed;
 	size_t ndeployed;
 	bool is_finished;
@@ -492,7 +496,42 @@ static int remember(struct pipeline *p, const char *deployment)
 	return 0;
 }
 
-/* Puts the images back on every Deployment this run changed. */
+/* Rolls the Helm release the apply stage upgraded back to the revision
+ * before it; a release this run installed (revision 1) stays. */
+static void roll_back_helm(struct pipeline *p)
+{
+	const struct pipeline_config *cfg = p->env->cfg;
+	struct helm_request req = {0};
+	struct helm_result res;
+	char kubeconfig[PATH_MAX], work[PATH_MAX];
+
+	if (!p->helm_release[0])
+		return;
+	if (p->helm_revision == 1) {
+		say(p, "!      release %s/%s was installed by this push: nothing to roll back to",
+		    p->ns, p->helm_release);
+		return;
+	}
+	snprintf(work, sizeof(work), "%.4000s/helm", p->work);
+	snprintf(kubeconfig, sizeof(kubeconfig), "%.4000s/helm/kubeconfig", p->work);
+	req.helm = cfg->helm ? cfg->helm : "helm";
+	req.ns = p->ns;
+	req.release = p->helm_release;
+	req.wait = p->is_helm_wait;
+	req.timeout_s = p->helm_timeout_s;
+	req.kubeconfig = kubeconfig;
+	req.work_dir = work;
+	req.path_env = getenv("PATH");
+	req.on_line = on_rollout;
+	req.arg = p;
+	say(p, "-----> Rolling back release %s/%s", p->ns, p->helm_release);
+	if (helm_rollback(&res, &req, p->helm_revision > 1 ? p->helm_revision - 1 : 0) < 0)
+		say(p, "!      rollback of release %s/%s failed: %s", p->ns, p->helm_release,
+		    res.message);
+}
+
+/* Puts the images back on every Deployment this run changed, and the Helm
+ * release it upgraded. */
 static void roll_back(struct pipeline *p)
 {
 	struct deployer_opts o = {0};
@@ -510,6 +549,7 @@ static void roll_back(struct pipeline *p)
 		                       &o) < 0)
 			say(p, "!      rollback of %s failed: %s", dd->name, res.message);
 	}
+	roll_back_helm(p);
 }
 
 /* The images built, for helm_apply, into IMAGES (room for N). Returns how
@@ -651,6 +691,10 @@ static int stage_apply_helm(struct pipeline *p)
 			set_outcome(p, "ApplyFailed", "out of memory");
 			goto fail;
 		}
+	snprintf(p->helm_release, sizeof(p->helm_release), "%s", release);
+	p->helm_revision = res.revision;
+	p->helm_timeout_s = req.timeout_s;
+	p->is_helm_wait = req.wait;
 	if (res.revision)
 		snprintf(msg, sizeof(msg), "release %s revision %d", release, res.revision);
 	else

@@ -108,7 +108,8 @@ add_chart() {
 }
 
 gitd_flags="--builder-mode local --builder $SLIPWAY_ROOT/build/bin/builder
-	--rollout-timeout 90 --work-dir $TRASH_DIRECTORY --helm $HELM"
+	--rollout-timeout 90 --work-dir $TRASH_DIRECTORY --helm $HELM
+	--hooks-dir $TRASH_DIRECTORY/admin-hooks"
 
 test_expect_success 'set up the namespace, the ServiceAccount helm acts as, the Remotes and gitd' '
 	kubectl delete namespace $ns --ignore-not-found --wait --timeout=90s &&
@@ -122,6 +123,10 @@ test_expect_success 'set up the namespace, the ServiceAccount helm acts as, the 
 	kubectl -n $ns create rolebinding slipway-apply --role=slipway-apply \
 		--serviceaccount=$ns:slipway-apply &&
 	make_key alice && use_key alice &&
+	mkdir -p admin-hooks/post-deploy &&
+	printf "#!/bin/sh\nif [ -f %s/fail-post-deploy ]; then echo post-deploy says no; exit 1; fi\n" \
+		"$TRASH_DIRECTORY" >admin-hooks/post-deploy/10-gate &&
+	chmod +x admin-hooks/post-deploy/10-gate &&
 	gitkube_remote www "{\"path\":\"chart\",\"helm\":{\"release\":\"www\",
 		\"values\":[{\"name\":\"replicaCount\",\"value\":\"2\"}]}}" &&
 	gitkube_remote site "{\"path\":\"chart\",\"helm\":{}}" &&
@@ -203,6 +208,23 @@ test_expect_success 'a chart that fails to render rejects the push with helm'"'"
 	test "$(succeeded $(run_of $bad www))" = "False ApplyFailed" &&
 	helm_ns history www -o json >history &&
 	python3 -c "import json; h=json.load(open(\"history\")); assert h[-1][\"revision\"] == 2 and h[-1][\"status\"] == \"deployed\", h" &&
+	git -C src reset -q --hard HEAD^
+'
+
+test_expect_success 'a failing post-deploy hook rolls the release back to the revision before the push' '
+	image=$(image_of www) && before=$(server_ref www main) &&
+	test_commit src app/www/fourth.html fourth &&
+	touch fail-post-deploy && test_when_finished "rm -f fail-post-deploy" &&
+	test_must_fail git -C src push "$(push_url www)" main >push.out 2>&1 &&
+	test_grep "remote: -----> Deployed release www revision 3" push.out &&
+	test_grep "remote: post-deploy says no" push.out &&
+	test_grep "remote: -----> Rolling back release $ns/www" push.out &&
+	test_grep "\[remote rejected\] main -> main [(]HookFailed" push.out &&
+	test "$(server_ref www main)" = "$before" &&
+	helm_ns history www -o json >history &&
+	python3 -c "import json; h=json.load(open(\"history\")); assert [(r[\"revision\"], r[\"status\"]) for r in h[-2:]] == [(3, \"superseded\"), (4, \"deployed\")] and h[-1][\"description\"] == \"Rollback to 2\", h" &&
+	kubectl -n $ns rollout status deployment/www --timeout=60s &&
+	test "$(image_of www)" = "$image" &&
 	git -C src reset -q --hard HEAD^
 '
 

@@ -255,6 +255,22 @@ static void test_apply_command(void)
 		   "the post-renderer gets the images file and the report file");
 	}
 	fclose(f);
+	ok(helm_rollback(&res, &req, 2) == 0, "helm rollback runs: %s", res.message);
+	f = fopen(log, "r");
+	if (f) {
+		char all[4096] = "";
+
+		while (fgets(line, sizeof(line), f))
+			strncat(all, line, sizeof(all) - strlen(all) - 1);
+		fclose(f);
+		ok(has(all,
+		       "arg rollback\narg www\narg 2\narg --namespace=web\narg --timeout=120s\n"
+		       "arg --wait\narg --wait-for-jobs\n") &&
+		       !has(all, "--set") && !has(all, "--post-renderer") && !has(all, "--atomic"),
+		   "helm rollback RELEASE REVISION, with the namespace, timeout and wait only");
+	}
+	ok(helm_rollback(&res, &req, -1) == -1 && has(res.message, "no revision -1"),
+	   "a negative revision is refused: %s", res.message);
 	req.release = "fail-please";
 	ok(helm_apply(&res, &req) == -1 && !strcmp(res.message, "UPGRADE FAILED: boom") &&
 	       !strcmp(err_msg(), "UPGRADE FAILED: boom"),
