@@ -25,7 +25,8 @@
  *   deploy       the deployer library: every built image by digest, rollout
  *                followed, rolled back on failure; Deployments the chart
  *                rendered with a built image are not patched again
- *   post-deploy  hooks; a failure rolls the Deployments back
+ *   post-deploy  hooks; a failure rolls the Deployments back, then the Helm
+ *                release apply upgraded
  *   then pipeline-succeeded or pipeline-failed hooks (only reported),
  *   verdict      one reason per refused ref; the connection moves the others
  *   post-receive hooks, for the refs that moved (only reported).
