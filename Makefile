@@ -28,7 +28,7 @@ PLUGIN_SRC   := $(filter-out kubectl-slipway/main.c,$(wildcard kubectl-slipway/*
 PLUGIN_OBJ   := $(PLUGIN_SRC:%.c=$(BUILD)/%.o) $(BUILD)/kubectl-slipway/dashboard-assets.o
 PROGRAMS     := $(BUILD)/bin/deployer $(if $(wildcard gitd/main.c),$(BUILD)/bin/gitd) \
                 $(if $(wildcard builder/main.c),$(BUILD)/bin/builder) \
-                $(BUILD)/bin/kubectl-slipway
+                $(BUILD)/bin/kubectl-slipway $(BUILD)/bin/slipway-post-render
 UNIT_SRC     := $(wildcard tests/unit/*.c)
 UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit-%)
 TOOL_SRC     := $(wildcard tests/tools/*.c)
@@ -60,6 +60,7 @@ $(BUILD)/gitd/%.o: INCLUDES := -iquote gitd -iquote lib
 $(BUILD)/builder/%.o: INCLUDES := -iquote builder -iquote lib
 $(BUILD)/deployer/%.o: INCLUDES := -iquote deployer -iquote lib
 $(BUILD)/kubectl-slipway/%.o: INCLUDES := -iquote kubectl-slipway -iquote lib
+$(BUILD)/post-render/%.o: INCLUDES := -iquote post-render -iquote lib
 $(BUILD)/tests/%.o: INCLUDES := -iquote lib -iquote gitd -iquote builder -iquote kubectl-slipway
 
 $(BUILD)/%.o: %.c
@@ -79,6 +80,11 @@ $(BUILD)/bin/gitd: $(BUILD)/gitd/main.o $(GITD_OBJ) $(BUILD)/lib/libslipway.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bin/builder: $(BUILD)/builder/main.o $(BUILDER_OBJ) $(BUILD)/lib/libslipway.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# slipway-post-render: the Helm --post-renderer gitd runs helm with
+$(BUILD)/bin/slipway-post-render: $(BUILD)/post-render/main.o $(BUILD)/lib/libslipway.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

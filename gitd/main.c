@@ -155,6 +155,10 @@ static const char usage_text[] =
     "  --hook-timeout SECS       hooks without timeoutSeconds [60]\n"
     "  --rollout-timeout SECS    longest wait for one Deployment's rollout [300]\n"
     "  --work-dir DIR            pipelines' work directories [$TMPDIR or /tmp]\n"
+    "  --helm PROGRAM            helm, for Remotes whose spec.manifests.path is a\n"
+    "                            Helm chart (docs/helm.md) [helm on PATH]\n"
+    "  --post-renderer PROGRAM   the Helm post-renderer setting the built images\n"
+    "                            [slipway-post-render next to gitd]\n"
     "  -h, --help                this text\n"
     "  --version                 print the version\n"
     "\n"
@@ -956,6 +960,8 @@ int main(int argc, char **argv)
 		O_HOOK_TIMEOUT,
 		O_ROLLOUT_TIMEOUT,
 		O_WORK_DIR,
+		O_HELM,
+		O_POST_RENDERER,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -999,6 +1005,8 @@ int main(int argc, char **argv)
 	    {"hook-timeout", required_argument, NULL, O_HOOK_TIMEOUT},
 	    {"rollout-timeout", required_argument, NULL, O_ROLLOUT_TIMEOUT},
 	    {"work-dir", required_argument, NULL, O_WORK_DIR},
+	    {"helm", required_argument, NULL, O_HELM},
+	    {"post-renderer", required_argument, NULL, O_POST_RENDERER},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0}};
@@ -1021,7 +1029,8 @@ int main(int argc, char **argv)
 	                    .log_level = "info",
 	                    .metrics_listen = "0.0.0.0:8080",
 	                    .internal_listen = "127.0.0.1"};
-	char builder_path[PATH_MAX], data_dir[PATH_MAX], socket_path[PATH_MAX + 32];
+	char builder_path[PATH_MAX], post_renderer_path[PATH_MAX], data_dir[PATH_MAX],
+	    socket_path[PATH_MAX + 32];
 	int build_timeout_s = 1800, hook_timeout_s = 60, rollout_timeout_s = 300;
 	const char *security_context = NULL;
 	struct keyfile kf;
@@ -1192,6 +1201,12 @@ int main(int argc, char **argv)
 		case O_WORK_DIR:
 			o.pipeline.work_root = optarg;
 			break;
+		case O_HELM:
+			o.pipeline.helm = optarg;
+			break;
+		case O_POST_RENDERER:
+			o.pipeline.post_renderer = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -1245,6 +1260,23 @@ int main(int argc, char **argv)
 			snprintf(builder_path, sizeof(builder_path), "builder");
 		o.runner.program = builder_path;
 	}
+	if (!o.pipeline.post_renderer) {
+		/* slipway-post-render installed next to gitd, as the builder */
+		ssize_t n =
+		    readlink("/proc/self/exe", post_renderer_path, sizeof(post_renderer_path) - 32);
+		char *slash;
+
+		post_renderer_path[n > 0 ? n : 0] = '\0';
+		slash = strrchr(post_renderer_path, '/');
+		if (slash)
+			snprintf(slash + 1, 32, "slipway-post-render");
+		else
+			snprintf(post_renderer_path, sizeof(post_renderer_path),
+			         "slipway-post-render");
+		o.pipeline.post_renderer = post_renderer_path;
+	}
+	if (!o.pipeline.helm)
+		o.pipeline.helm = "helm";
 	if (!o.runner.image)
 		o.runner.image = DEFAULT_BUILDER_IMAGE;
 	o.runner.node_selector = o.node_selector;

@@ -22,6 +22,7 @@
 #include "err.h"
 #include "event.h"
 #include "fs.h"
+#include "helm.h"
 #include "hook.h"
 #include "imageref.h"
 #include "manifests.h"
@@ -50,11 +51,15 @@ struct pipeline {
 	char before[GIT_OID_HEXSZ + 1];
 	char after[GIT_OID_HEXSZ + 1];
 	const char *ns, *remote_name;
-	char work[PATH_MAX];       /* private work directory */
-	char source[PATH_MAX];     /* WORK/source.tar.gz, once written */
-	char tree[PATH_MAX];       /* WORK/tree, once written */
-	char kubeconfig[PATH_MAX]; /* WORK/kubeconfig for hooks, or "" */
-	json_t *images;            /* [{deployment, container, image}] built */
+	char work[PATH_MAX];                     /* private work directory */
+	char source[PATH_MAX];                   /* WORK/source.tar.gz, once written */
+	char tree[PATH_MAX];                     /* WORK/tree, once written */
+	char kubeconfig[PATH_MAX];               /* WORK/kubeconfig for hooks, or "" */
+	json_t *images;                          /* [{deployment, container, image}] built */
+	char helm_release[HELM_RELEASE_MAX + 1]; /* the release apply deployed, or "" */
+	int helm_revision;                       /* its revision then, 0 when unknown */
+	long helm_timeout_s;                     /* and the timeout it had */
+	bool is_helm_wait;                       /* and whether it waited */
 	struct deployed *deployed;
 	size_t ndeployed;
 	json_t *applied; /* names of spec.deployments the apply stage rolled out */
@@ -492,7 +497,42 @@ static int remember(struct pipeline *p, const char *deployment)
 	return 0;
 }
 
-/* Puts the images back on every Deployment this run changed. */
+/* Rolls the Helm release the apply stage upgraded back to the revision
+ * before it; a release this run installed (revision 1) stays. */
+static void roll_back_helm(struct pipeline *p)
+{
+	const struct pipeline_config *cfg = p->env->cfg;
+	struct helm_request req = {0};
+	struct helm_result res;
+	char kubeconfig[PATH_MAX], work[PATH_MAX];
+
+	if (!p->helm_release[0])
+		return;
+	if (p->helm_revision == 1) {
+		say(p, "!      release %s/%s was installed by this push: nothing to roll back to",
+		    p->ns, p->helm_release);
+		return;
+	}
+	snprintf(work, sizeof(work), "%.4000s/helm", p->work);
+	snprintf(kubeconfig, sizeof(kubeconfig), "%.4000s/helm/kubeconfig", p->work);
+	req.helm = cfg->helm ? cfg->helm : "helm";
+	req.ns = p->ns;
+	req.release = p->helm_release;
+	req.wait = p->is_helm_wait;
+	req.timeout_s = p->helm_timeout_s;
+	req.kubeconfig = kubeconfig;
+	req.work_dir = work;
+	req.path_env = getenv("PATH");
+	req.on_line = on_rollout;
+	req.arg = p;
+	say(p, "-----> Rolling back release %s/%s", p->ns, p->helm_release);
+	if (helm_rollback(&res, &req, p->helm_revision > 1 ? p->helm_revision - 1 : 0) < 0)
+		say(p, "!      rollback of release %s/%s failed: %s", p->ns, p->helm_release,
+		    res.message);
+}
+
+/* Puts the images back on every Deployment this run changed, and the Helm
+ * release it upgraded. */
 static void roll_back(struct pipeline *p)
 {
 	struct deployer_opts o = {0};
@@ -510,6 +550,7 @@ static void roll_back(struct pipeline *p)
 		                       &o) < 0)
 			say(p, "!      rollback of %s failed: %s", dd->name, res.message);
 	}
+	roll_back_helm(p);
 }
 
 /* Whether the apply stage rolled out spec.deployments' NAME. */
@@ -524,6 +565,168 @@ static bool is_applied(const struct pipeline *p, const char *name)
 			return true;
 	}
 	return false;
+}
+
+/* The images built, for helm_apply, into IMAGES (room for N). Returns how
+ * many. */
+static size_t helm_images(struct pipeline *p, struct helm_image *images, size_t n)
+{
+	const json_t *img;
+	size_t i, k = 0;
+
+	json_array_foreach(p->images, i, img)
+	{
+		if (k == n)
+			break;
+		images[k].deployment = str_or(img, "deployment", "");
+		images[k].container = str_or(img, "container", "");
+		images[k].image = str_or(img, "image", "");
+		images[k].is_rendered = false;
+		k++;
+	}
+	return k;
+}
+
+/* The apply stage for a Remote whose spec.manifests.path holds a Chart.yaml
+ * in the pushed tree: helm upgrade --install with the built images set by
+ * the post-renderer, as the ServiceAccount spec.manifests.serviceAccountName
+ * (docs/helm.md). The Deployments the chart rendered with a built image are
+ * recorded in p->applied, so deploy does not roll them out a second time.
+ * No chart: no stage. Returns 0, or 1 when it failed (ApplyFailed). */
+static int stage_apply_helm(struct pipeline *p)
+{
+	const struct pipeline_config *cfg = p->env->cfg;
+	struct helm_image *images = NULL;
+	char release[HELM_RELEASE_MAX + 1], kubeconfig[PATH_MAX], work[PATH_MAX];
+	char chart_dir[PATH_MAX * 2], msg[HELM_RELEASE_MAX + 64];
+	struct helm_request req = {0};
+	struct helm_result res;
+	struct helm_spec *spec = calloc(1, sizeof(*spec));
+	size_t nimages = json_array_size(p->images);
+	git_commit *commit = NULL;
+	git_tree *tree = NULL;
+	int ret = 1, rc;
+
+	images = calloc(nimages ? nimages : 1, sizeof(*images));
+	if (!spec || !images) {
+		set_outcome(p, "ApplyFailed", "out of memory");
+		goto fail;
+	}
+	if (helm_spec_read(spec, p->env->remote->obj) < 0) {
+		set_outcome(p, "ApplyFailed", "remote %s/%s: %s", p->ns, p->remote_name, err_msg());
+		goto fail;
+	}
+	if (!spec->has_path) {
+		ret = 0;
+		goto out;
+	}
+	if (git_commit_lookup(&commit, p->env->repo, &p->push->after) < 0 ||
+	    git_commit_tree(&tree, commit) < 0) {
+		set_outcome(p, "ApplyFailed", "cannot read the pushed tree %.12s", p->after);
+		goto fail;
+	}
+	rc = helm_chart_find(tree, spec->path);
+	if (rc == 0) {
+		ret = 0; /* plain manifests, or none */
+		goto out;
+	}
+	if (rc < 0) {
+		set_outcome(p, "ApplyFailed", "%s", err_msg());
+		goto fail;
+	}
+	pipelinerun_stage(p->run, "apply", "Running", NULL);
+	pipelinerun_progress(p->run, "Running", "applying");
+	if (spec->release)
+		snprintf(release, sizeof(release), "%s", spec->release);
+	else
+		helm_release_derive(release, p->remote_name);
+	if (spec->release && !helm_release_is_valid(spec->release)) {
+		set_outcome(p, "ApplyFailed",
+		            "spec.manifests.helm.release '%s' is not a valid Helm release name (at "
+		            "most %d lowercase letters, digits, '-' and '.')",
+		            spec->release, HELM_RELEASE_MAX);
+		goto fail;
+	}
+	if (write_source(p, true) < 0) {
+		set_outcome(p, "ApplyFailed", "cannot write the pushed tree: %s", err_msg());
+		goto fail;
+	}
+	snprintf(work, sizeof(work), "%.4000s/helm", p->work);
+	snprintf(kubeconfig, sizeof(kubeconfig), "%.4000s/helm/kubeconfig", p->work);
+	if (mkdir(work, 0700) < 0 && errno != EEXIST) {
+		set_outcome(p, "ApplyFailed", "cannot create %s: %s", work, strerror(errno));
+		goto fail;
+	}
+	req.timeout_s = spec->timeout_s ? spec->timeout_s : cfg->rollout_timeout_ms / 1000;
+	if (req.timeout_s < 1)
+		req.timeout_s = 1;
+	/* the token outlives helm's own deadline */
+	rc = hook_kubeconfig_write(kubeconfig, p->env->kube, p->ns, spec->sa, req.timeout_s + 600);
+	if (rc == KUBE_ENOTFOUND) {
+		set_outcome(p, "ApplyFailed",
+		            "serviceaccount %s/%s not found: charts are installed as that "
+		            "ServiceAccount (spec.manifests.serviceAccountName; docs/helm.md)",
+		            p->ns, spec->sa);
+		goto fail;
+	}
+	if (rc < 0) {
+		set_outcome(p, "ApplyFailed", "a token of serviceaccount %s/%s: %s", p->ns,
+		            spec->sa, err_msg());
+		goto fail;
+	}
+	snprintf(chart_dir, sizeof(chart_dir), "%s%s%s", p->tree, spec->path[0] ? "/" : "",
+	         spec->path);
+	req.helm = cfg->helm ? cfg->helm : "helm";
+	req.post_renderer = cfg->post_renderer ? cfg->post_renderer : "slipway-post-render";
+	req.chart_dir = chart_dir;
+	req.ns = p->ns;
+	req.release = release;
+	req.values = spec->values;
+	req.nvalues = spec->nvalues;
+	req.images = images;
+	req.nimages = helm_images(p, images, nimages);
+	req.wait = spec->wait;
+	req.atomic = p->env->remote->rollback_on_failure;
+	req.kubeconfig = kubeconfig;
+	req.work_dir = work;
+	req.path_env = getenv("PATH");
+	req.on_line = on_rollout;
+	req.arg = p;
+	req.cancel = p->env->cancel;
+	say(p, "-----> Installing chart %s as release %s/%s (helm upgrade --install)",
+	    spec->path[0] ? spec->path : ".", p->ns, release);
+	if (helm_apply(&res, &req) < 0) {
+		set_outcome(p, "ApplyFailed", "helm release %s/%s: %s", p->ns, release,
+		            res.message);
+		goto fail;
+	}
+	for (size_t i = 0; i < req.nimages; i++)
+		if (images[i].is_rendered && !is_applied(p, images[i].deployment) &&
+		    json_array_append_new(p->applied, json_string(images[i].deployment)) < 0) {
+			set_outcome(p, "ApplyFailed", "out of memory");
+			goto fail;
+		}
+	snprintf(p->helm_release, sizeof(p->helm_release), "%s", release);
+	p->helm_revision = res.revision;
+	p->helm_timeout_s = req.timeout_s;
+	p->is_helm_wait = req.wait;
+	if (res.revision)
+		snprintf(msg, sizeof(msg), "release %s revision %d", release, res.revision);
+	else
+		snprintf(msg, sizeof(msg), "release %s", release);
+	say(p, "-----> Deployed %s (namespace %s)", msg, p->ns);
+	pipelinerun_stage(p->run, "apply", "Succeeded", msg);
+	ret = 0;
+	goto out;
+fail:
+	pipelinerun_stage(p->run, "apply", "Failed", p->message);
+	say(p, "!      %s", p->message);
+out:
+	git_tree_free(tree);
+	git_commit_free(commit);
+	free(images);
+	free(spec);
+	return ret;
 }
 
 /* Whether O is a workload whose pod template the built images go into. */
@@ -738,23 +941,25 @@ static int stage_apply(struct pipeline *p)
 	manifests_init(&m);
 	if (!rm)
 		return 0;
-	pipelinerun_stage(p->run, "apply", "Running", NULL);
-	pipelinerun_progress(p->run, "Running", "applying");
-	say(p, "-----> Applying the manifests in %s", rm->path);
 	if (git_commit_lookup(&commit, p->env->repo, &p->push->after) < 0 ||
 	    git_commit_tree(&tree, commit) < 0) {
 		set_outcome(p, "ApplyFailed", "cannot read the pushed tree: %s",
 		            git_error_last() ? git_error_last()->message : "");
 		goto out;
 	}
-	if (manifests_load(&m, tree, rm->path) < 0) {
-		set_outcome(p, "ManifestRejected", "%s", err_msg());
-		goto out;
+	rc = manifests_load(&m, tree, rm->path);
+	if (rc == 0 && m.is_helm_chart) {
+		/* a Chart.yaml in the path: helm upgrade --install (helm.h) */
+		git_tree_free(tree);
+		git_commit_free(commit);
+		manifests_release(&m);
+		return stage_apply_helm(p);
 	}
-	if (m.is_helm_chart) {
-		/* HELM: a Chart.yaml in the path; the Helm half (helm upgrade
-		 * --install with the image post-renderer) is called here. */
-		set_outcome(p, "ApplyFailed", "Helm charts are not supported by this build");
+	pipelinerun_stage(p->run, "apply", "Running", NULL);
+	pipelinerun_progress(p->run, "Running", "applying");
+	say(p, "-----> Applying the manifests in %s", rm->path);
+	if (rc < 0) {
+		set_outcome(p, "ManifestRejected", "%s", err_msg());
 		goto out;
 	}
 	if (manifests_validate(&m, p->ns) < 0) {

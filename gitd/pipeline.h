@@ -22,11 +22,14 @@
  *                tree, checked against the namespace (ManifestRejected), the
  *                built images put in by digest, dry run, then server-side
  *                applied as spec.manifests.serviceAccountName (apply.h),
- *                pruned with prune, workloads followed with wait
+ *                pruned with prune, workloads followed with wait; a folder
+ *                holding a Chart.yaml is installed with helm upgrade --install
+ *                instead, the built images set by slipway-post-render (helm.h)
  *   deploy       the deployer library: every built image by digest, rollout
  *                followed, rolled back on failure; Deployments the apply
  *                stage rolled out are left to it
- *   post-deploy  hooks; a failure rolls the Deployments back
+ *   post-deploy  hooks; a failure rolls the Deployments back, then the Helm
+ *                release apply upgraded
  *   then pipeline-succeeded or pipeline-failed hooks (only reported),
  *   verdict      one reason per refused ref; the connection moves the others
  *   post-receive hooks, for the refs that moved (only reported).
@@ -51,11 +54,14 @@
 /* gitd-wide settings of pipelines (gitd's flags). */
 struct pipeline_config {
 	const struct runner_config *runner;
-	const char *hooks_dir;   /* admin hooks (--hooks-dir), or NULL */
-	const char *hooks_sa;    /* ServiceAccount hooks act as, or NULL */
-	long hook_timeout_ms;    /* hooks without timeoutSeconds */
-	long rollout_timeout_ms; /* longest wait for one rollout */
-	const char *work_root;   /* parent of each run's work directory */
+	const char *hooks_dir;     /* admin hooks (--hooks-dir), or NULL */
+	const char *hooks_sa;      /* ServiceAccount hooks act as, or NULL */
+	long hook_timeout_ms;      /* hooks without timeoutSeconds */
+	long rollout_timeout_ms;   /* longest wait for one rollout */
+	const char *work_root;     /* parent of each run's work directory */
+	const char *helm;          /* the helm program (--helm); NULL: "helm" on PATH */
+	const char *post_renderer; /* slipway-post-render (--post-renderer); NULL:
+	                              "slipway-post-render" on helm's PATH */
 };
 
 /* What one worker shares among its pipelines (all borrowed). */

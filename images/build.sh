@@ -3,13 +3,17 @@
 # filesystems that images/rootfs.sh assembles out of this Debian host (no
 # base image is pulled; images/README.md says why):
 #
-#   slipway/gitd:VERSION      gitd, deployer, /bin/sh (busybox); user 65532
+#   slipway/gitd:VERSION      gitd, deployer, slipway-post-render, helm,
+#                             /bin/sh (busybox); user 65532
 #   slipway/builder:VERSION   builder, buildah; user root
 #   slipway/hooks:VERSION     sh (dash), bash, coreutils, grep, sed, curl, jq,
 #                             python3, kubectl; user 65532 (hooks run as Pods)
 #
 # VERSION is the repository's VERSION file. The programs come from
 # $BUILD/bin (default build/bin): run make first (make images does both).
+# helm is $HELM, or the pinned one tests/env/build.sh builds from the Go
+# module proxy into $SLIPWAY_CACHE (default ~/.cache/slipway), built there
+# first when it is missing.
 # Needs root (buildah bud --isolation chroot), Debian's buildah and
 # busybox-static, and for the hooks image the Debian packages listed in
 # images/hooks.packages and kubectl on PATH.
@@ -48,7 +52,7 @@ while [ $# -gt 0 ]; do
 		;;
 	--work-dir) [ $# -ge 2 ] || die "--work-dir needs a directory"; work=$2; shift ;;
 	gitd | builder | hooks) names+=("$1") ;;
-	-h | --help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1' (try --help)" ;;
 	esac
 	shift
@@ -71,6 +75,20 @@ hooks_args() {
 		case "$p" in '' | '#'*) continue ;; esac
 		printf '%s\n' --package "$p"
 	done <"$here/hooks.packages"
+}
+
+# helm_path: the helm the gitd image carries (a static Go binary), built
+# as tests/env does when it is missing
+helm_path() {
+	local h
+	. "$top/tests/env/versions.sh"
+	h=${HELM:-${SLIPWAY_CACHE:-$HOME/.cache/slipway}/bin/helm-$HELM_VERSION/helm}
+	if [ ! -x "$h" ] && [ -z "${HELM:-}" ]; then
+		say "building helm $HELM_VERSION with tests/env/build.sh"
+		"$top/tests/env/build.sh" </dev/null >&2 || die "tests/env/build.sh failed"
+	fi
+	[ -x "$h" ] || die "no helm at $h"
+	printf '%s\n' "$h"
 }
 
 # build_one NAME ROOTFS-OPTION... : assemble the context, bud, maybe push
@@ -96,7 +114,11 @@ build_one() {
 
 for name in "${names[@]}"; do
 	case "$name" in
-	gitd) build_one gitd --shell "$build/bin/gitd" "$build/bin/deployer" ;;
+	gitd)
+		helm=$(helm_path)
+		build_one gitd --shell "$build/bin/gitd" "$build/bin/deployer" \
+			"$build/bin/slipway-post-render" "$helm"
+		;;
 	builder) build_one builder --buildah "$build/bin/builder" ;;
 	hooks)
 		mapfile -t args < <(hooks_args)

@@ -147,8 +147,12 @@ test_expect_success 'the image configs: entrypoint, user (gitd and hooks 65532, 
 	EOF_
 '
 
-test_expect_success 'gitd'"'"'s image: gitd, deployer and sh run from its root filesystem as user 65532' '
+test_expect_success 'gitd'"'"'s image: gitd, deployer, helm, slipway-post-render and sh run from its root filesystem as user 65532' '
 	mount_image slipway/gitd:$version &&
+	in_root 65532:65532 "$mnt" helm version --short >out &&
+	test_grep "^v3\." out &&
+	in_root 65532:65532 "$mnt" slipway-post-render --help >out &&
+	test_grep "^usage: slipway-post-render" out &&
 	in_root 65532:65532 "$mnt" gitd --version >out &&
 	test "$(cat out)" = "gitd slipway-gitd/$version" &&
 	in_root 65532:65532 "$mnt" gitd --help >out &&

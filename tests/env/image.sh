@@ -3,7 +3,7 @@
 # hooks), as images/build.sh builds it from the programs in
 # $SLIPWAY_BUILD/bin and this host's packages, is in REGISTRY, and prints its
 # reference, REGISTRY/slipway/NAME:KEY. KEY hashes the image's inputs (the
-# programs, buildah for the builder, kubectl and the Debian packages' versions
+# programs, helm for gitd, buildah for the builder, kubectl and the Debian packages' versions
 # for the hooks image, images/ and VERSION): the image is built again only
 # when one of them changed (buildah storage in the cache, shared by every
 # run), and pushed once per registry.
@@ -27,7 +27,12 @@ build=${SLIPWAY_BUILD:-$top/build}
 cache=${SLIPWAY_CACHE:-$HOME/.cache/slipway}
 versions=
 case "$name" in
-gitd) inputs=("$build/bin/gitd" "$build/bin/deployer") ;;
+gitd)
+	. "$here/versions.sh"
+	helm=${HELM:-$cache/bin/helm-$HELM_VERSION/helm}
+	[ -x "$helm" ] || "$here/build.sh" </dev/null >&2 || die "cannot build helm (tests/env/build.sh)"
+	inputs=("$build/bin/gitd" "$build/bin/deployer" "$build/bin/slipway-post-render" "$helm")
+	;;
 builder) inputs=("$build/bin/builder" "$(command -v buildah)") ;;
 hooks)
 	kubectl=$(command -v kubectl) || die "no kubectl on PATH (the hooks image takes it)"
