@@ -212,6 +212,14 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	bool in_tree = !strcmp(event, "pre-build") || !strcmp(event, "post-build");
 	struct hook_result res;
 	struct hook_opts o = {0};
+	struct hookpod_config pc = {
+	    .runner = cfg->runner,
+	    .hooks_image = cfg->hooks_image,
+	    .keep_failed_s = cfg->hook_pod_keep_s,
+	    .pipelinerun = p->run ? pipelinerun_name(p->run) : NULL,
+	    .pipelinerun_uid = p->run ? pipelinerun_uid(p->run) : NULL,
+	    .images = p->images,
+	};
 	char hooks_dir[PATH_MAX + 8];
 	char *json = NULL;
 	json_t *ev = NULL;
@@ -254,6 +262,7 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	o.on_start = on_hook_start;
 	o.arg = p;
 	o.cancel = p->env->cancel;
+	o.pod = &pc;
 	rc = hook_run_event(&res, p->env->kube, p->env->remote, &o);
 	if (rc == 1)
 		err_set("%s", res.message);

@@ -48,6 +48,9 @@ struct pipeline_config {
 	const char *hooks_dir;   /* admin hooks (--hooks-dir), or NULL */
 	const char *hooks_sa;    /* ServiceAccount hooks act as, or NULL */
 	long hook_timeout_ms;    /* hooks without timeoutSeconds */
+	const char *hooks_image; /* what image "slipway/hooks" means (--hooks-image),
+	                            or NULL: the reference as written */
+	long hook_pod_keep_s;    /* a failed hook Pod's keep time (--hook-pod-keep) */
 	long rollout_timeout_ms; /* longest wait for one rollout */
 	const char *work_root;   /* parent of each run's work directory */
 };
