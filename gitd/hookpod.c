@@ -79,7 +79,8 @@ static int image_from_build(struct hp *p)
 
 	json_array_foreach(p->cfg->images, i, img)
 	{
-		const char *d = str_at(img, "deployment", NULL), *ct = str_at(img, "container", NULL);
+		const char *d = str_at(img, "deployment", NULL),
+		           *ct = str_at(img, "container", NULL);
 		const char *ref = str_at(img, "image", NULL);
 
 		if (d && ct && ref && !strcmp(d, h->from_deployment) &&
@@ -150,8 +151,8 @@ static int environment_of_event(struct hp *p)
 		    (size_t)(eq - h->env[i]) >= sizeof(name))
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(eq - h->env[i]), h->env[i]);
-		if (json_array_append_new(p->env,
-		                          json_pack("{s:s, s:s}", "name", name, "value", eq + 1)) < 0)
+		if (json_array_append_new(
+		        p->env, json_pack("{s:s, s:s}", "name", name, "value", eq + 1)) < 0)
 			return err_set("out of memory");
 	}
 	if (json_array_append_new(p->env, json_pack("{s:s, s:s}", "name", "SLIPWAY_EVENT_FILE",
@@ -218,8 +219,8 @@ static json_t *pod_annotations(const struct hp *p)
 static json_t *pod_command(const struct hp *p)
 {
 	const struct hookpod_hook *h = p->h;
-	json_t *cmd = json_pack("[s, s, s, s]", "/bin/sh", "-c", HOOKPOD_STDIN_WRAPPER,
-	                        "slipway-hook");
+	json_t *cmd =
+	    json_pack("[s, s, s, s]", "/bin/sh", "-c", HOOKPOD_STDIN_WRAPPER, "slipway-hook");
 	char path[600];
 
 	if (!cmd)
@@ -264,11 +265,10 @@ static json_t *hook_pod(void *arg, const char *name, const char *event_cm)
 	if (script_cm && mounts && volumes &&
 	    (json_array_append_new(mounts, json_pack("{s:s, s:s, s:b}", "name", "hook", "mountPath",
 	                                             HOOKPOD_HOOK_DIR, "readOnly", 1)) < 0 ||
-	     json_array_append_new(volumes,
-	                           json_pack("{s:s, s:{s:s, s:i, s:[{s:s, s:s}]}}", "name", "hook",
-	                                     "configMap", "name", script_cm, "defaultMode", 0555,
-	                                     "items", "key", script_key, "path",
-	                                     h->script_name)) < 0)) {
+	     json_array_append_new(volumes, json_pack("{s:s, s:{s:s, s:i, s:[{s:s, s:s}]}}", "name",
+	                                              "hook", "configMap", "name", script_cm,
+	                                              "defaultMode", 0555, "items", "key",
+	                                              script_key, "path", h->script_name)) < 0)) {
 		json_decref(mounts);
 		mounts = NULL;
 	}
@@ -280,9 +280,9 @@ static json_t *hook_pod(void *arg, const char *name, const char *event_cm)
 		err_set("out of memory");
 		return NULL;
 	}
-	ctr = json_pack("{s:s, s:s, s:o, s:O, s:o, s:o}", "name", "hook", "image", p->image,
-	                "command", cmd, "env", p->env, "volumeMounts", mounts, "securityContext",
-	                sc);
+	ctr =
+	    json_pack("{s:s, s:s, s:o, s:O, s:o, s:o}", "name", "hook", "image", p->image,
+	              "command", cmd, "env", p->env, "volumeMounts", mounts, "securityContext", sc);
 	if (!ctr) {
 		json_decref(volumes);
 		err_set("out of memory");
@@ -305,7 +305,8 @@ static json_t *hook_pod(void *arg, const char *name, const char *event_cm)
 	    json_object_set_new(json_object_get(pod, "metadata"), "ownerReferences",
 	                        json_pack("[{s:s, s:s, s:s, s:s}]", "apiVersion",
 	                                  "slipway.dev/v1alpha1", "kind", "PipelineRun", "name",
-	                                  p->cfg->pipelinerun, "uid", p->cfg->pipelinerun_uid)) < 0) {
+	                                  p->cfg->pipelinerun, "uid", p->cfg->pipelinerun_uid)) <
+	        0) {
 		json_decref(pod);
 		err_set("out of memory");
 		return NULL;
@@ -331,8 +332,8 @@ static void sweep(struct kube_client *c, const char *ns)
 	json_array_foreach(json_object_get(list, "items"), i, pod)
 	{
 		const json_t *md = json_object_get(pod, "metadata");
-		const char *until = str_at(json_object_get(md, "annotations"),
-		                           "slipway.dev/keep-until", NULL);
+		const char *until =
+		    str_at(json_object_get(md, "annotations"), "slipway.dev/keep-until", NULL);
 		const char *name = str_at(md, "name", NULL);
 		int rc;
 
@@ -356,10 +357,10 @@ static void keep(struct kube_client *c, struct runner_pod *rp, long keep_s,
 	json_t *patch;
 
 	clock_format_rfc3339(until, time(NULL) + keep_s);
-	patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", "slipway.dev/keep-until",
-	                  until);
-	if (!patch || kube_patch(NULL, c, "v1/pods", rp->ns, rp->name, KUBE_PATCH_MERGE, patch,
-	                         NULL) < 0)
+	patch =
+	    json_pack("{s:{s:{s:s}}}", "metadata", "annotations", "slipway.dev/keep-until", until);
+	if (!patch ||
+	    kube_patch(NULL, c, "v1/pods", rp->ns, rp->name, KUBE_PATCH_MERGE, patch, NULL) < 0)
 		log_warn("hook pod %s/%s: cannot mark it kept: %s", rp->ns, rp->name, err_msg());
 	json_decref(patch);
 }
@@ -402,8 +403,8 @@ static enum outcome wait_for(struct hp *p, struct runner_pod *rp, json_t **pod,
 		*pod = NULL;
 		rc = kube_get(pod, p->c, "v1/pods", rp->ns, rp->name);
 		if (rc == KUBE_ENOTFOUND) {
-			fail(p, "hook %s: pod %s/%s was deleted before it ended", p->h->name, rp->ns,
-			     rp->name);
+			fail(p, "hook %s: pod %s/%s was deleted before it ended", p->h->name,
+			     rp->ns, rp->name);
 			return O_FAILED;
 		}
 		if (rc < 0)
@@ -483,10 +484,9 @@ static int prepare(struct hp *p)
 	return environment_of_event(p);
 }
 
-int hookpod_run(char *message, size_t size, struct kube_client *c,
-                const struct hookpod_config *cfg, const struct hookpod_hook *h,
-                void (*on_line)(void *arg, const char *line), void *arg,
-                const volatile sig_atomic_t *cancel)
+int hookpod_run(char *message, size_t size, struct kube_client *c, const struct hookpod_config *cfg,
+                const struct hookpod_hook *h, void (*on_line)(void *arg, const char *line),
+                void *arg, const volatile sig_atomic_t *cancel)
 {
 	struct hp p = {.cfg = cfg, .h = h, .c = c, .message = message, .size = size};
 	struct runner_pod_maker m = {.companion_gvr = "v1/configmaps",
@@ -516,7 +516,7 @@ int hookpod_run(char *message, size_t size, struct kube_client *c,
 		goto out;
 	}
 	event_log("info", "hook_pod", "{s:s, s:s, s:s, s:s, s:s}", "namespace", h->ns, "pod",
-	          rp.name, "hook", h->name, "event", h->event, "image", p.image);
+	          rp.name, "hook", h->name, "hook_event", h->event, "image", p.image);
 	snprintf(line, sizeof(line), "       pod %s/%s, image %s", h->ns, rp.name, p.image);
 	if (on_line)
 		on_line(arg, line);
