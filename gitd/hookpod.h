@@ -71,9 +71,9 @@ struct hookpod_hook {
 	const char *image;           /* a reference, or NULL with from_deployment */
 	const char *from_deployment; /* fromBuild, or NULL */
 	const char *from_container;
-	const char *configmap;       /* the script in the Remote's ConfigMap, or NULL */
+	const char *configmap; /* the script in the Remote's ConfigMap, or NULL */
 	const char *key;
-	const char *script;          /* or the script's bytes (admin hooks), or NULL */
+	const char *script; /* or the script's bytes (admin hooks), or NULL */
 	size_t script_len;
 	const char *script_name;     /* its file name under HOOKPOD_HOOK_DIR */
 	const char *const *command;  /* argv, NULL-terminated, or NULL: the script */
@@ -89,9 +89,8 @@ struct hookpod_hook {
  * NS/POD kept until TIME)", "hook NAME: Timeout: ..."), or -1 with
  * err_msg() when the Pod could not be made or created (the API refused it:
  * admission, quota). */
-int hookpod_run(char *message, size_t size, struct kube_client *c,
-                const struct hookpod_config *cfg, const struct hookpod_hook *h,
-                void (*on_line)(void *arg, const char *line), void *arg,
-                const volatile sig_atomic_t *cancel);
+int hookpod_run(char *message, size_t size, struct kube_client *c, const struct hookpod_config *cfg,
+                const struct hookpod_hook *h, void (*on_line)(void *arg, const char *line),
+                void *arg, const volatile sig_atomic_t *cancel);
 
 #endif
