@@ -67,11 +67,11 @@ test_expect_success 'set up: the worktree CRDs, a namespace, the hooks image, a 
 	kubectl -n $ns create role hook-configmaps --verb=get,create,patch,update --resource=configmaps &&
 	kubectl -n $ns create rolebinding hook-configmaps --role=hook-configmaps \
 		--serviceaccount=$ns:slipway-hooks &&
-	make_key alice && use_key alice &&
+	make_key alice && use_key alice && mkdir admin-hooks &&
 	hooks_image=$(test_slipway_image hooks) && echo "$hooks_image" >hooks_image &&
 	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
 		--internal-listen "$HOST_IP" --rollout-timeout 120 --work-dir "$TRASH_DIRECTORY" \
-		--hooks-image "$hooks_image"
+		--hooks-image "$hooks_image" --hooks-dir "$TRASH_DIRECTORY/admin-hooks"
 '
 
 test_expect_success 'the CRD takes image (a string or fromBuild), command and serviceAccountName' '
@@ -185,6 +185,47 @@ test_expect_success 'a failed hook keeps its Pod for kubectl logs, marked with k
 	test "$(kubectl -n $ns get $pod -o jsonpath={.metadata.ownerReferences[0].kind})" = PipelineRun &&
 	test "$(kubectl -n $ns get $pod -o jsonpath={.metadata.ownerReferences[0].name})" = "$(run_of $sha)" &&
 	test "$(kubectl -n $ns get $pod -o jsonpath={.spec.automountServiceAccountToken})" = false
+'
+
+test_expect_success 'hooks/examples/configmap-update.sh runs unchanged as an image hook in slipway/hooks' '
+	kubectl -n $ns create configmap examples --from-file="$SLIPWAY_ROOT/hooks/examples/configmap-update.sh" &&
+	remote hooks "\"hooks\":[{\"event\":\"post-deploy\",\"image\":\"slipway/hooks\",
+	 \"serviceAccountName\":\"slipway-hooks\",\"configMapRef\":{\"name\":\"examples\",\"key\":\"configmap-update.sh\"}}]" &&
+	test_commit h e.txt five &&
+	sha=$(git -C h rev-parse HEAD) &&
+	git -C h push "$GITD_URL/$ns/hooks.git" main >push.out 2>&1 &&
+	cat push.out &&
+	test_grep "remote: configmap $ns/hooks-deployed: commit $sha" push.out &&
+	test "$(kubectl -n $ns get configmap hooks-deployed -o jsonpath={.data.commit})" = "$sha"
+'
+
+test_expect_success 'an admin hook with a slipway-pod header runs as a Pod in the Remote namespace' '
+	mkdir -p admin-hooks/pre-build &&
+	cat >admin-hooks/pre-build/10-policy <<-\EOF_ &&
+	#!/bin/sh
+	# slipway-pod: {"image": "slipway/hooks", "timeoutSeconds": 60}
+	echo "admin policy in a pod: $(jq -r .event) for $SLIPWAY_NAMESPACE/$SLIPWAY_REMOTE, host $(cat /etc/hostname)"
+	EOF_
+	chmod +x admin-hooks/pre-build/10-policy &&
+	test_when_finished "rm -rf admin-hooks/pre-build" &&
+	remote hooks "\"hooks\":[]" &&
+	test_commit h f.txt six &&
+	git -C h push "$GITD_URL/$ns/hooks.git" main >push.out 2>&1 &&
+	cat push.out &&
+	test_grep "remote: -----> Running hook .*admin-hooks/pre-build/10-policy" push.out &&
+	test_grep "remote: admin policy in a pod: pre-build for $ns/hooks, host hooks-hook-[a-z0-9]{5}" push.out
+'
+
+test_expect_success 'an admin hook with a malformed slipway-pod header fails, naming what is wrong' '
+	mkdir -p admin-hooks/pre-build &&
+	printf "#!/bin/sh\n# slipway-pod: {\"imag\": \"x\"}\necho never\n" >admin-hooks/pre-build/20-bad &&
+	chmod +x admin-hooks/pre-build/20-bad &&
+	test_when_finished "rm -rf admin-hooks/pre-build" &&
+	test_commit h g.txt seven &&
+	test_must_fail git -C h push "$GITD_URL/$ns/hooks.git" main >push.out 2>&1 &&
+	cat push.out &&
+	test_grep "bad slipway-pod header: \"imag\": not image, serviceAccountName" push.out &&
+	! grep -q "remote: never" push.out
 '
 
 # The app for the release phase: busybox as /bin/busybox and /bin/sh, and
