@@ -460,15 +460,48 @@ static enum outcome judge(struct hp *p, const struct runner_pod *rp, const json_
 	return O_FAILED;
 }
 
+/* Whether S is one of the comma-separated CSV (NULL: none); with
+ * IS_PREFIX, whether S starts with one of them. */
+static bool csv_matches(const char *csv, const char *s, bool is_prefix)
+{
+	while (csv && *csv) {
+		size_t n = strcspn(csv, ",");
+
+		if (n && !strncmp(s, csv, n) && (is_prefix || s[n] == '\0'))
+			return true;
+		csv += n;
+		if (*csv == ',')
+			csv++;
+	}
+	return false;
+}
+
+/* The gitd operator's limits: which ServiceAccounts, which images. */
+static int check_allowed(struct hp *p)
+{
+	const struct hookpod_hook *h = p->h;
+
+	if (h->service_account && !csv_matches(p->cfg->service_accounts, h->service_account, false))
+		return fail(p,
+		            "hook %s: serviceAccountName \"%s\" is not one gitd allows hooks "
+		            "(--hook-service-accounts)",
+		            h->name, h->service_account);
+	if (h->image && !p->is_hooks_img && p->cfg->image_prefixes &&
+	    !csv_matches(p->cfg->image_prefixes, h->image, true))
+		return fail(p, "hook %s: image %s is not one gitd allows hooks (--hook-images)",
+		            h->name, h->image);
+	return 0;
+}
+
 static int prepare(struct hp *p)
 {
 	const struct hookpod_hook *h = p->h;
+	int rc;
 
 	if (!(p->env = json_array()))
 		return err_set("out of memory");
 	if (h->from_deployment) {
-		int rc = image_from_build(p);
-
+		rc = image_from_build(p);
 		if (rc == 0)
 			rc = environment_from_deployment(p);
 		if (rc)
@@ -481,6 +514,8 @@ static int prepare(struct hp *p)
 	} else {
 		snprintf(p->image, sizeof(p->image), "%s", h->image);
 	}
+	if ((rc = check_allowed(p)))
+		return rc;
 	return environment_of_event(p);
 }
 

@@ -57,6 +57,13 @@ struct hookpod_config {
 	const char *pipelinerun_uid;        /* its metadata.uid, or NULL */
 	const json_t *images;               /* [{deployment, container, image}] this
 	                                       run built (image by digest), or NULL */
+	const char *service_accounts;       /* the serviceAccountName values hooks
+	                                       may use, comma-separated ("" or NULL:
+	                                       none) */
+	const char *image_prefixes;         /* image references other than
+	                                       "slipway/hooks" and fromBuild must start
+	                                       with one of these, comma-separated;
+	                                       NULL: any image */
 };
 
 /* One hook to run as a Pod (all borrowed). */

@@ -158,6 +158,11 @@ static const char usage_text[] =
     "                            [slipway/hooks, as written]\n"
     "  --hook-pod-keep SECS      a failed hook's Pod is kept this long for kubectl\n"
     "                            logs, then deleted by a later hook Pod [3600]\n"
+    "  --hook-service-accounts LIST  the serviceAccountName values image hooks may\n"
+    "                            use, comma-separated [--hooks-service-account]\n"
+    "  --hook-images LIST        image hooks' images must start with one of these\n"
+    "                            prefixes, comma-separated; slipway/hooks and\n"
+    "                            fromBuild are always allowed [any image]\n"
     "  --rollout-timeout SECS    longest wait for one Deployment's rollout [300]\n"
     "  --work-dir DIR            pipelines' work directories [$TMPDIR or /tmp]\n"
     "  -h, --help                this text\n"
@@ -961,6 +966,8 @@ int main(int argc, char **argv)
 		O_HOOK_TIMEOUT,
 		O_HOOKS_IMAGE,
 		O_HOOK_POD_KEEP,
+		O_HOOK_SAS,
+		O_HOOK_IMAGES,
 		O_ROLLOUT_TIMEOUT,
 		O_WORK_DIR,
 		O_VERSION
@@ -1006,6 +1013,8 @@ int main(int argc, char **argv)
 	    {"hook-timeout", required_argument, NULL, O_HOOK_TIMEOUT},
 	    {"hooks-image", required_argument, NULL, O_HOOKS_IMAGE},
 	    {"hook-pod-keep", required_argument, NULL, O_HOOK_POD_KEEP},
+	    {"hook-service-accounts", required_argument, NULL, O_HOOK_SAS},
+	    {"hook-images", required_argument, NULL, O_HOOK_IMAGES},
 	    {"rollout-timeout", required_argument, NULL, O_ROLLOUT_TIMEOUT},
 	    {"work-dir", required_argument, NULL, O_WORK_DIR},
 	    {"help", no_argument, NULL, 'h'},
@@ -1202,6 +1211,12 @@ int main(int argc, char **argv)
 		case O_HOOK_POD_KEEP:
 			bad = parse_int(&hook_pod_keep_s, optarg, 1, 7 * 86400);
 			break;
+		case O_HOOK_SAS:
+			o.pipeline.hook_service_accounts = optarg;
+			break;
+		case O_HOOK_IMAGES:
+			o.pipeline.hook_images = optarg;
+			break;
 		case O_ROLLOUT_TIMEOUT:
 			bad = parse_int(&rollout_timeout_s, optarg, 1, 86400);
 			break;
@@ -1268,6 +1283,8 @@ int main(int argc, char **argv)
 	o.runner.default_timeout_ms = build_timeout_s * 1000L;
 	if (!o.pipeline.hooks_sa)
 		o.pipeline.hooks_sa = "slipway-hooks";
+	if (!o.pipeline.hook_service_accounts)
+		o.pipeline.hook_service_accounts = o.pipeline.hooks_sa;
 	if (!o.pipeline.work_root)
 		o.pipeline.work_root = getenv("TMPDIR");
 	o.pipeline.runner = &o.runner;

@@ -221,6 +221,8 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	    .pipelinerun = p->run ? pipelinerun_name(p->run) : NULL,
 	    .pipelinerun_uid = uid && *uid ? owner_uid : NULL,
 	    .images = p->images,
+	    .service_accounts = cfg->hook_service_accounts,
+	    .image_prefixes = cfg->hook_images,
 	};
 	char hooks_dir[PATH_MAX + 8];
 	char *json = NULL;
