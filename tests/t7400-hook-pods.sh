@@ -187,6 +187,16 @@ test_expect_success 'a failed hook keeps its Pod for kubectl logs, marked with k
 	test "$(kubectl -n $ns get $pod -o jsonpath={.spec.automountServiceAccountToken})" = false
 '
 
+test_expect_success 'a serviceAccountName gitd does not allow (--hook-service-accounts) fails the hook before any Pod' '
+	remote hooks "\"hooks\":[{\"event\":\"pre-build\",\"image\":\"slipway/hooks\",
+	 \"serviceAccountName\":\"default\",\"configMapRef\":{\"name\":\"hooks\",\"key\":\"live.sh\"}}]" &&
+	test_commit h sa.txt sa &&
+	test_must_fail git -C h push "$GITD_URL/$ns/hooks.git" main >push.out 2>&1 &&
+	cat push.out &&
+	test_grep "serviceAccountName \"default\" is not one gitd allows hooks \(--hook-service-accounts\)" push.out &&
+	test -z "$(hook_pods pre-build)"
+'
+
 test_expect_success 'hooks/examples/configmap-update.sh runs unchanged as an image hook in slipway/hooks' '
 	kubectl -n $ns create configmap examples --from-file="$SLIPWAY_ROOT/hooks/examples/configmap-update.sh" &&
 	remote hooks "\"hooks\":[{\"event\":\"post-deploy\",\"image\":\"slipway/hooks\",
