@@ -535,6 +535,7 @@ int hookpod_run(char *message, size_t size, struct kube_client *c, const struct 
 	json_t *pod = NULL;
 	enum outcome o;
 	long long deadline;
+	size_t len = 0;
 	int rc, ret = -1;
 
 	message[0] = '\0';
@@ -560,8 +561,6 @@ int hookpod_run(char *message, size_t size, struct kube_client *c, const struct 
 	if (o == O_RUNNING) {
 		long long left = deadline - clock_now_ms();
 
-		size_t len;
-
 		if (kube_path(path, sizeof(path), "v1/pods", h->ns, rp.name, "log") < 0 ||
 		    (len = strlen(path)) + 40 >= sizeof(path)) {
 			err_set("hook %s: pod path too long", h->name);
@@ -572,6 +571,12 @@ int hookpod_run(char *message, size_t size, struct kube_client *c, const struct 
 		if (rc < 0 && rc != KUBE_ETIMEOUT)
 			log_warn("hook pod %s/%s: log: %s", h->ns, rp.name, err_msg());
 		o = wait_for(&p, &rp, &pod, has_ended, deadline, cancel);
+		/* the log could not be followed: show it whole once the Pod ended */
+		if (rc < 0 && rc != KUBE_ETIMEOUT && o == O_RUNNING) {
+			snprintf(path + len, sizeof(path) - len, "?container=hook");
+			if (kube_stream_lines(c, path, on_line, arg, cancel, 30000) < 0)
+				log_warn("hook pod %s/%s: log: %s", h->ns, rp.name, err_msg());
+		}
 	}
 	if (o == O_RUNNING)
 		o = judge(&p, &rp, pod);
