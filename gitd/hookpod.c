@@ -587,10 +587,10 @@ int hookpod_run(char *message, size_t size, struct kube_client *c, const struct 
 		break;
 	case O_FAILED:
 		if (rp.obj) {
-			size_t len = strlen(message);
+			size_t mlen = strlen(message);
 
 			keep(c, &rp, keep_s, until);
-			snprintf(message + len, size - len, " (pod %s/%s kept until %s)", h->ns,
+			snprintf(message + mlen, size - mlen, " (pod %s/%s kept until %s)", h->ns,
 			         rp.name, until);
 			runner_pod_release(&rp);
 		}
