@@ -191,10 +191,11 @@ test_expect_success 'a serviceAccountName gitd does not allow (--hook-service-ac
 	remote hooks "\"hooks\":[{\"event\":\"pre-build\",\"image\":\"slipway/hooks\",
 	 \"serviceAccountName\":\"default\",\"configMapRef\":{\"name\":\"hooks\",\"key\":\"live.sh\"}}]" &&
 	test_commit h sa.txt sa &&
+	pods_before=$(hook_pods pre-build) &&
 	test_must_fail git -C h push "$GITD_URL/$ns/hooks.git" main >push.out 2>&1 &&
 	cat push.out &&
 	test_grep "serviceAccountName \"default\" is not one gitd allows hooks \(--hook-service-accounts\)" push.out &&
-	test -z "$(hook_pods pre-build)"
+	test "$(hook_pods pre-build)" = "$pods_before"
 '
 
 test_expect_success 'hooks/examples/configmap-update.sh runs unchanged as an image hook in slipway/hooks' '
