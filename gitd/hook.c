@@ -277,6 +277,147 @@ static int run_one(struct run *r, const char *name, const char *path, long timeo
 	return hook_fail(r, name, "hook %s ended with wait status %d", name, res.status);
 }
 
+/* Runs pod hook PH (its name, env and event filled here) as run_one does a
+ * process: 0, 1 (recorded) or -1. */
+static int run_pod_one(struct run *r, struct kube_client *c, struct hookpod_hook *ph)
+{
+	char message[sizeof(r->out->message)];
+	int rc;
+
+	if (r->o->cancel && *r->o->cancel)
+		return hook_fail(r, ph->name, "hook %s was not started: cancelled", ph->name);
+	if (!r->o->pod || !c)
+		return hook_fail(r, ph->name,
+		                 "hook %s runs as a Pod, which this gitd was not set up for",
+		                 ph->name);
+	ph->event = r->o->event;
+	ph->event_json = r->o->event_json;
+	ph->env = (const char *const *)r->env;
+	if (!ph->timeout_ms)
+		ph->timeout_ms = r->default_timeout_ms;
+	if (r->o->on_start)
+		r->o->on_start(r->o->arg, ph->name);
+	r->out->nrun++;
+	rc = hookpod_run(message, sizeof(message), c, r->o->pod, ph, r->o->on_line, r->o->arg,
+	                 r->o->cancel);
+	if (rc < 0)
+		return hook_fail(r, ph->name, "hook %s could not run: %s", ph->name, err_msg());
+	if (rc > 0)
+		return hook_fail(r, ph->name, "%s", message);
+	return 0;
+}
+
+/* The "# slipway-pod: {...}" header of admin hook SCRIPT (LEN bytes) in its
+ * first lines, into PH. Returns 0 when there is none, 1 when there is one,
+ * -2 when it is malformed (WHY says how). */
+static int admin_pod_header(struct hookpod_hook *ph, json_t **hold, char *why, size_t size,
+                            const char *script, size_t len)
+{
+	static const char tag[] = "# slipway-pod:";
+	const char *line = script, *end = script + len;
+	json_error_t je;
+	json_t *j, *v;
+	const char *key;
+
+	for (int n = 0; n < 5 && line < end; n++) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t l = nl ? (size_t)(nl - line) : (size_t)(end - line);
+
+		if (l > sizeof(tag) - 1 && !strncmp(line, tag, sizeof(tag) - 1)) {
+			j = json_loadb(line + sizeof(tag) - 1, l - (sizeof(tag) - 1),
+			               JSON_REJECT_DUPLICATES, &je);
+			if (!json_is_object(j)) {
+				snprintf(why, size, "not a JSON object: %s",
+				         j ? "wrong type" : je.text);
+				json_decref(j);
+				return -2;
+			}
+			*hold = j;
+			json_object_foreach(j, key, v)
+			{
+				if (!strcmp(key, "image") && json_is_string(v) &&
+				    json_string_length(v))
+					ph->image = json_string_value(v);
+				else if (!strcmp(key, "serviceAccountName") && json_is_string(v) &&
+				         json_string_length(v))
+					ph->service_account = json_string_value(v);
+				else if (!strcmp(key, "timeoutSeconds") && json_is_integer(v) &&
+				         json_integer_value(v) >= 1 &&
+				         json_integer_value(v) <= REMOTE_HOOK_TIMEOUT_MAX_S)
+					ph->timeout_ms = (long)json_integer_value(v) * 1000;
+				else {
+					snprintf(
+					    why, size,
+					    "\"%.64s\": not image, serviceAccountName (non-empty "
+					    "strings) or timeoutSeconds (1 to %d)",
+					    key, REMOTE_HOOK_TIMEOUT_MAX_S);
+					return -2;
+				}
+			}
+			if (!ph->image) {
+				snprintf(why, size, "no image");
+				return -2;
+			}
+			return 1;
+		}
+		if (!nl)
+			break;
+		line = nl + 1;
+	}
+	return 0;
+}
+
+/* Admin hook NAME at PATH, run as a Pod when its header says so: 0, 1, -1
+ * as run_one, or 2 when it is no Pod hook. */
+static int run_admin_pod(struct run *r, struct kube_client *c, const struct remote *remote,
+                         const char *name, const char *path)
+{
+	struct hookpod_hook ph = {0};
+	json_t *hold = NULL;
+	char why[300], *script = NULL;
+	size_t len = 0;
+	FILE *f;
+	int ret;
+
+	if (!(f = fopen(path, "re")))
+		return 2; /* run_one says why it cannot run */
+	if (!(script = malloc(HOOK_SCRIPT_MAX + 1))) {
+		fclose(f);
+		return err_set("out of memory");
+	}
+	len = fread(script, 1, HOOK_SCRIPT_MAX + 1, f);
+	fclose(f);
+	ret = admin_pod_header(&ph, &hold, why, sizeof(why), script, len);
+	if (ret == 0) {
+		ret = 2;
+		goto out;
+	}
+	if (ret == -2) {
+		ret = hook_fail(r, name, "hook %s: bad slipway-pod header: %s", name, why);
+		goto out;
+	}
+	if (len > HOOK_SCRIPT_MAX) {
+		ret = hook_fail(r, name, "hook %s: script larger than %u bytes", name,
+		                HOOK_SCRIPT_MAX);
+		goto out;
+	}
+	if (!remote) {
+		ret = hook_fail(r, name, "hook %s runs as a Pod, which needs a Remote", name);
+		goto out;
+	}
+	ph.ns = remote->ns;
+	ph.remote = remote->name;
+	ph.name = name;
+	ph.script = script;
+	ph.script_len = len;
+	ph.script_name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	ret = run_pod_one(r, c, &ph);
+out:
+	json_decref(hold);
+	free(script);
+	return ret;
+}
+
 /* Admin hooks are byte-ordered by name, whatever the locale. */
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
@@ -300,7 +441,7 @@ static bool is_admin_hook(const char *dir, const char *name)
 	       access(path, X_OK) == 0;
 }
 
-static int run_admin(struct run *r)
+static int run_admin(struct run *r, struct kube_client *c, const struct remote *remote)
 {
 	struct dirent **names = NULL;
 	char *dir = NULL, *shown = NULL, *path = NULL;
@@ -338,7 +479,9 @@ static int run_admin(struct run *r)
 			ret = err_set("out of memory");
 			break;
 		}
-		ret = run_one(r, name, path, r->default_timeout_ms);
+		ret = run_admin_pod(r, c, remote, name, path);
+		if (ret == 2)
+			ret = run_one(r, name, path, r->default_timeout_ms);
 		free(path);
 		path = NULL;
 	}
@@ -456,6 +599,38 @@ static int run_remote(struct run *r, struct kube_client *c, const struct remote 
 		if (!c)
 			return err_set("remote %s/%s has %s hooks but no API client was given",
 			               remote->ns, remote->name, h->event);
+		if (h->is_pod) {
+			struct hookpod_hook ph = {
+			    .ns = remote->ns,
+			    .remote = remote->name,
+			    .name = name,
+			    .image = h->image,
+			    .from_deployment = h->from_deployment,
+			    .from_container = h->from_container,
+			    .configmap = h->configmap,
+			    .key = h->key,
+			    .script_name = h->key,
+			    .command = h->command,
+			    .service_account = h->service_account,
+			    .timeout_ms = h->timeout_ms,
+			};
+			char image[300];
+
+			if (h->image)
+				snprintf(image, sizeof(image), "%s", h->image);
+			else
+				snprintf(image, sizeof(image), "fromBuild %s/%s",
+				         h->from_deployment, h->from_container);
+			if (h->configmap && !h->command)
+				snprintf(name, sizeof(name), "configmap/%s:%s (image %s)",
+				         h->configmap, h->key, image);
+			else
+				snprintf(name, sizeof(name), "%s (image %s)", h->command[0], image);
+			ret = run_pod_one(r, c, &ph);
+			if (ret)
+				return ret;
+			continue;
+		}
 		snprintf(name, sizeof(name), "configmap/%s:%s", h->configmap, h->key);
 		ret = fetch_script(&path, r, c, name, remote->ns, h->configmap, h->key);
 		if (ret == 0) {
@@ -507,7 +682,7 @@ int hook_run_event(struct hook_result *out, struct kube_client *c, const struct 
 		err_set("cannot open %s: %s", event_path, strerror(errno));
 		goto out;
 	}
-	ret = run_admin(&r);
+	ret = run_admin(&r, c, remote);
 	if (ret == 0)
 		ret = run_remote(&r, c, remote);
 out:

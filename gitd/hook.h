@@ -17,6 +17,16 @@
  * timeout (spec.hooks[].timeoutSeconds, else the default); it dies with
  * gitd.
  *
+ * Image hooks (spec.hooks[].image) run as Pods instead (hookpod.h), with
+ * the same event, the SLIPWAY_* variables and the same verdict. So does an
+ * admin hook whose first lines hold a header
+ *
+ *     # slipway-pod: {"image": "slipway/hooks", "serviceAccountName": "x"}
+ *
+ * (a JSON object: image required, serviceAccountName and timeoutSeconds
+ * optional; docs/hooks.md "Admin hooks as Pods"): the file is copied into
+ * the Pod's event ConfigMap and run there, in the Remote's namespace.
+ *
  * Admin hooks: names starting with "." are skipped (editors' swap files),
  * as are directories and files we cannot execute; symbolic links are
  * followed. A missing DIR/EVENT means none; an unreadable one is a failure.
@@ -31,6 +41,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "hookpod.h"
 #include "kube.h"
 #include "remote.h"
 
@@ -67,6 +78,8 @@ struct hook_opts {
 	void (*on_start)(void *arg, const char *hook);
 	void *arg;
 	const volatile sig_atomic_t *cancel; /* may be NULL */
+	const struct hookpod_config *pod;    /* image hooks and admin Pod hooks
+	                                        (hookpod.h); NULL: they fail */
 };
 
 struct hook_result {

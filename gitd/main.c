@@ -31,6 +31,7 @@
 #include "duration.h"
 #include "err.h"
 #include "event.h"
+#include "hookpod.h"
 #include "log.h"
 #include "metrics.h"
 #include "pipeline.h"
@@ -153,6 +154,15 @@ static const char usage_text[] =
     "  --hooks-service-account NAME  hooks get a token of this ServiceAccount in the\n"
     "                            Remote's namespace when it exists [slipway-hooks]\n"
     "  --hook-timeout SECS       hooks without timeoutSeconds [60]\n"
+    "  --hooks-image REF         the image hooks with image: slipway/hooks run in\n"
+    "                            [slipway/hooks, as written]\n"
+    "  --hook-pod-keep SECS      a failed hook's Pod is kept this long for kubectl\n"
+    "                            logs, then deleted by a later hook Pod [3600]\n"
+    "  --hook-service-accounts LIST  the serviceAccountName values image hooks may\n"
+    "                            use, comma-separated [--hooks-service-account]\n"
+    "  --hook-images LIST        image hooks' images must start with one of these\n"
+    "                            prefixes, comma-separated; slipway/hooks and\n"
+    "                            fromBuild are always allowed [any image]\n"
     "  --rollout-timeout SECS    longest wait for one Deployment's rollout [300]\n"
     "  --work-dir DIR            pipelines' work directories [$TMPDIR or /tmp]\n"
     "  --helm PROGRAM            helm, for Remotes whose spec.manifests.path is a\n"
@@ -958,6 +968,10 @@ int main(int argc, char **argv)
 		O_HOOKS_DIR,
 		O_HOOKS_SA,
 		O_HOOK_TIMEOUT,
+		O_HOOKS_IMAGE,
+		O_HOOK_POD_KEEP,
+		O_HOOK_SAS,
+		O_HOOK_IMAGES,
 		O_ROLLOUT_TIMEOUT,
 		O_WORK_DIR,
 		O_HELM,
@@ -1003,6 +1017,10 @@ int main(int argc, char **argv)
 	    {"hooks-dir", required_argument, NULL, O_HOOKS_DIR},
 	    {"hooks-service-account", required_argument, NULL, O_HOOKS_SA},
 	    {"hook-timeout", required_argument, NULL, O_HOOK_TIMEOUT},
+	    {"hooks-image", required_argument, NULL, O_HOOKS_IMAGE},
+	    {"hook-pod-keep", required_argument, NULL, O_HOOK_POD_KEEP},
+	    {"hook-service-accounts", required_argument, NULL, O_HOOK_SAS},
+	    {"hook-images", required_argument, NULL, O_HOOK_IMAGES},
 	    {"rollout-timeout", required_argument, NULL, O_ROLLOUT_TIMEOUT},
 	    {"work-dir", required_argument, NULL, O_WORK_DIR},
 	    {"helm", required_argument, NULL, O_HELM},
@@ -1032,6 +1050,7 @@ int main(int argc, char **argv)
 	char builder_path[PATH_MAX], post_renderer_path[PATH_MAX], data_dir[PATH_MAX],
 	    socket_path[PATH_MAX + 32];
 	int build_timeout_s = 1800, hook_timeout_s = 60, rollout_timeout_s = 300;
+	int hook_pod_keep_s = (int)HOOKPOD_KEEP_DEFAULT_S;
 	const char *security_context = NULL;
 	struct keyfile kf;
 	ssh_bind bind = NULL;
@@ -1195,6 +1214,18 @@ int main(int argc, char **argv)
 		case O_HOOK_TIMEOUT:
 			bad = parse_int(&hook_timeout_s, optarg, 1, 86400);
 			break;
+		case O_HOOKS_IMAGE:
+			o.pipeline.hooks_image = optarg;
+			break;
+		case O_HOOK_POD_KEEP:
+			bad = parse_int(&hook_pod_keep_s, optarg, 1, 7 * 86400);
+			break;
+		case O_HOOK_SAS:
+			o.pipeline.hook_service_accounts = optarg;
+			break;
+		case O_HOOK_IMAGES:
+			o.pipeline.hook_images = optarg;
+			break;
 		case O_ROLLOUT_TIMEOUT:
 			bad = parse_int(&rollout_timeout_s, optarg, 1, 86400);
 			break;
@@ -1284,10 +1315,13 @@ int main(int argc, char **argv)
 	o.runner.default_timeout_ms = build_timeout_s * 1000L;
 	if (!o.pipeline.hooks_sa)
 		o.pipeline.hooks_sa = "slipway-hooks";
+	if (!o.pipeline.hook_service_accounts)
+		o.pipeline.hook_service_accounts = o.pipeline.hooks_sa;
 	if (!o.pipeline.work_root)
 		o.pipeline.work_root = getenv("TMPDIR");
 	o.pipeline.runner = &o.runner;
 	o.pipeline.hook_timeout_ms = hook_timeout_s * 1000L;
+	o.pipeline.hook_pod_keep_s = hook_pod_keep_s;
 	o.pipeline.rollout_timeout_ms = rollout_timeout_s * 1000L;
 
 	git_libgit2_init();

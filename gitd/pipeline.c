@@ -221,6 +221,18 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	bool in_tree = !strcmp(event, "pre-build") || !strcmp(event, "post-build");
 	struct hook_result res;
 	struct hook_opts o = {0};
+	const char *uid = p->run ? pipelinerun_uid(p->run) : NULL;
+	char owner_uid[128];
+	struct hookpod_config pc = {
+	    .runner = cfg->runner,
+	    .hooks_image = cfg->hooks_image,
+	    .keep_failed_s = cfg->hook_pod_keep_s,
+	    .pipelinerun = p->run ? pipelinerun_name(p->run) : NULL,
+	    .pipelinerun_uid = uid && *uid ? owner_uid : NULL,
+	    .images = p->images,
+	    .service_accounts = cfg->hook_service_accounts,
+	    .image_prefixes = cfg->hook_images,
+	};
 	char hooks_dir[PATH_MAX + 8];
 	char *json = NULL;
 	json_t *ev = NULL;
@@ -228,6 +240,8 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 
 	if (!hook_has_event(p->env->remote, cfg->hooks_dir, event))
 		return 0;
+	/* a copy: the run's object is replaced as its log is written */
+	snprintf(owner_uid, sizeof(owner_uid), "%s", uid ? uid : "");
 	pipelinerun_stage(p->run, event, "Running", NULL);
 	if (in_tree && write_source(p, true) < 0) {
 		rc = -1;
@@ -263,6 +277,7 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	o.on_start = on_hook_start;
 	o.arg = p;
 	o.cancel = p->env->cancel;
+	o.pod = &pc;
 	rc = hook_run_event(&res, p->env->kube, p->env->remote, &o);
 	if (rc == 1)
 		err_set("%s", res.message);

@@ -54,14 +54,21 @@
 /* gitd-wide settings of pipelines (gitd's flags). */
 struct pipeline_config {
 	const struct runner_config *runner;
-	const char *hooks_dir;     /* admin hooks (--hooks-dir), or NULL */
-	const char *hooks_sa;      /* ServiceAccount hooks act as, or NULL */
-	long hook_timeout_ms;      /* hooks without timeoutSeconds */
-	long rollout_timeout_ms;   /* longest wait for one rollout */
-	const char *work_root;     /* parent of each run's work directory */
-	const char *helm;          /* the helm program (--helm); NULL: "helm" on PATH */
-	const char *post_renderer; /* slipway-post-render (--post-renderer); NULL:
-	                              "slipway-post-render" on helm's PATH */
+	const char *hooks_dir;             /* admin hooks (--hooks-dir), or NULL */
+	const char *hooks_sa;              /* ServiceAccount hooks act as, or NULL */
+	long hook_timeout_ms;              /* hooks without timeoutSeconds */
+	const char *hooks_image;           /* what image "slipway/hooks" means (--hooks-image),
+	                                      or NULL: the reference as written */
+	long hook_pod_keep_s;              /* a failed hook Pod's keep time (--hook-pod-keep) */
+	const char *hook_service_accounts; /* serviceAccountName values hooks may use,
+	                                      comma-separated (--hook-service-accounts) */
+	const char *hook_images;           /* allowed image prefixes, comma-separated,
+	                                      or NULL: any (--hook-images) */
+	long rollout_timeout_ms;           /* longest wait for one rollout */
+	const char *work_root;             /* parent of each run's work directory */
+	const char *helm;                  /* the helm program (--helm); NULL: "helm" on PATH */
+	const char *post_renderer;         /* slipway-post-render (--post-renderer); NULL:
+	                                      "slipway-post-render" on helm's PATH */
 };
 
 /* What one worker shares among its pipelines (all borrowed). */

@@ -408,6 +408,11 @@ const char *pipelinerun_name(const struct pipelinerun *r)
 	return r->name;
 }
 
+const char *pipelinerun_uid(const struct pipelinerun *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->obj, "metadata"), "uid"));
+}
+
 void pipelinerun_progress(struct pipelinerun *r, const char *reason, const char *message)
 {
 	set_succeeded(r, "Unknown", reason, message);

@@ -65,6 +65,10 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 /* The object's name (borrowed). */
 const char *pipelinerun_name(const struct pipelinerun *r);
 
+/* The object's metadata.uid as the API server gave it, for owner references
+ * (borrowed, valid until the next write of the run), or NULL. */
+const char *pipelinerun_uid(const struct pipelinerun *r);
+
 /* Changes the reason and message of the still-Unknown Succeeded condition
  * (e.g. "Running", "building web/nginx"). Writes the status. */
 void pipelinerun_progress(struct pipelinerun *r, const char *reason, const char *message);

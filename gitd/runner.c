@@ -515,9 +515,7 @@ out:
 
 /* --- pod ---------------------------------------------------------------- */
 
-/* A label value: at most 63 of [A-Za-z0-9._-], alphanumeric at both ends
- * (Kubernetes "Labels and Selectors"). Longer names go in annotations only. */
-static bool is_label_value(const char *s)
+bool runner_is_label_value(const char *s)
 {
 	size_t len = strlen(s);
 
@@ -534,10 +532,10 @@ static bool is_label_value(const char *s)
 	return true;
 }
 
-/* "REMOTE-build-XXXXX": the suffix from the alphabet Kubernetes uses for
+/* "REMOTE-KIND-XXXXX": the suffix from the alphabet Kubernetes uses for
  * generateName (no vowels, no look-alikes). The name is made here, not by
- * generateName, because the Secret named after it must exist first. */
-static int pod_name(char *buf, size_t size, const char *remote)
+ * generateName, because the companion named after it must exist first. */
+static int pod_name(char *buf, size_t size, const char *remote, const char *kind)
 {
 	static const char alphabet[] = "bcdfghjklmnpqrstvwxz2456789";
 	unsigned char rnd[5];
@@ -554,7 +552,7 @@ static int pod_name(char *buf, size_t size, const char *remote)
 		len = 45;
 	while (len > 0 && (remote[len - 1] == '.' || remote[len - 1] == '-'))
 		len--;
-	snprintf(buf, size, "%.*s-build-%s", len, remote, suffix);
+	snprintf(buf, size, "%.*s-%.5s-%s", len, remote, kind, suffix);
 	return 0;
 }
 
@@ -563,9 +561,9 @@ static json_t *pod_labels(const struct runner_build *b)
 	json_t *l = json_pack("{s:s, s:s}", "app.kubernetes.io/managed-by", "slipway",
 	                      "slipway.dev/component", "builder");
 
-	if (l && is_label_value(b->remote))
+	if (l && runner_is_label_value(b->remote))
 		json_object_set_new(l, "slipway.dev/remote", json_string(b->remote));
-	if (l && b->pipelinerun && is_label_value(b->pipelinerun))
+	if (l && b->pipelinerun && runner_is_label_value(b->pipelinerun))
 		json_object_set_new(l, "slipway.dev/pipelinerun", json_string(b->pipelinerun));
 	return l;
 }
@@ -597,7 +595,7 @@ static json_t *pod_object(const char *name, const char *secret, const struct run
 	const struct runner_build *b = r->b;
 	const json_t *resources = json_object_get(b->spec_builder, "resources");
 	struct argv_list a = {0};
-	json_t *pod = NULL, *command = NULL, *mounts = NULL, *volumes = NULL, *spec, *ctr;
+	json_t *pod = NULL, *command = NULL, *mounts = NULL, *volumes = NULL, *ctr;
 
 	if (argv_add(&a, "builder") < 0 ||
 	    argv_add_build(&a, r, cfg, POD_TOKEN_FILE, timeout_s) < 0)
@@ -636,40 +634,9 @@ static json_t *pod_object(const char *name, const char *secret, const struct run
 		goto oom;
 	if (json_is_object(resources))
 		json_object_set_new(ctr, "resources", json_deep_copy(resources));
-	pod = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}, s:{s:s, s:b, s:b, s:i, s:i, s:[o], "
-	                "s:o}}",
-	                "apiVersion", "v1", "kind", "Pod", "metadata", "name", name, "namespace",
-	                b->ns, "labels", pod_labels(b), "annotations", pod_annotations(b), "spec",
-	                "restartPolicy", "Never", "automountServiceAccountToken", 0,
-	                "enableServiceLinks", 0, "activeDeadlineSeconds", (int)timeout_s,
-	                "terminationGracePeriodSeconds", 10, "containers", ctr, "volumes", volumes);
+	pod = runner_pod_object(cfg, b->ns, name, pod_labels(b), pod_annotations(b), ctr, volumes,
+	                        timeout_s);
 	volumes = NULL;
-	if (!pod)
-		goto oom;
-	spec = json_object_get(pod, "spec");
-	if (cfg->scheduler_name)
-		json_object_set_new(spec, "schedulerName", json_string(cfg->scheduler_name));
-	if (cfg->node_selector && cfg->node_selector[0]) {
-		json_t *sel = json_object();
-
-		for (size_t i = 0; sel && cfg->node_selector[i]; i++) {
-			const char *eq = strchr(cfg->node_selector[i], '=');
-			char key[320];
-
-			if (!eq || (size_t)(eq - cfg->node_selector[i]) >= sizeof(key)) {
-				json_decref(sel);
-				err_set("node selector \"%s\" is not KEY=VALUE",
-				        cfg->node_selector[i]);
-				goto fail;
-			}
-			snprintf(key, sizeof(key), "%.*s", (int)(eq - cfg->node_selector[i]),
-			         cfg->node_selector[i]);
-			json_object_set_new(sel, key, json_string(eq + 1));
-		}
-		if (!sel)
-			goto oom;
-		json_object_set_new(spec, "nodeSelector", sel);
-	}
 	argv_release(&a);
 	return pod;
 oom:
@@ -678,9 +645,56 @@ fail:
 	json_decref(command);
 	json_decref(mounts);
 	json_decref(volumes);
-	json_decref(pod);
 	argv_release(&a);
 	return NULL;
+}
+
+json_t *runner_pod_object(const struct runner_config *cfg, const char *ns, const char *name,
+                          json_t *labels, json_t *annotations, json_t *container, json_t *volumes,
+                          long deadline_s)
+{
+	json_t *pod, *spec;
+
+	pod = json_pack("{s:s, s:s, s:{s:s, s:s, s:o, s:o}, s:{s:s, s:b, s:b, s:I, s:i, s:[o], "
+	                "s:o}}",
+	                "apiVersion", "v1", "kind", "Pod", "metadata", "name", name, "namespace",
+	                ns, "labels", labels, "annotations", annotations, "spec", "restartPolicy",
+	                "Never", "automountServiceAccountToken", 0, "enableServiceLinks", 0,
+	                "activeDeadlineSeconds", (json_int_t)deadline_s,
+	                "terminationGracePeriodSeconds", 10, "containers", container, "volumes",
+	                volumes ? volumes : json_array());
+	if (!pod) {
+		err_set("out of memory");
+		return NULL;
+	}
+	spec = json_object_get(pod, "spec");
+	if (cfg && cfg->scheduler_name)
+		json_object_set_new(spec, "schedulerName", json_string(cfg->scheduler_name));
+	if (cfg && cfg->node_selector && cfg->node_selector[0]) {
+		json_t *sel = json_object();
+
+		for (size_t i = 0; sel && cfg->node_selector[i]; i++) {
+			const char *eq = strchr(cfg->node_selector[i], '=');
+			char key[320];
+
+			if (!eq || (size_t)(eq - cfg->node_selector[i]) >= sizeof(key)) {
+				json_decref(sel);
+				json_decref(pod);
+				err_set("node selector \"%s\" is not KEY=VALUE",
+				        cfg->node_selector[i]);
+				return NULL;
+			}
+			snprintf(key, sizeof(key), "%.*s", (int)(eq - cfg->node_selector[i]),
+			         cfg->node_selector[i]);
+			json_object_set_new(sel, key, json_string(eq + 1));
+		}
+		if (!sel || json_object_set_new(spec, "nodeSelector", sel) < 0) {
+			json_decref(pod);
+			err_set("out of memory");
+			return NULL;
+		}
+	}
+	return pod;
 }
 
 static const char *str_at(const json_t *obj, const char *a, const char *b)
@@ -692,8 +706,7 @@ static const char *str_at(const json_t *obj, const char *a, const char *b)
 	return json_string_value(j);
 }
 
-/* The builder container's status in POD, or NULL. */
-static const json_t *builder_status(const json_t *pod)
+const json_t *runner_pod_container_status(const json_t *pod, const char *container)
 {
 	const json_t *st = json_object_get(json_object_get(pod, "status"), "containerStatuses");
 	size_t i;
@@ -703,21 +716,19 @@ static const json_t *builder_status(const json_t *pod)
 	{
 		const char *n = str_at(cs, "name", NULL);
 
-		if (n && !strcmp(n, "builder"))
+		if (n && !strcmp(n, container))
 			return cs;
 	}
 	return NULL;
 }
 
-/* A Pod that cannot start at all: an image that cannot be pulled, a
- * container the runtime refuses. Sets the outcome and returns true. */
-static bool pod_is_stuck(struct run *r, const char *name, const json_t *pod)
+bool runner_pod_cannot_start(char *why, size_t size, const json_t *pod, const char *container)
 {
 	static const char *const fatal[] = {"ImagePullBackOff", "InvalidImageName",
 	                                    "CreateContainerConfigError", "CreateContainerError",
 	                                    "RunContainerError"};
-	const json_t *waiting =
-	    json_object_get(json_object_get(builder_status(pod), "state"), "waiting");
+	const json_t *cs = runner_pod_container_status(pod, container);
+	const json_t *waiting = json_object_get(json_object_get(cs, "state"), "waiting");
 	const char *reason = str_at(waiting, "reason", NULL);
 	const char *msg = str_at(waiting, "message", NULL);
 
@@ -725,11 +736,22 @@ static bool pod_is_stuck(struct run *r, const char *name, const json_t *pod)
 		return false;
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
 		if (!strcmp(reason, fatal[i])) {
-			set_failure(r->out, "RunnerFailed", "pod %s/%s cannot start: %s%s%s",
-			            r->b->ns, name, reason, msg ? ": " : "", msg ? msg : "");
+			snprintf(why, size, "%s%s%s", reason, msg ? ": " : "", msg ? msg : "");
 			return true;
 		}
 	return false;
+}
+
+/* A Pod that cannot start at all: an image that cannot be pulled, a
+ * container the runtime refuses. Sets the outcome and returns true. */
+static bool pod_is_stuck(struct run *r, const char *name, const json_t *pod)
+{
+	char why[900];
+
+	if (!runner_pod_cannot_start(why, sizeof(why), pod, "builder"))
+		return false;
+	set_failure(r->out, "RunnerFailed", "pod %s/%s cannot start: %s", r->b->ns, name, why);
+	return true;
 }
 
 /* Judges a Pod that ended without a result from its status. */
@@ -738,8 +760,8 @@ static void outcome_from_pod(struct run *r, const char *name, const json_t *pod,
 	const json_t *status = json_object_get(pod, "status");
 	const char *reason = str_at(status, "reason", NULL);
 	const char *msg = str_at(status, "message", NULL);
-	const json_t *term =
-	    json_object_get(json_object_get(builder_status(pod), "state"), "terminated");
+	const json_t *term = json_object_get(
+	    json_object_get(runner_pod_container_status(pod, "builder"), "state"), "terminated");
 	const char *what, *why;
 
 	if (reason && !strcmp(reason, "DeadlineExceeded")) {
@@ -766,8 +788,7 @@ static void outcome_from_pod(struct run *r, const char *name, const json_t *pod,
 	}
 }
 
-/* Why a Pod is still Pending, for the timeout message: "" or ": WHY". */
-static void pending_reason(char *buf, size_t size, const json_t *pod)
+void runner_pod_pending_reason(char *buf, size_t size, const json_t *pod)
 {
 	const json_t *conds = json_object_get(json_object_get(pod, "status"), "conditions");
 	const json_t *cond;
@@ -790,6 +811,97 @@ static void delete_quietly(struct kube_client *c, const char *gvr, const char *n
 
 	if (rc < 0 && rc != KUBE_ENOTFOUND)
 		log_warn("cannot delete %s %s/%s: %s", gvr, ns, name, err_msg());
+}
+
+int runner_pod_create(struct runner_pod *out, struct kube_client *c, const char *ns,
+                      const char *remote, const char *kind, const struct runner_pod_maker *m)
+{
+	json_t *obj = NULL;
+	const char *uid;
+	bool have_companion = false;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!c)
+		return err_set("pods need a Kubernetes client");
+	snprintf(out->ns, sizeof(out->ns), "%s", ns);
+	if (m->companion_gvr)
+		snprintf(out->companion_gvr, sizeof(out->companion_gvr), "%s", m->companion_gvr);
+	/* A name clash (AlreadyExists) is tried again with a new name. */
+	for (int tries = 0; tries < 3; tries++) {
+		if (pod_name(out->name, sizeof(out->name), remote, kind) < 0)
+			goto fail;
+		if (m->companion_gvr) {
+			snprintf(out->companion, sizeof(out->companion), "%s-%s", out->name,
+			         m->companion_suffix);
+			if (!(obj = m->companion(m->arg, out->companion)))
+				goto fail;
+			rc = kube_create(NULL, c, m->companion_gvr, ns, obj);
+			json_decref(obj);
+			obj = NULL;
+			if (rc == KUBE_EEXISTS)
+				continue;
+			if (rc < 0) {
+				err_set("cannot create %s %s/%s: %s", m->companion_gvr, ns,
+				        out->companion, err_msg());
+				goto fail;
+			}
+			have_companion = true;
+		}
+		if (!(obj = m->pod(m->arg, out->name, out->companion)))
+			goto fail;
+		rc = kube_create(&out->obj, c, "v1/pods", ns, obj);
+		json_decref(obj);
+		obj = NULL;
+		if (rc == KUBE_EEXISTS && have_companion) {
+			delete_quietly(c, m->companion_gvr, ns, out->companion);
+			have_companion = false;
+		}
+		if (rc == KUBE_EEXISTS)
+			continue;
+		if (rc < 0) {
+			err_set("cannot create pod %s/%s: %s", ns, out->name, err_msg());
+			goto fail;
+		}
+		break;
+	}
+	if (!out->obj) {
+		err_set("cannot create a pod in %s: names taken three times", ns);
+		goto fail;
+	}
+	if (!have_companion)
+		return 0;
+	/* The companion goes with the Pod should we die before deleting both. */
+	uid = str_at(out->obj, "metadata", "uid");
+	obj =
+	    json_pack("{s:{s:[{s:s, s:s, s:s, s:s}]}}", "metadata", "ownerReferences", "apiVersion",
+	              "v1", "kind", "Pod", "name", out->name, "uid", uid ? uid : "");
+	if (!obj || kube_patch(NULL, c, m->companion_gvr, ns, out->companion, KUBE_PATCH_MERGE, obj,
+	                       NULL) < 0)
+		log_warn("%s %s/%s: cannot set its owner: %s", m->companion_gvr, ns, out->companion,
+		         err_msg());
+	json_decref(obj);
+	return 0;
+fail:
+	if (have_companion)
+		delete_quietly(c, m->companion_gvr, ns, out->companion);
+	memset(out, 0, sizeof(*out));
+	return -1;
+}
+
+void runner_pod_delete(struct runner_pod *p, struct kube_client *c)
+{
+	if (p->obj)
+		delete_quietly(c, "v1/pods", p->ns, p->name);
+	if (p->companion[0] && p->companion_gvr[0])
+		delete_quietly(c, p->companion_gvr, p->ns, p->companion);
+	runner_pod_release(p);
+}
+
+void runner_pod_release(struct runner_pod *p)
+{
+	json_decref(p->obj);
+	memset(p, 0, sizeof(*p));
 }
 
 static void sleep_ms(long ms)
@@ -838,73 +950,58 @@ static bool pod_has_ended(struct run *r, const char *name, const json_t *pod, lo
 	return true;
 }
 
+/* What runner_pod_create asks for a build: its token Secret and its Pod. */
+struct build_pod {
+	const struct run *r;
+	const struct runner_config *cfg;
+	const char *image;
+	long timeout_s;
+};
+
+static json_t *build_secret(void *arg, const char *name)
+{
+	const struct build_pod *bp = arg;
+	json_t *obj = secret_object(name, bp->r->b, buildsrv_token(bp->r->bb));
+
+	if (!obj)
+		err_set("out of memory");
+	return obj;
+}
+
+static json_t *build_pod(void *arg, const char *name, const char *secret)
+{
+	const struct build_pod *bp = arg;
+
+	return pod_object(name, secret, bp->r, bp->cfg, bp->image, bp->timeout_s);
+}
+
 static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_client *c,
                    const char *image, long timeout_ms, const volatile sig_atomic_t *cancel)
 {
 	const char *ns = r->b->ns;
 	long timeout_s = (timeout_ms + 999) / 1000;
-	char name[64], secret[80], why[512];
-	const char *uid;
-	json_t *obj = NULL, *pod = NULL;
-	bool have_secret = false, have_pod = false;
+	struct build_pod bp = {.r = r, .cfg = cfg, .image = image, .timeout_s = timeout_s};
+	struct runner_pod_maker m = {.companion_gvr = "v1/secrets",
+	                             .companion_suffix = "token",
+	                             .companion = build_secret,
+	                             .pod = build_pod,
+	                             .arg = &bp};
+	struct runner_pod rp;
+	const char *name;
+	char why[512];
+	json_t *pod = NULL;
 	long long deadline, next_get = 0, now, outside_at = 0;
 	int rc, ret = -1;
 
-	if (!c) {
-		err_set("pod builds need a Kubernetes client");
-		goto out;
+	if (runner_pod_create(&rp, c, ns, r->b->remote, "build", &m) < 0) {
+		if (!c)
+			err_set("pod builds need a Kubernetes client");
+		return -1;
 	}
-	/* A name clash (AlreadyExists) is tried again with a new name. */
-	for (int tries = 0; !have_pod && tries < 3; tries++) {
-		if (pod_name(name, sizeof(name), r->b->remote) < 0)
-			goto out;
-		snprintf(secret, sizeof(secret), "%s-token", name);
-		obj = secret_object(secret, r->b, buildsrv_token(r->bb));
-		if (!obj) {
-			err_set("out of memory");
-			goto out;
-		}
-		rc = kube_create(NULL, c, "v1/secrets", ns, obj);
-		json_decref(obj);
-		obj = NULL;
-		if (rc == KUBE_EEXISTS)
-			continue;
-		if (rc < 0) {
-			err_set("cannot create secret %s/%s: %s", ns, secret, err_msg());
-			goto out;
-		}
-		have_secret = true;
-		if (!(obj = pod_object(name, secret, r, cfg, image, timeout_s)))
-			goto out;
-		rc = kube_create(&pod, c, "v1/pods", ns, obj);
-		json_decref(obj);
-		obj = NULL;
-		if (rc == KUBE_EEXISTS) {
-			delete_quietly(c, "v1/secrets", ns, secret);
-			have_secret = false;
-			continue;
-		}
-		if (rc < 0) {
-			err_set("cannot create pod %s/%s: %s", ns, name, err_msg());
-			goto out;
-		}
-		have_pod = true;
-	}
-	if (!have_pod) {
-		err_set("cannot create a builder pod in %s: names taken three times", ns);
-		goto out;
-	}
+	name = rp.name;
+	pod = json_incref(rp.obj);
 	snprintf(r->out->pod, sizeof(r->out->pod), "%s", name);
 	log_info("builder pod %s/%s for %s", ns, name, r->b->image);
-
-	/* The Secret goes with the Pod should we die before deleting both. */
-	uid = str_at(pod, "metadata", "uid");
-	obj = json_pack("{s:{s:[{s:s, s:s, s:s, s:s}]}}", "metadata", "ownerReferences",
-	                "apiVersion", "v1", "kind", "Pod", "name", name, "uid", uid ? uid : "");
-	if (!obj || kube_patch(NULL, c, "v1/secrets", ns, secret, KUBE_PATCH_MERGE, obj, NULL) < 0)
-		log_warn("secret %s/%s: cannot set its owner: %s", ns, secret, err_msg());
-	json_decref(obj);
-	obj = NULL;
 
 	deadline = clock_now_ms() + timeout_ms + RUNNER_POD_SLACK_MS;
 	for (;;) {
@@ -927,7 +1024,7 @@ static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_c
 			break;
 		}
 		if (now >= deadline) {
-			pending_reason(why, sizeof(why), pod);
+			runner_pod_pending_reason(why, sizeof(why), pod);
 			set_failure(r->out, "Timeout", "pod %s/%s did not finish within %ld s%s",
 			            ns, name, timeout_s, why);
 			break;
@@ -946,12 +1043,7 @@ static int run_pod(struct run *r, const struct runner_config *cfg, struct kube_c
 		sleep_ms(RUNNER_POLL_MS);
 	}
 	ret = 0;
-out:
-	if (have_pod)
-		delete_quietly(c, "v1/pods", ns, name);
-	if (have_secret)
-		delete_quietly(c, "v1/secrets", ns, secret);
-	json_decref(obj);
+	runner_pod_delete(&rp, c);
 	json_decref(pod);
 	return ret;
 }

@@ -119,4 +119,76 @@ json_t *runner_security_context_default(void);
  * (json_decref()). Returns 0, or -1 with err_msg() saying what is wrong. */
 int runner_security_context_parse(json_t **out, const char *text);
 
+/* --- Pods ----------------------------------------------------------------
+ * What builder Pods and hook Pods (hook.h) share: how they are named, the
+ * fields every one has, a companion object (a Secret or ConfigMap named
+ * after the Pod, created first, then owned by the Pod so it goes with it),
+ * reading why a Pod cannot start, and deleting both. */
+
+/* A Pod the runner created. */
+struct runner_pod {
+	char ns[254];
+	char name[64];          /* "REMOTE-KIND-XXXXX", a DNS label */
+	char companion[80];     /* "NAME-SUFFIX", or "" when none */
+	char companion_gvr[32]; /* "v1/secrets" or "v1/configmaps", or "" */
+	json_t *obj;            /* the Pod as the API server returned it on create */
+};
+
+/* How runner_pod_create makes the objects of one Pod. Each callback returns
+ * a new object (the caller of the callback frees it), or NULL with
+ * err_msg(). */
+struct runner_pod_maker {
+	const char *companion_gvr;    /* NULL: no companion */
+	const char *companion_suffix; /* its name is POD-SUFFIX ("token", "event") */
+	json_t *(*companion)(void *arg, const char *name);
+	json_t *(*pod)(void *arg, const char *name, const char *companion);
+	void *arg;
+};
+
+/* Creates, with client C in namespace NS, M's companion and then M's Pod,
+ * named REMOTE-KIND-XXXXX (KIND at most 5 characters: "build", "hook";
+ * REMOTE cut to 45), trying new names on a clash, then makes the Pod the
+ * companion's owner. Returns 0 with OUT filled (runner_pod_delete or
+ * runner_pod_release frees it), or -1 with err_msg() (what was created is
+ * deleted, OUT is empty). */
+int runner_pod_create(struct runner_pod *out, struct kube_client *c, const char *ns,
+                      const char *remote, const char *kind, const struct runner_pod_maker *m);
+
+/* Deletes P's Pod and companion (gone already is fine; other failures are
+ * logged) and releases P. */
+void runner_pod_delete(struct runner_pod *p, struct kube_client *c);
+
+/* Frees what P holds without deleting anything (a Pod kept), and empties it. */
+void runner_pod_release(struct runner_pod *p);
+
+/* A Pod object NS/NAME with the fields every runner Pod has: LABELS and
+ * ANNOTATIONS (objects), one CONTAINER, VOLUMES (an array, or NULL),
+ * restartPolicy Never, no service-account token
+ * (automountServiceAccountToken false; the caller may change it), no
+ * service links, activeDeadlineSeconds DEADLINE_S, a grace period of 10 s,
+ * and CFG's schedulerName and nodeSelector (CFG may be NULL). The four
+ * objects given are taken over (even on failure). Returns a new object, or
+ * NULL with err_msg() (a node selector not KEY=VALUE, no memory). */
+json_t *runner_pod_object(const struct runner_config *cfg, const char *ns, const char *name,
+                          json_t *labels, json_t *annotations, json_t *container, json_t *volumes,
+                          long deadline_s);
+
+/* The status of container CONTAINER in POD (status.containerStatuses[];
+ * borrowed), or NULL. */
+const json_t *runner_pod_container_status(const json_t *pod, const char *container);
+
+/* Whether CONTAINER of POD can never start (waiting with ImagePullBackOff,
+ * InvalidImageName, CreateContainerConfigError, CreateContainerError or
+ * RunContainerError); WHY (SIZE bytes) then gets "REASON: MESSAGE". */
+bool runner_pod_cannot_start(char *why, size_t size, const json_t *pod, const char *container);
+
+/* Why POD is still Pending, for a timeout message: "" or
+ * ": not scheduled: MESSAGE", into BUF of SIZE bytes. */
+void runner_pod_pending_reason(char *buf, size_t size, const json_t *pod);
+
+/* Whether S can be a label value: at most 63 of [A-Za-z0-9._-],
+ * alphanumeric at both ends (Kubernetes "Labels and Selectors"). Longer
+ * names go in annotations only. */
+bool runner_is_label_value(const char *s);
+
 #endif

@@ -535,7 +535,7 @@ static void free_headers(struct curl_slist *l)
 /* Sets the options every request shares: URL, TLS, auth, headers. HDRS
  * receives the header list to free after the transfer. */
 static int setup_handle(struct kube_client *c, const char *method, const char *path,
-                        const char *content_type, struct curl_slist **hdrs)
+                        const char *content_type, const char *accept, struct curl_slist **hdrs)
 {
 	struct buf url, h;
 	CURL *k = c->curl;
@@ -584,10 +584,12 @@ static int setup_handle(struct kube_client *c, const char *method, const char *p
 	}
 	if (c->connect_to)
 		curl_easy_setopt(k, CURLOPT_CONNECT_TO, c->connect_to);
-	t = curl_slist_append(l, "Accept: application/json");
-	if (!t)
+	if (buf_addf(&h, "Accept: %s", accept) < 0)
+		goto out;
+	if (!(t = curl_slist_append(l, h.data)))
 		goto oom;
 	l = t;
+	buf_release(&h);
 	if (content_type) {
 		if (buf_addf(&h, "Content-Type: %s", content_type) < 0)
 			goto out;
@@ -695,7 +697,7 @@ static int perform(struct kube_client *c, const char *method, const char *path,
 
 		buf_release(&r->body);
 		r->retry_after_s = -1;
-		if (setup_handle(c, method, path, content_type, &hdrs) < 0) {
+		if (setup_handle(c, method, path, content_type, "application/json", &hdrs) < 0) {
 			memset(&c->status, 0, sizeof(c->status));
 			snprintf(c->status.message, sizeof(c->status.message), "%s", err_msg());
 			return -1;
@@ -1153,7 +1155,7 @@ static int watch_once(struct watch_state *w, const char *gvr, const char *ns,
 	    add_query(&p, "labelSelector", o->label_selector) < 0 ||
 	    add_query(&p, "fieldSelector", o->field_selector) < 0)
 		goto out;
-	if (setup_handle(w->c, "GET", p.data, NULL, &hdrs) < 0)
+	if (setup_handle(w->c, "GET", p.data, NULL, "application/json", &hdrs) < 0)
 		goto out;
 	errbuf[0] = '\0';
 	buf_release(&w->line);
@@ -1269,5 +1271,127 @@ int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
 out:
 	free(w.rv);
 	buf_release(&w.line);
+	return ret;
+}
+
+/* ---- streams ---------------------------------------------------------- */
+
+struct stream_state {
+	struct kube_client *c;
+	struct buf line; /* the line being received (or, on an error, the body) */
+	void (*on_line)(void *arg, const char *line);
+	void *arg;
+	const volatile sig_atomic_t *stop;
+	long long deadline_ms; /* 0: none */
+	bool is_error;         /* a non-2xx answer: keep the body for the Status */
+};
+
+static void stream_deliver(struct stream_state *s, size_t len)
+{
+	char saved = s->line.data[len];
+
+	s->line.data[len] = '\0';
+	if (len && s->line.data[len - 1] == '\r')
+		s->line.data[len - 1] = '\0';
+	s->on_line(s->arg, s->line.data);
+	s->line.data[len] = saved;
+}
+
+static size_t on_stream_body(char *data, size_t size, size_t n, void *arg)
+{
+	struct stream_state *s = arg;
+	size_t len = size * n, done = 0;
+	long code = 0;
+	char *nl;
+
+	curl_easy_getinfo(s->c->curl, CURLINFO_RESPONSE_CODE, &code);
+	s->is_error = code < 200 || code > 299;
+	if (s->is_error) /* a Status body: kept whole, up to its bound */
+		return buf_add(&s->line, data, len) < 0 ? 0 : len;
+	while (done < len) {
+		size_t room = KUBE_STREAM_LINE_MAX - s->line.len, take = len - done;
+
+		if (take > room)
+			take = room;
+		if (buf_add(&s->line, data + done, take) < 0)
+			return 0;
+		done += take;
+		while (s->line.len && (nl = memchr(s->line.data, '\n', s->line.len))) {
+			size_t l = (size_t)(nl - s->line.data);
+
+			stream_deliver(s, l);
+			buf_consume(&s->line, l + 1);
+		}
+		/* a line past the bound is delivered in pieces */
+		if (s->line.len == KUBE_STREAM_LINE_MAX) {
+			stream_deliver(s, s->line.len - 1);
+			buf_consume(&s->line, s->line.len - 1);
+		}
+	}
+	return len;
+}
+
+static int on_stream_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const struct stream_state *s = arg;
+
+	return (s->stop && *s->stop) || (s->deadline_ms && clock_now_ms() >= s->deadline_ms);
+}
+
+int kube_stream_lines(struct kube_client *c, const char *path,
+                      void (*on_line)(void *arg, const char *line), void *arg,
+                      const volatile sig_atomic_t *stop, long max_ms)
+{
+	struct stream_state s = {.c = c, .on_line = on_line, .arg = arg, .stop = stop};
+	struct curl_slist *hdrs = NULL;
+	char errbuf[CURL_ERROR_SIZE];
+	CURLcode rc;
+	long code = 0;
+	int ret = -1;
+
+	buf_init(&s.line, KUBE_STREAM_LINE_MAX + 1);
+	if (max_ms > 0)
+		s.deadline_ms = clock_now_ms() + max_ms;
+	if (setup_handle(c, "GET", path, NULL, "*/*", &hdrs) < 0) {
+		memset(&c->status, 0, sizeof(c->status));
+		snprintf(c->status.message, sizeof(c->status.message), "%s", err_msg());
+		goto out;
+	}
+	errbuf[0] = '\0';
+	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_stream_body);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_stream_progress);
+	curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, &s);
+	rc = curl_easy_perform(c->curl);
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code && (code < 200 || code > 299)) {
+		ret = kube_status_from_response(&c->status, code, s.line.data, s.line.len);
+		err_set("GET %s: %s", path, c->status.message);
+		goto out;
+	}
+	if (rc == CURLE_ABORTED_BY_CALLBACK && s.deadline_ms && clock_now_ms() >= s.deadline_ms &&
+	    !(stop && *stop)) {
+		memset(&c->status, 0, sizeof(c->status));
+		snprintf(c->status.reason, sizeof(c->status.reason), "Timeout");
+		snprintf(c->status.message, sizeof(c->status.message), "stream ended after %ld ms",
+		         max_ms);
+		ret = err_set("GET %s: %s", path, c->status.message);
+		ret = KUBE_ETIMEOUT;
+		goto out;
+	}
+	if (rc != CURLE_OK && rc != CURLE_ABORTED_BY_CALLBACK) {
+		set_transport_status(c, rc, errbuf);
+		err_set("GET %s: %s", path, c->status.message);
+		goto out;
+	}
+	/* the last line may have come without its newline */
+	if (s.line.len)
+		stream_deliver(&s, s.line.len);
+	ret = 0;
+out:
+	free_headers(hdrs);
+	buf_release(&s.line);
 	return ret;
 }

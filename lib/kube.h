@@ -204,4 +204,23 @@ struct kube_watch_opts {
 int kube_watch(struct kube_client *c, const char *gvr, const char *ns,
                const struct kube_watch_opts *opts, kube_watch_fn fn, void *arg);
 
+/* Longest line kube_stream_lines delivers whole; longer ones come in
+ * pieces of this many bytes. */
+#define KUBE_STREAM_LINE_MAX (16u << 10)
+
+/* GETs PATH (from "/", query included), an endpoint whose body is a stream
+ * of text lines such as a Pod's log with follow=true
+ * (GET /api/v1/namespaces/NS/pods/NAME/log, Kubernetes API reference "Pod"),
+ * and calls ON_LINE with each line, without its newline (a "\r" before it is
+ * dropped), on the caller's thread as it arrives. The line is borrowed for
+ * the call. Runs until the server ends the body, *STOP becomes non-zero
+ * (STOP may be NULL; checked at least once a second) or MAX_MS passes
+ * (<= 0: no limit). Not retried: what was delivered cannot be taken back.
+ * Returns 0 when the body ended or STOP asked, KUBE_ETIMEOUT when MAX_MS
+ * passed, or a named code for a failure (a non-2xx answer's Status is in
+ * kube_client_status()), with err_msg(). */
+int kube_stream_lines(struct kube_client *c, const char *path,
+                      void (*on_line)(void *arg, const char *line), void *arg,
+                      const volatile sig_atomic_t *stop, long max_ms);
+
 #endif

@@ -251,9 +251,50 @@ static int parse_deployments(struct remote *r, const json_t *spec)
 	return 0;
 }
 
-static int parse_hook(struct remote_hook *h, const json_t *obj, const char *at)
+/* image: a reference string, or {fromBuild: {deployment, container}} naming
+ * a container of spec.deployments[] (R's, already parsed). */
+static int parse_hook_image(struct remote_hook *h, const struct remote *r, const json_t *obj,
+                            const char *at)
 {
-	const json_t *ref, *timeout;
+	const json_t *img = member(obj, "image"), *from;
+	char here[AT_REF];
+
+	if (!img)
+		return 0;
+	h->is_pod = true;
+	if (json_is_string(img))
+		return get_string(&h->image, obj, "image", at, true);
+	snprintf(here, sizeof(here), "%s.image", at);
+	if (!json_is_object(img))
+		return err_set("%s: neither an image reference nor {fromBuild}", here);
+	if (get_object(&from, img, "fromBuild", here) < 0)
+		return -1;
+	if (!from)
+		return err_set("%s.fromBuild: missing", here);
+	snprintf(here, sizeof(here), "%s.image.fromBuild", at);
+	if (get_string(&h->from_deployment, from, "deployment", here, true) < 0 ||
+	    get_string(&h->from_container, from, "container", here, true) < 0)
+		return -1;
+	for (size_t i = 0; i < r->ndeployments; i++) {
+		const struct remote_deployment *d = &r->deployments[i];
+
+		if (strcmp(d->name, h->from_deployment))
+			continue;
+		for (size_t j = 0; j < d->ncontainers; j++)
+			if (!strcmp(d->containers[j].name, h->from_container))
+				return 0;
+		return err_set("%s.container: \"%.64s\" is no container of deployment \"%.64s\" "
+		               "in spec.deployments",
+		               here, h->from_container, h->from_deployment);
+	}
+	return err_set("%s.deployment: \"%.64s\" is not in spec.deployments", here,
+	               h->from_deployment);
+}
+
+static int parse_hook(struct remote_hook *h, const struct remote *r, const json_t *obj,
+                      const char *at)
+{
+	const json_t *ref, *timeout, *command;
 	char here[AT_REF];
 	size_t i;
 
@@ -266,13 +307,41 @@ static int parse_hook(struct remote_hook *h, const json_t *obj, const char *at)
 			break;
 	if (i == sizeof(hook_events) / sizeof(hook_events[0]))
 		return err_set("%s.event: \"%.64s\" is not a hook event", at, h->event);
+	if (parse_hook_image(h, r, obj, at) < 0 ||
+	    get_string(&h->service_account, obj, "serviceAccountName", at, false) < 0 ||
+	    get_array(&command, obj, "command", at, REMOTE_HOOK_COMMAND_MAX) < 0)
+		return -1;
+	if (h->service_account && !*h->service_account)
+		h->service_account = NULL;
+	if (command && json_array_size(command)) {
+		const char **argv = alloc_array(json_array_size(command) + 1, sizeof(*argv));
+		const json_t *v;
+
+		if (!argv)
+			return -1;
+		h->command = argv; /* NULL-terminated by the zeroed last item */
+		json_array_foreach(command, i, v)
+		{
+			if (!json_is_string(v) || !json_string_length(v) ||
+			    strlen(json_string_value(v)) != json_string_length(v))
+				return err_set("%s.command[%zu]: not a non-empty string without "
+				               "NUL",
+				               at, i);
+			argv[i] = json_string_value(v);
+		}
+		h->ncommand = json_array_size(command);
+	}
+	if (!h->is_pod && h->command)
+		return err_set("%s.command: only for a hook with an image", at);
+	if (!h->is_pod && h->service_account)
+		return err_set("%s.serviceAccountName: only for a hook with an image", at);
 	snprintf(here, sizeof(here), "%s.configMapRef", at);
 	if (get_object(&ref, obj, "configMapRef", at) < 0)
 		return -1;
-	if (!ref)
+	if (!ref && !h->command)
 		return err_set("%s: missing", here);
-	if (get_string(&h->configmap, ref, "name", here, true) < 0 ||
-	    get_string(&h->key, ref, "key", here, true) < 0)
+	if (ref && (get_string(&h->configmap, ref, "name", here, true) < 0 ||
+	            get_string(&h->key, ref, "key", here, true) < 0))
 		return -1;
 	timeout = member(obj, "timeoutSeconds");
 	if (timeout) {
@@ -303,9 +372,10 @@ static int parse_hooks(struct remote *r, const json_t *spec)
 		char here[AT_TOP];
 
 		snprintf(here, sizeof(here), "spec.hooks[%zu]", i);
-		if (parse_hook(&r->hooks[i], h, here) < 0)
-			return -1;
+		/* counted first: what parse_hook took is freed even when it fails */
 		r->nhooks = i + 1;
+		if (parse_hook(&r->hooks[i], r, h, here) < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -553,6 +623,8 @@ void remote_release(struct remote *r)
 		free(d->containers);
 	}
 	free(r->deployments);
+	for (size_t i = 0; r->hooks && i < r->nhooks; i++)
+		free((void *)r->hooks[i].command);
 	free(r->hooks);
 	free((void *)r->manifests_storage.path);
 	free(r->manifests_storage.helm_values);

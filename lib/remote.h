@@ -25,6 +25,7 @@
 #define REMOTE_HOOKS_MAX 100      /* spec.hooks[] */
 
 #define REMOTE_HOOK_TIMEOUT_MAX_S 3600 /* spec.hooks[].timeoutSeconds, from 1 */
+#define REMOTE_HOOK_COMMAND_MAX 256    /* spec.hooks[].command[] */
 
 /* One container of a Deployment: one image built per push. */
 struct remote_container {
@@ -45,13 +46,27 @@ struct remote_deployment {
 	size_t ncontainers;
 };
 
-/* One spec.hooks[] entry: a script in a ConfigMap of the Remote's namespace. */
+/* One spec.hooks[] entry: a script in a ConfigMap of the Remote's namespace
+ * run by gitd as a process, or, with an image, a Pod in that namespace
+ * (docs/hooks.md). An image hook has a script, a command, or both. */
 struct remote_hook {
-	const char *event;     /* one of the CRD's events ("pre-build", ...) */
-	const char *configmap; /* configMapRef.name, not empty */
-	const char *key;       /* configMapRef.key, not empty */
-	long timeout_ms;       /* timeoutSeconds * 1000, or 0 when unset (gitd's
-	                          --hook-timeout then applies) */
+	const char *event;           /* one of the CRD's events ("pre-build", ...) */
+	const char *configmap;       /* configMapRef.name, or NULL when unset (only
+	                                an image hook with a command may leave it) */
+	const char *key;             /* configMapRef.key; set when configmap is */
+	long timeout_ms;             /* timeoutSeconds * 1000, or 0 when unset (gitd's
+	                                --hook-timeout then applies) */
+	const char *image;           /* image as a string (a reference, or
+	                                "slipway/hooks"), or NULL */
+	const char *from_deployment; /* image.fromBuild.deployment: a Deployment
+	                                of spec.deployments[], or NULL */
+	const char *from_container;  /* image.fromBuild.container, one of its
+	                                containers; set when from_deployment is */
+	const char *const *command;  /* command[], NULL-terminated (each not
+	                                empty), or NULL when unset */
+	size_t ncommand;
+	const char *service_account; /* serviceAccountName, or NULL: no token */
+	bool is_pod;                 /* image or image.fromBuild is set */
 };
 
 #define REMOTE_HELM_VALUES_MAX 100      /* spec.manifests.helm.values[] */

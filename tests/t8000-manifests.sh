@@ -244,9 +244,10 @@ test_expect_success 'the ServiceAccount may do what a pipeline needs in a grante
 	can list pipelineruns.slipway.dev -n $ns &&
 	can update pipelineruns.slipway.dev --subresource=status -n $ns &&
 	can get configmaps -n $ns && can create configmaps -n $ns && can update configmaps -n $ns &&
+	can patch configmaps -n $ns && can delete configmaps -n $ns &&
 	can create events -n $ns &&
 	for v in get list watch patch; do can $v deployments.apps -n $ns || return 1; done &&
-	for v in create get list delete; do can $v pods -n $ns || return 1; done &&
+	for v in create get list patch delete; do can $v pods -n $ns || return 1; done &&
 	for v in create patch delete; do can $v secrets -n $ns || return 1; done &&
 	can get secret/registry-push -n $ns &&
 	can create serviceaccounts/slipway-hooks --subresource=token -n $ns &&
@@ -267,7 +268,7 @@ test_expect_success 'and nothing more: no other Secrets, no cluster-wide or kube
 	cannot patch remotes.slipway.dev -n $ns &&
 	cannot delete remotes.slipway.dev -n $ns &&
 	cannot create pods --subresource=exec -n $ns &&
-	cannot get pods --subresource=log -n $ns &&
+	can get pods --subresource=log -n $ns && cannot create pods --subresource=attach -n $ns &&
 	cannot create serviceaccounts/default --subresource=token -n $ns &&
 	cannot patch nodes && cannot list nodes &&
 	cannot create clusterroles.rbac.authorization.k8s.io &&

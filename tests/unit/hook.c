@@ -301,6 +301,58 @@ static void test_cannot_run(void)
 	ok(strstr(r.message, "without a \"#!\" line"), "and the message says why: %s", r.message);
 }
 
+/* The "# slipway-pod:" header of an admin hook: checked before any Pod,
+ * and a Pod hook needs a Remote, a client and gitd's pod settings (the Pod
+ * itself: tests/t7400-hook-pods.sh). */
+static void test_admin_pod_header(void)
+{
+	static const char *const bad[][2] = {
+	    {"#!/bin/sh\n# slipway-pod: not json\necho ran\n",
+	     "bad slipway-pod header: not a JSON"},
+	    {"#!/bin/sh\n# slipway-pod: []\necho ran\n",
+	     "bad slipway-pod header: not a JSON object"},
+	    {"#!/bin/sh\n# slipway-pod: {}\necho ran\n", "bad slipway-pod header: no image"},
+	    {"#!/bin/sh\n# slipway-pod: {\"image\": \"x\", \"runAsUser\": 0}\necho ran\n",
+	     "bad slipway-pod header: \"runAsUser\": not image"},
+	    {"#!/bin/sh\n# slipway-pod: {\"image\": \"x\", \"timeoutSeconds\": 0}\necho ran\n",
+	     "bad slipway-pod header: \"timeoutSeconds\": not image"},
+	};
+	struct hook_result r;
+	struct hook_opts o;
+	struct seen s;
+	char admin[512], work[512];
+
+	dir("admin/pipeline-failed");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		opts_init(&o, &s, "pipeline-failed", admin, work);
+		o.event_json = "{\"event\":\"pipeline-failed\"}";
+		put("admin/pipeline-failed/10-pod", bad[i][0], 0755);
+		ok(hook_run_event(&r, NULL, NULL, &o) == 1, "malformed header %zu fails the hook",
+		   i);
+		ok(strstr(r.message, bad[i][1]) && !saw(&s, "ran"), "  without running it: %s",
+		   r.message);
+	}
+	opts_init(&o, &s, "pipeline-failed", admin, work);
+	o.event_json = "{\"event\":\"pipeline-failed\"}";
+	put("admin/pipeline-failed/10-pod",
+	    "#!/bin/sh\n# an admin hook\n# slipway-pod: {\"image\": \"slipway/hooks\"}\necho ran\n",
+	    0755);
+	is_int(hook_run_event(&r, NULL, NULL, &o), 1, "a Pod hook without a Remote fails");
+	ok(strstr(r.message, "runs as a Pod, which needs a Remote") && !saw(&s, "ran"),
+	   "  and is not run as a process: %s", r.message);
+	put("admin/pipeline-failed/10-pod",
+	    "#!/bin/sh\n\n\n\n\n# slipway-pod: {\"image\": \"slipway/hooks\"}\necho ran\n", 0755);
+	is_int(hook_run_event(&r, NULL, NULL, &o), 0,
+	       "a header past the first five lines is a comment: a process hook");
+	ok(saw(&s, "ran"), "  that ran");
+	{
+		char path[512];
+
+		snprintf(path, sizeof(path), "%s/admin/pipeline-failed/10-pod", root);
+		unlink(path);
+	}
+}
+
 static void test_none_and_errors(void)
 {
 	struct hook_result r;
@@ -387,6 +439,7 @@ int main(void)
 	test_failure();
 	test_timeout();
 	test_cannot_run();
+	test_admin_pod_header();
 	test_none_and_errors();
 	test_has_event();
 	cleanup();

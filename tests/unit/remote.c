@@ -468,6 +468,81 @@ static void test_crds(void)
 	}
 }
 
+/* Image hooks: image as a reference or fromBuild, command, serviceAccountName. */
+static void test_image_hooks(void)
+{
+	json_t *obj =
+	    load("{" MD ",\"spec\":{\"deployments\":[{\"name\":\"www\",\"containers\":"
+	         "[{\"name\":\"app\"}]}],\"hooks\":["
+	         "{\"event\":\"post-deploy\",\"image\":\"slipway/hooks\","
+	         "\"configMapRef\":{\"name\":\"h\",\"key\":\"k.py\"},"
+	         "\"serviceAccountName\":\"slipway-hooks\"},"
+	         "{\"event\":\"pre-deploy\",\"image\":{\"fromBuild\":"
+	         "{\"deployment\":\"www\",\"container\":\"app\"}},"
+	         "\"command\":[\"./manage.py\",\"migrate\"],\"timeoutSeconds\":600},"
+	         "{\"event\":\"pre-build\",\"configMapRef\":{\"name\":\"p\",\"key\":\"q\"}}]}}");
+	struct remote r;
+
+	ok(remote_parse(&r, obj, false) == 0, "a Remote with image hooks parses");
+	json_decref(obj);
+	ok(r.hooks[0].is_pod, "image: a pod hook");
+	is_str(r.hooks[0].image, "slipway/hooks", "  its image");
+	is_str(r.hooks[0].service_account, "slipway-hooks", "  its serviceAccountName");
+	ok(!r.hooks[0].command && !r.hooks[0].from_deployment, "  no command, not fromBuild");
+	ok(r.hooks[1].is_pod && !r.hooks[1].image, "fromBuild: a pod hook without a reference");
+	is_str(r.hooks[1].from_deployment, "www", "  its deployment");
+	is_str(r.hooks[1].from_container, "app", "  its container");
+	is_int(r.hooks[1].ncommand, 2, "  a command of two");
+	ok(r.hooks[1].command && !strcmp(r.hooks[1].command[0], "./manage.py") &&
+	       !strcmp(r.hooks[1].command[1], "migrate") && !r.hooks[1].command[2],
+	   "  NULL-terminated, in order");
+	ok(!r.hooks[1].configmap && !r.hooks[1].key, "  no script");
+	ok(!r.hooks[1].service_account, "  no ServiceAccount: no token");
+	ok(!r.hooks[2].is_pod && !r.hooks[2].command && !r.hooks[2].image,
+	   "a hook without image stays a process");
+	remote_release(&r);
+
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"command\":[\"x\"]}]}}",
+	        false, "spec.hooks[0].command: only for a hook with an image",
+	        "a command without an image");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"configMapRef\":"
+	        "{\"name\":\"h\",\"key\":\"k\"},\"serviceAccountName\":\"sa\"}]}}",
+	        false, "spec.hooks[0].serviceAccountName: only for a hook with an image",
+	        "a ServiceAccount without an image");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"image\":\"x\"}]}}", false,
+	        "spec.hooks[0].configMapRef: missing",
+	        "an image hook with neither script nor command");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"image\":\"\","
+	        "\"command\":[\"x\"]}]}}",
+	        false, "spec.hooks[0].image: empty", "an empty image");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"image\":7,"
+	        "\"command\":[\"x\"]}]}}",
+	        false, "spec.hooks[0].image: neither an image reference nor {fromBuild}",
+	        "an image of the wrong type");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"image\":{},"
+	        "\"command\":[\"x\"]}]}}",
+	        false, "spec.hooks[0].image.fromBuild: missing",
+	        "an image object without fromBuild");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-deploy\",\"image\":{\"fromBuild\":"
+	        "{\"deployment\":\"www\",\"container\":\"app\"}},\"command\":[\"x\"]}]}}",
+	        false,
+	        "spec.hooks[0].image.fromBuild.deployment: \"www\" is not in spec.deployments",
+	        "fromBuild naming no deployment of the Remote");
+	refused(
+	    "{" MD ",\"spec\":{\"deployments\":[{\"name\":\"www\",\"containers\":"
+	    "[{\"name\":\"app\"}]}],\"hooks\":[{\"event\":\"pre-deploy\",\"image\":"
+	    "{\"fromBuild\":{\"deployment\":\"www\",\"container\":\"db\"}},\"command\":[\"x\"]}]}}",
+	    false,
+	    "spec.hooks[0].image.fromBuild.container: \"db\" is no container of deployment \"www\"",
+	    "fromBuild naming no container of the deployment");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"image\":\"x\","
+	        "\"command\":[\"a\",\"\"]}]}}",
+	        false, "spec.hooks[0].command[1]: not a non-empty string", "an empty command item");
+	refused("{" MD ",\"spec\":{\"hooks\":[{\"event\":\"pre-build\",\"image\":\"x\","
+	        "\"command\":\"a\"}]}}",
+	        false, "spec.hooks[0].command: not an array", "a command that is a string");
+}
+
 int main(void)
 {
 	test_defaults();
@@ -477,6 +552,7 @@ int main(void)
 	test_malformed();
 	test_nulls();
 	test_manifests();
+	test_image_hooks();
 	test_crds();
 	return tap_done();
 }
