@@ -25,7 +25,9 @@
 #define REMOTE_BRANCHES_MAX 100   /* spec.branches[] */
 #define REMOTE_HOOKS_MAX 100      /* spec.hooks[] */
 
-#define REMOTE_HOOK_TIMEOUT_MAX_S 3600 /* spec.hooks[].timeoutSeconds, from 1 */
+#define REMOTE_HISTORY_LIMIT_DEFAULT 50 /* spec.historyLimit when unset */
+#define REMOTE_HISTORY_LIMIT_MAX 10000  /* spec.historyLimit, from 1 */
+#define REMOTE_HOOK_TIMEOUT_MAX_S 3600  /* spec.hooks[].timeoutSeconds, from 1 */
 
 /* One container of a Deployment: one image built per push. */
 struct remote_container {
@@ -84,6 +86,9 @@ struct remote {
 	bool allow_delete_current_branch; /* spec.allowDeleteCurrentBranch, false
 	                                     when unset */
 	bool rollback_on_failure;         /* spec.rollbackOnFailure, true when unset */
+	long history_limit;               /* spec.historyLimit: finished PipelineRuns kept,
+	                                     1..REMOTE_HISTORY_LIMIT_MAX, REMOTE_HISTORY_LIMIT_DEFAULT
+	                                     when unset */
 	json_t *obj;                      /* the object parsed (a reference held) */
 };
 
