@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "buildsrv.h"
+#include "controller.h"
 #include "err.h"
 #include "jsontext.h"
 #include "event.h"
@@ -322,8 +323,8 @@ static void worker_main(struct worker *w)
 {
 	const struct pipesrv_opts *o = w->o;
 	struct pipeline_request req;
-	struct pipeline_worker pw = {o->cfg, o->kubeconfig, o->context, o->internal_bind,
-	                             o->internal_advertise};
+	struct pipeline_worker pw = {o->cfg,           o->kubeconfig,         o->context,
+	                             o->internal_bind, o->internal_advertise, o->data_dir};
 	struct pipeline_conn conn = {worker_say, worker_verdict, worker_updated, worker_hang_up,
 	                             w,          &worker_cancel};
 	size_t len;
@@ -367,6 +368,22 @@ static void sweep(const struct pipesrv_opts *o)
 	kube_client_free(kube);
 }
 
+/* Forks the controller of the runs kubectl slipway creates (controller.h);
+ * it shares the server's credentials and dies with it. */
+static void start_controller(const struct pipesrv_opts *o)
+{
+	static struct pipeline_worker pw;
+	static struct controller_opts co;
+	pid_t pid;
+
+	pw = (struct pipeline_worker){o->cfg,           o->kubeconfig,         o->context,
+	                              o->internal_bind, o->internal_advertise, o->data_dir};
+	co.namespaces = o->namespaces;
+	co.w = &pw;
+	if (controller_start(&pid, &co) < 0)
+		event_log("error", "controller_start", "{s:s}", "error", err_msg());
+}
+
 static void server_main(int lfd, const struct pipesrv_opts *o)
 {
 	struct sigaction sa;
@@ -380,6 +397,7 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 	sigaction(SIGHUP, &sa, NULL);
 	git_libgit2_init();
 	sweep(o);
+	start_controller(o);
 	event_log("info", "pipeline_server_ready", "{s:s}", "socket", o->socket_path);
 	while (!server_stop) {
 		struct pollfd p = {lfd, POLLIN, 0};
