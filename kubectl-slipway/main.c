@@ -16,6 +16,7 @@
 #include "err.h"
 #include "kube.h"
 #include "pubkey.h"
+#include "release.h"
 #include "remote.h"
 #include "table.h"
 #include "yamljson.h"
@@ -71,6 +72,9 @@ static const char main_help[] =
     "  logs RUN | --latest REMOTE     stages of a run, then its log tail\n"
     "  wait RUN | --latest REMOTE [--timeout 10m]\n"
     "                                 wait until a run succeeds or fails\n"
+    "  releases REMOTE                release history: vN, commit, images, trigger\n"
+    "  rollback REMOTE [vN|RUN] [--wait]\n"
+    "                                 deploy an earlier release again, no build\n"
     "  dashboard [-A] [--address A] [--port N] [--no-open]\n"
     "                                 a read-only status page in the browser\n"
     "\n"
@@ -180,6 +184,31 @@ static const char runs_help[] =
     "\n"
     "Lists PipelineRuns (of REMOTE, or all in the namespace), oldest first:\n"
     "NAME, REMOTE, REF, COMMIT, SUCCEEDED, REASON, DURATION and AGE.\n";
+
+static const char releases_help[] =
+    "usage: kubectl slipway releases REMOTE [-o json|yaml]\n"
+    "\n"
+    "Lists the runs of REMOTE in the order they finished: RELEASE (vN, counted\n"
+    "per Remote over successful runs; a rollback shows the release it put back),\n"
+    "COMMIT, IMAGES (container@short digest), PUSHER (key comment or\n"
+    "fingerprint), TRIGGER, RESULT, AGE and RUN (the PipelineRun). -o prints\n"
+    "the PipelineRuns. Exits 3 when the Remote does not exist.\n";
+
+static const char rollback_help[] =
+    "usage: kubectl slipway rollback REMOTE [vN|PIPELINERUN] [--wait]\n"
+    "           [--timeout DURATION] [-o json|yaml]\n"
+    "\n"
+    "Deploys a release of REMOTE again (default: the release before the current\n"
+    "one): creates a PipelineRun with spec.trigger rollback that gitd runs through\n"
+    "the Remote's queue, pre-deploy hooks, the deploy of that release's images by\n"
+    "digest, the rollout and post-deploy hooks, without a build. The branch does\n"
+    "not move. Needs the right to create PipelineRuns (the slipway-releaser Role).\n"
+    "\n"
+    "  --wait              follow the run, as wait does, and exit as it does\n"
+    "  --timeout DURATION  with --wait: longest wait (default 10m)\n"
+    "\n"
+    "exit status: 0 created (with --wait: succeeded), 1 failed, 2 usage or timed\n"
+    "out, 3 no such Remote or release.\n";
 
 static const char logs_help[] =
     "usage: kubectl slipway logs RUN | --latest REMOTE [-o json|yaml]\n"
@@ -1172,19 +1201,17 @@ static int wait_poll(struct ctx *x, struct wait_state *w, long long deadline)
 	}
 }
 
+static int follow_run(struct ctx *x, const char *name, const char *timeout, long long deadline);
+
 static int cmd_wait(struct ctx *x, int argc, char **argv)
 {
 	static const struct cli_flag flags[] = {{"latest", true}, {"timeout", true}, {NULL, false}};
 	struct cli_iter it = {.argc = argc, .argv = argv};
 	const char *name = NULL, *latest = NULL, *timeout = "10m", *v;
-	struct wait_state w = {0};
-	struct kube_watch_opts wo = {0};
 	json_t *hold = NULL;
-	const json_t *cond;
-	char fsel[600], what[600];
 	long timeout_ms;
 	long long deadline;
-	int f, ret, rc;
+	int f, rc;
 
 	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
 		if (f == CLI_EUSAGE)
@@ -1208,6 +1235,22 @@ static int cmd_wait(struct ctx *x, int argc, char **argv)
 	deadline = clock_now_ms() + timeout_ms;
 	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = run_name(x, &name, &hold, latest)) != EXIT_OK)
 		return rc;
+	rc = follow_run(x, name, timeout, deadline);
+	json_decref(hold);
+	return rc;
+}
+
+/* Follows run NAME until it finishes or DEADLINE (clock_now_ms) passes,
+ * prints the outcome as `wait` does and returns wait's exit code. TIMEOUT
+ * is the duration as given, for the message. */
+static int follow_run(struct ctx *x, const char *name, const char *timeout, long long deadline)
+{
+	struct wait_state w = {0};
+	struct kube_watch_opts wo = {0};
+	const json_t *cond;
+	char fsel[600], what[600];
+	int ret, rc;
+
 	w.name = name;
 	snprintf(what, sizeof(what), "pipelinerun %s/%s", x->ns, name);
 	snprintf(fsel, sizeof(fsel), "metadata.name=%s", name);
@@ -1258,7 +1301,225 @@ static int cmd_wait(struct ctx *x, int argc, char **argv)
 		break;
 	}
 	json_decref(w.obj);
-	json_decref(hold);
+	return rc;
+}
+
+/* --- releases and rollback ------------------------------------------------ */
+
+/* Lists the runs of REMOTE, which must exist, into *OUT (a List whose items
+ * are in release_sort order). Prints its own error and returns the exit
+ * code. */
+static int list_releases(json_t **out, struct ctx *x, const char *remote)
+{
+	int rc = list_runs(out, x, remote);
+
+	if (rc == EXIT_OK && release_sort(json_object_get(*out, "items")) < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return api_fail(KUBE_ERROR, "list pipelineruns");
+	}
+	return rc;
+}
+
+/* "CONTAINER@SHORT-DIGEST,..." of RUN's status.images into OUT of SIZE
+ * bytes: the first 12 hex digits of each digest, as docker shows image ids. */
+static void short_images(char *out, size_t size, const json_t *run)
+{
+	const json_t *img;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(json_object_get(run, "status"), "images"), i, img)
+	{
+		const char *c = str_at(img, "container"), *ref = str_at(img, "image");
+		const char *d = ref ? strstr(ref, "@sha256:") : NULL;
+		int w;
+
+		w = snprintf(out + n, size - n, "%s%s@%.12s", n ? "," : "", c ? c : "?",
+		             d ? d + 8 : "?");
+		if (w < 0 || (size_t)w >= size - n) {
+			out[n] = '\0';
+			break;
+		}
+		n += (size_t)w;
+	}
+}
+
+/* The RESULT column: Succeeded, the failure's reason, Running or Pending. */
+static const char *result_of(const json_t *run)
+{
+	const json_t *cond = condition(run, "Succeeded");
+	const char *status = str_at(cond, "status");
+
+	if (!status)
+		return "Pending";
+	if (!strcmp(status, "True"))
+		return "Succeeded";
+	if (!strcmp(status, "False"))
+		return str_at(cond, "reason") ? str_at(cond, "reason") : "Failed";
+	return "Running";
+}
+
+static int cmd_releases(struct ctx *x, int argc, char **argv)
+{
+	static const char *const headers[] = {"RELEASE", "COMMIT", "IMAGES", "PUSHER",
+	                                      "TRIGGER", "RESULT", "AGE",    "RUN"};
+	const char *remote;
+	json_t *list = NULL, *item;
+	struct table t;
+	time_t now = time(NULL);
+	size_t i;
+	int rc;
+
+	if ((rc = one_name(&remote, argc, argv, "REMOTE", "releases ")) != EXIT_OK)
+		return rc;
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = list_releases(&list, x, remote)) != EXIT_OK)
+		return rc;
+	if (x->cli->output != CLI_OUTPUT_TABLE) {
+		rc = print_object(x, list);
+		json_decref(list);
+		return rc;
+	}
+	table_init(&t, 8, headers);
+	json_array_foreach(json_object_get(list, "items"), i, item)
+	{
+		const json_t *spec = json_object_get(item, "spec");
+		const json_t *pusher = json_object_get(spec, "pusher");
+		const char *after = str_at(spec, "after"), *who = str_at(pusher, "comment");
+		char rel[48] = "", commit[8] = "", images[512], age[32], trigger[300];
+		const char *cells[8];
+
+		if (release_number(item))
+			snprintf(rel, sizeof(rel), "v%ld", release_number(item));
+		snprintf(commit, sizeof(commit), "%.7s", after ? after : "");
+		short_images(images, sizeof(images), item);
+		table_age(age, sizeof(age), meta_str(item, "creationTimestamp"), now);
+		if (str_at(spec, "rollbackOf"))
+			snprintf(trigger, sizeof(trigger), "%s %.200s", release_trigger(item),
+			         str_at(spec, "rollbackOf"));
+		else
+			snprintf(trigger, sizeof(trigger), "%s", release_trigger(item));
+		cells[0] = rel;
+		cells[1] = commit;
+		cells[2] = images;
+		cells[3] = who && *who ? who : str_at(pusher, "fingerprint");
+		cells[4] = trigger;
+		cells[5] = result_of(item);
+		cells[6] = age;
+		cells[7] = meta_str(item, "name");
+		if (table_add(&t, cells) < 0) {
+			fprintf(stderr, "kubectl-slipway: %s\n", err_msg());
+			rc = EXIT_FAIL;
+			break;
+		}
+	}
+	if (rc == EXIT_OK) {
+		if (!t.nrows)
+			fprintf(stderr, "No releases of %s/%s yet.\n", x->ns, remote);
+		else
+			rc = print_table(&t);
+	}
+	table_release(&t);
+	json_decref(list);
+	return rc;
+}
+
+/* Creates a PipelineRun of REMOTE for gitd's controller: spec.trigger
+ * TRIGGER, the REF and AFTER commit it deploys, BEFORE (the current
+ * release's commit, may be NULL) and ROLLBACK_OF (may be NULL). *OUT gets
+ * the created object. Returns the exit code, having printed any error. */
+static int create_run(json_t **out, struct ctx *x, const char *remote, const char *trigger,
+                      const char *ref, const char *after, const char *before,
+                      const char *rollback_of)
+{
+	char gen[300], what[600];
+	json_t *obj;
+	int ret;
+
+	snprintf(gen, sizeof(gen), "%.200s-", remote);
+	snprintf(what, sizeof(what), "create a %s pipelinerun of %s/%s", trigger, x->ns, remote);
+	if (!ref || !after) {
+		fprintf(stderr, "kubectl-slipway: %s: the release has no spec.ref or spec.after\n",
+		        what);
+		return EXIT_FAIL;
+	}
+	obj =
+	    json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s?, s:s, s:s?}}", "apiVersion",
+	              "slipway.dev/v1alpha1", "kind", "PipelineRun", "metadata", "generateName",
+	              gen, "namespace", x->ns, "spec", "remote", remote, "trigger", trigger, "ref",
+	              ref, "before", before, "after", after, "rollbackOf", rollback_of);
+	if (!obj)
+		return api_fail(err_set("out of memory"), what);
+	ret = kube_create(out, x->c, RUNS, x->ns, obj);
+	json_decref(obj);
+	return ret < 0 ? api_fail(ret, what) : EXIT_OK;
+}
+
+static int cmd_rollback(struct ctx *x, int argc, char **argv)
+{
+	static const struct cli_flag flags[] = {{"wait", false}, {"timeout", true}, {NULL, false}};
+	struct cli_iter it = {.argc = argc, .argv = argv};
+	const char *remote = NULL, *which = NULL, *timeout = "10m", *v, *name;
+	const json_t *target, *current, *tspec, *items;
+	json_t *list = NULL, *run = NULL;
+	bool is_wait = false;
+	char what[64];
+	long timeout_ms;
+	long long deadline;
+	int f, rc;
+
+	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
+		if (f == CLI_EUSAGE)
+			return usage_error(err_msg(), "rollback ");
+		if (f == 0)
+			is_wait = true;
+		else if (f == 1)
+			timeout = v;
+		else if (!remote)
+			remote = v;
+		else if (!which)
+			which = v;
+		else
+			return usage_error("rollback takes REMOTE and at most one release",
+			                   "rollback ");
+	}
+	if (!remote)
+		return usage_error("missing REMOTE", "rollback ");
+	timeout_ms = duration_parse_ms(timeout);
+	if (timeout_ms <= 0)
+		return usage_error("invalid --timeout (e.g. 90s, 10m, 1h)", "rollback ");
+	deadline = clock_now_ms() + timeout_ms;
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = list_releases(&list, x, remote)) != EXIT_OK)
+		return rc;
+	items = json_object_get(list, "items");
+	current = release_current(items);
+	target = which ? release_find(items, which) : release_previous(items);
+	if (!target) {
+		fprintf(stderr, "kubectl-slipway: remote %s/%s: %s\n", x->ns, remote, err_msg());
+		rc = EXIT_NOTFOUND;
+		goto out;
+	}
+	tspec = json_object_get(target, "spec");
+	snprintf(what, sizeof(what), "v%ld", release_number(target));
+	rc = create_run(&run, x, remote, "rollback", str_at(tspec, "ref"), str_at(tspec, "after"),
+	                current ? str_at(json_object_get(current, "spec"), "after") : NULL, what);
+	if (rc != EXIT_OK)
+		goto out;
+	name = meta_str(run, "name");
+	if (x->cli->output != CLI_OUTPUT_TABLE && !is_wait) {
+		rc = print_object(x, run);
+		goto out;
+	}
+	if (x->cli->output == CLI_OUTPUT_TABLE) {
+		printf("pipelinerun.slipway.dev/%s created: rollback of %s to %s (%.7s)\n", name,
+		       remote, what, str_at(tspec, "after"));
+		fflush(stdout);
+	}
+	if (is_wait)
+		rc = follow_run(x, name, timeout, deadline);
+out:
+	json_decref(run);
+	json_decref(list);
 	return rc;
 }
 
@@ -1291,6 +1552,8 @@ static const struct command commands[] = {
     {NULL, "runs", runs_help, cmd_runs},
     {NULL, "logs", logs_help, cmd_logs},
     {NULL, "wait", wait_help, cmd_wait},
+    {NULL, "releases", releases_help, cmd_releases},
+    {NULL, "rollback", rollback_help, cmd_rollback},
     {NULL, "dashboard", dashboard_help, cmd_dashboard},
 };
 

@@ -125,7 +125,7 @@ test_expect_success 'the default rendering is accepted by the API server (dry ru
 test_expect_success 'the default rendering: gitd serves default, LoadBalancer, pod builds, locked down' '
 	to_json default.yaml default.json &&
 	check default.json \
-		"sorted(o[\"kind\"] for o in objs) == sorted([\"ServiceAccount\", \"ClusterRole\", \"ClusterRole\", \"Role\", \"Role\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"Service\", \"StatefulSet\"])" \
+		"sorted(o[\"kind\"] for o in objs) == sorted([\"ServiceAccount\", \"ClusterRole\", \"ClusterRole\", \"ClusterRole\", \"ClusterRole\", \"Role\", \"Role\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"Service\", \"StatefulSet\"])" \
 		"find(\"Service\", \"gitd\", \"$ns\")[\"spec\"][\"type\"] == \"LoadBalancer\"" \
 		"find(\"RoleBinding\", \"slipway-gitd\", \"default\")[\"subjects\"] == [{\"kind\": \"ServiceAccount\", \"name\": \"gitd\", \"namespace\": \"$ns\"}]" \
 		"find(\"Role\", \"slipway-gitd-registry\", \"default\")[\"rules\"][0][\"resourceNames\"] == [\"registry-push\"]" \
