@@ -21,7 +21,7 @@
 
 struct controller {
 	const struct controller_opts *o;
-	const char *ns; /* NULL: all namespaces */
+	const char *ns;  /* NULL: all namespaces */
 	json_t *started; /* uid -> true: runs a worker was forked for */
 };
 
@@ -48,8 +48,8 @@ static void start_worker(struct controller *ctl, const char *ns, const char *nam
 		sigaction(SIGTERM, &sa, NULL);
 		_exit(pipeline_serve_run(ns, name, ctl->o->w) < 0 ? 1 : 0);
 	}
-	event_log("info", "controller_run", "{s:s, s:s, s:i}", "namespace", ns, "run", name,
-	          "pid", (int)pid);
+	event_log("info", "controller_run", "{s:s, s:s, s:i}", "namespace", ns, "run", name, "pid",
+	          (int)pid);
 }
 
 static int on_event(void *arg, enum kube_event ev, json_t *obj)
@@ -121,7 +121,8 @@ int controller_start(pid_t *pid, const struct controller_opts *o)
 				controller_main(&ctl);
 			}
 			if (child < 0)
-				event_log("error", "fork_failed", "{s:s}", "error", strerror(errno));
+				event_log("error", "fork_failed", "{s:s}", "error",
+				          strerror(errno));
 		}
 		for (;;)
 			if (wait(NULL) < 0 && errno == ECHILD)

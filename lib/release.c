@@ -159,8 +159,9 @@ const json_t *release_find(const json_t *runs, const char *what)
 		}
 		run = original(runs, n);
 		if (!run)
-			err_set("release v%ld not found (deleted by spec.historyLimit, or never made)",
-			        n);
+			err_set(
+			    "release v%ld not found (deleted by spec.historyLimit, or never made)",
+			    n);
 		return run;
 	}
 	json_array_foreach(runs, i, run)
