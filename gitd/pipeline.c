@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "archive.h"
 #include "authz.h"
@@ -447,6 +448,78 @@ out:
 	return ret;
 }
 
+static int cmp_keys(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The config hash of Secret NS/NAME's DATA (docs/releases.md, "Config"):
+ * SHA-256 over, for each key in byte order, the key, a NUL, its base64
+ * value as the API returns it and a NUL, in lowercase hex, into HASH.
+ * Returns 0 or -1 with err_msg(). */
+static int hash_config(char hash[2 * 32 + 1], const json_t *data)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	const char **keys = NULL, *key;
+	size_t n = json_object_size(data), i = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	json_t *v;
+	int ret = -1;
+
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (!ctx || !keys || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		err_set("out of memory");
+		goto out;
+	}
+	json_object_foreach((json_t *)data, key, v) keys[i++] = key;
+	qsort(keys, n, sizeof(*keys), cmp_keys);
+	for (i = 0; i < n; i++) {
+		const char *val = json_string_value(json_object_get(data, keys[i]));
+
+		if (!val)
+			val = "";
+		if (EVP_DigestUpdate(ctx, keys[i], strlen(keys[i]) + 1) != 1 ||
+		    EVP_DigestUpdate(ctx, val, strlen(val) + 1) != 1) {
+			err_set("sha256 failed");
+			goto out;
+		}
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md)) {
+		err_set("sha256 failed");
+		goto out;
+	}
+	for (i = 0; i < sizeof(md); i++)
+		snprintf(hash + 2 * i, 3, "%02x", md[i]);
+	ret = 0;
+out:
+	free(keys);
+	EVP_MD_CTX_free(ctx);
+	return ret;
+}
+
+/* Names the Remote's config Secret "REMOTE-config" in SECRET and puts its
+ * hash in HASH; a Secret that does not exist hashes as an empty one. HASH
+ * is "" when gitd may not read it (then logged once per run: the Secret is
+ * wired, but a change of it does not roll the Deployments). */
+static void config_of(struct pipeline *p, char *secret, size_t size, char hash[2 * 32 + 1])
+{
+	json_t *obj = NULL;
+	int rc;
+
+	hash[0] = '\0';
+	snprintf(secret, size, "%s-config", p->remote_name);
+	rc = kube_get(&obj, p->env->kube, "v1/secrets", p->ns, secret);
+	if (rc == 0 || rc == KUBE_ENOTFOUND) {
+		if (hash_config(hash, json_object_get(obj, "data")) < 0)
+			hash[0] = '\0';
+	}
+	if (!hash[0])
+		event_log("warn", "config_unreadable", "{s:s, s:s, s:s}", "run",
+		          pipelinerun_name(p->run), "secret", secret, "error", err_msg());
+	json_decref(obj); /* the values: never logged, never copied */
+}
+
 static void on_rollout(void *arg, const char *line)
 {
 	say(arg, "       %s", line);
@@ -518,6 +591,7 @@ static void roll_back(struct pipeline *p)
 static int stage_deploy(struct pipeline *p)
 {
 	const struct remote *remote = p->env->remote;
+	char secret[300], hash[2 * 32 + 1];
 	int ret = 1;
 
 	if (!json_array_size(p->images)) {
@@ -528,6 +602,7 @@ static int stage_deploy(struct pipeline *p)
 	}
 	pipelinerun_stage(p->run, "deploy", "Running", NULL);
 	pipelinerun_progress(p->run, "Running", "deploying");
+	config_of(p, secret, sizeof(secret), hash);
 	for (size_t i = 0; i < remote->ndeployments; i++) {
 		const char *dname = remote->deployments[i].name;
 		/* remote.h: names are unique, so at most one image per container */
@@ -572,6 +647,8 @@ static int stage_deploy(struct pipeline *p)
 			         p->after, p->push->refname, p->push->fingerprint);
 		o.commit = p->after;
 		o.change_cause = cause;
+		o.env_from_secret = secret;
+		o.config_hash = hash[0] ? hash : NULL;
 		o.wait = true;
 		o.timeout_ms = p->env->cfg->rollout_timeout_ms;
 		o.rollback_on_failure = p->env->remote->rollback_on_failure;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "buf.h"
 #include "cli.h"
 #include "clock.h"
@@ -75,6 +76,11 @@ static const char main_help[] =
     "  releases REMOTE                release history: vN, commit, images, trigger\n"
     "  rollback REMOTE [vN|RUN] [--wait]\n"
     "                                 deploy an earlier release again, no build\n"
+    "  config set REMOTE KEY=VALUE... [--no-restart]\n"
+    "                                 set config vars (a Secret); starts a release\n"
+    "  config unset REMOTE KEY...     remove config vars; starts a release\n"
+    "  config get REMOTE [KEY] [--reveal]\n"
+    "                                 config keys (values with --reveal)\n"
     "  dashboard [-A] [--address A] [--port N] [--no-open]\n"
     "                                 a read-only status page in the browser\n"
     "\n"
@@ -209,6 +215,39 @@ static const char rollback_help[] =
     "\n"
     "exit status: 0 created (with --wait: succeeded), 1 failed, 2 usage or timed\n"
     "out, 3 no such Remote or release.\n";
+
+static const char config_help[] = "usage: kubectl slipway config set|unset|get ...\n"
+                                  "\n"
+                                  "  config set REMOTE KEY=VALUE... [--no-restart]\n"
+                                  "  config unset REMOTE KEY... [--no-restart]\n"
+                                  "  config get REMOTE [KEY] [--reveal]\n"
+                                  "\n"
+                                  "Run 'kubectl slipway config COMMAND --help' for one command.\n";
+
+static const char config_set_help[] =
+    "usage: kubectl slipway config set REMOTE KEY=VALUE... [--no-restart]\n"
+    "\n"
+    "Stores each KEY=VALUE in the Secret REMOTE-config, which gitd wires into\n"
+    "every container of the Remote's Deployments (envFrom), then starts a\n"
+    "release (a PipelineRun with spec.trigger config) that rolls them once with\n"
+    "hooks and rollout wait. Keys are environment variable names\n"
+    "([A-Za-z_][A-Za-z0-9_]*). Values are never printed, logged or recorded\n"
+    "outside the Secret. Needs Secret rights (the slipway-configurer role).\n"
+    "\n"
+    "  --no-restart  store only: the values take effect with the next deploy\n";
+
+static const char config_unset_help[] =
+    "usage: kubectl slipway config unset REMOTE KEY... [--no-restart]\n"
+    "\n"
+    "Removes each KEY from the Secret REMOTE-config, then starts a release as\n"
+    "config set does (unless --no-restart).\n";
+
+static const char config_get_help[] =
+    "usage: kubectl slipway config get REMOTE [KEY] [--reveal]\n"
+    "\n"
+    "Prints the keys of the Secret REMOTE-config, one a line, sorted; with\n"
+    "--reveal KEY=VALUE lines (with KEY: its value alone). Exits 3 when KEY is\n"
+    "not set.\n";
 
 static const char logs_help[] =
     "usage: kubectl slipway logs RUN | --latest REMOTE [-o json|yaml]\n"
@@ -1523,6 +1562,310 @@ out:
 	return rc;
 }
 
+/* --- config ---------------------------------------------------------------- */
+
+/* Whether S is an environment variable name as config keys must be:
+ * [A-Za-z_][A-Za-z0-9_]* (POSIX's portable names, which every shell reads). */
+static bool is_env_name(const char *s)
+{
+	if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
+	       strlen(s);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int bad_key(const char *key, const char *help_cmd)
+{
+	char msg[300];
+
+	snprintf(msg, sizeof(msg),
+	         "invalid config key \"%.64s\": keys are environment variable names "
+	         "([A-Za-z_][A-Za-z0-9_]*)",
+	         key);
+	return usage_error(msg, help_cmd);
+}
+
+/* Checks that Remote REMOTE exists. Returns the exit code, having printed
+ * any error. */
+static int remote_exists(struct ctx *x, const char *remote)
+{
+	char what[600];
+	int ret;
+
+	snprintf(what, sizeof(what), "remote %s/%s", x->ns, remote);
+	ret = kube_get(NULL, x->c, REMOTES, x->ns, remote);
+	return ret < 0 ? api_fail(ret, what) : EXIT_OK;
+}
+
+/* Applies CHANGES (key: base64 value, or null to remove) to the Secret
+ * SECRET of REMOTE: read, change, replace under the resourceVersion read
+ * (again on a Conflict), created when missing. *CHANGED says whether its
+ * data changed. Returns the exit code, having printed any error (never a
+ * value). */
+static int write_config(struct ctx *x, const char *remote, const char *secret,
+                        const json_t *changes, bool *changed)
+{
+	char what[600];
+	int ret = KUBE_ERROR;
+
+	*changed = false;
+	snprintf(what, sizeof(what), "secret %s/%s", x->ns, secret);
+	for (int attempt = 0; attempt < KEY_RETRIES; attempt++) {
+		json_t *obj = NULL, *data, *v;
+		const char *key;
+		bool is_new = false;
+
+		ret = kube_get(&obj, x->c, "v1/secrets", x->ns, secret);
+		if (ret == KUBE_ENOTFOUND) {
+			is_new = true;
+			obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:s, s:{}}",
+			                "apiVersion", "v1", "kind", "Secret", "metadata", "name",
+			                secret, "namespace", x->ns, "labels", "slipway.dev/remote",
+			                remote, "type", "Opaque", "data");
+			if (!obj)
+				return api_fail(err_set("out of memory"), what);
+		} else if (ret < 0) {
+			return api_fail(ret, what);
+		}
+		data = json_object_get(obj, "data");
+		if (!json_is_object(data)) {
+			data = json_object();
+			json_object_set_new(obj, "data", data);
+		}
+		json_object_foreach((json_t *)changes, key, v)
+		{
+			json_t *old = json_object_get(data, key);
+
+			if (json_is_null(v) && old) {
+				json_object_del(data, key);
+				*changed = true;
+			} else if (json_is_string(v) && !json_equal(old, v)) {
+				json_object_set(data, key, v);
+				*changed = true;
+			}
+		}
+		if (!*changed && !is_new) {
+			json_decref(obj);
+			return EXIT_OK;
+		}
+		if (is_new)
+			ret = kube_create(NULL, x->c, "v1/secrets", x->ns, obj);
+		else
+			ret = kube_replace(NULL, x->c, "v1/secrets", x->ns, secret, NULL, obj);
+		json_decref(obj);
+		if (ret == 0)
+			return EXIT_OK;
+		if (ret != KUBE_ECONFLICT && ret != KUBE_EEXISTS)
+			return api_fail(ret, what);
+		*changed = false;
+	}
+	return api_fail(ret, what);
+}
+
+/* Starts a release of REMOTE for a config change: a PipelineRun with
+ * spec.trigger config at the current release's ref and commit. Returns the
+ * exit code. */
+static int config_release(struct ctx *x, const char *remote)
+{
+	const json_t *current, *spec;
+	json_t *list = NULL, *run = NULL;
+	int rc;
+
+	if ((rc = list_releases(&list, x, remote)) != EXIT_OK)
+		return rc;
+	current = release_current(json_object_get(list, "items"));
+	if (!current) {
+		printf("no release of %s yet: the config takes effect with the first deploy\n",
+		       remote);
+		json_decref(list);
+		return EXIT_OK;
+	}
+	spec = json_object_get(current, "spec");
+	rc = create_run(&run, x, remote, "config", str_at(spec, "ref"), str_at(spec, "after"),
+	                str_at(spec, "after"), NULL);
+	if (rc == EXIT_OK)
+		printf("pipelinerun.slipway.dev/%s created: config release of %s\n",
+		       meta_str(run, "name"), remote);
+	json_decref(run);
+	json_decref(list);
+	return rc;
+}
+
+/* set and unset: KEY=VALUE or KEY arguments after REMOTE. */
+static int config_change(struct ctx *x, int argc, char **argv, bool is_set)
+{
+	static const struct cli_flag flags[] = {{"no-restart", false}, {NULL, false}};
+	const char *help_cmd = is_set ? "config set " : "config unset ";
+	struct cli_iter it = {.argc = argc, .argv = argv};
+	const char *remote = NULL, *v;
+	json_t *changes = json_object();
+	bool no_restart = false, changed;
+	char secret[300];
+	int f, rc;
+
+	if (!changes)
+		return api_fail(err_set("out of memory"), "config");
+	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
+		char key[256];
+		const char *eq;
+		char *b64 = NULL;
+
+		if (f == CLI_EUSAGE) {
+			rc = usage_error(err_msg(), help_cmd);
+			goto out;
+		}
+		if (f == 0) {
+			no_restart = true;
+			continue;
+		}
+		if (!remote) {
+			remote = v;
+			continue;
+		}
+		eq = is_set ? strchr(v, '=') : NULL;
+		if (is_set && !eq) {
+			rc = usage_error("config set takes KEY=VALUE arguments", help_cmd);
+			goto out;
+		}
+		snprintf(key, sizeof(key), "%.*s", eq ? (int)(eq - v) : (int)strlen(v), v);
+		if (!is_env_name(key) || (eq && (size_t)(eq - v) >= sizeof(key))) {
+			rc = bad_key(key, help_cmd);
+			goto out;
+		}
+		if (is_set && base64_encode(&b64, eq + 1, strlen(eq + 1)) < 0) {
+			rc = api_fail(KUBE_ERROR, "config");
+			goto out;
+		}
+		json_object_set_new(changes, key, b64 ? json_string(b64) : json_null());
+		if (b64) {
+			explicit_bzero(b64, strlen(b64));
+			free(b64);
+		}
+	}
+	if (!remote || !json_object_size(changes)) {
+		rc = usage_error(is_set ? "missing REMOTE or KEY=VALUE" : "missing REMOTE or KEY",
+		                 help_cmd);
+		goto out;
+	}
+	snprintf(secret, sizeof(secret), "%.200s-config", remote);
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = remote_exists(x, remote)) != EXIT_OK ||
+	    (rc = write_config(x, remote, secret, changes, &changed)) != EXIT_OK)
+		goto out;
+	if (!changed) {
+		printf("config of %s unchanged (secret %s)\n", remote, secret);
+		goto out;
+	}
+	printf("config of %s %s (secret %s)\n", remote, is_set ? "set" : "unset", secret);
+	if (no_restart) {
+		printf("--no-restart: takes effect with the next deploy\n");
+		goto out;
+	}
+	fflush(stdout);
+	rc = config_release(x, remote);
+out:
+	json_decref(changes);
+	return rc;
+}
+
+static int cmd_config_set(struct ctx *x, int argc, char **argv)
+{
+	return config_change(x, argc, argv, true);
+}
+
+static int cmd_config_unset(struct ctx *x, int argc, char **argv)
+{
+	return config_change(x, argc, argv, false);
+}
+
+static int cmd_config_get(struct ctx *x, int argc, char **argv)
+{
+	static const struct cli_flag flags[] = {{"reveal", false}, {NULL, false}};
+	struct cli_iter it = {.argc = argc, .argv = argv};
+	const char *remote = NULL, *only = NULL, *v, **keys = NULL;
+	json_t *obj = NULL, *data;
+	bool reveal = false;
+	char secret[300], what[600];
+	size_t n, i = 0;
+	int f, ret, rc;
+
+	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
+		if (f == CLI_EUSAGE)
+			return usage_error(err_msg(), "config get ");
+		if (f == 0)
+			reveal = true;
+		else if (!remote)
+			remote = v;
+		else if (!only)
+			only = v;
+		else
+			return usage_error("config get takes REMOTE and at most one KEY",
+			                   "config get ");
+	}
+	if (!remote)
+		return usage_error("missing REMOTE", "config get ");
+	if (only && !is_env_name(only))
+		return bad_key(only, "config get ");
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = remote_exists(x, remote)) != EXIT_OK)
+		return rc;
+	snprintf(secret, sizeof(secret), "%.200s-config", remote);
+	snprintf(what, sizeof(what), "secret %s/%s", x->ns, secret);
+	ret = kube_get(&obj, x->c, "v1/secrets", x->ns, secret);
+	if (ret < 0 && ret != KUBE_ENOTFOUND)
+		return api_fail(ret, what);
+	data = json_object_get(obj, "data");
+	n = json_object_size(data);
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (!keys) {
+		rc = api_fail(err_set("out of memory"), what);
+		goto out;
+	}
+	{
+		const char *key;
+		json_t *val;
+
+		json_object_foreach(data, key, val) keys[i++] = key;
+	}
+	qsort(keys, n, sizeof(*keys), cmp_names);
+	if (only && !json_object_get(data, only)) {
+		fprintf(stderr, "kubectl-slipway: %s has no key %s\n", what, only);
+		rc = EXIT_NOTFOUND;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct buf b;
+
+		if (only && strcmp(keys[i], only) != 0)
+			continue;
+		if (!reveal) {
+			printf("%s\n", keys[i]);
+			continue;
+		}
+		buf_init(&b, 1u << 20);
+		if (base64_decode(&b, json_string_value(json_object_get(data, keys[i])),
+		                  (size_t)2 << 20) < 0) {
+			fprintf(stderr, "kubectl-slipway: %s: key %s: %s\n", what, keys[i],
+			        err_msg());
+			rc = EXIT_FAIL;
+		} else if (only) {
+			printf("%s\n", buf_str(&b));
+		} else {
+			printf("%s=%s\n", keys[i], buf_str(&b));
+		}
+		if (b.data)
+			explicit_bzero(b.data, b.len);
+		buf_release(&b);
+	}
+out:
+	free(keys);
+	json_decref(obj);
+	return rc;
+}
+
 /* --- dashboard ----------------------------------------------------------- */
 
 static int cmd_dashboard(struct ctx *x, int argc, char **argv)
@@ -1533,7 +1876,7 @@ static int cmd_dashboard(struct ctx *x, int argc, char **argv)
 /* --- dispatch ------------------------------------------------------------ */
 
 struct command {
-	const char *group; /* "remote", "key", or NULL */
+	const char *group; /* "remote", "key", "config", or NULL */
 	const char *name;
 	const char *help;
 	int (*run)(struct ctx *x, int argc, char **argv);
@@ -1553,6 +1896,9 @@ static const struct command commands[] = {
     {NULL, "logs", logs_help, cmd_logs},
     {NULL, "wait", wait_help, cmd_wait},
     {NULL, "releases", releases_help, cmd_releases},
+    {"config", "set", config_set_help, cmd_config_set},
+    {"config", "unset", config_unset_help, cmd_config_unset},
+    {"config", "get", config_get_help, cmd_config_get},
     {NULL, "rollback", rollback_help, cmd_rollback},
     {NULL, "dashboard", dashboard_help, cmd_dashboard},
 };
@@ -1577,9 +1923,12 @@ int main(int argc, char **argv)
 		rc = EXIT_OK;
 		goto out;
 	}
-	if (cli.argc && (!strcmp(cli.argv[0], "remote") || !strcmp(cli.argv[0], "key"))) {
+	if (cli.argc && (!strcmp(cli.argv[0], "remote") || !strcmp(cli.argv[0], "key") ||
+	                 !strcmp(cli.argv[0], "config"))) {
 		group = cli.argv[0];
-		group_help = !strcmp(group, "remote") ? remote_help : key_help;
+		group_help = !strcmp(group, "remote") ? remote_help
+		             : !strcmp(group, "key")  ? key_help
+		                                      : config_help;
 		word = 1;
 	}
 	for (size_t i = 0; cli.argc > word && i < sizeof(commands) / sizeof(commands[0]); i++)

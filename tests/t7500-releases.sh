@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 test_description='releases, rollback and history: release numbers per Remote, kubectl slipway
 releases and rollback (a PipelineRun gitd runs as a controller, with no build),
-spec.historyLimit, and the slipway-releaser role, against the real API server,
+spec.historyLimit, config vars (kubectl slipway config), and the slipway-releaser
+role, against the real API server,
 node, registry, buildah and git over OpenSSH'
 . "$(dirname "$0")/test-lib.sh"
 test_require_env
@@ -157,6 +158,7 @@ test_expect_success 'historyLimit 3: after the fifth push three runs are kept, t
 		jq -r ".items | sort_by(.status.completionTime) | .[-2:][] | .metadata.name" | sort >kept.expected &&
 	push_version 5 &&
 	test_grep "remote: -----> Release v5" push.out &&
+	image_of >image.v5 &&
 	run_with 5 >>kept.expected &&
 	sort kept.expected >kept.expected.sorted &&
 	kubectl -n $ns get pipelineruns -o jsonpath="{range .items[*]}{.metadata.name}{\"\\n\"}{end}" | sort >kept &&
@@ -165,17 +167,86 @@ test_expect_success 'historyLimit 3: after the fifth push three runs are kept, t
 	test_grep "^v5 " releases.out
 '
 
+# config_hash SECRET-JSON: the config hash docs/releases.md defines.
+config_hash() {
+	python3 -c '
+import hashlib, json, sys
+data = json.load(open(sys.argv[1])).get("data", {})
+h = hashlib.sha256()
+for k in sorted(data):
+    h.update(k.encode() + b"\0" + data[k].encode() + b"\0")
+print(h.hexdigest())' "$1"
+}
+
+test_expect_success 'config set rolls the Deployment once, with envFrom and the hash of the Secret' '
+	gen=$(kubectl -n $ns get deployment web -o jsonpath="{.metadata.generation}") &&
+	image=$(image_of) &&
+	ks config set web GREETING=s3cr3t-t7500-value OTHER=x >set.out &&
+	cat set.out &&
+	test_grep "^config of web set \(secret web-config\)$" set.out &&
+	run=$(sed -n "s|^pipelinerun.slipway.dev/\([^ ]*\) created: config release of web$|\1|p" set.out) &&
+	test -n "$run" &&
+	ks wait $run &&
+	kubectl -n $ns rollout status deployment/web --timeout=60s &&
+	kubectl -n $ns get deployment web -o json >d.json &&
+	test "$(jq .metadata.generation d.json)" = $((gen + 1)) &&
+	test "$(image_of)" = "$image" &&
+	jq -e ".spec.template.spec.containers[0].envFrom == [{\"secretRef\": {\"name\": \"web-config\", \"optional\": true}}]" d.json &&
+	kubectl -n $ns get secret web-config -o json >s.json &&
+	test "$(jq -r ".spec.template.metadata.annotations[\"slipway.dev/config-hash\"]" d.json)" = "$(config_hash s.json)" &&
+	kubectl -n $ns get pipelinerun $run -o json >cfg.json &&
+	jq -e ".spec.trigger == \"config\" and .status.release == 6" cfg.json &&
+	ks releases web >releases.out &&
+	test_grep "^v6 .* config +Succeeded .* $run$" releases.out
+'
+
+test_expect_success 'the value is in the Secret only: no PipelineRun, Event, ConfigMap or gitd log line has it' '
+	b64=$(printf %s s3cr3t-t7500-value | base64 -w0) &&
+	kubectl get pipelineruns,events,configmaps -A -o json >objects.json &&
+	test_must_fail grep -q -e s3cr3t-t7500-value -e "$b64" objects.json &&
+	test_must_fail grep -q -e s3cr3t-t7500-value -e "$b64" gitd.log &&
+	ks config get web >keys &&
+	printf "GREETING\nOTHER\n" >keys.expected &&
+	test_cmp keys.expected keys &&
+	test "$(ks config get web GREETING --reveal)" = s3cr3t-t7500-value
+'
+
+test_expect_success 'config set --no-restart stores the value without a release' '
+	gen=$(kubectl -n $ns get deployment web -o jsonpath="{.metadata.generation}") &&
+	kubectl -n $ns get pipelineruns -o name | sort >runs.before &&
+	ks config set web OTHER=y --no-restart >out &&
+	test_grep "no-restart" out &&
+	test "$(ks config get web OTHER --reveal)" = y &&
+	kubectl -n $ns get pipelineruns -o name | sort >runs.after &&
+	test_cmp runs.before runs.after &&
+	test "$(kubectl -n $ns get deployment web -o jsonpath="{.metadata.generation}")" = "$gen"
+'
+
+test_expect_success 'a config key that is no environment variable name is refused, the Secret unchanged' '
+	kubectl -n $ns get secret web-config -o jsonpath="{.data}" >before &&
+	test_expect_code 2 ks config set web 1BAD=value-one 2>err &&
+	test_grep "invalid config key \"1BAD\": keys are environment variable names" err &&
+	test_must_fail grep -q value-one err &&
+	test_expect_code 2 ks config unset web "A-B" 2>err &&
+	test_grep "invalid config key \"A-B\"" err &&
+	kubectl -n $ns get secret web-config -o jsonpath="{.data}" >after &&
+	test_cmp before after
+'
+
 test_expect_success 'a user with only the slipway-releaser role can roll back, and cannot read Secrets' '
 	kubectl apply -f "$SLIPWAY_ROOT/manifests/base/user-roles.yaml" >/dev/null &&
 	kubectl -n $ns create serviceaccount releaser &&
 	kubectl -n $ns create rolebinding releaser --clusterrole=slipway-releaser --serviceaccount=$ns:releaser &&
 	"$SLIPWAY_ROOT/tests/env/env.sh" kubeconfig-for-sa $ns releaser --name "$SLIPWAY_ENV_NAME" >releaser.kubeconfig &&
-	kubectl -n $ns create secret generic web-config --from-literal=K=v &&
-	KUBECONFIG=$TRASH_DIRECTORY/releaser.kubeconfig ks rollback web v4 --wait >out 2>&1 &&
+	KUBECONFIG=$TRASH_DIRECTORY/releaser.kubeconfig ks rollback web --wait >out 2>&1 &&
 	cat out &&
-	test "$(image_of)" = "$(cat image.v4)" &&
+	test_grep "rollback of web to v5 " out &&
+	test "$(image_of)" = "$(cat image.v5)" &&
 	test_must_fail env KUBECONFIG=$TRASH_DIRECTORY/releaser.kubeconfig kubectl -n $ns get secret web-config 2>err &&
-	test_grep "Forbidden|forbidden" err
+	test_grep "Forbidden|forbidden" err &&
+	test_expect_code 1 env KUBECONFIG=$TRASH_DIRECTORY/releaser.kubeconfig kubectl slipway -n $ns config get web >out 2>err &&
+	test_grep "secret $ns/web-config: .*forbidden" err &&
+	test_must_fail grep -q s3cr3t out err
 '
 
 test_expect_success 'gitd stopped; the namespace and the roles are removed' '
