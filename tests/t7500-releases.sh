@@ -197,6 +197,7 @@ test_expect_success 'config set rolls the Deployment once, with envFrom and the 
 	kubectl -n $ns get pipelinerun $run -o json >cfg.json &&
 	jq -e ".spec.trigger == \"config\" and .status.release == 6" cfg.json &&
 	ks releases web >releases.out &&
+	cat releases.out &&
 	test_grep "^v6 .* config +Succeeded .* $run$" releases.out
 '
 
@@ -206,6 +207,7 @@ test_expect_success 'the value is in the Secret only: no PipelineRun, Event, Con
 	test_must_fail grep -q -e s3cr3t-t7500-value -e "$b64" objects.json &&
 	test_must_fail grep -q -e s3cr3t-t7500-value -e "$b64" gitd.log &&
 	ks config get web >keys &&
+	cat keys &&
 	printf "GREETING\nOTHER\n" >keys.expected &&
 	test_cmp keys.expected keys &&
 	test "$(ks config get web GREETING --reveal)" = s3cr3t-t7500-value
