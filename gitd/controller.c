@@ -22,7 +22,9 @@
 struct controller {
 	const struct controller_opts *o;
 	const char *ns;  /* NULL: all namespaces */
-	json_t *started; /* uid -> true: runs a worker was forked for */
+	json_t *started; /* uid -> {ns, name, pid}: runs a worker was forked for;
+	                    pid 0 once a worker failed (tried again at the next
+	                    event, a bookmark at the latest) */
 };
 
 static const char *meta(const json_t *obj, const char *key)
@@ -30,14 +32,14 @@ static const char *meta(const json_t *obj, const char *key)
 	return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
 }
 
-/* Forks the worker of run NS/NAME. */
-static void start_worker(struct controller *ctl, const char *ns, const char *name)
+/* Forks the worker of run NS/NAME. Returns its pid, or 0 (logged). */
+static pid_t start_worker(struct controller *ctl, const char *ns, const char *name)
 {
 	pid_t pid = fork();
 
 	if (pid < 0) {
 		event_log("error", "fork_failed", "{s:s}", "error", strerror(errno));
-		return;
+		return 0;
 	}
 	if (pid == 0) {
 		struct sigaction sa;
@@ -50,6 +52,43 @@ static void start_worker(struct controller *ctl, const char *ns, const char *nam
 	}
 	event_log("info", "controller_run", "{s:s, s:s, s:i}", "namespace", ns, "run", name, "pid",
 	          (int)pid);
+	return pid;
+}
+
+/* Reaps the workers that ended; one that failed (it could not reach the
+ * API, say) is marked to be started again. */
+static void reap(struct controller *ctl)
+{
+	const char *uid;
+	json_t *v;
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+			continue;
+		json_object_foreach(ctl->started, uid, v)
+		{
+			if (json_integer_value(json_object_get(v, "pid")) == pid)
+				json_object_set_new(v, "pid", json_integer(0));
+		}
+	}
+}
+
+/* Starts again the workers that failed. */
+static void retry(struct controller *ctl)
+{
+	const char *uid;
+	json_t *v;
+
+	json_object_foreach(ctl->started, uid, v)
+	{
+		const char *ns = json_string_value(json_object_get(v, "ns"));
+		const char *name = json_string_value(json_object_get(v, "name"));
+
+		if (ns && name && json_integer_value(json_object_get(v, "pid")) == 0)
+			json_object_set_new(v, "pid", json_integer(start_worker(ctl, ns, name)));
+	}
 }
 
 static int on_event(void *arg, enum kube_event ev, json_t *obj)
@@ -57,8 +96,8 @@ static int on_event(void *arg, enum kube_event ev, json_t *obj)
 	struct controller *ctl = arg;
 	const char *uid = meta(obj, "uid"), *ns = meta(obj, "namespace"), *name = meta(obj, "name");
 
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
+	reap(ctl);
+	retry(ctl);
 	if (!uid || !ns || !name)
 		return 0;
 	if (ev == KUBE_EVENT_DELETED) {
@@ -69,8 +108,9 @@ static int on_event(void *arg, enum kube_event ev, json_t *obj)
 		return 0;
 	if (!pipelinerun_is_unclaimed(obj) || json_object_get(ctl->started, uid))
 		return 0;
-	json_object_set_new(ctl->started, uid, json_true());
-	start_worker(ctl, ns, name);
+	json_object_set_new(ctl->started, uid,
+	                    json_pack("{s:s, s:s, s:I}", "ns", ns, "name", name, "pid",
+	                              (json_int_t)start_worker(ctl, ns, name)));
 	return 0;
 }
 
