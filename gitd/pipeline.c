@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
 
 #include "apply.h"
 #include "archive.h"
@@ -28,7 +29,9 @@
 #include "manifests.h"
 #include "pipelinerun.h"
 #include "queue.h"
+#include "release.h"
 #include "remote.h"
+#include "repo.h"
 #include "banned.h"
 
 #define SECRET_MAX (1u << 20)   /* a registry Secret's .dockerconfigjson */
@@ -64,10 +67,13 @@ struct pipeline {
 	size_t ndeployed;
 	json_t *applied; /* names of spec.deployments the apply stage rolled out */
 	bool is_finished;
-	long long t_start; /* clock_now_ms() at pipeline_new */
-	long long t_queue; /* clock_now_ms() when it queued */
-	bool is_waiting;   /* queue_wait reported another run holding the lock */
-	char holder[254];  /* the run that held the lock last seen, or "" */
+	long long t_start;   /* clock_now_ms() at pipeline_new */
+	long long t_queue;   /* clock_now_ms() when it queued */
+	bool is_waiting;     /* queue_wait reported another run holding the lock */
+	char holder[254];    /* the run that held the lock last seen, or "" */
+	const char *trigger; /* spec.trigger: "push", or "rollback"/"config" for a run
+	                        kubectl slipway created (pipeline_serve_run) */
+	long release;        /* rollback: the release put back; 0 otherwise */
 	char reason[64];
 	char message[1024];
 };
@@ -464,6 +470,78 @@ out:
 		say(p, "!      %s", p->message);
 	}
 	return ret;
+}
+
+static int cmp_keys(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The config hash of Secret NS/NAME's DATA (docs/releases.md, "Config"):
+ * SHA-256 over, for each key in byte order, the key, a NUL, its base64
+ * value as the API returns it and a NUL, in lowercase hex, into HASH.
+ * Returns 0 or -1 with err_msg(). */
+static int hash_config(char hash[2 * 32 + 1], const json_t *data)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	const char **keys = NULL, *key;
+	size_t n = json_object_size(data), i = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	json_t *v;
+	int ret = -1;
+
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (!ctx || !keys || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		err_set("out of memory");
+		goto out;
+	}
+	json_object_foreach((json_t *)data, key, v) keys[i++] = key;
+	qsort(keys, n, sizeof(*keys), cmp_keys);
+	for (i = 0; i < n; i++) {
+		const char *val = json_string_value(json_object_get(data, keys[i]));
+
+		if (!val)
+			val = "";
+		if (EVP_DigestUpdate(ctx, keys[i], strlen(keys[i]) + 1) != 1 ||
+		    EVP_DigestUpdate(ctx, val, strlen(val) + 1) != 1) {
+			err_set("sha256 failed");
+			goto out;
+		}
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md)) {
+		err_set("sha256 failed");
+		goto out;
+	}
+	for (i = 0; i < sizeof(md); i++)
+		snprintf(hash + 2 * i, 3, "%02x", md[i]);
+	ret = 0;
+out:
+	free(keys);
+	EVP_MD_CTX_free(ctx);
+	return ret;
+}
+
+/* Names the Remote's config Secret "REMOTE-config" in SECRET and puts its
+ * hash in HASH; a Secret that does not exist hashes as an empty one. HASH
+ * is "" when gitd may not read it (then logged once per run: the Secret is
+ * wired, but a change of it does not roll the Deployments). */
+static void config_of(struct pipeline *p, char *secret, size_t size, char hash[2 * 32 + 1])
+{
+	json_t *obj = NULL;
+	int rc;
+
+	hash[0] = '\0';
+	snprintf(secret, size, "%s-config", p->remote_name);
+	rc = kube_get(&obj, p->env->kube, "v1/secrets", p->ns, secret);
+	if (rc == 0 || rc == KUBE_ENOTFOUND) {
+		if (hash_config(hash, json_object_get(obj, "data")) < 0)
+			hash[0] = '\0';
+	}
+	if (!hash[0])
+		event_log("warn", "config_unreadable", "{s:s, s:s, s:s}", "run",
+		          pipelinerun_name(p->run), "secret", secret, "error", err_msg());
+	json_decref(obj); /* the values: never logged, never copied */
 }
 
 static void on_rollout(void *arg, const char *line)
@@ -1113,10 +1191,13 @@ out:
 static int stage_deploy(struct pipeline *p)
 {
 	const struct remote *remote = p->env->remote;
+	char secret[300], hash[2 * 32 + 1];
 	int ret = 1;
 
 	if (!json_array_size(p->images)) {
-		pipelinerun_stage(p->run, "deploy", "Skipped", "no images were built");
+		pipelinerun_stage(p->run, "deploy", "Skipped",
+		                  strcmp(p->trigger, "push") ? "no images"
+		                                             : "no images were built");
 		return 0;
 	}
 	if (json_array_size(p->applied) == remote->ndeployments) {
@@ -1125,6 +1206,7 @@ static int stage_deploy(struct pipeline *p)
 	}
 	pipelinerun_stage(p->run, "deploy", "Running", NULL);
 	pipelinerun_progress(p->run, "Running", "deploying");
+	config_of(p, secret, sizeof(secret), hash);
 	for (size_t i = 0; i < remote->ndeployments; i++) {
 		const char *dname = remote->deployments[i].name;
 		/* remote.h: names are unique, so at most one image per container */
@@ -1160,10 +1242,19 @@ static int stage_deploy(struct pipeline *p)
 			            err_msg());
 			goto out;
 		}
-		snprintf(cause, sizeof(cause), "slipway: git push %.12s of %s by %s", p->after,
-		         p->push->refname, p->push->fingerprint);
+		if (!strcmp(p->trigger, "rollback"))
+			snprintf(cause, sizeof(cause), "slipway: rollback to v%ld (%.12s) by %s",
+			         p->release, p->after, pipelinerun_name(p->run));
+		else if (strcmp(p->trigger, "push") != 0)
+			snprintf(cause, sizeof(cause), "slipway: %s %.12s by %s", p->trigger,
+			         p->after, pipelinerun_name(p->run));
+		else
+			snprintf(cause, sizeof(cause), "slipway: git push %.12s of %s by %s",
+			         p->after, p->push->refname, p->push->fingerprint);
 		o.commit = p->after;
 		o.change_cause = cause;
+		o.env_from_secret = secret;
+		o.config_hash = hash[0] ? hash : NULL;
 		o.wait = true;
 		o.timeout_ms = p->env->cfg->rollout_timeout_ms;
 		o.rollback_on_failure = p->env->remote->rollback_on_failure;
@@ -1285,6 +1376,7 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 		return err_set("out of memory");
 	p->env = env;
 	p->push = push;
+	p->trigger = "push";
 	p->t_start = clock_now_ms();
 	p->ns = env->remote->ns;
 	p->remote_name = env->remote->name;
@@ -1322,6 +1414,45 @@ out:
 	return rc;
 }
 
+/* Gives the run that Succeeded its release number (release.h) and sets the
+ * outcome. The Remote's lock is held, so no other run of the Remote counts
+ * at the same time. */
+static void number_release(struct pipeline *p)
+{
+	json_t *runs = NULL;
+	long n = p->release;
+
+	if (!n) {
+		if (pipelinerun_list_remote(&runs, p->env->kube, p->ns, p->remote_name) < 0)
+			event_log("warn", "pipeline_release", "{s:s, s:s}", "run",
+			          pipelinerun_name(p->run), "error", err_msg());
+		else
+			n = release_last(runs) + 1;
+		json_decref(runs);
+	}
+	if (n)
+		pipelinerun_set_release(p->run, n);
+	if (!strcmp(p->trigger, "rollback"))
+		set_outcome(p, "Succeeded", "rolled back to v%ld (%.12s)", n, p->after);
+	else if (n)
+		set_outcome(p, "Succeeded", "deployed %.12s as v%ld", p->after, n);
+	else
+		set_outcome(p, "Succeeded", "deployed %.12s", p->after);
+	if (n)
+		say(p, "-----> Release v%ld", n);
+}
+
+/* Deletes the Remote's finished runs beyond spec.historyLimit. */
+static void prune(struct pipeline *p)
+{
+	int n =
+	    pipelinerun_prune(p->env->kube, p->ns, p->remote_name, p->env->remote->history_limit);
+
+	if (n < 0)
+		event_log("warn", "pipeline_prune", "{s:s, s:s}", "run", pipelinerun_name(p->run),
+		          "error", err_msg());
+}
+
 /* Finishes the run with the outcome set, runs pipeline-succeeded or
  * pipeline-failed, and tells the pusher. */
 static void finish(struct pipeline *p, bool succeeded)
@@ -1333,11 +1464,12 @@ static void finish(struct pipeline *p, bool succeeded)
 		set_outcome(p, "Interrupted", "the pusher went away during %s (%s)", p->reason,
 		            p->message);
 	if (succeeded)
-		set_outcome(p, "Succeeded", "deployed %.12s", p->after);
+		number_release(p);
 	stage_hooks(p, succeeded ? "pipeline-succeeded" : "pipeline-failed", false);
 	if (pipelinerun_finish(p->run, succeeded, p->reason, p->message) < 0)
 		event_log("error", "pipeline_status", "{s:s, s:s}", "run", pipelinerun_name(p->run),
 		          "error", err_msg());
+	prune(p);
 	event_log(succeeded ? "info" : "warn", "pipeline_finished", "{s:s, s:s, s:s, s:s}", "run",
 	          pipelinerun_name(p->run), "ref", p->push->refname, "reason", p->reason, "message",
 	          p->message);
@@ -1723,6 +1855,258 @@ out:
 	buildsrv_free(srv);
 	git_repository_free(repo);
 	remote_release(&remote);
+	json_decref(obj);
+	kube_client_free(status_kube);
+	kube_client_free(kube);
+	return ret;
+}
+
+/* ---- a run kubectl slipway created -------------------------------------- */
+
+/* Creates the pipeline of PipelineRun OBJ (unclaimed, borrowed) by taking
+ * the object over, its work directory and its ticket in the queue (under
+ * "TRIGGER:NAME", which no push supersedes). Returns 0, KUBE_ECONFLICT when
+ * another claimant took it, or a negative code with err_msg(). */
+static int pipeline_adopt(struct pipeline **out, const struct pipeline_env *env,
+                          const struct pipeline_push *push, const json_t *obj, const char *trigger)
+{
+	struct pipeline *p = calloc(1, sizeof(*p));
+	char ticket[300];
+	int rc = -1;
+
+	*out = NULL;
+	if (!p)
+		return err_set("out of memory");
+	p->env = env;
+	p->push = push;
+	p->trigger = trigger;
+	p->t_start = clock_now_ms();
+	p->ns = env->remote->ns;
+	p->remote_name = env->remote->name;
+	p->images = json_array();
+	git_oid_tostr(p->before, sizeof(p->before), &push->before);
+	git_oid_tostr(p->after, sizeof(p->after), &push->after);
+	snprintf(p->reason, sizeof(p->reason), "Unknown");
+	if (!p->images || make_work(p) < 0)
+		goto out;
+	rc = pipelinerun_adopt(&p->run, env->status_kube, obj, env->remote_gvr, "Queued",
+	                       "received");
+	if (rc < 0)
+		goto out;
+	snprintf(ticket, sizeof(ticket), "%s:%s", trigger, pipelinerun_name(p->run));
+	rc = queue_enter(&p->ticket, env->repo_path, ticket, pipelinerun_name(p->run));
+	if (rc < 0)
+		goto out;
+	event_log("info", "pipeline_created", "{s:s, s:s, s:s, s:s, s:s}", "remote", p->remote_name,
+	          "namespace", p->ns, "run", pipelinerun_name(p->run), "ref", push->refname,
+	          "trigger", trigger);
+	*out = p;
+	p = NULL;
+	rc = 0;
+out:
+	if (p && p->run)
+		pipelinerun_finish(p->run, false, "Error", err_msg());
+	pipeline_free(p);
+	return rc;
+}
+
+/* Picks the images this run deploys, under the Remote's lock: a rollback's
+ * are those of the release spec.rollbackOf names, a config run's those of
+ * the current release. Returns 0, or 1 with the outcome set. */
+static int stage_release(struct pipeline *p, const char *rollback_of)
+{
+	const json_t *from, *img;
+	json_t *runs = NULL;
+	const char *after;
+	int ret = 1;
+	size_t i;
+
+	pipelinerun_stage(p->run, "release", "Running", NULL);
+	if (pipelinerun_list_remote(&runs, p->env->kube, p->ns, p->remote_name) < 0) {
+		set_outcome(p, "Error", "cannot list the runs of %s/%s: %s", p->ns, p->remote_name,
+		            err_msg());
+		goto out;
+	}
+	if (!strcmp(p->trigger, "rollback")) {
+		if (!rollback_of || !*rollback_of) {
+			set_outcome(p, "ReleaseNotFound", "spec.rollbackOf is not set");
+			goto out;
+		}
+		from = release_find(runs, rollback_of);
+		if (!from) {
+			set_outcome(p, "ReleaseNotFound", "%s", err_msg());
+			goto out;
+		}
+		p->release = release_number(from);
+	} else {
+		from = release_current(runs);
+	}
+	after = json_string_value(json_object_get(json_object_get(from, "spec"), "after"));
+	if (after && strlen(after) < sizeof(p->after))
+		snprintf(p->after, sizeof(p->after), "%s", after);
+	json_array_foreach(json_object_get(json_object_get(from, "status"), "images"), i, img)
+	{
+		const char *d = json_string_value(json_object_get(img, "deployment"));
+		const char *c = json_string_value(json_object_get(img, "container"));
+		const char *ref = json_string_value(json_object_get(img, "image"));
+
+		if (!d || !c || !ref)
+			continue;
+		pipelinerun_image(p->run, d, c, ref);
+		if (json_array_append_new(p->images, json_pack("{s:s, s:s, s:s}", "deployment", d,
+		                                               "container", c, "image", ref)) < 0) {
+			set_outcome(p, "Error", "out of memory");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	if (ret == 0) {
+		char msg[128];
+
+		if (p->release)
+			snprintf(msg, sizeof(msg), "v%ld (%.12s)", p->release, p->after);
+		else
+			snprintf(msg, sizeof(msg), "%s",
+			         from ? "the current release" : "no release yet");
+		pipelinerun_stage(p->run, "release", "Succeeded", msg);
+		say(p, "-----> Release %s", msg);
+	} else {
+		pipelinerun_stage(p->run, "release", "Failed", p->message);
+	}
+	json_decref(runs);
+	return ret;
+}
+
+/* The stages of a run without a build: the release's images, pre-deploy,
+ * deploy, post-deploy. Returns 0 when it Succeeded, 1 when it failed. */
+static int pipeline_redeploy(struct pipeline *p, const char *rollback_of)
+{
+	pipelinerun_progress(p->run, "Running", "running");
+	if (stage_release(p, rollback_of))
+		goto failed;
+	if (stage_hooks(p, "pre-deploy", true))
+		goto failed;
+	if (stage_deploy(p))
+		goto failed;
+	if (stage_hooks(p, "post-deploy", true)) {
+		if (p->env->remote->rollback_on_failure)
+			roll_back(p);
+		goto failed;
+	}
+	finish(p, true);
+	return 0;
+failed:
+	finish(p, false);
+	return 1;
+}
+
+/* Ends an unclaimed run OBJ that cannot start (err_msg() says why) as
+ * failed with REASON. */
+static void refuse_run(struct kube_client *c, const json_t *obj, const char *reason)
+{
+	struct pipelinerun *r = NULL;
+	char cause[ERR_MAX];
+
+	snprintf(cause, sizeof(cause), "%s", err_msg());
+	if (pipelinerun_adopt(&r, c, obj, NULL, "Error", cause) == 0)
+		pipelinerun_finish(r, false, reason, cause);
+	pipelinerun_free(r);
+}
+
+static const char *str_at(const json_t *obj, const char *a, const char *b)
+{
+	const json_t *v = json_object_get(obj, a);
+
+	return json_string_value(b ? json_object_get(v, b) : v);
+}
+
+int pipeline_serve_run(const char *ns, const char *name, const struct pipeline_worker *w)
+{
+	struct kube_client *kube = NULL, *status_kube = NULL;
+	const char *gvr = "slipway.dev/v1alpha1/remotes", *remote_name, *trigger, *ref;
+	const char *after, *before;
+	struct pipeline_push push = {0};
+	struct pipeline_env env = {0};
+	struct pipeline *p = NULL;
+	struct remote remote = {0};
+	char repo[REPO_PATH_MAX];
+	json_t *obj = NULL, *robj = NULL;
+	const json_t *spec;
+	int ret = -1, rc;
+
+	if (kube_client_new_default(&kube, w->kubeconfig, w->context) < 0 ||
+	    kube_client_new_default(&status_kube, w->kubeconfig, w->context) < 0)
+		goto out;
+	rc = kube_get(&obj, kube, PIPELINERUN_GVR, ns, name);
+	if (rc == KUBE_ENOTFOUND || (rc == 0 && !pipelinerun_is_unclaimed(obj))) {
+		ret = 0; /* gone, or taken over already */
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	spec = json_object_get(obj, "spec");
+	remote_name = str_at(spec, "remote", NULL);
+	trigger = release_trigger(obj);
+	ref = str_at(spec, "ref", NULL);
+	after = str_at(spec, "after", NULL);
+	before = str_at(spec, "before", NULL);
+	if (!remote_name || !ref || strncmp(ref, "refs/heads/", 11) != 0 || !ref[11] || !after ||
+	    git_oid_fromstr(&push.after, after) < 0 || strlen(after) != GIT_OID_HEXSZ ||
+	    (before &&
+	     (strlen(before) != GIT_OID_HEXSZ || git_oid_fromstr(&push.before, before) < 0))) {
+		err_set("pipelinerun %s/%s: spec.remote, a branch in spec.ref and %d-digit "
+		        "spec.after (and spec.before) are required",
+		        ns, name, GIT_OID_HEXSZ);
+		refuse_run(status_kube, obj, "Invalid");
+		goto out;
+	}
+	rc = kube_get(&robj, kube, gvr, ns, remote_name);
+	if (rc == KUBE_ENOTFOUND) {
+		gvr = "gitkube.sh/v1alpha1/remotes";
+		rc = kube_get(&robj, kube, gvr, ns, remote_name);
+	}
+	if (rc < 0 ||
+	    remote_parse(&remote, robj, !strcmp(gvr, "gitkube.sh/v1alpha1/remotes")) < 0) {
+		err_set("cannot read Remote %s/%s: %s", ns, remote_name, err_msg());
+		refuse_run(status_kube, obj, "RemoteNotFound");
+		goto out;
+	}
+	if (repo_path(repo, sizeof(repo), w->data_dir, ns, remote_name) < 0) {
+		refuse_run(status_kube, obj, "Invalid");
+		goto out;
+	}
+	push.refname = ref;
+	push.fingerprint = str_at(spec, "pusher", "fingerprint");
+	push.comment = str_at(spec, "pusher", "comment");
+	if (!push.fingerprint)
+		push.fingerprint = "";
+	if (!push.comment)
+		push.comment = "";
+	env.cfg = w->cfg;
+	env.kube = kube;
+	env.status_kube = status_kube;
+	env.remote = &remote;
+	env.remote_gvr = gvr;
+	env.repo_path = repo;
+	env.is_wait = false; /* no ref to check: the branch does not move */
+	rc = pipeline_adopt(&p, &env, &push, obj, trigger);
+	if (rc == KUBE_ECONFLICT) {
+		ret = 0;
+		goto out;
+	}
+	if (rc < 0)
+		goto out;
+	if (pipeline_queue(p) == 0)
+		pipeline_redeploy(p, str_at(spec, "rollbackOf", NULL));
+	ret = 0;
+out:
+	if (ret < 0)
+		event_log("error", "pipeline_run_failed", "{s:s, s:s, s:s}", "namespace", ns, "run",
+		          name, "error", err_msg());
+	pipeline_free(p);
+	remote_release(&remote);
+	json_decref(robj);
 	json_decref(obj);
 	kube_client_free(status_kube);
 	kube_client_free(kube);

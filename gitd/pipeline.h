@@ -139,6 +139,7 @@ struct pipeline_worker {
 	const char *context;            /* NULL: current context */
 	const char *internal_bind;      /* builder endpoint address (buildsrv.h) */
 	const char *internal_advertise; /* how builders reach it; NULL: bind */
+	const char *data_dir;           /* the repositories (repo.h), resolved */
 };
 
 /* The connection a push came on, as the pipeline talks to it (pipesrv.c
@@ -170,5 +171,20 @@ struct pipeline_conn {
  * was refused before any pipeline existed. */
 int pipeline_serve(const struct pipeline_request *req, const struct pipeline_worker *w,
                    const struct pipeline_conn *conn);
+
+/* Runs PipelineRun NS/NAME, which kubectl slipway created (spec.trigger
+ * rollback or config; docs/releases.md), as gitd's controller does for a
+ * run it did not create: takes it over (pipelinerun_adopt; when another
+ * claimant won, or the run is gone or not unclaimed, does nothing), waits
+ * for the Remote's lock, picks the images (the release spec.rollbackOf
+ * names, "vN" or a PipelineRun name; for config the current release's),
+ * runs pre-deploy hooks, deploys them by digest following the rollouts
+ * (rolled back on failure), runs post-deploy hooks, and finishes the run
+ * with its release number, as for a push. Nothing is built, no registry is
+ * written and no ref moves. A run whose spec or Remote is unusable is
+ * finished False (reason Invalid or RemoteNotFound). Returns 0, or -1 with
+ * err_msg() when the API could not be reached (logged as
+ * pipeline_run_failed). */
+int pipeline_serve_run(const char *ns, const char *name, const struct pipeline_worker *w);
 
 #endif

@@ -14,6 +14,7 @@
 #include "jsontext.h"
 #include "event.h"
 #include "pipelinerun.h"
+#include "release.h"
 #include "banned.h"
 
 #define LABEL_MAX 63           /* a label value (Kubernetes "Labels and Selectors") */
@@ -615,6 +616,190 @@ void pipelinerun_free(struct pipelinerun *r)
 	free(r);
 }
 
+/* --- runs kubectl slipway creates ----------------------------------------- */
+
+bool pipelinerun_is_unclaimed(const json_t *obj)
+{
+	const char *trigger = release_trigger(obj);
+	const json_t *status = json_object_get(obj, "status");
+
+	return (!strcmp(trigger, "rollback") || !strcmp(trigger, "config")) &&
+	       (!status || (json_is_object(status) && !json_object_size(status)));
+}
+
+/* Merge-patches LABELS (an object, stolen) into R's metadata.labels and
+ * keeps the object returned. */
+static void patch_labels(struct pipelinerun *r, json_t *labels)
+{
+	json_t *patch = json_pack("{s:{s:o}}", "metadata", "labels", labels), *got = NULL;
+	int ret = KUBE_ERROR;
+
+	if (!patch)
+		err_set("out of memory");
+	else
+		ret = kube_patch(&got, r->c, PIPELINERUN_GVR, r->ns, r->name, KUBE_PATCH_MERGE,
+		                 patch, NULL);
+	if (ret == 0 && got) {
+		json_object_set(got, "status", r->status);
+		json_decref(r->obj);
+		r->obj = got;
+		got = NULL;
+	}
+	if (ret < 0)
+		event_log("warn", "pipelinerun_labels_failed", "{s:s, s:s, s:s}", "namespace",
+		          r->ns, "pipelinerun", r->name, "error", err_msg());
+	json_decref(got);
+	json_decref(patch);
+}
+
+int pipelinerun_adopt(struct pipelinerun **out, struct kube_client *c, const json_t *obj,
+                      const char *remote_gvr, const char *reason, const char *message)
+{
+	struct pipelinerun *r = NULL;
+	char ref_lbl[LABEL_MAX + 1], remote_lbl[LABEL_MAX + 1], commit_lbl[LABEL_MAX + 1];
+	char now[32];
+	json_t *got = NULL;
+	int ret = KUBE_ERROR;
+
+	*out = NULL;
+	if (remote_gvr && strlen(remote_gvr) >= sizeof(r->remote_gvr)) {
+		err_set("remote resource name too long: %s", remote_gvr);
+		goto out;
+	}
+	r = run_alloc(c);
+	if (!r || !(r->obj = json_deep_copy(obj))) {
+		err_set("out of memory");
+		goto out;
+	}
+	if (run_names_from_obj(r) < 0)
+		goto out;
+	snprintf(r->remote_gvr, sizeof(r->remote_gvr), "%s", remote_gvr ? remote_gvr : "");
+	clock_now_rfc3339(now);
+	json_object_set_new(r->status, "startTime", json_string(now));
+	json_object_set_new(r->status, "stages", json_array());
+	json_object_set_new(r->status, "images", json_array());
+	set_succeeded(r, "Unknown", reason, message);
+	json_object_set(r->obj, "status", r->status);
+	/* one try under the resourceVersion read: a Conflict means another
+	 * claimant (or the creator) changed it first */
+	ret = kube_update_status(&got, c, PIPELINERUN_GVR, r->ns, r->name, r->obj);
+	if (ret < 0)
+		goto out;
+	json_object_set(got, "status", r->status);
+	json_decref(r->obj);
+	r->obj = got;
+	got = NULL;
+	r->last_write_ms = clock_now_ms();
+	label_value(remote_lbl, r->remote);
+	ref_label(ref_lbl, r->ref);
+	label_value(commit_lbl, r->commit);
+	patch_labels(r, json_pack("{s:s, s:s, s:s}", PIPELINERUN_LABEL_REMOTE, remote_lbl,
+	                          PIPELINERUN_LABEL_REF, ref_lbl, PIPELINERUN_LABEL_COMMIT,
+	                          commit_lbl));
+	write_mirror(r);
+	emit_event(r, "Normal", "Created", message && *message ? message : reason);
+	*out = r;
+	r = NULL;
+	ret = 0;
+out:
+	json_decref(got);
+	pipelinerun_free(r);
+	return ret;
+}
+
+const json_t *pipelinerun_object(const struct pipelinerun *r)
+{
+	return r->obj;
+}
+
+void pipelinerun_set_release(struct pipelinerun *r, long n)
+{
+	char value[32];
+
+	json_object_set_new(r->status, "release", json_integer(n));
+	snprintf(value, sizeof(value), "%ld", n);
+	patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, value));
+}
+
+int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns, const char *remote)
+{
+	char selector[LABEL_MAX + 64], lbl[LABEL_MAX + 1];
+	struct kube_list_opts lo = {.label_selector = selector};
+	json_t *list = NULL, *runs = NULL, *v;
+	size_t i;
+	int ret;
+
+	*out = NULL;
+	label_value(lbl, remote);
+	snprintf(selector, sizeof(selector), "%s=%s", PIPELINERUN_LABEL_REMOTE, lbl);
+	ret = kube_list(&list, c, PIPELINERUN_GVR, ns, &lo);
+	if (ret < 0)
+		goto out;
+	runs = json_array();
+	if (!runs) {
+		ret = err_set("out of memory");
+		goto out;
+	}
+	json_array_foreach(json_object_get(list, "items"), i, v)
+	{
+		if (!strcmp(str_or(json_object_get(v, "spec"), "remote", ""), remote) &&
+		    json_array_append(runs, v) < 0) {
+			ret = err_set("out of memory");
+			goto out;
+		}
+	}
+	ret = release_sort(runs);
+	if (ret < 0)
+		goto out;
+	*out = runs;
+	runs = NULL;
+out:
+	json_decref(runs);
+	json_decref(list);
+	return ret;
+}
+
+int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit)
+{
+	const json_t *current, *v, *highest = NULL;
+	json_t *runs = NULL;
+	size_t i, nfinished = 0;
+	int ret, deleted = 0;
+
+	ret = pipelinerun_list_remote(&runs, c, ns, remote);
+	if (ret < 0)
+		return ret;
+	current = release_current(runs);
+	json_array_foreach(runs, i, v)
+	{
+		if (release_is_finished(v))
+			nfinished++;
+		if (release_number(v) && (!highest || release_number(v) > release_number(highest)))
+			highest = v;
+	}
+	json_array_foreach(runs, i, v)
+	{
+		const char *name = str_of(json_object_get(v, "metadata"), "name");
+
+		if (nfinished <= (size_t)limit)
+			break;
+		if (!release_is_finished(v) || v == current || v == highest || !name)
+			continue;
+		ret = kube_delete(NULL, c, PIPELINERUN_GVR, ns, name, "Background");
+		if (ret < 0 && ret != KUBE_ENOTFOUND) {
+			event_log("warn", "pipelinerun_prune_failed", "{s:s, s:s, s:s}",
+			          "namespace", ns, "pipelinerun", name, "error", err_msg());
+			continue;
+		}
+		nfinished--;
+		deleted++;
+		event_log("info", "pipelinerun_pruned", "{s:s, s:s, s:s, s:I}", "namespace", ns,
+		          "remote", remote, "pipelinerun", name, "limit", (json_int_t)limit);
+	}
+	json_decref(runs);
+	return deleted;
+}
+
 /* --- the sweep at start-up ----------------------------------------------- */
 
 /* Deletes the objects of GVR in NS labelled with the run's name; NotFound
@@ -661,7 +846,7 @@ static int sweep_one(struct kube_client *c, json_t *obj)
 	const char *state = str_of(condition_get(status, "Succeeded"), "status");
 	int ret = -1;
 
-	if (state && strcmp(state, "Unknown"))
+	if ((state && strcmp(state, "Unknown")) || pipelinerun_is_unclaimed(obj))
 		return 0;
 	r = run_alloc(c);
 	if (!r) {

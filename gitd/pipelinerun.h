@@ -114,6 +114,49 @@ int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason
  * the next call on R), for the hooks' event JSON. */
 const json_t *pipelinerun_status(const struct pipelinerun *r);
 
+/* Takes over a PipelineRun that kubectl slipway created (spec.trigger
+ * rollback or config, no status yet; OBJ as read, borrowed): claims it by
+ * writing its first status (startTime, Succeeded Unknown with REASON and
+ * MESSAGE) under OBJ's resourceVersion, so that of two claimants only one
+ * wins; then labels it like the runs gitd creates (remote, ref, commit),
+ * updates the mirror ConfigMap and emits a Normal "Created" Event.
+ * REMOTE_GVR as in pipelinerun_spec. *OUT belongs to the caller
+ * (pipelinerun_free). Returns 0, KUBE_ECONFLICT when the object changed
+ * since it was read (someone else claimed it), or another kube.h code with
+ * err_msg(). */
+int pipelinerun_adopt(struct pipelinerun **out, struct kube_client *c, const json_t *obj,
+                      const char *remote_gvr, const char *reason, const char *message);
+
+/* Whether OBJ is a PipelineRun that waits for gitd to take it over:
+ * spec.trigger is rollback or config and it has no status yet. */
+bool pipelinerun_is_unclaimed(const json_t *obj);
+
+/* The object as last read or written (borrowed, valid until the next call
+ * on R). */
+const json_t *pipelinerun_object(const struct pipelinerun *r);
+
+/* Records release number N (>= 1, see release.h) in status.release, written
+ * with the next status write, and labels the object slipway.dev/release=N
+ * (a merge patch; a failure is logged). */
+void pipelinerun_set_release(struct pipelinerun *r, long n);
+
+/* Lists the PipelineRuns of Remote NS/REMOTE (label slipway.dev/remote,
+ * then spec.remote equal to REMOTE) into *OUT, a JSON array of the objects
+ * sorted by release_sort (caller frees). Returns 0 or a kube.h code with
+ * err_msg(). */
+int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns,
+                            const char *remote);
+
+/* Bounds Remote NS/REMOTE's history: while more than LIMIT of its runs have
+ * finished, deletes the oldest finished one (release_sort order). Runs not
+ * finished are neither counted nor deleted, nor are the run of the current
+ * release and the run with the highest release number (the next number is
+ * counted from it). The mirror ConfigMap is one per Remote and shows the
+ * latest run, so it stays. Returns the number deleted, or a kube.h code with
+ * err_msg() when the runs could not be listed (deletions that fail are
+ * logged and skipped). */
+int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit);
+
 /* Frees R (does not change the object). NULL is allowed. */
 void pipelinerun_free(struct pipelinerun *r);
 
@@ -125,8 +168,9 @@ void pipelinerun_free(struct pipelinerun *r);
  * and Forbidden are ignored). A run without a Succeeded condition (gitd died
  * before its first status write) counts as Unknown. Runs are handled oldest
  * first, so each Remote's mirror ends with its newest run; the Remote's
- * lastRun is left alone. Returns the number of runs marked, or a kube.h code
- * with err_msg() when a namespace could not be listed. */
+ * lastRun is left alone. A run still unclaimed (pipelinerun_is_unclaimed)
+ * is not marked: gitd's controller takes it over. Returns the number of runs marked, or a kube.h
+ * code with err_msg() when a namespace could not be listed. */
 int pipelinerun_sweep_interrupted(struct kube_client *c, const char *const *namespaces);
 
 #endif

@@ -15,10 +15,12 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "buildsrv.h"
+#include "controller.h"
 #include "err.h"
 #include "jsontext.h"
 #include "event.h"
@@ -322,8 +324,8 @@ static void worker_main(struct worker *w)
 {
 	const struct pipesrv_opts *o = w->o;
 	struct pipeline_request req;
-	struct pipeline_worker pw = {o->cfg, o->kubeconfig, o->context, o->internal_bind,
-	                             o->internal_advertise};
+	struct pipeline_worker pw = {o->cfg,           o->kubeconfig,         o->context,
+	                             o->internal_bind, o->internal_advertise, o->data_dir};
 	struct pipeline_conn conn = {worker_say, worker_verdict, worker_updated, worker_hang_up,
 	                             w,          &worker_cancel};
 	size_t len;
@@ -367,9 +369,31 @@ static void sweep(const struct pipesrv_opts *o)
 	kube_client_free(kube);
 }
 
+/* Forks the controller of the runs kubectl slipway creates (controller.h);
+ * it shares the server's credentials and dies with it. Returns its pid, or
+ * 0 when it could not be started (logged). */
+static pid_t start_controller(const struct pipesrv_opts *o)
+{
+	static struct pipeline_worker pw;
+	static struct controller_opts co;
+	pid_t pid;
+
+	pw = (struct pipeline_worker){o->cfg,           o->kubeconfig,         o->context,
+	                              o->internal_bind, o->internal_advertise, o->data_dir};
+	co.namespaces = o->namespaces;
+	co.w = &pw;
+	if (controller_start(&pid, &co) < 0) {
+		event_log("error", "controller_start", "{s:s}", "error", err_msg());
+		return 0;
+	}
+	return pid;
+}
+
 static void server_main(int lfd, const struct pipesrv_opts *o)
 {
 	struct sigaction sa;
+	pid_t controller;            /* 0 while not running */
+	time_t controller_retry = 0; /* when to start it again */
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -380,14 +404,20 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 	sigaction(SIGHUP, &sa, NULL);
 	git_libgit2_init();
 	sweep(o);
+	controller = start_controller(o);
 	event_log("info", "pipeline_server_ready", "{s:s}", "socket", o->socket_path);
 	while (!server_stop) {
 		struct pollfd p = {lfd, POLLIN, 0};
 		int fd;
 		pid_t pid;
 
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
+		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+			if (pid == controller) /* it ended: start it again */
+				controller = 0;
+		if (!controller && time(NULL) >= controller_retry) {
+			controller = start_controller(o);
+			controller_retry = time(NULL) + 5;
+		}
 		if (poll(&p, 1, 1000) <= 0)
 			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

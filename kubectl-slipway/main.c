@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base64.h"
 #include "buf.h"
 #include "cli.h"
 #include "clock.h"
@@ -16,6 +17,7 @@
 #include "err.h"
 #include "kube.h"
 #include "pubkey.h"
+#include "release.h"
 #include "remote.h"
 #include "table.h"
 #include "yamljson.h"
@@ -71,6 +73,14 @@ static const char main_help[] =
     "  logs RUN | --latest REMOTE     stages of a run, then its log tail\n"
     "  wait RUN | --latest REMOTE [--timeout 10m]\n"
     "                                 wait until a run succeeds or fails\n"
+    "  releases REMOTE                release history: vN, commit, images, trigger\n"
+    "  rollback REMOTE [vN|RUN] [--wait]\n"
+    "                                 deploy an earlier release again, no build\n"
+    "  config set REMOTE KEY=VALUE... [--no-restart]\n"
+    "                                 set config vars (a Secret); starts a release\n"
+    "  config unset REMOTE KEY...     remove config vars; starts a release\n"
+    "  config get REMOTE [KEY] [--reveal]\n"
+    "                                 config keys (values with --reveal)\n"
     "  dashboard [-A] [--address A] [--port N] [--no-open]\n"
     "                                 a read-only status page in the browser\n"
     "\n"
@@ -194,6 +204,64 @@ static const char runs_help[] =
     "\n"
     "Lists PipelineRuns (of REMOTE, or all in the namespace), oldest first:\n"
     "NAME, REMOTE, REF, COMMIT, SUCCEEDED, REASON, DURATION and AGE.\n";
+
+static const char releases_help[] =
+    "usage: kubectl slipway releases REMOTE [-o json|yaml]\n"
+    "\n"
+    "Lists the runs of REMOTE in the order they finished: RELEASE (vN, counted\n"
+    "per Remote over successful runs; a rollback shows the release it put back),\n"
+    "COMMIT, IMAGES (container@short digest), PUSHER (key comment or\n"
+    "fingerprint), TRIGGER, RESULT, AGE and RUN (the PipelineRun). -o prints\n"
+    "the PipelineRuns. Exits 3 when the Remote does not exist.\n";
+
+static const char rollback_help[] =
+    "usage: kubectl slipway rollback REMOTE [vN|PIPELINERUN] [--wait]\n"
+    "           [--timeout DURATION] [-o json|yaml]\n"
+    "\n"
+    "Deploys a release of REMOTE again (default: the release before the current\n"
+    "one): creates a PipelineRun with spec.trigger rollback that gitd runs through\n"
+    "the Remote's queue, pre-deploy hooks, the deploy of that release's images by\n"
+    "digest, the rollout and post-deploy hooks, without a build. The branch does\n"
+    "not move. Needs the right to create PipelineRuns (the slipway-releaser Role).\n"
+    "\n"
+    "  --wait              follow the run, as wait does, and exit as it does\n"
+    "  --timeout DURATION  with --wait: longest wait (default 10m)\n"
+    "\n"
+    "exit status: 0 created (with --wait: succeeded), 1 failed, 2 usage or timed\n"
+    "out, 3 no such Remote or release.\n";
+
+static const char config_help[] = "usage: kubectl slipway config set|unset|get ...\n"
+                                  "\n"
+                                  "  config set REMOTE KEY=VALUE... [--no-restart]\n"
+                                  "  config unset REMOTE KEY... [--no-restart]\n"
+                                  "  config get REMOTE [KEY] [--reveal]\n"
+                                  "\n"
+                                  "Run 'kubectl slipway config COMMAND --help' for one command.\n";
+
+static const char config_set_help[] =
+    "usage: kubectl slipway config set REMOTE KEY=VALUE... [--no-restart]\n"
+    "\n"
+    "Stores each KEY=VALUE in the Secret REMOTE-config, which gitd wires into\n"
+    "every container of the Remote's Deployments (envFrom), then starts a\n"
+    "release (a PipelineRun with spec.trigger config) that rolls them once with\n"
+    "hooks and rollout wait. Keys are environment variable names\n"
+    "([A-Za-z_][A-Za-z0-9_]*). Values are never printed, logged or recorded\n"
+    "outside the Secret. Needs Secret rights (the slipway-configurer role).\n"
+    "\n"
+    "  --no-restart  store only: the values take effect with the next deploy\n";
+
+static const char config_unset_help[] =
+    "usage: kubectl slipway config unset REMOTE KEY... [--no-restart]\n"
+    "\n"
+    "Removes each KEY from the Secret REMOTE-config, then starts a release as\n"
+    "config set does (unless --no-restart).\n";
+
+static const char config_get_help[] =
+    "usage: kubectl slipway config get REMOTE [KEY] [--reveal]\n"
+    "\n"
+    "Prints the keys of the Secret REMOTE-config, one a line, sorted; with\n"
+    "--reveal KEY=VALUE lines (with KEY: its value alone). Exits 3 when KEY is\n"
+    "not set.\n";
 
 static const char logs_help[] =
     "usage: kubectl slipway logs RUN | --latest REMOTE [-o json|yaml]\n"
@@ -1186,19 +1254,17 @@ static int wait_poll(struct ctx *x, struct wait_state *w, long long deadline)
 	}
 }
 
+static int follow_run(struct ctx *x, const char *name, const char *timeout, long long deadline);
+
 static int cmd_wait(struct ctx *x, int argc, char **argv)
 {
 	static const struct cli_flag flags[] = {{"latest", true}, {"timeout", true}, {NULL, false}};
 	struct cli_iter it = {.argc = argc, .argv = argv};
 	const char *name = NULL, *latest = NULL, *timeout = "10m", *v;
-	struct wait_state w = {0};
-	struct kube_watch_opts wo = {0};
 	json_t *hold = NULL;
-	const json_t *cond;
-	char fsel[600], what[600];
 	long timeout_ms;
 	long long deadline;
-	int f, ret, rc;
+	int f, rc;
 
 	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
 		if (f == CLI_EUSAGE)
@@ -1222,6 +1288,22 @@ static int cmd_wait(struct ctx *x, int argc, char **argv)
 	deadline = clock_now_ms() + timeout_ms;
 	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = run_name(x, &name, &hold, latest)) != EXIT_OK)
 		return rc;
+	rc = follow_run(x, name, timeout, deadline);
+	json_decref(hold);
+	return rc;
+}
+
+/* Follows run NAME until it finishes or DEADLINE (clock_now_ms) passes,
+ * prints the outcome as `wait` does and returns wait's exit code. TIMEOUT
+ * is the duration as given, for the message. */
+static int follow_run(struct ctx *x, const char *name, const char *timeout, long long deadline)
+{
+	struct wait_state w = {0};
+	struct kube_watch_opts wo = {0};
+	const json_t *cond;
+	char fsel[600], what[600];
+	int ret, rc;
+
 	w.name = name;
 	snprintf(what, sizeof(what), "pipelinerun %s/%s", x->ns, name);
 	snprintf(fsel, sizeof(fsel), "metadata.name=%s", name);
@@ -1272,7 +1354,529 @@ static int cmd_wait(struct ctx *x, int argc, char **argv)
 		break;
 	}
 	json_decref(w.obj);
-	json_decref(hold);
+	return rc;
+}
+
+/* --- releases and rollback ------------------------------------------------ */
+
+/* Lists the runs of REMOTE, which must exist, into *OUT (a List whose items
+ * are in release_sort order). Prints its own error and returns the exit
+ * code. */
+static int list_releases(json_t **out, struct ctx *x, const char *remote)
+{
+	int rc = list_runs(out, x, remote);
+
+	if (rc == EXIT_OK && release_sort(json_object_get(*out, "items")) < 0) {
+		json_decref(*out);
+		*out = NULL;
+		return api_fail(KUBE_ERROR, "list pipelineruns");
+	}
+	return rc;
+}
+
+/* "CONTAINER@SHORT-DIGEST,..." of RUN's status.images into OUT of SIZE
+ * bytes: the first 12 hex digits of each digest, as docker shows image ids. */
+static void short_images(char *out, size_t size, const json_t *run)
+{
+	const json_t *img;
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	json_array_foreach(json_object_get(json_object_get(run, "status"), "images"), i, img)
+	{
+		const char *c = str_at(img, "container"), *ref = str_at(img, "image");
+		const char *d = ref ? strstr(ref, "@sha256:") : NULL;
+		int w;
+
+		w = snprintf(out + n, size - n, "%s%s@%.12s", n ? "," : "", c ? c : "?",
+		             d ? d + 8 : "?");
+		if (w < 0 || (size_t)w >= size - n) {
+			out[n] = '\0';
+			break;
+		}
+		n += (size_t)w;
+	}
+}
+
+/* The RESULT column: Succeeded, the failure's reason, Running or Pending. */
+static const char *result_of(const json_t *run)
+{
+	const json_t *cond = condition(run, "Succeeded");
+	const char *status = str_at(cond, "status");
+
+	if (!status)
+		return "Pending";
+	if (!strcmp(status, "True"))
+		return "Succeeded";
+	if (!strcmp(status, "False"))
+		return str_at(cond, "reason") ? str_at(cond, "reason") : "Failed";
+	return "Running";
+}
+
+static int cmd_releases(struct ctx *x, int argc, char **argv)
+{
+	static const char *const headers[] = {"RELEASE", "COMMIT", "IMAGES", "PUSHER",
+	                                      "TRIGGER", "RESULT", "AGE",    "RUN"};
+	const char *remote;
+	json_t *list = NULL, *item;
+	struct table t;
+	time_t now = time(NULL);
+	size_t i;
+	int rc;
+
+	if ((rc = one_name(&remote, argc, argv, "REMOTE", "releases ")) != EXIT_OK)
+		return rc;
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = list_releases(&list, x, remote)) != EXIT_OK)
+		return rc;
+	if (x->cli->output != CLI_OUTPUT_TABLE) {
+		rc = print_object(x, list);
+		json_decref(list);
+		return rc;
+	}
+	table_init(&t, 8, headers);
+	json_array_foreach(json_object_get(list, "items"), i, item)
+	{
+		const json_t *spec = json_object_get(item, "spec");
+		const json_t *pusher = json_object_get(spec, "pusher");
+		const char *after = str_at(spec, "after"), *who = str_at(pusher, "comment");
+		char rel[48] = "", commit[8] = "", images[512], age[32], trigger[300];
+		const char *cells[8];
+
+		if (release_number(item))
+			snprintf(rel, sizeof(rel), "v%ld", release_number(item));
+		snprintf(commit, sizeof(commit), "%.7s", after ? after : "");
+		short_images(images, sizeof(images), item);
+		table_age(age, sizeof(age), meta_str(item, "creationTimestamp"), now);
+		if (str_at(spec, "rollbackOf"))
+			snprintf(trigger, sizeof(trigger), "%s %.200s", release_trigger(item),
+			         str_at(spec, "rollbackOf"));
+		else
+			snprintf(trigger, sizeof(trigger), "%s", release_trigger(item));
+		cells[0] = rel;
+		cells[1] = commit;
+		cells[2] = images;
+		cells[3] = who && *who ? who : str_at(pusher, "fingerprint");
+		cells[4] = trigger;
+		cells[5] = result_of(item);
+		cells[6] = age;
+		cells[7] = meta_str(item, "name");
+		if (table_add(&t, cells) < 0) {
+			fprintf(stderr, "kubectl-slipway: %s\n", err_msg());
+			rc = EXIT_FAIL;
+			break;
+		}
+	}
+	if (rc == EXIT_OK) {
+		if (!t.nrows)
+			fprintf(stderr, "No releases of %s/%s yet.\n", x->ns, remote);
+		else
+			rc = print_table(&t);
+	}
+	table_release(&t);
+	json_decref(list);
+	return rc;
+}
+
+/* Creates a PipelineRun of REMOTE for gitd's controller: spec.trigger
+ * TRIGGER, the REF and AFTER commit it deploys, BEFORE (the current
+ * release's commit, may be NULL) and ROLLBACK_OF (may be NULL). *OUT gets
+ * the created object. Returns the exit code, having printed any error. */
+static int create_run(json_t **out, struct ctx *x, const char *remote, const char *trigger,
+                      const char *ref, const char *after, const char *before,
+                      const char *rollback_of)
+{
+	char gen[300], what[600];
+	json_t *obj;
+	int ret;
+
+	snprintf(gen, sizeof(gen), "%.200s-", remote);
+	snprintf(what, sizeof(what), "create a %s pipelinerun of %s/%s", trigger, x->ns, remote);
+	if (!ref || !after) {
+		fprintf(stderr, "kubectl-slipway: %s: the release has no spec.ref or spec.after\n",
+		        what);
+		return EXIT_FAIL;
+	}
+	obj =
+	    json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:s, s:s, s:s, s:s?, s:s, s:s?}}", "apiVersion",
+	              "slipway.dev/v1alpha1", "kind", "PipelineRun", "metadata", "generateName",
+	              gen, "namespace", x->ns, "spec", "remote", remote, "trigger", trigger, "ref",
+	              ref, "before", before, "after", after, "rollbackOf", rollback_of);
+	if (!obj)
+		return api_fail(err_set("out of memory"), what);
+	ret = kube_create(out, x->c, RUNS, x->ns, obj);
+	json_decref(obj);
+	return ret < 0 ? api_fail(ret, what) : EXIT_OK;
+}
+
+static int cmd_rollback(struct ctx *x, int argc, char **argv)
+{
+	static const struct cli_flag flags[] = {{"wait", false}, {"timeout", true}, {NULL, false}};
+	struct cli_iter it = {.argc = argc, .argv = argv};
+	const char *remote = NULL, *which = NULL, *timeout = "10m", *v, *name;
+	const json_t *target, *current, *tspec, *items;
+	json_t *list = NULL, *run = NULL;
+	bool is_wait = false;
+	char what[64];
+	long timeout_ms;
+	long long deadline;
+	int f, rc;
+
+	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
+		if (f == CLI_EUSAGE)
+			return usage_error(err_msg(), "rollback ");
+		if (f == 0)
+			is_wait = true;
+		else if (f == 1)
+			timeout = v;
+		else if (!remote)
+			remote = v;
+		else if (!which)
+			which = v;
+		else
+			return usage_error("rollback takes REMOTE and at most one release",
+			                   "rollback ");
+	}
+	if (!remote)
+		return usage_error("missing REMOTE", "rollback ");
+	timeout_ms = duration_parse_ms(timeout);
+	if (timeout_ms <= 0)
+		return usage_error("invalid --timeout (e.g. 90s, 10m, 1h)", "rollback ");
+	deadline = clock_now_ms() + timeout_ms;
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = list_releases(&list, x, remote)) != EXIT_OK)
+		return rc;
+	items = json_object_get(list, "items");
+	current = release_current(items);
+	target = which ? release_find(items, which) : release_previous(items);
+	if (!target) {
+		fprintf(stderr, "kubectl-slipway: remote %s/%s: %s\n", x->ns, remote, err_msg());
+		rc = EXIT_NOTFOUND;
+		goto out;
+	}
+	tspec = json_object_get(target, "spec");
+	snprintf(what, sizeof(what), "v%ld", release_number(target));
+	rc = create_run(&run, x, remote, "rollback", str_at(tspec, "ref"), str_at(tspec, "after"),
+	                current ? str_at(json_object_get(current, "spec"), "after") : NULL, what);
+	if (rc != EXIT_OK)
+		goto out;
+	name = meta_str(run, "name");
+	if (x->cli->output != CLI_OUTPUT_TABLE && !is_wait) {
+		rc = print_object(x, run);
+		goto out;
+	}
+	if (x->cli->output == CLI_OUTPUT_TABLE) {
+		printf("pipelinerun.slipway.dev/%s created: rollback of %s to %s (%.7s)\n", name,
+		       remote, what, str_at(tspec, "after"));
+		fflush(stdout);
+	}
+	if (is_wait)
+		rc = follow_run(x, name, timeout, deadline);
+out:
+	json_decref(run);
+	json_decref(list);
+	return rc;
+}
+
+/* --- config ---------------------------------------------------------------- */
+
+/* Whether S is an environment variable name as config keys must be:
+ * [A-Za-z_][A-Za-z0-9_]* (POSIX's portable names, which every shell reads). */
+static bool is_env_name(const char *s)
+{
+	if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
+	       strlen(s);
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int bad_key(const char *key, const char *help_cmd)
+{
+	char msg[300];
+
+	snprintf(msg, sizeof(msg),
+	         "invalid config key \"%.64s\": keys are environment variable names "
+	         "([A-Za-z_][A-Za-z0-9_]*)",
+	         key);
+	return usage_error(msg, help_cmd);
+}
+
+/* Checks that Remote REMOTE exists. Returns the exit code, having printed
+ * any error. */
+static int remote_exists(struct ctx *x, const char *remote)
+{
+	char what[600];
+	int ret;
+
+	snprintf(what, sizeof(what), "remote %s/%s", x->ns, remote);
+	ret = kube_get(NULL, x->c, REMOTES, x->ns, remote);
+	return ret < 0 ? api_fail(ret, what) : EXIT_OK;
+}
+
+/* Applies CHANGES (key: base64 value, or null to remove) to the Secret
+ * SECRET of REMOTE: read, change, replace under the resourceVersion read
+ * (again on a Conflict), created when missing. *CHANGED says whether its
+ * data changed. Returns the exit code, having printed any error (never a
+ * value). */
+static int write_config(struct ctx *x, const char *remote, const char *secret,
+                        const json_t *changes, bool *changed)
+{
+	char what[600];
+	int ret = KUBE_ERROR;
+
+	*changed = false;
+	snprintf(what, sizeof(what), "secret %s/%s", x->ns, secret);
+	for (int attempt = 0; attempt < KEY_RETRIES; attempt++) {
+		json_t *obj = NULL, *data, *v;
+		const char *key;
+		bool is_new = false;
+
+		ret = kube_get(&obj, x->c, "v1/secrets", x->ns, secret);
+		if (ret == KUBE_ENOTFOUND) {
+			is_new = true;
+			obj = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:s, s:{}}",
+			                "apiVersion", "v1", "kind", "Secret", "metadata", "name",
+			                secret, "namespace", x->ns, "labels", "slipway.dev/remote",
+			                remote, "type", "Opaque", "data");
+			if (!obj)
+				return api_fail(err_set("out of memory"), what);
+		} else if (ret < 0) {
+			return api_fail(ret, what);
+		}
+		data = json_object_get(obj, "data");
+		if (!json_is_object(data)) {
+			data = json_object();
+			json_object_set_new(obj, "data", data);
+		}
+		json_object_foreach((json_t *)changes, key, v)
+		{
+			json_t *old = json_object_get(data, key);
+
+			if (json_is_null(v) && old) {
+				json_object_del(data, key);
+				*changed = true;
+			} else if (json_is_string(v) && !json_equal(old, v)) {
+				json_object_set(data, key, v);
+				*changed = true;
+			}
+		}
+		if (!*changed && !is_new) {
+			json_decref(obj);
+			return EXIT_OK;
+		}
+		if (is_new)
+			ret = kube_create(NULL, x->c, "v1/secrets", x->ns, obj);
+		else
+			ret = kube_replace(NULL, x->c, "v1/secrets", x->ns, secret, NULL, obj);
+		json_decref(obj);
+		if (ret == 0)
+			return EXIT_OK;
+		if (ret != KUBE_ECONFLICT && ret != KUBE_EEXISTS)
+			return api_fail(ret, what);
+		*changed = false;
+	}
+	return api_fail(ret, what);
+}
+
+/* Starts a release of REMOTE for a config change: a PipelineRun with
+ * spec.trigger config at the current release's ref and commit. Returns the
+ * exit code. */
+static int config_release(struct ctx *x, const char *remote)
+{
+	const json_t *current, *spec;
+	json_t *list = NULL, *run = NULL;
+	int rc;
+
+	if ((rc = list_releases(&list, x, remote)) != EXIT_OK)
+		return rc;
+	current = release_current(json_object_get(list, "items"));
+	if (!current) {
+		printf("no release of %s yet: the config takes effect with the first deploy\n",
+		       remote);
+		json_decref(list);
+		return EXIT_OK;
+	}
+	spec = json_object_get(current, "spec");
+	rc = create_run(&run, x, remote, "config", str_at(spec, "ref"), str_at(spec, "after"),
+	                str_at(spec, "after"), NULL);
+	if (rc == EXIT_OK)
+		printf("pipelinerun.slipway.dev/%s created: config release of %s\n",
+		       meta_str(run, "name"), remote);
+	json_decref(run);
+	json_decref(list);
+	return rc;
+}
+
+/* set and unset: KEY=VALUE or KEY arguments after REMOTE. */
+static int config_change(struct ctx *x, int argc, char **argv, bool is_set)
+{
+	static const struct cli_flag flags[] = {{"no-restart", false}, {NULL, false}};
+	const char *help_cmd = is_set ? "config set " : "config unset ";
+	struct cli_iter it = {.argc = argc, .argv = argv};
+	const char *remote = NULL, *v;
+	json_t *changes = json_object();
+	bool no_restart = false, changed;
+	char secret[300];
+	int f, rc;
+
+	if (!changes)
+		return api_fail(err_set("out of memory"), "config");
+	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
+		char key[256];
+		const char *eq;
+		char *b64 = NULL;
+
+		if (f == CLI_EUSAGE) {
+			rc = usage_error(err_msg(), help_cmd);
+			goto out;
+		}
+		if (f == 0) {
+			no_restart = true;
+			continue;
+		}
+		if (!remote) {
+			remote = v;
+			continue;
+		}
+		eq = is_set ? strchr(v, '=') : NULL;
+		if (is_set && !eq) {
+			rc = usage_error("config set takes KEY=VALUE arguments", help_cmd);
+			goto out;
+		}
+		snprintf(key, sizeof(key), "%.*s", eq ? (int)(eq - v) : (int)strlen(v), v);
+		if (!is_env_name(key) || (eq && (size_t)(eq - v) >= sizeof(key))) {
+			rc = bad_key(key, help_cmd);
+			goto out;
+		}
+		if (is_set && base64_encode(&b64, eq + 1, strlen(eq + 1)) < 0) {
+			rc = api_fail(KUBE_ERROR, "config");
+			goto out;
+		}
+		json_object_set_new(changes, key, b64 ? json_string(b64) : json_null());
+		if (b64) {
+			explicit_bzero(b64, strlen(b64));
+			free(b64);
+		}
+	}
+	if (!remote || !json_object_size(changes)) {
+		rc = usage_error(is_set ? "missing REMOTE or KEY=VALUE" : "missing REMOTE or KEY",
+		                 help_cmd);
+		goto out;
+	}
+	snprintf(secret, sizeof(secret), "%.200s-config", remote);
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = remote_exists(x, remote)) != EXIT_OK ||
+	    (rc = write_config(x, remote, secret, changes, &changed)) != EXIT_OK)
+		goto out;
+	if (!changed) {
+		printf("config of %s unchanged (secret %s)\n", remote, secret);
+		goto out;
+	}
+	printf("config of %s %s (secret %s)\n", remote, is_set ? "set" : "unset", secret);
+	if (no_restart) {
+		printf("--no-restart: takes effect with the next deploy\n");
+		goto out;
+	}
+	fflush(stdout);
+	rc = config_release(x, remote);
+out:
+	json_decref(changes);
+	return rc;
+}
+
+static int cmd_config_set(struct ctx *x, int argc, char **argv)
+{
+	return config_change(x, argc, argv, true);
+}
+
+static int cmd_config_unset(struct ctx *x, int argc, char **argv)
+{
+	return config_change(x, argc, argv, false);
+}
+
+static int cmd_config_get(struct ctx *x, int argc, char **argv)
+{
+	static const struct cli_flag flags[] = {{"reveal", false}, {NULL, false}};
+	struct cli_iter it = {.argc = argc, .argv = argv};
+	const char *remote = NULL, *only = NULL, *v, **keys = NULL;
+	json_t *obj = NULL, *data;
+	bool reveal = false;
+	char secret[300], what[600];
+	size_t n, i = 0;
+	int f, ret, rc;
+
+	while ((f = cli_next(&it, flags, &v)) != CLI_END) {
+		if (f == CLI_EUSAGE)
+			return usage_error(err_msg(), "config get ");
+		if (f == 0)
+			reveal = true;
+		else if (!remote)
+			remote = v;
+		else if (!only)
+			only = v;
+		else
+			return usage_error("config get takes REMOTE and at most one KEY",
+			                   "config get ");
+	}
+	if (!remote)
+		return usage_error("missing REMOTE", "config get ");
+	if (only && !is_env_name(only))
+		return bad_key(only, "config get ");
+	if ((rc = ctx_connect(x)) != EXIT_OK || (rc = remote_exists(x, remote)) != EXIT_OK)
+		return rc;
+	snprintf(secret, sizeof(secret), "%.200s-config", remote);
+	snprintf(what, sizeof(what), "secret %s/%s", x->ns, secret);
+	ret = kube_get(&obj, x->c, "v1/secrets", x->ns, secret);
+	if (ret < 0 && ret != KUBE_ENOTFOUND)
+		return api_fail(ret, what);
+	data = json_object_get(obj, "data");
+	n = json_object_size(data);
+	keys = calloc(n ? n : 1, sizeof(*keys));
+	if (!keys) {
+		rc = api_fail(err_set("out of memory"), what);
+		goto out;
+	}
+	{
+		const char *key;
+		json_t *val;
+
+		json_object_foreach(data, key, val) keys[i++] = key;
+	}
+	qsort(keys, n, sizeof(*keys), cmp_names);
+	if (only && !json_object_get(data, only)) {
+		fprintf(stderr, "kubectl-slipway: %s has no key %s\n", what, only);
+		rc = EXIT_NOTFOUND;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct buf b;
+
+		if (only && strcmp(keys[i], only) != 0)
+			continue;
+		if (!reveal) {
+			printf("%s\n", keys[i]);
+			continue;
+		}
+		buf_init(&b, 1u << 20);
+		if (base64_decode(&b, json_string_value(json_object_get(data, keys[i])),
+		                  (size_t)2 << 20) < 0) {
+			fprintf(stderr, "kubectl-slipway: %s: key %s: %s\n", what, keys[i],
+			        err_msg());
+			rc = EXIT_FAIL;
+		} else if (only) {
+			printf("%s\n", buf_str(&b));
+		} else {
+			printf("%s=%s\n", keys[i], buf_str(&b));
+		}
+		if (b.data)
+			explicit_bzero(b.data, b.len);
+		buf_release(&b);
+	}
+out:
+	free(keys);
+	json_decref(obj);
 	return rc;
 }
 
@@ -1286,7 +1890,7 @@ static int cmd_dashboard(struct ctx *x, int argc, char **argv)
 /* --- dispatch ------------------------------------------------------------ */
 
 struct command {
-	const char *group; /* "remote", "key", or NULL */
+	const char *group; /* "remote", "key", "config", or NULL */
 	const char *name;
 	const char *help;
 	int (*run)(struct ctx *x, int argc, char **argv);
@@ -1305,6 +1909,11 @@ static const struct command commands[] = {
     {NULL, "runs", runs_help, cmd_runs},
     {NULL, "logs", logs_help, cmd_logs},
     {NULL, "wait", wait_help, cmd_wait},
+    {NULL, "releases", releases_help, cmd_releases},
+    {"config", "set", config_set_help, cmd_config_set},
+    {"config", "unset", config_unset_help, cmd_config_unset},
+    {"config", "get", config_get_help, cmd_config_get},
+    {NULL, "rollback", rollback_help, cmd_rollback},
     {NULL, "dashboard", dashboard_help, cmd_dashboard},
 };
 
@@ -1328,9 +1937,12 @@ int main(int argc, char **argv)
 		rc = EXIT_OK;
 		goto out;
 	}
-	if (cli.argc && (!strcmp(cli.argv[0], "remote") || !strcmp(cli.argv[0], "key"))) {
+	if (cli.argc && (!strcmp(cli.argv[0], "remote") || !strcmp(cli.argv[0], "key") ||
+	                 !strcmp(cli.argv[0], "config"))) {
 		group = cli.argv[0];
-		group_help = !strcmp(group, "remote") ? remote_help : key_help;
+		group_help = !strcmp(group, "remote") ? remote_help
+		             : !strcmp(group, "key")  ? key_help
+		                                      : config_help;
 		word = 1;
 	}
 	for (size_t i = 0; cli.argc > word && i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -579,11 +579,84 @@ static json_t *find_container(json_t *podspec, const char *name, const char **li
 	return NULL;
 }
 
+/* Whether container CTR has an envFrom entry for Secret NAME. */
+static bool has_env_from(const json_t *ctr, const char *name)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(ctr, "envFrom"), i, e)
+	{
+		const char *s =
+		    json_string_value(json_object_get(json_object_get(e, "secretRef"), "name"));
+
+		if (s && !strcmp(s, name))
+			return true;
+	}
+	return false;
+}
+
+/* The entry of container NAME in patch list ARR, added when missing. */
+static json_t *patch_entry(json_t *arr, const char *name)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(arr, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+
+		if (n && !strcmp(n, name))
+			return e;
+	}
+	e = json_pack("{s:s}", "name", name);
+	if (!e || json_array_append_new(arr, e) < 0)
+		return NULL;
+	return e;
+}
+
+/* Sets, in LISTS.containers, for each container of PODSPEC without an
+ * envFrom entry for Secret NAME, its envFrom list with one for NAME
+ * appended. envFrom has no patchMergeKey, so a strategic merge replaces the
+ * list: it is sent whole. */
+static int patch_env_from(json_t *lists, json_t *podspec, const char *name)
+{
+	json_t *ctr, *arr = json_object_get(lists, "containers");
+	size_t i;
+
+	json_array_foreach(json_object_get(podspec, "containers"), i, ctr)
+	{
+		const char *cname = json_string_value(json_object_get(ctr, "name"));
+		json_t *env = json_object_get(ctr, "envFrom"), *add;
+
+		if (!cname || has_env_from(ctr, name))
+			continue;
+		env = json_is_array(env) ? json_copy(env) : json_array();
+		add = json_pack("{s:{s:s, s:b}}", "secretRef", "name", name, "optional", 1);
+		if (!env || !add || json_array_append_new(env, add) < 0) {
+			json_decref(env);
+			return -1;
+		}
+		if (!arr) {
+			arr = json_array();
+			if (!arr || json_object_set_new(lists, "containers", arr) < 0) {
+				json_decref(env);
+				return -1;
+			}
+		}
+		if (json_object_set_new(patch_entry(arr, cname), "envFrom", env) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Builds the strategic-merge patch that sets IMAGES and ANNOTATIONS (an
- * object of key: value or null) with RV as precondition. Containers merge by
- * name (the patchMergeKey of PodSpec.containers). */
+ * object of key: value or null), and wires Secret ENV_SECRET (may be NULL)
+ * into the containers, with RV as precondition. Containers merge by name
+ * (the patchMergeKey of PodSpec.containers), so one container may appear
+ * twice in the patch (image, envFrom). */
 static json_t *build_patch(json_t *podspec, const struct deployer_image *images, size_t n,
-                           const char *rv, json_t *annotations)
+                           const char *rv, json_t *annotations, const char *env_secret)
 {
 	json_t *lists = json_object(), *patch;
 
@@ -599,6 +672,10 @@ static json_t *build_patch(json_t *podspec, const struct deployer_image *images,
 		}
 		json_array_append_new(arr, json_pack("{s:s, s:s}", "name", images[i].container,
 		                                     "image", images[i].image));
+	}
+	if (env_secret && patch_env_from(lists, podspec, env_secret) < 0) {
+		json_decref(lists);
+		return NULL;
 	}
 	patch =
 	    json_pack("{s:{s:s}, s:{s:{s:{s:O}, s:o}}}", "metadata", "resourceVersion", rv, "spec",
@@ -681,7 +758,7 @@ static int patch_images(struct deployer_result *out, struct kube_client *c, cons
 		fail(out, ret, "Aborted", "deployment %s/%s: patch aborted by caller", ns, name);
 		goto out;
 	}
-	patch = build_patch(podspec, images, n, rv, annotations);
+	patch = build_patch(podspec, images, n, rv, annotations, o->env_from_secret);
 	if (!patch) {
 		ret = fail(out, KUBE_ERROR, "Error", "out of memory");
 		goto out;
@@ -814,6 +891,9 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
 	annotations = json_pack("{s:s}", DEPLOYER_CAUSE_ANNOTATION, cause);
 	if (o.commit)
 		json_object_set_new(annotations, DEPLOYER_COMMIT_ANNOTATION, json_string(o.commit));
+	if (o.config_hash)
+		json_object_set_new(annotations, DEPLOYER_CONFIG_HASH_ANNOTATION,
+		                    json_string(o.config_hash));
 	ret = patch_retrying(out, c, ns, name, images, n, annotations, &o,
 	                     o.rollback_on_failure ? &prev : NULL);
 	if (ret < 0)

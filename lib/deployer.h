@@ -25,6 +25,7 @@ enum {
 /* Annotation keys written on the pod template. */
 #define DEPLOYER_COMMIT_ANNOTATION "slipway.dev/commit"
 #define DEPLOYER_CAUSE_ANNOTATION "kubernetes.io/change-cause"
+#define DEPLOYER_CONFIG_HASH_ANNOTATION "slipway.dev/config-hash"
 
 /* One container image to set. */
 struct deployer_image {
@@ -35,6 +36,12 @@ struct deployer_image {
 struct deployer_opts {
 	const char *commit;       /* slipway.dev/commit value, or NULL to leave it */
 	const char *change_cause; /* kubernetes.io/change-cause; NULL: derived */
+	/* A Secret wired into every container (spec.template.spec.containers, not
+	 * initContainers) through envFrom {secretRef: {name, optional: true}},
+	 * added after the container's own envFrom entries when it has none for
+	 * that Secret; NULL: envFrom is left alone. A rollback keeps it. */
+	const char *env_from_secret;
+	const char *config_hash;  /* slipway.dev/config-hash value, or NULL to leave it */
 	bool wait;                /* follow the rollout until done or failed */
 	long timeout_ms;          /* longest wait for the rollout [300000] */
 	bool rollback_on_failure; /* put the previous images back on failure */

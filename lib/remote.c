@@ -527,6 +527,22 @@ static int parse_manifests(struct remote *r, const json_t *spec)
 	return 0;
 }
 
+/* spec.historyLimit: an integer in 1..REMOTE_HISTORY_LIMIT_MAX. */
+static int get_history_limit(struct remote *r, const json_t *spec)
+{
+	const json_t *v = member(spec, "historyLimit");
+
+	r->history_limit = REMOTE_HISTORY_LIMIT_DEFAULT;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	    json_integer_value(v) > REMOTE_HISTORY_LIMIT_MAX)
+		return err_set("spec.historyLimit: not an integer from 1 to %d",
+		               REMOTE_HISTORY_LIMIT_MAX);
+	r->history_limit = (long)json_integer_value(v);
+	return 0;
+}
+
 static int parse_spec(struct remote *r, const json_t *spec)
 {
 	const json_t *keys, *branches;
@@ -556,7 +572,8 @@ static int parse_spec(struct remote *r, const json_t *spec)
 	    get_bool(&r->deny_non_fast_forwards, spec, "denyNonFastForwards", "spec", false) < 0 ||
 	    get_bool(&r->allow_delete_current_branch, spec, "allowDeleteCurrentBranch", "spec",
 	             false) < 0 ||
-	    get_bool(&r->rollback_on_failure, spec, "rollbackOnFailure", "spec", true) < 0)
+	    get_bool(&r->rollback_on_failure, spec, "rollbackOnFailure", "spec", true) < 0 ||
+	    get_history_limit(r, spec) < 0)
 		return -1;
 	return 0;
 }
@@ -568,6 +585,7 @@ int remote_parse(struct remote *out, const json_t *obj, bool is_gitkube)
 	memset(out, 0, sizeof(*out));
 	out->is_gitkube = is_gitkube;
 	out->rollback_on_failure = true;
+	out->history_limit = REMOTE_HISTORY_LIMIT_DEFAULT;
 	if (!json_is_object(obj))
 		return err_set("a Remote is a JSON object");
 	out->obj = json_incref((json_t *)obj);

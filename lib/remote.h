@@ -24,8 +24,10 @@
 #define REMOTE_BRANCHES_MAX 100   /* spec.branches[] */
 #define REMOTE_HOOKS_MAX 100      /* spec.hooks[] */
 
-#define REMOTE_HOOK_TIMEOUT_MAX_S 3600 /* spec.hooks[].timeoutSeconds, from 1 */
-#define REMOTE_HOOK_COMMAND_MAX 256    /* spec.hooks[].command[] */
+#define REMOTE_HISTORY_LIMIT_DEFAULT 50 /* spec.historyLimit when unset */
+#define REMOTE_HISTORY_LIMIT_MAX 10000  /* spec.historyLimit, from 1 */
+#define REMOTE_HOOK_TIMEOUT_MAX_S 3600  /* spec.hooks[].timeoutSeconds, from 1 */
+#define REMOTE_HOOK_COMMAND_MAX 256     /* spec.hooks[].command[] */
 
 /* One container of a Deployment: one image built per push. */
 struct remote_container {
@@ -131,6 +133,9 @@ struct remote {
 	const struct remote_manifests *manifests;  /* spec.manifests, or NULL when
 	                                              unset or without a path */
 	struct remote_manifests manifests_storage; /* what manifests points to */
+	long history_limit;                        /* spec.historyLimit: finished PipelineRuns
+	                                              kept, 1..REMOTE_HISTORY_LIMIT_MAX,
+	                                              REMOTE_HISTORY_LIMIT_DEFAULT when unset */
 	json_t *obj;                               /* the object parsed (a reference held) */
 };
 

@@ -242,6 +242,7 @@ test_expect_success 'the ServiceAccount may do what a pipeline needs in a grante
 	done &&
 	can create pipelineruns.slipway.dev -n $ns && can get pipelineruns.slipway.dev -n $ns &&
 	can list pipelineruns.slipway.dev -n $ns &&
+	for v in watch patch delete; do can $v pipelineruns.slipway.dev -n $ns || return 1; done &&
 	can update pipelineruns.slipway.dev --subresource=status -n $ns &&
 	can get configmaps -n $ns && can create configmaps -n $ns && can update configmaps -n $ns &&
 	can patch configmaps -n $ns && can delete configmaps -n $ns &&
@@ -264,7 +265,7 @@ test_expect_success 'and nothing more: no other Secrets, no cluster-wide or kube
 	cannot watch secrets -n $ns &&
 	cannot delete deployments.apps -n $ns &&
 	cannot create deployments.apps -n $ns &&
-	cannot delete pipelineruns.slipway.dev -n $ns &&
+	cannot delete pipelineruns.slipway.dev -n default &&
 	cannot patch remotes.slipway.dev -n $ns &&
 	cannot delete remotes.slipway.dev -n $ns &&
 	cannot create pods --subresource=exec -n $ns &&

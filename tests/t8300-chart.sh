@@ -125,7 +125,7 @@ test_expect_success 'the default rendering is accepted by the API server (dry ru
 test_expect_success 'the default rendering: gitd serves default, LoadBalancer, pod builds, locked down' '
 	to_json default.yaml default.json &&
 	check default.json \
-		"sorted(o[\"kind\"] for o in objs) == sorted([\"ServiceAccount\", \"ServiceAccount\", \"ClusterRole\", \"ClusterRole\", \"Role\", \"Role\", \"Role\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"Service\", \"StatefulSet\"])" \
+		"sorted(o[\"kind\"] for o in objs) == sorted([\"ServiceAccount\", \"ServiceAccount\", \"ClusterRole\", \"ClusterRole\", \"ClusterRole\", \"ClusterRole\", \"Role\", \"Role\", \"Role\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"RoleBinding\", \"Service\", \"StatefulSet\"])" \
 		"find(\"RoleBinding\", \"slipway-apply\", \"default\")[\"subjects\"] == [{\"kind\": \"ServiceAccount\", \"name\": \"slipway-apply\", \"namespace\": \"default\"}]" \
 		"not [r for r in find(\"Role\", \"slipway-apply\", \"default\")[\"rules\"] if \"secrets\" in r[\"resources\"] or \"rbac.authorization.k8s.io\" in r[\"apiGroups\"]]" \
 		"{\"apiGroups\": [\"\"], \"resources\": [\"serviceaccounts/token\"], \"resourceNames\": [\"slipway-apply\"], \"verbs\": [\"create\"]} in find(\"ClusterRole\", \"slipway-gitd\")[\"rules\"]" \

@@ -69,6 +69,7 @@ static void test_defaults(void)
 	ok(!r.deny_non_fast_forwards, "force pushes allowed by default");
 	ok(r.rollback_on_failure, "rollback on by default");
 	ok(!r.manifests, "no manifests");
+	is_int(r.history_limit, 50, "historyLimit 50 by default");
 	remote_release(&r);
 	ok(!r.obj && !r.deployments, "release empties the struct");
 	remote_release(&r);
@@ -333,6 +334,21 @@ static void test_malformed(void)
 	        "builder not an object");
 	refused("{" MD ",\"spec\":{\"rollbackOnFailure\":\"no\"}}", false,
 	        "spec.rollbackOnFailure: not a boolean", "rollbackOnFailure not a boolean");
+	refused("{" MD ",\"spec\":{\"historyLimit\":0}}", false,
+	        "spec.historyLimit: not an integer from 1 to 10000", "historyLimit 0");
+	refused("{" MD ",\"spec\":{\"historyLimit\":\"3\"}}", true,
+	        "spec.historyLimit: not an integer from 1 to 10000", "historyLimit a string");
+}
+
+static void test_history_limit(void)
+{
+	json_t *obj = load("{" MD ",\"spec\":{\"historyLimit\":3}}");
+	struct remote r;
+
+	ok(remote_parse(&r, obj, false) == 0, "historyLimit 3 parses");
+	is_int(r.history_limit, 3, "  and is kept");
+	remote_release(&r);
+	json_decref(obj);
 }
 
 /* Parses a Remote whose spec.manifests is MANIFESTS (JSON text) and checks
@@ -553,6 +569,7 @@ int main(void)
 	test_nulls();
 	test_manifests();
 	test_image_hooks();
+	test_history_limit();
 	test_crds();
 	return tap_done();
 }
