@@ -269,6 +269,20 @@ static void test_apply_command(void)
 		       !has(all, "--set") && !has(all, "--post-renderer") && !has(all, "--atomic"),
 		   "helm rollback RELEASE REVISION, with the namespace, timeout and wait only");
 	}
+	req.wait = false;
+	ok(helm_apply(&res, &req) == 0, "helm upgrade without wait runs: %s", res.message);
+	f = fopen(log, "r");
+	if (f) {
+		char all[8192] = "";
+
+		while (fgets(line, sizeof(line), f))
+			strncat(all, line, sizeof(all) - strlen(all) - 1);
+		fclose(f);
+		ok(has(all, "arg upgrade\n") && !has(all, "arg --wait") &&
+		       !has(all, "arg --atomic"),
+		   "without wait: neither --wait nor --atomic (helm's --atomic implies --wait)");
+	}
+	req.wait = true;
 	ok(helm_rollback(&res, &req, -1) == -1 && has(res.message, "no revision -1"),
 	   "a negative revision is refused: %s", res.message);
 	req.release = "fail-please";
