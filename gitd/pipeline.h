@@ -25,9 +25,14 @@
  *   verdict      one reason per refused ref; the connection moves the others
  *   post-receive hooks, for the refs that moved (only reported).
  *
+ * Each event also goes to the Remote's spec.webhooks[] that want it, with
+ * the JSON its hooks get: a delivery thread (webhook.h) sends them while the
+ * stages go on, and pipeline_serve waits for it to finish the queue, after
+ * the verdict and the Remote's lock are released, before it returns.
+ *
  * Every stage, hooks only for events that have some, is written to the
  * PipelineRun's status.stages (pipelinerun.h) under the name above and told
- * to the pusher as it happens. Single-threaded. */
+ * to the pusher as it happens. Single-threaded but for the webhooks' thread. */
 #ifndef SLIP_GITD_PIPELINE_H
 #define SLIP_GITD_PIPELINE_H
 
@@ -41,6 +46,7 @@
 #include "remote.h"
 #include "repo.h"
 #include "runner.h"
+#include "webhook.h"
 
 /* gitd-wide settings of pipelines (gitd's flags). */
 struct pipeline_config {
@@ -50,6 +56,11 @@ struct pipeline_config {
 	long hook_timeout_ms;    /* hooks without timeoutSeconds */
 	long rollout_timeout_ms; /* longest wait for one rollout */
 	const char *work_root;   /* parent of each run's work directory */
+	/* outbound webhooks (webhook.h): --webhook-allow-link-local, and the
+	 * write end of gitd's report pipe for their counters (metrics.h; <= 0:
+	 * none) */
+	bool webhook_allow_link_local;
+	int report_fd;
 };
 
 /* What one worker shares among its pipelines (all borrowed). */
@@ -61,6 +72,8 @@ struct pipeline_env {
 	                                    (a rollout watch), and a client serves
 	                                    one request at a time */
 	struct buildsrv *srv;
+	/* the delivery thread of the Remote's webhooks, or NULL (webhook.h) */
+	struct webhook_sender *webhooks;
 	const struct remote *remote; /* the Remote as read at the push */
 	const char *remote_gvr;      /* "slipway.dev/v1alpha1/remotes" or gitkube's */
 	git_repository *repo;        /* sees the pushed objects (quarantine included) */
