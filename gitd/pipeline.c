@@ -219,7 +219,7 @@ static void notify(struct pipeline *p, const char *event)
 		webhook_send(p->env->webhooks, event, pipelinerun_name(p->run), json);
 	else
 		event_log("error", "webhook_dropped", "{s:s, s:s, s:s}", "run",
-		          pipelinerun_name(p->run), "event", event, "error", "out of memory");
+		          pipelinerun_name(p->run), "hook_event", event, "error", "out of memory");
 	free(json);
 	json_decref(ev);
 }

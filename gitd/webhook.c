@@ -27,7 +27,7 @@
 #include "kube.h"
 #include "banned.h"
 
-#define LOG_RETRIES 5     /* compare-and-swap attempts on the delivery log */
+#define LOG_RETRIES 5 /* compare-and-swap attempts on the delivery log */
 
 int webhook_sign(char out[WEBHOOK_SIGNATURE_SIZE], const void *key, size_t key_len,
                  const void *body, size_t len)
@@ -56,7 +56,7 @@ static bool is_blocked_v4(const unsigned char *a)
 bool webhook_is_blocked_address(const struct sockaddr *sa, size_t len)
 {
 	/* fd00:ec2::254, AWS's Instance Metadata Service over IPv6 */
-	static const unsigned char aws6[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0, 0,
+	static const unsigned char aws6[16] = {0xfd, 0, 0x0e, 0xc2, 0, 0, 0,    0,
 	                                       0,    0, 0,    0,    0, 0, 0x02, 0x54};
 
 	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
@@ -200,9 +200,10 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 	struct connect_check *cc = arg;
 
 	if (!cc->allow_link_local && webhook_is_blocked_address(&a->addr, a->addrlen)) {
-		const void *bytes = a->family == AF_INET6
-		                        ? (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr
-		                        : (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
+		const void *bytes =
+		    a->family == AF_INET6
+		        ? (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr
+		        : (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
 
 		cc->is_blocked = true;
 		if (!inet_ntop(a->family, bytes, cc->address, sizeof(cc->address)))
@@ -305,8 +306,7 @@ static void pause_ms(long ms)
 }
 
 /* Delivers ITEM to webhook I into D, with the retries of webhook.h. */
-static void deliver(struct delivery *d, struct webhook_sender *s, size_t i,
-                    const struct item *item)
+static void deliver(struct delivery *d, struct webhook_sender *s, size_t i, const struct item *item)
 {
 	const struct remote_webhook *w = &s->remote.webhooks[i];
 	long long t0 = clock_now_ms();
@@ -402,7 +402,8 @@ static int record(struct webhook_sender *s, const json_t *entry)
 		rc = kube_get(&cm, s->kube, "v1/configmaps", s->remote.ns, name);
 		if (rc < 0 && rc != KUBE_ENOTFOUND)
 			return rc;
-		text = json_string_value(json_object_get(json_object_get(cm, "data"), "deliveries.json"));
+		text = json_string_value(
+		    json_object_get(json_object_get(cm, "data"), "deliveries.json"));
 		if (text)
 			list = json_loads(text, 0, NULL);
 		if (!json_is_array(list)) {
@@ -423,10 +424,11 @@ static int record(struct webhook_sender *s, const json_t *entry)
 			return err_set("out of memory");
 		}
 		if (!cm) {
-			cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:s}}", "apiVersion", "v1",
-			               "kind", "ConfigMap", "metadata", "name", name, "namespace",
-			               s->remote.ns, "labels", "app.kubernetes.io/managed-by", "slipway",
-			               "data", "deliveries.json", dumped);
+			cm = json_pack("{s:s, s:s, s:{s:s, s:s, s:{s:s}}, s:{s:s}}", "apiVersion",
+			               "v1", "kind", "ConfigMap", "metadata", "name", name,
+			               "namespace", s->remote.ns, "labels",
+			               "app.kubernetes.io/managed-by", "slipway", "data",
+			               "deliveries.json", dumped);
 			rc = cm ? kube_create(NULL, s->kube, "v1/configmaps", s->remote.ns, cm)
 			        : err_set("out of memory");
 		} else {
@@ -438,7 +440,8 @@ static int record(struct webhook_sender *s, const json_t *entry)
 			json_object_set_new(data, "deliveries.json", json_string(dumped));
 			/* metadata.resourceVersion as read: a concurrent writer makes
 			 * this a conflict, and we read again */
-			rc = kube_replace(NULL, s->kube, "v1/configmaps", s->remote.ns, name, NULL, cm);
+			rc = kube_replace(NULL, s->kube, "v1/configmaps", s->remote.ns, name, NULL,
+			                  cm);
 		}
 		free(dumped);
 		json_decref(cm);
@@ -476,12 +479,13 @@ static void deliver_item(struct webhook_sender *s, const struct item *item)
 		}
 		deliver(&d, s, i, item);
 		event_log(d.is_ok ? "info" : "warn",
-		          d.is_ok ? "webhook_delivered"
-		                  : d.is_blocked ? "webhook_blocked" : "webhook_failed",
+		          d.is_ok        ? "webhook_delivered"
+		          : d.is_blocked ? "webhook_blocked"
+		                         : "webhook_failed",
 		          "{s:s, s:s, s:s, s:s, s:s?, s:i, s:s, s:i, s:i, s:I, s:s?}", "namespace",
-		          s->remote.ns, "remote", s->remote.name, "event", item->event, "delivery",
-		          d.id, "run", item->run, "webhook", (int)i, "host", d.host, "status",
-		          (int)d.status_code, "attempts", d.attempts, "duration_ms",
+		          s->remote.ns, "remote", s->remote.name, "hook_event", item->event,
+		          "delivery", d.id, "run", item->run, "webhook", (int)i, "host", d.host,
+		          "status", (int)d.status_code, "attempts", d.attempts, "duration_ms",
 		          (json_int_t)d.duration_ms, "error", d.is_ok ? NULL : d.error);
 		report(s, d.is_ok ? "ok" : d.is_blocked ? "blocked" : "error");
 		clock_now_rfc3339(now);
@@ -616,7 +620,7 @@ void webhook_send(struct webhook_sender *s, const char *event, const char *run, 
 	if (!it.event || !it.json || (run && !it.run)) {
 		item_release(&it);
 		event_log("error", "webhook_dropped", "{s:s, s:s, s:s, s:s}", "namespace",
-		          s->remote.ns, "remote", s->remote.name, "event", event, "error",
+		          s->remote.ns, "remote", s->remote.name, "hook_event", event, "error",
 		          "out of memory");
 		return;
 	}
@@ -625,7 +629,7 @@ void webhook_send(struct webhook_sender *s, const char *event, const char *run, 
 		pthread_mutex_unlock(&s->lock);
 		item_release(&it);
 		event_log("warn", "webhook_dropped", "{s:s, s:s, s:s, s:s}", "namespace",
-		          s->remote.ns, "remote", s->remote.name, "event", event, "error",
+		          s->remote.ns, "remote", s->remote.name, "hook_event", event, "error",
 		          "delivery queue full");
 		return;
 	}
