@@ -44,12 +44,12 @@
 #include "remote.h"
 
 #define WEBHOOK_USER_AGENT "Slipway/0.1"
-#define WEBHOOK_ATTEMPTS 6                 /* the first and five retries */
-#define WEBHOOK_BACKOFF_FIRST_MS 1000      /* then doubled: 1+2+4+8+16 s in all */
-#define WEBHOOK_ATTEMPT_TIMEOUT_MS 10000L  /* one attempt, connection included */
-#define WEBHOOK_QUEUE_MAX 64               /* events waiting in one sender */
-#define WEBHOOK_LOG_MAX 20                 /* deliveries kept per Remote */
-#define WEBHOOK_SECRET_MAX 4096            /* bytes of a Secret's key */
+#define WEBHOOK_ATTEMPTS 6                  /* the first and five retries */
+#define WEBHOOK_BACKOFF_FIRST_MS 1000       /* then doubled: 1+2+4+8+16 s in all */
+#define WEBHOOK_ATTEMPT_TIMEOUT_MS 10000L   /* one attempt, connection included */
+#define WEBHOOK_QUEUE_MAX 64                /* events waiting in one sender */
+#define WEBHOOK_LOG_MAX 20                  /* deliveries kept per Remote */
+#define WEBHOOK_SECRET_MAX 4096             /* bytes of a Secret's key */
 #define WEBHOOK_SIGNATURE_SIZE (7 + 64 + 1) /* "sha256=", 64 hex digits, NUL */
 #define WEBHOOK_ID_SIZE 37                  /* a UUID and its NUL */
 
@@ -81,11 +81,11 @@ int webhook_url_host(char *out, size_t size, const char *url);
 int webhook_delivery_id(char out[WEBHOOK_ID_SIZE]);
 
 struct webhook_options {
-	const char *kubeconfig;    /* NULL: kubectl's lookup, then in-cluster */
-	const char *context;       /* NULL: current context */
-	bool allow_link_local;     /* deliver to blocked addresses too */
-	int report_fd;             /* metrics.h reports ("webhook ok|error|blocked"); <= 0: none */
-	long backoff_first_ms;     /* <= 0: WEBHOOK_BACKOFF_FIRST_MS */
+	const char *kubeconfig; /* NULL: kubectl's lookup, then in-cluster */
+	const char *context;    /* NULL: current context */
+	bool allow_link_local;  /* deliver to blocked addresses too */
+	int report_fd;          /* metrics.h reports ("webhook ok|error|blocked"); <= 0: none */
+	long backoff_first_ms;  /* <= 0: WEBHOOK_BACKOFF_FIRST_MS */
 };
 
 struct webhook_sender;

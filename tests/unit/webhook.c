@@ -24,10 +24,12 @@ static void test_sign(void)
 	/* RFC 4231 section 4.2, test case 1 */
 	memset(key20, 0x0b, sizeof(key20));
 	ok(webhook_sign(sig, key20, sizeof(key20), "Hi There", 8) == 0 &&
-	       !strcmp(sig, "sha256=b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+	       !strcmp(sig,
+	               "sha256=b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
 	   "RFC 4231 test case 1");
 	ok(webhook_sign(sig, "Jefe", 4, body, strlen(body) - 1) == 0 &&
-	       strcmp(sig, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+	       strcmp(sig,
+	              "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
 	   "one byte less of body is another signature");
 	ok(webhook_sign(sig, "", 0, "", 0) == 0 && strlen(sig) == WEBHOOK_SIGNATURE_SIZE - 1,
 	   "an empty key and body still sign, 71 characters");
@@ -89,7 +91,8 @@ static void test_hosts(void)
 	ok(webhook_url_host(host, sizeof(host), "http://127.0.0.1:8080/x?y") == 0 &&
 	       !strcmp(host, "127.0.0.1:8080"),
 	   "a port given is kept");
-	ok(webhook_url_host(host, sizeof(host), "http://[::1]:81/") == 0 && !strcmp(host, "[::1]:81"),
+	ok(webhook_url_host(host, sizeof(host), "http://[::1]:81/") == 0 &&
+	       !strcmp(host, "[::1]:81"),
 	   "an IPv6 host keeps its brackets");
 	err_clear();
 	ok(webhook_url_host(host, sizeof(host), "ftp://h/") == -1 && host[0] == '\0' &&
