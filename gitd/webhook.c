@@ -210,7 +210,8 @@ static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_so
 			snprintf(cc->address, sizeof(cc->address), "?");
 		return CURL_SOCKET_BAD;
 	}
-	return socket(a->family, a->socktype, a->protocol);
+	/* close-on-exec: hooks are forked by the pipeline meanwhile */
+	return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
 /* The receiver's answer is not used: read and dropped. */
