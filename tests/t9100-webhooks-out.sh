@@ -8,6 +8,13 @@ test_require_env
 . "$SLIPWAY_ROOT/tests/lib-gitd.sh"
 
 ns=webhooks-e2e
+# the real build and deploy (buildah, the registry, the node) for the Remote
+# app; without them the other tests still run
+can_deploy=
+if [ -n "${NODE_NAME:-}" ] && command -v buildah >/dev/null && [ -x /bin/busybox ] &&
+	[ "$(id -u)" = 0 ] && kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=30s >/dev/null 2>&1; then
+	can_deploy=yes
+fi
 secret=s3cr3t-hmac-key
 other=another-key
 
@@ -51,16 +58,18 @@ os.rename("receiver.port.tmp", "receiver.port")
 server.serve_forever()
 EOF_
 
-# verify.py SECRET: checks the X-Slipway-Signature-256 of every request to
-# /ok in requests.jsonl with Python's hmac, as a receiver would.
+# verify.py SECRET [PATH-PREFIX]: checks the X-Slipway-Signature-256 of every
+# request to PATH-PREFIX (/ok) in requests.jsonl with Python's hmac, as a
+# receiver would, and prints how many there were.
 cat >verify.py <<'EOF_'
 import hashlib, hmac, json, sys
 
 key = sys.argv[1].encode()
+prefix = sys.argv[2] if len(sys.argv) > 2 else "/ok"
 n = 0
 for line in open("requests.jsonl"):
     r = json.loads(line)
-    if not r["path"].startswith("/ok"):
+    if not r["path"].startswith(prefix):
         continue
     want = "sha256=" + hmac.new(key, r["body"].encode(), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(want, r["headers"]["X-Slipway-Signature-256"]):
@@ -116,6 +125,39 @@ deliveries_are() {
 		test "$(python3 -c 'import json; print(len(json.load(open("deliveries.json"))))')" = "$1"
 }
 
+# remote NAME SPEC-MEMBERS: a Remote NAME with alice's key and the given
+# spec members (JSON, without braces).
+remote() {
+	kubectl -n $ns apply -f - >/dev/null <<-EOF_
+	{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"$1"},
+	 "spec":{"authorizedKeys":["$(cat alice.pub)"],$2}}
+	EOF_
+}
+
+# deployment NAME: a Deployment of one container "web" whose image the
+# env's registry does not have, until a push replaces it.
+deployment() {
+	kubectl -n $ns apply -f - >/dev/null <<-EOF_
+	{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"$1"},
+	 "spec":{"replicas":1,"selector":{"matchLabels":{"app":"$1"}},
+	  "template":{"metadata":{"labels":{"app":"$1"}},
+	   "spec":{"terminationGracePeriodSeconds":2,
+	    "containers":[{"name":"web","image":"$REGISTRY/placeholder/$1:0",
+	     "readinessProbe":{"httpGet":{"path":"/","port":8080},"periodSeconds":1},
+	     "ports":[{"containerPort":8080}]}]}}}}
+	EOF_
+}
+
+# has_request PATH-PREFIX EVENT: the receiver got EVENT there.
+has_request() {
+	test -n "$(requests "$1" "$2")"
+}
+
+# body_of PATH-PREFIX EVENT: the body of the first request for EVENT there.
+body_of() {
+	requests "$1" "$2" | python3 -c "import json, sys; sys.stdout.write(json.loads(sys.stdin.readline())[\"body\"])"
+}
+
 test_expect_success 'set up the CRDs, a namespace, the webhook Secret, a receiver and gitd' '
 	kubectl apply --server-side --force-conflicts -f "$SLIPWAY_ROOT/manifests/crds/" >/dev/null &&
 	kubectl delete namespace $ns --ignore-not-found --wait --timeout=90s &&
@@ -143,8 +185,23 @@ test_expect_success 'set up the CRDs, a namespace, the webhook Secret, a receive
 	   {"url":"http://127.0.0.1:$port/redirect","events":["pipeline-succeeded"],
 	    "secretRef":{"name":"hook-secret"}}]}}
 	EOF_
+	printf "#!/bin/sh\necho refusing the deploy\nexit 3\n" >fail.sh &&
+	kubectl -n $ns create configmap hooks --from-file=fail.sh &&
+	remote fail "\"hooks\":[{\"event\":\"pre-deploy\",\"configMapRef\":{\"name\":\"hooks\",\"key\":\"fail.sh\"}}],
+	 \"webhooks\":[{\"url\":\"http://127.0.0.1:$port/failed\",\"events\":[\"pipeline-failed\",\"pipeline-succeeded\"],
+	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
+	remote later "\"webhooks\":[{\"url\":\"http://127.0.0.1:$port/later\",\"events\":[\"*\"],
+	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
+	if [ -n "$can_deploy" ]; then
+		remote app "\"registry\":{\"url\":\"$REGISTRY/e2e\",\"insecure\":true},
+		 \"deployments\":[{\"name\":\"app\",\"containers\":[{\"name\":\"web\",\"path\":\"app\"}]}],
+		 \"webhooks\":[{\"url\":\"http://127.0.0.1:$port/deployed\",\"events\":[\"post-build\",\"pipeline-succeeded\"],
+		  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
+		deployment app
+	fi &&
 	gitd_start_cluster --namespace $ns --hooks-dir "$TRASH_DIRECTORY/hooks" \
-		--work-dir "$TRASH_DIRECTORY"
+		--work-dir "$TRASH_DIRECTORY" --builder-mode local \
+		--builder "$SLIPWAY_BUILD/bin/builder" --rollout-timeout 60
 '
 test_expect_success 'the CRD refuses a webhook that is not http or has no events' '
 	test_must_fail kubectl -n $ns apply -f - >err 2>&1 <<-EOF_ &&
@@ -249,6 +306,57 @@ test_expect_success 'gitd counts the deliveries by result on /metrics' '
 	test_grep "^gitd_webhook_deliveries_total\{result=\"error\"\} 1$" metrics &&
 	test_grep "^gitd_webhook_deliveries_total\{result=\"blocked\"\} 1$" metrics
 '
+
+test_expect_success 'a failed pipeline sends pipeline-failed with its result, and the push is rejected' '
+	test_must_fail git -C src push "$GITD_URL/$ns/fail.git" main >push.out 2>&1 &&
+	test_grep "HookFailed" push.out &&
+	test_wait_for 30 has_request /failed pipeline-failed &&
+	body_of /failed pipeline-failed >failed.json &&
+	python3 -c "
+import json
+ev = json.load(open(\"failed.json\"))
+assert ev[\"event\"] == \"pipeline-failed\", ev
+assert ev[\"remote\"] == {\"namespace\": \"$ns\", \"name\": \"fail\"}, ev
+assert ev[\"result\"][\"succeeded\"] is False and ev[\"result\"][\"reason\"] == \"HookFailed\", ev
+" &&
+	test -z "$(requests /failed pipeline-succeeded)"
+'
+
+test_expect_success 'with slipway.wait=false the deliveries still all go out after the push' '
+	git -C src push -o slipway.wait=false "$GITD_URL/$ns/later.git" main >push.out 2>&1 &&
+	test_wait_for 60 has_request /later pipeline-succeeded &&
+	requests /later | python3 -c "
+import json, sys
+events = sorted(json.loads(l)[\"headers\"][\"X-Slipway-Event\"] for l in sys.stdin)
+assert events == sorted([\"pre-receive\", \"post-receive\", \"pre-build\", \"post-build\",
+                         \"pre-deploy\", \"post-deploy\", \"pipeline-succeeded\"]), events
+"
+'
+
+if [ -n "$can_deploy" ]; then
+test_expect_success 'a real build and deploy sends the built image by digest in pipeline-succeeded' '
+	new_app app-src &&
+	sha=$(git -C app-src rev-parse HEAD) &&
+	git -C app-src push "$GITD_URL/$ns/app.git" main >push.out 2>&1 &&
+	test_grep "remote: -----> Pipeline .* succeeded" push.out &&
+	image=$(kubectl -n $ns get deployment app -o jsonpath="{.spec.template.spec.containers[0].image}") &&
+	case "$image" in "$REGISTRY/e2e/$ns-app-app-web@sha256:"*) ;; *) false ;; esac &&
+	test_wait_for 30 has_request /deployed pipeline-succeeded &&
+	body_of /deployed pipeline-succeeded >deployed.json &&
+	python3 -c "
+import json
+ev = json.load(open(\"deployed.json\"))
+assert ev[\"after\"] == \"$sha\", ev
+assert [i[\"image\"] for i in ev[\"images\"]] == [\"$image\"], ev
+assert \"build:app/web\" in [s[\"name\"] for s in ev[\"stages\"]], ev
+" &&
+	test -n "$(requests /deployed post-build)" &&
+	test "$(python3 verify.py $secret /deployed)" = 2
+'
+else
+	test_skip 'a real build and deploy sends the built image by digest in pipeline-succeeded' \
+		"needs the env's node, buildah, /bin/busybox and root"
+fi
 
 test_expect_success 'clean up the namespace' '
 	gitd_stop &&
