@@ -20,9 +20,10 @@ other=another-key
 
 # The receiver: python3's http.server on loopback. Every request is appended
 # to requests.jsonl as {path, headers, body}; /ok answers 200, /flaky 500
-# twice then 200, /redirect 302 to /redirected.
+# twice then 200, /redirect 302 to /redirected, /slow 200 once the file
+# release exists (30 s at most).
 cat >receiver.py <<'EOF_'
-import http.server, json, sys, threading
+import http.server, json, os, sys, threading, time
 
 lock = threading.Lock()
 flaky = [0]
@@ -34,6 +35,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with open("requests.jsonl", "a") as f:
                 f.write(json.dumps({"path": self.path, "headers": dict(self.headers),
                                     "body": body.decode()}) + "\n")
+        if self.path.startswith("/slow"):
+            for _ in range(600):
+                if os.path.exists("release"):
+                    break
+                time.sleep(0.05)
+        with lock:
             if self.path.startswith("/flaky"):
                 flaky[0] += 1
                 code = 500 if flaky[0] <= 2 else 200
@@ -190,6 +197,8 @@ test_expect_success 'set up the CRDs, a namespace, the webhook Secret, a receive
 	remote fail "\"hooks\":[{\"event\":\"pre-deploy\",\"configMapRef\":{\"name\":\"hooks\",\"key\":\"fail.sh\"}}],
 	 \"webhooks\":[{\"url\":\"http://127.0.0.1:$port/failed\",\"events\":[\"pipeline-failed\",\"pipeline-succeeded\"],
 	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
+	remote slow "\"webhooks\":[{\"url\":\"http://127.0.0.1:$port/slow\",\"events\":[\"*\"],
+	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
 	remote later "\"webhooks\":[{\"url\":\"http://127.0.0.1:$port/later\",\"events\":[\"*\"],
 	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
 	if [ -n "$can_deploy" ]; then
@@ -331,6 +340,21 @@ events = sorted(json.loads(l)[\"headers\"][\"X-Slipway-Event\"] for l in sys.std
 assert events == sorted([\"pre-receive\", \"post-receive\", \"pre-build\", \"post-build\",
                          \"pre-deploy\", \"post-deploy\", \"pipeline-succeeded\"]), events
 "
+'
+
+test_expect_success 'a receiver that does not answer holds no stage: the push and its run end first' '
+	rm -f release &&
+	git -C src push "$GITD_URL/$ns/slow.git" main >push.out 2>&1 &&
+	test_grep "remote: -----> Pipeline .* succeeded" push.out &&
+	run=$(kubectl -n $ns get pipelineruns -l slipway.dev/remote=slow -o jsonpath="{.items[0].metadata.name}") &&
+	test "$(kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.conditions[?(@.type==\"Succeeded\")].status}")" = True &&
+	requests /slow >slow.jsonl &&
+	test "$(python3 -c "
+import json
+print(\",\".join(sorted({json.loads(l)[\"headers\"][\"X-Slipway-Event\"] for l in open(\"slow.jsonl\")})))")" = pre-receive &&
+	touch release &&
+	test_wait_for 60 has_request /slow post-receive &&
+	test_wait_for 30 grep -q "\"webhook_delivered\".*\"remote\":\"slow\".*\"hook_event\":\"post-receive\"" gitd.log
 '
 
 if [ -n "$can_deploy" ]; then
