@@ -168,6 +168,7 @@ struct webhook_sender {
 	struct kube_client *kube; /* the thread's own */
 	struct buf *secrets;      /* per webhook, read at its first delivery */
 	bool *is_secret_read;
+	bool *is_failing; /* per webhook: a delivery spent its retries */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -316,6 +317,7 @@ static void deliver(struct delivery *d, struct webhook_sender *s, size_t i, cons
 	char line[256], sig[WEBHOOK_SIGNATURE_SIZE];
 	char *host = NULL, *port = NULL;
 	struct buf *secret = &s->secrets[i];
+	int max_attempts;
 
 	if (webhook_url_host(d->host, sizeof(d->host), w->url) < 0 ||
 	    url_parts(&host, &port, w->url) < 0) {
@@ -348,7 +350,10 @@ static void deliver(struct delivery *d, struct webhook_sender *s, size_t i, cons
 		snprintf(d->error, sizeof(d->error), "out of memory");
 		goto out;
 	}
-	for (d->attempts = 1; d->attempts <= WEBHOOK_ATTEMPTS; d->attempts++) {
+	/* a webhook whose last delivery spent its retries gets one attempt per
+	 * event, so that a dead receiver cannot keep the worker for long */
+	max_attempts = s->is_failing[i] ? 1 : WEBHOOK_ATTEMPTS;
+	for (d->attempts = 1; d->attempts <= max_attempts; d->attempts++) {
 		struct connect_check cc = {.allow_link_local = s->o.allow_link_local};
 
 		if (d->attempts > 1) {
@@ -376,8 +381,9 @@ static void deliver(struct delivery *d, struct webhook_sender *s, size_t i, cons
 		if (!is_retried(d->status_code))
 			break;
 	}
-	if (d->attempts > WEBHOOK_ATTEMPTS)
-		d->attempts = WEBHOOK_ATTEMPTS;
+	if (d->attempts > max_attempts)
+		d->attempts = max_attempts;
+	s->is_failing[i] = !d->is_ok && !d->is_blocked && is_retried(d->status_code);
 out:
 	OPENSSL_cleanse(sig, sizeof(sig));
 	curl_slist_free_all(headers);
@@ -545,6 +551,7 @@ static void sender_free(struct webhook_sender *s)
 	}
 	free(s->secrets);
 	free(s->is_secret_read);
+	free(s->is_failing);
 	for (size_t i = 0; i < WEBHOOK_QUEUE_MAX; i++)
 		item_release(&s->queue[i]);
 	kube_client_free(s->kube);
@@ -578,7 +585,8 @@ int webhook_sender_start(struct webhook_sender **out, const struct remote *remot
 	}
 	s->secrets = calloc(s->remote.nwebhooks, sizeof(*s->secrets));
 	s->is_secret_read = calloc(s->remote.nwebhooks, sizeof(*s->is_secret_read));
-	if (!s->secrets || !s->is_secret_read) {
+	s->is_failing = calloc(s->remote.nwebhooks, sizeof(*s->is_failing));
+	if (!s->secrets || !s->is_secret_read || !s->is_failing) {
 		sender_free(s);
 		return err_set("out of memory");
 	}

@@ -17,7 +17,9 @@
  * A delivery succeeds on a 2xx answer. Connection errors, timeouts, 429 and
  * 5xx are retried after 1, 2, 4, 8 and 16 seconds (WEBHOOK_ATTEMPTS in
  * all), each attempt limited to WEBHOOK_ATTEMPT_TIMEOUT_MS; any other answer
- * ends it, a 3xx too: redirects are never followed. Proxies from the
+ * ends it, a 3xx too: redirects are never followed. Once a delivery to a
+ * webhook has spent its retries, that webhook's later events in the same
+ * sender get one attempt each (a 2xx ends this). Proxies from the
  * environment are not used, and only http and https are spoken.
  *
  * Blocked targets: unless the admin allows them (gitd's
