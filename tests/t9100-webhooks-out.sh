@@ -20,7 +20,7 @@ other=another-key
 
 # The receiver: python3's http.server on loopback. Every request is appended
 # to requests.jsonl as {path, headers, body}; /ok answers 200, /flaky 500
-# twice then 200, /redirect 302 to /redirected, /slow 200 once the file
+# twice then 200, /redirect 302 to /redirected, /dead 500 always, /slow 200 once the file
 # release exists (30 s at most).
 cat >receiver.py <<'EOF_'
 import http.server, json, os, sys, threading, time
@@ -46,6 +46,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 code = 500 if flaky[0] <= 2 else 200
             elif self.path.startswith("/redirect"):
                 code = 302
+            elif self.path.startswith("/dead"):
+                code = 500
             else:
                 code = 200
         self.send_response(code)
@@ -199,7 +201,9 @@ test_expect_success 'set up the CRDs, a namespace, the webhook Secret, a receive
 	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
 	remote slow "\"webhooks\":[{\"url\":\"http://127.0.0.1:$port/slow\",\"events\":[\"*\"],
 	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
-	remote later "\"webhooks\":[{\"url\":\"http://127.0.0.1:$port/later\",\"events\":[\"*\"],
+	remote later "\"webhooks\":[{\"url\":\"http://127.0.0.1:$port/dead\",\"events\":[\"pre-receive\",\"post-receive\"],
+	  \"secretRef\":{\"name\":\"hook-secret\"}},
+	 {\"url\":\"http://127.0.0.1:$port/later\",\"events\":[\"*\"],
 	  \"secretRef\":{\"name\":\"hook-secret\"}}]" &&
 	if [ -n "$can_deploy" ]; then
 		remote app "\"registry\":{\"url\":\"$REGISTRY/e2e\",\"insecure\":true},
@@ -333,13 +337,25 @@ assert ev[\"result\"][\"succeeded\"] is False and ev[\"result\"][\"reason\"] == 
 
 test_expect_success 'with slipway.wait=false the deliveries still all go out after the push' '
 	git -C src push -o slipway.wait=false "$GITD_URL/$ns/later.git" main >push.out 2>&1 &&
-	test_wait_for 60 has_request /later pipeline-succeeded &&
+	test_wait_for 120 has_request /later pipeline-succeeded &&
 	requests /later | python3 -c "
 import json, sys
 events = sorted(json.loads(l)[\"headers\"][\"X-Slipway-Event\"] for l in sys.stdin)
 assert events == sorted([\"pre-receive\", \"post-receive\", \"pre-build\", \"post-build\",
                          \"pre-deploy\", \"post-deploy\", \"pipeline-succeeded\"]), events
 "
+'
+
+test_expect_success 'a receiver that always fails gets 6 attempts, then one per later event' '
+	kubectl slipway -n $ns webhooks deliveries later -o json >later.json &&
+	python3 -c "
+import json
+ds = {d[\"event\"]: d for d in json.load(open(\"later.json\")) if d[\"webhook\"] == 0}
+assert ds[\"pre-receive\"][\"attempts\"] == 6, ds
+assert ds[\"pre-receive\"][\"statusCode\"] == 500 and ds[\"pre-receive\"][\"error\"] == \"HTTP 500\", ds
+assert ds[\"post-receive\"][\"attempts\"] == 1, ds
+" &&
+	test "$(requests /dead | wc -l)" = 7
 '
 
 test_expect_success 'a receiver that does not answer holds no stage: the push and its run end first' '
