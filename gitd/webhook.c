@@ -392,6 +392,24 @@ out:
 	d->duration_ms = clock_now_ms() - t0;
 }
 
+/* Makes Remote R the owner of object OBJ, so that the garbage collector
+ * removes OBJ with R (Kubernetes "Owners and dependents"); nothing when R's
+ * object has no uid. */
+static void set_owner(json_t *obj, const struct remote *r)
+{
+	const char *uid =
+	    json_string_value(json_object_get(json_object_get(r->obj, "metadata"), "uid"));
+	json_t *owners;
+
+	if (!uid || !*uid)
+		return;
+	owners = json_pack("[{s:s, s:s, s:s, s:s}]", "apiVersion",
+	                   r->is_gitkube ? "gitkube.sh/v1alpha1" : "slipway.dev/v1alpha1", "kind",
+	                   "Remote", "name", r->name, "uid", uid);
+	if (owners)
+		json_object_set_new(json_object_get(obj, "metadata"), "ownerReferences", owners);
+}
+
 /* Adds D to the front of the delivery log ConfigMap, keeping
  * WEBHOOK_LOG_MAX entries, with compare-and-swap retries. */
 static int record(struct webhook_sender *s, const json_t *entry)
@@ -436,6 +454,8 @@ static int record(struct webhook_sender *s, const json_t *entry)
 			               "namespace", s->remote.ns, "labels",
 			               "app.kubernetes.io/managed-by", "slipway", "data",
 			               "deliveries.json", dumped);
+			if (cm)
+				set_owner(cm, &s->remote);
 			rc = cm ? kube_create(NULL, s->kube, "v1/configmaps", s->remote.ns, cm)
 			        : err_set("out of memory");
 		} else {

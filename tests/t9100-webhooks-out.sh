@@ -398,6 +398,14 @@ else
 		"needs the env's node, buildah, /bin/busybox and root"
 fi
 
+test_expect_success 'the delivery log goes with its Remote' '
+	kubectl -n $ns get configmap later-webhook-deliveries \
+		-o jsonpath="{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}" >owner &&
+	test "$(cat owner)" = Remote/later &&
+	kubectl -n $ns delete remotes.slipway.dev later &&
+	test_wait_for 60 test_must_fail kubectl -n $ns get configmap later-webhook-deliveries
+'
+
 test_expect_success 'clean up the namespace' '
 	gitd_stop &&
 	kubectl delete namespace $ns --wait=false
