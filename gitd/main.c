@@ -169,6 +169,9 @@ static const char usage_text[] =
     "                            Helm chart (docs/helm.md) [helm on PATH]\n"
     "  --post-renderer PROGRAM   the Helm post-renderer setting the built images\n"
     "                            [slipway-post-render next to gitd]\n"
+    "  --webhook-allow-link-local  let spec.webhooks[] reach link-local and cloud\n"
+    "                            metadata addresses (169.254.0.0/16, fe80::/10,\n"
+    "                            fd00:ec2::254, metadata.google.internal) [blocked]\n"
     "  -h, --help                this text\n"
     "  --version                 print the version\n"
     "\n"
@@ -532,6 +535,11 @@ static int pipesrv_launch(void)
 	return 0;
 }
 
+/* The report pipe (metrics.h): connection processes and the pipeline
+ * server's workers write lines, gitd reads them. Made before the pipeline
+ * server is forked, so that its workers inherit the write end. */
+static int report_pipe[2] = {-1, -1};
+
 /* What the HTTP handler reads; only touched by gitd's main thread (MHD runs
  * from the poll loop, without threads of its own). */
 static struct {
@@ -737,7 +745,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 {
 	struct pollfd pfd[5];
 	struct MHD_Daemon *http = NULL;
-	int report[2];
+	int *report = report_pipe;
 	struct sigaction sa;
 	int lfd, nchildren = 0, one = 1;
 	char startups_spec[40];
@@ -751,7 +759,7 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	lfd = listen_on(o->listen);
 	if (lfd < 0)
 		return -1;
-	if (pipe2(report, O_CLOEXEC) < 0 || fcntl(report[0], F_SETFL, O_NONBLOCK) < 0)
+	if (fcntl(report[0], F_SETFL, O_NONBLOCK) < 0)
 		return err_set("pipe: %s", strerror(errno));
 	stats.report_fd = report[0];
 	stats.kf = kf;
@@ -976,6 +984,7 @@ int main(int argc, char **argv)
 		O_WORK_DIR,
 		O_HELM,
 		O_POST_RENDERER,
+		O_WEBHOOK_ALLOW_LINK_LOCAL,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -1025,6 +1034,7 @@ int main(int argc, char **argv)
 	    {"work-dir", required_argument, NULL, O_WORK_DIR},
 	    {"helm", required_argument, NULL, O_HELM},
 	    {"post-renderer", required_argument, NULL, O_POST_RENDERER},
+	    {"webhook-allow-link-local", no_argument, NULL, O_WEBHOOK_ALLOW_LINK_LOCAL},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0}};
@@ -1238,6 +1248,9 @@ int main(int argc, char **argv)
 		case O_POST_RENDERER:
 			o.pipeline.post_renderer = optarg;
 			break;
+		case O_WEBHOOK_ALLOW_LINK_LOCAL:
+			o.pipeline.webhook_allow_link_local = true;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -1376,6 +1389,11 @@ int main(int argc, char **argv)
 	}
 	if (kf.path && keyfile_refresh(&kf, true) < 0)
 		goto out;
+	if (pipe2(report_pipe, O_CLOEXEC) < 0) {
+		err_set("pipe: %s", strerror(errno));
+		goto out;
+	}
+	o.pipeline.report_fd = report_pipe[1];
 	/* the watcher is forked before anything else: it alone loads the
 	 * API credentials */
 	if (!kf.path && watch_launch(&kf) < 0)

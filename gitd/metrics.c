@@ -20,6 +20,9 @@ static const char *const reasons[METRICS_REASONS] = {
 static const char *const close_reasons[METRICS_CLOSE_REASONS] = {
     "login_grace_time", "max_auth_tries", "max_session_time", "min_transfer_rate", "other"};
 
+/* "webhook RESULT" reports, in struct metrics' webhooks[] order. */
+static const char *const webhook_results[METRICS_WEBHOOK_RESULTS] = {"ok", "error", "blocked"};
+
 static const char *const refusals[METRICS_REFUSALS] = {"max_connections", "max_startups",
                                                        "per_source_max_startups"};
 
@@ -60,6 +63,15 @@ void metrics_record(struct metrics *m, const char *line)
 		     i++)
 			;
 		m->closed[i]++;
+		return;
+	}
+	if (!strncmp(line, "webhook ", 8)) {
+		for (int i = 0; i < METRICS_WEBHOOK_RESULTS; i++)
+			if (!strcmp(line + 8, webhook_results[i])) {
+				m->webhooks[i]++;
+				return;
+			}
+		m->bad_reports++;
 		return;
 	}
 	if (sscanf(line, "%15s %15s %llu %llu", what, result, &bytes, &ms) != 4 ||
@@ -150,6 +162,11 @@ int metrics_render(struct buf *out, const struct metrics *m, int active, size_t 
 	    histogram(out, "gitd_push_duration_seconds", "Time to serve a push.", &m->push_seconds);
 	ret |= histogram(out, "gitd_fetch_duration_seconds", "Time to serve a clone or fetch.",
 	                 &m->fetch_seconds);
+	ret |= buf_addf(out, "# HELP gitd_webhook_deliveries_total Outbound webhook deliveries, by "
+	                     "result.\n# TYPE gitd_webhook_deliveries_total counter\n");
+	for (int i = 0; i < METRICS_WEBHOOK_RESULTS; i++)
+		ret |= buf_addf(out, "gitd_webhook_deliveries_total{result=\"%s\"} %llu\n",
+		                webhook_results[i], m->webhooks[i]);
 	ret |= buf_addf(out,
 	                "# HELP gitd_remotes Remotes served.\n"
 	                "# TYPE gitd_remotes gauge\n"

@@ -12,6 +12,9 @@
  *                                 metrics_closed_reason)
  *   "push ok|error BYTES DURATION_MS\n"
  *   "fetch ok|error BYTES DURATION_MS\n"
+ *   "webhook ok|error|blocked\n"  (an outbound webhook delivery, from a
+ *                                 pipeline worker: delivered, failed, or
+ *                                 refused for its address; delivery.h)
  * gitd parses them with metrics_record and serves metrics_render on
  * /metrics. */
 #ifndef SLIP_GITD_METRICS_H
@@ -24,6 +27,7 @@
 #define METRICS_BUCKETS 13
 #define METRICS_REASONS 6
 #define METRICS_CLOSE_REASONS 5
+#define METRICS_WEBHOOK_RESULTS 3 /* ok, error, blocked */
 
 /* Why gitd refused a connection at accept(2), before forking. */
 enum metrics_refusal {
@@ -47,6 +51,7 @@ struct metrics {
 	unsigned long long pushes[2];                      /* [0] ok, [1] error */
 	unsigned long long fetches[2];
 	unsigned long long push_bytes, fetch_bytes;
+	unsigned long long webhooks[METRICS_WEBHOOK_RESULTS]; /* deliveries by result */
 	struct metrics_histogram push_seconds, fetch_seconds;
 	unsigned long long bad_reports; /* lines that did not parse */
 };

@@ -219,6 +219,26 @@ static void on_hook_start(void *arg, const char *hook)
 	say(arg, "-----> Running hook %s", hook);
 }
 
+/* Queues EVENT's JSON for the Remote's webhooks that want it, when the
+ * event has no hooks (stage_hooks sends the JSON its hooks get). */
+static void notify(struct pipeline *p, const char *event)
+{
+	json_t *ev;
+	char *json;
+
+	if (!delivery_wants(p->env->webhooks, event))
+		return;
+	ev = event_new(p, event, !strncmp(event, "pipeline-", 9));
+	json = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+	if (json)
+		delivery_send(p->env->webhooks, event, pipelinerun_name(p->run), json);
+	else
+		event_log("error", "webhook_dropped", "{s:s, s:s, s:s}", "run",
+		          pipelinerun_name(p->run), "hook_event", event, "error", "out of memory");
+	free(json);
+	json_decref(ev);
+}
+
 /* Runs the hooks of EVENT as a stage of its own (none: no stage). Returns 0,
  * or 1 when one failed (outcome set to HookFailed when FAILS). */
 static int stage_hooks(struct pipeline *p, const char *event, bool fails)
@@ -244,8 +264,10 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	json_t *ev = NULL;
 	int rc;
 
-	if (!hook_has_event(p->env->remote, cfg->hooks_dir, event))
+	if (!hook_has_event(p->env->remote, cfg->hooks_dir, event)) {
+		notify(p, event);
 		return 0;
+	}
 	/* a copy: the run's object is replaced as its log is written */
 	snprintf(owner_uid, sizeof(owner_uid), "%s", uid ? uid : "");
 	pipelinerun_stage(p->run, event, "Running", NULL);
@@ -271,6 +293,7 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 		rc = err_set("out of memory");
 		goto done;
 	}
+	delivery_send(p->env->webhooks, event, pipelinerun_name(p->run), json);
 	snprintf(hooks_dir, sizeof(hooks_dir), "%s/hooks", p->work);
 	o.admin_dir = cfg->hooks_dir;
 	o.event = event;
@@ -1719,6 +1742,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	char quarantine[PATH_MAX], comment[128] = "";
 	struct pipeline_env env = {0};
 	struct buildsrv *srv = NULL;
+	struct delivery_sender *webhooks = NULL;
 	git_repository *repo = NULL;
 	json_t *obj = NULL;
 	struct remote remote = {0};
@@ -1762,10 +1786,22 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		refuse_push(conn, req, errors);
 		goto out;
 	}
+	if (ndeploying) {
+		struct delivery_options wo = {.kubeconfig = w->kubeconfig,
+		                              .context = w->context,
+		                              .allow_link_local = w->cfg->webhook_allow_link_local,
+		                              .report_fd = w->cfg->report_fd};
+
+		/* webhooks only tell: without them the push goes on */
+		if (delivery_sender_start(&webhooks, &remote, &wo) < 0)
+			event_log("error", "webhook_sender_failed", "{s:s, s:s, s:s}", "namespace",
+			          req->ns, "remote", req->name, "error", err_msg());
+	}
 	env.cfg = w->cfg;
 	env.kube = kube;
 	env.status_kube = status_kube;
 	env.srv = srv;
+	env.webhooks = webhooks;
 	env.remote = &remote;
 	env.remote_gvr = gvr;
 	env.repo = repo;
@@ -1848,6 +1884,9 @@ out:
 		if (errors)
 			free(errors[i]);
 	}
+	/* the runs are over and the Remote's lock released: the deliveries
+	 * still queued (pipeline-succeeded, pipeline-failed) go out now */
+	delivery_sender_finish(webhooks);
 	free(is_updated);
 	free(errors);
 	free(pipelines);

@@ -34,9 +34,14 @@
  *   verdict      one reason per refused ref; the connection moves the others
  *   post-receive hooks, for the refs that moved (only reported).
  *
+ * Each event also goes to the Remote's spec.webhooks[] that want it, with
+ * the JSON its hooks get: a delivery thread (delivery.h) sends them while the
+ * stages go on, and pipeline_serve waits for it to finish the queue, after
+ * the verdict and the Remote's lock are released, before it returns.
+ *
  * Every stage, hooks only for events that have some, is written to the
  * PipelineRun's status.stages (pipelinerun.h) under the name above and told
- * to the pusher as it happens. Single-threaded. */
+ * to the pusher as it happens. Single-threaded but for the webhooks' thread. */
 #ifndef SLIP_GITD_PIPELINE_H
 #define SLIP_GITD_PIPELINE_H
 
@@ -50,6 +55,7 @@
 #include "remote.h"
 #include "repo.h"
 #include "runner.h"
+#include "delivery.h"
 
 /* gitd-wide settings of pipelines (gitd's flags). */
 struct pipeline_config {
@@ -69,6 +75,11 @@ struct pipeline_config {
 	const char *helm;                  /* the helm program (--helm); NULL: "helm" on PATH */
 	const char *post_renderer;         /* slipway-post-render (--post-renderer); NULL:
 	                                      "slipway-post-render" on helm's PATH */
+	/* outbound webhooks (delivery.h): --webhook-allow-link-local, and the
+	 * write end of gitd's report pipe for their counters (metrics.h; <= 0:
+	 * none) */
+	bool webhook_allow_link_local;
+	int report_fd;
 };
 
 /* What one worker shares among its pipelines (all borrowed). */
@@ -80,6 +91,8 @@ struct pipeline_env {
 	                                    (a rollout watch), and a client serves
 	                                    one request at a time */
 	struct buildsrv *srv;
+	/* the delivery thread of the Remote's webhooks, or NULL (delivery.h) */
+	struct delivery_sender *webhooks;
 	const struct remote *remote; /* the Remote as read at the push */
 	const char *remote_gvr;      /* "slipway.dev/v1alpha1/remotes" or gitkube's */
 	git_repository *repo;        /* sees the pushed objects (quarantine included) */

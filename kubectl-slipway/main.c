@@ -83,6 +83,7 @@ static const char main_help[] =
     "                                 config keys (values with --reveal)\n"
     "  dashboard [-A] [--address A] [--port N] [--no-open]\n"
     "                                 a read-only status page in the browser\n"
+    "  webhooks deliveries REMOTE     the last outbound webhook deliveries\n"
     "\n"
     "global options (anywhere on the line):\n"
     "  -n, --namespace NS    namespace (default: the kubeconfig context's)\n"
@@ -282,6 +283,19 @@ static const char wait_help[] =
     "\n"
     "exit status: 0 succeeded, 1 failed (reason and message on stderr),\n"
     "2 timed out, 3 no such run.\n";
+
+static const char webhooks_help[] = "usage: kubectl slipway webhooks deliveries REMOTE\n"
+                                    "\n"
+                                    "  webhooks deliveries REMOTE\n";
+
+static const char webhooks_deliveries_help[] =
+    "usage: kubectl slipway webhooks deliveries REMOTE [-o json|yaml]\n"
+    "\n"
+    "Lists the last outbound webhook deliveries of REMOTE (spec.webhooks[]),\n"
+    "newest first, from the ConfigMap REMOTE-webhook-deliveries gitd keeps:\n"
+    "DELIVERY, EVENT, HOST, STATUS (the last HTTP status, 0 when none), ATTEMPTS,\n"
+    "DURATION, AGE and ERROR. -o prints the entries as stored.\n"
+    "Exits 3 when the Remote does not exist.\n";
 
 static int usage_error(const char *msg, const char *help_cmd)
 {
@@ -1887,6 +1901,87 @@ static int cmd_dashboard(struct ctx *x, int argc, char **argv)
 	return dashboard_main(x->cli, argc, argv);
 }
 
+/* --- webhooks ----------------------------------------------------------- */
+
+static int cmd_webhooks_deliveries(struct ctx *x, int argc, char **argv)
+{
+	static const char *const headers[] = {"DELIVERY", "EVENT",    "HOST", "STATUS",
+	                                      "ATTEMPTS", "DURATION", "AGE",  "ERROR"};
+	json_t *r = NULL, *cm = NULL, *list = NULL;
+	const json_t *d;
+	const char *remote, *text;
+	char what[600], name[300];
+	struct table t;
+	time_t now = time(NULL);
+	size_t i;
+	int ret, rc;
+
+	rc = one_name(&remote, argc, argv, "REMOTE", "webhooks deliveries ");
+	if (rc != EXIT_OK || (rc = ctx_connect(x)) != EXIT_OK)
+		return rc;
+	snprintf(what, sizeof(what), "remote %s/%s", x->ns, remote);
+	ret = kube_get(&r, x->c, REMOTES, x->ns, remote);
+	if (ret < 0)
+		return api_fail(ret, what);
+	json_decref(r);
+	snprintf(name, sizeof(name), "%s-webhook-deliveries", remote);
+	ret = kube_get(&cm, x->c, "v1/configmaps", x->ns, name);
+	if (ret < 0 && ret != KUBE_ENOTFOUND) {
+		snprintf(what, sizeof(what), "configmap %s/%s", x->ns, name);
+		return api_fail(ret, what);
+	}
+	text = str_at(json_object_get(cm, "data"), "deliveries.json");
+	list = text ? json_loads(text, 0, NULL) : json_array();
+	json_decref(cm);
+	if (!json_is_array(list)) {
+		fprintf(stderr,
+		        "kubectl-slipway: configmap %s/%s: deliveries.json is not a JSON "
+		        "array\n",
+		        x->ns, name);
+		json_decref(list);
+		return EXIT_FAIL;
+	}
+	if (x->cli->output != CLI_OUTPUT_TABLE) {
+		rc = print_object(x, list);
+		json_decref(list);
+		return rc;
+	}
+	table_init(&t, 8, headers);
+	json_array_foreach(list, i, d)
+	{
+		char status[24], attempts[24], duration[32], age[32];
+		const char *cells[8];
+
+		snprintf(status, sizeof(status), "%lld",
+		         (long long)json_integer_value(json_object_get(d, "statusCode")));
+		snprintf(attempts, sizeof(attempts), "%lld",
+		         (long long)json_integer_value(json_object_get(d, "attempts")));
+		snprintf(duration, sizeof(duration), "%lldms",
+		         (long long)json_integer_value(json_object_get(d, "durationMs")));
+		table_age(age, sizeof(age), str_at(d, "time"), now);
+		cells[0] = str_at(d, "id");
+		cells[1] = str_at(d, "event");
+		cells[2] = str_at(d, "host");
+		cells[3] = status;
+		cells[4] = attempts;
+		cells[5] = duration;
+		cells[6] = age;
+		cells[7] = str_at(d, "error");
+		if (table_add(&t, cells) < 0) {
+			rc = api_fail(-1, what);
+			goto out;
+		}
+	}
+	if (!t.nrows)
+		fprintf(stderr, "No webhook deliveries for %s.\n", what);
+	else
+		rc = print_table(&t);
+out:
+	table_release(&t);
+	json_decref(list);
+	return rc;
+}
+
 /* --- dispatch ------------------------------------------------------------ */
 
 struct command {
@@ -1915,6 +2010,7 @@ static const struct command commands[] = {
     {"config", "get", config_get_help, cmd_config_get},
     {NULL, "rollback", rollback_help, cmd_rollback},
     {NULL, "dashboard", dashboard_help, cmd_dashboard},
+    {"webhooks", "deliveries", webhooks_deliveries_help, cmd_webhooks_deliveries},
 };
 
 int main(int argc, char **argv)
@@ -1938,11 +2034,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (cli.argc && (!strcmp(cli.argv[0], "remote") || !strcmp(cli.argv[0], "key") ||
-	                 !strcmp(cli.argv[0], "config"))) {
+	                 !strcmp(cli.argv[0], "config") || !strcmp(cli.argv[0], "webhooks"))) {
 		group = cli.argv[0];
-		group_help = !strcmp(group, "remote") ? remote_help
-		             : !strcmp(group, "key")  ? key_help
-		                                      : config_help;
+		group_help = !strcmp(group, "remote")   ? remote_help
+		             : !strcmp(group, "key")    ? key_help
+		             : !strcmp(group, "config") ? config_help
+		                                        : webhooks_help;
 		word = 1;
 	}
 	for (size_t i = 0; cli.argc > word && i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -357,6 +357,79 @@ static int parse_hook(struct remote_hook *h, const struct remote *r, const json_
 	return 0;
 }
 
+static bool is_event(const char *event)
+{
+	for (size_t i = 0; i < sizeof(hook_events) / sizeof(hook_events[0]); i++)
+		if (!strcmp(event, hook_events[i]))
+			return true;
+	return false;
+}
+
+static int parse_webhook(struct remote_webhook *w, const json_t *obj, const char *at)
+{
+	const json_t *events, *ref;
+	const char **strings;
+	char here[AT_REF];
+	int ret;
+
+	if (!json_is_object(obj))
+		return err_set("%s: not an object", at);
+	if (get_string(&w->url, obj, "url", at, true) < 0)
+		return -1;
+	if (strncmp(w->url, "http://", 7) && strncmp(w->url, "https://", 8))
+		return err_set("%s.url: not an http or https URL", at);
+	if (strlen(w->url) > REMOTE_WEBHOOK_URL_MAX)
+		return err_set("%s.url: longer than %d bytes", at, REMOTE_WEBHOOK_URL_MAX);
+	snprintf(here, sizeof(here), "%s.events", at);
+	if (get_array(&events, obj, "events", at,
+	              sizeof(hook_events) / sizeof(hook_events[0]) + 1) < 0)
+		return -1;
+	if (!json_array_size(events))
+		return err_set("%s: missing", here);
+	ret = get_strings(&strings, events, here);
+	w->events = strings; /* freed by remote_release, also on failure */
+	if (ret < 0)
+		return -1;
+	w->nevents = json_array_size(events);
+	for (size_t i = 0; i < w->nevents; i++)
+		if (strcmp(w->events[i], "*") && !is_event(w->events[i]))
+			return err_set("%s[%zu]: \"%.64s\" is not a hook event or \"*\"", here, i,
+			               w->events[i]);
+	snprintf(here, sizeof(here), "%s.secretRef", at);
+	if (get_object(&ref, obj, "secretRef", at) < 0)
+		return -1;
+	if (!ref)
+		return err_set("%s: missing", here);
+	if (get_string(&w->secret, ref, "name", here, true) < 0 ||
+	    get_string(&w->secret_key, ref, "key", here, false) < 0)
+		return -1;
+	if (!w->secret_key || !*w->secret_key)
+		w->secret_key = "secret";
+	return 0;
+}
+
+static int parse_webhooks(struct remote *r, const json_t *spec)
+{
+	const json_t *webhooks, *w;
+	size_t i;
+
+	if (get_array(&webhooks, spec, "webhooks", "spec", REMOTE_WEBHOOKS_MAX) < 0)
+		return -1;
+	r->webhooks = alloc_array(json_array_size(webhooks), sizeof(*r->webhooks));
+	if (!r->webhooks)
+		return -1;
+	json_array_foreach(webhooks, i, w)
+	{
+		char here[AT_TOP];
+
+		snprintf(here, sizeof(here), "spec.webhooks[%zu]", i);
+		r->nwebhooks = i + 1;
+		if (parse_webhook(&r->webhooks[i], w, here) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int parse_hooks(struct remote *r, const json_t *spec)
 {
 	const json_t *hooks, *h;
@@ -568,7 +641,7 @@ static int parse_spec(struct remote *r, const json_t *spec)
 	}
 	if (parse_registry(r, spec) < 0 || parse_deployments(r, spec) < 0 ||
 	    parse_hooks(r, spec) < 0 || parse_manifests(r, spec) < 0 ||
-	    get_object(&r->builder, spec, "builder", "spec") < 0 ||
+	    parse_webhooks(r, spec) < 0 || get_object(&r->builder, spec, "builder", "spec") < 0 ||
 	    get_bool(&r->deny_non_fast_forwards, spec, "denyNonFastForwards", "spec", false) < 0 ||
 	    get_bool(&r->allow_delete_current_branch, spec, "allowDeleteCurrentBranch", "spec",
 	             false) < 0 ||
@@ -626,6 +699,14 @@ bool remote_has_hook(const struct remote *r, const char *event)
 	return false;
 }
 
+bool remote_webhook_wants(const struct remote_webhook *w, const char *event)
+{
+	for (size_t i = 0; w && event && i < w->nevents; i++)
+		if (!strcmp(w->events[i], "*") || !strcmp(w->events[i], event))
+			return true;
+	return false;
+}
+
 void remote_release(struct remote *r)
 {
 	for (size_t i = 0; r->deployments && i < r->ndeployments; i++) {
@@ -646,6 +727,9 @@ void remote_release(struct remote *r)
 	free(r->hooks);
 	free((void *)r->manifests_storage.path);
 	free(r->manifests_storage.helm_values);
+	for (size_t i = 0; r->webhooks && i < r->nwebhooks; i++)
+		free((void *)r->webhooks[i].events);
+	free(r->webhooks);
 	free((void *)r->authorized_keys);
 	if (r->branches != default_branches)
 		free((void *)r->branches);

@@ -29,6 +29,10 @@
 #define REMOTE_HOOK_TIMEOUT_MAX_S 3600  /* spec.hooks[].timeoutSeconds, from 1 */
 #define REMOTE_HOOK_COMMAND_MAX 256     /* spec.hooks[].command[] */
 
+/* spec.webhooks[]: at most this many, each URL at most this many bytes */
+#define REMOTE_WEBHOOKS_MAX 20
+#define REMOTE_WEBHOOK_URL_MAX 2048
+
 /* One container of a Deployment: one image built per push. */
 struct remote_container {
 	const char *name;              /* containers[].name, not empty */
@@ -101,6 +105,18 @@ struct remote_manifests {
 	                                when unset or "" */
 };
 
+/* One spec.webhooks[] entry: an HTTP endpoint told about pipeline events
+ * (docs/webhooks.md, "Outbound webhooks"). */
+struct remote_webhook {
+	const char *url;           /* http:// or https://, at most
+	                              REMOTE_WEBHOOK_URL_MAX bytes */
+	const char *const *events; /* hook events ("pre-build", ...) or "*"
+	                              for every event, at least one */
+	size_t nevents;
+	const char *secret;     /* secretRef.name, not empty */
+	const char *secret_key; /* secretRef.key; "secret" when unset */
+};
+
 /* A parsed Remote. Every string is borrowed from the object parsed, which the
  * struct holds a reference to: all stay valid until remote_release. */
 struct remote {
@@ -123,6 +139,9 @@ struct remote {
 	size_t nbranches;
 	struct remote_hook *hooks;
 	size_t nhooks;
+	/* spec.webhooks[] */
+	struct remote_webhook *webhooks;
+	size_t nwebhooks;
 	const json_t *builder;                     /* spec.builder as given (the runner reads
 	                                              mode, image, timeoutSeconds, resources), or
 	                                              NULL */
@@ -145,8 +164,9 @@ struct remote {
  * fields are ignored. Returns 0, with OUT to be freed by remote_release, or
  * -1 with OUT empty and err_msg() naming the field and why, e.g.
  * "spec.deployments[0].containers: 51 items, at most 50",
- * "spec.hooks[2].configMapRef.key: missing" or "spec.manifests.path: '../x'
- * leaves the repository" ("out of memory" when it ran out). */
+ * "spec.hooks[2].configMapRef.key: missing", "spec.manifests.path: '../x'
+ * leaves the repository" or "spec.webhooks[0].url: not an http or https
+ * URL" ("out of memory" when it ran out). */
 int remote_parse(struct remote *out, const json_t *obj, bool is_gitkube);
 
 /* Whether REFNAME deploys: a branch of R->branches ("main" or
@@ -155,6 +175,9 @@ bool remote_is_deploying(const struct remote *r, const char *refname);
 
 /* Whether R has a hook for EVENT. */
 bool remote_has_hook(const struct remote *r, const char *event);
+
+/* Whether webhook W asks for EVENT: EVENT is among its events, or "*" is. */
+bool remote_webhook_wants(const struct remote_webhook *w, const char *event);
 
 /* Frees what remote_parse took and empties R. An empty R is allowed. */
 void remote_release(struct remote *r);

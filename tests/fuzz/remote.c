@@ -40,6 +40,17 @@ static void check(const struct remote *r)
 		    r->hooks[i].timeout_ms < 0 ||
 		    r->hooks[i].timeout_ms > REMOTE_HOOK_TIMEOUT_MAX_S * 1000L)
 			abort();
+	if (r->nwebhooks > REMOTE_WEBHOOKS_MAX)
+		abort();
+	for (size_t i = 0; i < r->nwebhooks; i++) {
+		const struct remote_webhook *w = &r->webhooks[i];
+
+		if ((strncmp(w->url, "http://", 7) && strncmp(w->url, "https://", 8)) ||
+		    strlen(w->url) > REMOTE_WEBHOOK_URL_MAX || !w->nevents || !w->secret[0] ||
+		    !w->secret_key[0])
+			abort();
+		remote_webhook_wants(w, "pipeline-failed");
+	}
 	remote_is_deploying(r, "refs/heads/main");
 	remote_has_hook(r, "pre-build");
 }

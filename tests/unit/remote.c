@@ -271,6 +271,11 @@ static void test_bounds(void)
 	bound("{" MD ",\"spec\":{\"hooks\":%s}}",
 	      "{\"event\":\"pre-build\",\"configMapRef\":{\"name\":\"h\",\"key\":\"k%zu\"}}",
 	      REMOTE_HOOKS_MAX, want, "hooks");
+	snprintf(want, sizeof(want), "spec.webhooks: %d items, at most %d", REMOTE_WEBHOOKS_MAX + 1,
+	         REMOTE_WEBHOOKS_MAX);
+	bound("{" MD ",\"spec\":{\"webhooks\":%s}}",
+	      "{\"url\":\"http://h/%zu\",\"events\":[\"*\"],\"secretRef\":{\"name\":\"s\"}}",
+	      REMOTE_WEBHOOKS_MAX, want, "webhooks");
 }
 
 static void test_malformed(void)
@@ -408,6 +413,49 @@ static void test_manifests(void)
 	        true, "spec.manifests.helm.values[0].name: missing", "a helm value without name");
 }
 
+static void test_webhooks(void)
+{
+	json_t *obj =
+	    load("{" MD ",\"spec\":{\"webhooks\":["
+	         "{\"url\":\"https://chat.example/hook?x=1\",\"events\":[\"pipeline-failed\","
+	         "\"pipeline-succeeded\"],\"secretRef\":{\"name\":\"chat\"}},"
+	         "{\"url\":\"http://ci.example/\",\"events\":[\"*\"],"
+	         "\"secretRef\":{\"name\":\"ci\",\"key\":\"hmac\"}}]}}");
+	struct remote r;
+
+	ok(remote_parse(&r, obj, false) == 0, "a Remote with two webhooks parses");
+	json_decref(obj);
+	is_int(r.nwebhooks, 2, "two webhooks");
+	is_str(r.webhooks[0].url, "https://chat.example/hook?x=1", "the URL as given");
+	is_int(r.webhooks[0].nevents, 2, "its two events");
+	is_str(r.webhooks[0].secret, "chat", "its Secret");
+	is_str(r.webhooks[0].secret_key, "secret", "the Secret's key defaults to secret");
+	is_str(r.webhooks[1].secret_key, "hmac", "a key given is kept");
+	ok(remote_webhook_wants(&r.webhooks[0], "pipeline-failed"), "a listed event is wanted");
+	ok(!remote_webhook_wants(&r.webhooks[0], "pre-build"), "an unlisted one is not");
+	ok(remote_webhook_wants(&r.webhooks[1], "pre-build") &&
+	       remote_webhook_wants(&r.webhooks[1], "post-receive"),
+	   "\"*\" wants every event");
+	remote_release(&r);
+	ok(!r.webhooks && !r.nwebhooks, "release empties the webhooks");
+
+	refused("{" MD ",\"spec\":{\"webhooks\":[{\"url\":\"ftp://x/\",\"events\":[\"*\"],"
+	        "\"secretRef\":{\"name\":\"s\"}}]}}",
+	        false, "spec.webhooks[0].url: not an http or https URL", "a webhook to ftp://");
+	refused("{" MD ",\"spec\":{\"webhooks\":[{\"url\":\"http://x/\",\"events\":[],"
+	        "\"secretRef\":{\"name\":\"s\"}}]}}",
+	        false, "spec.webhooks[0].events: missing", "a webhook without events");
+	refused("{" MD ",\"spec\":{\"webhooks\":[{\"url\":\"http://x/\",\"events\":[\"*\","
+	        "\"pre-push\"],\"secretRef\":{\"name\":\"s\"}}]}}",
+	        false, "spec.webhooks[0].events[1]: \"pre-push\" is not a hook event",
+	        "a webhook with an unknown event");
+	refused("{" MD ",\"spec\":{\"webhooks\":[{\"url\":\"http://x/\",\"events\":[\"*\"]}]}}",
+	        false, "spec.webhooks[0].secretRef: missing", "a webhook without a Secret");
+	refused("{" MD ",\"spec\":{\"webhooks\":[{\"url\":\"http://x/\",\"events\":[\"*\"],"
+	        "\"secretRef\":{}}]}}",
+	        false, "spec.webhooks[0].secretRef.name: missing", "a secretRef without name");
+}
+
 static void test_nulls(void)
 {
 	json_t *obj = load("{" MD ",\"spec\":{\"authorizedKeys\":null,\"registry\":null,"
@@ -479,6 +527,7 @@ static void test_crds(void)
 		if (i == 0) { /* gitkube's Remote has no branches or hooks */
 			crd_bound(crd, files[i], "branches", REMOTE_BRANCHES_MAX);
 			crd_bound(crd, files[i], "hooks", REMOTE_HOOKS_MAX);
+			crd_bound(crd, files[i], "webhooks", REMOTE_WEBHOOKS_MAX);
 		}
 		json_decref(crd);
 	}
@@ -566,6 +615,7 @@ int main(void)
 	test_gitkube();
 	test_bounds();
 	test_malformed();
+	test_webhooks();
 	test_nulls();
 	test_manifests();
 	test_image_hooks();
