@@ -164,6 +164,19 @@ test_expect_success 'a second push with an edited Service and a new commit makes
 	test "$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.metadata.annotations.slipway\.dev/commit}")" = "$(git -C mono rev-parse HEAD)"
 '
 
+test_expect_success 'an image that cannot run fails the wait (DeployFailed, naming the Deployment) and the previous image is put back' '
+	before=$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.spec.containers[0].image}") &&
+	cp mono/mono-repo/www/Dockerfile Dockerfile.good &&
+	sed -i "s|^ENTRYPOINT .*|ENTRYPOINT [\"/bin/busybox\", \"false\"]|" mono/mono-repo/www/Dockerfile &&
+	commit mono "an entrypoint that exits" &&
+	test_must_fail git -C mono push "ssh://$ns-example@127.0.0.1:$GITD_PORT/~/git/$ns-example" main >push.out 2>&1 &&
+	test_grep "\[remote rejected\] main -> main [(]DeployFailed: deployment $ns/www: pod .* container www is in CrashLoopBackOff" push.out &&
+	test_grep "^remote: -----> Rolling back www" push.out &&
+	test "$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.spec.containers[0].image}")" = "$before" &&
+	kubectl -n $ns rollout status deployment/www --timeout=60s &&
+	cp Dockerfile.good mono/mono-repo/www/Dockerfile && commit mono "the entrypoint back"
+'
+
 test_expect_success 'without prune an object removed from the tree stays; with prune it is deleted, and what Slipway did not apply is left alone' '
 	plain_remote plain &&
 	kubectl -n $ns create configmap by-hand --from-literal=k=v &&
