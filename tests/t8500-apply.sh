@@ -177,6 +177,29 @@ test_expect_success 'an image that cannot run fails the wait (DeployFailed, nami
 	cp Dockerfile.good mono/mono-repo/www/Dockerfile && commit mono "the entrypoint back"
 '
 
+test_expect_success 'a Deployment of spec.deployments that the manifests do not hold keeps getting its image from the deploy stage' '
+	kubectl -n $ns create deployment mixed --image="$(cat app_image)" --port=8080 &&
+	kubectl -n $ns rollout status deployment/mixed --timeout=60s &&
+	new_app mixed && mkdir mixed/k8s && configmap mixed-settings >mixed/k8s/settings.yaml &&
+	commit mixed "settings" &&
+	kubectl -n $ns apply -f - >/dev/null <<-EOF_ &&
+	{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"mixed"},
+	 "spec":{"authorizedKeys":["$(cat alice.pub)"],"registry":{"url":"$REGISTRY/e2e","insecure":true},
+	  "manifests":{"path":"k8s"},
+	  "deployments":[{"name":"mixed","containers":[{"name":"app","path":"app"}]}]}}
+	EOF_
+	test_wait_for 10 test -d repos/$ns/mixed.git &&
+	test "$(kubectl -n $ns get deployment mixed -o jsonpath="{.spec.template.spec.containers[0].name}")" = app &&
+	git -C mixed push "$GITD_URL/$ns/mixed.git" main >push.out 2>&1 &&
+	test_grep "^remote: +configmap/mixed-settings created *$" push.out &&
+	test_grep "^remote: -----> Deploying $ns/mixed" push.out &&
+	case "$(kubectl -n $ns get deployment mixed -o jsonpath="{.spec.template.spec.containers[0].image}")" in
+	"$REGISTRY/e2e/$ns-mixed-mixed-app@sha256:"*) ;; *) false ;; esac &&
+	run=$(run_of $(git -C mixed rev-parse HEAD)) &&
+	kubectl -n $ns get pipelinerun $run -o json >plr.json &&
+	jq -e "[.status.stages[] | select(.name == \"apply\" or .name == \"deploy\") | .phase] == [\"Succeeded\", \"Succeeded\"]" plr.json
+'
+
 test_expect_success 'without prune an object removed from the tree stays; with prune it is deleted, and what Slipway did not apply is left alone' '
 	plain_remote plain &&
 	kubectl -n $ns create configmap by-hand --from-literal=k=v &&
