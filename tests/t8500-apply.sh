@@ -339,6 +339,38 @@ test_expect_success 'a failing Job fails the run, naming the Job and its reason'
 	test_grep "\[remote rejected\] main -> main [(]DeployFailed: job $ns/migrate-2 failed: BackoffLimitExceeded" push.out
 '
 
+test_expect_success 'a StatefulSet and a DaemonSet are waited until rolled out' '
+	plain_remote sets &&
+	new_repo sets &&
+	for k in StatefulSet DaemonSet; do
+		n=$(echo $k | tr A-Z a-z) &&
+		cat >sets/k8s/$n.yaml <<-EOF_ || return 1
+		apiVersion: apps/v1
+		kind: $k
+		metadata: {name: $n}
+		spec:
+		  $(test $k = StatefulSet && echo "serviceName: $n")
+		  selector: {matchLabels: {app: $n}}
+		  template:
+		    metadata: {labels: {app: $n}}
+		    spec:
+		      terminationGracePeriodSeconds: 1
+		      containers:
+		        - name: web
+		          image: $(cat app_image)
+		          readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+		EOF_
+	done &&
+	commit sets "a StatefulSet and a DaemonSet" &&
+	git -C sets push "$GITD_URL/$ns/sets.git" main >push.out 2>&1 &&
+	test_grep "^remote: +statefulset.apps/statefulset created *$" push.out &&
+	test_grep "^remote: +daemonset.apps/daemonset created *$" push.out &&
+	test_grep "^remote: +partitioned roll out complete: 1 new pods have been updated" push.out &&
+	test_grep "^remote: +daemon set successfully rolled out" push.out &&
+	test "$(kubectl -n $ns get statefulset statefulset -o jsonpath="{.status.readyReplicas}")" = 1 &&
+	test "$(kubectl -n $ns get daemonset daemonset -o jsonpath="{.status.numberReady}")" = 1
+'
+
 test_expect_success 'clean up the namespace' '
 	gitd_stop &&
 	kubectl delete namespace $ns --wait=false
