@@ -164,6 +164,42 @@ test_expect_success 'a second push with an edited Service and a new commit makes
 	test "$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.metadata.annotations.slipway\.dev/commit}")" = "$(git -C mono rev-parse HEAD)"
 '
 
+test_expect_success 'an image that cannot run fails the wait (DeployFailed, naming the Deployment) and the previous image is put back' '
+	before=$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.spec.containers[0].image}") &&
+	cp mono/mono-repo/www/Dockerfile Dockerfile.good &&
+	sed -i "s|^ENTRYPOINT .*|ENTRYPOINT [\"/bin/busybox\", \"false\"]|" mono/mono-repo/www/Dockerfile &&
+	commit mono "an entrypoint that exits" &&
+	test_must_fail git -C mono push "ssh://$ns-example@127.0.0.1:$GITD_PORT/~/git/$ns-example" main >push.out 2>&1 &&
+	test_grep "\[remote rejected\] main -> main [(]DeployFailed: deployment $ns/www: pod .* container www is in CrashLoopBackOff" push.out &&
+	test_grep "^remote: -----> Rolling back www" push.out &&
+	test "$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.spec.containers[0].image}")" = "$before" &&
+	kubectl -n $ns rollout status deployment/www --timeout=60s &&
+	cp Dockerfile.good mono/mono-repo/www/Dockerfile && commit mono "the entrypoint back"
+'
+
+test_expect_success 'a Deployment of spec.deployments that the manifests do not hold keeps getting its image from the deploy stage' '
+	kubectl -n $ns create deployment mixed --image="$(cat app_image)" --port=8080 &&
+	kubectl -n $ns rollout status deployment/mixed --timeout=60s &&
+	new_app mixed && mkdir mixed/k8s && configmap mixed-settings >mixed/k8s/settings.yaml &&
+	commit mixed "settings" &&
+	kubectl -n $ns apply -f - >/dev/null <<-EOF_ &&
+	{"apiVersion":"slipway.dev/v1alpha1","kind":"Remote","metadata":{"name":"mixed"},
+	 "spec":{"authorizedKeys":["$(cat alice.pub)"],"registry":{"url":"$REGISTRY/e2e","insecure":true},
+	  "manifests":{"path":"k8s"},
+	  "deployments":[{"name":"mixed","containers":[{"name":"app","path":"app"}]}]}}
+	EOF_
+	test_wait_for 10 test -d repos/$ns/mixed.git &&
+	test "$(kubectl -n $ns get deployment mixed -o jsonpath="{.spec.template.spec.containers[0].name}")" = app &&
+	git -C mixed push "$GITD_URL/$ns/mixed.git" main >push.out 2>&1 &&
+	test_grep "^remote: +configmap/mixed-settings created *$" push.out &&
+	test_grep "^remote: -----> Deploying $ns/mixed" push.out &&
+	case "$(kubectl -n $ns get deployment mixed -o jsonpath="{.spec.template.spec.containers[0].image}")" in
+	"$REGISTRY/e2e/$ns-mixed-mixed-app@sha256:"*) ;; *) false ;; esac &&
+	run=$(run_of $(git -C mixed rev-parse HEAD)) &&
+	kubectl -n $ns get pipelinerun $run -o json >plr.json &&
+	jq -e "[.status.stages[] | select(.name == \"apply\" or .name == \"deploy\") | .phase] == [\"Succeeded\", \"Succeeded\"]" plr.json
+'
+
 test_expect_success 'without prune an object removed from the tree stays; with prune it is deleted, and what Slipway did not apply is left alone' '
 	plain_remote plain &&
 	kubectl -n $ns create configmap by-hand --from-literal=k=v &&
@@ -301,6 +337,38 @@ test_expect_success 'a failing Job fails the run, naming the Job and its reason'
 	commit jobs "a failing migration" &&
 	test_must_fail git -C jobs push "$GITD_URL/$ns/jobs.git" main >push.out 2>&1 &&
 	test_grep "\[remote rejected\] main -> main [(]DeployFailed: job $ns/migrate-2 failed: BackoffLimitExceeded" push.out
+'
+
+test_expect_success 'a StatefulSet and a DaemonSet are waited until rolled out' '
+	plain_remote sets &&
+	new_repo sets &&
+	for k in StatefulSet DaemonSet; do
+		n=$(echo $k | tr A-Z a-z) &&
+		cat >sets/k8s/$n.yaml <<-EOF_ || return 1
+		apiVersion: apps/v1
+		kind: $k
+		metadata: {name: $n}
+		spec:
+		  $(test $k = StatefulSet && echo "serviceName: $n")
+		  selector: {matchLabels: {app: $n}}
+		  template:
+		    metadata: {labels: {app: $n}}
+		    spec:
+		      terminationGracePeriodSeconds: 1
+		      containers:
+		        - name: web
+		          image: $(cat app_image)
+		          readinessProbe: {httpGet: {path: /, port: 8080}, periodSeconds: 1}
+		EOF_
+	done &&
+	commit sets "a StatefulSet and a DaemonSet" &&
+	git -C sets push "$GITD_URL/$ns/sets.git" main >push.out 2>&1 &&
+	test_grep "^remote: +statefulset.apps/statefulset created *$" push.out &&
+	test_grep "^remote: +daemonset.apps/daemonset created *$" push.out &&
+	test_grep "^remote: +partitioned roll out complete: 1 new pods have been updated" push.out &&
+	test_grep "^remote: +daemon set successfully rolled out" push.out &&
+	test "$(kubectl -n $ns get statefulset statefulset -o jsonpath="{.status.readyReplicas}")" = 1 &&
+	test "$(kubectl -n $ns get daemonset daemonset -o jsonpath="{.status.numberReady}")" = 1
 '
 
 test_expect_success 'clean up the namespace' '

@@ -51,6 +51,24 @@ static void check(const struct remote *r)
 			abort();
 		remote_webhook_wants(w, "pipeline-failed");
 	}
+	if (r->manifests) {
+		const struct remote_manifests *m = r->manifests;
+		size_t n = strlen(m->path);
+
+		/* a folder of the tree as manifests_load takes it */
+		if (!n || m->path[0] == '/' || m->path[n - 1] == '/' || strstr(m->path, "//") ||
+		    (strstr(m->path, "..") &&
+		     (!strcmp(m->path, "..") || !strncmp(m->path, "../", 3) ||
+		      strstr(m->path, "/../") || (n >= 3 && !strcmp(m->path + n - 3, "/..")))) ||
+		    !m->service_account[0] || m->timeout_ms < 1000 ||
+		    m->timeout_ms > REMOTE_APPLY_TIMEOUT_MAX_S * 1000L ||
+		    m->nhelm_values > REMOTE_HELM_VALUES_MAX ||
+		    (m->helm_release && !m->helm_release[0]))
+			abort();
+		for (size_t i = 0; i < m->nhelm_values; i++)
+			if (!m->helm_values[i].name[0] || !m->helm_values[i].value)
+				abort();
+	}
 	remote_is_deploying(r, "refs/heads/main");
 	remote_has_hook(r, "pre-build");
 }
