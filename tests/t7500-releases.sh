@@ -251,6 +251,19 @@ test_expect_success 'a user with only the slipway-releaser role can roll back, a
 	test_must_fail grep -q s3cr3t out err
 '
 
+test_expect_success 'a rollback created while gitd is down runs when it starts (serving two namespaces)' '
+	gitd_stop &&
+	ks rollback web v6 >out &&
+	run=$(sed -n "s|^pipelinerun.slipway.dev/\([^ ]*\) created.*|\1|p" out) &&
+	test -n "$run" &&
+	test "$(kubectl -n $ns get pipelinerun $run -o jsonpath="{.status}")" = "" &&
+	gitd_start_cluster --namespace $ns --namespace $ns-none --builder-mode local \
+		--builder "$TRASH_DIRECTORY/builder" --rollout-timeout 60 --work-dir "$TRASH_DIRECTORY" &&
+	ks wait $run --timeout 2m &&
+	test "$(kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.release}")" = 6 &&
+	test_must_fail grep -q "\"pipelinerun_interrupted\".*$run" gitd.log
+'
+
 test_expect_success 'gitd stopped; the namespace and the roles are removed' '
 	gitd_stop &&
 	kubectl delete -f "$SLIPWAY_ROOT/manifests/base/user-roles.yaml" --ignore-not-found >/dev/null &&
