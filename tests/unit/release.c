@@ -47,17 +47,18 @@ static json_t *history(void)
 {
 	json_t *runs = json_array();
 
-	json_array_append_new(runs, run("rb", "2026-01-01T00:05:00Z", "True",
-	                                "2026-01-01T00:05:30Z", 2, "rollback"));
-	json_array_append_new(runs, run("p3", "2026-01-01T00:03:00Z", "True",
-	                                "2026-01-01T00:03:30Z", 3, NULL));
-	json_array_append_new(runs, run("running", "2026-01-01T00:06:00Z", "Unknown", NULL, 0, NULL));
-	json_array_append_new(runs, run("p1", "2026-01-01T00:01:00Z", "True",
-	                                "2026-01-01T00:01:30Z", 1, "push"));
-	json_array_append_new(runs, run("bad", "2026-01-01T00:02:30Z", "False",
-	                                "2026-01-01T00:02:40Z", 0, NULL));
-	json_array_append_new(runs, run("p2", "2026-01-01T00:02:00Z", "True",
-	                                "2026-01-01T00:02:30Z", 2, NULL));
+	json_array_append_new(
+	    runs, run("rb", "2026-01-01T00:05:00Z", "True", "2026-01-01T00:05:30Z", 2, "rollback"));
+	json_array_append_new(
+	    runs, run("p3", "2026-01-01T00:03:00Z", "True", "2026-01-01T00:03:30Z", 3, NULL));
+	json_array_append_new(runs,
+	                      run("running", "2026-01-01T00:06:00Z", "Unknown", NULL, 0, NULL));
+	json_array_append_new(
+	    runs, run("p1", "2026-01-01T00:01:00Z", "True", "2026-01-01T00:01:30Z", 1, "push"));
+	json_array_append_new(
+	    runs, run("bad", "2026-01-01T00:02:30Z", "False", "2026-01-01T00:02:40Z", 0, NULL));
+	json_array_append_new(
+	    runs, run("p2", "2026-01-01T00:02:00Z", "True", "2026-01-01T00:02:30Z", 2, NULL));
 	return runs;
 }
 
@@ -112,12 +113,12 @@ static void test_previous(void)
 	err_clear();
 	ok(!release_previous(runs) && strstr(err_msg(), "no release deployed yet"),
 	   "no release: nothing to roll back to");
-	json_array_append_new(runs, run("p1", "2026-01-01T00:01:00Z", "True",
-	                                "2026-01-01T00:01:30Z", 1, NULL));
+	json_array_append_new(
+	    runs, run("p1", "2026-01-01T00:01:00Z", "True", "2026-01-01T00:01:30Z", 1, NULL));
 	ok(!release_previous(runs) && strstr(err_msg(), "no release before v1"),
 	   "v1 alone: nothing before it");
-	json_array_append_new(runs, run("p3", "2026-01-01T00:03:00Z", "True",
-	                                "2026-01-01T00:03:30Z", 3, NULL));
+	json_array_append_new(
+	    runs, run("p3", "2026-01-01T00:03:00Z", "True", "2026-01-01T00:03:30Z", 3, NULL));
 	is_str(name_of(release_previous(runs)), "p1",
 	       "a release deleted from the history is skipped (v3 -> v1)");
 	json_decref(runs);
