@@ -453,8 +453,8 @@ static int cmp_keys(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The config hash of Secret NS/NAME's DATA (docs/releases.md, "Config"):
- * SHA-256 over, for each key in byte order, the key, a NUL, its base64
+/* The config hash of a Secret's DATA (docs/releases.md, "Config"): SHA-256
+ * over, for each key in byte order, the key, a NUL, its base64
  * value as the API returns it and a NUL, in lowercase hex, into HASH.
  * Returns 0 or -1 with err_msg(). */
 static int hash_config(char hash[2 * 32 + 1], const json_t *data)
