@@ -170,9 +170,10 @@ test_expect_success 'historyLimit 3: after the fifth push three runs are kept, t
 # config_hash SECRET-JSON: the config hash docs/releases.md defines.
 config_hash() {
 	python3 -c '
-import hashlib, json, sys
-data = json.load(open(sys.argv[1])).get("data", {})
-h = hashlib.sha256()
+import hashlib, hmac, json, sys
+secret = json.load(open(sys.argv[1]))
+data = secret.get("data", {})
+h = hmac.new(secret["metadata"]["uid"].encode(), digestmod=hashlib.sha256)
 for k in sorted(data):
     h.update(k.encode() + b"\0" + data[k].encode() + b"\0")
 print(h.hexdigest())' "$1"
