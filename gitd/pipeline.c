@@ -148,6 +148,8 @@ static json_t *event_new(struct pipeline *p, const char *event, bool with_result
 	               "after", p->after, "pusher", "fingerprint", p->push->fingerprint, "comment",
 	               p->push->comment, "pipelineRun", p->run ? pipelinerun_name(p->run) : NULL,
 	               "images", p->images, "deployments", deps);
+	if (ev)
+		json_object_set_new(ev, "trigger", json_string(p->trigger));
 	if (ev && with_result)
 		json_object_set_new(ev, "result",
 		                    json_pack("{s:b, s:s, s:s}", "succeeded",

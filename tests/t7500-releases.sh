@@ -65,7 +65,14 @@ test_expect_success 'set up: CRDs of this tree, namespace, Remote, Deployment th
 	exec "$SLIPWAY_ROOT/build/bin/builder" "\$@"
 	EOF_
 	chmod +x builder &&
+	mkdir -p admin-hooks/pre-deploy &&
+	cat >admin-hooks/pre-deploy/10-record <<-EOF_ &&
+	#!/bin/sh
+	echo "\$SLIPWAY_TRIGGER \$SLIPWAY_AFTER" >>"$TRASH_DIRECTORY/pre-deploy.seen"
+	EOF_
+	chmod +x admin-hooks/pre-deploy/10-record &&
 	gitd_start_cluster --builder-mode local --builder "$TRASH_DIRECTORY/builder" \
+		--hooks-dir "$TRASH_DIRECTORY/admin-hooks" \
 		--rollout-timeout 60 --work-dir "$TRASH_DIRECTORY" &&
 	test_wait_for 10 test -d repos/$ns/web.git &&
 	new_app src
@@ -113,7 +120,9 @@ test_expect_success 'rollback goes to v2 by default: its digest, no build, no ne
 	jq -e ".status.conditions[] | select(.type == \"Succeeded\") | .status == \"True\"" rb.json &&
 	jq -r ".status.stages[].name" rb.json >stages &&
 	test_must_fail grep -q build stages &&
-	test_grep "^deploy$" stages &&
+	test_grep "^queue release pre-deploy deploy$" <(tr "\n" " " <stages | sed "s/ $//") &&
+	test "$(tail -n 1 pre-deploy.seen)" = "rollback $(jq -r .spec.after rb.json)" &&
+	test "$(jq -r .spec.after rb.json)" = "$(kubectl -n $ns get pipelinerun $(run_with 2) -o jsonpath="{.spec.after}")" &&
 	wc -l <builder.calls >calls.after &&
 	test_cmp calls.before calls.after &&
 	test_must_fail grep -q "Building" rb.json &&
