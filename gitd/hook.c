@@ -38,6 +38,7 @@ static const struct {
     {"SLIPWAY_BEFORE", NULL, "before"},
     {"SLIPWAY_AFTER", NULL, "after"},
     {"SLIPWAY_PIPELINERUN", NULL, "pipelineRun"},
+    {"SLIPWAY_TRIGGER", NULL, "trigger"},
     {"SLIPWAY_PUSHER_FINGERPRINT", "pusher", "fingerprint"},
     {"SLIPWAY_PUSHER_COMMENT", "pusher", "comment"},
 };

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "apply.h"
 #include "archive.h"
@@ -34,9 +35,10 @@
 #include "repo.h"
 #include "banned.h"
 
-#define SECRET_MAX (1u << 20)   /* a registry Secret's .dockerconfigjson */
-#define HOOKS_TOKEN_TTL_S 3600  /* the hooks' ServiceAccount token */
-#define APPLY_TOKEN_SLACK_S 600 /* the apply token outlives the wait by this */
+#define SECRET_MAX (1u << 20)        /* a registry Secret's .dockerconfigjson */
+#define CONFIG_HASHED_MAX (4u << 20) /* the config Secret's keys and base64 values */
+#define HOOKS_TOKEN_TTL_S 3600       /* the hooks' ServiceAccount token */
+#define APPLY_TOKEN_SLACK_S 600      /* the apply token outlives the wait by this */
 
 /* A Deployment as it was before this run changed it, for rolling back. */
 struct deployed {
@@ -155,6 +157,8 @@ static json_t *event_new(struct pipeline *p, const char *event, bool with_result
 	               "after", p->after, "pusher", "fingerprint", p->push->fingerprint, "comment",
 	               p->push->comment, "pipelineRun", p->run ? pipelinerun_name(p->run) : NULL,
 	               "images", p->images, "deployments", deps);
+	if (ev)
+		json_object_set_new(ev, "trigger", json_string(p->trigger));
 	if (ev && with_result)
 		json_object_set_new(ev, "result",
 		                    json_pack("{s:b, s:s, s:s}", "succeeded",
@@ -500,22 +504,26 @@ static int cmp_keys(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The config hash of Secret NS/NAME's DATA (docs/releases.md, "Config"):
- * SHA-256 over, for each key in byte order, the key, a NUL, its base64
- * value as the API returns it and a NUL, in lowercase hex, into HASH.
- * Returns 0 or -1 with err_msg(). */
-static int hash_config(char hash[2 * 32 + 1], const json_t *data)
+/* The config hash of a Secret (docs/releases.md, "Config"): HMAC-SHA256
+ * keyed with its metadata.uid (KEY, "" for none) over, for each key of DATA
+ * in byte order, the key, a NUL, its base64 value as the API returns it and
+ * a NUL; lowercase hex, into HASH. The key keeps whoever reads the pod
+ * template, but not the Secret, from testing guesses of a value against the
+ * hash. Returns 0 or -1 with err_msg(). */
+static int hash_config(char hash[2 * 32 + 1], const char *key_uid, const json_t *data)
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
 	const char **keys = NULL, *key;
 	size_t n = json_object_size(data), i = 0;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	struct buf msg;
 	json_t *v;
 	int ret = -1;
 
+	/* a Secret holds at most 1 MiB of data; base64 makes it 4/3 of that */
+	buf_init(&msg, CONFIG_HASHED_MAX);
 	keys = calloc(n ? n : 1, sizeof(*keys));
-	if (!ctx || !keys || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+	if (!keys) {
 		err_set("out of memory");
 		goto out;
 	}
@@ -526,22 +534,24 @@ static int hash_config(char hash[2 * 32 + 1], const json_t *data)
 
 		if (!val)
 			val = "";
-		if (EVP_DigestUpdate(ctx, keys[i], strlen(keys[i]) + 1) != 1 ||
-		    EVP_DigestUpdate(ctx, val, strlen(val) + 1) != 1) {
-			err_set("sha256 failed");
+		if (buf_add(&msg, keys[i], strlen(keys[i]) + 1) < 0 ||
+		    buf_add(&msg, val, strlen(val) + 1) < 0)
 			goto out;
-		}
 	}
-	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md)) {
-		err_set("sha256 failed");
+	if (!HMAC(EVP_sha256(), key_uid, (int)strlen(key_uid),
+	          (const unsigned char *)(msg.data ? msg.data : ""), msg.len, md, &mdlen) ||
+	    mdlen != sizeof(md)) {
+		err_set("hmac-sha256 failed");
 		goto out;
 	}
 	for (i = 0; i < sizeof(md); i++)
 		snprintf(hash + 2 * i, 3, "%02x", md[i]);
 	ret = 0;
 out:
+	if (msg.data)
+		explicit_bzero(msg.data, msg.len);
+	buf_release(&msg);
 	free(keys);
-	EVP_MD_CTX_free(ctx);
 	return ret;
 }
 
@@ -558,7 +568,10 @@ static void config_of(struct pipeline *p, char *secret, size_t size, char hash[2
 	snprintf(secret, size, "%s-config", p->remote_name);
 	rc = kube_get(&obj, p->env->kube, "v1/secrets", p->ns, secret);
 	if (rc == 0 || rc == KUBE_ENOTFOUND) {
-		if (hash_config(hash, json_object_get(obj, "data")) < 0)
+		const char *uid =
+		    json_string_value(json_object_get(json_object_get(obj, "metadata"), "uid"));
+
+		if (hash_config(hash, uid ? uid : "", json_object_get(obj, "data")) < 0)
 			hash[0] = '\0';
 	}
 	if (!hash[0])

@@ -96,11 +96,11 @@ static const char main_help[] =
     "  --version             print the version\n"
     "\n"
     "exit status:\n"
-    "  0  done (wait: the run succeeded)\n"
-    "  1  failed: the run failed (wait), the API server refused or failed,\n"
+    "  0  done (wait, rollback --wait: the run succeeded)\n"
+    "  1  failed: the run failed (wait, rollback --wait), the API server refused or failed,\n"
     "     bad key file, no URL yet\n"
     "  2  usage error; wait: the timeout passed before the run finished\n"
-    "  3  the Remote, PipelineRun or key does not exist\n";
+    "  3  the Remote, PipelineRun, key, release or config key does not exist\n";
 
 static const char remote_help[] =
     "usage: kubectl slipway remote create|list|url|delete ...\n"

@@ -633,7 +633,12 @@ static int patch_env_from(json_t *lists, json_t *podspec, const char *name)
 			continue;
 		env = json_is_array(env) ? json_copy(env) : json_array();
 		add = json_pack("{s:{s:s, s:b}}", "secretRef", "name", name, "optional", 1);
-		if (!env || !add || json_array_append_new(env, add) < 0) {
+		if (!env || !add) {
+			json_decref(env);
+			json_decref(add);
+			return -1;
+		}
+		if (json_array_append_new(env, add) < 0) {
 			json_decref(env);
 			return -1;
 		}

@@ -65,7 +65,14 @@ test_expect_success 'set up: CRDs of this tree, namespace, Remote, Deployment th
 	exec "$SLIPWAY_ROOT/build/bin/builder" "\$@"
 	EOF_
 	chmod +x builder &&
+	mkdir -p admin-hooks/pre-deploy &&
+	cat >admin-hooks/pre-deploy/10-record <<-EOF_ &&
+	#!/bin/sh
+	echo "\$SLIPWAY_TRIGGER \$SLIPWAY_AFTER" >>"$TRASH_DIRECTORY/pre-deploy.seen"
+	EOF_
+	chmod +x admin-hooks/pre-deploy/10-record &&
 	gitd_start_cluster --builder-mode local --builder "$TRASH_DIRECTORY/builder" \
+		--hooks-dir "$TRASH_DIRECTORY/admin-hooks" \
 		--rollout-timeout 60 --work-dir "$TRASH_DIRECTORY" &&
 	test_wait_for 10 test -d repos/$ns/web.git &&
 	new_app src
@@ -113,7 +120,9 @@ test_expect_success 'rollback goes to v2 by default: its digest, no build, no ne
 	jq -e ".status.conditions[] | select(.type == \"Succeeded\") | .status == \"True\"" rb.json &&
 	jq -r ".status.stages[].name" rb.json >stages &&
 	test_must_fail grep -q build stages &&
-	test_grep "^deploy$" stages &&
+	test_grep "^queue release pre-deploy deploy$" <(tr "\n" " " <stages | sed "s/ $//") &&
+	test "$(tail -n 1 pre-deploy.seen)" = "rollback $(jq -r .spec.after rb.json)" &&
+	test "$(jq -r .spec.after rb.json)" = "$(kubectl -n $ns get pipelinerun $(run_with 2) -o jsonpath="{.spec.after}")" &&
 	wc -l <builder.calls >calls.after &&
 	test_cmp calls.before calls.after &&
 	test_must_fail grep -q "Building" rb.json &&
@@ -170,9 +179,10 @@ test_expect_success 'historyLimit 3: after the fifth push three runs are kept, t
 # config_hash SECRET-JSON: the config hash docs/releases.md defines.
 config_hash() {
 	python3 -c '
-import hashlib, json, sys
-data = json.load(open(sys.argv[1])).get("data", {})
-h = hashlib.sha256()
+import hashlib, hmac, json, sys
+secret = json.load(open(sys.argv[1]))
+data = secret.get("data", {})
+h = hmac.new(secret["metadata"]["uid"].encode(), digestmod=hashlib.sha256)
 for k in sorted(data):
     h.update(k.encode() + b"\0" + data[k].encode() + b"\0")
 print(h.hexdigest())' "$1"
@@ -249,6 +259,19 @@ test_expect_success 'a user with only the slipway-releaser role can roll back, a
 	test_expect_code 1 env KUBECONFIG=$TRASH_DIRECTORY/releaser.kubeconfig kubectl slipway -n $ns config get web >out 2>err &&
 	test_grep "secret $ns/web-config: .*forbidden" err &&
 	test_must_fail grep -q s3cr3t out err
+'
+
+test_expect_success 'a rollback created while gitd is down runs when it starts (serving two namespaces)' '
+	gitd_stop &&
+	ks rollback web v6 >out &&
+	run=$(sed -n "s|^pipelinerun.slipway.dev/\([^ ]*\) created.*|\1|p" out) &&
+	test -n "$run" &&
+	test "$(kubectl -n $ns get pipelinerun $run -o jsonpath="{.status}")" = "" &&
+	gitd_start_cluster --namespace $ns --namespace $ns-none --builder-mode local \
+		--builder "$TRASH_DIRECTORY/builder" --rollout-timeout 60 --work-dir "$TRASH_DIRECTORY" &&
+	ks wait $run --timeout 2m &&
+	test "$(kubectl -n $ns get pipelinerun $run -o jsonpath="{.status.release}")" = 6 &&
+	test_must_fail grep -q "\"pipelinerun_interrupted\".*$run" gitd.log
 '
 
 test_expect_success 'gitd stopped; the namespace and the roles are removed' '

@@ -59,7 +59,7 @@ grant_overlay() {
 		    patch: |-
 		      - op: replace
 		        path: /rules/0/resourceNames
-		        value: [registry-push]
+		        value: [registry-push, web-config]
 		EOF_
 }
 
