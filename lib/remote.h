@@ -27,6 +27,10 @@
 
 #define REMOTE_HOOK_TIMEOUT_MAX_S 3600 /* spec.hooks[].timeoutSeconds, from 1 */
 
+/* spec.upstream.pollIntervalSeconds: from 10 s to a day */
+#define REMOTE_POLL_INTERVAL_MIN_S 10
+#define REMOTE_POLL_INTERVAL_MAX_S 86400
+
 /* One container of a Deployment: one image built per push. */
 struct remote_container {
 	const char *name;              /* containers[].name, not empty */
@@ -53,6 +57,21 @@ struct remote_hook {
 	const char *key;       /* configMapRef.key, not empty */
 	long timeout_ms;       /* timeoutSeconds * 1000, or 0 when unset (gitd's
 	                          --hook-timeout then applies) */
+};
+
+/* spec.upstream: a repository on a git host whose pushes deploy this Remote
+ * (docs/webhooks.md). */
+struct remote_upstream {
+	const char *url;             /* "https://..." or "ssh://..." (scp-like
+	                                "user@host:path" is refused: libgit2 reads
+	                                ssh:// only) */
+	const char *secret;          /* secretRef.name: the credentials and the
+	                                webhook secret (keys in docs/webhooks.md) */
+	const char *const *branches; /* branches[] that deploy when they move
+	                                upstream; NULL when unset: the Remote's
+	                                spec.branches */
+	size_t nbranches;
+	int poll_interval_s; /* pollIntervalSeconds, 0 when unset (no polling) */
 };
 
 /* A parsed Remote. Every string is borrowed from the object parsed, which the
@@ -84,6 +103,8 @@ struct remote {
 	bool allow_delete_current_branch; /* spec.allowDeleteCurrentBranch, false
 	                                     when unset */
 	bool rollback_on_failure;         /* spec.rollbackOnFailure, true when unset */
+	bool has_upstream;                /* spec.upstream is set (Slipway's Remotes only) */
+	struct remote_upstream upstream;  /* valid when has_upstream */
 	json_t *obj;                      /* the object parsed (a reference held) */
 };
 
@@ -100,6 +121,11 @@ int remote_parse(struct remote *out, const json_t *obj, bool is_gitkube);
 /* Whether REFNAME deploys: a branch of R->branches ("main" or
  * "refs/heads/main" form), only under refs/heads/. */
 bool remote_is_deploying(const struct remote *r, const char *refname);
+
+/* Whether a move of REFNAME upstream deploys: R has an upstream and
+ * REFNAME is refs/heads/B with B in upstream.branches, or (unset) a
+ * deploying branch (remote_is_deploying). */
+bool remote_upstream_is_followed(const struct remote *r, const char *refname);
 
 /* Whether R has a hook for EVENT. */
 bool remote_has_hook(const struct remote *r, const char *event);
