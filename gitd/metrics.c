@@ -20,6 +20,16 @@ static const char *const reasons[METRICS_REASONS] = {
 static const char *const close_reasons[METRICS_CLOSE_REASONS] = {
     "login_grace_time", "max_auth_tries", "max_session_time", "min_transfer_rate", "other"};
 
+/* Webhook requests by what came of them ("webhook RESULT" reports): the
+ * answered ones first, then the refusals; the last catches the rest. */
+static const char *const webhook_results[METRICS_WEBHOOK_RESULTS] = {
+    "accepted",       "ping",
+    "ignored",        "bad_signature",
+    "unknown_remote", "non_deploying_branch",
+    "body_too_large", "replayed_delivery",
+    "bad_request",    "error",
+    "other"};
+
 static const char *const refusals[METRICS_REFUSALS] = {"max_connections", "max_startups",
                                                        "per_source_max_startups"};
 
@@ -60,6 +70,15 @@ void metrics_record(struct metrics *m, const char *line)
 		     i++)
 			;
 		m->closed[i]++;
+		return;
+	}
+	if (!strncmp(line, "webhook ", 8)) {
+		int i;
+
+		for (i = 0; i < METRICS_WEBHOOK_RESULTS - 1 && strcmp(line + 8, webhook_results[i]);
+		     i++)
+			;
+		m->webhooks[i]++;
 		return;
 	}
 	if (sscanf(line, "%15s %15s %llu %llu", what, result, &bytes, &ms) != 4 ||
@@ -150,6 +169,10 @@ int metrics_render(struct buf *out, const struct metrics *m, int active, size_t 
 	    histogram(out, "gitd_push_duration_seconds", "Time to serve a push.", &m->push_seconds);
 	ret |= histogram(out, "gitd_fetch_duration_seconds", "Time to serve a clone or fetch.",
 	                 &m->fetch_seconds);
+	ret |= render_by_reason(out, "gitd_webhooks_total",
+	                        "Webhook requests, by result: accepted, ping, ignored, or why "
+	                        "they were refused.",
+	                        webhook_results, m->webhooks, METRICS_WEBHOOK_RESULTS);
 	ret |= buf_addf(out,
 	                "# HELP gitd_remotes Remotes served.\n"
 	                "# TYPE gitd_remotes gauge\n"

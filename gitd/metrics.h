@@ -12,6 +12,9 @@
  *                                 metrics_closed_reason)
  *   "push ok|error BYTES DURATION_MS\n"
  *   "fetch ok|error BYTES DURATION_MS\n"
+ *   "webhook RESULT\n"            (the webhook listener, webhook.h: accepted,
+ *                                 ping, ignored, or the reason of a refusal,
+ *                                 see metrics.c)
  * gitd parses them with metrics_record and serves metrics_render on
  * /metrics. */
 #ifndef SLIP_GITD_METRICS_H
@@ -24,6 +27,7 @@
 #define METRICS_BUCKETS 13
 #define METRICS_REASONS 6
 #define METRICS_CLOSE_REASONS 5
+#define METRICS_WEBHOOK_RESULTS 11
 
 /* Why gitd refused a connection at accept(2), before forking. */
 enum metrics_refusal {
@@ -48,7 +52,8 @@ struct metrics {
 	unsigned long long fetches[2];
 	unsigned long long push_bytes, fetch_bytes;
 	struct metrics_histogram push_seconds, fetch_seconds;
-	unsigned long long bad_reports; /* lines that did not parse */
+	unsigned long long webhooks[METRICS_WEBHOOK_RESULTS]; /* by result, see .c */
+	unsigned long long bad_reports;                       /* lines that did not parse */
 };
 
 /* Applies one report LINE (without the newline) to M. Unknown or malformed
