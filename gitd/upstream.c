@@ -157,8 +157,10 @@ static int on_credentials(git_credential **out, const char *url, const char *use
 	const char *user = u->username.len ? buf_str(&u->username) : NULL;
 
 	/* libgit2 asks again after a refusal: once is enough */
-	if (u->cred_tries++)
-		return err_set("the upstream refused the credentials"), GIT_EUSER;
+	if (u->cred_tries++) {
+		err_set("the upstream refused the credentials");
+		return GIT_EUSER;
+	}
 	if ((allowed & GIT_CREDENTIAL_SSH_MEMORY) && u->ssh_key.len)
 		return git_credential_ssh_key_memory_new(
 		    out, user ? user : (user_from_url ? user_from_url : "git"), NULL,
@@ -194,7 +196,8 @@ static bool is_known_host(const char *known, const char *host, int port, const c
 			if (hosts && type && key && hosts[0] != '#' && !strcmp(key, key64)) {
 				char *h, *hsave = NULL;
 
-				for (h = strtok_r(hosts, ",", &hsave); h; h = strtok_r(NULL, ",", &hsave))
+				for (h = strtok_r(hosts, ",", &hsave); h;
+				     h = strtok_r(NULL, ",", &hsave))
 					if (!strcmp(h, pattern))
 						return true;
 			}
@@ -279,8 +282,8 @@ static int open_quarantined(git_repository **out, struct upstream *u)
 
 	*out = NULL;
 	snprintf(objects, sizeof(objects), "%s/objects", u->repo_path);
-	if ((size_t)snprintf(u->quarantine, sizeof(u->quarantine), "%s/incoming-XXXXXX",
-	                     objects) >= sizeof(u->quarantine) ||
+	if ((size_t)snprintf(u->quarantine, sizeof(u->quarantine), "%s/incoming-XXXXXX", objects) >=
+	        sizeof(u->quarantine) ||
 	    !mkdtemp(u->quarantine)) {
 		u->quarantine[0] = '\0';
 		return err_set("cannot create a quarantine in %s: %s", objects, strerror(errno));
@@ -357,7 +360,8 @@ static void fetch_main(struct upstream *u, char *const *want, size_t n, int fd)
 				continue;
 			git_oid_tostr(hex, sizeof(hex), &heads[i]->oid);
 			json_object_set_new(refs, want[k], json_string(hex));
-			has = git_repository_odb(&odb, repo) == 0 && git_odb_exists(odb, &heads[i]->oid);
+			has = git_repository_odb(&odb, repo) == 0 &&
+			      git_odb_exists(odb, &heads[i]->oid);
 			git_odb_free(odb);
 			if (!has)
 				specs.strings[specs.count++] = want[k];
@@ -533,15 +537,15 @@ static int on_verdict(void *arg, const struct pipeline_request *req, char *const
 	for (size_t i = 0; i < req->ncmds; i++) {
 		if (errors[i]) {
 			event_log("warn", "upstream_refused", "{s:s, s:s, s:s, s:o}", "namespace",
-			          req->ns, "remote", req->name, "ref", req->cmds[i].refname, "error",
-			          jsontext_lossy(errors[i], 1024));
+			          req->ns, "remote", req->name, "ref", req->cmds[i].refname,
+			          "error", jsontext_lossy(errors[i], 1024));
 			continue;
 		}
 		if (move_ref(repo, req->cmds[i].refname, &req->cmds[i].before, &req->cmds[i].after,
 		             u->trigger) < 0) {
 			event_log("warn", "upstream_refused", "{s:s, s:s, s:s, s:s}", "namespace",
-			          req->ns, "remote", req->name, "ref", req->cmds[i].refname, "error",
-			          err_msg());
+			          req->ns, "remote", req->name, "ref", req->cmds[i].refname,
+			          "error", err_msg());
 			continue;
 		}
 		u->is_updated[i] = true;
@@ -593,12 +597,14 @@ static int deploy(struct upstream *u, char *const *want, size_t n, const char *t
 		goto out;
 	}
 	if (git_repository_open_bare(&seen, u->repo_path) < 0 ||
-	    git_repository_odb(&odb, seen) < 0 || git_odb_add_disk_alternate(odb, u->quarantine) < 0) {
+	    git_repository_odb(&odb, seen) < 0 ||
+	    git_odb_add_disk_alternate(odb, u->quarantine) < 0) {
 		err_set("cannot open %s: %s", u->repo_path, repo_git_error());
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const char *hex = json_string_value(json_object_get(json_object_get(got, "refs"), want[i]));
+		const char *hex =
+		    json_string_value(json_object_get(json_object_get(got, "refs"), want[i]));
 		struct pipeline_command *c = &req.cmds[req.ncmds];
 
 		if (!hex || git_oid_fromstr(&c->after, hex) < 0)
@@ -751,8 +757,8 @@ void upstream_serve_webhook(const json_t *msg, int fd, const struct upstream_opt
 		goto out;
 	}
 	if (rc < 0) {
-		event_log("error", "webhook_failed", "{s:s, s:s, s:s}", "namespace", ns, "remote", name,
-		          "error", err_msg());
+		event_log("error", "webhook_failed", "{s:s, s:s, s:s}", "namespace", ns, "remote",
+		          name, "error", err_msg());
 		reply(&fd, 503, "error", "slipway: cannot read the Remote");
 		goto out;
 	}
@@ -798,8 +804,9 @@ void upstream_serve_webhook(const json_t *msg, int fd, const struct upstream_opt
 	snprintf(text, sizeof(text), "deploying %.500s", push.refname);
 	reply(&fd, 202, "accepted", text);
 	event_log("info", "webhook_accepted", "{s:s, s:s, s:s, s:o, s:o, s:o}", "namespace", ns,
-	          "remote", name, "sender", sender, "ref", jsontext_lossy(push.refname, 4096), "after",
-	          jsontext_lossy(push.after, 64), "pusher", jsontext_lossy(push.sender, 256));
+	          "remote", name, "sender", sender, "ref", jsontext_lossy(push.refname, 4096),
+	          "after", jsontext_lossy(push.after, 64), "pusher",
+	          jsontext_lossy(push.sender, 256));
 	if (deploy(&u, &push.refname, 1, "webhook", push.sender) < 0)
 		event_log("error", "upstream_failed", "{s:s, s:s, s:s, s:s}", "namespace", ns,
 		          "remote", name, "trigger", "webhook", "error", err_msg());
@@ -824,8 +831,8 @@ void upstream_poll(const char *ns, const char *name, const struct upstream_opts 
 	rc = upstream_load(&u, ns, name);
 	if (rc < 0) {
 		event_log(rc == KUBE_ENOTFOUND ? "debug" : "error", "upstream_failed",
-		          "{s:s, s:s, s:s, s:s}", "namespace", ns, "remote", name, "trigger", "poll",
-		          "error", err_msg());
+		          "{s:s, s:s, s:s, s:s}", "namespace", ns, "remote", name, "trigger",
+		          "poll", "error", err_msg());
 		goto out;
 	}
 	/* the followed branches: upstream.branches, else spec.branches */
@@ -849,11 +856,11 @@ void upstream_poll(const char *ns, const char *name, const struct upstream_opts 
 	}
 	rc = want ? deploy(&u, want, n, "poll", "") : err_set("out of memory");
 	if (rc < 0)
-		event_log("error", "upstream_failed", "{s:s, s:s, s:s, s:s}", "namespace", ns, "remote",
-		          name, "trigger", "poll", "error", err_msg());
+		event_log("error", "upstream_failed", "{s:s, s:s, s:s, s:s}", "namespace", ns,
+		          "remote", name, "trigger", "poll", "error", err_msg());
 	else
-		event_log(rc ? "info" : "debug", "upstream_polled", "{s:s, s:s, s:i}", "namespace", ns,
-		          "remote", name, "runs", rc);
+		event_log(rc ? "info" : "debug", "upstream_polled", "{s:s, s:s, s:i}", "namespace",
+		          ns, "remote", name, "runs", rc);
 out:
 	for (size_t i = 0; i < n; i++)
 		free(want[i]);

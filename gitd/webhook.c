@@ -36,12 +36,19 @@
 /* How long the listener waits for the worker's answer. */
 #define REPLY_TIMEOUT_S 30
 
-const char *const webhook_headers[] = {
-    "x-hub-signature-256", "x-github-event",          "x-github-delivery",
-    "x-gitlab-token",      "x-gitlab-event",          "x-gitlab-event-uuid",
-    "x-gitea-signature",   "x-gitea-event",           "x-gitea-delivery",
-    "x-slipway-event",     "x-slipway-signature-256", "x-slipway-delivery",
-    NULL};
+const char *const webhook_headers[] = {"x-hub-signature-256",
+                                       "x-github-event",
+                                       "x-github-delivery",
+                                       "x-gitlab-token",
+                                       "x-gitlab-event",
+                                       "x-gitlab-event-uuid",
+                                       "x-gitea-signature",
+                                       "x-gitea-event",
+                                       "x-gitea-delivery",
+                                       "x-slipway-event",
+                                       "x-slipway-signature-256",
+                                       "x-slipway-delivery",
+                                       NULL};
 
 /* ---- checks ------------------------------------------------------------ */
 
@@ -120,7 +127,8 @@ static int check_hmac(const struct webhook_request *r, const char *given,
 	for (unsigned i = 0; i < maclen; i++)
 		snprintf(want + 2 * i, 3, "%02x", mac[i]);
 	for (size_t i = 0; i <= 2 * SHA256_DIGEST_LENGTH; i++)
-		got[i] = (given[i] >= 'A' && given[i] <= 'F') ? (char)(given[i] - 'A' + 'a') : given[i];
+		got[i] =
+		    (given[i] >= 'A' && given[i] <= 'F') ? (char)(given[i] - 'A' + 'a') : given[i];
 	ret = CRYPTO_memcmp(want, got, 2 * SHA256_DIGEST_LENGTH) ? -1 : 0;
 	OPENSSL_cleanse(mac, sizeof(mac));
 	OPENSSL_cleanse(want, sizeof(want));
@@ -198,7 +206,8 @@ int webhook_parse(struct webhook_push *out, const struct webhook_request *r)
 	if (s == WEBHOOK_GITLAB)
 		sender = json_string_value(json_object_get(body, "user_username"));
 	else
-		sender = json_string_value(json_object_get(json_object_get(body, "sender"), "login"));
+		sender =
+		    json_string_value(json_object_get(json_object_get(body, "sender"), "login"));
 	if (!ref || strncmp(ref, "refs/", 5) != 0 || strlen(ref) > 4096) {
 		err_set("push payload: no valid ref");
 		goto out;
@@ -298,7 +307,8 @@ static enum MHD_Result forward(struct MHD_Connection *conn, struct request *req)
 	enum MHD_Result ret;
 
 	for (size_t i = 0; webhook_headers[i]; i++) {
-		const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, webhook_headers[i]);
+		const char *v =
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, webhook_headers[i]);
 
 		if (v && strlen(v) < 1024)
 			json_object_set_new(headers, webhook_headers[i], json_string(v));
@@ -318,7 +328,8 @@ static enum MHD_Result forward(struct MHD_Connection *conn, struct request *req)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
 	    send(fd, line, len, MSG_NOSIGNAL) != (ssize_t)len) {
-		event_log("error", "webhook_pipeline_unreachable", "{s:s}", "error", strerror(errno));
+		event_log("error", "webhook_pipeline_unreachable", "{s:s}", "error",
+		          strerror(errno));
 		goto failed;
 	}
 	reply_text = malloc(REPLY_MAX);
@@ -365,14 +376,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct request *req = *state;
 
 	if (!req) {
-		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+		const char *cl =
+		    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
 		struct request probe;
 
 		if (strcmp(method, "POST") != 0)
 			return respond(conn, 405, "bad_request", "only POST is served");
 		if (parse_url(&probe, url) < 0) {
-			event_log("warn", "webhook_refused", "{s:s, s:o}", "reason", "unknown_remote",
-			          "path", jsontext_lossy(url, 300));
+			event_log("warn", "webhook_refused", "{s:s, s:o}", "reason",
+			          "unknown_remote", "path", jsontext_lossy(url, 300));
 			return respond(conn, 404, "unknown_remote", "not a Remote's hook URL");
 		}
 		if (cl && strtoull(cl, NULL, 10) > WEBHOOK_BODY_MAX) {
