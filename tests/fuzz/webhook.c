@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r.gitea_signature = "00";
 		break;
 	default:
-		r.slipway_signature = "sha256=0000000000000000000000000000000000000000000000000000000000000000";
+		r.slipway_signature =
+		    "sha256=0000000000000000000000000000000000000000000000000000000000000000";
 		break;
 	}
 	r.event = events[(data[0] >> 2) & 3];

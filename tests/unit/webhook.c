@@ -40,7 +40,8 @@ static void test_rfc4231(void)
 	/* RFC 4231 test case 2: key "Jefe" */
 	const char *data = "what do ya want for nothing?";
 	struct webhook_request r = request(data, strlen(data));
-	const char *want = "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+	const char *want =
+	    "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
 
 	r.slipway_signature = want;
 	ok(webhook_verify(&r, (const unsigned char *)"Jefe", 4) == 0,
@@ -147,7 +148,8 @@ static void test_parse(void)
 	r.body = (const unsigned char *)"{\"ref\":\"main\",\"before\":\"0\",\"after\":\"1\"}";
 	r.body_len = strlen((const char *)r.body);
 	ok(webhook_parse(&p, &r) == -1 && !p.refname, "a ref outside refs/ is refused");
-	r.body = (const unsigned char *)"{\"ref\":\"refs/heads/main\",\"before\":\"0\",\"after\":\"1\"}";
+	r.body =
+	    (const unsigned char *)"{\"ref\":\"refs/heads/main\",\"before\":\"0\",\"after\":\"1\"}";
 	r.body_len = strlen((const char *)r.body);
 	ok(webhook_parse(&p, &r) == -1 && strstr(err_msg(), "object ids"),
 	   "before and after must be object ids");
