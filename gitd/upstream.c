@@ -525,8 +525,12 @@ static int on_verdict(void *arg, const struct pipeline_request *req, char *const
 	struct upstream *u = arg;
 	git_repository *repo = NULL;
 	git_odb *odb = NULL;
+	size_t naccepted = 0;
 
-	if (migrate(u) < 0 || git_repository_open_bare(&repo, u->repo_path) < 0) {
+	for (size_t i = 0; i < req->ncmds; i++)
+		naccepted += !errors[i];
+	/* as with a push, objects of refused updates stay out of the repository */
+	if (naccepted && (migrate(u) < 0 || git_repository_open_bare(&repo, u->repo_path) < 0)) {
 		event_log("error", "upstream_failed", "{s:s, s:s, s:s}", "namespace", req->ns,
 		          "remote", req->name, "error", err_msg());
 		return 0;
@@ -541,8 +545,8 @@ static int on_verdict(void *arg, const struct pipeline_request *req, char *const
 			          "error", jsontext_lossy(errors[i], 1024));
 			continue;
 		}
-		if (move_ref(repo, req->cmds[i].refname, &req->cmds[i].before, &req->cmds[i].after,
-		             u->trigger) < 0) {
+		if (!repo || move_ref(repo, req->cmds[i].refname, &req->cmds[i].before,
+		                      &req->cmds[i].after, u->trigger) < 0) {
 			event_log("warn", "upstream_refused", "{s:s, s:s, s:s, s:s}", "namespace",
 			          req->ns, "remote", req->name, "ref", req->cmds[i].refname,
 			          "error", err_msg());
