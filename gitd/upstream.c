@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,7 @@
 #define SLIPWAY_REMOTES "slipway.dev/v1alpha1/remotes"
 #define SECRET_VALUE_MAX (64u << 10) /* one key of the upstream's Secret */
 #define FETCH_REPLY_MAX (1u << 20)   /* the fetch process's answer */
+#define FETCH_TIMEOUT_S 600          /* longest fetch; then it is killed */
 #define DELIVERIES_DIR ".webhook-deliveries"
 
 /* One Remote's upstream as the worker sees it. */
@@ -271,28 +274,36 @@ static int set_ca(struct upstream *u)
 	return rc;
 }
 
-/* Opens U's repository into *OUT with a new quarantine for objects to be
- * written to, the repository's own objects readable beside it. */
+/* Creates U->quarantine, REPO/objects/incoming-XXXXXX with its pack/
+ * directory; upstream_release removes it. */
+static int make_quarantine(struct upstream *u)
+{
+	char pack[REPO_PATH_MAX + 16];
+
+	if ((size_t)snprintf(u->quarantine, sizeof(u->quarantine), "%s/objects/incoming-XXXXXX",
+	                     u->repo_path) >= sizeof(u->quarantine) ||
+	    !mkdtemp(u->quarantine)) {
+		u->quarantine[0] = '\0';
+		return err_set("cannot create a quarantine in %s: %s", u->repo_path,
+		               strerror(errno));
+	}
+	snprintf(pack, sizeof(pack), "%s/pack", u->quarantine);
+	if (mkdir(pack, 0700) < 0)
+		return err_set("cannot create %s: %s", pack, strerror(errno));
+	return 0;
+}
+
+/* Opens U's repository into *OUT writing new objects to U->quarantine, the
+ * repository's own objects readable beside it. */
 static int open_quarantined(git_repository **out, struct upstream *u)
 {
-	char objects[REPO_PATH_MAX + 16], pack[REPO_PATH_MAX + 16];
+	char objects[REPO_PATH_MAX + 16];
 	git_odb_backend *backend = NULL;
 	git_odb *odb = NULL;
 	int ret = -1;
 
 	*out = NULL;
 	snprintf(objects, sizeof(objects), "%s/objects", u->repo_path);
-	if ((size_t)snprintf(u->quarantine, sizeof(u->quarantine), "%s/incoming-XXXXXX", objects) >=
-	        sizeof(u->quarantine) ||
-	    !mkdtemp(u->quarantine)) {
-		u->quarantine[0] = '\0';
-		return err_set("cannot create a quarantine in %s: %s", objects, strerror(errno));
-	}
-	snprintf(pack, sizeof(pack), "%s/pack", u->quarantine);
-	if (mkdir(pack, 0700) < 0) {
-		err_set("cannot create %s: %s", pack, strerror(errno));
-		goto out;
-	}
 	if (git_repository_open_bare(out, u->repo_path) < 0 || git_odb_new(&odb) < 0 ||
 	    git_odb_backend_pack(&backend, u->quarantine) < 0 ||
 	    git_odb_add_backend(odb, backend, 2) < 0) {
@@ -319,8 +330,8 @@ out:
 
 /* The fetch process: lists the upstream's refs, downloads the WANT[] (N)
  * branches whose value the repository lacks, and writes to FD
- * {"quarantine": PATH, "refs": {REFNAME: HEX}} (the refs of WANT[] the
- * upstream has) or {"error": MESSAGE}. Never returns. */
+ * {"refs": {REFNAME: HEX}} (the refs of WANT[] the upstream has) or
+ * {"error": MESSAGE}; the pack lands in U->quarantine. Never returns. */
 static void fetch_main(struct upstream *u, char *const *want, size_t n, int fd)
 {
 	git_remote_callbacks cbs;
@@ -372,12 +383,10 @@ static void fetch_main(struct upstream *u, char *const *want, size_t n, int fd)
 		err_set_if_empty("cannot fetch from the upstream: %s", repo_git_error());
 		goto failed;
 	}
-	msg = json_pack("{s:s, s:O}", "quarantine", u->quarantine, "refs", refs);
+	msg = json_pack("{s:O}", "refs", refs);
 	goto send;
 failed:
 	msg = json_pack("{s:o}", "error", jsontext_lossy(err_msg(), 1024));
-	if (u->quarantine[0])
-		fs_remove_tree(u->quarantine);
 send:
 	line = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
 	if (line && write(fd, line, strlen(line)) < 0) {
@@ -386,18 +395,21 @@ send:
 	_exit(0);
 }
 
-/* Runs fetch_main in its own process and reads its answer: *OUT gets the
- * {"quarantine", "refs"} object (caller frees) and U->quarantine its path.
- * Returns 0 or -1 with err_msg(). */
+/* Creates U->quarantine and runs fetch_main in its own process, killed after
+ * FETCH_TIMEOUT_S; *OUT gets its {"refs"} answer (caller frees). Returns 0
+ * or -1 with err_msg(). */
 static int fetch(json_t **out, struct upstream *u, char *const *want, size_t n)
 {
+	long long deadline = clock_now_ms() + FETCH_TIMEOUT_S * 1000LL;
+	bool timed_out = false;
 	struct buf in;
 	json_t *msg = NULL;
-	const char *q;
 	int p[2], status, ret = -1;
 	pid_t pid;
 
 	*out = NULL;
+	if (make_quarantine(u) < 0)
+		return -1;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return err_set("pipe: %s", strerror(errno));
 	pid = fork();
@@ -413,9 +425,24 @@ static int fetch(json_t **out, struct upstream *u, char *const *want, size_t n)
 	close(p[1]);
 	buf_init(&in, FETCH_REPLY_MAX);
 	for (;;) {
+		struct pollfd pfd = {p[0], POLLIN, 0};
+		long long left = deadline - clock_now_ms();
 		char chunk[4096];
-		ssize_t k = read(p[0], chunk, sizeof(chunk));
+		ssize_t k;
 
+		if (left <= 0 || poll(&pfd, 1, (int)(left < 1000 ? left : 1000)) < 0) {
+			if (left > 0 && errno == EINTR)
+				continue;
+			if (left <= 0) {
+				/* a stalled upstream; upstream_release removes the quarantine */
+				kill(pid, SIGKILL);
+				timed_out = true;
+				break;
+			}
+		}
+		if (!(pfd.revents & (POLLIN | POLLHUP)))
+			continue;
+		k = read(p[0], chunk, sizeof(chunk));
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0 || buf_add(&in, chunk, (size_t)k) < 0)
@@ -424,15 +451,17 @@ static int fetch(json_t **out, struct upstream *u, char *const *want, size_t n)
 	close(p[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (timed_out) {
+		err_set("the fetch took over %d s", FETCH_TIMEOUT_S);
+		goto out;
+	}
 	msg = json_loadb(buf_str(&in), in.len, 0, NULL);
-	q = json_string_value(json_object_get(msg, "quarantine"));
-	if (!msg || !q) {
+	if (!json_is_object(json_object_get(msg, "refs"))) {
 		err_set("%s", json_string_value(json_object_get(msg, "error"))
 		                  ? json_string_value(json_object_get(msg, "error"))
 		                  : "the fetch process ended without an answer");
 		goto out;
 	}
-	snprintf(u->quarantine, sizeof(u->quarantine), "%s", q);
 	*out = msg;
 	msg = NULL;
 	ret = 0;
