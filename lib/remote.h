@@ -67,8 +67,9 @@ struct remote_upstream {
 	                                ssh:// only) */
 	const char *secret;          /* secretRef.name: the credentials and the
 	                                webhook secret (keys in docs/webhooks.md) */
-	const char *const *branches; /* branches[] that deploy when they move
-	                                upstream; NULL when unset: the Remote's
+	const char *const *branches; /* branches[] fetched when they move
+	                                upstream (those in spec.branches also
+	                                deploy); NULL when unset: the Remote's
 	                                spec.branches */
 	size_t nbranches;
 	int poll_interval_s; /* pollIntervalSeconds, 0 when unset (no polling) */
