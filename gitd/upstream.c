@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +32,7 @@
 #include "kube.h"
 #include "remote.h"
 #include "repo.h"
+#include "sandbox.h"
 #include "webhook.h"
 #include "banned.h"
 
@@ -341,10 +341,10 @@ static void fetch_main(struct upstream *u, char *const *want, size_t n, int fd)
 	const git_remote_head **heads;
 	git_strarray specs = {NULL, 0};
 	json_t *refs = json_object(), *msg;
+	const char *degraded = NULL;
 	size_t nheads;
 	char *line;
 
-	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
 	specs.strings = calloc(n ? n : 1, sizeof(char *));
@@ -353,7 +353,17 @@ static void fetch_main(struct upstream *u, char *const *want, size_t n, int fd)
 	cbs.transfer_progress = on_transfer;
 	cbs.payload = u;
 	err_clear();
-	if (!specs.strings || !refs || set_ca(u) < 0 || open_quarantined(&repo, u) < 0)
+	if (!specs.strings || !refs || sandbox_prepare() < 0 || set_ca(u) < 0)
+		goto failed;
+	if (sandbox_enter_fetch(u->repo_path, &degraded) < 0) {
+		event_log("error", "sandbox_failed", "{s:s, s:s}", "process", "fetch", "error",
+		          err_msg());
+		goto failed;
+	}
+	if (degraded)
+		event_log("warn", "sandbox_degraded", "{s:s, s:s}", "process", "fetch", "reason",
+		          degraded);
+	if (open_quarantined(&repo, u) < 0)
 		goto failed;
 	if (git_remote_create_anonymous(&rem, repo, u->remote.upstream.url) < 0 ||
 	    git_remote_connect(rem, GIT_DIRECTION_FETCH, &cbs, NULL, NULL) < 0 ||

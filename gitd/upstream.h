@@ -5,8 +5,10 @@
  *
  * Processes: the worker (pipesrv.h) reads the Remote and its Secret, checks
  * the webhook, then frees its API client (wiping the token) and forks a
- * fetch process that holds only the upstream's credentials: it sets
- * no_new_privs, connects with libgit2, lists the upstream's refs, and
+ * fetch process that holds the upstream's credentials and no API token: it
+ * enters the fetch sandbox (sandbox_enter_fetch: its repository, the
+ * network, name resolution), connects with libgit2, lists the upstream's
+ * refs, and
  * downloads the followed branches that moved into REPO/objects/incoming-*,
  * stopping past --max-pack-size. The worker then moves each ref with a
  * compare-and-swap from the value it had before the fetch (as a push does),
