@@ -165,10 +165,13 @@ static void in_child(void (*fn)(void))
 	fflush(stdout);
 	pid = fork();
 	if (pid == 0) {
+		int n0 = tap_n, failed0 = tap_failed;
+
 		close(p[0]);
 		fn();
-		counts[0] = tap_n;
-		counts[1] = tap_failed;
+		/* the child numbers on from the parent's count: report its own */
+		counts[0] = tap_n - n0;
+		counts[1] = tap_failed - failed0;
 		if (write(p[1], counts, sizeof(counts)) != sizeof(counts))
 			_exit(2);
 		_exit(0);
