@@ -487,7 +487,7 @@ static void report(const struct delivery_sender *s, const char *result)
 
 	if (s->o.report_fd <= 0)
 		return;
-	n = snprintf(line, sizeof(line), "webhook %s\n", result);
+	n = snprintf(line, sizeof(line), "delivery %s\n", result);
 	if (write(s->o.report_fd, line, (size_t)n) < 0)
 		event_log("debug", "webhook_report_failed", "{s:s}", "error", strerror(errno));
 }

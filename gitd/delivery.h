@@ -86,7 +86,7 @@ struct delivery_options {
 	const char *kubeconfig; /* NULL: kubectl's lookup, then in-cluster */
 	const char *context;    /* NULL: current context */
 	bool allow_link_local;  /* deliver to blocked addresses too */
-	int report_fd;          /* metrics.h reports ("webhook ok|error|blocked"); <= 0: none */
+	int report_fd;          /* metrics.h reports ("delivery ok|error|blocked"); <= 0: none */
 	long backoff_first_ms;  /* <= 0: DELIVERY_BACKOFF_FIRST_MS */
 };
 

@@ -41,6 +41,7 @@
 #include "ssh.h"
 #include "startups.h"
 #include "watch.h"
+#include "webhook.h"
 #include "banned.h"
 
 #define GITD_AGENT "slipway-gitd/0.1"
@@ -70,6 +71,7 @@ struct options {
 	long max_ref_updates;
 	const char *log_level;
 	const char *metrics_listen;       /* ADDR:PORT, or "" for none */
+	const char *webhook_listen;       /* ADDR:PORT, or NULL for none */
 	const char *external_url;         /* Remote.status.remoteUrl prefix, or NULL */
 	const char *external_url_service; /* NAMESPACE/NAME of a Service giving it */
 	/* pipelines (cluster mode) */
@@ -130,6 +132,8 @@ static const char usage_text[] =
     "  --shutdown-timeout SECS   on SIGTERM, wait this long for connections [30]\n"
     "  --metrics-listen ADDR:PORT  HTTP for /metrics (Prometheus), /healthz and\n"
     "                            /readyz; 'none' to turn off [0.0.0.0:8080]\n"
+    "  --webhook-listen ADDR:PORT  HTTP for git hosts' push webhooks, POST\n"
+    "                            /hooks/NAMESPACE/REMOTE (docs/webhooks.md) [off]\n"
     "  --log-level LEVEL         debug, info, warn or error [info]\n"
     "\n"
     "Pipelines (cluster mode; docs/gitd.md \"Pipelines\"):\n"
@@ -519,6 +523,17 @@ static unsigned random_percent(void)
 
 static pid_t watcher_pid;
 
+/* The webhook listener (--webhook-listen), forked before the host keys are
+ * loaded and not restarted: a later fork would carry them. */
+static pid_t webhook_pid;
+static struct webhook_opts webhook;
+static char webhook_dir[PATH_MAX + 32];
+
+/* The report pipe (metrics.h): connection processes, the webhook listener
+ * and the pipeline server's workers write lines, gitd reads them. Made
+ * before any process that writes to it is forked. */
+static int report[2] = {-1, -1};
+
 /* The pipeline server (cluster mode), restarted when it dies. */
 static struct pipesrv_opts pipesrv;
 static pid_t pipesrv_pid;
@@ -534,11 +549,6 @@ static int pipesrv_launch(void)
 	event_log("info", "pipeline_server_started", "{s:i}", "pid", (int)pipesrv_pid);
 	return 0;
 }
-
-/* The report pipe (metrics.h): connection processes and the pipeline
- * server's workers write lines, gitd reads them. Made before the pipeline
- * server is forked, so that its workers inherit the write end. */
-static int report_pipe[2] = {-1, -1};
 
 /* What the HTTP handler reads; only touched by gitd's main thread (MHD runs
  * from the poll loop, without threads of its own). */
@@ -560,6 +570,12 @@ static int reap(int *nchildren)
 			event_log("warn", "watcher_exited", "{s:i}", "status",
 			          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			watcher_pid = 0;
+			continue;
+		}
+		if (pid == webhook_pid) {
+			event_log("error", "webhook_listener_exited", "{s:i}", "status",
+			          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+			webhook_pid = 0;
 			continue;
 		}
 		if (pid == pipesrv_pid) {
@@ -745,7 +761,6 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 {
 	struct pollfd pfd[5];
 	struct MHD_Daemon *http = NULL;
-	int *report = report_pipe;
 	struct sigaction sa;
 	int lfd, nchildren = 0, one = 1;
 	char startups_spec[40];
@@ -759,8 +774,6 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 	lfd = listen_on(o->listen);
 	if (lfd < 0)
 		return -1;
-	if (fcntl(report[0], F_SETFL, O_NONBLOCK) < 0)
-		return err_set("pipe: %s", strerror(errno));
 	stats.report_fd = report[0];
 	stats.kf = kf;
 	stats.nchildren = &nchildren;
@@ -926,6 +939,8 @@ static int serve(const struct options *o, ssh_bind bind, struct keyfile *kf)
 		kill(kf->watch_pid, SIGTERM);
 	if (pipesrv_pid > 0)
 		kill(pipesrv_pid, SIGTERM);
+	if (webhook_pid > 0)
+		kill(webhook_pid, SIGTERM);
 	if (http)
 		MHD_stop_daemon(http);
 	close(report[0]);
@@ -960,6 +975,7 @@ int main(int argc, char **argv)
 		O_KUBECONFIG,
 		O_CONTEXT,
 		O_METRICS,
+		O_WEBHOOK,
 		O_EXTERNAL_URL,
 		O_EXTERNAL_URL_SERVICE,
 		O_BUILDER_MODE,
@@ -1010,6 +1026,7 @@ int main(int argc, char **argv)
 	    {"kubeconfig", required_argument, NULL, O_KUBECONFIG},
 	    {"context", required_argument, NULL, O_CONTEXT},
 	    {"metrics-listen", required_argument, NULL, O_METRICS},
+	    {"webhook-listen", required_argument, NULL, O_WEBHOOK},
 	    {"external-url", required_argument, NULL, O_EXTERNAL_URL},
 	    {"external-url-from-service", required_argument, NULL, O_EXTERNAL_URL_SERVICE},
 	    {"builder-mode", required_argument, NULL, O_BUILDER_MODE},
@@ -1156,6 +1173,10 @@ int main(int argc, char **argv)
 		case O_METRICS:
 			o.metrics_listen = optarg;
 			break;
+		case O_WEBHOOK:
+			o.webhook_listen = optarg;
+			bad = !strchr(optarg, ':');
+			break;
 		case O_EXTERNAL_URL:
 			o.external_url = optarg;
 			bad = strncmp(optarg, "ssh://", 6) != 0;
@@ -1276,11 +1297,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gitd: unexpected argument '%s' (try --help)\n", argv[optind]);
 		return 2;
 	}
-	if (o.authorized_keys &&
-	    (o.nnamespaces || o.kubeconfig || o.context || o.external_url_service)) {
+	if (o.authorized_keys && (o.nnamespaces || o.kubeconfig || o.context ||
+	                          o.external_url_service || o.webhook_listen)) {
 		fprintf(stderr, "gitd: --authorized-keys serves without a cluster; it does not "
-		                "go with --namespace, --kubeconfig, --context or "
-		                "--external-url-from-service\n");
+		                "go with --namespace, --kubeconfig, --context, "
+		                "--external-url-from-service or --webhook-listen\n");
 		return 2;
 	}
 	if (security_context &&
@@ -1364,6 +1385,24 @@ int main(int argc, char **argv)
 	}
 	o.data_dir = data_dir;
 	snprintf(socket_path, sizeof(socket_path), "%s/.pipeline.sock", data_dir);
+	if (pipe2(report, O_CLOEXEC) < 0 || fcntl(report[0], F_SETFL, O_NONBLOCK) < 0) {
+		err_set("pipe: %s", strerror(errno));
+		goto out;
+	}
+	if (o.webhook_listen) {
+		/* before the host keys are loaded: the listener must not hold them */
+		snprintf(webhook_dir, sizeof(webhook_dir), "%s/.webhook", data_dir);
+		if (mkdir(webhook_dir, 0700) < 0 && errno != EEXIST) {
+			err_set("cannot create %s: %s", webhook_dir, strerror(errno));
+			goto out;
+		}
+		webhook.listen = o.webhook_listen;
+		webhook.socket_path = socket_path;
+		webhook.empty_dir = webhook_dir;
+		webhook.report_fd = report[1];
+		if (webhook_start(&webhook_pid, &webhook) < 0)
+			goto out;
+	}
 	bind = ssh_bind_new();
 	if (!bind) {
 		err_set("out of memory");
@@ -1389,11 +1428,7 @@ int main(int argc, char **argv)
 	}
 	if (kf.path && keyfile_refresh(&kf, true) < 0)
 		goto out;
-	if (pipe2(report_pipe, O_CLOEXEC) < 0) {
-		err_set("pipe: %s", strerror(errno));
-		goto out;
-	}
-	o.pipeline.report_fd = report_pipe[1];
+	o.pipeline.report_fd = report[1]; /* the workers' webhook deliveries */
 	/* the watcher is forked before anything else: it alone loads the
 	 * API credentials */
 	if (!kf.path && watch_launch(&kf) < 0)
@@ -1407,6 +1442,8 @@ int main(int argc, char **argv)
 		pipesrv.cfg = &o.pipeline;
 		pipesrv.internal_bind = o.internal_listen;
 		pipesrv.internal_advertise = o.internal_advertise;
+		pipesrv.max_pack_bytes = o.max_pack_bytes;
+		pipesrv.is_polling = true;
 		if (pipesrv_launch() < 0)
 			goto out;
 	}

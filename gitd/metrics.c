@@ -20,8 +20,17 @@ static const char *const reasons[METRICS_REASONS] = {
 static const char *const close_reasons[METRICS_CLOSE_REASONS] = {
     "login_grace_time", "max_auth_tries", "max_session_time", "min_transfer_rate", "other"};
 
-/* "webhook RESULT" reports, in struct metrics' webhooks[] order. */
-static const char *const webhook_results[METRICS_WEBHOOK_RESULTS] = {"ok", "error", "blocked"};
+/* "delivery RESULT" reports, in struct metrics' deliveries[] order. */
+static const char *const delivery_results[METRICS_DELIVERY_RESULTS] = {"ok", "error", "blocked"};
+/* Webhook requests by what came of them ("webhook RESULT" reports): the
+ * answered ones first, then the refusals; the last catches the rest. */
+static const char *const webhook_results[METRICS_WEBHOOK_RESULTS] = {
+    "accepted",       "ping",
+    "ignored",        "bad_signature",
+    "unknown_remote", "non_deploying_branch",
+    "body_too_large", "replayed_delivery",
+    "bad_request",    "error",
+    "other"};
 
 static const char *const refusals[METRICS_REFUSALS] = {"max_connections", "max_startups",
                                                        "per_source_max_startups"};
@@ -66,9 +75,18 @@ void metrics_record(struct metrics *m, const char *line)
 		return;
 	}
 	if (!strncmp(line, "webhook ", 8)) {
-		for (int i = 0; i < METRICS_WEBHOOK_RESULTS; i++)
-			if (!strcmp(line + 8, webhook_results[i])) {
-				m->webhooks[i]++;
+		int i;
+
+		for (i = 0; i < METRICS_WEBHOOK_RESULTS - 1 && strcmp(line + 8, webhook_results[i]);
+		     i++)
+			;
+		m->webhooks[i]++;
+		return;
+	}
+	if (!strncmp(line, "delivery ", 9)) {
+		for (int i = 0; i < METRICS_DELIVERY_RESULTS; i++)
+			if (!strcmp(line + 9, delivery_results[i])) {
+				m->deliveries[i]++;
 				return;
 			}
 		m->bad_reports++;
@@ -164,9 +182,13 @@ int metrics_render(struct buf *out, const struct metrics *m, int active, size_t 
 	                 &m->fetch_seconds);
 	ret |= buf_addf(out, "# HELP gitd_webhook_deliveries_total Outbound webhook deliveries, by "
 	                     "result.\n# TYPE gitd_webhook_deliveries_total counter\n");
-	for (int i = 0; i < METRICS_WEBHOOK_RESULTS; i++)
+	for (int i = 0; i < METRICS_DELIVERY_RESULTS; i++)
 		ret |= buf_addf(out, "gitd_webhook_deliveries_total{result=\"%s\"} %llu\n",
-		                webhook_results[i], m->webhooks[i]);
+		                delivery_results[i], m->deliveries[i]);
+	ret |= render_by_reason(out, "gitd_webhooks_total",
+	                        "Webhook requests, by result: accepted, ping, ignored, or why "
+	                        "they were refused.",
+	                        webhook_results, m->webhooks, METRICS_WEBHOOK_RESULTS);
 	ret |= buf_addf(out,
 	                "# HELP gitd_remotes Remotes served.\n"
 	                "# TYPE gitd_remotes gauge\n"

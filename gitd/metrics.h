@@ -12,9 +12,12 @@
  *                                 metrics_closed_reason)
  *   "push ok|error BYTES DURATION_MS\n"
  *   "fetch ok|error BYTES DURATION_MS\n"
- *   "webhook ok|error|blocked\n"  (an outbound webhook delivery, from a
+ *   "delivery ok|error|blocked\n" (an outbound webhook delivery, from a
  *                                 pipeline worker: delivered, failed, or
  *                                 refused for its address; delivery.h)
+ *   "webhook RESULT\n"            (the webhook listener, webhook.h: accepted,
+ *                                 ping, ignored, or the reason of a refusal,
+ *                                 see metrics.c)
  * gitd parses them with metrics_record and serves metrics_render on
  * /metrics. */
 #ifndef SLIP_GITD_METRICS_H
@@ -27,7 +30,8 @@
 #define METRICS_BUCKETS 13
 #define METRICS_REASONS 6
 #define METRICS_CLOSE_REASONS 5
-#define METRICS_WEBHOOK_RESULTS 3 /* ok, error, blocked */
+#define METRICS_DELIVERY_RESULTS 3 /* ok, error, blocked */
+#define METRICS_WEBHOOK_RESULTS 11
 
 /* Why gitd refused a connection at accept(2), before forking. */
 enum metrics_refusal {
@@ -51,9 +55,10 @@ struct metrics {
 	unsigned long long pushes[2];                      /* [0] ok, [1] error */
 	unsigned long long fetches[2];
 	unsigned long long push_bytes, fetch_bytes;
-	unsigned long long webhooks[METRICS_WEBHOOK_RESULTS]; /* deliveries by result */
+	unsigned long long deliveries[METRICS_DELIVERY_RESULTS]; /* outbound, by result */
 	struct metrics_histogram push_seconds, fetch_seconds;
-	unsigned long long bad_reports; /* lines that did not parse */
+	unsigned long long webhooks[METRICS_WEBHOOK_RESULTS]; /* by result, see .c */
+	unsigned long long bad_reports;                       /* lines that did not parse */
 };
 
 /* Applies one report LINE (without the newline) to M. Unknown or malformed

@@ -1431,6 +1431,8 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	spec.after = p->after;
 	spec.fingerprint = push->fingerprint;
 	spec.comment = push->comment;
+	spec.trigger = push->trigger;
+	spec.sender = push->sender;
 	rc = pipelinerun_create(&p->run, env->status_kube, &spec, "Queued", "received");
 	if (rc < 0)
 		goto out;
@@ -1779,7 +1781,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		refuse_remote(conn, req, errors, "warn", "remote");
 		goto out;
 	}
-	if (check_pusher(comment, sizeof(comment), &remote, req) < 0)
+	if (!req->trigger[0] && check_pusher(comment, sizeof(comment), &remote, req) < 0)
 		goto refused;
 
 	/* which refs deploy; a push that only stores needs none of what follows */
@@ -1789,6 +1791,8 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		pushes[i].after = req->cmds[i].after;
 		pushes[i].fingerprint = req->fingerprint;
 		pushes[i].comment = comment;
+		pushes[i].trigger = req->trigger[0] ? req->trigger : "push";
+		pushes[i].sender = req->sender;
 		if (!git_oid_is_zero(&pushes[i].after) &&
 		    remote_is_deploying(&remote, pushes[i].refname))
 			ndeploying++;

@@ -111,6 +111,8 @@ struct pipeline_push {
 	git_oid after;
 	const char *fingerprint; /* the pusher's key */
 	const char *comment;     /* its comment, or "" */
+	const char *trigger;     /* "push", "webhook" or "poll" */
+	const char *sender;      /* the git host's account for webhook, or "" */
 };
 
 struct pipeline;
@@ -137,7 +139,13 @@ struct pipeline_request {
 	/* the pusher's key as the connection names it, "SHA256:<base64>";
 	 * pipeline_serve checks it against the Remote */
 	char fingerprint[PIPELINE_FINGERPRINT_MAX];
-	bool is_wait;                  /* no "slipway.wait=false" push option */
+	bool is_wait; /* no "slipway.wait=false" push option */
+	/* what started it: "" for a push; "webhook" or "poll" for an update
+	 * fetched from the Remote's upstream (upstream.h), whose trust is the
+	 * webhook's signature or the upstream itself: the fingerprint is then
+	 * "" and not checked */
+	char trigger[16];
+	char sender[257];              /* the git host's account that pushed, or "" */
 	struct pipeline_command *cmds; /* at least one (owned) */
 	size_t ncmds;
 };

@@ -371,6 +371,12 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 	                spec->ref, "before", spec->before, "after", spec->after, "pusher",
 	                "fingerprint", jsontext_lossy(spec->fingerprint, 256), "comment",
 	                jsontext_lossy(spec->comment, 1024), "trigger", "push");
+	if (obj && spec->trigger)
+		json_object_set_new(json_object_get(obj, "spec"), "trigger",
+		                    json_string(spec->trigger));
+	if (obj && spec->sender && spec->sender[0])
+		json_object_set_new(json_object_get(json_object_get(obj, "spec"), "pusher"), "name",
+		                    jsontext_lossy(spec->sender, 256));
 	if (!obj) {
 		err_set("out of memory");
 		goto out;

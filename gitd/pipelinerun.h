@@ -44,6 +44,8 @@ struct pipelinerun_spec {
 	const char *after;       /* new ref) */
 	const char *fingerprint; /* the pusher's key, "SHA256:..." */
 	const char *comment;     /* the key's comment, or "" */
+	const char *trigger;     /* spec.trigger: "push" (also when NULL), "webhook", "poll" */
+	const char *sender;      /* spec.pusher.name: a webhook's sender, or NULL or "" */
 };
 
 /* A run keeps the client C it was created with (borrowed: C must outlive it)

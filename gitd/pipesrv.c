@@ -26,7 +26,9 @@
 #include "event.h"
 #include "kube.h"
 #include "pipelinerun.h"
+#include "remote.h"
 #include "repo.h"
+#include "upstream.h"
 #include "banned.h"
 
 #define PUSH_OPTION_NO_WAIT "slipway.wait=false"
@@ -332,6 +334,16 @@ static void worker_main(struct worker *w)
 
 	if (read_line(&len, w->fd, &w->in) != 1)
 		return;
+	if (len > 11 && !strncmp(buf_str(&w->in), "{\"webhook\":", 11)) {
+		struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes};
+		json_t *msg = json_loadb(buf_str(&w->in), len, 0, NULL);
+		int fd = w->fd;
+
+		w->fd = -1; /* upstream_serve_webhook answers and closes it */
+		upstream_serve_webhook(json_object_get(msg, "webhook"), fd, &uo);
+		json_decref(msg);
+		return;
+	}
 	if (pipesrv_request_parse(&req, buf_str(&w->in), len, o->data_dir) < 0) {
 		/* no verdict: the connection rejects a push that gets none */
 		event_log("warn", "pipeline_request_refused", "{s:s}", "error", err_msg());
@@ -389,11 +401,130 @@ static pid_t start_controller(const struct pipesrv_opts *o)
 	return pid;
 }
 
+/* A Remote whose upstream is polled. */
+struct poll_entry {
+	char ns[254], name[254];
+	int interval_s;
+	time_t due;
+	pid_t pid; /* its running poll, or 0 */
+	bool is_listed;
+};
+
+static struct poll_entry *polls;
+static size_t npolls;
+
+/* Re-lists the Remotes with a poll period into the table. */
+static void polls_refresh(const struct pipesrv_opts *o)
+{
+	const char *all[] = {NULL, NULL};
+	const char *const *nss = o->namespaces && o->namespaces[0] ? o->namespaces : all;
+	struct kube_client *kube = NULL;
+
+	if (kube_client_new_default(&kube, o->kubeconfig, o->context) < 0) {
+		event_log("error", "upstream_list_failed", "{s:s}", "error", err_msg());
+		return;
+	}
+	for (size_t i = 0; i < npolls; i++)
+		polls[i].is_listed = false;
+	for (size_t k = 0; nss == all ? k < 1 : nss[k] != NULL; k++) {
+		json_t *list = NULL, *item;
+		size_t i;
+
+		if (kube_list(&list, kube, "slipway.dev/v1alpha1/remotes", nss[k], NULL) < 0) {
+			event_log("error", "upstream_list_failed", "{s:s}", "error", err_msg());
+			continue;
+		}
+		json_array_foreach(json_object_get(list, "items"), i, item)
+		{
+			struct remote r;
+			struct poll_entry *e = NULL;
+
+			if (remote_parse(&r, item, false) < 0)
+				continue;
+			for (size_t j = 0; j < npolls && !e; j++)
+				if (!strcmp(polls[j].ns, r.ns) && !strcmp(polls[j].name, r.name))
+					e = &polls[j];
+			if (!e && r.has_upstream && r.upstream.poll_interval_s) {
+				struct poll_entry *grown =
+				    realloc(polls, (npolls + 1) * sizeof(*polls));
+
+				if (grown) {
+					polls = grown;
+					e = &polls[npolls++];
+					memset(e, 0, sizeof(*e));
+					snprintf(e->ns, sizeof(e->ns), "%s", r.ns);
+					snprintf(e->name, sizeof(e->name), "%s", r.name);
+					e->due = time(NULL);
+				}
+			}
+			if (e) {
+				e->interval_s = r.has_upstream ? r.upstream.poll_interval_s : 0;
+				e->is_listed = e->interval_s > 0;
+			}
+			remote_release(&r);
+		}
+		json_decref(list);
+	}
+	kube_client_free(kube);
+	/* Remotes gone or no longer polled leave once their poll ended */
+	for (size_t i = 0; i < npolls;)
+		if (!polls[i].is_listed && !polls[i].pid)
+			polls[i] = polls[--npolls];
+		else
+			i++;
+}
+
+/* Forks a poll for each listed Remote that is due and not being polled. */
+static void polls_start(const struct pipesrv_opts *o, int lfd)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < npolls; i++) {
+		struct poll_entry *e = &polls[i];
+		pid_t pid;
+
+		if (!e->is_listed || e->pid || now < e->due)
+			continue;
+		e->due = now + e->interval_s;
+		pid = fork();
+		if (pid == 0) {
+			struct pipeline_worker pw = {
+			    o->cfg,           o->kubeconfig,         o->context,
+			    o->internal_bind, o->internal_advertise, o->data_dir};
+			struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes};
+			struct sigaction sa;
+
+			close(lfd);
+			prctl(PR_SET_PDEATHSIG, SIGKILL);
+			if (getppid() == 1)
+				_exit(1);
+			memset(&sa, 0, sizeof(sa));
+			sa.sa_handler = SIG_DFL;
+			sigaction(SIGTERM, &sa, NULL);
+			upstream_poll(e->ns, e->name, &uo);
+			_exit(0);
+		}
+		if (pid < 0)
+			event_log("error", "fork_failed", "{s:s}", "error", strerror(errno));
+		else
+			e->pid = pid;
+	}
+}
+
+/* Marks the poll whose process PID ended as not running. */
+static void poll_ended(pid_t pid)
+{
+	for (size_t i = 0; i < npolls; i++)
+		if (polls[i].pid == pid)
+			polls[i].pid = 0;
+}
+
 static void server_main(int lfd, const struct pipesrv_opts *o)
 {
 	struct sigaction sa;
 	pid_t controller;            /* 0 while not running */
 	time_t controller_retry = 0; /* when to start it again */
+	time_t listed = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -414,10 +545,18 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
 			if (pid == controller) /* it ended: start it again */
 				controller = 0;
+			else
+				poll_ended(pid);
 		if (!controller && time(NULL) >= controller_retry) {
 			controller = start_controller(o);
 			controller_retry = time(NULL) + 5;
 		}
+		if (o->is_polling && time(NULL) - listed >= PIPESRV_POLL_LIST_S) {
+			polls_refresh(o);
+			listed = time(NULL);
+		}
+		if (o->is_polling)
+			polls_start(o, lfd);
 		if (poll(&p, 1, 1000) <= 0)
 			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -34,7 +34,13 @@
  * interrupts them. "repo" may be left out (the worker derives it); "comment"
  * is ignored. A first line that pipesrv_request_parse refuses gets no
  * verdict: the worker logs pipeline_request_refused and hangs up, and the
- * connection rejects the push. */
+ * connection rejects the push.
+ *
+ * The webhook listener (webhook.h) sends a first line {"webhook": {...}}
+ * instead; that worker answers one line and goes on with upstream.h. The
+ * server itself lists the Remotes every PIPESRV_POLL_LIST_S seconds and
+ * forks a worker for each upstream whose poll period is due
+ * (upstream_poll), one at a time per Remote. */
 #ifndef SLIP_GITD_PIPESRV_H
 #define SLIP_GITD_PIPESRV_H
 
@@ -56,9 +62,15 @@ struct pipesrv_opts {
 	                                  all (the start-up sweep looks there) */
 	const char *data_dir;          /* the repositories (repo.h), resolved */
 	const struct pipeline_config *cfg;
-	const char *internal_bind;      /* builder endpoint address (buildsrv.h) */
-	const char *internal_advertise; /* how builders reach it; NULL: bind */
+	const char *internal_bind;         /* builder endpoint address (buildsrv.h) */
+	const char *internal_advertise;    /* how builders reach it; NULL: bind */
+	unsigned long long max_pack_bytes; /* a pack fetched from an upstream, at most */
+	bool is_polling;                   /* poll the upstreams of Remotes with
+	                                      spec.upstream.pollIntervalSeconds */
 };
+
+/* How often the server lists Remotes to learn their poll periods. */
+#define PIPESRV_POLL_LIST_S 10
 
 /* Creates the socket, then forks the pipeline server. *PID is its pid.
  * Returns 0 or -1 with err_msg(). */

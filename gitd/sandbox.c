@@ -105,9 +105,16 @@ static int allow_path(int ruleset, const char *path, uint64_t access, uint64_t h
 	return rc < 0 ? -1 : 0;
 }
 
+/* What a fetch process reads besides its repository: resolv.conf, hosts,
+ * nsswitch.conf and the CA bundle under /etc; shared objects the C library
+ * loads for name resolution. */
+static const char *const fetch_reads[] = {"/etc", "/usr", "/lib", "/lib64"};
+
 /* Returns 0 when the Landlock domain is in force, 1 with *DEGRADED when the
- * kernel offers none we can use, -1 with err_msg() on a failure. */
-static int landlock_enter(const char *repo_path, const char **degraded)
+ * kernel offers none we can use, -1 with err_msg() on a failure. IS_FETCH:
+ * TCP is not restricted, and /etc, /usr and /lib may be read (name
+ * resolution, the C library's NSS modules). */
+static int landlock_enter(const char *repo_path, bool is_fetch, const char **degraded)
 {
 	struct ruleset_attr attr = {0};
 	size_t attr_size = sizeof(attr);
@@ -132,7 +139,7 @@ static int landlock_enter(const char *repo_path, const char **degraded)
 	attr.handled_access_fs = FS_ABI1 | LANDLOCK_ACCESS_FS_REFER;
 	if (abi >= 3)
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
-	if (abi >= 4)
+	if (abi >= 4 && !is_fetch)
 		attr.handled_access_net =
 		    LANDLOCK_ACCESS_NET_BIND_TCP | LANDLOCK_ACCESS_NET_CONNECT_TCP;
 	if (abi >= 5)
@@ -141,7 +148,7 @@ static int landlock_enter(const char *repo_path, const char **degraded)
 		attr.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
 	/* ABI 7 adds audit logging flags for landlock_restrict_self, no
 	 * rights; the default (denials logged) is kept */
-	if (abi < 4)
+	if (abi < 4 || (is_fetch && abi < 6))
 		attr_size = offsetof(struct ruleset_attr, handled_access_net);
 	else if (abi < 6)
 		attr_size = offsetof(struct ruleset_attr, scoped);
@@ -160,6 +167,12 @@ static int landlock_enter(const char *repo_path, const char **degraded)
 	    allow_path(ruleset, "/sys/devices/system/cpu/online", LANDLOCK_ACCESS_FS_READ_FILE,
 	               attr.handled_access_fs, true) < 0)
 		goto out;
+	for (size_t i = 0; is_fetch && i < sizeof(fetch_reads) / sizeof(fetch_reads[0]); i++)
+		if (allow_path(ruleset, fetch_reads[i],
+		               LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
+		                   LANDLOCK_ACCESS_FS_EXECUTE,
+		               attr.handled_access_fs, true) < 0)
+			goto out;
 	if (syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) {
 		err_set("landlock: cannot restrict the process: %s", strerror(errno));
 		goto out;
@@ -192,7 +205,9 @@ static const char *const denied[] = {
 static const uint64_t clone_new[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,   CLONE_NEWUSER,
                                      CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWCGROUP};
 
-static int seccomp_enter(void)
+/* IS_FETCH: sockets of AF_INET, AF_INET6 and AF_NETLINK (getaddrinfo) are
+ * allowed too. */
+static int seccomp_enter(bool is_fetch)
 {
 	scmp_filter_ctx ctx;
 	int rc = 0;
@@ -213,8 +228,20 @@ static int seccomp_enter(void)
 			err_set("seccomp: cannot add a rule for %s: %s", denied[i], strerror(-rc));
 	}
 	if (rc == 0) {
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-		                      SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+		if (!is_fetch)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+			                      SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+		/* a fetch's sockets: AF_UNIX, AF_INET, AF_INET6, AF_NETLINK
+		 * (getaddrinfo); families below, between and above are refused */
+		if (is_fetch)
+			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+			                      SCMP_A0(SCMP_CMP_GT, AF_NETLINK)) ||
+			     seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
+			                      SCMP_A0(SCMP_CMP_LT, AF_UNIX));
+		for (int af = AF_INET + 1; is_fetch && rc == 0 && af < AF_NETLINK; af++)
+			if (af != AF_INET6)
+				rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket),
+				                      1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)af));
 		if (rc == 0)
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socketpair), 1,
 			                      SCMP_A0(SCMP_CMP_NE, AF_UNIX));
@@ -245,7 +272,17 @@ int sandbox_enter(const char *repo_path, const char **degraded)
 	*degraded = NULL;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return err_set("no_new_privs: %s", strerror(errno));
-	if (landlock_enter(repo_path, degraded) < 0)
+	if (landlock_enter(repo_path, false, degraded) < 0)
 		return -1;
-	return seccomp_enter();
+	return seccomp_enter(false);
+}
+
+int sandbox_enter_fetch(const char *repo_path, const char **degraded)
+{
+	*degraded = NULL;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return err_set("no_new_privs: %s", strerror(errno));
+	if (landlock_enter(repo_path, true, degraded) < 0)
+		return -1;
+	return seccomp_enter(true);
 }

@@ -49,4 +49,13 @@ int sandbox_prepare(void);
  * restricted at most and must not serve the connection). */
 int sandbox_enter(const char *repo_path, const char **degraded);
 
+/* The same for an upstream's fetch process (upstream.h), which needs the
+ * network: Landlock as above, but TCP is not restricted and /etc, /usr,
+ * /lib and /lib64 may be read (and their shared objects mapped: name
+ * resolution); seccomp as above, but socket() may also create AF_INET,
+ * AF_INET6 and AF_NETLINK sockets. Same failure policy and return values as
+ * sandbox_enter. Call sandbox_prepare first, and load what lies elsewhere
+ * (a CA file) before. */
+int sandbox_enter_fetch(const char *repo_path, const char **degraded);
+
 #endif

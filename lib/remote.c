@@ -616,6 +616,51 @@ static int get_history_limit(struct remote *r, const json_t *spec)
 	return 0;
 }
 
+/* spec.upstream of a Slipway Remote (gitkube's have none). */
+static int parse_upstream(struct remote *r, const json_t *spec)
+{
+	const json_t *up, *ref, *branches, *interval;
+	const char **strings;
+
+	if (r->is_gitkube)
+		return 0;
+	if (get_object(&up, spec, "upstream", "spec") < 0)
+		return -1;
+	if (!up)
+		return 0;
+	if (get_string(&r->upstream.url, up, "url", "spec.upstream", true) < 0 ||
+	    get_object(&ref, up, "secretRef", "spec.upstream") < 0)
+		return -1;
+	if (strncmp(r->upstream.url, "https://", 8) != 0 &&
+	    strncmp(r->upstream.url, "ssh://", 6) != 0)
+		return err_set("spec.upstream.url: not an https:// or ssh:// URL");
+	if (!ref)
+		return err_set("spec.upstream.secretRef: missing");
+	if (get_string(&r->upstream.secret, ref, "name", "spec.upstream.secretRef", true) < 0 ||
+	    get_array(&branches, up, "branches", "spec.upstream", REMOTE_BRANCHES_MAX) < 0)
+		return -1;
+	if (json_array_size(branches)) {
+		if (get_strings(&strings, branches, "spec.upstream.branches") < 0) {
+			free(strings);
+			return -1;
+		}
+		r->upstream.branches = strings;
+		r->upstream.nbranches = json_array_size(branches);
+	}
+	interval = member(up, "pollIntervalSeconds");
+	if (interval) {
+		if (!json_is_integer(interval) ||
+		    json_integer_value(interval) < REMOTE_POLL_INTERVAL_MIN_S ||
+		    json_integer_value(interval) > REMOTE_POLL_INTERVAL_MAX_S)
+			return err_set("spec.upstream.pollIntervalSeconds: not an integer from %d "
+			               "to %d",
+			               REMOTE_POLL_INTERVAL_MIN_S, REMOTE_POLL_INTERVAL_MAX_S);
+		r->upstream.poll_interval_s = (int)json_integer_value(interval);
+	}
+	r->has_upstream = true;
+	return 0;
+}
+
 static int parse_spec(struct remote *r, const json_t *spec)
 {
 	const json_t *keys, *branches;
@@ -646,7 +691,7 @@ static int parse_spec(struct remote *r, const json_t *spec)
 	    get_bool(&r->allow_delete_current_branch, spec, "allowDeleteCurrentBranch", "spec",
 	             false) < 0 ||
 	    get_bool(&r->rollback_on_failure, spec, "rollbackOnFailure", "spec", true) < 0 ||
-	    get_history_limit(r, spec) < 0)
+	    get_history_limit(r, spec) < 0 || parse_upstream(r, spec) < 0)
 		return -1;
 	return 0;
 }
@@ -687,6 +732,19 @@ bool remote_is_deploying(const struct remote *r, const char *refname)
 		return false;
 	for (size_t i = 0; i < r->nbranches; i++)
 		if (!strcmp(r->branches[i], refname + 11) || !strcmp(r->branches[i], refname))
+			return true;
+	return false;
+}
+
+bool remote_upstream_is_followed(const struct remote *r, const char *refname)
+{
+	if (!r->has_upstream || strncmp(refname, "refs/heads/", 11) != 0)
+		return false;
+	if (!r->upstream.branches)
+		return remote_is_deploying(r, refname);
+	for (size_t i = 0; i < r->upstream.nbranches; i++)
+		if (!strcmp(r->upstream.branches[i], refname + 11) ||
+		    !strcmp(r->upstream.branches[i], refname))
 			return true;
 	return false;
 }
@@ -733,6 +791,7 @@ void remote_release(struct remote *r)
 	free((void *)r->authorized_keys);
 	if (r->branches != default_branches)
 		free((void *)r->branches);
+	free((void *)r->upstream.branches);
 	json_decref(r->obj);
 	memset(r, 0, sizeof(*r));
 }

@@ -33,6 +33,10 @@
 #define REMOTE_WEBHOOKS_MAX 20
 #define REMOTE_WEBHOOK_URL_MAX 2048
 
+/* spec.upstream.pollIntervalSeconds: from 10 s to a day */
+#define REMOTE_POLL_INTERVAL_MIN_S 10
+#define REMOTE_POLL_INTERVAL_MAX_S 86400
+
 /* One container of a Deployment: one image built per push. */
 struct remote_container {
 	const char *name;              /* containers[].name, not empty */
@@ -117,6 +121,22 @@ struct remote_webhook {
 	const char *secret_key; /* secretRef.key; "secret" when unset */
 };
 
+/* spec.upstream: a repository on a git host whose pushes deploy this Remote
+ * (docs/webhooks.md). */
+struct remote_upstream {
+	const char *url;             /* "https://..." or "ssh://..." (scp-like
+	                                "user@host:path" is refused: libgit2 reads
+	                                ssh:// only) */
+	const char *secret;          /* secretRef.name: the credentials and the
+	                                webhook secret (keys in docs/webhooks.md) */
+	const char *const *branches; /* branches[] fetched when they move
+	                                upstream (those in spec.branches also
+	                                deploy); NULL when unset: the Remote's
+	                                spec.branches */
+	size_t nbranches;
+	int poll_interval_s; /* pollIntervalSeconds, 0 when unset (no polling) */
+};
+
 /* A parsed Remote. Every string is borrowed from the object parsed, which the
  * struct holds a reference to: all stay valid until remote_release. */
 struct remote {
@@ -152,6 +172,9 @@ struct remote {
 	const struct remote_manifests *manifests;  /* spec.manifests, or NULL when
 	                                              unset or without a path */
 	struct remote_manifests manifests_storage; /* what manifests points to */
+	bool has_upstream;                         /* spec.upstream is set (Slipway's Remotes
+	                                              only) */
+	struct remote_upstream upstream;           /* valid when has_upstream */
 	long history_limit;                        /* spec.historyLimit: finished PipelineRuns
 	                                              kept, 1..REMOTE_HISTORY_LIMIT_MAX,
 	                                              REMOTE_HISTORY_LIMIT_DEFAULT when unset */
@@ -172,6 +195,11 @@ int remote_parse(struct remote *out, const json_t *obj, bool is_gitkube);
 /* Whether REFNAME deploys: a branch of R->branches ("main" or
  * "refs/heads/main" form), only under refs/heads/. */
 bool remote_is_deploying(const struct remote *r, const char *refname);
+
+/* Whether a move of REFNAME upstream deploys: R has an upstream and
+ * REFNAME is refs/heads/B with B in upstream.branches, or (unset) a
+ * deploying branch (remote_is_deploying). */
+bool remote_upstream_is_followed(const struct remote *r, const char *refname);
 
 /* Whether R has a hook for EVENT. */
 bool remote_has_hook(const struct remote *r, const char *event);

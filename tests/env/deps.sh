@@ -25,6 +25,7 @@ packages=(
 	libgit2-dev libssh-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev zlib1g-dev
 	libmicrohttpd-dev docker-registry openssh-client openssh-server clang-format clang-14 libclang-rt-14-dev
 	libarchive-dev libseccomp-dev buildah busybox-static jq python3 python3-venv xxd chromium chromium-driver
+	lighttpd lighttpd-mod-openssl
 	containerd runc containernetworking-plugins iproute2 libc6-dev
 )
 

@@ -13,17 +13,17 @@ static void test_webhooks(void)
 	struct metrics m = {0};
 	struct buf out;
 
-	metrics_record(&m, "webhook ok");
-	metrics_record(&m, "webhook ok");
-	metrics_record(&m, "webhook error");
-	metrics_record(&m, "webhook blocked");
-	ok(m.webhooks[0] == 2 && m.webhooks[1] == 1 && m.webhooks[2] == 1,
-	   "webhook ok, error and blocked are counted apart");
+	metrics_record(&m, "delivery ok");
+	metrics_record(&m, "delivery ok");
+	metrics_record(&m, "delivery error");
+	metrics_record(&m, "delivery blocked");
+	ok(m.deliveries[0] == 2 && m.deliveries[1] == 1 && m.deliveries[2] == 1,
+	   "delivery ok, error and blocked are counted apart");
 	ok(m.bad_reports == 0, "  and are no bad reports");
-	metrics_record(&m, "webhook maybe");
-	metrics_record(&m, "webhook ");
-	metrics_record(&m, "webhook ok extra");
-	ok(m.bad_reports == 3 && m.webhooks[0] == 2, "an unknown result is a bad report");
+	metrics_record(&m, "delivery maybe");
+	metrics_record(&m, "delivery ");
+	metrics_record(&m, "delivery ok extra");
+	ok(m.bad_reports == 3 && m.deliveries[0] == 2, "an unknown result is a bad report");
 
 	buf_init(&out, 1 << 20);
 	ok(metrics_render(&out, &m, 0, 0, 0) == 0, "the exposition renders");

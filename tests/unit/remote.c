@@ -456,6 +456,55 @@ static void test_webhooks(void)
 	        false, "spec.webhooks[0].secretRef.name: missing", "a secretRef without name");
 }
 
+static void test_upstream(void)
+{
+	json_t *obj = load("{" MD ",\"spec\":{\"branches\":[\"main\",\"dev\"],\"upstream\":"
+	                   "{\"url\":\"https://git.example.com/team/web.git\",\"secretRef\":"
+	                   "{\"name\":\"web-upstream\"},\"pollIntervalSeconds\":60}}}");
+	struct remote r;
+
+	ok(remote_parse(&r, obj, false) == 0, "a Remote with an upstream parses");
+	json_decref(obj);
+	ok(r.has_upstream, "it has an upstream");
+	is_str(r.upstream.url, "https://git.example.com/team/web.git", "its url");
+	is_str(r.upstream.secret, "web-upstream", "its secret");
+	is_int(r.upstream.poll_interval_s, 60, "its poll interval");
+	ok(!r.upstream.branches, "no upstream branches: the Remote's apply");
+	ok(remote_upstream_is_followed(&r, "refs/heads/dev"), "a deploying branch is followed");
+	ok(!remote_upstream_is_followed(&r, "refs/heads/other"), "another is not");
+	ok(!remote_upstream_is_followed(&r, "refs/tags/main"), "nor a tag");
+	remote_release(&r);
+
+	obj = load("{" MD ",\"spec\":{\"upstream\":{\"url\":\"ssh://git@h/web.git\","
+	           "\"secretRef\":{\"name\":\"s\"},\"branches\":[\"release\"]}}}");
+	ok(remote_parse(&r, obj, false) == 0, "an ssh upstream with branches parses");
+	json_decref(obj);
+	is_int(r.upstream.poll_interval_s, 0, "no polling when unset");
+	ok(remote_upstream_is_followed(&r, "refs/heads/release"), "its branch is followed");
+	ok(!remote_upstream_is_followed(&r, "refs/heads/main"),
+	   "main is not when branches are set");
+	remote_release(&r);
+
+	obj = load("{" MD ",\"spec\":{\"upstream\":{\"url\":\"https://h/w\"}}}");
+	ok(remote_parse(&r, obj, true) == 0 && !r.has_upstream, "gitkube's Remotes have none");
+	json_decref(obj);
+	remote_release(&r);
+	ok(!remote_upstream_is_followed(&r, "refs/heads/main"), "nothing is followed without");
+
+	refused("{" MD ",\"spec\":{\"upstream\":{\"url\":\"git@h:web.git\",\"secretRef\":"
+	        "{\"name\":\"s\"}}}}",
+	        false, "spec.upstream.url: not an https:// or ssh:// URL", "an scp-like url");
+	refused("{" MD ",\"spec\":{\"upstream\":{\"url\":\"https://h/w\"}}}", false,
+	        "spec.upstream.secretRef: missing", "an upstream without secretRef");
+	refused("{" MD ",\"spec\":{\"upstream\":{\"url\":\"https://h/w\",\"secretRef\":"
+	        "{\"name\":\"s\"},\"pollIntervalSeconds\":5}}}",
+	        false, "spec.upstream.pollIntervalSeconds: not an integer from 10 to 86400",
+	        "a poll interval below 10 s");
+	refused("{" MD ",\"spec\":{\"upstream\":{\"url\":\"https://h/w\",\"secretRef\":"
+	        "{\"name\":\"s\"},\"branches\":[\"\"]}}}",
+	        false, "spec.upstream.branches[0]: empty", "an empty upstream branch");
+}
+
 static void test_nulls(void)
 {
 	json_t *obj = load("{" MD ",\"spec\":{\"authorizedKeys\":null,\"registry\":null,"
@@ -620,6 +669,7 @@ int main(void)
 	test_manifests();
 	test_image_hooks();
 	test_history_limit();
+	test_upstream();
 	test_crds();
 	return tap_done();
 }

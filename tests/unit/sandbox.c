@@ -120,6 +120,72 @@ static void child(pid_t parent)
 	ok(execl("/bin/true", "true", (char *)NULL) < 0 && errno == EPERM, "execve: EPERM");
 }
 
+/* The fetch process's sandbox: the network and the system's files for name
+ * resolution, and still nothing else of the file system. */
+static void fetch_child(void)
+{
+	const char *degraded = NULL;
+	char path[256];
+	int fd;
+
+	if (!ok(sandbox_enter_fetch(repo, &degraded) == 0, "sandbox_enter_fetch succeeds"))
+		printf("#   %s\n", err_msg());
+	snprintf(path, sizeof(path), "%s/HEAD", repo);
+	is_int(open_errno(path, O_RDONLY), 0, "fetch: the repository is readable");
+	if (degraded == NULL) {
+		snprintf(path, sizeof(path), "%s/token", other);
+		is_int(open_errno(path, O_RDONLY), EACCES, "fetch: a file outside it: EACCES");
+		is_int(open_errno("/etc/hosts", O_RDONLY), 0, "fetch: /etc/hosts is readable");
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ok(fd >= 0, "fetch: socket(AF_INET) works");
+	if (fd >= 0)
+		close(fd);
+	fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ok(fd >= 0 || errno == EAFNOSUPPORT, "fetch: socket(AF_INET6) is not refused");
+	if (fd >= 0)
+		close(fd);
+	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0);
+	ok(fd >= 0, "fetch: socket(AF_NETLINK) works (getaddrinfo)");
+	if (fd >= 0)
+		close(fd);
+	ok(socket(AF_PACKET, SOCK_RAW, 0) < 0 && errno == EPERM, "fetch: socket(AF_PACKET): EPERM");
+	ok(socket(AF_IPX, SOCK_DGRAM, 0) < 0 && errno == EPERM, "fetch: socket(AF_IPX): EPERM");
+	ok(execl("/bin/true", "true", (char *)NULL) < 0 && errno == EPERM, "fetch: execve: EPERM");
+}
+
+/* Runs FN in a forked child and adds its TAP lines' counts. */
+static void in_child(void (*fn)(void))
+{
+	int p[2], st, counts[2] = {0, 0};
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return;
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int n0 = tap_n, failed0 = tap_failed;
+
+		close(p[0]);
+		fn();
+		/* the child numbers on from the parent's count: report its own */
+		counts[0] = tap_n - n0;
+		counts[1] = tap_failed - failed0;
+		if (write(p[1], counts, sizeof(counts)) != sizeof(counts))
+			_exit(2);
+		_exit(0);
+	}
+	close(p[1]);
+	if (pid < 0 || read(p[0], counts, sizeof(counts)) != sizeof(counts))
+		counts[1] = 1;
+	close(p[0]);
+	waitpid(pid, &st, 0);
+	tap_n += counts[0];
+	tap_failed += counts[1];
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the sandboxed child exits normally");
+}
+
 int main(void)
 {
 	char path[256];
@@ -162,6 +228,7 @@ int main(void)
 	tap_n += counts[0];
 	tap_failed += counts[1];
 	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the sandboxed child exits normally");
+	in_child(fetch_child);
 
 	snprintf(path, sizeof(path), "%s/other/token", top);
 	unlink(path);
