@@ -734,6 +734,7 @@ static int stage_apply_helm(struct pipeline *p)
 	size_t nimages = json_array_size(p->images);
 	git_commit *commit = NULL;
 	git_tree *tree = NULL;
+	git_oid oid;
 	int ret = 1, rc;
 
 	images = calloc(nimages ? nimages : 1, sizeof(*images));
@@ -749,7 +750,8 @@ static int stage_apply_helm(struct pipeline *p)
 		ret = 0;
 		goto out;
 	}
-	if (git_commit_lookup(&commit, p->env->repo, &p->push->after) < 0 ||
+	if (git_oid_fromstr(&oid, p->after) < 0 ||
+	    git_commit_lookup(&commit, p->env->repo, &oid) < 0 ||
 	    git_commit_tree(&tree, commit) < 0) {
 		set_outcome(p, "ApplyFailed", "cannot read the pushed tree %.12s", p->after);
 		goto fail;
@@ -883,6 +885,39 @@ static const char *where(char out[static MANIFESTS_WHERE_MAX + 320], const struc
 	return out;
 }
 
+/* Adds envFrom {secretRef: {name: SECRET, optional: true}} to every
+ * container of pod spec POD that has no envFrom entry for SECRET, as the
+ * deployer does for the Deployments it patches (the Remote's config vars,
+ * docs/releases.md). Returns 0, or -1 when out of memory. */
+static int wire_config(json_t *pod, const char *secret)
+{
+	json_t *c, *from, *e;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(pod, "containers"), i, c)
+	{
+		bool is_wired = false;
+
+		from = json_object_get(c, "envFrom");
+		json_array_foreach(from, j, e)
+		{
+			if (!strcmp(str_or(json_object_get(e, "secretRef"), "name", ""), secret))
+				is_wired = true;
+		}
+		if (is_wired)
+			continue;
+		if (!json_is_array(from)) {
+			from = json_array();
+			if (!from || json_object_set_new(c, "envFrom", from) < 0)
+				return -1;
+		}
+		if (json_array_append_new(from, json_pack("{s:{s:s, s:b}}", "secretRef", "name",
+		                                          secret, "optional", 1)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Puts the built images into the workloads of M named in spec.deployments,
  * by digest, with the commit annotation on their pod template, and records
  * those names in p->applied. A workload in spec.deployments without the
@@ -890,6 +925,7 @@ static const char *where(char out[static MANIFESTS_WHERE_MAX + 320], const struc
 static int substitute_images(struct pipeline *p, struct manifests *m)
 {
 	const json_t *img;
+	char secret[300] = "", hash[2 * 32 + 1] = "";
 	size_t i;
 
 	json_array_foreach(p->images, i, img)
@@ -943,6 +979,16 @@ static int substitute_images(struct pipeline *p, struct manifests *m)
 			json_object_set_new(tmd, "annotations", json_object());
 		json_object_set_new(json_object_get(tmd, "annotations"), DEPLOYER_COMMIT_ANNOTATION,
 		                    json_string(p->after));
+		if (!secret[0])
+			config_of(p, secret, sizeof(secret), hash);
+		if (hash[0])
+			json_object_set_new(json_object_get(tmd, "annotations"),
+			                    DEPLOYER_CONFIG_HASH_ANNOTATION, json_string(hash));
+		if (wire_config(json_object_get(json_object_get(spec, "template"), "spec"),
+		                secret) < 0) {
+			set_outcome(p, "ApplyFailed", "out of memory");
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -1062,6 +1108,7 @@ static int stage_apply(struct pipeline *p)
 	git_commit *commit = NULL;
 	git_tree *tree = NULL;
 	char(*gvrs)[APPLY_GVR_MAX] = NULL;
+	git_oid oid;
 	char at[MANIFESTS_WHERE_MAX + 320], shown[400], msg[64];
 	long long deadline;
 	size_t i;
@@ -1070,7 +1117,8 @@ static int stage_apply(struct pipeline *p)
 	manifests_init(&m);
 	if (!rm)
 		return 0;
-	if (git_commit_lookup(&commit, p->env->repo, &p->push->after) < 0 ||
+	if (git_oid_fromstr(&oid, p->after) < 0 ||
+	    git_commit_lookup(&commit, p->env->repo, &oid) < 0 ||
 	    git_commit_tree(&tree, commit) < 0) {
 		set_outcome(p, "ApplyFailed", "cannot read the pushed tree: %s",
 		            git_error_last() ? git_error_last()->message : "");
@@ -2043,6 +2091,8 @@ static int pipeline_redeploy(struct pipeline *p, const char *rollback_of)
 		goto failed;
 	if (stage_hooks(p, "pre-deploy", true))
 		goto failed;
+	if (stage_apply(p))
+		goto failed;
 	if (stage_deploy(p))
 		goto failed;
 	if (stage_hooks(p, "post-deploy", true)) {
@@ -2088,6 +2138,7 @@ int pipeline_serve_run(const char *ns, const char *name, const struct pipeline_w
 	struct remote remote = {0};
 	char repo[REPO_PATH_MAX];
 	json_t *obj = NULL, *robj = NULL;
+	git_repository *grepo = NULL;
 	const json_t *spec;
 	int ret = -1, rc;
 
@@ -2145,6 +2196,12 @@ int pipeline_serve_run(const char *ns, const char *name, const struct pipeline_w
 	env.remote = &remote;
 	env.remote_gvr = gvr;
 	env.repo_path = repo;
+	/* the release's manifests are read from its commit (apply stage) */
+	if (open_repo(&grepo, repo, "") < 0 && remote.manifests) {
+		refuse_run(status_kube, obj, "Error");
+		goto out;
+	}
+	env.repo = grepo;
 	env.is_wait = false; /* no ref to check: the branch does not move */
 	rc = pipeline_adopt(&p, &env, &push, obj, trigger);
 	if (rc == KUBE_ECONFLICT) {
@@ -2161,6 +2218,7 @@ out:
 		event_log("error", "pipeline_run_failed", "{s:s, s:s, s:s}", "namespace", ns, "run",
 		          name, "error", err_msg());
 	pipeline_free(p);
+	git_repository_free(grepo);
 	remote_release(&remote);
 	json_decref(robj);
 	json_decref(obj);
