@@ -1988,10 +1988,11 @@ static int pipeline_adopt(struct pipeline **out, const struct pipeline_env *env,
 	p->ns = env->remote->ns;
 	p->remote_name = env->remote->name;
 	p->images = json_array();
+	p->applied = json_array();
 	git_oid_tostr(p->before, sizeof(p->before), &push->before);
 	git_oid_tostr(p->after, sizeof(p->after), &push->after);
 	snprintf(p->reason, sizeof(p->reason), "Unknown");
-	if (!p->images || make_work(p) < 0)
+	if (!p->images || !p->applied || make_work(p) < 0)
 		goto out;
 	rc = pipelinerun_adopt(&p->run, env->status_kube, obj, env->remote_gvr, "Queued",
 	                       "received");

@@ -26,6 +26,7 @@
 #define PLUGIN_VERSION "0.1.0"
 #define PLUGIN_AGENT "kubectl-slipway/" PLUGIN_VERSION
 #define REMOTES "slipway.dev/v1alpha1/remotes"
+#define GITKUBE_REMOTES "gitkube.sh/v1alpha1/remotes" /* served the same way */
 #define RUNS "slipway.dev/v1alpha1/pipelineruns"
 
 /* Largest key file read by `key add` (an authorized_keys file of many keys). */
@@ -967,6 +968,8 @@ static int list_runs(json_t **out, struct ctx *x, const char *remote)
 	if (remote) {
 		snprintf(what, sizeof(what), "remote %s/%s", x->ns, remote);
 		ret = kube_get(NULL, x->c, REMOTES, x->ns, remote);
+		if (ret == KUBE_ENOTFOUND)
+			ret = kube_get(NULL, x->c, GITKUBE_REMOTES, x->ns, remote);
 		if (ret < 0)
 			return api_fail(ret, what);
 	}

@@ -164,6 +164,22 @@ test_expect_success 'a second push with an edited Service and a new commit makes
 	test "$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.metadata.annotations.slipway\.dev/commit}")" = "$(git -C mono rev-parse HEAD)"
 '
 
+test_expect_success 'a rollback to v1 applies v1 commit manifests with v1 image, without a build' '
+	v1_image=$(kubectl -n $ns get pipelinerun "$(run_of "$(git -C mono rev-parse HEAD~1)")" \
+		-o jsonpath="{.status.images[0].image}") &&
+	test -n "$v1_image" &&
+	kubectl slipway -n $ns rollback example v1 --wait >rollback.out 2>&1 &&
+	sed "s/^/# /" rollback.out &&
+	run=$(sed -n "s|^pipelinerun.slipway.dev/\([^ ]*\) created.*|\1|p" rollback.out) &&
+	kubectl -n $ns get pipelinerun $run -o json >rb.json &&
+	jq -e ".spec.trigger == \"rollback\" and .status.release == 1" rb.json &&
+	jq -e "[.status.stages[].name] | (index(\"apply\") != null) and (map(select(startswith(\"build\"))) == [])" rb.json &&
+	jq -e "[.status.applied[] | [.kind, .name, .action] | join(\" \")] | index(\"Service www configured\") != null" rb.json &&
+	test "$(kubectl -n $ns get service www -o jsonpath="{.spec.ports[0].port}")" = 80 &&
+	test "$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.spec.containers[0].image}")" = "$v1_image" &&
+	kubectl -n $ns rollout status deployment/www --timeout=60s
+'
+
 test_expect_success 'an image that cannot run fails the wait (DeployFailed, naming the Deployment) and the previous image is put back' '
 	before=$(kubectl -n $ns get deployment www -o jsonpath="{.spec.template.spec.containers[0].image}") &&
 	cp mono/mono-repo/www/Dockerfile Dockerfile.good &&
