@@ -290,6 +290,8 @@ static json_t *hook_pod(void *arg, const char *name, const char *event_cm)
 	}
 	if (p->env_from)
 		json_object_set(ctr, "envFrom", p->env_from);
+	if (json_is_object(p->cfg->resources))
+		json_object_set_new(ctr, "resources", json_deep_copy(p->cfg->resources));
 	pod = runner_pod_object(p->cfg->runner, h->ns, name, pod_labels(p), pod_annotations(p), ctr,
 	                        volumes, deadline_s);
 	if (!pod)

@@ -8,7 +8,7 @@
  * envFrom and imagePullSecrets copied from the Deployment), restartPolicy
  * Never, activeDeadlineSeconds the hook's timeout, an owner reference to the
  * PipelineRun, no service-account token unless the hook names a
- * ServiceAccount, no privilege escalation, no capabilities, the runtime's
+ * ServiceAccount, gitd's --hook-resources, no privilege escalation, no capabilities, the runtime's
  * default seccomp profile. The event JSON is in a ConfigMap the run creates
  * (POD-event, owned by the Pod), mounted at HOOKPOD_EVENT_FILE; the script
  * is mounted executable (0555) under HOOKPOD_HOOK_DIR, from the Remote's
@@ -64,6 +64,8 @@ struct hookpod_config {
 	                                       "slipway/hooks" and fromBuild must start
 	                                       with one of these, comma-separated;
 	                                       NULL: any image */
+	const json_t *resources;            /* the container's resources
+	                                       ({requests, limits}), or NULL */
 };
 
 /* One hook to run as a Pod (all borrowed). */

@@ -80,6 +80,7 @@ struct options {
 	const char **node_selector; /* NULL-terminated */
 	size_t nnode_selector;
 	json_t *security_context; /* --builder-security-context, or NULL */
+	json_t *hook_resources;   /* --hook-resources, or NULL */
 	const char *internal_listen;
 	const char *internal_advertise;
 };
@@ -164,6 +165,8 @@ static const char usage_text[] =
     "                            logs, then deleted by a later hook Pod [3600]\n"
     "  --hook-service-accounts LIST  the serviceAccountName values image hooks may\n"
     "                            use, comma-separated [--hooks-service-account]\n"
+    "  --hook-resources JSON     image hooks' container resources, a JSON object\n"
+    "                            ({\"limits\": {\"memory\": \"256Mi\"}}) [none]\n"
     "  --hook-images LIST        image hooks' images must start with one of these\n"
     "                            prefixes, comma-separated; slipway/hooks and\n"
     "                            fromBuild are always allowed [any image]\n"
@@ -996,6 +999,7 @@ int main(int argc, char **argv)
 		O_HOOK_POD_KEEP,
 		O_HOOK_SAS,
 		O_HOOK_IMAGES,
+		O_HOOK_RESOURCES,
 		O_ROLLOUT_TIMEOUT,
 		O_WORK_DIR,
 		O_HELM,
@@ -1047,6 +1051,7 @@ int main(int argc, char **argv)
 	    {"hook-pod-keep", required_argument, NULL, O_HOOK_POD_KEEP},
 	    {"hook-service-accounts", required_argument, NULL, O_HOOK_SAS},
 	    {"hook-images", required_argument, NULL, O_HOOK_IMAGES},
+	    {"hook-resources", required_argument, NULL, O_HOOK_RESOURCES},
 	    {"rollout-timeout", required_argument, NULL, O_ROLLOUT_TIMEOUT},
 	    {"work-dir", required_argument, NULL, O_WORK_DIR},
 	    {"helm", required_argument, NULL, O_HELM},
@@ -1078,7 +1083,7 @@ int main(int argc, char **argv)
 	    socket_path[PATH_MAX + 32];
 	int build_timeout_s = 1800, hook_timeout_s = 60, rollout_timeout_s = 300;
 	int hook_pod_keep_s = (int)HOOKPOD_KEEP_DEFAULT_S;
-	const char *security_context = NULL;
+	const char *security_context = NULL, *hook_resources = NULL;
 	struct keyfile kf;
 	ssh_bind bind = NULL;
 	int c, ret = 1;
@@ -1257,6 +1262,9 @@ int main(int argc, char **argv)
 		case O_HOOK_IMAGES:
 			o.pipeline.hook_images = optarg;
 			break;
+		case O_HOOK_RESOURCES:
+			hook_resources = optarg;
+			break;
 		case O_ROLLOUT_TIMEOUT:
 			bad = parse_int(&rollout_timeout_s, optarg, 1, 86400);
 			break;
@@ -1311,6 +1319,16 @@ int main(int argc, char **argv)
 		        err_msg());
 		return 2;
 	}
+	/* the API server checks the fields; a JSON object is what it takes */
+	if (hook_resources &&
+	    runner_security_context_parse(&o.hook_resources, hook_resources) < 0) {
+		fprintf(stderr, "gitd: invalid value for --hook-resources: %s (try --help)\n",
+		        err_msg());
+		json_decref(o.security_context);
+		json_decref(o.hook_resources);
+		return 2;
+	}
+	o.pipeline.hook_resources = o.hook_resources;
 
 	if (!o.runner.program) {
 		/* the builder installed next to gitd */
@@ -1460,6 +1478,7 @@ out:
 	free(o.namespaces);
 	free(o.node_selector);
 	json_decref(o.security_context);
+	json_decref(o.hook_resources);
 	ssh_finalize();
 	git_libgit2_shutdown();
 	return ret;

@@ -262,6 +262,7 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	    .images = p->images,
 	    .service_accounts = cfg->hook_service_accounts,
 	    .image_prefixes = cfg->hook_images,
+	    .resources = cfg->hook_resources,
 	};
 	char hooks_dir[PATH_MAX + 8];
 	char *json = NULL;

@@ -70,6 +70,8 @@ struct pipeline_config {
 	                                      comma-separated (--hook-service-accounts) */
 	const char *hook_images;           /* allowed image prefixes, comma-separated,
 	                                      or NULL: any (--hook-images) */
+	const json_t *hook_resources;      /* image hooks' container resources
+	                                      (--hook-resources), or NULL */
 	long rollout_timeout_ms;           /* longest wait for one rollout */
 	const char *work_root;             /* parent of each run's work directory */
 	const char *helm;                  /* the helm program (--helm); NULL: "helm" on PATH */

@@ -71,7 +71,8 @@ test_expect_success 'set up: the worktree CRDs, a namespace, the hooks image, a 
 	hooks_image=$(test_slipway_image hooks) && echo "$hooks_image" >hooks_image &&
 	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
 		--internal-listen "$HOST_IP" --rollout-timeout 120 --work-dir "$TRASH_DIRECTORY" \
-		--hooks-image "$hooks_image" --hooks-dir "$TRASH_DIRECTORY/admin-hooks"
+		--hooks-image "$hooks_image" --hooks-dir "$TRASH_DIRECTORY/admin-hooks" \
+		--hook-resources '"'"'{"limits":{"memory":"256Mi"},"requests":{"cpu":"50m"}}'"'"'
 '
 
 test_expect_success 'the CRD takes image (a string or fromBuild), command and serviceAccountName' '
@@ -168,7 +169,7 @@ test_expect_success 'a hook Pod past timeoutSeconds is deleted and the run is Ho
 	test_wait_for 30 test -z "$(hook_pods pre-build)"
 '
 
-test_expect_success 'a failed hook keeps its Pod for kubectl logs, marked with keep-until' '
+test_expect_success 'a failed hook keeps its Pod for kubectl logs, marked with keep-until; its spec has the limits' '
 	printf "#!/bin/sh\necho \"checks failed\"\nexit 3\n" >fail.sh &&
 	kubectl -n $ns create configmap fail --from-file=fail.sh &&
 	remote hooks "\"hooks\":[{\"event\":\"pre-build\",\"image\":\"slipway/hooks\",
@@ -184,7 +185,9 @@ test_expect_success 'a failed hook keeps its Pod for kubectl logs, marked with k
 	test -n "$(kubectl -n $ns get $pod -o jsonpath={.metadata.annotations.slipway\\.dev/keep-until})" &&
 	test "$(kubectl -n $ns get $pod -o jsonpath={.metadata.ownerReferences[0].kind})" = PipelineRun &&
 	test "$(kubectl -n $ns get $pod -o jsonpath={.metadata.ownerReferences[0].name})" = "$(run_of $sha)" &&
-	test "$(kubectl -n $ns get $pod -o jsonpath={.spec.automountServiceAccountToken})" = false
+	test "$(kubectl -n $ns get $pod -o jsonpath={.spec.automountServiceAccountToken})" = false &&
+	test "$(kubectl -n $ns get $pod -o jsonpath={.spec.containers[0].resources.limits.memory})" = 256Mi &&
+	test "$(kubectl -n $ns get $pod -o jsonpath={.spec.activeDeadlineSeconds})" = 300
 '
 
 test_expect_success 'a serviceAccountName gitd does not allow (--hook-service-accounts) fails the hook before any Pod' '

@@ -19,6 +19,8 @@
 #   spec:
 #     hooks:
 #     - event: post-deploy
+#       image: slipway/hooks            # a Pod; leave out for a process of gitd
+#       serviceAccountName: slipway-hooks
 #       configMapRef: {name: web-hooks, key: configmap-update.sh}
 #       timeoutSeconds: 30
 set -eu

@@ -20,6 +20,8 @@
 #   spec:
 #     hooks:
 #     - event: pre-deploy
+#       image: slipway/hooks            # a Pod; leave out for a process of gitd
+#       serviceAccountName: slipway-hooks
 #       configMapRef: {name: web-hooks, key: migrate-job.sh}
 #       timeoutSeconds: 900
 #

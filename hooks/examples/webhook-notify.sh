@@ -14,9 +14,11 @@
 #   spec:
 #     hooks:
 #     - event: pipeline-succeeded
+#       image: slipway/hooks            # a Pod; leave out for a process of gitd
 #       configMapRef: {name: notify-hooks, key: webhook-notify.sh}
 #       timeoutSeconds: 30
 #     - event: pipeline-failed
+#       image: slipway/hooks
 #       configMapRef: {name: notify-hooks, key: webhook-notify.sh}
 #       timeoutSeconds: 30
 #
