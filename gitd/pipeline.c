@@ -159,6 +159,9 @@ static json_t *event_new(struct pipeline *p, const char *event, bool with_result
 	               "images", p->images, "deployments", deps);
 	if (ev)
 		json_object_set_new(ev, "trigger", json_string(p->trigger));
+	if (ev && p->push->sender && p->push->sender[0])
+		json_object_set_new(json_object_get(ev, "pusher"), "name",
+		                    json_string(p->push->sender));
 	if (ev && with_result)
 		json_object_set_new(ev, "result",
 		                    json_pack("{s:b, s:s, s:s}", "succeeded",
@@ -1461,7 +1464,7 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 		return err_set("out of memory");
 	p->env = env;
 	p->push = push;
-	p->trigger = "push";
+	p->trigger = push->trigger && push->trigger[0] ? push->trigger : "push";
 	p->t_start = clock_now_ms();
 	p->ns = env->remote->ns;
 	p->remote_name = env->remote->name;
