@@ -86,6 +86,14 @@ static void say_line(void *arg, const char *line)
 	say(arg, "%s", line);
 }
 
+/* Logs how long STEP of the run took (debug event "pipeline_step"). */
+static void step_done(const struct pipeline *p, const char *step, long long ms)
+{
+	event_log("debug", "pipeline_step", "{s:s, s:s, s:I}", "run",
+	          p->run ? pipelinerun_name(p->run) : "", "step", step, "duration_ms",
+	          (json_int_t)ms);
+}
+
 static void set_outcome(struct pipeline *p, const char *reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void set_outcome(struct pipeline *p, const char *reason, const char *fmt, ...)
@@ -178,11 +186,13 @@ static int write_source(struct pipeline *p, bool with_tree)
 {
 	if (!p->source[0]) {
 		char path[PATH_MAX];
+		long long t0 = clock_now_ms();
 
 		snprintf(path, sizeof(path), "%.4000s/source.tar.gz", p->work);
 		if (archive_commit(p->env->repo, &p->push->after, path, NULL) < 0)
 			return -1;
 		snprintf(p->source, sizeof(p->source), "%s", path);
+		step_done(p, "archive", clock_now_ms() - t0);
 	}
 	if (with_tree && !p->tree[0]) {
 		char dir[PATH_MAX];
@@ -401,6 +411,10 @@ static int stage_build(struct pipeline *p)
 			b.source_path = p->source;
 			rc = runner_build(&res, p->env->cfg->runner, p->env->kube, &b, say_line, p,
 			                  p->env->cancel);
+			event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I, s:I}", "run",
+			          pipelinerun_name(p->run), "step", "builder", "duration_ms",
+			          (json_int_t)(res.seconds * 1000 + 0.5), "start_ms",
+			          (json_int_t)res.start_ms, "tail_ms", (json_int_t)res.tail_ms);
 			free(image);
 			if (rc < 0 || !res.succeeded) {
 				set_outcome(
@@ -573,6 +587,7 @@ static int stage_deploy(struct pipeline *p)
 			            res.message); /* it names the Deployment */
 			goto out;
 		}
+		step_done(p, "deploy_patch", res.patch_ms);
 		say(p, "-----> Deployed %s/%s in %lld ms%s", p->ns, dname, clock_now_ms() - t0,
 		    res.changed ? "" : " (unchanged)");
 	}
@@ -672,6 +687,7 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
 	struct pipelinerun_spec spec = {0};
+	long long t0;
 	int rc = -1;
 
 	*out = NULL;
@@ -696,9 +712,11 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	spec.after = p->after;
 	spec.fingerprint = push->fingerprint;
 	spec.comment = push->comment;
+	t0 = clock_now_ms();
 	rc = pipelinerun_create(&p->run, env->status_kube, &spec, "Queued", "received");
 	if (rc < 0)
 		goto out;
+	step_done(p, "create", clock_now_ms() - t0);
 	rc = queue_enter(&p->ticket, env->repo_path, push->refname, pipelinerun_name(p->run));
 	if (rc < 0)
 		goto out;
@@ -719,6 +737,8 @@ out:
  * pipeline-failed, and tells the pusher. */
 static void finish(struct pipeline *p, bool succeeded)
 {
+	long long t0;
+
 	if (p->is_finished)
 		return;
 	p->is_finished = true;
@@ -728,9 +748,11 @@ static void finish(struct pipeline *p, bool succeeded)
 	if (succeeded)
 		set_outcome(p, "Succeeded", "deployed %.12s", p->after);
 	stage_hooks(p, succeeded ? "pipeline-succeeded" : "pipeline-failed", false);
+	t0 = clock_now_ms();
 	if (pipelinerun_finish(p->run, succeeded, p->reason, p->message) < 0)
 		event_log("error", "pipeline_status", "{s:s, s:s}", "run", pipelinerun_name(p->run),
 		          "error", err_msg());
+	step_done(p, "finish", clock_now_ms() - t0);
 	event_log(succeeded ? "info" : "warn", "pipeline_finished", "{s:s, s:s, s:s, s:s}", "run",
 	          pipelinerun_name(p->run), "ref", p->push->refname, "reason", p->reason, "message",
 	          p->message);
@@ -770,6 +792,9 @@ static int pipeline_queue(struct pipeline *p)
  * run. Returns 0 when it Succeeded, 1 when it failed. */
 static int pipeline_run(struct pipeline *p)
 {
+	unsigned writes;
+	long long api_ms;
+
 	pipelinerun_progress(p->run, "Running", "running");
 	if (stage_hooks(p, "pre-build", true))
 		goto failed;
@@ -787,9 +812,11 @@ static int pipeline_run(struct pipeline *p)
 		goto failed;
 	}
 	finish(p, true);
-	event_log("info", "pipeline_timing", "{s:s, s:I, s:I}", "run", pipelinerun_name(p->run),
-	          "run_ms", (json_int_t)(clock_now_ms() - p->t_queue), "duration_ms",
-	          (json_int_t)(clock_now_ms() - p->t_start));
+	pipelinerun_api_stats(&writes, &api_ms, p->run);
+	event_log("info", "pipeline_timing", "{s:s, s:I, s:I, s:i, s:I}", "run",
+	          pipelinerun_name(p->run), "run_ms", (json_int_t)(clock_now_ms() - p->t_queue),
+	          "duration_ms", (json_int_t)(clock_now_ms() - p->t_start), "api_writes",
+	          (int)writes, "api_ms", (json_int_t)api_ms);
 	return 0;
 failed:
 	finish(p, false);
@@ -980,6 +1007,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	git_repository *repo = NULL;
 	json_t *obj = NULL;
 	struct remote remote = {0};
+	long long t0 = clock_now_ms();
 	int ret = -1;
 
 	if (!pushes || !pipelines || !errors || !is_updated) {
@@ -1020,6 +1048,10 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		refuse_push(conn, req, errors);
 		goto out;
 	}
+	if (ndeploying)
+		event_log("debug", "pipeline_step", "{s:s, s:s, s:s, s:I}", "namespace", req->ns,
+		          "remote", req->name, "step", "setup", "duration_ms",
+		          (json_int_t)(clock_now_ms() - t0));
 	env.cfg = w->cfg;
 	env.kube = kube;
 	env.status_kube = status_kube;
