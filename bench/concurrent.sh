@@ -11,7 +11,11 @@
 #               rank), the slowest, the whole burst, failed pushes
 #
 # and, per server, p99 / single (the slow-down under load), then OpenSSH /
-# gitd for each figure (above 1: gitd is faster).
+# gitd for each figure (above 1: gitd is faster). It also prints the CPU
+# time one push of the burst cost the server (the listener and every
+# process it reaped) and the client (git push and ssh): the clients run on
+# the same cores, so the burst cannot end sooner than PUSHES x (server +
+# client CPU) / cores, whatever the server does.
 #
 # Both servers get limits that let the burst in: sshd "MaxStartups 200"
 # (bench/lib.sh), gitd "--max-connections 200 --max-startups 200
@@ -26,6 +30,7 @@
 # push to gitd failed.
 set -euo pipefail
 
+gitd_pid=
 pushes=100
 repos=20
 rounds=5
@@ -36,7 +41,7 @@ while [ $# -gt 0 ]; do
 	--repos) repos=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/concurrent.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -74,6 +79,7 @@ gitd_port=$(free_port)
 	--data-dir "$work/gitd-repos" --host-key-dir "$work/gitd-hostkeys" \
 	--authorized-keys "$work/gitd_keys" \
 	--max-connections 200 --max-startups 200 --per-source-max-startups 0 2>gitd.log &
+gitd_pid=$!
 pids+=($!)
 for _ in $(seq 1 100); do
 	grep -q '"event":"listening"' gitd.log 2>/dev/null && break
@@ -124,10 +130,15 @@ push_timed() {
 	fi
 }
 
+# cpu_ms PID: CPU time of PID and of the children it has reaped, in ms
+# (proc(5): utime, stime, cutime, cstime in clock ticks).
+ticks=$(getconf CLK_TCK)
+cpu_ms() { awk -v t="$ticks" '{print int(($14 + $15 + $16 + $17) * 1000 / t)}' "/proc/$1/stat"; }
+
 # pct P FILE: the P-th percentile (nearest rank) of the numbers in FILE.
 pct() { sort -n "$2" | awk -v p="$1" '{a[NR]=$1} END {i=int((p*NR+99)/100); if (i<1) i=1; print a[i]}'; }
 
-declare -A single p50 p99 slowest burst failed
+declare -A single p50 p99 slowest burst failed scpu ccpu
 for server in openssh gitd; do
 	log "$server: $rounds single pushes"
 	: >"single-$server"
@@ -138,6 +149,8 @@ for server in openssh gitd; do
 
 	log "$server: $pushes pushes at once to $repos repositories"
 	: >"burst-$server"
+	if [ "$server" = gitd ]; then spid=$gitd_pid; else spid=$sshd_pid; fi
+	s0=$(cpu_ms "$spid") c0=$(cpu_ms $$)
 	t0=$EPOCHREALTIME
 	bpids=()
 	for j in $(seq 1 "$pushes"); do
@@ -147,6 +160,8 @@ for server in openssh gitd; do
 	wait "${bpids[@]}"
 	t1=$EPOCHREALTIME
 	burst[$server]=$(((${t1/./} - ${t0/./}) / 1000))
+	scpu[$server]=$((($(cpu_ms "$spid") - s0) / pushes))
+	ccpu[$server]=$((($(cpu_ms $$) - c0) / pushes))
 	failed[$server]=$( [ -f "burst-$server.fail" ] && wc -l <"burst-$server.fail" || echo 0)
 	p50[$server]=$(pct 50 "burst-$server")
 	p99[$server]=$(pct 99 "burst-$server")
@@ -170,6 +185,10 @@ row "concurrent: p99" "${p99[openssh]}" "${p99[gitd]}" "$(ratio "${p99[openssh]}
 row "concurrent: slowest" "${slowest[openssh]}" "${slowest[gitd]}" "$(ratio "${slowest[openssh]}" "${slowest[gitd]}")x"
 row "concurrent: whole burst" "${burst[openssh]}" "${burst[gitd]}" "$(ratio "${burst[openssh]}" "${burst[gitd]}")x"
 row "failed pushes" "${failed[openssh]}" "${failed[gitd]}" ""
+row "CPU per push: server" "${scpu[openssh]}" "${scpu[gitd]}" "$(ratio "${scpu[openssh]}" "${scpu[gitd]}")x"
+row "CPU per push: client" "${ccpu[openssh]}" "${ccpu[gitd]}" ""
+row "burst's floor: pushes x CPU / cores" "$((pushes * (scpu[openssh] + ccpu[openssh]) / $(nproc)))" \
+	"$((pushes * (scpu[gitd] + ccpu[gitd]) / $(nproc)))" ""
 row "p99 / single push" "$(ratio "${p99[openssh]}" "${single[openssh]}")x" "$(ratio "${p99[gitd]}" "${single[gitd]}")x" ""
 printf 'ratio = OpenSSH+git / gitd: above 1 means gitd is faster\n'
 if [ "${failed[gitd]}" != 0 ]; then
