@@ -56,10 +56,10 @@ struct pipeline_config {
 struct pipeline_env {
 	const struct pipeline_config *cfg;
 	struct kube_client *kube;        /* builds, hooks, deploys */
-	struct kube_client *status_kube; /* the PipelineRun's writes only: they
-	                                    happen inside the others' callbacks
-	                                    (a rollout watch), and a client serves
-	                                    one request at a time */
+	struct kube_client *status_kube; /* the PipelineRuns' writes only, on
+	                                    their writer threads (pipelinerun.h):
+	                                    a client serves one request at a
+	                                    time */
 	struct buildsrv *srv;
 	const struct remote *remote; /* the Remote as read at the push */
 	const char *remote_gvr;      /* "slipway.dev/v1alpha1/remotes" or gitkube's */
