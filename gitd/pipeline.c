@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,19 @@ struct deployed {
 	size_t n;
 };
 
+/* The source archive, written on a thread of its own from the pipeline's
+ * start, so that it is ready (or nearly) when the build needs it. */
+struct archiver {
+	pthread_t thread;
+	char repo_path[PATH_MAX];  /* opened on the thread: a repository object */
+	char quarantine[PATH_MAX]; /* is not shared between threads */
+	git_oid commit;
+	char path[PATH_MAX]; /* WORK/source.tar.gz */
+	int ret;             /* archive_commit's, once joined */
+	char error[ERR_MAX]; /* its err_msg() on failure */
+	long long ms;        /* the time it took */
+};
+
 struct pipeline {
 	const struct pipeline_env *env;
 	const struct pipeline_push *push;
@@ -50,6 +65,7 @@ struct pipeline {
 	char work[PATH_MAX];       /* private work directory */
 	char source[PATH_MAX];     /* WORK/source.tar.gz, once written */
 	char tree[PATH_MAX];       /* WORK/tree, once written */
+	struct archiver *archiver; /* writing the source, or NULL */
 	char kubeconfig[PATH_MAX]; /* WORK/kubeconfig for hooks, or "" */
 	json_t *images;            /* [{deployment, container, image}] built */
 	struct deployed *deployed;
@@ -180,10 +196,76 @@ static int make_work(struct pipeline *p)
 	return 0;
 }
 
+static int open_repo(git_repository **out, const char *path, const char *quarantine);
+
+static void *archiver_main(void *arg)
+{
+	struct archiver *a = arg;
+	git_repository *repo = NULL;
+	long long t0 = clock_now_ms();
+
+	a->ret = open_repo(&repo, a->repo_path, a->quarantine);
+	if (a->ret == 0)
+		a->ret = archive_commit(repo, &a->commit, a->path, NULL);
+	if (a->ret < 0)
+		snprintf(a->error, sizeof(a->error), "%s", err_msg());
+	git_repository_free(repo);
+	a->ms = clock_now_ms() - t0;
+	return NULL;
+}
+
+/* Starts writing the pushed tree's archive on a thread, when the Remote
+ * builds anything; write_source takes it, or writes the archive itself when
+ * the thread could not start or failed. */
+static void archiver_start(struct pipeline *p)
+{
+	struct archiver *a;
+	sigset_t all, old;
+
+	if (!p->env->remote->ndeployments || !(a = calloc(1, sizeof(*a))))
+		return;
+	snprintf(a->repo_path, sizeof(a->repo_path), "%s", p->env->repo_path);
+	snprintf(a->quarantine, sizeof(a->quarantine), "%s", p->env->quarantine);
+	a->commit = p->push->after;
+	snprintf(a->path, sizeof(a->path), "%.4000s/source.tar.gz", p->work);
+	/* signals stay the pipeline's */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&a->thread, NULL, archiver_main, a) == 0)
+		p->archiver = a;
+	else
+		free(a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Waits for the archiver's thread; the caller frees what is returned. */
+static struct archiver *archiver_join(struct pipeline *p)
+{
+	struct archiver *a = p->archiver;
+
+	pthread_join(a->thread, NULL);
+	p->archiver = NULL;
+	return a;
+}
+
 /* Writes the pushed tree as the builders' archive and, for hooks that run
  * in it, as files. */
 static int write_source(struct pipeline *p, bool with_tree)
 {
+	if (!p->source[0] && p->archiver) {
+		long long t0 = clock_now_ms();
+		struct archiver *a = archiver_join(p);
+
+		if (a->ret == 0)
+			snprintf(p->source, sizeof(p->source), "%s", a->path);
+		else
+			event_log("warn", "pipeline_archive", "{s:s, s:s}", "run",
+			          pipelinerun_name(p->run), "error", a->error);
+		event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I}", "run",
+		          pipelinerun_name(p->run), "step", "archive", "duration_ms",
+		          (json_int_t)(clock_now_ms() - t0), "written_ms", (json_int_t)a->ms);
+		free(a);
+	}
 	if (!p->source[0]) {
 		char path[PATH_MAX];
 		long long t0 = clock_now_ms();
@@ -704,6 +786,7 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	snprintf(p->reason, sizeof(p->reason), "Unknown");
 	if (!p->images || make_work(p) < 0)
 		goto out;
+	archiver_start(p);
 	spec.ns = p->ns;
 	spec.remote = p->remote_name;
 	spec.remote_gvr = env->remote_gvr;
@@ -845,6 +928,8 @@ static void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
+	if (p->archiver)
+		free(archiver_join(p));
 	queue_leave(p->ticket);
 	if (p->work[0] && fs_remove_tree(p->work) < 0)
 		event_log("warn", "pipeline_cleanup", "{s:s}", "error", err_msg());
@@ -1060,6 +1145,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	env.remote_gvr = gvr;
 	env.repo = repo;
 	env.repo_path = req->repo_path;
+	env.quarantine = quarantine;
 	env.say = conn->say;
 	env.say_arg = conn->arg;
 	env.cancel = conn->cancel;
@@ -1121,6 +1207,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 				continue;
 			}
 			env.repo = repo;
+			env.quarantine = "";
 			if (pipeline_queue(p) == 0)
 				pipeline_run(p);
 		}

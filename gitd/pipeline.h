@@ -65,6 +65,7 @@ struct pipeline_env {
 	const char *remote_gvr;      /* "slipway.dev/v1alpha1/remotes" or gitkube's */
 	git_repository *repo;        /* sees the pushed objects (quarantine included) */
 	const char *repo_path;       /* the repository's directory */
+	const char *quarantine;      /* the push's quarantine (resolved), or "" */
 	bool is_wait;                /* the push waits: the ref moves after the run */
 	/* A line for the pusher ("remote: ..."), without newline. May be NULL. */
 	void (*say)(void *arg, const char *line);
