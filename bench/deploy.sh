@@ -28,7 +28,8 @@
 #                  Remote's lastRun (and whatever the writer had queued)
 #   run writes     every PipelineRun write of the run and their time, on
 #                  the writer thread: only create and finish wait for them
-#   archive        the source archive of the pushed tree
+#   archive        waiting for the source archive of the pushed tree (written
+#                  on a thread from the run's start)
 #   builder start  from the runner's start to the builder's source request
 #   source fetch   the builder's download and unpacking of the source
 #   reports        the builder's time outside source, build and push: log
@@ -61,7 +62,7 @@ while [ $# -gt 0 ]; do
 		[ "$mode" = local ] || [ "$mode" = pod ] || { echo "bench/deploy.sh: --builder-mode is local or pod" >&2; exit 2; }
 		shift 2
 		;;
-	-h | --help) sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/deploy.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
