@@ -17,7 +17,29 @@
 #   overhead   the pipeline minus build, image push and rollout: Slipway's own
 #              work (PipelineRun writes, archive, builder start, source fetch,
 #              log and result reports)
-# and receive(OpenSSH) / receive(gitd) as a ratio (above 1: gitd is faster).
+# and receive(OpenSSH) / receive(gitd) as a ratio (above 1: gitd is faster),
+# then the overhead step by step, from gitd's debug events "pipeline_step"
+# and "pipeline_timing" (docs/gitd.md) and the builder's Timing line:
+#   setup          the worker's API clients, the Remote read, the repository
+#                  and build endpoint (before the run; part of receive)
+#   create         the PipelineRun's creation (the object; its status,
+#                  mirror and Event are queued to the run's writer thread)
+#   finish         waiting for the final status, mirror, Event and the
+#                  Remote's lastRun (and whatever the writer had queued)
+#   run writes     every PipelineRun write of the run and their time, on
+#                  the writer thread: only create and finish wait for them
+#   archive        waiting for the source archive of the pushed tree (written
+#                  on a thread from the run's start)
+#   builder start  from the runner's start to the builder's source request
+#   source fetch   the builder's download and unpacking of the source
+#   reports        the builder's time outside source, build and push: log
+#                  and result reports, its exit
+#   deploy patch   the deployer's read and patch of the Deployment (counted
+#                  in rollout, not in overhead)
+#   other          overhead minus create, finish, archive, builder start,
+#                  source fetch and reports: queue, hooks lookup, work
+#                  directory, the Deployment's read for rolling back,
+#                  messages to the pusher
 #
 # usage: bench/deploy.sh [--rounds N] [--builder-mode local|pod] [--keep]
 #   --builder-mode pod  build in builder Pods on the env's node (the
@@ -40,7 +62,7 @@ while [ $# -gt 0 ]; do
 		[ "$mode" = local ] || [ "$mode" = pod ] || { echo "bench/deploy.sh: --builder-mode is local or pod" >&2; exit 2; }
 		shift 2
 		;;
-	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/deploy.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -107,7 +129,7 @@ gitd_port=$(free_port)
 "$build/bin/gitd" --listen "127.0.0.1:$gitd_port" --metrics-listen none \
 	--kubeconfig "$KUBECONFIG" --namespace $ns --data-dir "$work/repos" \
 	--host-key-dir "$work/hostkeys" "${builder_flags[@]}" \
-	--work-dir "$work" 2>gitd.log &
+	--work-dir "$work" --log-level debug 2>gitd.log &
 pids+=($!)
 for _ in $(seq 1 150); do
 	grep -q '"event":"remotes_loaded".*"synced":true' gitd.log 2>/dev/null &&
@@ -144,9 +166,36 @@ push() {
 # field OUT REGEX: the first number captured by REGEX (sed -E, one group).
 field() { sed -nE "s/.*$2.*/\1/p" "$1" | head -n 1; }
 
+# steps FROM: the steps of the one run logged in gitd.log after line FROM,
+# in ms: setup create run_writes writes_count finish archive builder
+# builder_start (the builder's duration and start; -1 when absent).
+steps() {
+	tail -n +"$(($1 + 1))" gitd.log | python3 -c '
+import json, sys
+got = {"setup": -1, "create": -1, "finish": -1, "archive": 0, "builder": -1,
+       "builder_start": -1, "api_ms": -1, "api_writes": -1, "deploy_patch": -1}
+for line in sys.stdin:
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("event") == "pipeline_step":
+        step = e.get("step")
+        if step == "builder":
+            got["builder_start"] = e.get("start_ms", -1)
+        got[step] = got.get(step, 0) + e.get("duration_ms", 0) if step == "archive" else e.get("duration_ms", -1)
+    elif e.get("event") == "pipeline_timing":
+        got["api_ms"], got["api_writes"] = e.get("api_ms", -1), e.get("api_writes", -1)
+print(*(got[k] for k in ("setup", "create", "api_ms", "api_writes", "finish", "archive",
+                          "builder", "builder_start", "deploy_patch")))
+'
+}
+
 log "$rounds rounds: a one-file change of the sample app, pushed to OpenSSH and to gitd ($mode builds)"
 : >rows
+: >steprows
 for i in $(seq 1 "$rounds"); do
+	logpos=$(wc -l <gitd.log)
 	date +%s%N >app/www/stamp.txt
 	git -C app add www/stamp.txt && git -C app commit -q -m "round $i"
 	ossh=$(push "ssh://$user@127.0.0.1:$sshd_port$work/openssh.git" ossh-$i.out)
@@ -158,6 +207,17 @@ for i in $(seq 1 "$rounds"); do
 	[ -n "$pipeline" ] && [ -n "$build" ] && [ -n "$rollout" ] ||
 		{ cat gitd-$i.out >&2; echo "bench/deploy.sh: round $i did not deploy" >&2; exit 1; }
 	echo "$ossh $total $((total - pipeline)) $build $ipush $rollout $((pipeline - build - ipush - rollout))" >>rows
+	source=$(field gitd-$i.out 'Timing: source ([0-9]+) ms')
+	# the pipeline_timing line follows the pusher's last line: wait for it
+	for _ in $(seq 1 50); do
+		tail -n +"$((logpos + 1))" gitd.log | grep -q '"event":"pipeline_timing"' && break
+		sleep 0.1
+	done
+	read -r setup create apims apiw finish archive builder bstart patch <<<"$(steps "$logpos")"
+	reports=$((builder - bstart - source - build - ipush))
+	overhead=$((pipeline - build - ipush - rollout))
+	echo "$setup $create $apims $apiw $finish $archive $bstart $source $reports $patch" \
+		"$((overhead - create - finish - archive - bstart - source - reports))" >>steprows
 	log "round $i: total $total ms (OpenSSH receive $ossh ms)"
 done
 
@@ -167,5 +227,12 @@ printf '\ngit push to Succeeded, %s builds, median of %s rounds (ms)\n' "$mode" 
 printf '  %-12s %6s\n' total "$total" receive "$receive" build "$build" "image push" "$ipush" \
 	rollout "$rollout" overhead "$overhead"
 printf '  receive: OpenSSH + git %s ms, gitd %s ms, ratio %s\n' "$ossh" "$receive" "$(ratio "$ossh" "$receive")"
+scol() { awk -v c="$1" '{print $c}' steprows | median; }
+printf '\noverhead by step, median of %s rounds (ms)\n' "$rounds"
+printf '  %-14s %6s\n' "setup" "$(scol 1)" "create" "$(scol 2)" "finish" "$(scol 5)" \
+	"archive" "$(scol 6)" "builder start" "$(scol 7)" "source fetch" "$(scol 8)" \
+	"reports" "$(scol 9)" "other" "$(scol 11)" "deploy patch" "$(scol 10)"
+printf '  (setup is part of receive, deploy patch of rollout)\n'
+printf '  run writes: %s requests, %s ms on the writer thread\n' "$(scol 4)" "$(scol 3)"
 printf '\na transcript (round 1, ms since the push began):\n'
 sed 's/^/  /' gitd-1.out

@@ -282,9 +282,15 @@ int archive_commit(git_repository *repo, const git_oid *commit, const char *tar_
 		err_set("out of memory");
 		goto out;
 	}
-	/* "!timestamp": a zero gzip header time, so equal trees give equal bytes */
+	/* "!timestamp": a zero gzip header time, so equal trees give equal bytes;
+	 * level 0 (stored blocks, still gzip): the archive is read once, by a
+	 * builder on this host or in the cluster, and deflate costs more than
+	 * the bytes it saves there (a 2 MB binary: 32 ms at level 1 and 100 ms
+	 * at the default level, against 3 ms stored, for 45% fewer bytes) */
 	if (archive_write_add_filter_gzip(w.tar) != ARCHIVE_OK ||
 	    archive_write_set_filter_option(w.tar, "gzip", "timestamp", NULL) != ARCHIVE_OK ||
+	    archive_write_set_filter_option(w.tar, "gzip", "compression-level", "0") !=
+	        ARCHIVE_OK ||
 	    archive_write_set_format_pax_restricted(w.tar) != ARCHIVE_OK ||
 	    archive_write_open_fd(w.tar, tar_fd) != ARCHIVE_OK) {
 		err_set("archive of commit %s: tar: %s", w.commit_hex, archive_error_string(w.tar));

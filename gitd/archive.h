@@ -1,7 +1,9 @@
 /* archive: the pushed tree of a commit as files, for the builder and for
  * hooks. The tree is read with libgit2 (it may still be in the push's
  * quarantine: open the repository with it as an alternate object directory)
- * and written with libarchive as a gzip'd POSIX (pax) tar, the format
+ * and written with libarchive as a gzip'd POSIX (pax) tar (stored blocks,
+ * uncompressed: it is read once, nearby, and deflate costs more time than
+ * its bytes would take), the format
  * builder/source.c unpacks (docs/builder.md, "Sources"). */
 #ifndef SLIP_GITD_ARCHIVE_H
 #define SLIP_GITD_ARCHIVE_H

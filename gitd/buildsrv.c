@@ -25,6 +25,7 @@
 
 #include "buildsrv.h"
 #include "buf.h"
+#include "clock.h"
 #include "err.h"
 #include "event.h"
 #include "imageref.h"
@@ -58,6 +59,8 @@ struct buildsrv_build {
 	size_t dropped;          /* lines that did not fit in the queue */
 	struct buildsrv_result result;
 	unsigned fetches;
+	long long source_at; /* clock_now_ms() of the first source request, or 0 */
+	long long result_at; /* clock_now_ms() when the result was stored, or 0 */
 };
 
 struct buildsrv {
@@ -376,6 +379,10 @@ static enum MHD_Result on_headers(struct buildsrv *s, struct MHD_Connection *con
 		return refuse(conn, code, method, url, why);
 
 	if (action == ACT_SOURCE) {
+		pthread_mutex_lock(&s->lock);
+		if (!b->source_at)
+			b->source_at = clock_now_ms();
+		pthread_mutex_unlock(&s->lock);
 		ret = serve_source(s, b, conn, url);
 		pthread_mutex_lock(&s->lock);
 		build_unref(b);
@@ -436,6 +443,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	} else {
 		req->b->result = result;
 		req->b->is_done = true;
+		req->b->result_at = clock_now_ms();
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (code)
@@ -652,6 +660,14 @@ unsigned buildsrv_source_fetches(const struct buildsrv_build *b)
 	n = b->fetches;
 	pthread_mutex_unlock(lock);
 	return n;
+}
+
+void buildsrv_times(long long *source_at, long long *result_at, const struct buildsrv_build *b)
+{
+	pthread_mutex_lock(&b->srv->lock);
+	*source_at = b->source_at;
+	*result_at = b->result_at;
+	pthread_mutex_unlock(&b->srv->lock);
 }
 
 void buildsrv_remove(struct buildsrv *s, struct buildsrv_build *b)

@@ -90,6 +90,12 @@ bool buildsrv_result(struct buildsrv_result *out, struct buildsrv_build *b);
 /* Number of source downloads served so far (for tests and logs). */
 unsigned buildsrv_source_fetches(const struct buildsrv_build *b);
 
+/* When B's builder first asked for the source (*SOURCE_AT) and when its
+ * result was stored (*RESULT_AT), as clock_now_ms() values (clock.h,
+ * milliseconds of CLOCK_MONOTONIC); 0 for what has not happened. For the
+ * pipeline's timing log. */
+void buildsrv_times(long long *source_at, long long *result_at, const struct buildsrv_build *b);
+
 /* Unregisters B, wipes its token (explicit_bzero) and frees it. A request
  * in flight for B keeps it alive until that request ends, and is answered
  * 410; later requests for its id are 410 as well (the last removed ids are

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,19 @@ struct deployed {
 	size_t n;
 };
 
+/* The source archive, written on a thread of its own from the pipeline's
+ * start, so that it is ready (or nearly) when the build needs it. */
+struct archiver {
+	pthread_t thread;
+	char repo_path[PATH_MAX];  /* opened on the thread: a repository object */
+	char quarantine[PATH_MAX]; /* is not shared between threads */
+	git_oid commit;
+	char path[PATH_MAX]; /* WORK/source.tar.gz */
+	int ret;             /* archive_commit's, once joined */
+	char error[ERR_MAX]; /* its err_msg() on failure */
+	long long ms;        /* the time it took */
+};
+
 struct pipeline {
 	const struct pipeline_env *env;
 	const struct pipeline_push *push;
@@ -59,6 +74,7 @@ struct pipeline {
 	char work[PATH_MAX];                     /* private work directory */
 	char source[PATH_MAX];                   /* WORK/source.tar.gz, once written */
 	char tree[PATH_MAX];                     /* WORK/tree, once written */
+	struct archiver *archiver;               /* writing the source, or NULL */
 	char kubeconfig[PATH_MAX];               /* WORK/kubeconfig for hooks, or "" */
 	json_t *images;                          /* [{deployment, container, image}] built */
 	char helm_release[HELM_RELEASE_MAX + 1]; /* the release apply deployed, or "" */
@@ -101,6 +117,14 @@ static void say(struct pipeline *p, const char *fmt, ...)
 static void say_line(void *arg, const char *line)
 {
 	say(arg, "%s", line);
+}
+
+/* Logs how long STEP of the run took (debug event "pipeline_step"). */
+static void step_done(const struct pipeline *p, const char *step, long long ms)
+{
+	event_log("debug", "pipeline_step", "{s:s, s:s, s:I}", "run",
+	          p->run ? pipelinerun_name(p->run) : "", "step", step, "duration_ms",
+	          (json_int_t)ms);
 }
 
 static void set_outcome(struct pipeline *p, const char *reason, const char *fmt, ...)
@@ -194,17 +218,85 @@ static int make_work(struct pipeline *p)
 	return 0;
 }
 
+static int open_repo(git_repository **out, const char *path, const char *quarantine);
+
+static void *archiver_main(void *arg)
+{
+	struct archiver *a = arg;
+	git_repository *repo = NULL;
+	long long t0 = clock_now_ms();
+
+	a->ret = open_repo(&repo, a->repo_path, a->quarantine);
+	if (a->ret == 0)
+		a->ret = archive_commit(repo, &a->commit, a->path, NULL);
+	if (a->ret < 0)
+		snprintf(a->error, sizeof(a->error), "%s", err_msg());
+	git_repository_free(repo);
+	a->ms = clock_now_ms() - t0;
+	return NULL;
+}
+
+/* Starts writing the pushed tree's archive on a thread, when the Remote
+ * builds anything; write_source takes it, or writes the archive itself when
+ * the thread could not start or failed. */
+static void archiver_start(struct pipeline *p)
+{
+	struct archiver *a;
+	sigset_t all, old;
+
+	if (!p->env->remote->ndeployments || !(a = calloc(1, sizeof(*a))))
+		return;
+	snprintf(a->repo_path, sizeof(a->repo_path), "%s", p->env->repo_path);
+	snprintf(a->quarantine, sizeof(a->quarantine), "%s", p->env->quarantine);
+	a->commit = p->push->after;
+	snprintf(a->path, sizeof(a->path), "%.4000s/source.tar.gz", p->work);
+	/* signals stay the pipeline's */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (pthread_create(&a->thread, NULL, archiver_main, a) == 0)
+		p->archiver = a;
+	else
+		free(a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Waits for the archiver's thread; the caller frees what is returned. */
+static struct archiver *archiver_join(struct pipeline *p)
+{
+	struct archiver *a = p->archiver;
+
+	pthread_join(a->thread, NULL);
+	p->archiver = NULL;
+	return a;
+}
+
 /* Writes the pushed tree as the builders' archive and, for hooks that run
  * in it, as files. */
 static int write_source(struct pipeline *p, bool with_tree)
 {
+	if (!p->source[0] && p->archiver) {
+		long long t0 = clock_now_ms();
+		struct archiver *a = archiver_join(p);
+
+		if (a->ret == 0)
+			snprintf(p->source, sizeof(p->source), "%s", a->path);
+		else
+			event_log("warn", "pipeline_archive", "{s:s, s:s}", "run",
+			          pipelinerun_name(p->run), "error", a->error);
+		event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I}", "run",
+		          pipelinerun_name(p->run), "step", "archive", "duration_ms",
+		          (json_int_t)(clock_now_ms() - t0), "written_ms", (json_int_t)a->ms);
+		free(a);
+	}
 	if (!p->source[0]) {
 		char path[PATH_MAX];
+		long long t0 = clock_now_ms();
 
 		snprintf(path, sizeof(path), "%.4000s/source.tar.gz", p->work);
 		if (archive_commit(p->env->repo, &p->push->after, path, NULL) < 0)
 			return -1;
 		snprintf(p->source, sizeof(p->source), "%s", path);
+		step_done(p, "archive", clock_now_ms() - t0);
 	}
 	if (with_tree && !p->tree[0]) {
 		char dir[PATH_MAX];
@@ -462,6 +554,10 @@ static int stage_build(struct pipeline *p)
 			b.source_path = p->source;
 			rc = runner_build(&res, p->env->cfg->runner, p->env->kube, &b, say_line, p,
 			                  p->env->cancel);
+			event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I, s:I}", "run",
+			          pipelinerun_name(p->run), "step", "builder", "duration_ms",
+			          (json_int_t)(res.seconds * 1000 + 0.5), "start_ms",
+			          (json_int_t)res.start_ms, "tail_ms", (json_int_t)res.tail_ms);
 			free(image);
 			if (rc < 0 || !res.succeeded) {
 				set_outcome(
@@ -1289,6 +1385,9 @@ static int stage_deploy(struct pipeline *p)
 		return 0;
 	}
 	if (json_array_size(p->applied) == remote->ndeployments) {
+		for (size_t i = 0; i < remote->ndeployments; i++)
+			say(p, "-----> %s/%s was rolled out by the apply stage", p->ns,
+			    remote->deployments[i].name);
 		pipelinerun_stage(p->run, "deploy", "Skipped", "rolled out by the apply stage");
 		return 0;
 	}
@@ -1307,8 +1406,10 @@ static int stage_deploy(struct pipeline *p)
 		long long t0;
 		int rc;
 
-		if (is_applied(p, dname))
-			continue; /* the apply stage rolled it out */
+		if (is_applied(p, dname)) {
+			say(p, "-----> %s/%s was rolled out by the apply stage", p->ns, dname);
+			continue;
+		}
 		json_array_foreach(p->images, j, img)
 		{
 			if (!strcmp(str_or(img, "deployment", ""), dname)) {
@@ -1358,6 +1459,7 @@ static int stage_deploy(struct pipeline *p)
 			            res.message); /* it names the Deployment */
 			goto out;
 		}
+		step_done(p, "deploy_patch", res.patch_ms);
 		say(p, "-----> Deployed %s/%s in %lld ms%s", p->ns, dname, clock_now_ms() - t0,
 		    res.changed ? "" : " (unchanged)");
 	}
@@ -1457,6 +1559,7 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
 	struct pipelinerun_spec spec = {0};
+	long long t0;
 	int rc = -1;
 
 	*out = NULL;
@@ -1475,6 +1578,7 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	snprintf(p->reason, sizeof(p->reason), "Unknown");
 	if (!p->images || !p->applied || make_work(p) < 0)
 		goto out;
+	archiver_start(p);
 	spec.ns = p->ns;
 	spec.remote = p->remote_name;
 	spec.remote_gvr = env->remote_gvr;
@@ -1485,9 +1589,11 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	spec.comment = push->comment;
 	spec.trigger = push->trigger;
 	spec.sender = push->sender;
+	t0 = clock_now_ms();
 	rc = pipelinerun_create(&p->run, env->status_kube, &spec, "Queued", "received");
 	if (rc < 0)
 		goto out;
+	step_done(p, "create", clock_now_ms() - t0);
 	rc = queue_enter(&p->ticket, env->repo_path, push->refname, pipelinerun_name(p->run));
 	if (rc < 0)
 		goto out;
@@ -1547,6 +1653,8 @@ static void prune(struct pipeline *p)
  * pipeline-failed, and tells the pusher. */
 static void finish(struct pipeline *p, bool succeeded)
 {
+	long long t0;
+
 	if (p->is_finished)
 		return;
 	p->is_finished = true;
@@ -1556,10 +1664,12 @@ static void finish(struct pipeline *p, bool succeeded)
 	if (succeeded)
 		number_release(p);
 	stage_hooks(p, succeeded ? "pipeline-succeeded" : "pipeline-failed", false);
+	t0 = clock_now_ms();
 	if (pipelinerun_finish(p->run, succeeded, p->reason, p->message) < 0)
 		event_log("error", "pipeline_status", "{s:s, s:s}", "run", pipelinerun_name(p->run),
 		          "error", err_msg());
 	prune(p);
+	step_done(p, "finish", clock_now_ms() - t0);
 	event_log(succeeded ? "info" : "warn", "pipeline_finished", "{s:s, s:s, s:s, s:s}", "run",
 	          pipelinerun_name(p->run), "ref", p->push->refname, "reason", p->reason, "message",
 	          p->message);
@@ -1599,6 +1709,9 @@ static int pipeline_queue(struct pipeline *p)
  * run. Returns 0 when it Succeeded, 1 when it failed. */
 static int pipeline_run(struct pipeline *p)
 {
+	unsigned writes;
+	long long api_ms;
+
 	pipelinerun_progress(p->run, "Running", "running");
 	if (stage_hooks(p, "pre-build", true))
 		goto failed;
@@ -1618,9 +1731,11 @@ static int pipeline_run(struct pipeline *p)
 		goto failed;
 	}
 	finish(p, true);
-	event_log("info", "pipeline_timing", "{s:s, s:I, s:I}", "run", pipelinerun_name(p->run),
-	          "run_ms", (json_int_t)(clock_now_ms() - p->t_queue), "duration_ms",
-	          (json_int_t)(clock_now_ms() - p->t_start));
+	pipelinerun_api_stats(&writes, &api_ms, p->run);
+	event_log("info", "pipeline_timing", "{s:s, s:I, s:I, s:i, s:I}", "run",
+	          pipelinerun_name(p->run), "run_ms", (json_int_t)(clock_now_ms() - p->t_queue),
+	          "duration_ms", (json_int_t)(clock_now_ms() - p->t_start), "api_writes",
+	          (int)writes, "api_ms", (json_int_t)api_ms);
 	return 0;
 failed:
 	finish(p, false);
@@ -1649,6 +1764,8 @@ static void pipeline_free(struct pipeline *p)
 {
 	if (!p)
 		return;
+	if (p->archiver)
+		free(archiver_join(p));
 	queue_leave(p->ticket);
 	if (p->work[0] && fs_remove_tree(p->work) < 0)
 		event_log("warn", "pipeline_cleanup", "{s:s}", "error", err_msg());
@@ -1813,6 +1930,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	git_repository *repo = NULL;
 	json_t *obj = NULL;
 	struct remote remote = {0};
+	long long t0 = clock_now_ms();
 	int ret = -1;
 
 	if (!pushes || !pipelines || !errors || !is_updated) {
@@ -1866,6 +1984,10 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 			event_log("error", "webhook_sender_failed", "{s:s, s:s, s:s}", "namespace",
 			          req->ns, "remote", req->name, "error", err_msg());
 	}
+	if (ndeploying)
+		event_log("debug", "pipeline_step", "{s:s, s:s, s:s, s:I}", "namespace", req->ns,
+		          "remote", req->name, "step", "setup", "duration_ms",
+		          (json_int_t)(clock_now_ms() - t0));
 	env.cfg = w->cfg;
 	env.kube = kube;
 	env.status_kube = status_kube;
@@ -1875,6 +1997,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	env.remote_gvr = gvr;
 	env.repo = repo;
 	env.repo_path = req->repo_path;
+	env.quarantine = quarantine;
 	env.say = conn->say;
 	env.say_arg = conn->arg;
 	env.cancel = conn->cancel;
@@ -1936,6 +2059,7 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 				continue;
 			}
 			env.repo = repo;
+			env.quarantine = "";
 			if (pipeline_queue(p) == 0)
 				pipeline_run(p);
 		}

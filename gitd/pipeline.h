@@ -88,10 +88,10 @@ struct pipeline_config {
 struct pipeline_env {
 	const struct pipeline_config *cfg;
 	struct kube_client *kube;        /* builds, hooks, deploys */
-	struct kube_client *status_kube; /* the PipelineRun's writes only: they
-	                                    happen inside the others' callbacks
-	                                    (a rollout watch), and a client serves
-	                                    one request at a time */
+	struct kube_client *status_kube; /* the PipelineRuns' writes only, on
+	                                    their writer threads (pipelinerun.h):
+	                                    a client serves one request at a
+	                                    time */
 	struct buildsrv *srv;
 	/* the delivery thread of the Remote's webhooks, or NULL (delivery.h) */
 	struct delivery_sender *webhooks;
@@ -99,6 +99,7 @@ struct pipeline_env {
 	const char *remote_gvr;      /* "slipway.dev/v1alpha1/remotes" or gitkube's */
 	git_repository *repo;        /* sees the pushed objects (quarantine included) */
 	const char *repo_path;       /* the repository's directory */
+	const char *quarantine;      /* the push's quarantine (resolved), or "" */
 	bool is_wait;                /* the push waits: the ref moves after the run */
 	/* A line for the pusher ("remote: ..."), without newline. May be NULL. */
 	void (*say)(void *arg, const char *line);

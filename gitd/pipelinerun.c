@@ -1,7 +1,10 @@
 /* pipelinerun: the PipelineRun object of one pipeline, its status, the
  * "<remote>-pipeline" ConfigMap mirror, its Events and the Remote's
- * status.lastRun (see pipelinerun.h). Every write goes straight to the API
- * server; a failed one is logged and the pipeline goes on. */
+ * status.lastRun (see pipelinerun.h). A live run's writes go out on a writer
+ * thread of its own, in order, the status coalesced to its latest state; a
+ * failed one is logged and the pipeline goes on. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,19 +32,50 @@
 #define MANAGED_BY_LABEL "app.kubernetes.io/managed-by"
 #define INTERRUPTED_MESSAGE "gitd restarted while this pipeline ran"
 
+/* An Event waiting for the writer. */
+struct pending_event {
+	struct pending_event *next;
+	char type[16];   /* "Normal" or "Warning" */
+	char reason[64]; /* "StageRunning", ... */
+	char *message;   /* owned */
+};
+
+/* What the writer is asked to send (bits of struct pipelinerun.want). */
+enum { W_STATUS = 1, W_MIRROR = 2, W_LAST_RUN = 4 };
+
 struct pipelinerun {
-	struct kube_client *c; /* borrowed: outlives the run */
+	struct kube_client *c; /* borrowed: outlives the run; the writer's alone
+	                          while it runs */
 	char ns[254];
 	char name[254];
 	char remote[254];
-	char remote_gvr[128]; /* "" when unknown (a swept run) */
-	char *ref;            /* spec.ref */
-	char commit[65];      /* spec.after */
-	json_t *obj;          /* the object as last read or written */
-	json_t *status;       /* the status as last set */
-	struct buf log;       /* status.logTail, valid UTF-8, at most LOG_TAIL_MAX */
-	bool log_dirty;       /* log holds lines not yet written */
-	long long last_write_ms;
+	char remote_gvr[128];  /* "" when unknown (a swept run) */
+	char *ref;             /* spec.ref */
+	char commit[65];       /* spec.after */
+	char uid[64];          /* metadata.uid, or "" */
+	json_int_t generation; /* metadata.generation, or -1 */
+	json_t *obj;           /* the object as last read or written (the writer's) */
+	json_t *status;        /* the status as last set (the caller's thread) */
+	struct buf log;        /* status.logTail, valid UTF-8, at most LOG_TAIL_MAX */
+	bool log_dirty;        /* log holds lines not submitted yet */
+	long long last_submit_ms;
+	/* the writer: a thread when the run is live (pipelinerun_create), none
+	 * for the sweep, which writes in place; LOCK guards what follows */
+	pthread_mutex_t lock;
+	pthread_cond_t wake; /* work arrived, or stop */
+	pthread_cond_t idle; /* the writer has nothing left */
+	pthread_t writer;
+	bool has_writer;
+	bool is_stopping;
+	bool is_busy;                 /* the writer is sending */
+	unsigned want;                /* W_* still to send */
+	json_t *next_status;          /* the status to send next (owned), or NULL */
+	struct pending_event *events; /* in order */
+	struct pending_event **events_tail;
+	int status_ret;      /* the last status write's result */
+	json_t *wstatus;     /* the status the writes send (the writer's) */
+	unsigned api_writes; /* writes sent to the API server */
+	long long api_ms;    /* time spent in them */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -115,7 +149,6 @@ static void set_succeeded(struct pipelinerun *r, const char *status, const char 
 {
 	json_t *conds = json_object_get(r->status, "conditions");
 	json_t *cond = condition_get(r->status, "Succeeded");
-	json_t *gen = json_object_get(json_object_get(r->obj, "metadata"), "generation");
 	char now[32];
 
 	if (!json_is_array(conds)) {
@@ -134,40 +167,45 @@ static void set_succeeded(struct pipelinerun *r, const char *status, const char 
 	json_object_set_new(cond, "status", json_string(status));
 	json_object_set_new(cond, "reason", jsontext_lossy(reason, 1024));
 	json_object_set_new(cond, "message", jsontext_lossy(message, MESSAGE_MAX));
-	if (json_is_integer(gen))
-		json_object_set(cond, "observedGeneration", gen);
+	if (r->generation >= 0)
+		json_object_set_new(cond, "observedGeneration", json_integer(r->generation));
 }
 
-static const char *succeeded_status(const struct pipelinerun *r)
+/* The Succeeded condition's status in STATUS ("Unknown" when unset). */
+static const char *succeeded_status(json_t *status)
 {
-	const char *s = str_of(condition_get(r->status, "Succeeded"), "status");
+	const char *s = str_of(condition_get(status, "Succeeded"), "status");
 
 	return s ? s : "Unknown";
 }
 
 /* --- writes ------------------------------------------------------------- */
 
-/* Replaces the status subresource with r->status, re-reading the object
+/* Counts one write to the API server that began at T0 (clock_now_ms()). */
+static void api_done(struct pipelinerun *r, long long t0)
+{
+	pthread_mutex_lock(&r->lock);
+	r->api_writes++;
+	r->api_ms += clock_now_ms() - t0;
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Replaces the status subresource with r->wstatus, re-reading the object
  * after a Conflict. Returns 0 or a kube.h code with err_msg(). */
 static int write_status(struct pipelinerun *r)
 {
-	json_t *gen = json_object_get(json_object_get(r->obj, "metadata"), "generation");
+	long long t0 = clock_now_ms();
 	int ret = KUBE_ERROR;
 
-	if (r->log.len || json_object_get(r->status, "logTail"))
-		json_object_set_new(r->status, "logTail", json_string(buf_str(&r->log)));
-	if (json_is_integer(gen))
-		json_object_set(r->status, "observedGeneration", gen);
-	json_object_set(r->obj, "status", r->status);
+	json_object_set(r->obj, "status", r->wstatus);
 	for (int attempt = 0; attempt <= CONFLICT_RETRIES; attempt++) {
 		json_t *got = NULL, *fresh = NULL;
 
 		ret = kube_update_status(&got, r->c, PIPELINERUN_GVR, r->ns, r->name, r->obj);
 		if (ret == 0) {
-			json_object_set(got, "status", r->status);
+			json_object_set(got, "status", r->wstatus);
 			json_decref(r->obj);
 			r->obj = got;
-			r->log_dirty = false;
 			break;
 		}
 		if (ret != KUBE_ECONFLICT)
@@ -177,25 +215,26 @@ static int write_status(struct pipelinerun *r)
 		ret = kube_get(&fresh, r->c, PIPELINERUN_GVR, r->ns, r->name);
 		if (ret < 0)
 			break;
-		json_object_set(fresh, "status", r->status);
+		json_object_set(fresh, "status", r->wstatus);
 		json_decref(r->obj);
 		r->obj = fresh;
 		ret = KUBE_ECONFLICT;
 		err_set("pipelinerun %s/%s: status kept conflicting", r->ns, r->name);
 	}
-	r->last_write_ms = clock_now_ms();
+	api_done(r, t0);
 	if (ret < 0)
 		event_log("warn", "pipelinerun_status_failed", "{s:s, s:s, s:s}", "namespace",
 		          r->ns, "pipelinerun", r->name, "error", err_msg());
 	return ret;
 }
 
-/* Creates or replaces the "<remote>-pipeline" ConfigMap from r->status. */
+/* Creates or replaces the "<remote>-pipeline" ConfigMap from r->wstatus. */
 static void write_mirror(struct pipelinerun *r)
 {
 	char name[300], remote_label[LABEL_MAX + 1];
-	json_t *cond = condition_get(r->status, "Succeeded"), *cm = NULL;
-	char *status_json = json_dumps(r->status, JSON_COMPACT | JSON_SORT_KEYS);
+	json_t *cond = condition_get(r->wstatus, "Succeeded"), *cm = NULL;
+	char *status_json = json_dumps(r->wstatus, JSON_COMPACT | JSON_SORT_KEYS);
+	long long t0 = clock_now_ms();
 	int ret = KUBE_ERROR;
 
 	if ((size_t)snprintf(name, sizeof(name), "%s-pipeline", r->remote) >= sizeof(name)) {
@@ -208,7 +247,7 @@ static void write_mirror(struct pipelinerun *r)
 	               "namespace", r->ns, "labels", PIPELINERUN_LABEL_REMOTE, remote_label,
 	               MANAGED_BY_LABEL, "slipway", "data", "pipelineRun", r->name, "status.json",
 	               status_json ? status_json : "{}", "ref", r->ref ? r->ref : "", "commit",
-	               r->commit, "succeeded", succeeded_status(r), "reason",
+	               r->commit, "succeeded", succeeded_status(r->wstatus), "reason",
 	               str_or(cond, "reason", ""));
 	if (!cm) {
 		err_set("out of memory");
@@ -222,6 +261,7 @@ static void write_mirror(struct pipelinerun *r)
 			ret = kube_replace(NULL, r->c, "v1/configmaps", r->ns, name, NULL, cm);
 	}
 out:
+	api_done(r, t0);
 	if (ret < 0)
 		event_log("warn", "pipelinerun_mirror_failed", "{s:s, s:s, s:s}", "namespace",
 		          r->ns, "configmap", name, "error", err_msg());
@@ -247,6 +287,7 @@ static void emit_event(struct pipelinerun *r, const char *type, const char *reas
 	json_t *md = json_object_get(r->obj, "metadata"), *ev = NULL;
 	char name[300], now[32];
 	struct timespec ts;
+	long long t0 = clock_now_ms();
 	int ret = KUBE_ERROR;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -272,34 +313,195 @@ static void emit_event(struct pipelinerun *r, const char *type, const char *reas
 	}
 	ret = kube_create(NULL, r->c, "v1/events", r->ns, ev);
 out:
+	api_done(r, t0);
 	if (ret < 0)
 		event_log("warn", "pipelinerun_event_failed", "{s:s, s:s, s:s, s:s}", "namespace",
 		          r->ns, "pipelinerun", r->name, "reason", reason, "error", err_msg());
 	json_decref(ev);
 }
 
-/* Merge-patches the Remote's status.lastRun. */
+/* Merge-patches the Remote's status.lastRun from r->wstatus. */
 static void write_last_run(struct pipelinerun *r)
 {
-	json_t *cond = condition_get(r->status, "Succeeded"), *patch;
+	json_t *cond = condition_get(r->wstatus, "Succeeded"), *patch;
 	const struct kube_patch_opts po = {.subresource = "status"};
+	long long t0 = clock_now_ms();
 	int ret = KUBE_ERROR;
 
 	if (!r->remote_gvr[0])
 		return;
 	patch = json_pack("{s:{s:{s:s, s:s, s:s, s:s, s:s, s:s?}}}", "status", "lastRun", "name",
 	                  r->name, "ref", r->ref ? r->ref : "", "commit", r->commit, "succeeded",
-	                  succeeded_status(r), "reason", str_or(cond, "reason", ""),
-	                  "completionTime", str_of(r->status, "completionTime"));
+	                  succeeded_status(r->wstatus), "reason", str_or(cond, "reason", ""),
+	                  "completionTime", str_of(r->wstatus, "completionTime"));
 	if (!patch)
 		err_set("out of memory");
 	else
 		ret = kube_patch(NULL, r->c, r->remote_gvr, r->ns, r->remote, KUBE_PATCH_MERGE,
 		                 patch, &po);
+	api_done(r, t0);
 	if (ret < 0)
 		event_log("warn", "remote_last_run_failed", "{s:s, s:s, s:s}", "remote", r->remote,
 		          "pipelinerun", r->name, "error", err_msg());
 	json_decref(patch);
+}
+
+/* --- the writer --------------------------------------------------------- */
+
+/* Runs of one process may share a client (pipeline.h: one for the
+ * PipelineRuns of a push), and a client serves one request at a time: every
+ * write, on whichever thread, holds this lock. */
+static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Sends what WANT names (W_*) with STATUS (owned; NULL keeps r->wstatus),
+ * then the Events of the list EVENTS (owned), in the order a reader expects:
+ * status, mirror, Events, lastRun. Returns the status write's result (0
+ * when none was asked for). */
+static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
+                       struct pending_event *events)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&client_lock);
+	if (status) {
+		json_decref(r->wstatus);
+		r->wstatus = status;
+	}
+	if (want & W_STATUS)
+		ret = write_status(r);
+	if (want & W_MIRROR)
+		write_mirror(r);
+	while (events) {
+		struct pending_event *next = events->next;
+
+		emit_event(r, events->type, events->reason, events->message);
+		free(events->message);
+		free(events);
+		events = next;
+	}
+	if (want & W_LAST_RUN)
+		write_last_run(r);
+	pthread_mutex_unlock(&client_lock);
+	return ret;
+}
+
+/* The writer's thread: sends what is queued until told to stop with
+ * nothing left. */
+static void *writer_main(void *arg)
+{
+	struct pipelinerun *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		struct pending_event *events;
+		json_t *status;
+		unsigned want;
+		int ret;
+
+		while (!r->want && !r->events && !r->is_stopping)
+			pthread_cond_wait(&r->wake, &r->lock);
+		if (!r->want && !r->events)
+			break;
+		want = r->want;
+		status = r->next_status;
+		events = r->events;
+		r->want = 0;
+		r->next_status = NULL;
+		r->events = NULL;
+		r->events_tail = &r->events;
+		r->is_busy = true;
+		pthread_mutex_unlock(&r->lock);
+		ret = send_writes(r, want, status, events);
+		pthread_mutex_lock(&r->lock);
+		if (want & W_STATUS)
+			r->status_ret = ret;
+		r->is_busy = false;
+		if (!r->want && !r->events)
+			pthread_cond_broadcast(&r->idle);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* Starts R's writer thread, with every signal blocked so that signals stay
+ * the caller's. Without a thread (it could not start) writes go out in
+ * place, as for the sweep. */
+static void writer_start(struct pipelinerun *r)
+{
+	sigset_t all, old;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r->has_writer = pthread_create(&r->writer, NULL, writer_main, r) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!r->has_writer)
+		event_log("warn", "pipelinerun_writer", "{s:s, s:s}", "pipelinerun", r->name,
+		          "error", "cannot start the writer thread: writing in place");
+}
+
+/* Queues the status as it is now, with the log tail, for what WANT names
+ * (W_*), and an Event TYPE REASON MESSAGE when TYPE is not NULL (MESSAGE
+ * copied). The status goes out coalesced: queued twice before the writer
+ * takes it, only the later one is sent. Without a writer, sends at once and
+ * returns the status write's result; else returns 0. */
+static int submit(struct pipelinerun *r, unsigned want, const char *type, const char *reason,
+                  const char *message)
+{
+	struct pending_event *ev = NULL;
+	json_t *snap;
+
+	if (r->log.len || json_object_get(r->status, "logTail"))
+		json_object_set_new(r->status, "logTail", json_string(buf_str(&r->log)));
+	if (r->generation >= 0)
+		json_object_set_new(r->status, "observedGeneration", json_integer(r->generation));
+	snap = json_deep_copy(r->status);
+	if (type && (ev = calloc(1, sizeof(*ev)))) {
+		snprintf(ev->type, sizeof(ev->type), "%s", type);
+		snprintf(ev->reason, sizeof(ev->reason), "%s", reason);
+		if (!(ev->message = strdup(message ? message : ""))) {
+			free(ev);
+			ev = NULL;
+		}
+	}
+	if (!snap || (type && !ev)) {
+		event_log("warn", "pipelinerun_status_failed", "{s:s, s:s, s:s}", "namespace",
+		          r->ns, "pipelinerun", r->name, "error", "out of memory");
+		if (!snap)
+			want &= ~(unsigned)(W_STATUS | W_MIRROR | W_LAST_RUN);
+	}
+	r->log_dirty = false;
+	r->last_submit_ms = clock_now_ms();
+	if (!r->has_writer)
+		return send_writes(r, want, snap, ev);
+	pthread_mutex_lock(&r->lock);
+	if (snap) {
+		json_decref(r->next_status);
+		r->next_status = snap;
+	}
+	r->want |= want;
+	if (ev) {
+		*r->events_tail = ev;
+		r->events_tail = &ev->next;
+	}
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}
+
+/* Waits until the writer has sent everything queued. Returns the last status
+ * write's result (0 without a writer: submit returned it). */
+static int flush(struct pipelinerun *r)
+{
+	int ret;
+
+	if (!r->has_writer)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	while (r->want || r->events || r->is_busy)
+		pthread_cond_wait(&r->idle, &r->lock);
+	ret = r->status_ret;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 /* --- the run ------------------------------------------------------------ */
@@ -311,12 +513,17 @@ static struct pipelinerun *run_alloc(struct kube_client *c)
 	if (!r)
 		return NULL;
 	r->c = c;
+	r->generation = -1;
+	r->events_tail = &r->events;
 	buf_init(&r->log, PIPELINERUN_LOG_TAIL_MAX);
 	r->status = json_object();
 	if (!r->status) {
 		free(r);
 		return NULL;
 	}
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_cond_init(&r->wake, NULL);
+	pthread_cond_init(&r->idle, NULL);
 	return r;
 }
 
@@ -325,6 +532,7 @@ static int run_names_from_obj(struct pipelinerun *r)
 {
 	json_t *md = json_object_get(r->obj, "metadata"), *spec = json_object_get(r->obj, "spec");
 	const char *ns = str_of(md, "namespace"), *name = str_of(md, "name");
+	json_t *gen = json_object_get(md, "generation");
 
 	if (!ns || !name || strlen(ns) >= sizeof(r->ns) || strlen(name) >= sizeof(r->name))
 		return err_set("pipelinerun without a valid metadata.namespace and name");
@@ -332,6 +540,8 @@ static int run_names_from_obj(struct pipelinerun *r)
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	snprintf(r->remote, sizeof(r->remote), "%s", str_or(spec, "remote", ""));
 	snprintf(r->commit, sizeof(r->commit), "%s", str_or(spec, "after", ""));
+	snprintf(r->uid, sizeof(r->uid), "%s", str_or(md, "uid", ""));
+	r->generation = json_is_integer(gen) ? json_integer_value(gen) : -1;
 	r->ref = strdup(str_or(spec, "ref", ""));
 	if (!r->ref)
 		return err_set("out of memory");
@@ -345,6 +555,7 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 	char gen_name[300], ref_lbl[LABEL_MAX + 1], remote_lbl[LABEL_MAX + 1];
 	char commit_lbl[LABEL_MAX + 1], now[32];
 	json_t *obj = NULL, *got = NULL;
+	long long t0;
 	int ret = KUBE_ERROR;
 
 	*out = NULL;
@@ -381,7 +592,11 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 		err_set("out of memory");
 		goto out;
 	}
+	t0 = clock_now_ms();
+	pthread_mutex_lock(&client_lock);
 	ret = kube_create(&got, c, PIPELINERUN_GVR, spec->ns, obj);
+	pthread_mutex_unlock(&client_lock);
+	api_done(r, t0);
 	if (ret < 0)
 		goto out;
 	r->obj = got;
@@ -397,9 +612,8 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 	json_object_set_new(r->status, "stages", json_array());
 	json_object_set_new(r->status, "images", json_array());
 	set_succeeded(r, "Unknown", reason, message);
-	write_status(r);
-	write_mirror(r);
-	emit_event(r, "Normal", "Created", message && *message ? message : reason);
+	writer_start(r);
+	submit(r, W_STATUS | W_MIRROR, "Normal", "Created", message && *message ? message : reason);
 	*out = r;
 	r = NULL;
 	ret = 0;
@@ -417,13 +631,13 @@ const char *pipelinerun_name(const struct pipelinerun *r)
 
 const char *pipelinerun_uid(const struct pipelinerun *r)
 {
-	return json_string_value(json_object_get(json_object_get(r->obj, "metadata"), "uid"));
+	return r->uid[0] ? r->uid : NULL;
 }
 
 void pipelinerun_progress(struct pipelinerun *r, const char *reason, const char *message)
 {
 	set_succeeded(r, "Unknown", reason, message);
-	write_status(r);
+	submit(r, W_STATUS, NULL, NULL, NULL);
 }
 
 static json_t *stage_get(struct pipelinerun *r, const char *name, bool create)
@@ -480,12 +694,12 @@ void pipelinerun_stage(struct pipelinerun *r, const char *name, const char *phas
 		return;
 	}
 	stage_set(st, phase, message);
-	write_status(r);
-	write_mirror(r);
 	if (strcmp(phase, "Pending")) {
 		snprintf(reason, sizeof(reason), "Stage%s", phase);
-		emit_event(r, !strcmp(phase, "Failed") ? "Warning" : "Normal", reason,
-		           message && *message ? message : name);
+		submit(r, W_STATUS | W_MIRROR, !strcmp(phase, "Failed") ? "Warning" : "Normal",
+		       reason, message && *message ? message : name);
+	} else {
+		submit(r, W_STATUS | W_MIRROR, NULL, NULL, NULL);
 	}
 }
 
@@ -564,8 +778,8 @@ void pipelinerun_log(struct pipelinerun *r, const char *line)
 	if (buf_add(&r->log, s, len) == 0 && buf_add(&r->log, "\n", 1) == 0)
 		r->log_dirty = true;
 	json_decref(j);
-	if (r->log_dirty && clock_now_ms() - r->last_write_ms >= LOG_WRITE_INTERVAL_MS)
-		write_status(r);
+	if (r->log_dirty && clock_now_ms() - r->last_submit_ms >= LOG_WRITE_INTERVAL_MS)
+		submit(r, W_STATUS, NULL, NULL, NULL);
 }
 
 /* Closes the stages left open and sets Succeeded to its final value. */
@@ -599,11 +813,22 @@ int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason
 	if (!message || !*message)
 		message = succeeded ? "pipeline succeeded" : reason;
 	run_end(r, succeeded, reason, message);
-	ret = write_status(r);
-	write_mirror(r);
-	emit_event(r, succeeded ? "Normal" : "Warning", succeeded ? "Succeeded" : reason, message);
-	write_last_run(r);
-	return ret < 0 ? -1 : 0;
+	ret = submit(r, W_STATUS | W_MIRROR | W_LAST_RUN, succeeded ? "Normal" : "Warning",
+	             succeeded ? "Succeeded" : reason, message);
+	if (r->has_writer)
+		ret = flush(r);
+	if (ret < 0)
+		return err_set("pipelinerun %s/%s: the final status could not be written", r->ns,
+		               r->name);
+	return 0;
+}
+
+void pipelinerun_api_stats(unsigned *writes, long long *ms, struct pipelinerun *r)
+{
+	pthread_mutex_lock(&r->lock);
+	*writes = r->api_writes;
+	*ms = r->api_ms;
+	pthread_mutex_unlock(&r->lock);
 }
 
 const json_t *pipelinerun_status(const struct pipelinerun *r)
@@ -615,6 +840,26 @@ void pipelinerun_free(struct pipelinerun *r)
 {
 	if (!r)
 		return;
+	if (r->has_writer) {
+		/* the writer sends what is queued before it stops */
+		pthread_mutex_lock(&r->lock);
+		r->is_stopping = true;
+		pthread_cond_signal(&r->wake);
+		pthread_mutex_unlock(&r->lock);
+		pthread_join(r->writer, NULL);
+	}
+	json_decref(r->next_status);
+	while (r->events) {
+		struct pending_event *next = r->events->next;
+
+		free(r->events->message);
+		free(r->events);
+		r->events = next;
+	}
+	pthread_cond_destroy(&r->idle);
+	pthread_cond_destroy(&r->wake);
+	pthread_mutex_destroy(&r->lock);
+	json_decref(r->wstatus);
 	json_decref(r->obj);
 	json_decref(r->status);
 	buf_release(&r->log);
@@ -695,15 +940,17 @@ int pipelinerun_adopt(struct pipelinerun **out, struct kube_client *c, const jso
 	json_decref(r->obj);
 	r->obj = got;
 	got = NULL;
-	r->last_write_ms = clock_now_ms();
 	label_value(remote_lbl, r->remote);
 	ref_label(ref_lbl, r->ref);
 	label_value(commit_lbl, r->commit);
+	pthread_mutex_lock(&client_lock);
 	patch_labels(r, json_pack("{s:s, s:s, s:s}", PIPELINERUN_LABEL_REMOTE, remote_lbl,
 	                          PIPELINERUN_LABEL_REF, ref_lbl, PIPELINERUN_LABEL_COMMIT,
 	                          commit_lbl));
-	write_mirror(r);
-	emit_event(r, "Normal", "Created", message && *message ? message : reason);
+	pthread_mutex_unlock(&client_lock);
+	/* from here on as a run gitd created: writes go out on the writer */
+	writer_start(r);
+	submit(r, W_MIRROR, "Normal", "Created", message && *message ? message : reason);
 	*out = r;
 	r = NULL;
 	ret = 0;
@@ -713,18 +960,17 @@ out:
 	return ret;
 }
 
-const json_t *pipelinerun_object(const struct pipelinerun *r)
-{
-	return r->obj;
-}
-
 void pipelinerun_set_release(struct pipelinerun *r, long n)
 {
 	char value[32];
 
 	json_object_set_new(r->status, "release", json_integer(n));
 	snprintf(value, sizeof(value), "%ld", n);
+	/* the writer owns r->obj while it sends: let it finish first */
+	flush(r);
+	pthread_mutex_lock(&client_lock);
 	patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, value));
+	pthread_mutex_unlock(&client_lock);
 }
 
 int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns, const char *remote)
@@ -873,9 +1119,7 @@ static int sweep_one(struct kube_client *c, json_t *obj)
 	if (tail && buf_adds(&r->log, tail) < 0)
 		buf_release(&r->log);
 	run_end(r, false, "Interrupted", INTERRUPTED_MESSAGE);
-	write_status(r);
-	write_mirror(r);
-	emit_event(r, "Warning", "Interrupted", INTERRUPTED_MESSAGE);
+	submit(r, W_STATUS | W_MIRROR, "Warning", "Interrupted", INTERRUPTED_MESSAGE);
 	delete_labelled(r, "v1/pods");
 	delete_labelled(r, "v1/secrets");
 	event_log("info", "pipelinerun_interrupted", "{s:s, s:s}", "namespace", r->ns,

@@ -4,10 +4,19 @@
  * "<remote>-pipeline" holding the latest run as JSON, Kubernetes Events on
  * the PipelineRun, and the Remote's status.lastRun.
  *
- * Writes go to the API as they happen (the status subresource, replaced
- * whole with the resourceVersion last seen; a 409 Conflict is resolved by
- * re-reading and writing again). A failed write is logged (gitd's event log)
- * and retried with the next one; it never stops the pipeline. Conditions
+ * A run's writes go to the API on a writer thread of its own, so that the
+ * pipeline does not wait for them: every change is queued and the calls
+ * below return at once, except pipelinerun_create (the object itself) and
+ * pipelinerun_finish (everything queued). The writer sends in order: the
+ * status subresource (replaced whole with the resourceVersion last seen; a
+ * 409 Conflict is resolved by re-reading and writing again), the mirror,
+ * the Events, lastRun. Status and mirror are coalesced: changes queued
+ * while a write is in flight go out together in the next one, so a watcher
+ * sees every change that lasted longer than one write (a few ms) and
+ * always the final state, but may miss a stage that started and ended
+ * in between (its times and phase are in the next status). Every Event is
+ * sent. A failed write is logged (gitd's event log) and retried with the
+ * next one; it never stops the pipeline. Conditions
  * follow the API conventions: type, status, reason, message,
  * lastTransitionTime (changed only when status changes), observedGeneration. */
 #ifndef SLIP_GITD_PIPELINERUN_H
@@ -48,8 +57,10 @@ struct pipelinerun_spec {
 	const char *sender;      /* spec.pusher.name: a webhook's sender, or NULL or "" */
 };
 
-/* A run keeps the client C it was created with (borrowed: C must outlive it)
- * and uses it on every call, so a run belongs to C's thread. */
+/* A run keeps the client C it was created with (borrowed: C must outlive the
+ * run) and uses it on its writer thread; runs of one process may share C
+ * (their writes take turns), but nothing else may use C meanwhile. The
+ * calls below belong to the thread that created the run. */
 
 struct pipelinerun;
 
@@ -68,18 +79,18 @@ int pipelinerun_create(struct pipelinerun **out, struct kube_client *c,
 const char *pipelinerun_name(const struct pipelinerun *r);
 
 /* The object's metadata.uid as the API server gave it, for owner references
- * (borrowed, valid until the next write of the run), or NULL. */
+ * (borrowed, valid while R lives), or NULL. */
 const char *pipelinerun_uid(const struct pipelinerun *r);
 
 /* Changes the reason and message of the still-Unknown Succeeded condition
- * (e.g. "Running", "building web/nginx"). Writes the status. */
+ * (e.g. "Running", "building web/nginx"). Queues a status write. */
 void pipelinerun_progress(struct pipelinerun *r, const char *reason, const char *message);
 
 /* Sets stage NAME (added at the end the first time) to PHASE ("Pending",
  * "Running", "Succeeded", "Failed", "Skipped") with MESSAGE (may be NULL):
  * "Running" sets startTime, the last three set completionTime. At most 200
- * stages (the CRD's maximum): later new names are logged and dropped. Writes the
- * status, updates the mirror, and emits an Event (reason "StageRunning",
+ * stages (the CRD's maximum): later new names are logged and dropped. Queues
+ * a status write, the mirror's update and an Event (reason "StageRunning",
  * "StageSucceeded", "StageFailed" or "StageSkipped"; Warning for Failed). */
 void pipelinerun_stage(struct pipelinerun *r, const char *name, const char *phase,
                        const char *message);
@@ -97,7 +108,7 @@ void pipelinerun_applied(struct pipelinerun *r, const char *api_version, const c
 
 /* Appends LINE to status.logTail, which keeps the last
  * PIPELINERUN_LOG_TAIL_MAX bytes (cut at a line start). Written with the next
- * status write, or at most once a second by pipelinerun_log itself. */
+ * status write, or queued by pipelinerun_log itself at most once a second. */
 void pipelinerun_log(struct pipelinerun *r, const char *line);
 
 /* Ends the run: Succeeded True (reason "Succeeded") or False with REASON
@@ -107,10 +118,16 @@ void pipelinerun_log(struct pipelinerun *r, const char *line);
  * Pending becomes Skipped; the status with the whole logTail; mirror; a Normal "Succeeded" or
  * Warning REASON Event; and the Remote's status.lastRun = {name, ref,
  * commit, succeeded, reason, completionTime} (a merge patch of the status
- * subresource). Returns 0, or -1 with err_msg() when the final status could
- * not be written after retries (the caller logs it). */
+ * subresource), and waits until all of it, and everything queued before, is
+ * written. Returns 0, or -1 when the final status could not be written after
+ * retries (logged as pipelinerun_status_failed) with err_msg(). */
 int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason,
                        const char *message);
+
+/* How many writes R has sent to the API server so far (*WRITES: the create,
+ * status, mirror, Event and lastRun requests, each with its retries) and
+ * the milliseconds spent in them (*MS), for the pipeline's timing log. */
+void pipelinerun_api_stats(unsigned *writes, long long *ms, struct pipelinerun *r);
 
 /* The status as last set, which every write sends (borrowed, valid until
  * the next call on R), for the hooks' event JSON. */
@@ -132,10 +149,6 @@ int pipelinerun_adopt(struct pipelinerun **out, struct kube_client *c, const jso
 /* Whether OBJ is a PipelineRun that waits for gitd to take it over:
  * spec.trigger is rollback or config and it has no status yet. */
 bool pipelinerun_is_unclaimed(const json_t *obj);
-
-/* The object as last read or written (borrowed, valid until the next call
- * on R). */
-const json_t *pipelinerun_object(const struct pipelinerun *r);
 
 /* Records release number N (>= 1, see release.h) in status.release, written
  * with the next status write, and labels the object slipway.dev/release=N
@@ -159,7 +172,8 @@ int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns,
  * logged and skipped). */
 int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit);
 
-/* Frees R (does not change the object). NULL is allowed. */
+/* Sends what is still queued, stops the writer and frees R (changes nothing
+ * else). NULL is allowed. */
 void pipelinerun_free(struct pipelinerun *r);
 
 /* At gitd's start: every PipelineRun in NAMESPACES (NULL-terminated; NULL

@@ -1098,6 +1098,16 @@ int runner_build(struct runner_result *out, const struct runner_config *cfg, str
 out:
 	if (ret < 0)
 		set_failure(out, "RunnerFailed", "%s", err_msg());
+	out->start_ms = out->tail_ms = -1;
+	if (r.bb) {
+		long long source_at, result_at;
+
+		buildsrv_times(&source_at, &result_at, r.bb);
+		if (source_at)
+			out->start_ms = source_at - start;
+		if (result_at)
+			out->tail_ms = clock_now_ms() - result_at;
+	}
 	buildsrv_remove(b->srv, r.bb);
 	out->seconds = (double)(clock_now_ms() - start) / 1000.0;
 	return ret;

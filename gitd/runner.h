@@ -85,6 +85,10 @@ struct runner_result {
 	                       outside is "RunnerFailed") */
 	char message[1024]; /* on failure: one line for the pusher */
 	double seconds;     /* wall time from start to result */
+	long long start_ms; /* from the call to the builder's first source
+	                       request (starting the process or Pod); -1: none */
+	long long tail_ms;  /* from the result's arrival to the return (the
+	                       builder's exit, clean-up); -1: no result */
 	char pod[254];      /* pod: the Pod's name, "REMOTE-build-XXXXX" (its
 	                       Secret: NAME-token), else "" */
 };

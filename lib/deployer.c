@@ -857,6 +857,7 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
 	struct deployer_opts o = {0};
 	json_t *annotations = NULL, *prev = NULL;
 	char cause[1024];
+	long long t0 = clock_now_ms();
 	size_t used = 0;
 	int ret;
 
@@ -901,6 +902,7 @@ int deployer_set_image(struct deployer_result *out, struct kube_client *c, const
 		                    json_string(o.config_hash));
 	ret = patch_retrying(out, c, ns, name, images, n, annotations, &o,
 	                     o.rollback_on_failure ? &prev : NULL);
+	out->patch_ms = clock_now_ms() - t0;
 	if (ret < 0)
 		goto out;
 	say(&o, "deployment %s/%s %s", ns, name,

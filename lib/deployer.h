@@ -62,6 +62,8 @@ struct deployer_result {
 	bool changed;       /* the pod template changed (a new rollout began) */
 	long generation;    /* metadata.generation after the patch */
 	int conflicts;      /* 409 Conflicts retried */
+	long long patch_ms; /* deployer_set_image: reading and patching the
+	                       Deployment, before any rollout wait */
 	bool rolled_back;   /* the previous images were put back */
 	char reason[64];    /* on failure: e.g. "ProgressDeadlineExceeded", or the
 	                       kubelet's "CrashLoopBackOff", "ImagePullBackOff" */

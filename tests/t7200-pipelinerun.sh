@@ -152,6 +152,23 @@ test_expect_success 'logTail keeps only the tail, cut at a line start' '
 	! grep -q "number 1$" tail
 '
 
+test_expect_success 'stage changes faster than the writes: the status ends with all, every change is an Event, in order' '
+	for i in $(seq 1 20); do
+		echo "stage s$i Running" && echo "stage s$i Succeeded" || return 1
+	done >script &&
+	echo "finish true" >>script &&
+	run web $slip refs/heads/main <script &&
+	n=$(cat name) &&
+	test "$(jp plr $n "{.status.stages[*].phase}")" = "$(for i in $(seq 1 20); do printf "Succeeded "; done | sed "s/ $//")" &&
+	test "$(jp plr $n "{.status.stages[19].name}")" = s20 &&
+	kubectl -n $ns get events --field-selector involvedObject.name=$n -o json >ev.json &&
+	jq -r "[.items[] | select(.reason | startswith(\"Stage\"))] | sort_by(.metadata.name) | .[] | .reason + \" \" + .message" ev.json >got &&
+	for i in $(seq 1 20); do
+		echo "StageRunning s$i" && echo "StageSucceeded s$i" || return 1
+	done >want &&
+	test_cmp want got
+'
+
 test_expect_success 'the sweep marks a run left Unknown Interrupted and deletes its labelled Pod' '
 	runtool run $swept web $slip refs/heads/main $before $after >run.out <<-EOF_ &&
 	stage build Running
