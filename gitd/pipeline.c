@@ -1705,6 +1705,21 @@ static int pipeline_queue(struct pipeline *p)
 	return 1;
 }
 
+/* The stages that change what runs, for a push and for a run without a
+ * build alike: pre-deploy hooks, apply, deploy, post-deploy hooks (whose
+ * failure rolls the Deployments back). Returns 0, or 1 when one failed. */
+static int stages_deploy(struct pipeline *p)
+{
+	if (stage_hooks(p, "pre-deploy", true) || stage_apply(p) || stage_deploy(p))
+		return 1;
+	if (stage_hooks(p, "post-deploy", true)) {
+		if (p->env->remote->rollback_on_failure)
+			roll_back(p);
+		return 1;
+	}
+	return 0;
+}
+
 /* Runs every stage after pre-receive, with the lock held, and finishes the
  * run. Returns 0 when it Succeeded, 1 when it failed. */
 static int pipeline_run(struct pipeline *p)
@@ -1719,17 +1734,8 @@ static int pipeline_run(struct pipeline *p)
 		goto failed;
 	if (stage_hooks(p, "post-build", true))
 		goto failed;
-	if (stage_hooks(p, "pre-deploy", true))
+	if (stages_deploy(p))
 		goto failed;
-	if (stage_apply(p))
-		goto failed;
-	if (stage_deploy(p))
-		goto failed;
-	if (stage_hooks(p, "post-deploy", true)) {
-		if (p->env->remote->rollback_on_failure)
-			roll_back(p);
-		goto failed;
-	}
 	finish(p, true);
 	pipelinerun_api_stats(&writes, &api_ms, p->run);
 	event_log("info", "pipeline_timing", "{s:s, s:I, s:I, s:i, s:I}", "run",
@@ -2218,17 +2224,8 @@ static int pipeline_redeploy(struct pipeline *p, const char *rollback_of)
 	pipelinerun_progress(p->run, "Running", "running");
 	if (stage_release(p, rollback_of))
 		goto failed;
-	if (stage_hooks(p, "pre-deploy", true))
+	if (stages_deploy(p))
 		goto failed;
-	if (stage_apply(p))
-		goto failed;
-	if (stage_deploy(p))
-		goto failed;
-	if (stage_hooks(p, "post-deploy", true)) {
-		if (p->env->remote->rollback_on_failure)
-			roll_back(p);
-		goto failed;
-	}
 	finish(p, true);
 	return 0;
 failed:

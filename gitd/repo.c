@@ -54,7 +54,7 @@ int repo_path(char *buf, size_t size, const char *data_dir, const char *ns, cons
 
 int repo_open(git_repository **out, const char *data_dir, const char *ns, const char *remote)
 {
-	char path[REPO_PATH_MAX], dir[REPO_PATH_MAX];
+	char path[REPO_PATH_MAX], dir[REPO_PATH_MAX], tmp[REPO_PATH_MAX + 32];
 	git_repository_init_options init;
 	git_repository *repo = NULL;
 	int n;
@@ -71,13 +71,35 @@ int repo_open(git_repository **out, const char *data_dir, const char *ns, const 
 		return err_set("repository path for %s/%s is too long", ns, remote);
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
 		return err_set("cannot create %s: %s", dir, strerror(errno));
-	/* git_repository_init_ext on an existing repository re-opens it, so a
-	 * concurrent creator is harmless */
+	/* created whole under a name of its own, then renamed into place: a
+	 * concurrent creator either wins the rename (this one's copy is
+	 * dropped) or finds the repository complete; never a half-made one */
+	n = snprintf(tmp, sizeof(tmp), "%s.new-%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return err_set("repository path for %s/%s is too long", ns, remote);
+	if (fs_remove_tree(tmp) < 0)
+		return -1;
 	git_repository_init_options_init(&init, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
-	init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH;
+	init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
+	             GIT_REPOSITORY_INIT_NO_REINIT;
 	init.initial_head = "main";
-	if (git_repository_init_ext(&repo, path, &init) < 0)
-		return err_set("cannot create repository %s/%s: %s", ns, remote, repo_git_error());
+	if (git_repository_init_ext(&repo, tmp, &init) < 0) {
+		err_set("cannot create repository %s/%s: %s", ns, remote, repo_git_error());
+		fs_remove_tree(tmp);
+		return -1;
+	}
+	git_repository_free(repo);
+	repo = NULL;
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+
+		fs_remove_tree(tmp);
+		if (e != EEXIST && e != ENOTEMPTY)
+			return err_set("cannot create repository %s/%s: rename: %s", ns, remote,
+			               strerror(e));
+	}
+	if (git_repository_open_bare(&repo, path) < 0)
+		return err_set("cannot open repository %s/%s: %s", ns, remote, repo_git_error());
 	*out = repo;
 	return 0;
 }

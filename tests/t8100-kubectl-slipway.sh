@@ -73,11 +73,12 @@ test_expect_success 'kubectl finds the plugin on PATH and runs it' '
 test_expect_success '--help documents every command and the exit codes' '
 	kubectl slipway --help >out &&
 	for c in "remote create" "remote list" "remote url" "remote delete" "key add" \
-		"key list" "key rm" "runs" "logs" "wait" "dashboard"; do
+		"key list" "key rm" "runs" "logs" "wait" "releases" "rollback" "config set" \
+		"config unset" "config get" "dashboard" "webhooks deliveries"; do
 		test_grep "^  $c" out || return 1
 	done &&
 	test_grep "^  2  usage error; wait: the timeout passed" out &&
-	test_grep "^  3  the Remote, PipelineRun or key does not exist" out
+	test_grep "^  3  the Remote, PipelineRun, key, release or config key does not exist" out
 '
 
 test_expect_success 'every command and group has its own --help (exit 0)' '

@@ -1,12 +1,19 @@
 /* Unit tests for gitd's exec-request parser (command.h), repository names
  * (repo.h) and the key table (authz.h): what a client may ask for and which
  * Remote it reaches. */
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <git2.h>
 
 #include "authz.h"
 #include "command.h"
 #include "err.h"
+#include "fs.h"
 #include "repo.h"
 #include "tap.h"
 
@@ -152,11 +159,64 @@ static void test_keyfile(void)
 	remove(path);
 }
 
+/* Eight processes open (and so create) the same new repository at once:
+ * each gets a complete repository, and no half-made copy is left. */
+static void test_create_race(void)
+{
+	char data[] = "/tmp/unit-gitd-XXXXXX", path[REPO_PATH_MAX], dir[REPO_PATH_MAX];
+	pid_t pids[8];
+	int failed = 0, status, n = 0;
+	DIR *d;
+	struct dirent *e;
+	git_repository *repo = NULL;
+	git_reference *head = NULL;
+
+	if (!mkdtemp(data)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	for (int i = 0; i < 8; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			git_repository *r = NULL;
+			int rc;
+
+			git_libgit2_init();
+			rc = repo_open(&r, data, "ns", "web");
+			git_repository_free(r);
+			_exit(rc == 0 ? 0 : 1);
+		}
+	}
+	for (int i = 0; i < 8; i++)
+		if (pids[i] < 0 || waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			failed++;
+	is_int(failed, 0, "eight concurrent first opens of a repository all succeed");
+	repo_path(path, sizeof(path), data, "ns", "web");
+	ok(git_repository_open_bare(&repo, path) == 0 && git_repository_is_bare(repo) &&
+	       git_reference_lookup(&head, repo, "HEAD") == 0 &&
+	       !strcmp(git_reference_symbolic_target(head), "refs/heads/main"),
+	   "  and it is one bare repository with HEAD on main");
+	snprintf(dir, sizeof(dir), "%s/ns", data);
+	d = opendir(dir);
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	if (d)
+		closedir(d);
+	is_int(n, 1, "  and nothing but web.git is left in the namespace folder");
+	git_reference_free(head);
+	git_repository_free(repo);
+	fs_remove_tree(data);
+}
+
 int main(void)
 {
+	git_libgit2_init();
 	test_command();
 	test_names();
 	test_authz();
 	test_keyfile();
+	test_create_race();
 	return tap_done();
 }
