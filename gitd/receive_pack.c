@@ -2,6 +2,7 @@
  * reads top to bottom in receive_pack_serve(): advertisement, request,
  * packfile into a quarantine, connectivity and policy checks, pre-receive,
  * compare-and-swap ref updates, report-status. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +33,11 @@
  * threads, each taking this many objects of pack order at a time. */
 #define CHECK_THREADS 8
 #define CHECK_BLOCK 1024
+
+/* A push that leaves more loose refs than this packs them all into
+ * packed-refs, as git's `gc --auto` after a push would: every ref
+ * advertisement reads each loose ref file, packed-refs is one read. */
+#define LOOSE_REFS_MAX 64
 
 /* Bytes handed to the indexer per call. */
 #define PACK_CHUNK (256 * 1024)
@@ -1024,6 +1030,54 @@ out:
 	git_odb_free(c.repo);
 }
 
+/* ---- packing refs ------------------------------------------------------ */
+
+/* Adds to *COUNT the loose ref files under DIR (recursively), stopping once
+ * it passes LIMIT. */
+static void count_loose_refs(const char *dir, size_t *count, size_t limit)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while (*count <= limit && (e = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (e->d_type == DT_REG) {
+			(*count)++;
+			continue;
+		}
+		if (e->d_type == DT_DIR &&
+		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
+			count_loose_refs(path, count, limit);
+	}
+	closedir(d);
+}
+
+/* Packs REPO's refs into packed-refs when more than LOOSE_REFS_MAX are loose
+ * (libgit2's git_refdb_compress; a loose ref is removed only under its lock
+ * and if unchanged, so a concurrent push loses nothing). The push is done
+ * by then: a failure is logged, not reported. */
+static void pack_refs_if_many(git_repository *repo)
+{
+	char dir[PATH_MAX];
+	size_t count = 0;
+	git_refdb *refdb = NULL;
+
+	if (snprintf(dir, sizeof(dir), "%srefs", git_repository_commondir(repo)) >=
+	    (int)sizeof(dir))
+		return;
+	count_loose_refs(dir, &count, LOOSE_REFS_MAX);
+	if (count <= LOOSE_REFS_MAX)
+		return;
+	if (git_repository_refdb(&refdb, repo) < 0 || git_refdb_compress(refdb) < 0)
+		log_warn("cannot pack the refs: %s", repo_git_error());
+	git_refdb_free(refdb);
+}
+
 /* ---- policy, pre-receive, ref updates --------------------------------- */
 
 /* Opens *OUT as a second handle on REPO whose objects include the
@@ -1409,8 +1463,10 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 		git_repository_free(qrepo);
 		qrepo = NULL;
 		update_refs(&req, repo, &q, opts, stats);
-		if (stats->nupdated)
+		if (stats->nupdated) {
 			fix_unborn_head(repo, &req);
+			pack_refs_if_many(repo);
+		}
 		if (stats->nupdated && opts->post_receive) {
 			struct receive_check check = {
 			    repo, io, req.cmds, req.ncmds, req.push_options, req.npush_options,

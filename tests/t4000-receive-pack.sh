@@ -625,4 +625,19 @@ test_expect_success 'a pack of thousands of objects missing one blob is refused 
 	server_is_clean
 '
 
+
+test_expect_success 'a push that leaves more than 64 loose refs packs them, and they still move' '
+	tip=$(client_ref main) &&
+	for i in $(seq 1 100); do echo "$tip:refs/heads/packed$i"; done >specs &&
+	(cd client && push "$srv" $(cat ../specs)) &&
+	grep -q " refs/heads/packed100\$" srv.git/packed-refs &&
+	test ! -e srv.git/refs/heads/packed1 &&
+	test "$(git -C srv.git for-each-ref refs/heads/packed* | wc -l)" = 100 &&
+	git -C client commit -q --allow-empty -m "moves packed7" &&
+	(cd client && push "$srv" main:refs/heads/packed7) &&
+	test "$(srv_ref packed7)" = "$(client_ref main)" &&
+	test "$(srv_ref packed8)" = "$tip" &&
+	server_is_clean
+'
+
 test_done
