@@ -1268,6 +1268,10 @@ int main(int argc, char **argv)
 	o.pipeline.rollout_timeout_ms = rollout_timeout_s * 1000L;
 
 	git_libgit2_init();
+	if (repo_limit_pack_mappings() < 0) {
+		fprintf(stderr, "gitd: %s\n", err_msg());
+		return 1;
+	}
 	ssh_init();
 	memset(&kf, 0, sizeof(kf));
 	authz_init(&kf.table);
