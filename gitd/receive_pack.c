@@ -34,6 +34,9 @@
 #define CHECK_THREADS 8
 #define CHECK_BLOCK 1024
 
+/* Its first pass drops the pack's pages behind it this many bytes at a time. */
+#define CHECK_DROP_BYTES (8u << 20)
+
 /* A push that leaves more loose refs than this packs them all into
  * packed-refs, as git's `gc --auto` after a push would: every ref
  * advertisement reads each loose ref file, packed-refs is one read. */
@@ -961,11 +964,18 @@ static void check_pack(struct connectivity *c)
 	int nthreads = ncpu < 1 ? 1 : ncpu > CHECK_THREADS ? CHECK_THREADS : (int)ncpu;
 	int started = 0;
 
-	for (uint32_t pos = 0; pos < c->pack.idx.nobjects; pos++)
-		if (pack_object_type(&c->pack, c->types, pos) == GIT_OBJECT_INVALID) {
+	/* in pack order, dropping the pages behind (a delta's base comes
+	 * before it), so that the pass does not keep the whole pack resident */
+	for (uint32_t k = 0, dropped = 0; k < c->pack.idx.nobjects; k++) {
+		if (pack_object_type(&c->pack, c->types, c->pack.order[k]) == GIT_OBJECT_INVALID) {
 			c->problem = "invalid object in pack";
 			return;
 		}
+		if (c->pack.offsets[k] - c->pack.offsets[dropped] >= CHECK_DROP_BYTES) {
+			packfile_drop_pages(&c->pack, c->pack.offsets[dropped], c->pack.offsets[k]);
+			dropped = k;
+		}
+	}
 	if (c->pack.idx.nobjects <= CHECK_BLOCK)
 		nthreads = 1;
 	c->next = 0;
