@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
 	--real) real=$2; shift 2 ;;
 	--real-only) real_only=1; shift ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/push.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
