@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -568,7 +569,11 @@ static int reap(int *nchildren)
 	int status, n = 0;
 	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+	struct rusage ru;
+
+	/* wait4() for the connection's peak resident set (ru_maxrss, KiB on
+	 * Linux), logged at debug level for capacity planning */
+	while ((pid = wait4(-1, &status, WNOHANG, &ru)) > 0) {
 		if (pid == watcher_pid) {
 			event_log("warn", "watcher_exited", "{s:i}", "status",
 			          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -591,6 +596,10 @@ static int reap(int *nchildren)
 		child_track(0, pid, NULL);
 		(*nchildren)--;
 		n++;
+		event_log("debug", "connection_exited", "{s:i, s:i, s:I}", "pid", (int)pid,
+		          "status",
+		          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+		          "max_rss_kib", (json_int_t)ru.ru_maxrss);
 		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGALRM)
 			event_log("error", "connection_crashed", "{s:i, s:i}", "pid", (int)pid,
 			          "signal", WTERMSIG(status));
@@ -1377,6 +1386,10 @@ int main(int argc, char **argv)
 	o.pipeline.rollout_timeout_ms = rollout_timeout_s * 1000L;
 
 	git_libgit2_init();
+	if (repo_limit_pack_mappings() < 0) {
+		fprintf(stderr, "gitd: %s\n", err_msg());
+		return 1;
+	}
 	ssh_init();
 	memset(&kf, 0, sizeof(kf));
 	authz_init(&kf.table);

@@ -231,6 +231,19 @@ static int map_file(unsigned char **out, size_t *size, const char *path)
 	return 0;
 }
 
+void packfile_drop_pages(const struct packfile *p, uint64_t from, uint64_t to)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t start, end;
+
+	if (!p->pack_map || page <= 0 || to > p->pack_size)
+		return;
+	start = (from + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+	end = to / (uint64_t)page * (uint64_t)page;
+	if (end > start)
+		madvise(p->pack_map + start, (size_t)(end - start), MADV_DONTNEED);
+}
+
 static int check_pack_header(const struct packfile *p, const unsigned char *pack, size_t size)
 {
 	uint32_t version;

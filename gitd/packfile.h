@@ -119,6 +119,13 @@ struct packfile {
 	uint32_t *order;   /* .idx positions in the order of offsets */
 };
 
+/* Drops the pages of P's mapped pack between byte offsets FROM and TO
+ * (rounded inward to whole pages) from this process's resident set
+ * (madvise MADV_DONTNEED): they stay in the page cache and a later read
+ * faults them in again. For a reader that has gone past them; a borrowed
+ * pack (packfile_open_memory) is left alone. */
+void packfile_drop_pages(const struct packfile *p, uint64_t from, uint64_t to);
+
 /* Maps IDX_PATH and PACK_PATH into OUT (set up in place) and checks them:
  * packfile_idx_parse, and a pack header "PACK", version 2 or 3, with as many
  * objects as the .idx. Returns 0, or -1 with err_msg() (OUT then released).

@@ -2,9 +2,12 @@
  * reads top to bottom in receive_pack_serve(): advertisement, request,
  * packfile into a quarantine, connectivity and policy checks, pre-receive,
  * compare-and-swap ref updates, report-status. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,19 @@
 #include "receive_pack.h"
 #include "repo.h"
 #include "banned.h"
+
+/* The connectivity check reads the quarantined pack on at most this many
+ * threads, each taking this many objects of pack order at a time. */
+#define CHECK_THREADS 8
+#define CHECK_BLOCK 1024
+
+/* Its first pass drops the pack's pages behind it this many bytes at a time. */
+#define CHECK_DROP_BYTES (8u << 20)
+
+/* A push that leaves more loose refs than this packs them all into
+ * packed-refs, as git's `gc --auto` after a push would: every ref
+ * advertisement reads each loose ref file, packed-refs is one read. */
+#define LOOSE_REFS_MAX 64
 
 /* Bytes handed to the indexer per call. */
 #define PACK_CHUNK (256 * 1024)
@@ -788,10 +804,12 @@ static git_object_t pack_object_type(const struct packfile *pack, unsigned char 
 }
 
 struct connectivity {
-	struct packfile pack;     /* the quarantined pack */
-	unsigned char *types;     /* by .idx position: git_object_t, 0 unknown */
-	git_odb_backend *backend; /* reads it */
-	git_odb *repo;            /* the repository, without the quarantine */
+	struct packfile pack; /* the quarantined pack */
+	unsigned char *types; /* by .idx position: git_object_t, 0 unknown */
+	const char *idx_path; /* its .idx, opened by each checking thread */
+	git_odb *repo;        /* the repository, without the quarantine */
+	pthread_mutex_t lock; /* guards next and problem while threads run */
+	uint32_t next;        /* first position in pack order not yet taken */
 	const char *problem;
 };
 
@@ -865,31 +883,110 @@ static const char *check_references(struct connectivity *c, git_object_t type, c
 	}
 }
 
-/* One pass over the pack in pack order; sets c->problem. */
+/* Takes the next CHECK_BLOCK positions of pack order into [*FROM, *TO), or
+ * returns false when none are left or a problem was found. */
+static bool take_block(struct connectivity *c, uint32_t *from, uint32_t *to)
+{
+	bool has_block;
+
+	pthread_mutex_lock(&c->lock);
+	has_block = !c->problem && c->next < c->pack.idx.nobjects;
+	if (has_block) {
+		*from = c->next;
+		*to = c->pack.idx.nobjects - c->next > CHECK_BLOCK ? c->next + CHECK_BLOCK
+		                                                   : c->pack.idx.nobjects;
+		c->next = *to;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return has_block;
+}
+
+static void set_problem(struct connectivity *c, const char *problem)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->problem)
+		c->problem = problem;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* One checking thread: blocks of pack order, read through its own pack
+ * backend (a backend is not shared between threads), until none are left. */
+static void *check_blocks(void *arg)
+{
+	struct connectivity *c = arg;
+	git_odb_backend *backend = NULL;
+	uint32_t from, to;
+
+	if (git_odb_backend_one_pack(&backend, c->idx_path) < 0) {
+		log_error("cannot open the quarantined pack: %s", repo_git_error());
+		set_problem(c, "invalid object in pack");
+		return NULL;
+	}
+	while (take_block(c, &from, &to)) {
+		for (uint32_t k = from; k < to; k++) {
+			uint32_t pos = c->pack.order[k];
+			git_object_t type = (git_object_t)c->types[pos];
+			const char *problem;
+			git_oid id;
+			void *data = NULL;
+			size_t len = 0;
+
+			if (type == GIT_OBJECT_BLOB)
+				continue;
+			git_oid_fromraw(&id, packfile_idx_id(&c->pack.idx, pos));
+			if (backend->read(&data, &len, &type, backend, &id) < 0) {
+				log_warn("cannot read a quarantined object: %s", repo_git_error());
+				set_problem(c, "invalid object in pack");
+				goto out;
+			}
+			problem = check_references(c, type, data, len);
+			git_odb_backend_data_free(backend, data);
+			if (problem) {
+				set_problem(c, problem);
+				goto out;
+			}
+		}
+	}
+out:
+	backend->free(backend);
+	return NULL;
+}
+
+/* One pass over the pack in pack order; sets c->problem. Every object's
+ * type comes first, from the entry headers alone; then the objects are read
+ * and checked by up to CHECK_THREADS threads (one per online CPU), each
+ * taking blocks of pack order so that the delta-base cache still hits, as
+ * git's index-pack resolves deltas on every core. */
 static void check_pack(struct connectivity *c)
 {
-	for (uint32_t k = 0; k < c->pack.idx.nobjects && !c->problem; k++) {
-		uint32_t pos = c->pack.order[k];
-		git_object_t type = pack_object_type(&c->pack, c->types, pos);
-		git_oid id;
-		void *data = NULL;
-		size_t len = 0;
+	pthread_t threads[CHECK_THREADS];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nthreads = ncpu < 1 ? 1 : ncpu > CHECK_THREADS ? CHECK_THREADS : (int)ncpu;
+	int started = 0;
 
-		if (type == GIT_OBJECT_INVALID) {
+	/* in pack order, dropping the pages behind (a delta's base comes
+	 * before it), so that the pass does not keep the whole pack resident */
+	for (uint32_t k = 0, dropped = 0; k < c->pack.idx.nobjects; k++) {
+		if (pack_object_type(&c->pack, c->types, c->pack.order[k]) == GIT_OBJECT_INVALID) {
 			c->problem = "invalid object in pack";
-			break;
+			return;
 		}
-		if (type == GIT_OBJECT_BLOB)
-			continue;
-		git_oid_fromraw(&id, packfile_idx_id(&c->pack.idx, pos));
-		if (c->backend->read(&data, &len, &type, c->backend, &id) < 0) {
-			log_warn("cannot read a quarantined object: %s", repo_git_error());
-			c->problem = "invalid object in pack";
-			break;
+		if (c->pack.offsets[k] - c->pack.offsets[dropped] >= CHECK_DROP_BYTES) {
+			packfile_drop_pages(&c->pack, c->pack.offsets[dropped], c->pack.offsets[k]);
+			dropped = k;
 		}
-		c->problem = check_references(c, type, data, len);
-		git_odb_backend_data_free(c->backend, data);
 	}
+	if (c->pack.idx.nobjects <= CHECK_BLOCK)
+		nthreads = 1;
+	c->next = 0;
+	for (int i = 1; i < nthreads; i++) {
+		if (pthread_create(&threads[i], NULL, check_blocks, c) != 0)
+			break; /* fewer threads: the others take its blocks */
+		started++;
+	}
+	check_blocks(c);
+	for (int i = 1; i <= started; i++)
+		pthread_join(threads[i], NULL);
 }
 
 /* Checks the quarantined pack (if any) and that every accepted command's
@@ -901,6 +998,7 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 	char idx_path[PATH_MAX], pack_path[PATH_MAX];
 
 	memset(&c, 0, sizeof(c));
+	pthread_mutex_init(&c.lock, NULL);
 	if (git_repository_odb(&c.repo, repo) < 0) {
 		log_error("cannot open the object database: %s", repo_git_error());
 		c.problem = "missing necessary objects";
@@ -921,11 +1019,7 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 			c.problem = "invalid object in pack";
 			goto out;
 		}
-		if (git_odb_backend_one_pack(&c.backend, idx_path) < 0) {
-			log_error("cannot open the quarantined pack: %s", repo_git_error());
-			c.problem = "invalid object in pack";
-			goto out;
-		}
+		c.idx_path = idx_path;
 		check_pack(&c);
 		if (c.problem)
 			goto out;
@@ -940,11 +1034,58 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 out:
 	if (c.problem)
 		reject_accepted(req, c.problem);
-	if (c.backend)
-		c.backend->free(c.backend);
+	pthread_mutex_destroy(&c.lock);
 	packfile_close(&c.pack);
 	free(c.types);
 	git_odb_free(c.repo);
+}
+
+/* ---- packing refs ------------------------------------------------------ */
+
+/* Adds to *COUNT the loose ref files under DIR (recursively), stopping once
+ * it passes LIMIT. */
+static void count_loose_refs(const char *dir, size_t *count, size_t limit)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while (*count <= limit && (e = readdir(d))) {
+		char path[PATH_MAX];
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (e->d_type == DT_REG) {
+			(*count)++;
+			continue;
+		}
+		if (e->d_type == DT_DIR &&
+		    snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) < (int)sizeof(path))
+			count_loose_refs(path, count, limit);
+	}
+	closedir(d);
+}
+
+/* Packs REPO's refs into packed-refs when more than LOOSE_REFS_MAX are loose
+ * (libgit2's git_refdb_compress; a loose ref is removed only under its lock
+ * and if unchanged, so a concurrent push loses nothing). The push is done
+ * by then: a failure is logged, not reported. */
+static void pack_refs_if_many(git_repository *repo)
+{
+	char dir[PATH_MAX];
+	size_t count = 0;
+	git_refdb *refdb = NULL;
+
+	if (snprintf(dir, sizeof(dir), "%srefs", git_repository_commondir(repo)) >=
+	    (int)sizeof(dir))
+		return;
+	count_loose_refs(dir, &count, LOOSE_REFS_MAX);
+	if (count <= LOOSE_REFS_MAX)
+		return;
+	if (git_repository_refdb(&refdb, repo) < 0 || git_refdb_compress(refdb) < 0)
+		log_warn("cannot pack the refs: %s", repo_git_error());
+	git_refdb_free(refdb);
 }
 
 /* ---- policy, pre-receive, ref updates --------------------------------- */
@@ -1332,8 +1473,10 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 		git_repository_free(qrepo);
 		qrepo = NULL;
 		update_refs(&req, repo, &q, opts, stats);
-		if (stats->nupdated)
+		if (stats->nupdated) {
 			fix_unborn_head(repo, &req);
+			pack_refs_if_many(repo);
+		}
 		if (stats->nupdated && opts->post_receive) {
 			struct receive_check check = {
 			    repo, io, req.cmds, req.ncmds, req.push_options, req.npush_options,

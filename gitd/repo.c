@@ -52,6 +52,14 @@ int repo_path(char *buf, size_t size, const char *data_dir, const char *ns, cons
 	return 0;
 }
 
+int repo_limit_pack_mappings(void)
+{
+	if (git_libgit2_opts(GIT_OPT_SET_MWINDOW_SIZE, (size_t)REPO_PACK_WINDOW) < 0 ||
+	    git_libgit2_opts(GIT_OPT_SET_MWINDOW_MAPPED_LIMIT, (size_t)REPO_PACK_MAPPED) < 0)
+		return err_set("cannot limit pack mappings: %s", repo_git_error());
+	return 0;
+}
+
 int repo_open(git_repository **out, const char *data_dir, const char *ns, const char *remote)
 {
 	char path[REPO_PATH_MAX], dir[REPO_PATH_MAX], tmp[REPO_PATH_MAX + 32];

@@ -37,6 +37,15 @@ int repo_sweep_quarantines(const char *data_dir, unsigned *removed);
  * (borrowed; valid until the next libgit2 call). */
 const char *repo_git_error(void);
 
+/* Bounds how much of the packs libgit2 keeps mapped in this process: windows
+ * of REPO_PACK_WINDOW bytes, at most REPO_PACK_MAPPED in all (libgit2's
+ * defaults on 64-bit are 1 GiB and 8 GiB, so a clone or push of a big
+ * history held all of its pack in the resident set). Call once after
+ * git_libgit2_init(). Returns 0, or -1 with err_msg(). */
+#define REPO_PACK_WINDOW (32u << 20)
+#define REPO_PACK_MAPPED (128u << 20)
+int repo_limit_pack_mappings(void);
+
 /* Returns 1 when NAME is a valid DNS-1123 subdomain (see repo_path), else 0. */
 int repo_is_valid_name(const char *name);
 

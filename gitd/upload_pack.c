@@ -45,6 +45,9 @@
 /* Objects are allocated this many at a time, so pointers to them stay valid. */
 #define OBJ_CHUNK 1024
 
+/* Copied pack entries leave the resident set this many bytes at a time. */
+#define DROP_BYTES (8u << 20)
+
 /* Client text quoted in an error message is cut to this many bytes. */
 #define SHOWN_MAX 64
 
@@ -1295,7 +1298,8 @@ enum reuse { REUSE_NONE, REUSE_WHOLE, REUSE_OFS_DELTA, REUSE_REF_DELTA };
 /* One pack of the repository, mapped. */
 struct pack {
 	struct packfile file;
-	bool is_broken; /* the index disagrees with itself: read through libgit2 */
+	bool is_broken;   /* the index disagrees with itself: read through libgit2 */
+	uint64_t dropped; /* pages below this offset were dropped once copied */
 };
 
 struct packs {
@@ -1387,6 +1391,17 @@ static int entry_parse(struct obj *o, uint64_t *base_offset, const unsigned char
 	return e.type;
 }
 
+/* Called in pack order once O's entry has been read: drops the pages of
+ * its pack behind it from the resident set, DROP_BYTES at a time, so that
+ * a pass over a big pack does not keep all of it resident. */
+static void drop_behind(struct obj *o)
+{
+	if (o->end - o->pack->dropped >= DROP_BYTES) {
+		packfile_drop_pages(&o->pack->file, o->pack->dropped, o->end);
+		o->pack->dropped = o->end;
+	}
+}
+
 static int compare_by_entry(const void *a, const void *b)
 {
 	const struct obj *x = *(struct obj *const *)a, *y = *(struct obj *const *)b;
@@ -1470,7 +1485,10 @@ static int plan_reuse(struct upload *u, struct packs *packs, struct objlist *obj
 				o->reuse = REUSE_REF_DELTA;
 		}
 		o->base = o->reuse == REUSE_OFS_DELTA || o->reuse == REUSE_REF_DELTA ? base : NULL;
+		drop_behind(o);
 	}
+	for (size_t k = 0; k < packs->n; k++)
+		packs->items[k].dropped = 0;
 	return 0;
 }
 
@@ -2188,10 +2206,15 @@ static int send_pack(struct upload *u)
 	put_be32(header + 8, (uint32_t)(nreused + nbuilt));
 	if (pack_emit(&po, header, sizeof(header), false) < 0)
 		goto fail;
-	for (size_t i = 0; i < order.n; i++)
-		if (order.items[i]->reuse != REUSE_NONE &&
-		    write_reused(&po, order.items[i], q->wants_ofs_delta) < 0)
+	for (size_t i = 0; i < order.n; i++) {
+		struct obj *o = order.items[i];
+
+		if (o->reuse == REUSE_NONE)
+			continue;
+		if (write_reused(&po, o, q->wants_ofs_delta) < 0)
 			goto fail;
+		drop_behind(o); /* entries go out in pack order */
+	}
 	sp.po = &po;
 	if (nbuilt && git_packbuilder_foreach(pb, splice_write, &sp) < 0) {
 		pack_error(u, "cannot write the pack");

@@ -570,4 +570,74 @@ test_expect_success 'a delta whose result size differs from what applying it giv
 	test_grep "unpack failed: failed to apply delta" err
 '
 
+
+# many_commits DIR N WORD: a repository of N commits, each changing one line
+# of a file that grows with the history (its lines start with WORD), so that
+# its pack has long delta chains.
+many_commits() {
+	git init -q -b main "$1" &&
+	python3 - "$2" "$3" <<-\EOF | git -C "$1" fast-import --quiet
+	import sys
+	n, word = int(sys.argv[1]), sys.argv[2]
+	lines = ["%s %d\n" % (word, i) for i in range(200)]
+	for i in range(1, n + 1):
+	    lines[i % 200] = "%s %d changed in commit %d\n" % (word, i % 200, i)
+	    lines.append("added by commit %d\n" % i)
+	    data = "".join(lines)
+	    msg = "commit %d\n" % i
+	    print("commit refs/heads/main")
+	    print("committer C O Mitter <committer@example.com> %d +0000" % (1700000000 + i))
+	    print("data %d\n%s" % (len(msg), msg), end="")
+	    print("M 100644 inline dir%d/file" % (i % 3))
+	    print("data %d\n%s" % (len(data.encode()), data))
+	EOF
+}
+
+test_expect_success 'a push of thousands of objects with deep delta chains is indexed and connected' '
+	many_commits deep 1500 deep &&
+	git -C deep repack -q -a -d -f --depth=250 --window=20 &&
+	git verify-pack -s deep/.git/objects/pack/*.idx >stats &&
+	grep -E "^chain length = (4[0-9]|[5-9][0-9]|[1-9][0-9][0-9]+):" stats &&
+	git -C deep push -q --receive-pack="git-serve receive-pack" "$srv" main:refs/heads/chains &&
+	test "$(srv_ref chains)" = "$(git -C deep rev-parse main)" &&
+	git -C srv.git rev-list --objects chains >objects &&
+	test $(wc -l <objects) -gt 4000 &&
+	server_is_clean
+'
+
+test_expect_success 'a pack of thousands of objects missing one blob is refused and changes nothing' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	many_commits holey 1600 holey &&
+	new=$(git -C holey rev-parse main) &&
+	missing=$(git -C holey rev-parse "main~800:dir1/file") &&
+	git -C holey rev-list --objects main | cut -d" " -f1 | grep -v "^$missing\$" |
+		git -C holey pack-objects -q --stdout >holey.pack &&
+	{ pkt "$zero $new refs/heads/holey\0 report-status" && printf 0000 &&
+	  cat holey.pack; } >req &&
+	git-serve receive-pack srv.git <req >out 2>err &&
+	grep -a "unpack ok" out &&
+	grep -a "ng refs/heads/holey missing necessary objects" out &&
+	git -C srv.git for-each-ref >refs.after &&
+	test_cmp refs.before refs.after &&
+	ls srv.git/objects/pack >packs.after &&
+	test_cmp packs.before packs.after &&
+	server_is_clean
+'
+
+
+test_expect_success 'a push that leaves more than 64 loose refs packs them, and they still move' '
+	tip=$(client_ref main) &&
+	for i in $(seq 1 100); do echo "$tip:refs/heads/packed$i"; done >specs &&
+	(cd client && push "$srv" $(cat ../specs)) &&
+	grep -q " refs/heads/packed100\$" srv.git/packed-refs &&
+	test ! -e srv.git/refs/heads/packed1 &&
+	test "$(git -C srv.git for-each-ref refs/heads/packed* | wc -l)" = 100 &&
+	git -C client commit -q --allow-empty -m "moves packed7" &&
+	(cd client && push "$srv" main:refs/heads/packed7) &&
+	test "$(srv_ref packed7)" = "$(client_ref main)" &&
+	test "$(srv_ref packed8)" = "$tip" &&
+	server_is_clean
+'
+
 test_done

@@ -464,4 +464,23 @@ test_expect_success 'a commit over the size limit below the tip is refused with 
 	test "$(git -C served-commit rev-parse main)" = "$child"
 '
 
+
+test_expect_success 'a clone of a 24 MiB pack, copied entry by entry as its pages leave memory, is complete and fsck-clean' '
+	git init -q --bare -b main bigpack.git &&
+	git init -q -b main bigsrc &&
+	for i in $(seq 1 12); do
+		head -c 2097152 /dev/urandom >bigsrc/f$i && git -C bigsrc add f$i &&
+		git -C bigsrc commit -q -m "f$i" || return 1
+	done &&
+	git -C bigsrc push -q "file://$TRASH_DIRECTORY/bigpack.git" main &&
+	git -C bigpack.git repack -adq &&
+	test $(du -k bigpack.git/objects/pack/*.pack | cut -f1) -gt 20000 &&
+	clone_v 2 -q --bare "file://$TRASH_DIRECTORY/bigpack.git" bigclone.git 2>err &&
+	test "$(git -C bigclone.git rev-parse main)" = "$(git -C bigsrc rev-parse main)" &&
+	git -C bigclone.git fsck --strict --no-progress &&
+	git -C bigclone.git rev-list --objects main >got &&
+	git -C bigsrc rev-list --objects main >want &&
+	test_cmp want got
+'
+
 test_done

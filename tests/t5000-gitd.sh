@@ -349,4 +349,15 @@ test_expect_success '--log-level error drops lib/log warnings as it drops warn l
 	all_json quiet.log
 '
 
+
+test_expect_success '--log-level debug logs each connection process with its exit status and peak RSS' '
+	GITD_NEXT_PORT=$GITD_PORT gitd_start --log-level debug &&
+	git ls-remote "$GITD_URL/default/web.git" >/dev/null &&
+	test_wait_for 10 grep -q "\"event\":\"connection_exited\"" gitd.log &&
+	grep "\"event\":\"connection_exited\"" gitd.log | head -1 >exited &&
+	test_grep "\"level\":\"debug\",\"event\":\"connection_exited\",\"pid\":[1-9][0-9]*,\"status\":0,\"max_rss_kib\":[1-9][0-9]*}" exited &&
+	gitd_stop &&
+	all_json gitd.log
+'
+
 test_done

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "pktline.h"
 #include "receive_pack.h"
+#include "repo.h"
 #include "upload_pack.h"
 #include "banned.h"
 
@@ -46,6 +47,10 @@ int main(int argc, char **argv)
 	}
 	path = argv[2];
 	git_libgit2_init();
+	if (repo_limit_pack_mappings() < 0) {
+		fprintf(stderr, "git-serve: %s\n", err_msg());
+		return 1;
+	}
 	if (git_repository_open_bare(&repo, path) < 0) {
 		fprintf(stderr, "git-serve: cannot open %s: %s\n", path,
 		        git_error_last() ? git_error_last()->message : "?");
