@@ -88,8 +88,8 @@ int repo_open(git_repository **out, const char *data_dir, const char *ns, const 
 	if (fs_remove_tree(tmp) < 0)
 		return -1;
 	git_repository_init_options_init(&init, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
-	init.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
-	             GIT_REPOSITORY_INIT_NO_REINIT;
+	init.flags =
+	    GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
 	init.initial_head = "main";
 	if (git_repository_init_ext(&repo, tmp, &init) < 0) {
 		err_set("cannot create repository %s/%s: %s", ns, remote, repo_git_error());
