@@ -59,7 +59,8 @@ static void test_malformed(void)
 	json_t *q = json_pack("{s:s}", "metadata", "x");
 
 	ok(!hookpod_is_expired(NULL, MAY_FIRST_NOON), "no Pod is not expired");
-	ok(!hookpod_is_expired(p, MAY_FIRST_NOON), "a keep-until that is not a string is left alone");
+	ok(!hookpod_is_expired(p, MAY_FIRST_NOON),
+	   "a keep-until that is not a string is left alone");
 	ok(!hookpod_is_expired(q, MAY_FIRST_NOON), "metadata that is not an object is left alone");
 	json_decref(p);
 	json_decref(q);
