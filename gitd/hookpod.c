@@ -316,40 +316,48 @@ static json_t *hook_pod(void *arg, const char *name, const char *event_cm)
 	return pod;
 }
 
-/* Deletes the kept hook Pods of NS whose slipway.dev/keep-until has passed
- * (their event ConfigMaps go with them). */
-static void sweep(struct kube_client *c, const char *ns)
+bool hookpod_is_expired(const json_t *pod, time_t now)
 {
-	struct kube_list_opts lo = {.label_selector = "slipway.dev/component=hook"};
-	char now[CLOCK_RFC3339_SIZE];
+	const json_t *md = json_object_get(pod, "metadata");
+	const char *until = str_at(json_object_get(md, "annotations"), HOOKPOD_KEEP_UNTIL, NULL);
+	time_t t;
+
+	return until && clock_parse_rfc3339(&t, until) == 0 && t <= now;
+}
+
+int hookpod_sweep(struct kube_client *c, const char *ns)
+{
+	struct kube_list_opts lo = {.label_selector = HOOKPOD_SELECTOR};
 	json_t *list = NULL;
 	const json_t *pod;
+	time_t now;
 	size_t i;
+	int n = 0;
 
-	if (kube_list(&list, c, "v1/pods", ns, &lo) < 0) {
-		log_warn("hook pods of %s: %s", ns, err_msg());
-		return;
-	}
-	clock_now_rfc3339(now);
+	if (kube_list(&list, c, "v1/pods", ns, &lo) < 0)
+		return err_set("hook pods of %s: %s", ns ? ns : "all namespaces", err_msg());
+	now = time(NULL);
 	json_array_foreach(json_object_get(list, "items"), i, pod)
 	{
 		const json_t *md = json_object_get(pod, "metadata");
-		const char *until =
-		    str_at(json_object_get(md, "annotations"), "slipway.dev/keep-until", NULL);
 		const char *name = str_at(md, "name", NULL);
+		const char *pod_ns = str_at(md, "namespace", NULL);
 		int rc;
 
-		/* RFC 3339 UTC times of one format compare as strings */
-		if (!until || !name || strcmp(until, now) > 0)
+		if (!name || !pod_ns || !hookpod_is_expired(pod, now))
 			continue;
-		rc = kube_delete(NULL, c, "v1/pods", ns, name, "Background");
-		if (rc < 0 && rc != KUBE_ENOTFOUND)
-			log_warn("cannot delete kept hook pod %s/%s: %s", ns, name, err_msg());
-		else
-			event_log("info", "hook_pod_swept", "{s:s, s:s}", "namespace", ns, "pod",
-			          name);
+		rc = kube_delete(NULL, c, "v1/pods", pod_ns, name, "Background");
+		if (rc == KUBE_ENOTFOUND)
+			continue;
+		if (rc < 0) {
+			log_warn("cannot delete kept hook pod %s/%s: %s", pod_ns, name, err_msg());
+			continue;
+		}
+		event_log("info", "hook_pod_swept", "{s:s, s:s}", "namespace", pod_ns, "pod", name);
+		n++;
 	}
 	json_decref(list);
+	return n;
 }
 
 /* Marks RP kept until KEEP_S from now; UNTIL gets the time. */
@@ -359,8 +367,7 @@ static void keep(struct kube_client *c, struct runner_pod *rp, long keep_s,
 	json_t *patch;
 
 	clock_format_rfc3339(until, time(NULL) + keep_s);
-	patch =
-	    json_pack("{s:{s:{s:s}}}", "metadata", "annotations", "slipway.dev/keep-until", until);
+	patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", HOOKPOD_KEEP_UNTIL, until);
 	if (!patch ||
 	    kube_patch(NULL, c, "v1/pods", rp->ns, rp->name, KUBE_PATCH_MERGE, patch, NULL) < 0)
 		log_warn("hook pod %s/%s: cannot mark it kept: %s", rp->ns, rp->name, err_msg());
@@ -548,7 +555,8 @@ int hookpod_run(char *message, size_t size, struct kube_client *c, const struct 
 		ret = rc;
 		goto out;
 	}
-	sweep(c, h->ns);
+	if (hookpod_sweep(c, h->ns) < 0)
+		log_warn("%s", err_msg());
 	if (runner_pod_create(&rp, c, h->ns, h->remote, "hook", &m) < 0) {
 		err_set("hook %s: %s", h->name, err_msg());
 		goto out;

@@ -25,14 +25,17 @@
  * line delivered as it arrives. The container's exit code decides. A Pod
  * that succeeded, timed out or was cancelled is deleted; one that failed
  * otherwise is kept for --hook-pod-keep with annotation
- * slipway.dev/keep-until, and deleted by the next hook Pod of its namespace
- * after that time (or with its PipelineRun). */
+ * slipway.dev/keep-until, and deleted after that time by hookpod_sweep: the
+ * next hook Pod of its namespace sweeps it, and so does gitd's pipeline
+ * server every HOOKPOD_SWEEP_PERIOD_S (or its PipelineRun's deletion takes
+ * it). */
 #ifndef SLIP_GITD_HOOKPOD_H
 #define SLIP_GITD_HOOKPOD_H
 
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "kube.h"
@@ -45,6 +48,15 @@
 #define HOOKPOD_HOOKS_IMAGE "slipway/hooks"
 /* How long a failed hook Pod is kept when gitd is not told (1 hour). */
 #define HOOKPOD_KEEP_DEFAULT_S 3600L
+
+/* How often gitd's pipeline server sweeps the kept hook Pods of the served
+ * namespaces (hookpod_sweep): at most once a minute. */
+#define HOOKPOD_SWEEP_PERIOD_S 60
+/* The label selector of hook Pods (the labels hookpod_run gives them). */
+#define HOOKPOD_SELECTOR "app.kubernetes.io/managed-by=slipway,slipway.dev/component=hook"
+/* The annotation of a kept Pod: when it may be deleted, RFC 3339 UTC
+ * (clock_format_rfc3339). */
+#define HOOKPOD_KEEP_UNTIL "slipway.dev/keep-until"
 
 /* What hook Pods of one run share (all borrowed). */
 struct hookpod_config {
@@ -101,5 +113,21 @@ struct hookpod_hook {
 int hookpod_run(char *message, size_t size, struct kube_client *c, const struct hookpod_config *cfg,
                 const struct hookpod_hook *h, void (*on_line)(void *arg, const char *line),
                 void *arg, const volatile sig_atomic_t *cancel);
+
+/* Whether POD (a Pod object, borrowed) is a kept hook Pod whose time is
+ * up: its HOOKPOD_KEEP_UNTIL annotation, an RFC 3339 time
+ * (clock_parse_rfc3339), is at or before NOW (seconds since the epoch). A
+ * Pod without the annotation (running, or not a kept one), or whose value
+ * does not parse, is not expired: it is left alone. Never fails. */
+bool hookpod_is_expired(const json_t *pod, time_t now);
+
+/* Lists the hook Pods (HOOKPOD_SELECTOR) of namespace NS (NULL: every
+ * namespace) with client C and deletes each one hookpod_is_expired says is
+ * expired now (propagation Background: its event ConfigMap, which it owns,
+ * goes with it), logging hook_pod_swept (namespace, pod) for each. A Pod
+ * that cannot be deleted is logged (warn) and skipped; one already gone is
+ * skipped. Returns the number of Pods deleted, or -1 with err_msg() when
+ * the list failed. */
+int hookpod_sweep(struct kube_client *c, const char *ns);
 
 #endif

@@ -163,7 +163,7 @@ static const char usage_text[] =
     "  --hooks-image REF         the image hooks with image: slipway/hooks run in\n"
     "                            [slipway/hooks, as written]\n"
     "  --hook-pod-keep SECS      a failed hook's Pod is kept this long for kubectl\n"
-    "                            logs, then deleted by a later hook Pod [3600]\n"
+    "                            logs, then swept within a minute [3600]\n"
     "  --hook-service-accounts LIST  the serviceAccountName values image hooks may\n"
     "                            use, comma-separated [--hooks-service-account]\n"
     "  --hook-resources JSON     image hooks' container resources, a JSON object\n"

@@ -24,6 +24,7 @@
 #include "err.h"
 #include "jsontext.h"
 #include "event.h"
+#include "hookpod.h"
 #include "kube.h"
 #include "pipelinerun.h"
 #include "remote.h"
@@ -401,6 +402,45 @@ static pid_t start_controller(const struct pipesrv_opts *o)
 	return pid;
 }
 
+/* Forks a process that deletes the kept hook Pods of the served namespaces
+ * whose keep time is up (hookpod_sweep), so the server's loop never waits
+ * on the API for it. Returns its pid, or 0 when it could not be forked
+ * (logged). */
+static pid_t start_hook_pod_sweep(const struct pipesrv_opts *o, int lfd)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		const char *all[] = {NULL, NULL};
+		const char *const *nss = o->namespaces && o->namespaces[0] ? o->namespaces : all;
+		struct kube_client *kube = NULL;
+		struct sigaction sa;
+
+		close(lfd);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
+		if (kube_client_new_default(&kube, o->kubeconfig, o->context) < 0) {
+			event_log("error", "hook_pod_sweep_failed", "{s:s}", "error", err_msg());
+			_exit(1);
+		}
+		for (size_t k = 0; nss == all ? k < 1 : nss[k] != NULL; k++)
+			if (hookpod_sweep(kube, nss[k]) < 0)
+				event_log("warn", "hook_pod_sweep_failed", "{s:s}", "error",
+				          err_msg());
+		kube_client_free(kube);
+		_exit(0);
+	}
+	if (pid < 0) {
+		event_log("error", "fork_failed", "{s:s}", "error", strerror(errno));
+		return 0;
+	}
+	return pid;
+}
+
 /* A Remote whose upstream is polled. */
 struct poll_entry {
 	char ns[254], name[254];
@@ -525,6 +565,8 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 	pid_t controller;            /* 0 while not running */
 	time_t controller_retry = 0; /* when to start it again */
 	time_t listed = 0;
+	pid_t hook_sweep = 0; /* the running hook Pod sweep, or 0 */
+	time_t hook_swept = 0;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -545,6 +587,8 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
 			if (pid == controller) /* it ended: start it again */
 				controller = 0;
+			else if (pid == hook_sweep)
+				hook_sweep = 0;
 			else
 				poll_ended(pid);
 		if (!controller && time(NULL) >= controller_retry) {
@@ -557,6 +601,10 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 		}
 		if (o->is_polling)
 			polls_start(o, lfd);
+		if (!hook_sweep && time(NULL) - hook_swept >= HOOKPOD_SWEEP_PERIOD_S) {
+			hook_sweep = start_hook_pod_sweep(o, lfd);
+			hook_swept = time(NULL);
+		}
 		if (poll(&p, 1, 1000) <= 0)
 			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -40,7 +40,9 @@
  * instead; that worker answers one line and goes on with upstream.h. The
  * server itself lists the Remotes every PIPESRV_POLL_LIST_S seconds and
  * forks a worker for each upstream whose poll period is due
- * (upstream_poll), one at a time per Remote. */
+ * (upstream_poll), one at a time per Remote. Every HOOKPOD_SWEEP_PERIOD_S
+ * (and at start) it forks a process that deletes the kept hook Pods of the
+ * served namespaces past their keep time (hookpod_sweep), one at a time. */
 #ifndef SLIP_GITD_PIPESRV_H
 #define SLIP_GITD_PIPESRV_H
 
