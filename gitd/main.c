@@ -1461,6 +1461,7 @@ int main(int argc, char **argv)
 		pipesrv.internal_bind = o.internal_listen;
 		pipesrv.internal_advertise = o.internal_advertise;
 		pipesrv.max_pack_bytes = o.max_pack_bytes;
+		pipesrv.max_object_bytes = o.max_object_bytes;
 		pipesrv.is_polling = true;
 		if (pipesrv_launch() < 0)
 			goto out;
