@@ -129,7 +129,8 @@ static const char usage_text[] =
     "  --transfer-rate-window DURATION  time spent waiting for the client over\n"
     "                            which that rate is averaged [300s]\n"
     "  --max-pack-size SIZE      largest packfile a push may send, e.g. 500M, 2G [1G]\n"
-    "  --max-object-size SIZE    largest object a push may send, or a fetch inflate [100M]\n"
+    "  --max-object-size SIZE    largest object a push or an upstream's fetched pack\n"
+    "                            may hold, or a fetch inflate [100M]\n"
     "  --max-ref-updates N       most ref updates in one push [1000]\n"
     "  --shutdown-timeout SECS   on SIGTERM, wait this long for connections [30]\n"
     "  --metrics-listen ADDR:PORT  HTTP for /metrics (Prometheus), /healthz and\n"
@@ -1474,6 +1475,7 @@ int main(int argc, char **argv)
 		pipesrv.internal_bind = o.internal_listen;
 		pipesrv.internal_advertise = o.internal_advertise;
 		pipesrv.max_pack_bytes = o.max_pack_bytes;
+		pipesrv.max_object_bytes = o.max_object_bytes;
 		pipesrv.is_polling = true;
 		if (pipesrv_launch() < 0)
 			goto out;

@@ -1,5 +1,5 @@
 /* packfile: gitd's one reader of git packs, used by receive-pack and
- * upload-pack.
+ * upload-pack, and by upstream.c, whose fetched packs pass packfile_check.
  *
  * Why gitd reads packs itself: libgit2 1.5's packbuilder does not reuse the
  * deltas already stored in a pack (libgit2 itself leaves that as a TODO); it

@@ -336,7 +336,8 @@ static void worker_main(struct worker *w)
 	if (read_line(&len, w->fd, &w->in) != 1)
 		return;
 	if (len > 11 && !strncmp(buf_str(&w->in), "{\"webhook\":", 11)) {
-		struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes};
+		struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes,
+		                           o->max_object_bytes};
 		json_t *msg = json_loadb(buf_str(&w->in), len, 0, NULL);
 		int fd = w->fd;
 
@@ -531,7 +532,8 @@ static void polls_start(const struct pipesrv_opts *o, int lfd)
 			struct pipeline_worker pw = {
 			    o->cfg,           o->kubeconfig,         o->context,
 			    o->internal_bind, o->internal_advertise, o->data_dir};
-			struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes};
+			struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes,
+			                           o->max_object_bytes};
 			struct sigaction sa;
 
 			close(lfd);

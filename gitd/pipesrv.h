@@ -64,11 +64,13 @@ struct pipesrv_opts {
 	                                  all (the start-up sweep looks there) */
 	const char *data_dir;          /* the repositories (repo.h), resolved */
 	const struct pipeline_config *cfg;
-	const char *internal_bind;         /* builder endpoint address (buildsrv.h) */
-	const char *internal_advertise;    /* how builders reach it; NULL: bind */
-	unsigned long long max_pack_bytes; /* a pack fetched from an upstream, at most */
-	bool is_polling;                   /* poll the upstreams of Remotes with
-	                                      spec.upstream.pollIntervalSeconds */
+	const char *internal_bind;           /* builder endpoint address (buildsrv.h) */
+	const char *internal_advertise;      /* how builders reach it; NULL: bind */
+	unsigned long long max_pack_bytes;   /* a pack fetched from an upstream, at most */
+	unsigned long long max_object_bytes; /* an object in such a pack, at most
+	                                        (--max-object-size); 0: no limit */
+	bool is_polling;                     /* poll the upstreams of Remotes with
+	                                        spec.upstream.pollIntervalSeconds */
 };
 
 /* How often the server lists Remotes to learn their poll periods. */

@@ -30,6 +30,7 @@
 #include "fs.h"
 #include "jsontext.h"
 #include "kube.h"
+#include "packfile.h"
 #include "remote.h"
 #include "repo.h"
 #include "sandbox.h"
@@ -293,8 +294,128 @@ static int make_quarantine(struct upstream *u)
 	return 0;
 }
 
+/* The quarantine's pack writer. libgit2's fetch hands the pack's bytes to
+ * the writepack of the first backend that has one (git_odb_write_pack);
+ * this backend has only that, ahead of the quarantine's pack backend, and
+ * passes each chunk through packfile_check, the check a push gets, before
+ * the pack backend's indexer sees it: the indexer inflates whole objects,
+ * the check refuses one over the limit from its entry header. */
+struct checked_backend {
+	git_odb_backend parent;
+	git_odb_backend *pack;               /* the quarantine's; the odb owns it */
+	unsigned long long max_object_bytes; /* 0: no limit */
+};
+
+struct checked_writepack {
+	git_odb_writepack parent;
+	git_odb_writepack *inner; /* the pack backend's indexer */
+	struct packfile_check check;
+};
+
+static int checked_append(git_odb_writepack *w, const void *data, size_t size,
+                          git_indexer_progress *stats)
+{
+	struct checked_writepack *cw = (struct checked_writepack *)w;
+
+	if (packfile_check_add(&cw->check, data, size) < 0) {
+		err_set("the upstream's pack was refused: %s", cw->check.reason);
+		git_error_set_str(GIT_ERROR_INDEXER, err_msg());
+		return -1;
+	}
+	return cw->inner->append(cw->inner, data, size, stats);
+}
+
+static int checked_commit(git_odb_writepack *w, git_indexer_progress *stats)
+{
+	struct checked_writepack *cw = (struct checked_writepack *)w;
+
+	/* the indexer and the check must agree on where entries end */
+	if (!packfile_check_is_done(&cw->check)) {
+		err_set("the upstream's pack was refused: pack entries do not end at its trailer");
+		git_error_set_str(GIT_ERROR_INDEXER, err_msg());
+		return -1;
+	}
+	return cw->inner->commit(cw->inner, stats);
+}
+
+static void checked_writepack_free(git_odb_writepack *w)
+{
+	struct checked_writepack *cw = (struct checked_writepack *)w;
+
+	if (cw->inner)
+		cw->inner->free(cw->inner);
+	packfile_check_release(&cw->check);
+	free(cw);
+}
+
+static int checked_writepack(git_odb_writepack **out, git_odb_backend *b, git_odb *odb,
+                             git_indexer_progress_cb progress_cb, void *progress_payload)
+{
+	struct checked_backend *cb = (struct checked_backend *)b;
+	struct checked_writepack *cw = calloc(1, sizeof(*cw));
+
+	*out = NULL;
+	if (!cw) {
+		git_error_set_oom();
+		return -1;
+	}
+	if (packfile_check_init(&cw->check, cb->max_object_bytes) < 0) {
+		git_error_set_str(GIT_ERROR_INDEXER, err_msg());
+		free(cw);
+		return -1;
+	}
+	if (cb->pack->writepack(&cw->inner, cb->pack, odb, progress_cb, progress_payload) < 0) {
+		cw->inner = NULL;
+		checked_writepack_free(&cw->parent);
+		return -1;
+	}
+	cw->parent.backend = b;
+	cw->parent.append = checked_append;
+	cw->parent.commit = checked_commit;
+	cw->parent.free = checked_writepack_free;
+	*out = &cw->parent;
+	return 0;
+}
+
+/* git_odb_foreach calls every backend's: this one holds no objects. */
+static int checked_foreach(git_odb_backend *b, git_odb_foreach_cb cb, void *payload)
+{
+	return 0;
+}
+
+static void checked_backend_free(git_odb_backend *b)
+{
+	free(b);
+}
+
+/* Adds to ODB, ahead of PACK (the quarantine's pack backend, added to ODB),
+ * the backend that checks every pack written to PACK against
+ * MAX_OBJECT_BYTES. Returns 0 or -1 with libgit2's error. */
+static int add_checked_backend(git_odb *odb, git_odb_backend *pack,
+                               unsigned long long max_object_bytes)
+{
+	struct checked_backend *cb = calloc(1, sizeof(*cb));
+
+	if (!cb) {
+		git_error_set_oom();
+		return -1;
+	}
+	git_odb_init_backend(&cb->parent, GIT_ODB_BACKEND_VERSION);
+	cb->parent.writepack = checked_writepack;
+	cb->parent.foreach = checked_foreach;
+	cb->parent.free = checked_backend_free;
+	cb->pack = pack;
+	cb->max_object_bytes = max_object_bytes;
+	if (git_odb_add_backend(odb, &cb->parent, 3) < 0) {
+		free(cb);
+		return -1;
+	}
+	return 0;
+}
+
 /* Opens U's repository into *OUT writing new objects to U->quarantine, the
- * repository's own objects readable beside it. */
+ * repository's own objects readable beside it; a pack written there passes
+ * the --max-object-size check first (checked_backend). */
 static int open_quarantined(git_repository **out, struct upstream *u)
 {
 	char objects[REPO_PATH_MAX + 16];
@@ -306,7 +427,8 @@ static int open_quarantined(git_repository **out, struct upstream *u)
 	snprintf(objects, sizeof(objects), "%s/objects", u->repo_path);
 	if (git_repository_open_bare(out, u->repo_path) < 0 || git_odb_new(&odb) < 0 ||
 	    git_odb_backend_pack(&backend, u->quarantine) < 0 ||
-	    git_odb_add_backend(odb, backend, 2) < 0) {
+	    git_odb_add_backend(odb, backend, 2) < 0 ||
+	    add_checked_backend(odb, backend, u->o->max_object_bytes) < 0) {
 		if (backend && !odb)
 			backend->free(backend);
 		err_set("cannot open %s with a quarantine: %s", u->repo_path, repo_git_error());

@@ -10,7 +10,10 @@
  * network, name resolution), connects with libgit2, lists the upstream's
  * refs, and
  * downloads the followed branches that moved into REPO/objects/incoming-*,
- * stopping past --max-pack-size. The worker then moves each ref with a
+ * stopping past --max-pack-size. The pack streams through packfile_check
+ * (packfile.h) before libgit2's indexer sees a byte, so a pack holding an
+ * object over --max-object-size is refused from that object's entry header,
+ * as a push is, before anything inflates or indexes it. The worker then moves each ref with a
  * compare-and-swap from the value it had before the fetch (as a push does),
  * refusing a non-fast-forward when spec.denyNonFastForwards is set, and
  * runs the pipeline after the ref moved (a push with slipway.wait=false).
@@ -36,6 +39,8 @@ struct upstream_opts {
 	const char *data_dir;                 /* the repositories, resolved */
 	const struct pipeline_worker *worker; /* for pipeline_serve and the API */
 	unsigned long long max_pack_bytes;    /* a fetched pack's largest size */
+	unsigned long long max_object_bytes;  /* the largest object (or delta
+	                                         result) in it; 0: no limit */
 };
 
 /* Serves one webhook request, MSG the "webhook" object the listener sent

@@ -2,7 +2,8 @@
 test_description='git host integration, inbound: a Remote with spec.upstream deploys
 on signed push webhooks (GitHub, GitLab) fetched from a real HTTPS git server
 (git http-backend behind lighttpd, with a CA made here), refuses and counts
-bad ones, and polls an SSH upstream served by gitd itself'
+bad ones, refuses a fetched pack holding an object over --max-object-size,
+and polls an SSH upstream served by gitd itself'
 . "$(dirname "$0")/test-lib.sh"
 test_require_env
 test_require_node
@@ -209,7 +210,7 @@ test_expect_success 'set up Remote web (upstream over HTTPS) with its Secret and
 	hook_port=$(free_port) && echo "$hook_port" >hook_port &&
 	gitd_start_cluster --builder-mode local --builder "$SLIPWAY_ROOT/build/bin/builder" \
 		--rollout-timeout 60 --work-dir "$TRASH_DIRECTORY" \
-		--webhook-listen "127.0.0.1:$hook_port" &&
+		--webhook-listen "127.0.0.1:$hook_port" --max-object-size 3M &&
 	test_wait_for 10 grep -q "\"event\":\"webhook_listening\"" gitd.log &&
 	test_wait_for 10 test -d repos/$ns/web.git
 '
@@ -327,6 +328,37 @@ test_expect_success 'a Gitea push signed with X-Gitea-Signature deploys' '
 	test_wait_for 240 is_succeeded "$sha_gitea" &&
 	test "$(kubectl -n $ns get pipelinerun "$run" -o jsonpath="{.spec.trigger} {.spec.pusher.name}")" = "webhook gitea-admin" &&
 	sha2=$sha_gitea
+'
+
+no_quarantine() {
+	! ls -d repos/$ns/web.git/objects/incoming-* >/dev/null 2>&1
+}
+
+# The upstream (git http-backend) sends the 4 MiB of random bytes as one
+# undeltified blob entry; gitd runs with --max-object-size 3M (the sample
+# app's busybox is a 1.9 MiB blob).
+test_expect_success 'an upstream commit holding a blob over --max-object-size: 202, the fetch is refused with the blob and its size, ref kept, nothing runs' '
+	n=$(runs) &&
+	fetched=$(grep -c "\"event\":\"upstream_fetched\"" gitd.log) &&
+	git -C src checkout -q -b big main &&
+	head -c 4194304 /dev/urandom >src/app/www/big.bin &&
+	git -C src add app/www/big.bin &&
+	git -C src commit -q -m "a 4 MiB blob" &&
+	big=$(git -C src rev-parse HEAD) &&
+	git -C src checkout -q main &&
+	push_upstream big:main &&
+	github_push refs/heads/main "$sha2" "$big" octocat >big-push.json &&
+	test "$(hook github /$ns/web big-push.json delivery-big)" = 202 &&
+	test_wait_for 60 grep -q "\"event\":\"upstream_failed\".*maximum object size" gitd.log &&
+	grep "\"event\":\"upstream_failed\"" gitd.log >failed &&
+	grep -q "\"trigger\":\"webhook\"" failed &&
+	grep -q "the upstream.s pack was refused: blob at offset [0-9]* is 4.0 MiB, larger than the maximum object size 3.0 MiB" failed &&
+	test_wait_for 10 no_quarantine &&
+	test "$(server_ref web main)" = "$sha2" &&
+	test_must_fail git -C repos/$ns/web.git cat-file -e "$big" &&
+	test "$(runs)" = "$n" &&
+	test "$(grep -c "\"event\":\"upstream_fetched\"" gitd.log)" = "$fetched" &&
+	push_upstream -f main
 '
 
 test_expect_success 'a wrong GitLab token is refused' '
