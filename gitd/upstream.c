@@ -243,7 +243,7 @@ static int on_transfer(const git_indexer_progress *stats, void *payload)
 {
 	struct upstream *u = payload;
 
-	if (stats->received_bytes > u->o->max_pack_bytes) {
+	if (u->o->max_pack_bytes && stats->received_bytes > u->o->max_pack_bytes) {
 		err_set("the upstream's pack is over --max-pack-size (%llu bytes)",
 		        u->o->max_pack_bytes);
 		return -1;

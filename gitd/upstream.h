@@ -38,7 +38,7 @@
 struct upstream_opts {
 	const char *data_dir;                 /* the repositories, resolved */
 	const struct pipeline_worker *worker; /* for pipeline_serve and the API */
-	unsigned long long max_pack_bytes;    /* a fetched pack's largest size */
+	unsigned long long max_pack_bytes;    /* a fetched pack's largest size; 0: no limit */
 	unsigned long long max_object_bytes;  /* the largest object (or delta
 	                                         result) in it; 0: no limit */
 };
