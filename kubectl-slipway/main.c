@@ -41,10 +41,11 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAIL = 1,     /* the run failed, the API refused or failed, bad input */
 	EXIT_USAGE = 2,    /* bad command line */
-	EXIT_NOTFOUND = 3, /* the Remote, PipelineRun or key does not exist */
+	EXIT_NOTFOUND = 3, /* the Remote, PipelineRun, key, release or config key
+	                      does not exist */
 };
-/* wait: the run did not finish in time; shares 2 with usage errors, as issue 5
- * specifies (a usage error comes with a "Try" line on stderr). */
+/* wait: the run did not finish in time; shares 2 with usage errors, so that
+ * the codes stay 0-3 (a usage error comes with a "Try" line on stderr). */
 #define EXIT_TIMEOUT 2
 
 /* What every command works with. */
