@@ -67,13 +67,13 @@ test_expect_success 'status is a subresource: kubectl shows URL and Ready column
 	test "$(kubectl -n $ns get rmt example -o jsonpath={.status.remoteUrl})" = "ssh://git@git.example.com/$ns/example.git"
 '
 
-test_expect_success 'a PipelineRun shows Remote, Ref, Commit, Succeeded and Reason columns' '
+test_expect_success 'a PipelineRun shows Remote, Ref, Commit, Release, Succeeded and Reason columns' '
 	printf "{\"apiVersion\":\"slipway.dev/v1alpha1\",\"kind\":\"PipelineRun\",\"metadata\":{\"name\":\"run1\"},\"spec\":{\"remote\":\"example\",\"ref\":\"refs/heads/main\",\"before\":\"0000000000000000000000000000000000000000\",\"after\":\"$sha\"}}" >plr.json &&
 	kubectl -n $ns create -f plr.json &&
 	kubectl -n $ns patch pipelinerun run1 --subresource=status --type=merge \
 		-p "{\"status\":{\"conditions\":[{\"type\":\"Succeeded\",\"status\":\"False\",\"reason\":\"BuildFailed\",\"message\":\"x\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}" &&
 	kubectl -n $ns get plr run1 >out &&
-	test_grep "^NAME +REMOTE +REF +COMMIT +SUCCEEDED +REASON +AGE" out &&
+	test_grep "^NAME +REMOTE +REF +COMMIT +RELEASE +SUCCEEDED +REASON +AGE" out &&
 	test_grep "^run1 +example +refs/heads/main +$sha +False +BuildFailed " out &&
 	test "$(kubectl -n $ns get plr run1 -o jsonpath={.spec.trigger})" = push
 '
