@@ -202,8 +202,16 @@ static bool container_failure(const json_t *cs, const char *pod, const char *kin
 		         json_integer_value(json_object_get(cs, "restartCount")), *text ? ": " : "",
 		         text);
 	} else if (is_start_failure(why)) {
-		flatten(text, sizeof(text), json_string_value(json_object_get(waiting, "message")),
-		        400);
+		const char *kmsg = json_string_value(json_object_get(waiting, "message"));
+
+		/* "failed to sync secret cache: timed out waiting for the
+		 * condition" (or configmap): the kubelet's watch of a Secret or
+		 * ConfigMap the Pod uses had not caught up yet; it retries on
+		 * its own, so this is no verdict */
+		if (!strcmp(why, "CreateContainerConfigError") && kmsg &&
+		    strstr(kmsg, "failed to sync ") && strstr(kmsg, " cache"))
+			return false;
+		flatten(text, sizeof(text), kmsg, 400);
 		snprintf(msg, msize, "pod %s %s %s cannot start: %s%s%s", pod, kind, name, why,
 		         *text ? ": " : "", text);
 	} else {

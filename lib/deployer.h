@@ -120,7 +120,9 @@ enum deployer_rollout deployer_rollout_state(const json_t *deployment, char *msg
 /* Judges POD (a Pod object) by the kubelet's container states: the Pod
  * cannot run when a container, or an init container, is waiting with reason
  * CrashLoopBackOff, ErrImagePull, ImagePullBackOff, InvalidImageName,
- * CreateContainerConfigError, CreateContainerError or RunContainerError.
+ * CreateContainerConfigError, CreateContainerError or RunContainerError;
+ * but not CreateContainerConfigError "failed to sync secret cache" (or
+ * configmap cache), which the kubelet retries once its watch caught up.
  * Other waiting reasons (ContainerCreating, PodInitializing, ...), running
  * and terminated containers are not failures. Init containers
  * (status.initContainerStatuses) are looked at before the containers

@@ -172,6 +172,11 @@ static void test_pod_failure(void)
 	       "pod web-7d4b9c-x2x7k container web cannot start: CreateContainerConfigError: "
 	       "secret \"db\" not found",
 	       "with the missing Secret in the message");
+	is_int(pod_fails(POD("", WAITING("web", "CreateContainerConfigError",
+	                                 "failed to sync secret cache: timed out waiting for the "
+	                                 "condition")),
+	                 reason, sizeof(reason), msg, sizeof(msg)),
+	       0, "a kubelet Secret cache not synced yet is no failure: the kubelet retries");
 	is_int(pod_fails(POD("", WAITING("web", "InvalidImageName", "")), reason, sizeof(reason),
 	                 msg, sizeof(msg)),
 	       1, "InvalidImageName is a failure");
