@@ -1550,24 +1550,21 @@ out:
 
 static void pipeline_free(struct pipeline *p);
 
-/* Creates the pipeline's PipelineRun (Succeeded Unknown, "Queued"), its work
- * directory and its ticket in the queue. ENV and PUSH must outlive the
- * pipeline. *OUT belongs to the caller (pipeline_free). Returns 0 or a
- * negative code with err_msg(). */
-static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
-                        const struct pipeline_push *push)
+/* The part of a pipeline a push's and an adopted run's share: *OUT gets a
+ * new pipeline for PUSH under ENV with TRIGGER (all borrowed, outliving it)
+ * and its work directory, or NULL. Returns 0, or -1 with err_msg() (what was
+ * made is freed). */
+static int pipeline_init(struct pipeline **out, const struct pipeline_env *env,
+                         const struct pipeline_push *push, const char *trigger)
 {
 	struct pipeline *p = calloc(1, sizeof(*p));
-	struct pipelinerun_spec spec = {0};
-	long long t0;
-	int rc = -1;
 
 	*out = NULL;
 	if (!p)
 		return err_set("out of memory");
 	p->env = env;
 	p->push = push;
-	p->trigger = push->trigger && push->trigger[0] ? push->trigger : "push";
+	p->trigger = trigger;
 	p->t_start = clock_now_ms();
 	p->ns = env->remote->ns;
 	p->remote_name = env->remote->name;
@@ -1576,7 +1573,33 @@ static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
 	git_oid_tostr(p->before, sizeof(p->before), &push->before);
 	git_oid_tostr(p->after, sizeof(p->after), &push->after);
 	snprintf(p->reason, sizeof(p->reason), "Unknown");
-	if (!p->images || !p->applied || make_work(p) < 0)
+	if (!p->images || !p->applied) {
+		pipeline_free(p);
+		return err_set("out of memory");
+	}
+	if (make_work(p) < 0) {
+		pipeline_free(p);
+		return -1;
+	}
+	*out = p;
+	return 0;
+}
+
+/* Creates the pipeline's PipelineRun (Succeeded Unknown, "Queued"), its work
+ * directory and its ticket in the queue. ENV and PUSH must outlive the
+ * pipeline. *OUT belongs to the caller (pipeline_free). Returns 0 or a
+ * negative code with err_msg(). */
+static int pipeline_new(struct pipeline **out, const struct pipeline_env *env,
+                        const struct pipeline_push *push)
+{
+	struct pipeline *p = NULL;
+	struct pipelinerun_spec spec = {0};
+	long long t0;
+	int rc = -1;
+
+	*out = NULL;
+	if (pipeline_init(&p, env, push,
+	                  push->trigger && push->trigger[0] ? push->trigger : "push") < 0)
 		goto out;
 	archiver_start(p);
 	spec.ns = p->ns;
@@ -2108,25 +2131,12 @@ out:
 static int pipeline_adopt(struct pipeline **out, const struct pipeline_env *env,
                           const struct pipeline_push *push, const json_t *obj, const char *trigger)
 {
-	struct pipeline *p = calloc(1, sizeof(*p));
+	struct pipeline *p = NULL;
 	char ticket[300];
 	int rc = -1;
 
 	*out = NULL;
-	if (!p)
-		return err_set("out of memory");
-	p->env = env;
-	p->push = push;
-	p->trigger = trigger;
-	p->t_start = clock_now_ms();
-	p->ns = env->remote->ns;
-	p->remote_name = env->remote->name;
-	p->images = json_array();
-	p->applied = json_array();
-	git_oid_tostr(p->before, sizeof(p->before), &push->before);
-	git_oid_tostr(p->after, sizeof(p->after), &push->after);
-	snprintf(p->reason, sizeof(p->reason), "Unknown");
-	if (!p->images || !p->applied || make_work(p) < 0)
+	if (pipeline_init(&p, env, push, trigger) < 0)
 		goto out;
 	rc = pipelinerun_adopt(&p->run, env->status_kube, obj, env->remote_gvr, "Queued",
 	                       "received");
