@@ -111,8 +111,8 @@ int packclosure_parse(struct packclosure *out, const char *data, size_t len)
 	for (; out->ntips < count; out->ntips++) {
 		git_oid *t = &out->tips[out->ntips];
 
-		if (!next_line(&line, &n, &p, end) || n != 4 + HEX_SIZE || memcmp(line, "tip ", 4) ||
-		    !parse_hex_id(t->id, line + 4)) {
+		if (!next_line(&line, &n, &p, end) || n != 4 + HEX_SIZE ||
+		    memcmp(line, "tip ", 4) || !parse_hex_id(t->id, line + 4)) {
 			err_set("pack closure marker: bad tip line %zu", out->ntips + 1);
 			goto fail;
 		}
