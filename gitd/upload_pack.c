@@ -2367,23 +2367,22 @@ static struct pack *choose_reused(struct request *q, struct packs *packs)
 /* Sends the entries of pack P as they are: everything between its 12-byte
  * header and its trailer. An OFS_DELTA inside names its base by distance,
  * which stays valid after a header of the same size. The pages read leave
- * the resident set DROP_BYTES at a time. */
+ * the resident set REUSE_CHUNK at a time, and its .idx's pages (the walk
+ * is over) before. */
 static int write_reused_pack(struct pack_out *po, struct pack *p)
 {
 	uint64_t at = PACK_HEADER_SIZE, end = p->file.pack_size - PACK_TRAILER_SIZE, dropped = 0;
 
+	packfile_drop_idx_pages(&p->file);
 	while (at < end) {
 		size_t n = end - at < REUSE_CHUNK ? (size_t)(end - at) : REUSE_CHUNK;
 
 		if (pack_emit(po, p->file.pack_bytes + at, n, false) < 0)
 			return -1;
 		at += n;
-		if (at - dropped >= DROP_BYTES) {
-			packfile_drop_pages(&p->file, dropped, at);
-			dropped = at;
-		}
+		packfile_drop_pages(&p->file, dropped, at);
+		dropped = at;
 	}
-	packfile_drop_pages(&p->file, dropped, end);
 	return 0;
 }
 
