@@ -18,7 +18,9 @@
  * and nothing after the last tip line. The pack id and count bind the
  * marker to one pack's bytes: a marker whose pack is gone or differs is
  * ignored. The tips are ids of objects in the pack, of any type (usually
- * the commits and annotated tags refs pointed at). A marker is written
+ * the commits and annotated tags refs pointed at). Closure is upload-pack's:
+ * a tree's submodule entry names a commit of another repository and is not
+ * followed. A marker is written
  * whole under a temporary name and renamed into place, so a reader sees
  * none or all of it; packs never change, so a true marker stays true. */
 #ifndef SLIP_GITD_PACKCLOSURE_H
@@ -78,7 +80,10 @@ int packclosure_check(const struct packclosure *c, const struct packfile *pack);
  * full walk from its wants found exactly this pack's objects. The pack's
  * header count and trailing SHA-1 are read from PACK_PATH; the marker goes
  * to ".../pack-X.closure" (mode 0444) through a temporary file in the same
- * directory, fsync'd and renamed over any marker already there. Returns 0,
+ * directory, fsync'd and renamed over any marker already there: write it
+ * where the pack stays (or move it along with the pack, as a quarantined
+ * pack's .idx moves). The marker is trusted as it is written: only gitd
+ * writes into a repository. Returns 0,
  * or -1 with err_msg() (nothing left behind) when PACK_PATH is not a pack
  * named *.pack, TIPS are too many or none, or a file operation fails. */
 int packclosure_write(const char *pack_path, const git_oid *tips, size_t ntips);
