@@ -1536,7 +1536,7 @@ static struct obj *find_entry(struct obj **order, size_t n, const struct pack *p
  * and offset order, so that a delta's base in the same pack comes first),
  * or through the packbuilder (reuse REUSE_NONE). A delta is copied only
  * when its base is sent and comes from the same pack, whose deltas cannot
- * form a cycle. */
+ * form a cycle, or is in the pack sent whole before them (pack reuse). */
 static int plan_reuse(struct upload *u, struct packs *packs, struct objlist *objects,
                       struct objlist *order)
 {
