@@ -1344,6 +1344,8 @@ static void pack_load_closure(struct pack *p, const char *pack_path)
 		packclosure_release(&p->closure);
 		return;
 	}
+	/* the check looked every tip up; later lookups are few */
+	packfile_drop_idx_pages(&p->file);
 	p->has_closure = true;
 }
 
@@ -1414,12 +1416,19 @@ static void pack_load_order(struct pack *p)
 		p->is_broken = true;
 }
 
-/* Whether the object OID is in the pack sent whole (pack reuse). */
+/* Whether the object OID is in the pack sent whole (pack reuse). A tip of
+ * its marker is (packclosure_check said so): no look at the .idx, whose
+ * pages would stay resident. */
 static bool is_in_reused(const struct upload *u, const git_oid *oid)
 {
 	const struct pack *p = u->req.reused;
+	const struct obj *o;
 
-	return p && packfile_idx_find(&p->file.idx, oid->id) >= 0;
+	if (!p)
+		return false;
+	if ((o = objmap_get(&u->req.objs, oid)) && (o->flags & F_TIP))
+		return true;
+	return packfile_idx_find(&p->file.idx, oid->id) >= 0;
 }
 
 /* Pack reuse: whether the walk stops at O, an object of the pack sent
