@@ -11,12 +11,14 @@
 #   on a real history (REAL, a bare clone; see bench/README.md), if present:
 #   (e) push of its tags and master~300 into an empty repository
 #   (f) clone of that
+#   (f2) clone of it again (gitd: the first clone recorded that the pushed
+#       pack is the closure of the refs, so this one is served by pack reuse)
 #   (g) push of its branches on top (master's last 300 commits and the rest)
 #   (h) incremental fetch of (g) into the clone of (f)
 #   (i) one-commit push on top of it, ROUNDS times (median)
 #   (j) ls-remote of it, ROUNDS times (median)
 #   memory: private RSS of an idle authenticated gitd connection, and the
-#   peak RSS of gitd's connection process in each of (b), (c), (e), (f)
+#   peak RSS of gitd's connection process in each of (b), (c), (e), (f), (f2)
 #
 # usage: bench/push.sh [--objects N] [--rounds N] [--real REAL] [--real-only] [--keep]
 # env:   SLIPWAY_BUILD (default build/); SLIPWAY_BENCH_REAL_REPO (REAL, default
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
 	--real) real=$2; shift 2 ;;
 	--real-only) real_only=1; shift ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/push.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -281,7 +283,7 @@ fi
 
 # --- (e)-(j) a real history ------------------------------------------------
 
-declare -A e_ms f_ms g_ms h_ms i_ms j_ms
+declare -A e_ms f_ms f2_ms g_ms h_ms i_ms j_ms
 if [ -d "$real/objects" ]; then
 	real=$(cd "$real" && pwd)
 	real_objects=$(git -C "$real" count-objects -v | awk '/^count:|^in-pack:/ {n += $2} END {print n}')
@@ -311,6 +313,18 @@ if [ -d "$real/objects" ]; then
 		test "$(git -C "real-$server" rev-parse master)" = "$base"
 	done
 	f_rss=$(conn_peak "$from")
+
+	log "(f2) cloning it again from each server"
+	for server in openssh gitd; do
+		rm -rf "real2-$server"
+		from=$(wc -l <gitd.log)
+		t0=$(now_ms)
+		git clone -q --bare "$(url $server real)" "real2-$server"
+		f2_ms[$server]=$(($(now_ms) - t0))
+		test "$(git -C "real2-$server" rev-parse master)" = "$base"
+		rm -rf "real2-$server"
+	done
+	f2_rss=$(conn_peak "$from")
 
 	g_objects=$(git -C "$real" rev-list --objects --count --branches --not "$base" --tags)
 	log "(g) pushing its $(git -C "$real" for-each-ref refs/heads | wc -l) branches on top ($g_objects objects)"
@@ -383,6 +397,7 @@ if [ -n "${e_ms[gitd]:-}" ]; then
 		"$real_objects" "$real_mib" "$real_refs"
 	row "(e) push of tags + master~300 ($e_objects objects)" "${e_ms[openssh]}" "${e_ms[gitd]}"
 	row "(f) clone of that" "${f_ms[openssh]}" "${f_ms[gitd]}"
+	row "(f2) clone of it again (gitd: pack reuse)" "${f2_ms[openssh]}" "${f2_ms[gitd]}"
 	row "(g) push of the branches on top ($g_objects objects)" "${g_ms[openssh]}" "${g_ms[gitd]}"
 	row "(h) incremental fetch of (g)" "${h_ms[openssh]}" "${h_ms[gitd]}"
 	row "(i) one-commit push on top (median of $rounds)" "${i_ms[openssh]}" "${i_ms[gitd]}"
@@ -402,6 +417,7 @@ private "idle authenticated connection, private" "$idle_kib"
 if [ -n "${e_ms[gitd]:-}" ]; then
 	printf '  %-50s %s\n' "peak RSS of the connection in (e) push" "$(mib "$e_rss")"
 	printf '  %-50s %s\n' "peak RSS of the connection in (f) clone" "$(mib "$f_rss")"
+	printf '  %-50s %s\n' "peak RSS of the connection in (f2) clone again" "$(mib "$f2_rss")"
 	printf '  %-50s %s\n' "largest object of the real history" "$(mib "$largest_kib")"
 fi
 printf '  %-50s %s\n' "peak RSS, any gitd process (wait4)" "$(mib "$rss_kib")"

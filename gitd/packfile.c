@@ -244,6 +244,12 @@ void packfile_drop_pages(const struct packfile *p, uint64_t from, uint64_t to)
 		madvise(p->pack_map + start, (size_t)(end - start), MADV_DONTNEED);
 }
 
+void packfile_drop_idx_pages(const struct packfile *p)
+{
+	if (p->idx_map)
+		madvise(p->idx_map, p->idx_size, MADV_DONTNEED);
+}
+
 static int check_pack_header(const struct packfile *p, const unsigned char *pack, size_t size)
 {
 	uint32_t version;

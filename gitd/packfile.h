@@ -126,6 +126,10 @@ struct packfile {
  * pack (packfile_open_memory) is left alone. */
 void packfile_drop_pages(const struct packfile *p, uint64_t from, uint64_t to);
 
+/* The same for all of P's mapped .idx, for a reader done looking ids up
+ * for a while. */
+void packfile_drop_idx_pages(const struct packfile *p);
+
 /* Maps IDX_PATH and PACK_PATH into OUT (set up in place) and checks them:
  * packfile_idx_parse, and a pack header "PACK", version 2 or 3, with as many
  * objects as the .idx. Returns 0, or -1 with err_msg() (OUT then released).

@@ -477,11 +477,14 @@ static int run_service(struct conn *c)
 		                       &st);
 		report(c, "fetch %s %llu %lld\n", rc < 0 ? "error" : "ok",
 		       io.bytes_in + io.bytes_out, clock_now_ms() - t0);
-		event_log(rc < 0 ? "warn" : "info", "fetch", "{s:s, s:s, s:s, s:I, s:I, s:I, s:o*}",
-		          "remote", remote, "key", c->key->fingerprint, "peer", c->opts->peer,
-		          "bytes", (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
+		event_log(rc < 0 ? "warn" : "info", "fetch",
+		          "{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o*}", "remote", remote, "key",
+		          c->key->fingerprint, "peer", c->opts->peer, "bytes",
+		          (json_int_t)(io.bytes_in + io.bytes_out), "duration_ms",
 		          (json_int_t)(clock_now_ms() - t0), "objects", (json_int_t)st.pack_objects,
-		          "error", rc < 0 ? client_text(err_msg()) : NULL);
+		          "pack_reused", (json_int_t)st.pack_reused, "closures_recorded",
+		          (json_int_t)st.closures_recorded, "error",
+		          rc < 0 ? client_text(err_msg()) : NULL);
 	}
 	if (rc < 0) {
 		char msg[ERR_MAX + 32];

@@ -19,6 +19,7 @@
 #include "capability.h"
 #include "clock.h"
 #include "err.h"
+#include "packclosure.h"
 #include "packfile.h"
 #include "repo.h"
 #include "upload_pack.h"
@@ -116,6 +117,8 @@ enum obj_flag {
 	F_UNINTERESTING = 1 << 13, /* a tree or blob the client has */
 	F_ADDED = 1 << 14,         /* in the pack being sent */
 	F_WRITTEN = 1 << 15,       /* its entry has been written */
+	F_TIP = 1 << 16,           /* a tip of the reused pack's closure marker */
+	F_REACHED = 1 << 17,       /* in the reused pack, met by the walk */
 };
 
 struct pack;
@@ -308,6 +311,9 @@ struct request {
 	struct objlist border;       /* depth walk: commits at the cut */
 	struct objlist extra_wants;  /* parents of unshallowed commits */
 	struct objlist stack;        /* scratch for walks */
+	struct objlist included;     /* tags include-tag added */
+	struct pack *reused;         /* the pack sent whole (pack reuse), while
+	                                the pack is sent; NULL: none */
 	struct name_chunk *names;    /* storage of obj.name */
 	size_t nname_chunks;
 	int depth;               /* "deepen N"; 0: none */
@@ -381,6 +387,7 @@ static void request_release(struct request *q)
 	objlist_release(&q->border);
 	objlist_release(&q->extra_wants);
 	objlist_release(&q->stack);
+	objlist_release(&q->included);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -1295,11 +1302,17 @@ enum reuse { REUSE_NONE, REUSE_WHOLE, REUSE_OFS_DELTA, REUSE_REF_DELTA };
 /* Objects counted between two looks at the clock for progress. */
 #define COUNT_TICK 1024
 
+/* Pack entries sent whole leave the process this many bytes at a time. */
+#define REUSE_CHUNK (1u << 20)
+
 /* One pack of the repository, mapped. */
 struct pack {
 	struct packfile file;
-	bool is_broken;   /* the index disagrees with itself: read through libgit2 */
-	uint64_t dropped; /* pages below this offset were dropped once copied */
+	bool is_broken;             /* the index disagrees with itself: read through libgit2 */
+	uint64_t dropped;           /* pages below this offset were dropped once copied */
+	char *path;                 /* its .pack file */
+	struct packclosure closure; /* its closure marker, when has_closure */
+	bool has_closure;           /* a marker that matches the pack was read */
 };
 
 struct packs {
@@ -1315,9 +1328,31 @@ static void put_be32(unsigned char *p, uint32_t v)
 	p[3] = (unsigned char)v;
 }
 
-/* Maps every objects/pack/pack-*.idx (version 2) with its .pack. A pack
- * that cannot be read is left out: its objects are read through libgit2. */
-static int packs_open(struct packs *out, struct upload *u)
+/* Reads the closure marker of P (pack-X.closure beside PACK_PATH) when it
+ * has one that matches it; any other marker is ignored: pack reuse is only
+ * a shortcut. */
+static void pack_load_closure(struct pack *p, const char *pack_path)
+{
+	char path[PATH_MAX];
+	size_t n = strlen(pack_path);
+
+	if ((size_t)snprintf(path, sizeof(path), "%.*s%s", (int)(n - 5), pack_path,
+	                     PACKCLOSURE_SUFFIX) >= sizeof(path) ||
+	    packclosure_load(&p->closure, path) < 0)
+		return;
+	if (packclosure_check(&p->closure, &p->file) < 0) {
+		packclosure_release(&p->closure);
+		return;
+	}
+	/* the check looked every tip up; later lookups are few */
+	packfile_drop_idx_pages(&p->file);
+	p->has_closure = true;
+}
+
+/* Maps every objects/pack/pack-*.idx (version 2) with its .pack, and with
+ * WANTS_CLOSURES reads their closure markers. A pack that cannot be read is
+ * left out: its objects are read through libgit2. */
+static int packs_open(struct packs *out, struct upload *u, bool wants_closures)
 {
 	git_buf objects = {0};
 	char dir_path[PATH_MAX], idx_path[PATH_MAX], pack_path[PATH_MAX];
@@ -1346,6 +1381,12 @@ static int packs_open(struct packs *out, struct upload *u)
 		                     (int)(len - 4), de->d_name) >= sizeof(pack_path) ||
 		    packfile_open(&p->file, idx_path, pack_path) < 0)
 			continue;
+		if (!(p->path = strdup(pack_path))) {
+			packfile_close(&p->file);
+			continue;
+		}
+		if (wants_closures)
+			pack_load_closure(p, pack_path);
 		out->n++;
 	}
 out:
@@ -1357,8 +1398,11 @@ out:
 
 static void packs_close(struct packs *packs)
 {
-	for (size_t i = 0; i < packs->n; i++)
+	for (size_t i = 0; i < packs->n; i++) {
 		packfile_close(&packs->items[i].file);
+		packclosure_release(&packs->items[i].closure);
+		free(packs->items[i].path);
+	}
 	packs->n = 0;
 }
 
@@ -1370,6 +1414,75 @@ static void pack_load_order(struct pack *p)
 		return;
 	if (packfile_load_order(&p->file) < 0)
 		p->is_broken = true;
+}
+
+/* Whether the object OID is in the pack sent whole (pack reuse). A tip of
+ * its marker is (packclosure_check said so): no look at the .idx, whose
+ * pages would stay resident. */
+static bool is_in_reused(const struct upload *u, const git_oid *oid)
+{
+	const struct pack *p = u->req.reused;
+	const struct obj *o;
+
+	if (!p)
+		return false;
+	if ((o = objmap_get(&u->req.objs, oid)) && (o->flags & F_TIP))
+		return true;
+	return packfile_idx_find(&p->file.idx, oid->id) >= 0;
+}
+
+/* Pack reuse: whether the walk stops at O, an object of the pack sent
+ * whole; a tip of its marker met there counts as reached. */
+static bool meets_reused(struct upload *u, struct obj *o)
+{
+	if (!is_in_reused(u, &o->oid))
+		return false;
+	o->flags |= F_REACHED;
+	return true;
+}
+
+/* The same for an id a tree names, without adding it to the table unless
+ * it is there already (the tips are). */
+static bool meets_reused_id(struct upload *u, const git_oid *oid)
+{
+	struct obj *o;
+
+	if (!is_in_reused(u, oid))
+		return false;
+	if ((o = objmap_get(&u->req.objs, oid)))
+		o->flags |= F_REACHED;
+	return true;
+}
+
+/* A delta base in the pack sent whole: its entry goes out at the offset it
+ * has there, since both packs start with a 12-byte header. Returns NULL
+ * when there is no such base. */
+static struct obj *reused_base(struct upload *u, const git_oid *id)
+{
+	struct pack *p = u->req.reused;
+	struct obj *b;
+	uint64_t offset;
+	int64_t pos;
+
+	if (!p || (pos = packfile_idx_find(&p->file.idx, id->id)) < 0 ||
+	    packfile_idx_offset(&offset, &p->file.idx, (uint32_t)pos, p->file.pack_size) < 0 ||
+	    objmap_add(&b, &u->req.objs, id) < 0)
+		return NULL;
+	b->out_offset = offset;
+	b->flags |= F_WRITTEN;
+	return b;
+}
+
+/* The same for the entry at BASE_OFFSET in pack P. */
+static struct obj *reused_base_at(struct upload *u, const struct pack *p, uint64_t base_offset)
+{
+	int64_t pos = u->req.reused ? packfile_pos_at(&p->file, base_offset) : -1;
+	git_oid id;
+
+	if (pos < 0)
+		return NULL;
+	git_oid_fromraw(&id, packfile_idx_id(&p->file.idx, (uint32_t)pos));
+	return reused_base(u, &id);
 }
 
 /* Parses the entry of O in its pack: type and size, then an OFS_DELTA's
@@ -1432,7 +1545,7 @@ static struct obj *find_entry(struct obj **order, size_t n, const struct pack *p
  * and offset order, so that a delta's base in the same pack comes first),
  * or through the packbuilder (reuse REUSE_NONE). A delta is copied only
  * when its base is sent and comes from the same pack, whose deltas cannot
- * form a cycle. */
+ * form a cycle, or is in the pack sent whole before them (pack reuse). */
 static int plan_reuse(struct upload *u, struct packs *packs, struct objlist *objects,
                       struct objlist *order)
 {
@@ -1478,11 +1591,15 @@ static int plan_reuse(struct upload *u, struct packs *packs, struct objlist *obj
 			if (base)
 				o->reuse =
 				    base->reuse == REUSE_NONE ? REUSE_REF_DELTA : REUSE_OFS_DELTA;
+			else if ((base = reused_base_at(u, o->pack, base_offset)))
+				o->reuse = REUSE_OFS_DELTA;
 		} else if (type == PACKFILE_REF_DELTA) {
 			git_oid_fromraw(&id, base_id);
 			base = objmap_get(&q->objs, &id);
 			if (base && (base->flags & F_ADDED) && base->pack == o->pack)
 				o->reuse = REUSE_REF_DELTA;
+			else if ((base = reused_base(u, &id)))
+				o->reuse = REUSE_OFS_DELTA;
 		}
 		o->base = o->reuse == REUSE_OFS_DELTA || o->reuse == REUSE_REF_DELTA ? base : NULL;
 		drop_behind(o);
@@ -1509,6 +1626,7 @@ struct pack_out {
 	bool is_compressing;
 	bool is_compress_done;
 	bool has_failed;
+	bool is_unhashed; /* the trailer is known already: bytes are not hashed */
 	char error[ERR_MAX];
 };
 
@@ -1603,7 +1721,7 @@ static int pack_emit(struct pack_out *po, const void *data, size_t size, bool is
 
 	if (po->has_failed)
 		return -1;
-	if (!is_trailer && !EVP_DigestUpdate(po->sha1, data, size)) {
+	if (!is_trailer && !po->is_unhashed && !EVP_DigestUpdate(po->sha1, data, size)) {
 		err_set("upload-pack: SHA-1 failed");
 		return pack_fail(po);
 	}
@@ -1738,17 +1856,21 @@ static int add_object(struct upload *u, struct objlist *objects, struct obj *o, 
 }
 
 /* Adds the tag objects of a chain starting at W; *END is the object the
- * chain ends at (W itself when it is no tag). */
+ * chain ends at (W itself when it is no tag), or NULL when the chain
+ * reaches the pack sent whole (pack reuse), which holds the rest. */
 static int add_tag_chain(struct upload *u, struct objlist *objects, struct obj *w, struct obj **end)
 {
 	struct obj *o = w;
 
 	for (int i = 0;; i++) {
-		int type = obj_type(u, o);
 		git_tag *tag = NULL;
-		int r;
+		int type, r;
 
-		if (type < 0)
+		if (meets_reused(u, o)) {
+			*end = NULL;
+			return 0;
+		}
+		if ((type = obj_type(u, o)) < 0)
 			return -1;
 		if (type != GIT_OBJECT_TAG) {
 			*end = o;
@@ -1858,8 +1980,9 @@ static int tree_mark_uninteresting(struct upload *u, const git_oid *id, int leve
 	return r;
 }
 
-/* Adds tree ID and what it holds, leaving out what the client has. A
- * submodule's commit is not ours to send. */
+/* Adds tree ID and what it holds, leaving out what the client has and
+ * what the pack sent whole holds. A submodule's commit is not ours to
+ * send. */
 static int tree_add(struct upload *u, struct objlist *objects, const git_oid *id, const char *name,
                     int level)
 {
@@ -1870,6 +1993,8 @@ static int tree_add(struct upload *u, struct objlist *objects, const git_oid *id
 	struct obj *o;
 	int r;
 
+	if (meets_reused_id(u, id))
+		return 0;
 	if (objmap_add(&o, &u->req.objs, id) < 0)
 		return -1;
 	if (o->flags & (F_UNINTERESTING | F_ADDED))
@@ -1886,6 +2011,8 @@ static int tree_add(struct upload *u, struct objlist *objects, const git_oid *id
 			if ((r = tree_add(u, objects, &entry, entry_name, level + 1)) < 0)
 				break;
 		} else if (type == GIT_OBJECT_BLOB) {
+			if (meets_reused_id(u, &entry))
+				continue;
 			if ((r = objmap_add(&o, &u->req.objs, &entry)) < 0)
 				break;
 			if (o->flags & (F_UNINTERESTING | F_ADDED))
@@ -2106,8 +2233,93 @@ out:
 	return ret;
 }
 
+/* Pack reuse, for a request without haves or shallow options: the pack
+ * q->reused holds exactly the closure of its marker's tips T
+ * (packclosure.h). The walk goes from the wants as enumerate_full's does
+ * but stops at objects of that pack: its commits are not walked, its trees
+ * not opened. When every tip of T is met, as a want or named by an object
+ * the walk went through outside the pack, T is reachable from the wants,
+ * so closure(wants) is the pack's objects plus those walked: the pack goes
+ * out whole, OBJECTS after it. Returns 1 then; 0 when a tip was not met
+ * (OBJECTS holds a partial walk to discard: the pack may hold objects the
+ * wants do not reach, such as commits a force-push dropped); -1 on error. */
+static int enumerate_reuse(struct upload *u, struct objlist *objects)
+{
+	struct request *q = &u->req;
+	const struct packclosure *closure = &q->reused->closure;
+	struct objlist sending = {0}, edges = {0}, non_commits = {0};
+	int ret = -1;
+
+	for (size_t i = 0; i < closure->ntips; i++) {
+		struct obj *t;
+
+		if (objmap_add(&t, &q->objs, &closure->tips[i]) < 0)
+			goto out;
+		t->flags |= F_TIP;
+	}
+	q->stack.n = 0;
+	for (size_t i = 0; i < q->wants.n; i++) {
+		struct obj *end;
+		int type;
+
+		if (add_tag_chain(u, objects, q->wants.items[i], &end) < 0)
+			goto out;
+		if (!end)
+			continue;
+		if ((type = obj_type(u, end)) < 0 ||
+		    objlist_push(type == GIT_OBJECT_COMMIT ? &q->stack : &non_commits, end) < 0)
+			goto out;
+	}
+	while (q->stack.n) {
+		struct obj *c = q->stack.items[--q->stack.n];
+
+		if ((c->flags & F_SENDING) || meets_reused(u, c))
+			continue;
+		c->flags |= F_SENDING;
+		if (commit_parse(u, c) < 0 || objlist_push(&sending, c) < 0)
+			goto out;
+		for (unsigned i = 0; i < c->nparents; i++)
+			if (objlist_push(&q->stack, c->parents[i]) < 0)
+				goto out;
+	}
+	if (add_commits_and_trees(u, objects, &sending, &edges, &non_commits) < 0)
+		goto out;
+	ret = 1;
+	for (size_t i = 0; i < closure->ntips && ret; i++)
+		if (!(objmap_get(&q->objs, &closure->tips[i])->flags & F_REACHED))
+			ret = 0;
+out:
+	objlist_release(&sending);
+	objlist_release(&edges);
+	objlist_release(&non_commits);
+	return ret;
+}
+
+/* Forgets a walk that enumerate_reuse gave up: what it added, sent and
+ * met, and the names it kept, so that a full walk starts clean. */
+static void discard_walk(struct upload *u, struct objlist *objects)
+{
+	struct request *q = &u->req;
+
+	for (struct obj_chunk *c = q->objs.chunks; c; c = c->next)
+		for (size_t i = 0; i < c->used; i++) {
+			c->objs[i].flags &= ~(unsigned)(F_ADDED | F_SENDING | F_TIP | F_REACHED);
+			c->objs[i].name = NULL;
+		}
+	while (q->names) {
+		struct name_chunk *c = q->names;
+
+		q->names = c->next;
+		free(c);
+	}
+	q->nname_chunks = 0;
+	objects->n = 0;
+	u->po->nobjects = 0;
+}
+
 /* include-tag (gitprotocol-capabilities.txt): annotated tags under
- * refs/tags/ whose object is sent go into the pack too. */
+ * refs/tags/ whose object is sent go into the pack too (q->included); with
+ * pack reuse, the objects of the pack sent whole are sent. */
 static int include_tags(struct upload *u, struct objlist *objects)
 {
 	struct request *q = &u->req;
@@ -2117,22 +2329,115 @@ static int include_tags(struct upload *u, struct objlist *objects)
 	for (size_t i = 0; i < u->refs.n; i++) {
 		const struct ref *r = &u->refs.items[i];
 		struct obj *tag, *target, *end;
+		bool is_target_sent;
 
 		if (!r->has_peeled || strncmp(r->name, "refs/tags/", 10))
 			continue;
 		tag = objmap_get(&q->objs, &r->oid);
 		target = objmap_get(&q->objs, &r->peeled);
-		if ((tag && (tag->flags & F_ADDED)) || !target || !(target->flags & F_ADDED))
+		is_target_sent =
+		    (target && (target->flags & F_ADDED)) || is_in_reused(u, &r->peeled);
+		if ((tag && (tag->flags & F_ADDED)) || !is_target_sent || is_in_reused(u, &r->oid))
 			continue;
 		if (objmap_add(&tag, &q->objs, &r->oid) < 0 ||
-		    add_tag_chain(u, objects, tag, &end) < 0)
+		    add_tag_chain(u, objects, tag, &end) < 0 || objlist_push(&q->included, tag) < 0)
 			return -1;
 	}
 	return 0;
 }
 
+/* Whether the request is a clone (or a fetch into an empty repository):
+ * no common haves, no shallow or deepen options. Only then is what it gets
+ * the whole closure of its wants, which pack reuse sends and closure
+ * markers record. */
+static bool is_whole_closure(const struct request *q)
+{
+	return !q->haves.n && !is_shallow_request(q);
+}
+
+/* The pack to send whole, for a request whose pack may hold OFS_DELTA
+ * entries: of the packs with a closure marker that matches them, the one
+ * with the most objects. NULL when none. */
+static struct pack *choose_reused(struct request *q, struct packs *packs)
+{
+	struct pack *best = NULL;
+
+	if (!is_whole_closure(q) || !q->wants_ofs_delta)
+		return NULL;
+	for (size_t k = 0; k < packs->n; k++) {
+		struct pack *p = &packs->items[k];
+
+		if (p->has_closure && (!best || p->file.idx.nobjects > best->file.idx.nobjects))
+			best = p;
+	}
+	return best;
+}
+
+/* Sends the entries of pack P as they are: everything between its 12-byte
+ * header and its trailer. An OFS_DELTA inside names its base by distance,
+ * which stays valid after a header of the same size. The pages read leave
+ * the resident set REUSE_CHUNK at a time, and its .idx's pages (the walk
+ * is over) before. */
+static int write_reused_pack(struct pack_out *po, struct pack *p)
+{
+	uint64_t at = PACK_HEADER_SIZE, end = p->file.pack_size - PACK_TRAILER_SIZE, dropped = 0;
+
+	packfile_drop_idx_pages(&p->file);
+	while (at < end) {
+		size_t n = end - at < REUSE_CHUNK ? (size_t)(end - at) : REUSE_CHUNK;
+
+		if (pack_emit(po, p->file.pack_bytes + at, n, false) < 0)
+			return -1;
+		at += n;
+		packfile_drop_pages(&p->file, dropped, at);
+		dropped = at;
+	}
+	return 0;
+}
+
+/* After a full walk for a whole closure: when the objects sent are exactly
+ * those of one pack (as many, each in it), that pack is the closure of the
+ * wants and of the tags include-tag added; writes its marker so that later
+ * clones send it whole. Best effort: a marker not written only means
+ * another full walk next time. Returns 1 when one was written, else 0. */
+static int record_closure(struct upload *u, struct packs *packs, const struct objlist *objects)
+{
+	struct request *q = &u->req;
+	git_oid *tips = NULL;
+	size_t ntips = 0;
+	int ret = 0;
+
+	for (size_t k = 0; k < packs->n && !ret; k++) {
+		struct pack *p = &packs->items[k];
+		size_t i;
+
+		if (p->is_broken || p->has_closure || p->file.idx.nobjects != objects->n ||
+		    !objects->n)
+			continue;
+		for (i = 0; i < objects->n; i++) {
+			const struct obj *o = objects->items[i];
+
+			if (o->pack != p && packfile_idx_find(&p->file.idx, o->oid.id) < 0)
+				break;
+		}
+		if (i < objects->n)
+			continue;
+		if (!tips && !(tips = malloc((q->wants.n + q->included.n) * sizeof(*tips))))
+			break;
+		for (ntips = 0; ntips < q->wants.n + q->included.n; ntips++)
+			git_oid_cpy(&tips[ntips],
+			            ntips < q->wants.n
+			                ? &q->wants.items[ntips]->oid
+			                : &q->included.items[ntips - q->wants.n]->oid);
+		ret = packclosure_write(p->path, tips, ntips) == 0;
+	}
+	free(tips);
+	return ret;
+}
+
 /* Builds the packfile for the request and streams it on side-band 1 (raw
- * without side-band in v0), progress on band 2 unless no-progress. */
+ * without side-band in v0), progress on band 2 unless no-progress. With
+ * pack reuse, a stored pack's entries go first, as they are. */
 static int send_pack(struct upload *u)
 {
 	struct request *q = &u->req;
@@ -2144,9 +2449,10 @@ static int send_pack(struct upload *u)
 	git_packbuilder *pb = NULL;
 	unsigned char header[PACK_HEADER_SIZE], trailer[EVP_MAX_MD_SIZE];
 	unsigned int trailer_len = 0;
-	size_t nreused = 0, nreused_deltas = 0, nbuilt = 0;
+	size_t nreused = 0, nreused_deltas = 0, nbuilt = 0, npack_reused = 0;
+	uint64_t total;
 	bool wants_progress;
-	int ret = -1;
+	int r, ret = -1;
 
 	memset(&po, 0, sizeof(po));
 	memset(&sp, 0, sizeof(sp));
@@ -2167,15 +2473,28 @@ static int send_pack(struct upload *u)
 	}
 	u->po = &po;
 
-	if ((is_shallow_request(q) ? enumerate_shallow(u, &objects) : enumerate_full(u, &objects)) <
-	        0 ||
-	    (q->wants_tags && include_tags(u, &objects) < 0))
+	if (packs_open(packs, u, is_whole_closure(q)) < 0)
 		goto out;
+	if ((q->reused = choose_reused(q, packs))) {
+		if ((r = enumerate_reuse(u, &objects)) < 0)
+			goto out;
+		if (!r) {
+			discard_walk(u, &objects);
+			q->reused = NULL;
+		}
+	}
+	if (!q->reused && (is_shallow_request(q) ? enumerate_shallow(u, &objects)
+	                                         : enumerate_full(u, &objects)) < 0)
+		goto out;
+	if (q->wants_tags && include_tags(u, &objects) < 0)
+		goto out;
+	npack_reused = q->reused ? q->reused->file.idx.nobjects : 0;
 	po.is_counting_done = true;
-	if (wants_progress && pkt_progressf(io, "Counting objects: %zu, done.\n", objects.n) < 0)
+	if (wants_progress &&
+	    pkt_progressf(io, "Counting objects: %zu, done.\n", npack_reused + objects.n) < 0)
 		goto out;
 
-	if (packs_open(packs, u) < 0 || plan_reuse(u, packs, &objects, &order) < 0)
+	if (plan_reuse(u, packs, &objects, &order) < 0)
 		goto out;
 	if (git_packbuilder_new(&pb, u->repo) < 0) {
 		pack_error(u, "cannot start a pack");
@@ -2200,11 +2519,21 @@ static int send_pack(struct upload *u)
 		}
 	}
 	nbuilt = git_packbuilder_object_count(pb);
+	total = (uint64_t)npack_reused + nreused + nbuilt;
+	if (total > UINT32_MAX) {
+		err_set("upload-pack: more than %u objects in one pack", UINT32_MAX);
+		goto out;
+	}
 
 	memcpy(header, "PACK", 4);
 	put_be32(header + 4, 2);
-	put_be32(header + 8, (uint32_t)(nreused + nbuilt));
-	if (pack_emit(&po, header, sizeof(header), false) < 0)
+	put_be32(header + 8, (uint32_t)total);
+	/* the pack sent whole and nothing else, under the same header: its
+	 * own trailer is the SHA-1 of what goes out */
+	po.is_unhashed = q->reused && total == npack_reused &&
+	                 !memcmp(q->reused->file.pack_bytes, header, sizeof(header));
+	if (pack_emit(&po, header, sizeof(header), false) < 0 ||
+	    (q->reused && write_reused_pack(&po, q->reused) < 0))
 		goto fail;
 	for (size_t i = 0; i < order.n; i++) {
 		struct obj *o = order.items[i];
@@ -2220,8 +2549,13 @@ static int send_pack(struct upload *u)
 		pack_error(u, "cannot write the pack");
 		goto out;
 	}
-	if (!EVP_DigestFinal_ex(po.sha1, trailer, &trailer_len) ||
-	    trailer_len != PACK_TRAILER_SIZE) {
+	if (po.is_unhashed) {
+		memcpy(trailer,
+		       q->reused->file.pack_bytes + q->reused->file.pack_size - PACK_TRAILER_SIZE,
+		       PACK_TRAILER_SIZE);
+		trailer_len = PACK_TRAILER_SIZE;
+	} else if (!EVP_DigestFinal_ex(po.sha1, trailer, &trailer_len) ||
+	           trailer_len != PACK_TRAILER_SIZE) {
 		err_set("upload-pack: SHA-1 failed");
 		goto out;
 	}
@@ -2230,17 +2564,26 @@ static int send_pack(struct upload *u)
 	if (wants_progress && po.is_compressing && !po.is_compress_done &&
 	    pkt_progressf(io, "Compressing objects: 100%%, done.\n") < 0)
 		goto out;
-	if (wants_progress && pkt_progressf(io, "Total %zu, reused %zu (delta %zu)\n",
-	                                    nreused + nbuilt, nreused, nreused_deltas) < 0)
+	if (wants_progress &&
+	    (npack_reused ? pkt_progressf(io,
+	                                  "Total %zu, reused %zu (delta %zu), "
+	                                  "pack-reused %zu\n",
+	                                  (size_t)total, nreused, nreused_deltas, npack_reused)
+	                  : pkt_progressf(io, "Total %zu, reused %zu (delta %zu)\n", (size_t)total,
+	                                  nreused, nreused_deltas)) < 0)
 		goto out;
-	u->stats->pack_objects += nreused + nbuilt;
+	u->stats->pack_objects += (size_t)total;
+	u->stats->pack_reused += npack_reused;
 	u->stats->pack_bytes += po.bytes;
+	if (!q->reused && is_whole_closure(q))
+		u->stats->closures_recorded += (size_t)record_closure(u, packs, &objects);
 	ret = 0;
 	goto out;
 fail:
 	err_set("%s", po.error);
 out:
 	u->po = NULL;
+	q->reused = NULL;
 	git_packbuilder_free(pb);
 	if (packs)
 		packs_close(packs);

@@ -22,7 +22,23 @@
  * size; an object that would be inflated whole (a commit, tree or tag the
  * walk parses, anything the packbuilder packs) and is larger than
  * opts->max_object_bytes ends the request with "ERR upload-pack: TYPE ID is
- * N bytes, larger than the maximum object size of M bytes". */
+ * N bytes, larger than the maximum object size of M bytes".
+ *
+ * Pack reuse: a request without common haves, shallow or deepen options
+ * (a clone, or a fetch into an empty repository) whose client reads
+ * ofs-delta gets a stored pack's entries as they are, right after the pack
+ * header, when that pack has a closure marker (packclosure.h: it holds
+ * exactly the objects reachable from tips T) and the wants reach every tip
+ * of T. The walk from the wants then stops at the pack's objects, and only
+ * what lies outside it is walked and sent after it; a delta there whose base
+ * is in the reused pack names it by offset. Anything else (a tip of T the
+ * wants do not reach, as after a force-push dropped it; a marker that does
+ * not match its pack) falls back to the full walk: a client only ever gets
+ * objects reachable from its wants. The client sees "pack-reused N" in the
+ * "Total" progress line. After a full walk for such a request whose objects
+ * turn out to be exactly one pack's, upload-pack writes that pack's marker
+ * with the wants (and the tags include-tag added) as T, so later clones
+ * reuse it. */
 #ifndef SLIP_GITD_UPLOAD_PACK_H
 #define SLIP_GITD_UPLOAD_PACK_H
 
@@ -43,6 +59,9 @@ struct upload_stats {
 	size_t nwants;                 /* objects the client asked for */
 	size_t pack_objects;           /* objects sent */
 	unsigned long long pack_bytes; /* packfile bytes sent */
+	size_t pack_reused;            /* of pack_objects: sent as one stored pack's
+	                                  entries, as they are (pack reuse) */
+	size_t closures_recorded;      /* closure markers written (packclosure.h) */
 };
 
 /* Hard limits of one request, whatever the repository holds; more is a

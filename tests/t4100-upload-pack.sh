@@ -99,6 +99,26 @@ big_text() { seq 1 300 | sed "s/^$1\$/changed $1/"; }
 # objects_sent FILE: the object count of git-serve's stats line in FILE.
 objects_sent() { tr '\r' '\n' <"$1" | sed -n 's/.*git-serve: upload-pack: [0-9]* wants, \([0-9]*\) objects.*/\1/p'; }
 
+# pack_reused FILE: how many objects git-serve's stats line in FILE says went
+# out as a stored pack's entries, as they are (pack reuse).
+pack_reused() { tr '\r' '\n' <"$1" | sed -n 's/.*git-serve: upload-pack: .* \([0-9]*\) pack-reused.*/\1/p'; }
+
+# closures_recorded FILE: how many closure markers git-serve wrote.
+closures_recorded() { tr '\r' '\n' <"$1" | sed -n 's/.*git-serve: upload-pack: .* \([0-9]*\) closures recorded.*/\1/p'; }
+
+# has_objects_of CLONE SRC: the repository CLONE holds exactly the objects
+# reachable from the refs of SRC: none missing, and none more, unreachable
+# ones included.
+has_objects_of() {
+	git -C "$2" rev-list --objects --all | cut -d" " -f1 | sort >expect.objects &&
+	git -C "$1" cat-file --batch-all-objects --batch-check="%(objectname)" | sort >actual.objects &&
+	test_cmp expect.objects actual.objects &&
+	git -C "$1" fsck --strict --no-progress
+}
+
+# pack_count PACK: the number of objects in PACK's index.
+pack_count() { git show-index <"${1%.pack}.idx" | wc -l; }
+
 test_expect_success 'set up a server with two branches, a lightweight and an annotated tag' '
 	git init -q --bare -b main srv.git &&
 	git init -q --bare -b main empty.git &&
@@ -481,6 +501,150 @@ test_expect_success 'a clone of a 24 MiB pack, copied entry by entry as its page
 	git -C bigclone.git rev-list --objects main >got &&
 	git -C bigsrc rev-list --objects main >want &&
 	test_cmp want got
+'
+
+# Pack reuse: a pack that holds exactly the closure of some tips, with a
+# marker saying so, goes out as it is to a client whose wants reach them.
+reach=file://$TRASH_DIRECTORY/reach.git
+
+# push_reach ARGS...: push from ./reachwork to reach.git through gitd's receive-pack.
+push_reach() { git -C reachwork push -q --receive-pack="git-serve receive-pack" "$reach" "$@"; }
+
+test_expect_success 'a first clone of a history pushed through gitd records that its pack is the closure of the wants' '
+	git init -q --bare -b main reach.git &&
+	git init -q -b main reachwork &&
+	for i in 1 2 3 4 5 6; do
+		commit_file reachwork big "$(big_text $i)" &&
+		commit_file reachwork "f$i" "file $i" || return 1
+	done &&
+	git -C reachwork tag -a -m "release 1" v1 main~1 &&
+	git -C reachwork checkout -q -b topic main~2 &&
+	commit_file reachwork t topic &&
+	git -C reachwork checkout -q main &&
+	push_reach main topic v1 &&
+	test $(ls reach.git/objects/pack/*.pack | wc -l) = 1 &&
+	test ! -e reach.git/objects/pack/*.closure &&
+	clone_v 2 --bare "$reach" reach-first 2>err &&
+	test "$(pack_reused err)" = 0 &&
+	test "$(closures_recorded err)" = 1 &&
+	marker=$(ls reach.git/objects/pack/*.closure) &&
+	pack=$(ls reach.git/objects/pack/*.pack) &&
+	test "$marker" = "${pack%.pack}.closure" &&
+	{
+		echo "slipway pack closure 1" &&
+		echo "pack $(basename "$pack" .pack | sed s/^pack-//)" &&
+		echo "objects $(pack_count "$pack")" &&
+		echo "tips 3" &&
+		git -C reach.git rev-parse main topic v1 | sort | sed "s/^/tip /"
+	} >expect.marker &&
+	test_cmp expect.marker "$marker" &&
+	has_objects_of reach-first reach.git
+'
+
+for v in 0 2; do
+	test_expect_success "a v$v clone sends the marked pack as it is and is complete and fsck-clean" '
+		pack=$(ls reach.git/objects/pack/*.pack) &&
+		clone_v $v --bare --progress "$reach" reach-v$v 2>err &&
+		test "$(pack_reused err)" = "$(pack_count "$pack")" &&
+		test "$(closures_recorded err)" = 0 &&
+		test_grep "Total [0-9]+, reused 0 \(delta 0\), pack-reused $(pack_count "$pack")" err &&
+		has_objects_of reach-v$v reach.git
+	'
+done
+
+test_expect_success 'a client without ofs-delta gets the pack walked, not reused, and it indexes' '
+	main=$(git -C reach.git rev-parse main) &&
+	topic=$(git -C reach.git rev-parse topic) &&
+	v1=$(git -C reach.git rev-parse v1) &&
+	for caps in "" " ofs-delta"; do
+		{ pkt "want $main$caps\n" && pkt "want $topic\n" && pkt "want $v1\n" &&
+		  printf 0000 && pkt "done\n"; } >req &&
+		git-serve upload-pack reach.git <req >out 2>err &&
+		raw_pack out raw.pack &&
+		rm -rf check.git && git init -q --bare check.git &&
+		git -C check.git index-pack --stdin --strict <raw.pack >/dev/null &&
+		git -C check.git update-ref refs/heads/main $main &&
+		git -C check.git update-ref refs/heads/topic $topic &&
+		git -C check.git update-ref refs/tags/v1 $v1 &&
+		has_objects_of check.git reach.git || return 1
+		if test -z "$caps"; then
+			test "$(pack_reused err)" = 0 || return 1
+		else
+			test "$(pack_reused err)" -gt 0 || return 1
+		fi
+	done
+'
+
+test_expect_success 'a clone of only some of the tips of the marker is walked and gets only what they reach' '
+	clone_v 2 --bare --single-branch --branch topic --no-tags "$reach" reach-topic 2>err &&
+	test "$(pack_reused err)" = 0 &&
+	test "$(closures_recorded err)" = 0 &&
+	test_must_fail git -C reach-topic cat-file -e "$(git -C reach.git rev-parse main)" &&
+	git -C reach.git rev-list --objects topic | cut -d" " -f1 | sort >expect.objects &&
+	git -C reach-topic cat-file --batch-all-objects --batch-check="%(objectname)" | sort >actual.objects &&
+	test_cmp expect.objects actual.objects
+'
+
+for v in 0 2; do
+	test_expect_success "with include-tag (v$v), a new tag pointing into the reused pack comes with it" '
+		git -C reachwork tag -a -m "late $v" "late$v" main~1 &&
+		push_reach "late$v" &&
+		tag=$(git -C reach.git rev-parse "late$v") &&
+		rm -rf inc$v.git && git init -q --bare inc$v.git &&
+		git -C inc$v.git -c protocol.version=$v fetch-pack --include-tag --upload-pack="$up" \
+			"$reach" refs/heads/main refs/heads/topic refs/tags/v1 >out 2>err &&
+		test "$(pack_reused err)" -gt 0 &&
+		test "$(git -C inc$v.git cat-file -t "$tag")" = tag &&
+		git -C inc$v.git fsck --strict --no-progress
+	'
+done
+
+test_expect_success 'a closure marker with garbage, or naming another pack, is ignored, and a full clone writes it again' '
+	marker=$(ls reach.git/objects/pack/*.closure) &&
+	cp "$marker" good.marker &&
+	rm -f "$marker" && printf "garbage\n" >"$marker" &&
+	clone_v 2 --bare "$reach" reach-garbage 2>err &&
+	test "$(pack_reused err)" = 0 &&
+	has_objects_of reach-garbage reach.git &&
+	rm -f "$marker" &&
+	sed "s/^pack .*/pack 0123456789abcdef0123456789abcdef01234567/" good.marker >"$marker" &&
+	clone_v 0 --bare "$reach" reach-other 2>err &&
+	test "$(pack_reused err)" = 0 &&
+	has_objects_of reach-other reach.git &&
+	rm -f "$marker" && head -c 4096 /dev/urandom >"$marker" &&
+	git -C reach.git tag -d late0 late2 >/dev/null &&
+	clone_v 2 --bare "$reach" reach-again 2>err &&
+	test "$(pack_reused err)" = 0 &&
+	test "$(closures_recorded err)" = 1 &&
+	test_cmp good.marker "$marker" &&
+	clone_v 2 --bare "$reach" reach-healed 2>err &&
+	test "$(pack_reused err)" -gt 0
+'
+
+for v in 0 2; do
+	test_expect_success "after a fast-forward push on top (v$v), a clone sends the marked pack, then the new objects" '
+		pack=$(ls reach.git/objects/pack/*.closure | sed "s/closure\$/pack/") &&
+		commit_file reachwork big "$(big_text 1$v)" &&
+		commit_file reachwork "g$v" "new $v" &&
+		push_reach main &&
+		clone_v $v --bare "$reach" reach-ff$v 2>err &&
+		test "$(pack_reused err)" = "$(pack_count "$pack")" &&
+		test "$(objects_sent err)" = "$(git -C reach.git rev-list --objects --all | wc -l)" &&
+		has_objects_of reach-ff$v reach.git
+	'
+done
+
+test_expect_success 'after a force-push drops commits of the marked pack, a clone does not get them' '
+	dropped=$(git -C reach.git rev-parse main~4) &&
+	git -C reachwork reset -q --hard main~5 &&
+	commit_file reachwork h rewritten &&
+	push_reach -f main &&
+	for v in 0 2; do
+		clone_v $v --bare "$reach" reach-forced$v 2>err &&
+		test "$(pack_reused err)" = 0 &&
+		test_must_fail git -C reach-forced$v cat-file -e $dropped &&
+		has_objects_of reach-forced$v reach.git || return 1
+	done
 '
 
 test_done

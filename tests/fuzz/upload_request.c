@@ -4,7 +4,9 @@
  * server's output discarded: it must end with 0 or with -1 and a message,
  * never crash, leak or loop. The first byte's high bits set how many bytes
  * each read returns. The repository (one commit and a tag packed, one
- * loose, so both ways of sending objects run) has fixed dates, so the seeds in
+ * loose, so both ways of sending objects run; a clone of what is packed, as
+ * the seed v0-clone-packed asks, writes the pack's closure marker, which
+ * later inputs then send by pack reuse) has fixed dates, so the seeds in
  * tests/fuzz/corpus/upload_request can name its ids:
  *   e3103c83b87853c4235a4a67b82568a084bd1b60 "one"  refs/heads/old
  *   24a0b82c22494a2b892034073fc2a70e06abcfcb "two"  refs/heads/main, HEAD, light

@@ -93,8 +93,11 @@ int main(int argc, char **argv)
 		ret = upload_pack_serve(&io, repo,
 		                        upload_pack_protocol_version(getenv("GIT_PROTOCOL")), &o,
 		                        &st) < 0;
-		fprintf(stderr, "git-serve: upload-pack: %zu wants, %zu objects, %llu pack bytes\n",
-		        st.nwants, st.pack_objects, st.pack_bytes);
+		fprintf(stderr,
+		        "git-serve: upload-pack: %zu wants, %zu objects, %llu pack bytes, %zu "
+		        "pack-reused, %zu closures recorded\n",
+		        st.nwants, st.pack_objects, st.pack_bytes, st.pack_reused,
+		        st.closures_recorded);
 	} else {
 		fprintf(stderr, "git-serve: unknown service '%s'\n", argv[1]);
 		ret = 2;
