@@ -57,6 +57,7 @@ struct conn {
 	long long wait_ms;               /* spent in reads waiting for the client */
 	long long window_start_ms;       /* wait_ms when the rate window began */
 	unsigned long long window_bytes; /* read since then */
+	git_repository *repo;            /* the service's, freed after the channel closes */
 };
 
 /* Sends one metrics.h report line to gitd (one write, under PIPE_BUF). */
@@ -490,13 +491,14 @@ static int run_service(struct conn *c)
 		tell_client(c, msg);
 	}
 	ret = rc < 0 ? 1 : 0;
-	git_repository_free(repo);
+	/* freeing unmaps every pack: the client need not wait for it */
+	c->repo = repo;
 	return ret;
 sandbox_failed:
 	event_log("error", "sandbox_failed", "{s:s, s:s, s:s}", "remote", remote, "peer",
 	          c->opts->peer, "error", err_msg());
 	tell_client(c, "slipway: the connection cannot be sandboxed; see the gitd log");
-	git_repository_free(repo);
+	c->repo = repo;
 	return 1;
 }
 
@@ -652,5 +654,6 @@ out:
 		ssh_channel_free(c.channel);
 	ssh_disconnect(c.session);
 	ssh_free(c.session);
+	git_repository_free(c.repo);
 	return status;
 }
