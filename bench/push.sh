@@ -15,6 +15,8 @@
 #   (h) incremental fetch of (g) into the clone of (f)
 #   (i) one-commit push on top of it, ROUNDS times (median)
 #   (j) ls-remote of it, ROUNDS times (median)
+#   and the client's floor under (i) and (j): an SSH login that runs nothing
+#   and ls-remote of an empty repository, ROUNDS times (median)
 #   --small-only runs (i) and (j) alone, on repositories seeded from REAL by a
 #   local copy (hard links) instead of pushes (e)-(h), so the small cases can
 #   be repeated without minutes of big pushes
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--real-only) real_only=1; shift ;;
 	--small-only) real_only=1; small_only=1; shift ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/push.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -77,7 +79,7 @@ gitd_port=$(free_port)
 {
 	printf 'bench/base'
 	for i in $(seq 1 10); do printf ',bench/r%d' "$i"; done
-	printf ',bench/big,bench/real %s\n' "$(cat client.pub)"
+	printf ',bench/big,bench/real,bench/empty %s\n' "$(cat client.pub)"
 } >gitd_keys
 python3 - "$build/bin/gitd" --listen "127.0.0.1:$gitd_port" --metrics-listen none \
 	--data-dir "$work/gitd-repos" --host-key-dir "$work/gitd-hostkeys" \
@@ -286,7 +288,7 @@ fi
 
 # --- (e)-(j) a real history ------------------------------------------------
 
-declare -A e_ms f_ms g_ms h_ms i_ms j_ms
+declare -A e_ms f_ms g_ms h_ms i_ms j_ms k_ms l_ms
 if [ -d "$real/objects" ]; then
 	real=$(cd "$real" && pwd)
 	real_objects=$(git -C "$real" count-objects -v | awk '/^count:|^in-pack:/ {n += $2} END {print n}')
@@ -383,6 +385,27 @@ if [ -d "$real/objects" ]; then
 		done
 	done
 	for server in openssh gitd; do j_ms[$server]=$(median <"j_$server"); done
+
+	# the floor under (i) and (j) that the client sets whatever the server
+	# does: an SSH login that runs nothing (gitd refuses the command, sshd
+	# runs true), and ls-remote of an empty repository
+	log "(i)-(j) floor: $rounds rounds of an SSH login and of ls-remote of an empty repository"
+	: >k_openssh && : >k_gitd && : >l_openssh && : >l_gitd
+	for i in $(seq 1 "$rounds"); do
+		for server in openssh gitd; do
+			if [ "$server" = gitd ]; then login=(-p "$gitd_port" git@127.0.0.1); else
+				login=(-p "$sshd_port" "$user@127.0.0.1"); fi
+			t0=$(now_ms)
+			ssh "${ssh_opts[@]}" "${login[@]}" true >/dev/null 2>&1 || true
+			echo $(($(now_ms) - t0)) >>"k_$server"
+			t0=$(now_ms)
+			git ls-remote "$(url $server empty)" >/dev/null
+			echo $(($(now_ms) - t0)) >>"l_$server"
+		done
+	done
+	for server in openssh gitd; do
+		k_ms[$server]=$(median <"k_$server") && l_ms[$server]=$(median <"l_$server")
+	done
 	idle_real_kib=$(idle_conn_kib real)
 else
 	real_skipped="real history: skipped, no bare repository at $real (get it once: see bench/README.md, or set SLIPWAY_BENCH_REAL_REPO / --real)"
@@ -418,6 +441,8 @@ fi
 if [ -n "${i_ms[gitd]:-}" ]; then
 	row "(i) one-commit push on top (median of $rounds)" "${i_ms[openssh]}" "${i_ms[gitd]}"
 	row "(j) ls-remote, $real_refs refs (median of $rounds)" "${j_ms[openssh]}" "${j_ms[gitd]}"
+	row "    floor: SSH login running nothing" "${k_ms[openssh]}" "${k_ms[gitd]}"
+	row "    floor: ls-remote of an empty repository" "${l_ms[openssh]}" "${l_ms[gitd]}"
 else
 	printf '%s\n' "$real_skipped"
 fi
