@@ -67,13 +67,25 @@ static bool has_prefix(const char *s, const char *prefix)
  * REFNAME" for every ref, the capabilities after a NUL on the first line; a
  * repository without refs advertises "capabilities^{}" with the zero id.
  * HEAD is not advertised to a pusher. Ends with a flush. */
-static int advertise(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts)
+static int advertise(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
+                     bool *is_head_born)
 {
 	git_reference_iterator *it = NULL;
-	git_reference *ref = NULL, *resolved = NULL;
+	git_reference *ref = NULL, *resolved = NULL, *head = NULL;
 	char caps[256], hex[GIT_OID_HEXSZ + 1];
+	const char *head_target = NULL;
 	bool first = true;
 	int r, ret = -1;
+
+	/* whether HEAD's branch is among the refs, seen on the way: HEAD
+	 * itself is read, not resolved */
+	*is_head_born = false;
+	if (git_reference_lookup(&head, repo, "HEAD") == 0) {
+		if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC)
+			head_target = git_reference_symbolic_target(head);
+		else
+			*is_head_born = true;
+	}
 
 	snprintf(caps, sizeof(caps),
 	         "report-status%s side-band-64k quiet atomic ofs-delta push-options "
@@ -91,6 +103,8 @@ static int advertise(struct pkt_io *io, git_repository *repo, const struct recei
 		else if (git_reference_resolve(&resolved, ref) == 0)
 			oid = git_reference_target(resolved);
 		if (oid) {
+			if (head_target && !strcmp(git_reference_name(ref), head_target))
+				*is_head_born = true;
 			git_oid_tostr(hex, sizeof(hex), oid);
 			if (first)
 				r = pkt_writef(io, "%s %s%c%s\n", hex, git_reference_name(ref),
@@ -115,6 +129,7 @@ static int advertise(struct pkt_io *io, git_repository *repo, const struct recei
 out:
 	git_reference_free(resolved);
 	git_reference_free(ref);
+	git_reference_free(head);
 	git_reference_iterator_free(it);
 	return ret;
 }
@@ -1350,13 +1365,19 @@ out:
 /* A first push to a repository whose HEAD names a branch that was not
  * pushed (HEAD -> main, but only master came) leaves clones with nothing to
  * check out: point HEAD at main, else master, else the first branch the
- * push created. */
-static void fix_unborn_head(git_repository *repo, const struct receive_request *req)
+ * push created. IS_HEAD_BORN: HEAD's branch existed at the advertisement;
+ * then, unless this push deleted a ref, it still does, and HEAD is not
+ * resolved again (that would read packed-refs once more). */
+static void fix_unborn_head(git_repository *repo, const struct receive_request *req,
+                            bool is_head_born)
 {
 	const char *candidates[] = {"refs/heads/main", "refs/heads/master", NULL};
 	git_reference *ref = NULL;
+	bool has_deletion = false;
 
-	if (git_repository_head_unborn(repo) != 1)
+	for (size_t i = 0; i < req->ncmds; i++)
+		has_deletion |= !req->cmds[i].error && git_oid_is_zero(&req->cmds[i].new_oid);
+	if ((is_head_born && !has_deletion) || git_repository_head_unborn(repo) != 1)
 		return;
 	for (size_t i = 0; i < req->ncmds && !candidates[2]; i++) {
 		const struct receive_command *cmd = &req->cmds[i];
@@ -1456,7 +1477,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	struct quarantine q;
 	git_repository *qrepo = NULL;
 	char unpack_error[256], message[RECEIVE_MESSAGE_MAX], cause[ERR_MAX];
-	bool has_unpack_error = false;
+	bool has_unpack_error = false, is_head_born;
 	int rc, ret = -1;
 
 	if (!stats)
@@ -1465,7 +1486,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	memset(&req, 0, sizeof(req));
 	memset(&q, 0, sizeof(q));
 
-	if (advertise(io, repo, opts) < 0)
+	if (advertise(io, repo, opts, &is_head_born) < 0)
 		goto out;
 	rc = receive_request_read(&req, io, opts);
 	if (rc == RECEIVE_EREFUSED) {
@@ -1506,7 +1527,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 		qrepo = NULL;
 		update_refs(&req, repo, &q, opts, stats);
 		if (stats->nupdated) {
-			fix_unborn_head(repo, &req);
+			fix_unborn_head(repo, &req, is_head_born);
 			pack_refs_if_many(repo);
 		}
 		if (stats->nupdated && opts->post_receive) {
