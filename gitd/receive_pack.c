@@ -66,7 +66,8 @@ static bool has_prefix(const char *s, const char *prefix)
 /* Reference discovery (gitprotocol-pack.txt "Reference Discovery"): "OID
  * REFNAME" for every ref, the capabilities after a NUL on the first line; a
  * repository without refs advertises "capabilities^{}" with the zero id.
- * HEAD is not advertised to a pusher. Ends with a flush. */
+ * HEAD is not advertised to a pusher. Ends with a flush. Sets *IS_HEAD_BORN
+ * when HEAD is detached or names one of the refs advertised. */
 static int advertise(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
                      bool *is_head_born)
 {
