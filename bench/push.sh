@@ -17,10 +17,15 @@
 #   (h) incremental fetch of (g) into the clone of (f)
 #   (i) one-commit push on top of it, ROUNDS times (median)
 #   (j) ls-remote of it, ROUNDS times (median)
+#   and the client's floor under (i) and (j): an SSH login that runs nothing
+#   and ls-remote of an empty repository, ROUNDS times (median)
+#   --small-only runs (i) and (j) alone, on repositories seeded from REAL by a
+#   local copy (hard links) instead of pushes (e)-(h), so the small cases can
+#   be repeated without minutes of big pushes
 #   memory: private RSS of an idle authenticated gitd connection, and the
 #   peak RSS of gitd's connection process in each of (b), (c), (e), (f), (f2)
 #
-# usage: bench/push.sh [--objects N] [--rounds N] [--real REAL] [--real-only] [--keep]
+# usage: bench/push.sh [--objects N] [--rounds N] [--real REAL] [--real-only] [--small-only] [--keep]
 # env:   SLIPWAY_BUILD (default build/); SLIPWAY_BENCH_REAL_REPO (REAL, default
 #        $SLIPWAY_CACHE/bench/git.git, SLIPWAY_CACHE defaulting to ~/.cache/slipway)
 # Needs /usr/sbin/sshd (Debian's openssh-server; `make deps` installs it).
@@ -33,14 +38,16 @@ rounds=15
 keep=
 real=${SLIPWAY_BENCH_REAL_REPO:-${SLIPWAY_CACHE:-$HOME/.cache/slipway}/bench/git.git}
 real_only=
+small_only=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--objects) objects=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
 	--real) real=$2; shift 2 ;;
 	--real-only) real_only=1; shift ;;
+	--small-only) real_only=1; small_only=1; shift ;;
 	--keep) keep=1; shift ;;
-	-h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/push.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -74,7 +81,7 @@ gitd_port=$(free_port)
 {
 	printf 'bench/base'
 	for i in $(seq 1 10); do printf ',bench/r%d' "$i"; done
-	printf ',bench/big,bench/real %s\n' "$(cat client.pub)"
+	printf ',bench/big,bench/real,bench/empty %s\n' "$(cat client.pub)"
 } >gitd_keys
 python3 - "$build/bin/gitd" --listen "127.0.0.1:$gitd_port" --metrics-listen none \
 	--data-dir "$work/gitd-repos" --host-key-dir "$work/gitd-hostkeys" \
@@ -283,7 +290,7 @@ fi
 
 # --- (e)-(j) a real history ------------------------------------------------
 
-declare -A e_ms f_ms f2_ms g_ms h_ms i_ms j_ms
+declare -A e_ms f_ms f2_ms g_ms h_ms i_ms j_ms k_ms l_ms
 if [ -d "$real/objects" ]; then
 	real=$(cd "$real" && pwd)
 	real_objects=$(git -C "$real" count-objects -v | awk '/^count:|^in-pack:/ {n += $2} END {print n}')
@@ -293,6 +300,26 @@ if [ -d "$real/objects" ]; then
 		sort -n | tail -1 | awk '{printf "%d", $1 / 1024}')
 	# (e) holds the tags and master~300; (g) brings the branches on top
 	base=$(git -C "$real" rev-parse master~300)
+fi
+if [ -d "$real/objects" ] && [ -n "$small_only" ]; then
+	log "(i)-(j) seeding both servers' repositories from $real ($real_objects objects, $real_refs refs)"
+	# seed_repo DIR: REAL's packs (hard links, else copies) and refs, as
+	# loose refs like a push leaves them (gitd packs them on the next push)
+	seed_repo() {
+		local p
+		for p in "$real"/objects/pack/pack-*.pack "$real"/objects/pack/pack-*.idx; do
+			ln "$p" "$1/objects/pack/" 2>/dev/null || cp "$p" "$1/objects/pack/"
+		done
+		git -C "$real" for-each-ref --format='create %(refname) %(objectname)' |
+			git -C "$1" update-ref --stdin
+		git -C "$1" symbolic-ref HEAD refs/heads/master
+	}
+	git ls-remote "$(url gitd real)" >/dev/null # gitd creates its repository
+	seed_repo "$work/gitd-repos/bench/real.git"
+	url openssh real >/dev/null
+	seed_repo "$work/openssh/real.git"
+	git clone -q --bare --shared "$real" real-openssh
+elif [ -d "$real/objects" ]; then
 	log "(e) $real: $real_objects objects, $real_mib MiB packed, $real_refs refs; pushing its tags and master~300"
 	for server in openssh gitd; do
 		from=$(wc -l <gitd.log)
@@ -341,6 +368,8 @@ if [ -d "$real/objects" ]; then
 		h_ms[$server]=$(($(now_ms) - t0))
 		test "$(git -C "real-$server" rev-parse master)" = "$(git -C "$real" rev-parse master)"
 	done
+fi
+if [ -d "$real/objects" ]; then
 
 	log "(i) $rounds rounds of one-commit push on top of it, alternating servers"
 	client=real-openssh
@@ -370,6 +399,27 @@ if [ -d "$real/objects" ]; then
 		done
 	done
 	for server in openssh gitd; do j_ms[$server]=$(median <"j_$server"); done
+
+	# the floor under (i) and (j) that the client sets whatever the server
+	# does: an SSH login that runs nothing (gitd refuses the command, sshd
+	# runs true), and ls-remote of an empty repository
+	log "(i)-(j) floor: $rounds rounds of an SSH login and of ls-remote of an empty repository"
+	: >k_openssh && : >k_gitd && : >l_openssh && : >l_gitd
+	for i in $(seq 1 "$rounds"); do
+		for server in openssh gitd; do
+			if [ "$server" = gitd ]; then login=(-p "$gitd_port" git@127.0.0.1); else
+				login=(-p "$sshd_port" "$user@127.0.0.1"); fi
+			t0=$(now_ms)
+			ssh "${ssh_opts[@]}" "${login[@]}" true >/dev/null 2>&1 || true
+			echo $(($(now_ms) - t0)) >>"k_$server"
+			t0=$(now_ms)
+			git ls-remote "$(url $server empty)" >/dev/null
+			echo $(($(now_ms) - t0)) >>"l_$server"
+		done
+	done
+	for server in openssh gitd; do
+		k_ms[$server]=$(median <"k_$server") && l_ms[$server]=$(median <"l_$server")
+	done
 	idle_real_kib=$(idle_conn_kib real)
 else
 	real_skipped="real history: skipped, no bare repository at $real (get it once: see bench/README.md, or set SLIPWAY_BENCH_REAL_REPO / --real)"
@@ -392,16 +442,22 @@ if [ -z "$real_only" ]; then
 	row "(d) 50 concurrent pushes, 10 repositories" "${d_ms[openssh]}" "${d_ms[gitd]}"
 	printf '%-52s %13s %13s\n' "(d) failed pushes" "${d_fail[openssh]}" "${d_fail[gitd]}"
 fi
-if [ -n "${e_ms[gitd]:-}" ]; then
+if [ -n "${i_ms[gitd]:-}" ]; then
 	printf 'real history %s: %s objects, %s MiB packed, %s refs\n' "$(basename "$real")" \
 		"$real_objects" "$real_mib" "$real_refs"
+fi
+if [ -n "${e_ms[gitd]:-}" ]; then
 	row "(e) push of tags + master~300 ($e_objects objects)" "${e_ms[openssh]}" "${e_ms[gitd]}"
 	row "(f) clone of that" "${f_ms[openssh]}" "${f_ms[gitd]}"
 	row "(f2) clone of it again (gitd: pack reuse)" "${f2_ms[openssh]}" "${f2_ms[gitd]}"
 	row "(g) push of the branches on top ($g_objects objects)" "${g_ms[openssh]}" "${g_ms[gitd]}"
 	row "(h) incremental fetch of (g)" "${h_ms[openssh]}" "${h_ms[gitd]}"
+fi
+if [ -n "${i_ms[gitd]:-}" ]; then
 	row "(i) one-commit push on top (median of $rounds)" "${i_ms[openssh]}" "${i_ms[gitd]}"
 	row "(j) ls-remote, $real_refs refs (median of $rounds)" "${j_ms[openssh]}" "${j_ms[gitd]}"
+	row "    floor: SSH login running nothing" "${k_ms[openssh]}" "${k_ms[gitd]}"
+	row "    floor: ls-remote of an empty repository" "${l_ms[openssh]}" "${l_ms[gitd]}"
 else
 	printf '%s\n' "$real_skipped"
 fi

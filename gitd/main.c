@@ -1480,6 +1480,7 @@ int main(int argc, char **argv)
 		if (pipesrv_launch() < 0)
 			goto out;
 	}
+	sshd_prepare();
 	if (serve(&o, bind, &kf) < 0)
 		goto out;
 	ret = 0;

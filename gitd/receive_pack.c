@@ -66,14 +66,27 @@ static bool has_prefix(const char *s, const char *prefix)
 /* Reference discovery (gitprotocol-pack.txt "Reference Discovery"): "OID
  * REFNAME" for every ref, the capabilities after a NUL on the first line; a
  * repository without refs advertises "capabilities^{}" with the zero id.
- * HEAD is not advertised to a pusher. Ends with a flush. */
-static int advertise(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts)
+ * HEAD is not advertised to a pusher. Ends with a flush. Sets *IS_HEAD_BORN
+ * when HEAD is detached or names one of the refs advertised. */
+static int advertise(struct pkt_io *io, git_repository *repo, const struct receive_opts *opts,
+                     bool *is_head_born)
 {
 	git_reference_iterator *it = NULL;
-	git_reference *ref = NULL, *resolved = NULL;
+	git_reference *ref = NULL, *resolved = NULL, *head = NULL;
 	char caps[256], hex[GIT_OID_HEXSZ + 1];
+	const char *head_target = NULL;
 	bool first = true;
 	int r, ret = -1;
+
+	/* whether HEAD's branch is among the refs, seen on the way: HEAD
+	 * itself is read, not resolved */
+	*is_head_born = false;
+	if (git_reference_lookup(&head, repo, "HEAD") == 0) {
+		if (git_reference_type(head) == GIT_REFERENCE_SYMBOLIC)
+			head_target = git_reference_symbolic_target(head);
+		else
+			*is_head_born = true;
+	}
 
 	snprintf(caps, sizeof(caps),
 	         "report-status%s side-band-64k quiet atomic ofs-delta push-options "
@@ -91,6 +104,8 @@ static int advertise(struct pkt_io *io, git_repository *repo, const struct recei
 		else if (git_reference_resolve(&resolved, ref) == 0)
 			oid = git_reference_target(resolved);
 		if (oid) {
+			if (head_target && !strcmp(git_reference_name(ref), head_target))
+				*is_head_born = true;
 			git_oid_tostr(hex, sizeof(hex), oid);
 			if (first)
 				r = pkt_writef(io, "%s %s%c%s\n", hex, git_reference_name(ref),
@@ -115,6 +130,7 @@ static int advertise(struct pkt_io *io, git_repository *repo, const struct recei
 out:
 	git_reference_free(resolved);
 	git_reference_free(ref);
+	git_reference_free(head);
 	git_reference_iterator_free(it);
 	return ret;
 }
@@ -711,37 +727,69 @@ out:
 	return ret;
 }
 
+/* One file synced by sync_thread: its path, and errno of a failure (0 ok). */
+struct sync_job {
+	char path[PATH_MAX];
+	int error;
+};
+
+/* Opens and fsyncs job->path, setting job->error. */
+static void *sync_thread(void *arg)
+{
+	struct sync_job *job = arg;
+	int fd = open(job->path, O_RDONLY | O_CLOEXEC);
+
+	job->error = fd < 0 || fsync(fd) < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
 /* Moves the quarantined pack into objects/pack (the .idx last, since readers
- * find packs by their index), synced first as git does by default
- * (core.fsync "committed"), and lets REPO see it. A pack of the same name is
- * the same pack (the name is its checksum) and stays as it is: like git's
- * finalize_object_file(), link and take EEXIST as done, so a file a reader
- * may have open is never replaced. Returns 0 or -1. */
+ * find packs by their index), both synced first as git does by default
+ * (core.fsync "committed"), and lets REPO see it. The two files are synced
+ * at once, the .pack on a thread of its own: on a disk whose cache flush
+ * costs milliseconds, two flushes in flight together cost about one, and
+ * neither file is visible before both are synced. A pack of the same name
+ * is the same pack (the name is its checksum) and stays as it is: like
+ * git's finalize_object_file(), link and take EEXIST as done, so a file a
+ * reader may have open is never replaced. Returns 0 or -1. */
 static int quarantine_migrate(struct quarantine *q, git_repository *repo)
 {
 	static const char *const exts[] = {".pack", ".idx"};
+	struct sync_job jobs[2];
+	pthread_t thread;
+	bool is_threaded;
 	git_odb *odb = NULL;
 	int ret = -1;
 
 	if (!q->nobjects)
 		return 0;
 	for (size_t i = 0; i < 2; i++) {
-		char from[PATH_MAX], to[PATH_MAX];
-		int fd;
-
-		snprintf(from, sizeof(from), "%s/pack/%s%s", q->dir, q->pack_name, exts[i]);
-		snprintf(to, sizeof(to), "%spack/%s%s", q->objects_dir, q->pack_name, exts[i]);
-		fd = open(from, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd) < 0) {
-			err_set("cannot sync %s: %s", from, strerror(errno));
-			if (fd >= 0)
-				close(fd);
+		snprintf(jobs[i].path, sizeof(jobs[i].path), "%s/pack/%s%s", q->dir, q->pack_name,
+		         exts[i]);
+		jobs[i].error = 0;
+	}
+	/* without a thread, the .pack is synced after the .idx */
+	is_threaded = pthread_create(&thread, NULL, sync_thread, &jobs[0]) == 0;
+	sync_thread(&jobs[1]);
+	if (is_threaded)
+		pthread_join(thread, NULL);
+	else
+		sync_thread(&jobs[0]);
+	for (size_t i = 0; i < 2; i++) {
+		if (jobs[i].error) {
+			err_set("cannot sync %s: %s", jobs[i].path, strerror(jobs[i].error));
 			goto out;
 		}
-		close(fd);
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char to[PATH_MAX];
+
+		snprintf(to, sizeof(to), "%spack/%s%s", q->objects_dir, q->pack_name, exts[i]);
 		/* a file system without hard links gets a rename */
-		if (link(from, to) < 0 && errno != EEXIST && rename(from, to) < 0) {
-			err_set("cannot move %s to %s: %s", from, to, strerror(errno));
+		if (link(jobs[i].path, to) < 0 && errno != EEXIST && rename(jobs[i].path, to) < 0) {
+			err_set("cannot move %s to %s: %s", jobs[i].path, to, strerror(errno));
 			goto out;
 		}
 	}
@@ -1318,13 +1366,19 @@ out:
 /* A first push to a repository whose HEAD names a branch that was not
  * pushed (HEAD -> main, but only master came) leaves clones with nothing to
  * check out: point HEAD at main, else master, else the first branch the
- * push created. */
-static void fix_unborn_head(git_repository *repo, const struct receive_request *req)
+ * push created. IS_HEAD_BORN: HEAD's branch existed at the advertisement;
+ * then, unless this push deleted a ref, it still does, and HEAD is not
+ * resolved again (that would read packed-refs once more). */
+static void fix_unborn_head(git_repository *repo, const struct receive_request *req,
+                            bool is_head_born)
 {
 	const char *candidates[] = {"refs/heads/main", "refs/heads/master", NULL};
 	git_reference *ref = NULL;
+	bool has_deletion = false;
 
-	if (git_repository_head_unborn(repo) != 1)
+	for (size_t i = 0; i < req->ncmds; i++)
+		has_deletion |= !req->cmds[i].error && git_oid_is_zero(&req->cmds[i].new_oid);
+	if ((is_head_born && !has_deletion) || git_repository_head_unborn(repo) != 1)
 		return;
 	for (size_t i = 0; i < req->ncmds && !candidates[2]; i++) {
 		const struct receive_command *cmd = &req->cmds[i];
@@ -1424,7 +1478,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	struct quarantine q;
 	git_repository *qrepo = NULL;
 	char unpack_error[256], message[RECEIVE_MESSAGE_MAX], cause[ERR_MAX];
-	bool has_unpack_error = false;
+	bool has_unpack_error = false, is_head_born;
 	int rc, ret = -1;
 
 	if (!stats)
@@ -1433,7 +1487,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 	memset(&req, 0, sizeof(req));
 	memset(&q, 0, sizeof(q));
 
-	if (advertise(io, repo, opts) < 0)
+	if (advertise(io, repo, opts, &is_head_born) < 0)
 		goto out;
 	rc = receive_request_read(&req, io, opts);
 	if (rc == RECEIVE_EREFUSED) {
@@ -1474,7 +1528,7 @@ int receive_pack_serve(struct pkt_io *io, git_repository *repo, const struct rec
 		qrepo = NULL;
 		update_refs(&req, repo, &q, opts, stats);
 		if (stats->nupdated) {
-			fix_unborn_head(repo, &req);
+			fix_unborn_head(repo, &req, is_head_born);
 			pack_refs_if_many(repo);
 		}
 		if (stats->nupdated && opts->post_receive) {

@@ -14,6 +14,10 @@
 #include <unistd.h>
 
 #include <libssh/callbacks.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
 
 #include "command.h"
 #include "clock.h"
@@ -57,6 +61,7 @@ struct conn {
 	long long wait_ms;               /* spent in reads waiting for the client */
 	long long window_start_ms;       /* wait_ms when the rate window began */
 	unsigned long long window_bytes; /* read since then */
+	git_repository *repo;            /* the service's, freed after the channel closes */
 };
 
 /* Sends one metrics.h report line to gitd (one write, under PIPE_BUF). */
@@ -493,13 +498,14 @@ static int run_service(struct conn *c)
 		tell_client(c, msg);
 	}
 	ret = rc < 0 ? 1 : 0;
-	git_repository_free(repo);
+	/* freeing unmaps every pack: the client need not wait for it */
+	c->repo = repo;
 	return ret;
 sandbox_failed:
 	event_log("error", "sandbox_failed", "{s:s, s:s, s:s}", "remote", remote, "peer",
 	          c->opts->peer, "error", err_msg());
 	tell_client(c, "slipway: the connection cannot be sandboxed; see the gitd log");
-	git_repository_free(repo);
+	c->repo = repo;
 	return 1;
 }
 
@@ -655,5 +661,38 @@ out:
 		ssh_channel_free(c.channel);
 	ssh_disconnect(c.session);
 	ssh_free(c.session);
+	git_repository_free(c.repo);
 	return status;
+}
+
+void sshd_prepare(void)
+{
+	/* what libssh 0.10 asks OpenSSL 3 for in a key exchange, authentication
+	 * and the ciphers an OpenSSH client offers first */
+	static const char *const ciphers[] = {"ChaCha20",    "AES-128-CTR", "AES-256-CTR",
+	                                      "AES-128-GCM", "AES-256-GCM", NULL};
+	static const char *const digests[] = {"SHA256", "SHA512", "SHA1", NULL};
+	static const char *const keytypes[] = {"X25519", "ED25519", "RSA", "EC", NULL};
+	static const char *const signatures[] = {"ED25519", "RSA", "ECDSA", NULL};
+	static const char *const exchanges[] = {"X25519", "ECDH", "DH", NULL};
+	static const char *const macs[] = {"POLY1305", "HMAC", NULL};
+	static const char *const kdfs[] = {OSSL_KDF_NAME_SSHKDF, NULL};
+	unsigned char byte;
+
+	RAND_bytes(&byte, 1);
+	RAND_priv_bytes(&byte, 1);
+	for (size_t i = 0; ciphers[i]; i++)
+		EVP_CIPHER_free(EVP_CIPHER_fetch(NULL, ciphers[i], NULL));
+	for (size_t i = 0; digests[i]; i++)
+		EVP_MD_free(EVP_MD_fetch(NULL, digests[i], NULL));
+	for (size_t i = 0; keytypes[i]; i++)
+		EVP_KEYMGMT_free(EVP_KEYMGMT_fetch(NULL, keytypes[i], NULL));
+	for (size_t i = 0; signatures[i]; i++)
+		EVP_SIGNATURE_free(EVP_SIGNATURE_fetch(NULL, signatures[i], NULL));
+	for (size_t i = 0; exchanges[i]; i++)
+		EVP_KEYEXCH_free(EVP_KEYEXCH_fetch(NULL, exchanges[i], NULL));
+	for (size_t i = 0; macs[i]; i++)
+		EVP_MAC_free(EVP_MAC_fetch(NULL, macs[i], NULL));
+	for (size_t i = 0; kdfs[i]; i++)
+		EVP_KDF_free(EVP_KDF_fetch(NULL, kdfs[i], NULL));
 }

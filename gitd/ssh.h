@@ -61,4 +61,14 @@ struct sshd_opts {
  * completed, 1 otherwise (all details are in the event log). */
 int sshd_serve(ssh_bind bind, int fd, const struct sshd_opts *opts);
 
+/* Sets up in the calling process what OpenSSL otherwise builds in each
+ * connection process on its first use: its random generators (RAND_bytes,
+ * RAND_priv_bytes), and the implementations of the algorithms an SSH key
+ * exchange with an OpenSSH client uses, which OpenSSL 3 looks up by name and
+ * then caches per process. gitd calls it once in the listener, before the
+ * first fork, so every connection inherits both. The generators stay safe
+ * to inherit: OpenSSL reseeds them in a child after fork (RAND(7)). Fails
+ * soft: an algorithm not prepared is looked up in the connection as before. */
+void sshd_prepare(void);
+
 #endif

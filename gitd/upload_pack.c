@@ -629,12 +629,18 @@ static void refs_release(struct refs *refs)
 
 /* Fills OUT from REF: its id (through a symbolic ref), and what an annotated
  * tag peels to. Returns 1, 0 when the ref is skipped as git skips it (a
- * symref that does not resolve, an id that is not in the repository), or -1. */
+ * symref that does not resolve, an id that is not in the repository), or -1.
+ * A ref read from packed-refs with a peeled line ("^ID" after it, see git's
+ * refs/packed-backend.c) is a tag whose target is that line, so the tag is
+ * not inflated: a repository of a thousand tags advertises without reading a
+ * thousand objects. libgit2 1.5's git_refdb_compress writes the tag's
+ * target there, not what it peels to fully, so a line naming a tag (a tag
+ * of a tag) is peeled further from the objects. */
 static int ref_fill(struct ref *out, git_odb *odb, git_reference *ref)
 {
 	git_reference *resolved = NULL;
 	git_object *peeled = NULL;
-	const git_oid *oid;
+	const git_oid *oid, *packed_peel;
 	git_object_t type;
 	size_t size;
 	int ret = -1;
@@ -653,13 +659,19 @@ static int ref_fill(struct ref *out, git_odb *odb, git_reference *ref)
 	} else {
 		oid = git_reference_target(ref);
 	}
-	if (!oid || git_odb_read_header(&size, &type, odb, oid) < 0) {
+	packed_peel = git_reference_target_peel(resolved ? resolved : ref);
+	if (!oid || (packed_peel ? !git_odb_exists(odb, oid)
+	                         : git_odb_read_header(&size, &type, odb, oid) < 0)) {
 		ret = 0;
 		goto out;
 	}
 	git_oid_cpy(&out->oid, oid);
-	if (type == GIT_OBJECT_TAG &&
-	    git_reference_peel(&peeled, resolved ? resolved : ref, GIT_OBJECT_ANY) == 0) {
+	if (packed_peel && git_odb_read_header(&size, &type, odb, packed_peel) == 0 &&
+	    type != GIT_OBJECT_TAG) {
+		git_oid_cpy(&out->peeled, packed_peel);
+		out->has_peeled = true;
+	} else if ((packed_peel || type == GIT_OBJECT_TAG) &&
+	           git_reference_peel(&peeled, resolved ? resolved : ref, GIT_OBJECT_ANY) == 0) {
 		git_oid_cpy(&out->peeled, git_object_id(peeled));
 		out->has_peeled = true;
 	}

@@ -389,6 +389,20 @@ test_expect_success 'a first push of master only points an unborn HEAD at master
 	test "$(git -C other-clone rev-parse HEAD)" = "$(client_ref main)"
 '
 
+test_expect_success 'a push that only updates a branch points a HEAD naming a missing branch at main, and leaves a HEAD that resolves alone' '
+	test_when_finished "git -C srv.git symbolic-ref HEAD refs/heads/main" &&
+	git -C srv.git symbolic-ref HEAD refs/heads/gone &&
+	git -C client commit -q --allow-empty -m "moves topic" &&
+	(cd client && push "$srv" HEAD:refs/heads/topic) &&
+	test "$(git -C srv.git symbolic-ref HEAD)" = refs/heads/main &&
+	git -C srv.git symbolic-ref HEAD refs/heads/topic &&
+	git -C client commit -q --allow-empty -m "moves topic again" &&
+	(cd client && push "$srv" HEAD:refs/heads/topic) &&
+	test "$(git -C srv.git symbolic-ref HEAD)" = refs/heads/topic &&
+	test "$(srv_ref topic)" = "$(client_ref HEAD)" &&
+	server_is_clean
+'
+
 test_expect_success 'a client that keeps its side open after the pack still gets its report' '
 	git init -q --bare -b main held.git &&
 	printf "%s\n" "$(client_ref main)" | git -C client pack-objects -q --stdout --revs >held.pack &&

@@ -226,6 +226,25 @@ test_expect_success 'ls-remote with v2 lists refs and peeled tags as git-upload-
 	test_cmp expect actual
 '
 
+test_expect_success 'tags packed by a push, a tag of a tag among them, are advertised fully peeled' '
+	test_when_finished "rm -rf many many.git" &&
+	git init -q -b main many && commit_file many f one &&
+	for i in $(seq 1 70); do git -C many tag -a -m "t$i" "t$i" || return 1; done &&
+	git -C many tag -a -m "of t1" t1-again t1 &&
+	git -C many tag light &&
+	git init -q --bare many.git &&
+	git -C many push -q --receive-pack="git-serve receive-pack" "file://$TRASH_DIRECTORY/many.git" \
+		main "refs/tags/*:refs/tags/*" &&
+	grep -q " refs/tags/t1-again\$" many.git/packed-refs &&
+	for v in 0 2; do
+		git -c protocol.version=$v ls-remote "file://$TRASH_DIRECTORY/many" "refs/tags/*" >expect &&
+		git -c protocol.version=$v ls-remote --upload-pack="$up" \
+			"file://$TRASH_DIRECTORY/many.git" "refs/tags/*" >actual &&
+		grep -q "^$(git -C many rev-parse main)	refs/tags/t1-again^{}\$" actual &&
+		test_cmp expect actual || return 1
+	done
+'
+
 test_expect_success 'a client that reads the advertisement and hangs up is a success' '
 	git-serve upload-pack srv.git </dev/null >out 2>err &&
 	test_grep "capabilities|multi_ack" out &&

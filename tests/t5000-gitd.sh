@@ -232,6 +232,29 @@ test_expect_success 'a command that is not UTF-8 is logged with its bad bytes re
 	python3 -c "import json, sys; json.loads(open(sys.argv[1]).read())" line
 '
 
+test_expect_success 'each connection sends its own random KEXINIT cookie: connection processes do not share a random generator' '
+	python3 - "$GITD_PORT" >cookies <<-\EOF &&
+	import socket, struct, sys
+	# RFC 4253: after the version line, the first packet is KEXINIT:
+	# uint32 length, byte padding, byte 20, then a 16-byte random cookie
+	for _ in range(8):
+	    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+	    s.sendall(b"SSH-2.0-OpenSSH_9.2p1 cookie-test\r\n")
+	    buf = b""
+	    while b"\r\n" not in buf or len(buf) < buf.index(b"\r\n") + 2 + 22:
+	        chunk = s.recv(4096)
+	        if not chunk:
+	            break
+	        buf += chunk
+	    pkt = buf[buf.index(b"\r\n") + 2:]
+	    assert pkt[5] == 20, "first packet is not KEXINIT"
+	    print(pkt[6:22].hex())
+	    s.close()
+	EOF
+	test "$(wc -l <cookies)" = 8 &&
+	test "$(sort -u cookies | wc -l)" = 8
+'
+
 test_expect_success 'password authentication is not offered' '
 	test_must_fail ssh -p "$GITD_PORT" -o PubkeyAuthentication=no -o BatchMode=yes \
 		-o PreferredAuthentications=password,keyboard-interactive \
