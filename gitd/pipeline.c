@@ -92,6 +92,8 @@ struct pipeline {
 	const char *trigger; /* spec.trigger: "push", or "rollback"/"config" for a run
 	                        kubectl slipway created (pipeline_serve_run) */
 	long release;        /* rollback: the release put back; 0 otherwise */
+	json_t *runs;        /* the Remote's runs as number_release listed them
+	                        (for prune), or NULL */
 	char reason[64];
 	char message[1024];
 };
@@ -1647,7 +1649,9 @@ static void number_release(struct pipeline *p)
 			          pipelinerun_name(p->run), "error", err_msg());
 		else
 			n = release_last(runs) + 1;
-		json_decref(runs);
+		/* the lock is held until the run ends: prune counts from this list */
+		json_decref(p->runs);
+		p->runs = runs;
 	}
 	if (n)
 		pipelinerun_set_release(p->run, n);
@@ -1661,11 +1665,12 @@ static void number_release(struct pipeline *p)
 		say(p, "-----> Release v%ld", n);
 }
 
-/* Deletes the Remote's finished runs beyond spec.historyLimit. */
+/* Deletes the Remote's finished runs beyond spec.historyLimit, counting
+ * from the list number_release took, if any. */
 static void prune(struct pipeline *p)
 {
-	int n =
-	    pipelinerun_prune(p->env->kube, p->ns, p->remote_name, p->env->remote->history_limit);
+	int n = pipelinerun_prune(p->env->kube, p->ns, p->remote_name,
+	                          p->env->remote->history_limit, p->runs, p->run);
 
 	if (n < 0)
 		event_log("warn", "pipeline_prune", "{s:s, s:s}", "run", pipelinerun_name(p->run),
@@ -1807,6 +1812,7 @@ static void pipeline_free(struct pipeline *p)
 	free(p->deployed);
 	json_decref(p->images);
 	json_decref(p->applied);
+	json_decref(p->runs);
 	pipelinerun_free(p->run);
 	free(p);
 }

@@ -41,7 +41,7 @@ struct pending_event {
 };
 
 /* What the writer is asked to send (bits of struct pipelinerun.want). */
-enum { W_STATUS = 1, W_MIRROR = 2, W_LAST_RUN = 4 };
+enum { W_STATUS = 1, W_MIRROR = 2, W_LAST_RUN = 4, W_RELEASE = 8 };
 
 struct pipelinerun {
 	struct kube_client *c; /* borrowed: outlives the run; the writer's alone
@@ -74,6 +74,8 @@ struct pipelinerun {
 	struct pending_event **events_tail;
 	int status_ret;      /* the last status write's result */
 	json_t *wstatus;     /* the status the writes send (the writer's) */
+	char release[24];    /* the release label's value, set once before W_RELEASE
+	                        is queued (pipelinerun_set_release) */
 	unsigned api_writes; /* writes sent to the API server */
 	long long api_ms;    /* time spent in them */
 };
@@ -346,6 +348,8 @@ static void write_last_run(struct pipelinerun *r)
 	json_decref(patch);
 }
 
+static void patch_labels(struct pipelinerun *r, json_t *labels, const json_t *status);
+
 /* --- the writer --------------------------------------------------------- */
 
 /* Runs of one process may share a client (pipeline.h: one for the
@@ -355,8 +359,9 @@ static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Sends what WANT names (W_*) with STATUS (owned; NULL keeps r->wstatus),
  * then the Events of the list EVENTS (owned), in the order a reader expects:
- * status, mirror, Events, lastRun. Returns the status write's result (0
- * when none was asked for). */
+ * the release label (the patch returns the resourceVersion the status write
+ * then uses), status, mirror, Events, lastRun. Returns the status write's
+ * result (0 when none was asked for). */
 static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
                        struct pending_event *events)
 {
@@ -367,6 +372,8 @@ static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
 		json_decref(r->wstatus);
 		r->wstatus = status;
 	}
+	if (want & W_RELEASE)
+		patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, r->release), r->wstatus);
 	if (want & W_STATUS)
 		ret = write_status(r);
 	if (want & W_MIRROR)
@@ -879,8 +886,9 @@ bool pipelinerun_is_unclaimed(const json_t *obj)
 }
 
 /* Merge-patches LABELS (an object, stolen) into R's metadata.labels and
- * keeps the object returned. */
-static void patch_labels(struct pipelinerun *r, json_t *labels)
+ * keeps the object returned, with STATUS (borrowed) as its status. The
+ * caller holds client_lock. */
+static void patch_labels(struct pipelinerun *r, json_t *labels, const json_t *status)
 {
 	json_t *patch = json_pack("{s:{s:o}}", "metadata", "labels", labels), *got = NULL;
 	int ret = KUBE_ERROR;
@@ -891,7 +899,8 @@ static void patch_labels(struct pipelinerun *r, json_t *labels)
 		ret = kube_patch(&got, r->c, PIPELINERUN_GVR, r->ns, r->name, KUBE_PATCH_MERGE,
 		                 patch, NULL);
 	if (ret == 0 && got) {
-		json_object_set(got, "status", r->status);
+		if (status)
+			json_object_set(got, "status", (json_t *)status);
 		json_decref(r->obj);
 		r->obj = got;
 		got = NULL;
@@ -944,9 +953,11 @@ int pipelinerun_adopt(struct pipelinerun **out, struct kube_client *c, const jso
 	ref_label(ref_lbl, r->ref);
 	label_value(commit_lbl, r->commit);
 	pthread_mutex_lock(&client_lock);
-	patch_labels(r, json_pack("{s:s, s:s, s:s}", PIPELINERUN_LABEL_REMOTE, remote_lbl,
-	                          PIPELINERUN_LABEL_REF, ref_lbl, PIPELINERUN_LABEL_COMMIT,
-	                          commit_lbl));
+	patch_labels(r,
+	             json_pack("{s:s, s:s, s:s}", PIPELINERUN_LABEL_REMOTE, remote_lbl,
+	                       PIPELINERUN_LABEL_REF, ref_lbl, PIPELINERUN_LABEL_COMMIT,
+	                       commit_lbl),
+	             r->status);
 	pthread_mutex_unlock(&client_lock);
 	/* from here on as a run gitd created: writes go out on the writer */
 	writer_start(r);
@@ -962,15 +973,10 @@ out:
 
 void pipelinerun_set_release(struct pipelinerun *r, long n)
 {
-	char value[32];
-
 	json_object_set_new(r->status, "release", json_integer(n));
-	snprintf(value, sizeof(value), "%ld", n);
-	/* the writer owns r->obj while it sends: let it finish first */
-	flush(r);
-	pthread_mutex_lock(&client_lock);
-	patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, value));
-	pthread_mutex_unlock(&client_lock);
+	/* the writer reads it after submit hands W_RELEASE over under r->lock */
+	snprintf(r->release, sizeof(r->release), "%ld", n);
+	submit(r, W_RELEASE, NULL, NULL, NULL);
 }
 
 int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns, const char *remote)
@@ -1011,16 +1017,33 @@ out:
 	return ret;
 }
 
-int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit)
+int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit,
+                      json_t *listed, const struct pipelinerun *self)
 {
 	const json_t *current, *v, *highest = NULL;
 	json_t *runs = NULL;
 	size_t i, nfinished = 0;
 	int ret, deleted = 0;
 
-	ret = pipelinerun_list_remote(&runs, c, ns, remote);
-	if (ret < 0)
+	if (listed) {
+		json_t *item;
+
+		runs = json_incref(listed);
+		/* SELF was listed before it ended: count it as it is now */
+		json_array_foreach(runs, i, item)
+		{
+			if (self && !strcmp(str_or(json_object_get(item, "metadata"), "name", ""),
+			                    self->name))
+				json_object_set(item, "status", self->status);
+		}
+		ret = release_sort(runs);
+	} else {
+		ret = pipelinerun_list_remote(&runs, c, ns, remote);
+	}
+	if (ret < 0) {
+		json_decref(runs);
 		return ret;
+	}
 	current = release_current(runs);
 	json_array_foreach(runs, i, v)
 	{

@@ -152,7 +152,8 @@ bool pipelinerun_is_unclaimed(const json_t *obj);
 
 /* Records release number N (>= 1, see release.h) in status.release, written
  * with the next status write, and labels the object slipway.dev/release=N
- * (a merge patch; a failure is logged). */
+ * (a merge patch the writer sends before that status write; a failure is
+ * logged). Called at most once per run. */
 void pipelinerun_set_release(struct pipelinerun *r, long n);
 
 /* Lists the PipelineRuns of Remote NS/REMOTE (label slipway.dev/remote,
@@ -167,10 +168,15 @@ int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns,
  * finished are neither counted nor deleted, nor are the run of the current
  * release and the run with the highest release number (the next number is
  * counted from it). The mirror ConfigMap is one per Remote and shows the
- * latest run, so it stays. Returns the number deleted, or a kube.h code with
- * err_msg() when the runs could not be listed (deletions that fail are
- * logged and skipped). */
-int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit);
+ * latest run, so it stays. LISTED is the Remote's runs as
+ * pipelinerun_list_remote gave them while the caller held the Remote's lock
+ * (so no other run finished since; borrowed, its entry for SELF gets SELF's
+ * status as last set and the array is sorted again), or NULL: the runs are
+ * listed here. SELF may be NULL. Returns the number deleted, or a kube.h
+ * code with err_msg() when the runs could not be listed (deletions that fail
+ * are logged and skipped). */
+int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit,
+                      json_t *listed, const struct pipelinerun *self);
 
 /* Sends what is still queued, stops the writer and frees R (changes nothing
  * else). NULL is allowed. */
