@@ -1953,7 +1953,8 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	const char *gvr =
 	    req->is_gitkube ? "gitkube.sh/v1alpha1/remotes" : "slipway.dev/v1alpha1/remotes";
 	size_t n = req->ncmds, i, ndeploying = 0;
-	struct kube_client *kube = NULL, *status_kube = NULL;
+	struct kube_client *kube = w->kube, *status_kube = w->status_kube;
+	struct kube_client *own_kube = NULL, *own_status_kube = NULL; /* built here */
 	struct pipeline_push *pushes = calloc(n, sizeof(*pushes));
 	struct pipeline **pipelines = calloc(n, sizeof(*pipelines));
 	char **errors = calloc(n, sizeof(*errors));
@@ -1977,11 +1978,13 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	 * the Remote as it is now: nothing runs for a push that fails */
 	if (resolve_quarantine(quarantine, sizeof(quarantine), req) < 0)
 		goto refused;
-	if (kube_client_new_default(&kube, w->kubeconfig, w->context) < 0 ||
-	    kube_get(&obj, kube, gvr, req->ns, req->name) < 0) {
+	if ((!kube && kube_client_new_default(&own_kube, w->kubeconfig, w->context) < 0) ||
+	    kube_get(&obj, kube ? kube : own_kube, gvr, req->ns, req->name) < 0) {
 		refuse_remote(conn, req, errors, "error", "cannot read Remote");
 		goto out;
 	}
+	if (!kube)
+		kube = own_kube;
 	if (remote_parse(&remote, obj, req->is_gitkube) < 0) {
 		refuse_remote(conn, req, errors, "warn", "remote");
 		goto out;
@@ -2002,8 +2005,10 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		    remote_is_deploying(&remote, pushes[i].refname))
 			ndeploying++;
 	}
-	if (ndeploying && (kube_client_new_default(&status_kube, w->kubeconfig, w->context) < 0 ||
-	                   open_repo(&repo, req->repo_path, quarantine) < 0 ||
+	if (ndeploying && !status_kube &&
+	    kube_client_new_default(&own_status_kube, w->kubeconfig, w->context) == 0)
+		status_kube = own_status_kube;
+	if (ndeploying && (!status_kube || open_repo(&repo, req->repo_path, quarantine) < 0 ||
 	                   buildsrv_start(&srv, w->internal_bind, w->internal_advertise) < 0)) {
 		refuse_push(conn, req, errors);
 		goto out;
@@ -2123,8 +2128,8 @@ out:
 	git_repository_free(repo);
 	remote_release(&remote);
 	json_decref(obj);
-	kube_client_free(status_kube);
-	kube_client_free(kube);
+	kube_client_free(own_status_kube);
+	kube_client_free(own_kube);
 	return ret;
 }
 
