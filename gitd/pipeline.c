@@ -57,10 +57,13 @@ struct archiver {
 	char repo_path[PATH_MAX];  /* opened on the thread: a repository object */
 	char quarantine[PATH_MAX]; /* is not shared between threads */
 	git_oid commit;
-	char path[PATH_MAX]; /* WORK/source.tar.gz */
-	int ret;             /* archive_commit's, once joined */
-	char error[ERR_MAX]; /* its err_msg() on failure */
-	long long ms;        /* the time it took */
+	char path[PATH_MAX];  /* WORK/source.tar.gz */
+	int ret;              /* archive_commit's, once joined */
+	char error[ERR_MAX];  /* its err_msg() on failure */
+	long long ms;         /* the time it took */
+	long long done_at;    /* clock_now_ms() when it ended */
+	struct buildsrv *srv; /* holds PATH until it ends (buildsrv_source_hold),
+	                         or NULL */
 };
 
 struct pipeline {
@@ -85,15 +88,16 @@ struct pipeline {
 	size_t ndeployed;
 	json_t *applied; /* names of spec.deployments the apply stage rolled out */
 	bool is_finished;
-	long long t_start;   /* clock_now_ms() at pipeline_new */
-	long long t_queue;   /* clock_now_ms() when it queued */
-	bool is_waiting;     /* queue_wait reported another run holding the lock */
-	char holder[254];    /* the run that held the lock last seen, or "" */
-	const char *trigger; /* spec.trigger: "push", or "rollback"/"config" for a run
-	                        kubectl slipway created (pipeline_serve_run) */
-	long release;        /* rollback: the release put back; 0 otherwise */
-	json_t *runs;        /* the Remote's runs as number_release listed them
-	                        (for prune), or NULL */
+	long long t_start;       /* clock_now_ms() at pipeline_new */
+	long long t_queue;       /* clock_now_ms() when it queued */
+	bool is_waiting;         /* queue_wait reported another run holding the lock */
+	char holder[254];        /* the run that held the lock last seen, or "" */
+	const char *trigger;     /* spec.trigger: "push", or "rollback"/"config" for a run
+	                            kubectl slipway created (pipeline_serve_run) */
+	long release;            /* rollback: the release put back; 0 otherwise */
+	json_t *runs;            /* the Remote's runs as number_release listed them
+	                            (for prune), or NULL */
+	bool is_source_streamed; /* source is the archiver's, still being written */
 	char reason[64];
 	char message[1024];
 };
@@ -234,13 +238,18 @@ static void *archiver_main(void *arg)
 	if (a->ret < 0)
 		snprintf(a->error, sizeof(a->error), "%s", err_msg());
 	git_repository_free(repo);
-	a->ms = clock_now_ms() - t0;
+	a->done_at = clock_now_ms();
+	a->ms = a->done_at - t0;
+	/* a builder already asking for the source gets it (or a 500) now */
+	if (a->srv)
+		buildsrv_source_ready(a->srv, a->path);
 	return NULL;
 }
 
 /* Starts writing the pushed tree's archive on a thread, when the Remote
  * builds anything; write_source takes it, or writes the archive itself when
- * the thread could not start or failed. */
+ * the thread could not start or failed. While it is written, the build
+ * endpoint holds its path, so builders may start before it is complete. */
 static void archiver_start(struct pipeline *p)
 {
 	struct archiver *a;
@@ -252,13 +261,18 @@ static void archiver_start(struct pipeline *p)
 	snprintf(a->quarantine, sizeof(a->quarantine), "%s", p->env->quarantine);
 	a->commit = p->push->after;
 	snprintf(a->path, sizeof(a->path), "%.4000s/source.tar.gz", p->work);
+	if (p->env->srv && buildsrv_source_hold(p->env->srv, a->path) == 0)
+		a->srv = p->env->srv;
 	/* signals stay the pipeline's */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&a->thread, NULL, archiver_main, a) == 0)
+	if (pthread_create(&a->thread, NULL, archiver_main, a) == 0) {
 		p->archiver = a;
-	else
+	} else {
+		if (a->srv)
+			buildsrv_source_ready(a->srv, a->path);
 		free(a);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -272,23 +286,54 @@ static struct archiver *archiver_join(struct pipeline *p)
 	return a;
 }
 
-/* Writes the pushed tree as the builders' archive and, for hooks that run
- * in it, as files. */
-static int write_source(struct pipeline *p, bool with_tree)
+/* Takes the archiver's archive into p->source, waiting for it to be
+ * written, and logs step "archive": the time the pipeline waited here, or,
+ * when the source was streamed (ASKED_AT >= 0), the time a builder's source
+ * request waited for it (ASKED_AT: clock_now_ms() of that request, 0 when
+ * none came). Returns 0, or -1 with err_msg() when the archive failed
+ * (p->source then empty). */
+static int archiver_take(struct pipeline *p, long long asked_at)
 {
-	if (!p->source[0] && p->archiver) {
-		long long t0 = clock_now_ms();
-		struct archiver *a = archiver_join(p);
+	long long t0 = clock_now_ms(), waited;
+	struct archiver *a = archiver_join(p);
+	int ret = a->ret;
 
-		if (a->ret == 0)
-			snprintf(p->source, sizeof(p->source), "%s", a->path);
-		else
-			event_log("warn", "pipeline_archive", "{s:s, s:s}", "run",
-			          pipelinerun_name(p->run), "error", a->error);
-		event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I}", "run",
-		          pipelinerun_name(p->run), "step", "archive", "duration_ms",
-		          (json_int_t)(clock_now_ms() - t0), "written_ms", (json_int_t)a->ms);
-		free(a);
+	if (asked_at < 0)
+		waited = clock_now_ms() - t0;
+	else
+		waited = asked_at && a->done_at > asked_at ? a->done_at - asked_at : 0;
+	p->source[0] = '\0';
+	if (ret == 0) {
+		snprintf(p->source, sizeof(p->source), "%s", a->path);
+	} else {
+		event_log("warn", "pipeline_archive", "{s:s, s:s}", "run", pipelinerun_name(p->run),
+		          "error", a->error);
+		err_set("%s", a->error);
+	}
+	event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I, s:b}", "run",
+	          pipelinerun_name(p->run), "step", "archive", "duration_ms", (json_int_t)waited,
+	          "written_ms", (json_int_t)a->ms, "is_streamed", asked_at >= 0);
+	free(a);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Writes the pushed tree as the builders' archive and, for hooks that run
+ * in it, as files. With IS_STREAMED and the archive still being written on
+ * the archiver's thread under the build endpoint's hold, returns at once
+ * with p->source set: builders may start, and their source requests wait
+ * for it (stage_build takes the archiver after the builds). */
+static int write_source(struct pipeline *p, bool with_tree, bool is_streamed)
+{
+	if (!p->source[0] && p->archiver && p->archiver->srv && is_streamed && !with_tree) {
+		p->is_source_streamed = true;
+		snprintf(p->source, sizeof(p->source), "%s", p->archiver->path);
+		return 0;
+	}
+	if (p->archiver && (p->is_source_streamed || !p->source[0])) {
+		/* the tree is written from the archive: it must be complete (when
+		 * the thread failed, it is written in place below) */
+		p->is_source_streamed = false;
+		archiver_take(p, -1);
 	}
 	if (!p->source[0]) {
 		char path[PATH_MAX];
@@ -373,7 +418,7 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	/* a copy: the run's object is replaced as its log is written */
 	snprintf(owner_uid, sizeof(owner_uid), "%s", uid ? uid : "");
 	pipelinerun_stage(p->run, event, "Running", NULL);
-	if (in_tree && write_source(p, true) < 0) {
+	if (in_tree && write_source(p, true, false) < 0) {
 		rc = -1;
 		goto done;
 	}
@@ -507,7 +552,7 @@ static int stage_build(struct pipeline *p)
 		            p->remote_name);
 		goto out;
 	}
-	if (write_source(p, false) < 0) {
+	if (write_source(p, false, true) < 0) {
 		set_outcome(p, "BuildFailed", "cannot archive the pushed tree: %s", err_msg());
 		goto out;
 	}
@@ -528,6 +573,7 @@ static int stage_build(struct pipeline *p)
 			struct runner_result res;
 			char *image = NULL;
 			json_t *built;
+			long long t_run;
 			int rc;
 
 			snprintf(cstage, sizeof(cstage), "build:%s/%s", dname, cname);
@@ -554,6 +600,7 @@ static int stage_build(struct pipeline *p)
 			b.spec_builder = remote->builder;
 			b.srv = p->env->srv;
 			b.source_path = p->source;
+			t_run = clock_now_ms();
 			rc = runner_build(&res, p->env->cfg->runner, p->env->kube, &b, say_line, p,
 			                  p->env->cancel);
 			event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I, s:I}", "run",
@@ -561,6 +608,18 @@ static int stage_build(struct pipeline *p)
 			          (json_int_t)(res.seconds * 1000 + 0.5), "start_ms",
 			          (json_int_t)res.start_ms, "tail_ms", (json_int_t)res.tail_ms);
 			free(image);
+			/* the archive the builder streamed is complete by now, or failed:
+			 * then that is why the build failed */
+			if (p->is_source_streamed) {
+				p->is_source_streamed = false;
+				if (archiver_take(p, res.start_ms >= 0 ? t_run + res.start_ms : 0) <
+				    0) {
+					set_outcome(p, "BuildFailed",
+					            "cannot archive the pushed tree: %s",
+					            err_msg());
+					goto out;
+				}
+			}
 			if (rc < 0 || !res.succeeded) {
 				set_outcome(
 				    p, !strcmp(res.reason, "Timeout") ? "Timeout" : "BuildFailed",
@@ -880,7 +939,7 @@ static int stage_apply_helm(struct pipeline *p)
 		            spec->release, HELM_RELEASE_MAX);
 		goto fail;
 	}
-	if (write_source(p, true) < 0) {
+	if (write_source(p, true, false) < 0) {
 		set_outcome(p, "ApplyFailed", "cannot write the pushed tree: %s", err_msg());
 		goto fail;
 	}
