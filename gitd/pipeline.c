@@ -2135,6 +2135,11 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		for (i = 0; i < n; i++)
 			if (pipelines[i] && is_updated[i])
 				pipeline_post_receive(pipelines[i]);
+		/* a push that waited ends with its runs' writes done: the
+		 * mirror, Events and lastRun went out meanwhile */
+		for (i = 0; req->is_wait && i < n; i++)
+			if (pipelines[i])
+				pipelinerun_flush(pipelines[i]->run);
 		conn->hang_up(conn->arg, true);
 	} else {
 		conn->hang_up(conn->arg, false);

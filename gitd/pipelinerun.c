@@ -72,12 +72,14 @@ struct pipelinerun {
 	json_t *next_status;          /* the status to send next (owned), or NULL */
 	struct pending_event *events; /* in order */
 	struct pending_event **events_tail;
-	int status_ret;      /* the last status write's result */
-	json_t *wstatus;     /* the status the writes send (the writer's) */
-	char release[24];    /* the release label's value, set once before W_RELEASE
-	                        is queued (pipelinerun_set_release) */
-	unsigned api_writes; /* writes sent to the API server */
-	long long api_ms;    /* time spent in them */
+	int status_ret;          /* the last status write's result */
+	unsigned status_queued;  /* statuses queued for the writer so far */
+	unsigned status_written; /* of them, the last one written (or failed) */
+	json_t *wstatus;         /* the status the writes send (the writer's) */
+	char release[24];        /* the release label's value, set once before W_RELEASE
+	                            is queued (pipelinerun_set_release) */
+	unsigned api_writes;     /* writes sent to the API server */
+	long long api_ms;        /* time spent in them */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -363,7 +365,7 @@ static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
  * then uses), status, mirror, Events, lastRun. Returns the status write's
  * result (0 when none was asked for). */
 static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
-                       struct pending_event *events)
+                       struct pending_event *events, unsigned status_seq)
 {
 	int ret = 0;
 
@@ -374,8 +376,20 @@ static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
 	}
 	if (want & W_RELEASE)
 		patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, r->release), r->wstatus);
-	if (want & W_STATUS)
+	if (want & W_STATUS) {
 		ret = write_status(r);
+		/* pipelinerun_finish waits for this write, not for the rest */
+		pthread_mutex_lock(&r->lock);
+		r->status_ret = ret;
+		r->status_written = status_seq;
+		pthread_cond_broadcast(&r->idle);
+		/* a newer status is queued: its batch writes the mirror too */
+		if ((want & W_MIRROR) && r->has_writer && (r->want & W_STATUS)) {
+			r->want |= W_MIRROR;
+			want &= ~(unsigned)W_MIRROR;
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
 	if (want & W_MIRROR)
 		write_mirror(r);
 	while (events) {
@@ -402,14 +416,14 @@ static void *writer_main(void *arg)
 	for (;;) {
 		struct pending_event *events;
 		json_t *status;
-		unsigned want;
-		int ret;
+		unsigned want, seq;
 
 		while (!r->want && !r->events && !r->is_stopping)
 			pthread_cond_wait(&r->wake, &r->lock);
 		if (!r->want && !r->events)
 			break;
 		want = r->want;
+		seq = r->status_queued; /* the status taken is the latest queued */
 		status = r->next_status;
 		events = r->events;
 		r->want = 0;
@@ -418,10 +432,8 @@ static void *writer_main(void *arg)
 		r->events_tail = &r->events;
 		r->is_busy = true;
 		pthread_mutex_unlock(&r->lock);
-		ret = send_writes(r, want, status, events);
+		send_writes(r, want, status, events, seq);
 		pthread_mutex_lock(&r->lock);
-		if (want & W_STATUS)
-			r->status_ret = ret;
 		r->is_busy = false;
 		if (!r->want && !r->events)
 			pthread_cond_broadcast(&r->idle);
@@ -479,12 +491,14 @@ static int submit(struct pipelinerun *r, unsigned want, const char *type, const 
 	r->log_dirty = false;
 	r->last_submit_ms = clock_now_ms();
 	if (!r->has_writer)
-		return send_writes(r, want, snap, ev);
+		return send_writes(r, want, snap, ev, 0);
 	pthread_mutex_lock(&r->lock);
 	if (snap) {
 		json_decref(r->next_status);
 		r->next_status = snap;
 	}
+	if (want & W_STATUS)
+		r->status_queued++;
 	r->want |= want;
 	if (ev) {
 		*r->events_tail = ev;
@@ -493,6 +507,24 @@ static int submit(struct pipelinerun *r, unsigned want, const char *type, const 
 	pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+/* Waits until the writer has written the status last queued (whatever was
+ * queued before it included; what follows it in its batch, the mirror,
+ * Events and lastRun, may still be on the way). Returns that write's
+ * result (0 without a writer: submit returned it). */
+static int flush_status(struct pipelinerun *r)
+{
+	int ret;
+
+	if (!r->has_writer)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	while (r->status_written != r->status_queued)
+		pthread_cond_wait(&r->idle, &r->lock);
+	ret = r->status_ret;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 /* Waits until the writer has sent everything queued. Returns the last status
@@ -823,11 +855,16 @@ int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason
 	ret = submit(r, W_STATUS | W_MIRROR | W_LAST_RUN, succeeded ? "Normal" : "Warning",
 	             succeeded ? "Succeeded" : reason, message);
 	if (r->has_writer)
-		ret = flush(r);
+		ret = flush_status(r);
 	if (ret < 0)
 		return err_set("pipelinerun %s/%s: the final status could not be written", r->ns,
 		               r->name);
 	return 0;
+}
+
+void pipelinerun_flush(struct pipelinerun *r)
+{
+	flush(r);
 }
 
 void pipelinerun_api_stats(unsigned *writes, long long *ms, struct pipelinerun *r)

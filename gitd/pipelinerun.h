@@ -118,11 +118,17 @@ void pipelinerun_log(struct pipelinerun *r, const char *line);
  * Pending becomes Skipped; the status with the whole logTail; mirror; a Normal "Succeeded" or
  * Warning REASON Event; and the Remote's status.lastRun = {name, ref,
  * commit, succeeded, reason, completionTime} (a merge patch of the status
- * subresource), and waits until all of it, and everything queued before, is
- * written. Returns 0, or -1 when the final status could not be written after
- * retries (logged as pipelinerun_status_failed) with err_msg(). */
+ * subresource), and waits until the final status, and everything queued
+ * before it, is written: the mirror, Event and lastRun follow it on the
+ * writer (pipelinerun_flush waits for them). Returns 0, or -1 when the final
+ * status could not be written after retries (logged as
+ * pipelinerun_status_failed) with err_msg(). */
 int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason,
                        const char *message);
+
+/* Waits until every write queued for R (status, mirror, Events, lastRun,
+ * labels) has been sent. */
+void pipelinerun_flush(struct pipelinerun *r);
 
 /* How many writes R has sent to the API server so far (*WRITES: the create,
  * status, mirror, Event and lastRun requests, each with its retries) and
