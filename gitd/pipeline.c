@@ -1703,10 +1703,14 @@ static void number_release(struct pipeline *p)
 	long n = p->release;
 
 	if (!n) {
-		if (pipelinerun_list_remote(&runs, p->env->kube, p->ns, p->remote_name) < 0)
+		/* listed ahead by the run's writer while the run went on, or now */
+		int rc = pipelinerun_listed(&runs, p->run);
+
+		if (rc == 1 &&
+		    (rc = pipelinerun_list_remote(&runs, p->env->kube, p->ns, p->remote_name)) < 0)
 			event_log("warn", "pipeline_release", "{s:s, s:s}", "run",
 			          pipelinerun_name(p->run), "error", err_msg());
-		else
+		if (rc == 0)
 			n = release_last(runs) + 1;
 		/* the lock is held until the run ends: prune counts from this list */
 		json_decref(p->runs);
@@ -1815,6 +1819,9 @@ static int pipeline_run(struct pipeline *p)
 	long long api_ms;
 
 	pipelinerun_progress(p->run, "Running", "running");
+	/* the Remote's lock is held: its runs can be listed for the release
+	 * number now, on the writer, while the build goes on */
+	pipelinerun_list_ahead(p->run);
 	if (stage_hooks(p, "pre-build", true))
 		goto failed;
 	if (stage_build(p))

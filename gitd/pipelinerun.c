@@ -41,7 +41,7 @@ struct pending_event {
 };
 
 /* What the writer is asked to send (bits of struct pipelinerun.want). */
-enum { W_STATUS = 1, W_MIRROR = 2, W_LAST_RUN = 4, W_RELEASE = 8 };
+enum { W_STATUS = 1, W_MIRROR = 2, W_LAST_RUN = 4, W_RELEASE = 8, W_LIST = 16 };
 
 struct pipelinerun {
 	struct kube_client *c; /* borrowed: outlives the run; the writer's alone
@@ -75,6 +75,10 @@ struct pipelinerun {
 	int status_ret;          /* the last status write's result */
 	unsigned status_queued;  /* statuses queued for the writer so far */
 	unsigned status_written; /* of them, the last one written (or failed) */
+	bool is_list_asked;      /* pipelinerun_list_ahead queued W_LIST */
+	bool is_listed;          /* the writer has listed (LISTED, LIST_RET) */
+	json_t *listed;          /* the Remote's runs it listed (owned), or NULL */
+	int list_ret;            /* pipelinerun_list_remote's result */
 	json_t *wstatus;         /* the status the writes send (the writer's) */
 	char release[24];        /* the release label's value, set once before W_RELEASE
 	                            is queued (pipelinerun_set_release) */
@@ -361,9 +365,10 @@ static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Sends what WANT names (W_*) with STATUS (owned; NULL keeps r->wstatus),
  * then the Events of the list EVENTS (owned), in the order a reader expects:
- * the release label (the patch returns the resourceVersion the status write
- * then uses), status, mirror, Events, lastRun. Returns the status write's
- * result (0 when none was asked for). */
+ * status, release label, mirror, Events, lastRun; then, with W_LIST, lists
+ * the Remote's runs into r->listed. STATUS_SEQ is the status's number among
+ * those queued (pipelinerun_finish waits for it). Returns the status
+ * write's result (0 when none was asked for). */
 static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
                        struct pending_event *events, unsigned status_seq)
 {
@@ -374,8 +379,6 @@ static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
 		json_decref(r->wstatus);
 		r->wstatus = status;
 	}
-	if (want & W_RELEASE)
-		patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, r->release), r->wstatus);
 	if (want & W_STATUS) {
 		ret = write_status(r);
 		/* pipelinerun_finish waits for this write, not for the rest */
@@ -390,6 +393,10 @@ static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
 		}
 		pthread_mutex_unlock(&r->lock);
 	}
+	/* after the status, which the run's end waits for; the patch returns
+	 * the resourceVersion the next status write uses */
+	if (want & W_RELEASE)
+		patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, r->release), r->wstatus);
 	if (want & W_MIRROR)
 		write_mirror(r);
 	while (events) {
@@ -402,6 +409,21 @@ static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
 	}
 	if (want & W_LAST_RUN)
 		write_last_run(r);
+	if (want & W_LIST) {
+		json_t *runs = NULL;
+		int lret = pipelinerun_list_remote(&runs, r->c, r->ns, r->remote);
+
+		if (lret < 0)
+			event_log("warn", "pipeline_release", "{s:s, s:s}", "run", r->name, "error",
+			          err_msg());
+		pthread_mutex_lock(&r->lock);
+		json_decref(r->listed);
+		r->listed = runs;
+		r->list_ret = lret;
+		r->is_listed = true;
+		pthread_cond_broadcast(&r->idle);
+		pthread_mutex_unlock(&r->lock);
+	}
 	pthread_mutex_unlock(&client_lock);
 	return ret;
 }
@@ -867,6 +889,43 @@ void pipelinerun_flush(struct pipelinerun *r)
 	flush(r);
 }
 
+void pipelinerun_list_ahead(struct pipelinerun *r)
+{
+	if (!r->has_writer)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->is_list_asked = true;
+	r->is_listed = false;
+	r->want |= W_LIST;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int pipelinerun_listed(json_t **out, struct pipelinerun *r)
+{
+	int ret;
+
+	*out = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (!r->is_list_asked) {
+		pthread_mutex_unlock(&r->lock);
+		return 1;
+	}
+	while (!r->is_listed)
+		pthread_cond_wait(&r->idle, &r->lock);
+	ret = r->list_ret;
+	if (ret == 0) {
+		*out = r->listed;
+		r->listed = NULL;
+	} else {
+		ret = err_set("cannot list the runs of %s/%s (logged as pipeline_release)", r->ns,
+		              r->remote);
+	}
+	r->is_list_asked = false;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
 void pipelinerun_api_stats(unsigned *writes, long long *ms, struct pipelinerun *r)
 {
 	pthread_mutex_lock(&r->lock);
@@ -893,6 +952,7 @@ void pipelinerun_free(struct pipelinerun *r)
 		pthread_join(r->writer, NULL);
 	}
 	json_decref(r->next_status);
+	json_decref(r->listed);
 	while (r->events) {
 		struct pending_event *next = r->events->next;
 

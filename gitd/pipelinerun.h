@@ -130,6 +130,20 @@ int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason
  * labels) has been sent. */
 void pipelinerun_flush(struct pipelinerun *r);
 
+/* Asks R's writer to list the PipelineRuns of R's Remote
+ * (pipelinerun_list_remote, with R's client) once what is queued before is
+ * sent, so that the list is at hand when the run ends: the caller holds the
+ * Remote's lock (queue.h), so no run of the Remote takes a release number
+ * meanwhile. Without a writer, does nothing. */
+void pipelinerun_list_ahead(struct pipelinerun *r);
+
+/* Takes the list pipelinerun_list_ahead asked for into *OUT (sorted by
+ * release_sort; caller frees), waiting for the writer if it has not listed
+ * yet. Returns 0, 1 when no list was asked for (*OUT NULL: the caller lists
+ * itself), or -1 with err_msg() when the writer's list failed (logged as
+ * pipeline_release). */
+int pipelinerun_listed(json_t **out, struct pipelinerun *r);
+
 /* How many writes R has sent to the API server so far (*WRITES: the create,
  * status, mirror, Event and lastRun requests, each with its retries) and
  * the milliseconds spent in them (*MS), for the pipeline's timing log. */
@@ -158,7 +172,8 @@ bool pipelinerun_is_unclaimed(const json_t *obj);
 
 /* Records release number N (>= 1, see release.h) in status.release, written
  * with the next status write, and labels the object slipway.dev/release=N
- * (a merge patch the writer sends before that status write; a failure is
+ * (a merge patch the writer sends right after that status write, so that a
+ * run's end does not wait for it; pipelinerun_flush does; a failure is
  * logged). Called at most once per run. */
 void pipelinerun_set_release(struct pipelinerun *r, long n);
 
