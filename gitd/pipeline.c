@@ -1819,13 +1819,13 @@ static int pipeline_run(struct pipeline *p)
 	long long api_ms;
 
 	pipelinerun_progress(p->run, "Running", "running");
-	/* the Remote's lock is held: its runs can be listed for the release
-	 * number now, on the writer, while the build goes on */
-	pipelinerun_list_ahead(p->run);
 	if (stage_hooks(p, "pre-build", true))
 		goto failed;
 	if (stage_build(p))
 		goto failed;
+	/* the Remote's lock is held: its runs can be listed for the release
+	 * number now, on the writer, while the deploy goes on */
+	pipelinerun_list_ahead(p->run);
 	if (stage_hooks(p, "post-build", true))
 		goto failed;
 	if (stages_deploy(p))

@@ -650,12 +650,21 @@ static int send_fd(int fd, int conn)
 }
 
 /* The spare's life: builds its API clients, then waits for the server to
- * hand it a connection and serves it as any worker. */
+ * hand it a connection and serves it as any worker. It is forked when the
+ * previous spare took a push: it lets that push's first steps have the CPU
+ * for PIPESRV_SPARE_WARM_DELAY_MS before its own TLS handshakes, unless a
+ * connection comes first. */
 static void spare_main(int fd, const struct pipesrv_opts *o)
 {
 	struct worker w = {-1, {0}, false, o, NULL, NULL};
-	long long t0 = clock_now_ms(), ready;
+	struct pollfd p = {fd, POLLIN, 0};
+	long long t0, ready;
+	bool is_early;
 
+	while (poll(&p, 1, PIPESRV_SPARE_WARM_DELAY_MS) < 0 && errno == EINTR)
+		;
+	is_early = p.revents != 0;
+	t0 = clock_now_ms();
 	w.kube = warm_client(o);
 	w.status_kube = w.kube ? warm_client(o) : NULL;
 	ready = clock_now_ms();
@@ -664,8 +673,8 @@ static void spare_main(int fd, const struct pipesrv_opts *o)
 	w.fd = recv_fd(fd);
 	close(fd);
 	if (w.fd >= 0) {
-		event_log("debug", "pipeline_spare_taken", "{s:i, s:I}", "pid", (int)getpid(),
-		          "idle_ms", (json_int_t)(clock_now_ms() - ready));
+		event_log("debug", "pipeline_spare_taken", "{s:i, s:I, s:b}", "pid", (int)getpid(),
+		          "idle_ms", (json_int_t)(clock_now_ms() - ready), "was_ready", !is_early);
 		buf_init(&w.in, PIPESRV_LINE_MAX);
 		worker_main(&w);
 		if (w.fd >= 0)

@@ -12,7 +12,9 @@
  * die with the server, the server dies with gitd (PR_SET_PDEATHSIG).
  *
  * The spare (o->spare_idle_ms > 0) is a worker forked ahead of its push: it
- * builds its two API clients and opens their connections (GET /version),
+ * builds its two API clients and opens their connections (GET /version;
+ * PIPESRV_SPARE_WARM_DELAY_MS after its fork, or at once when a push comes
+ * earlier),
  * then waits on a socketpair for the server to pass it an accepted
  * connection (SCM_RIGHTS). The server then forgets it and forks the next
  * spare at once. A spare not taken within spare_idle_ms is killed by the
@@ -92,6 +94,11 @@ struct pipesrv_opts {
  * says: short enough that its connections and credentials stay fresh,
  * long enough that an idle server forks once a minute. */
 #define PIPESRV_SPARE_IDLE_DEFAULT_MS 60000L
+
+/* How long a new spare waits before it builds its clients (unless a push
+ * comes first), so that its TLS handshakes do not take the CPU from the
+ * push whose arrival forked it. */
+#define PIPESRV_SPARE_WARM_DELAY_MS 250
 
 /* How often the server lists Remotes to learn their poll periods. */
 #define PIPESRV_POLL_LIST_S 10
