@@ -20,12 +20,14 @@
 # and receive(OpenSSH) / receive(gitd) as a ratio (above 1: gitd is faster),
 # then the overhead step by step, from gitd's debug events "pipeline_step"
 # and "pipeline_timing" (docs/gitd.md) and the builder's Timing line:
-#   setup          the worker's API clients, the Remote read, the repository
-#                  and build endpoint (before the run; part of receive)
+#   setup          the worker's API clients (a spare worker has them), the
+#                  Remote read, the repository and build endpoint (before
+#                  the run; part of receive)
 #   create         the PipelineRun's creation (the object; its status,
 #                  mirror and Event are queued to the run's writer thread)
-#   finish         waiting for the final status, mirror, Event and the
-#                  Remote's lastRun (and whatever the writer had queued)
+#   finish         waiting for the final status (and whatever the writer
+#                  had queued before it) and the history prune; the mirror,
+#                  Event and the Remote's lastRun follow on the writer
 #   run writes     every PipelineRun write of the run and their time, on
 #                  the writer thread: only create and finish wait for them
 #   archive        waiting for the source archive of the pushed tree (written
