@@ -67,7 +67,7 @@ while [ $# -gt 0 ]; do
 		[ "$mode" = local ] || [ "$mode" = pod ] || { echo "bench/deploy.sh: --builder-mode is local or pod" >&2; exit 2; }
 		shift 2
 		;;
-	-h | --help) sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/deploy.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
