@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 test_description='the pipeline server keeps a spare worker forked ahead, its API
 connections open: pushes are served by it, a spare no push took within
---pipeline-spare-idle is replaced and its successor serves as well, and with
---pipeline-spare-idle 0 each push forks its worker as before'
+--pipeline-spare-idle is replaced and its successor serves as well, the spare
+ends with gitd, and with --pipeline-spare-idle 0 each push forks its worker as
+before'
 . "$(dirname "$0")/test-lib.sh"
 test_require_env
 . "$SLIPWAY_ROOT/tests/lib-gitd.sh"
@@ -22,6 +23,13 @@ pids() {
 # more_than NAME N: gitd event NAME was logged more than N times.
 more_than() {
 	test "$(events "$1" | wc -l)" -gt "$2"
+}
+
+# gone PIDFILE: no process of the pids listed in PIDFILE is left.
+gone() {
+	while read -r pid; do
+		test ! -e /proc/$pid || return 1
+	done <"$1"
 }
 
 # succeeded_runs: how many of the Remote's PipelineRuns Succeeded.
@@ -82,13 +90,17 @@ test_expect_success 'a spare no push took within --pipeline-spare-idle is replac
 '
 
 test_expect_success 'a recycled spare is gone: no process of it is left' '
-	while read -r pid; do
-		test_wait_for 10 test ! -e /proc/$pid || return 1
-	done <recycled
+	test_wait_for 10 gone recycled
+'
+
+test_expect_success 'the spare ends with gitd' '
+	pids pipeline_spare_ready >spares &&
+	test -s spares &&
+	gitd_stop &&
+	test_wait_for 10 gone spares
 '
 
 test_expect_success 'with --pipeline-spare-idle 0 each push forks its worker when it arrives' '
-	gitd_stop &&
 	gitd_start_cluster --namespace $ns --log-level debug --pipeline-spare-idle 0 &&
 	push_main 4 &&
 	test "$(succeeded_runs)" = 4 &&
