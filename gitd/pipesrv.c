@@ -823,8 +823,8 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		/* a spare has its clients ready: it serves the push, and the next
-		 * spare starts now */
+		/* the spare serves the push (its clients connected, or connecting
+		 * now), and the next spare starts at once */
 		if (spare_take(&spare, fd) == 0) {
 			close(fd);
 			spare_retry = 0;
