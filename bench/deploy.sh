@@ -20,18 +20,23 @@
 # and receive(OpenSSH) / receive(gitd) as a ratio (above 1: gitd is faster),
 # then the overhead step by step, from gitd's debug events "pipeline_step"
 # and "pipeline_timing" (docs/gitd.md) and the builder's Timing line:
-#   setup          the worker's API clients, the Remote read, the repository
-#                  and build endpoint (before the run; part of receive)
+#   setup          the worker's API clients (a spare worker has them), the
+#                  Remote read, the repository and build endpoint (before
+#                  the run; part of receive)
 #   create         the PipelineRun's creation (the object; its status,
 #                  mirror and Event are queued to the run's writer thread)
-#   finish         waiting for the final status, mirror, Event and the
-#                  Remote's lastRun (and whatever the writer had queued)
+#   finish         waiting for the final status (and whatever the writer
+#                  had queued before it) and the history prune; the mirror,
+#                  Event and the Remote's lastRun follow on the writer
 #   run writes     every PipelineRun write of the run and their time, on
 #                  the writer thread: only create and finish wait for them
 #   archive        waiting for the source archive of the pushed tree (written
-#                  on a thread from the run's start)
+#                  on a thread from the run's start): the builder's source
+#                  request waiting for it, when the builder was started
+#                  while it was written
 #   builder start  from the runner's start to the builder's source request
-#   source fetch   the builder's download and unpacking of the source
+#   source fetch   the builder's download and unpacking of the source (its
+#                  wait for the archive counted in archive, not here)
 #   reports        the builder's time outside source, build and push: log
 #                  and result reports, its exit
 #   deploy patch   the deployer's read and patch of the Deployment (counted
@@ -62,7 +67,7 @@ while [ $# -gt 0 ]; do
 		[ "$mode" = local ] || [ "$mode" = pod ] || { echo "bench/deploy.sh: --builder-mode is local or pod" >&2; exit 2; }
 		shift 2
 		;;
-	-h | --help) sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench/deploy.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -168,12 +173,15 @@ field() { sed -nE "s/.*$2.*/\1/p" "$1" | head -n 1; }
 
 # steps FROM: the steps of the one run logged in gitd.log after line FROM,
 # in ms: setup create run_writes writes_count finish archive builder
-# builder_start (the builder's duration and start; -1 when absent).
+# builder_start (the builder's duration and start; -1 when absent)
+# deploy_patch streamed (the part of archive a builder's source request
+# waited, within its source time).
 steps() {
 	tail -n +"$(($1 + 1))" gitd.log | python3 -c '
 import json, sys
 got = {"setup": -1, "create": -1, "finish": -1, "archive": 0, "builder": -1,
-       "builder_start": -1, "api_ms": -1, "api_writes": -1, "deploy_patch": -1}
+       "builder_start": -1, "api_ms": -1, "api_writes": -1, "deploy_patch": -1,
+       "streamed": 0}
 for line in sys.stdin:
     try:
         e = json.loads(line)
@@ -183,11 +191,13 @@ for line in sys.stdin:
         step = e.get("step")
         if step == "builder":
             got["builder_start"] = e.get("start_ms", -1)
+        if step == "archive" and e.get("is_streamed"):
+            got["streamed"] += e.get("duration_ms", 0)
         got[step] = got.get(step, 0) + e.get("duration_ms", 0) if step == "archive" else e.get("duration_ms", -1)
     elif e.get("event") == "pipeline_timing":
         got["api_ms"], got["api_writes"] = e.get("api_ms", -1), e.get("api_writes", -1)
 print(*(got[k] for k in ("setup", "create", "api_ms", "api_writes", "finish", "archive",
-                          "builder", "builder_start", "deploy_patch")))
+                          "builder", "builder_start", "deploy_patch", "streamed")))
 '
 }
 
@@ -213,8 +223,10 @@ for i in $(seq 1 "$rounds"); do
 		tail -n +"$((logpos + 1))" gitd.log | grep -q '"event":"pipeline_timing"' && break
 		sleep 0.1
 	done
-	read -r setup create apims apiw finish archive builder bstart patch <<<"$(steps "$logpos")"
+	read -r setup create apims apiw finish archive builder bstart patch streamed <<<"$(steps "$logpos")"
 	reports=$((builder - bstart - source - build - ipush))
+	# the builder's source time includes its wait for a streamed archive
+	source=$((source - streamed))
 	overhead=$((pipeline - build - ipush - rollout))
 	echo "$setup $create $apims $apiw $finish $archive $bstart $source $reports $patch" \
 		"$((overhead - create - finish - archive - bstart - source - reports))" >>steprows

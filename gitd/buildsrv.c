@@ -63,10 +63,24 @@ struct buildsrv_build {
 	long long result_at; /* clock_now_ms() when the result was stored, or 0 */
 };
 
+/* A source file still being written (buildsrv_source_hold). */
+struct held {
+	struct held *next;
+	char *path;
+};
+
+/* A source request suspended until its file is complete. */
+struct waiter {
+	struct waiter *next;
+	struct MHD_Connection *conn;
+};
+
 struct buildsrv {
 	struct MHD_Daemon *d;
 	pthread_mutex_t lock;                    /* guards everything below and each build */
 	struct buildsrv_build *builds;           /* registered builds */
+	struct held *held;                       /* sources still being written */
+	struct waiter *waiters;                  /* requests suspended for one of them */
 	char tombstones[TOMBSTONES][ID_HEX + 1]; /* recently removed ids, a ring */
 	unsigned next_tombstone;
 	char base[320]; /* "http://HOST:PORT" */
@@ -343,6 +357,62 @@ static enum MHD_Result serve_source(struct buildsrv *s, struct buildsrv_build *b
 	return ret;
 }
 
+/* Whether PATH is a source still being written. The caller holds s->lock. */
+static bool is_held(const struct buildsrv *s, const char *path)
+{
+	for (const struct held *h = s->held; h; h = h->next)
+		if (!strcmp(h->path, path))
+			return true;
+	return false;
+}
+
+/* Resumes every suspended source request; each is routed again and either
+ * answered or, when its source is still held, suspended again. The caller
+ * holds s->lock (MHD_resume_connection only flags the connection and wakes
+ * the server's thread). */
+static void resume_waiters(struct buildsrv *s)
+{
+	struct waiter *w, *next;
+
+	for (w = s->waiters; w; w = next) {
+		next = w->next;
+		MHD_resume_connection(w->conn);
+		free(w);
+	}
+	s->waiters = NULL;
+}
+
+int buildsrv_source_hold(struct buildsrv *s, const char *source_path)
+{
+	struct held *h = calloc(1, sizeof(*h));
+
+	if (!h || !(h->path = strdup(source_path))) {
+		free(h);
+		return err_set("out of memory");
+	}
+	pthread_mutex_lock(&s->lock);
+	h->next = s->held;
+	s->held = h;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+void buildsrv_source_ready(struct buildsrv *s, const char *source_path)
+{
+	pthread_mutex_lock(&s->lock);
+	for (struct held **hp = &s->held; *hp; hp = &(*hp)->next)
+		if (!strcmp((*hp)->path, source_path)) {
+			struct held *h = *hp;
+
+			*hp = h->next;
+			free(h->path);
+			free(h);
+			break;
+		}
+	resume_waiters(s);
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* The first call of a request (headers only): route, method, build, token. */
 static enum MHD_Result on_headers(struct buildsrv *s, struct MHD_Connection *conn, const char *url,
                                   const char *method, void **req_cls)
@@ -379,9 +449,24 @@ static enum MHD_Result on_headers(struct buildsrv *s, struct MHD_Connection *con
 		return refuse(conn, code, method, url, why);
 
 	if (action == ACT_SOURCE) {
+		struct waiter *w = NULL;
+
 		pthread_mutex_lock(&s->lock);
 		if (!b->source_at)
 			b->source_at = clock_now_ms();
+		if (is_held(s, b->source_path) && (w = calloc(1, sizeof(*w)))) {
+			/* the file is still being written: park the request, keeping
+			 * *req_cls NULL so that once resumed it is routed, checked
+			 * and answered afresh (the build may be gone by then). Under
+			 * the lock, so buildsrv_source_ready cannot resume it first. */
+			w->conn = conn;
+			w->next = s->waiters;
+			s->waiters = w;
+			MHD_suspend_connection(conn);
+			build_unref(b);
+			pthread_mutex_unlock(&s->lock);
+			return MHD_YES;
+		}
 		pthread_mutex_unlock(&s->lock);
 		ret = serve_source(s, b, conn, url);
 		pthread_mutex_lock(&s->lock);
@@ -511,12 +596,13 @@ int buildsrv_start(struct buildsrv **out, const char *bind_host, const char *adv
 		return err_set("out of memory");
 	pthread_mutex_init(&s->lock, NULL);
 	/* the logger first, or MHD's own stderr logger takes the earlier messages */
-	s->d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | (is_v6 ? MHD_USE_IPv6 : 0), 0,
-	    NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
-	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-	    s, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-	    MHD_OPTION_END);
+	s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+	                            MHD_ALLOW_SUSPEND_RESUME | (is_v6 ? MHD_USE_IPv6 : 0),
+	                        0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+	                        on_mhd_log, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	                        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	                        MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_CONNECTION_TIMEOUT,
+	                        60u, MHD_OPTION_END);
 	if (!s->d) {
 		err_set("buildsrv: cannot listen on %s: %s", bind_host,
 		        errno ? strerror(errno) : "libmicrohttpd failed");
@@ -548,6 +634,18 @@ void buildsrv_free(struct buildsrv *s)
 
 	if (!s)
 		return;
+	/* MHD must not stop with suspended connections: let go of every hold,
+	 * so the waiting requests are answered (or closed by the stop) */
+	pthread_mutex_lock(&s->lock);
+	while (s->held) {
+		struct held *h = s->held;
+
+		s->held = h->next;
+		free(h->path);
+		free(h);
+	}
+	resume_waiters(s);
+	pthread_mutex_unlock(&s->lock);
 	if (s->d)
 		MHD_stop_daemon(s->d); /* completes every request: no references left */
 	for (b = s->builds; b; b = next) {

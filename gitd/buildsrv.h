@@ -45,6 +45,20 @@ int buildsrv_start(struct buildsrv **out, const char *bind_host, const char *adv
  * allowed. */
 void buildsrv_free(struct buildsrv *s);
 
+/* Marks the file SOURCE_PATH as still being written, so that a builder can
+ * be started before it is complete: a source request of a build with this
+ * SOURCE_PATH (as given to buildsrv_add, compared as a string) waits, its
+ * connection suspended (without a timeout), until buildsrv_source_ready,
+ * and is then answered as any. Every hold must be released with
+ * buildsrv_source_ready; buildsrv_free releases those left. Returns 0 or -1
+ * with err_msg() (out of memory; nothing is held then). */
+int buildsrv_source_hold(struct buildsrv *s, const char *source_path);
+
+/* SOURCE_PATH is complete, or will not be (a missing file is answered 500
+ * as always): the requests waiting for it are answered. Callable from any
+ * thread. */
+void buildsrv_source_ready(struct buildsrv *s, const char *source_path);
+
 /* Registers a build whose source is the file SOURCE_PATH (borrowed: it must
  * outlive the build; served with Content-Type application/gzip). *OUT is
  * owned by S; remove it with buildsrv_remove. Returns 0 or -1 with err_msg(). */

@@ -174,6 +174,10 @@ static const char usage_text[] =
     "                            fromBuild are always allowed [any image]\n"
     "  --rollout-timeout SECS    longest wait for one Deployment's rollout [300]\n"
     "  --work-dir DIR            pipelines' work directories [$TMPDIR or /tmp]\n"
+    "  --pipeline-spare-idle DURATION  keep one pipeline worker forked ahead, its\n"
+    "                            API connections open, replaced when no push took\n"
+    "                            it for this long, e.g. 60s, 500ms; 0: fork each\n"
+    "                            push's worker when it arrives [60s]\n"
     "  --helm PROGRAM            helm, for Remotes whose spec.manifests.path is a\n"
     "                            Helm chart (docs/helm.md) [helm on PATH]\n"
     "  --post-renderer PROGRAM   the Helm post-renderer setting the built images\n"
@@ -1015,6 +1019,7 @@ int main(int argc, char **argv)
 		O_HELM,
 		O_POST_RENDERER,
 		O_WEBHOOK_ALLOW_LINK_LOCAL,
+		O_SPARE_IDLE,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -1067,6 +1072,7 @@ int main(int argc, char **argv)
 	    {"helm", required_argument, NULL, O_HELM},
 	    {"post-renderer", required_argument, NULL, O_POST_RENDERER},
 	    {"webhook-allow-link-local", no_argument, NULL, O_WEBHOOK_ALLOW_LINK_LOCAL},
+	    {"pipeline-spare-idle", required_argument, NULL, O_SPARE_IDLE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0}};
@@ -1093,6 +1099,7 @@ int main(int argc, char **argv)
 	    socket_path[PATH_MAX + 32];
 	int build_timeout_s = 1800, hook_timeout_s = 60, rollout_timeout_s = 300;
 	int hook_pod_keep_s = (int)HOOKPOD_KEEP_DEFAULT_S;
+	long spare_idle_ms = PIPESRV_SPARE_IDLE_DEFAULT_MS;
 	const char *security_context = NULL, *hook_resources = NULL;
 	struct keyfile kf;
 	ssh_bind bind = NULL;
@@ -1290,6 +1297,10 @@ int main(int argc, char **argv)
 		case O_WEBHOOK_ALLOW_LINK_LOCAL:
 			o.pipeline.webhook_allow_link_local = true;
 			break;
+		case O_SPARE_IDLE:
+			spare_idle_ms = duration_parse_ms(optarg);
+			bad = spare_idle_ms < 0;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -1477,6 +1488,7 @@ int main(int argc, char **argv)
 		pipesrv.max_pack_bytes = o.max_pack_bytes;
 		pipesrv.max_object_bytes = o.max_object_bytes;
 		pipesrv.is_polling = true;
+		pipesrv.spare_idle_ms = spare_idle_ms;
 		if (pipesrv_launch() < 0)
 			goto out;
 	}

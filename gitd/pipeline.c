@@ -57,10 +57,13 @@ struct archiver {
 	char repo_path[PATH_MAX];  /* opened on the thread: a repository object */
 	char quarantine[PATH_MAX]; /* is not shared between threads */
 	git_oid commit;
-	char path[PATH_MAX]; /* WORK/source.tar.gz */
-	int ret;             /* archive_commit's, once joined */
-	char error[ERR_MAX]; /* its err_msg() on failure */
-	long long ms;        /* the time it took */
+	char path[PATH_MAX];  /* WORK/source.tar.gz */
+	int ret;              /* archive_commit's, once joined */
+	char error[ERR_MAX];  /* its err_msg() on failure */
+	long long ms;         /* the time it took */
+	long long done_at;    /* clock_now_ms() when it ended */
+	struct buildsrv *srv; /* holds PATH until it ends (buildsrv_source_hold),
+	                         or NULL */
 };
 
 struct pipeline {
@@ -85,13 +88,16 @@ struct pipeline {
 	size_t ndeployed;
 	json_t *applied; /* names of spec.deployments the apply stage rolled out */
 	bool is_finished;
-	long long t_start;   /* clock_now_ms() at pipeline_new */
-	long long t_queue;   /* clock_now_ms() when it queued */
-	bool is_waiting;     /* queue_wait reported another run holding the lock */
-	char holder[254];    /* the run that held the lock last seen, or "" */
-	const char *trigger; /* spec.trigger: "push", or "rollback"/"config" for a run
-	                        kubectl slipway created (pipeline_serve_run) */
-	long release;        /* rollback: the release put back; 0 otherwise */
+	long long t_start;       /* clock_now_ms() at pipeline_new */
+	long long t_queue;       /* clock_now_ms() when it queued */
+	bool is_waiting;         /* queue_wait reported another run holding the lock */
+	char holder[254];        /* the run that held the lock last seen, or "" */
+	const char *trigger;     /* spec.trigger: "push", or "rollback"/"config" for a run
+	                            kubectl slipway created (pipeline_serve_run) */
+	long release;            /* rollback: the release put back; 0 otherwise */
+	json_t *runs;            /* the Remote's runs as number_release listed them
+	                            (for prune), or NULL */
+	bool is_source_streamed; /* source is the archiver's, still being written */
 	char reason[64];
 	char message[1024];
 };
@@ -232,13 +238,18 @@ static void *archiver_main(void *arg)
 	if (a->ret < 0)
 		snprintf(a->error, sizeof(a->error), "%s", err_msg());
 	git_repository_free(repo);
-	a->ms = clock_now_ms() - t0;
+	a->done_at = clock_now_ms();
+	a->ms = a->done_at - t0;
+	/* a builder already asking for the source gets it (or a 500) now */
+	if (a->srv)
+		buildsrv_source_ready(a->srv, a->path);
 	return NULL;
 }
 
 /* Starts writing the pushed tree's archive on a thread, when the Remote
  * builds anything; write_source takes it, or writes the archive itself when
- * the thread could not start or failed. */
+ * the thread could not start or failed. While it is written, the build
+ * endpoint holds its path, so builders may start before it is complete. */
 static void archiver_start(struct pipeline *p)
 {
 	struct archiver *a;
@@ -250,13 +261,18 @@ static void archiver_start(struct pipeline *p)
 	snprintf(a->quarantine, sizeof(a->quarantine), "%s", p->env->quarantine);
 	a->commit = p->push->after;
 	snprintf(a->path, sizeof(a->path), "%.4000s/source.tar.gz", p->work);
+	if (p->env->srv && buildsrv_source_hold(p->env->srv, a->path) == 0)
+		a->srv = p->env->srv;
 	/* signals stay the pipeline's */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	if (pthread_create(&a->thread, NULL, archiver_main, a) == 0)
+	if (pthread_create(&a->thread, NULL, archiver_main, a) == 0) {
 		p->archiver = a;
-	else
+	} else {
+		if (a->srv)
+			buildsrv_source_ready(a->srv, a->path);
 		free(a);
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
@@ -270,23 +286,54 @@ static struct archiver *archiver_join(struct pipeline *p)
 	return a;
 }
 
-/* Writes the pushed tree as the builders' archive and, for hooks that run
- * in it, as files. */
-static int write_source(struct pipeline *p, bool with_tree)
+/* Takes the archiver's archive into p->source, waiting for it to be
+ * written, and logs step "archive": the time the pipeline waited here, or,
+ * when the source was streamed (ASKED_AT >= 0), the time a builder's source
+ * request waited for it (ASKED_AT: clock_now_ms() of that request, 0 when
+ * none came). Returns 0, or -1 with err_msg() when the archive failed
+ * (p->source then empty). */
+static int archiver_take(struct pipeline *p, long long asked_at)
 {
-	if (!p->source[0] && p->archiver) {
-		long long t0 = clock_now_ms();
-		struct archiver *a = archiver_join(p);
+	long long t0 = clock_now_ms(), waited;
+	struct archiver *a = archiver_join(p);
+	int ret = a->ret;
 
-		if (a->ret == 0)
-			snprintf(p->source, sizeof(p->source), "%s", a->path);
-		else
-			event_log("warn", "pipeline_archive", "{s:s, s:s}", "run",
-			          pipelinerun_name(p->run), "error", a->error);
-		event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I}", "run",
-		          pipelinerun_name(p->run), "step", "archive", "duration_ms",
-		          (json_int_t)(clock_now_ms() - t0), "written_ms", (json_int_t)a->ms);
-		free(a);
+	if (asked_at < 0)
+		waited = clock_now_ms() - t0;
+	else
+		waited = asked_at && a->done_at > asked_at ? a->done_at - asked_at : 0;
+	p->source[0] = '\0';
+	if (ret == 0) {
+		snprintf(p->source, sizeof(p->source), "%s", a->path);
+	} else {
+		event_log("warn", "pipeline_archive", "{s:s, s:s}", "run", pipelinerun_name(p->run),
+		          "error", a->error);
+		err_set("%s", a->error);
+	}
+	event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I, s:b}", "run",
+	          pipelinerun_name(p->run), "step", "archive", "duration_ms", (json_int_t)waited,
+	          "written_ms", (json_int_t)a->ms, "is_streamed", asked_at >= 0);
+	free(a);
+	return ret < 0 ? -1 : 0;
+}
+
+/* Writes the pushed tree as the builders' archive and, for hooks that run
+ * in it, as files. With IS_STREAMED and the archive still being written on
+ * the archiver's thread under the build endpoint's hold, returns at once
+ * with p->source set: builders may start, and their source requests wait
+ * for it (stage_build takes the archiver after the builds). */
+static int write_source(struct pipeline *p, bool with_tree, bool is_streamed)
+{
+	if (!p->source[0] && p->archiver && p->archiver->srv && is_streamed && !with_tree) {
+		p->is_source_streamed = true;
+		snprintf(p->source, sizeof(p->source), "%s", p->archiver->path);
+		return 0;
+	}
+	if (p->archiver && (p->is_source_streamed || !p->source[0])) {
+		/* the tree is written from the archive: it must be complete (when
+		 * the thread failed, it is written in place below) */
+		p->is_source_streamed = false;
+		archiver_take(p, -1);
 	}
 	if (!p->source[0]) {
 		char path[PATH_MAX];
@@ -371,7 +418,7 @@ static int stage_hooks(struct pipeline *p, const char *event, bool fails)
 	/* a copy: the run's object is replaced as its log is written */
 	snprintf(owner_uid, sizeof(owner_uid), "%s", uid ? uid : "");
 	pipelinerun_stage(p->run, event, "Running", NULL);
-	if (in_tree && write_source(p, true) < 0) {
+	if (in_tree && write_source(p, true, false) < 0) {
 		rc = -1;
 		goto done;
 	}
@@ -505,7 +552,7 @@ static int stage_build(struct pipeline *p)
 		            p->remote_name);
 		goto out;
 	}
-	if (write_source(p, false) < 0) {
+	if (write_source(p, false, true) < 0) {
 		set_outcome(p, "BuildFailed", "cannot archive the pushed tree: %s", err_msg());
 		goto out;
 	}
@@ -526,6 +573,7 @@ static int stage_build(struct pipeline *p)
 			struct runner_result res;
 			char *image = NULL;
 			json_t *built;
+			long long t_run;
 			int rc;
 
 			snprintf(cstage, sizeof(cstage), "build:%s/%s", dname, cname);
@@ -552,6 +600,7 @@ static int stage_build(struct pipeline *p)
 			b.spec_builder = remote->builder;
 			b.srv = p->env->srv;
 			b.source_path = p->source;
+			t_run = clock_now_ms();
 			rc = runner_build(&res, p->env->cfg->runner, p->env->kube, &b, say_line, p,
 			                  p->env->cancel);
 			event_log("debug", "pipeline_step", "{s:s, s:s, s:I, s:I, s:I}", "run",
@@ -559,6 +608,18 @@ static int stage_build(struct pipeline *p)
 			          (json_int_t)(res.seconds * 1000 + 0.5), "start_ms",
 			          (json_int_t)res.start_ms, "tail_ms", (json_int_t)res.tail_ms);
 			free(image);
+			/* the archive the builder streamed is complete by now, or failed:
+			 * then that is why the build failed */
+			if (p->is_source_streamed) {
+				p->is_source_streamed = false;
+				if (archiver_take(p, res.start_ms >= 0 ? t_run + res.start_ms : 0) <
+				    0) {
+					set_outcome(p, "BuildFailed",
+					            "cannot archive the pushed tree: %s",
+					            err_msg());
+					goto out;
+				}
+			}
 			if (rc < 0 || !res.succeeded) {
 				set_outcome(
 				    p, !strcmp(res.reason, "Timeout") ? "Timeout" : "BuildFailed",
@@ -878,7 +939,7 @@ static int stage_apply_helm(struct pipeline *p)
 		            spec->release, HELM_RELEASE_MAX);
 		goto fail;
 	}
-	if (write_source(p, true) < 0) {
+	if (write_source(p, true, false) < 0) {
 		set_outcome(p, "ApplyFailed", "cannot write the pushed tree: %s", err_msg());
 		goto fail;
 	}
@@ -1642,12 +1703,18 @@ static void number_release(struct pipeline *p)
 	long n = p->release;
 
 	if (!n) {
-		if (pipelinerun_list_remote(&runs, p->env->kube, p->ns, p->remote_name) < 0)
+		/* listed ahead by the run's writer while the run went on, or now */
+		int rc = pipelinerun_listed(&runs, p->run);
+
+		if (rc == 1 &&
+		    (rc = pipelinerun_list_remote(&runs, p->env->kube, p->ns, p->remote_name)) < 0)
 			event_log("warn", "pipeline_release", "{s:s, s:s}", "run",
 			          pipelinerun_name(p->run), "error", err_msg());
-		else
+		if (rc == 0)
 			n = release_last(runs) + 1;
-		json_decref(runs);
+		/* the lock is held until the run ends: prune counts from this list */
+		json_decref(p->runs);
+		p->runs = runs;
 	}
 	if (n)
 		pipelinerun_set_release(p->run, n);
@@ -1661,11 +1728,12 @@ static void number_release(struct pipeline *p)
 		say(p, "-----> Release v%ld", n);
 }
 
-/* Deletes the Remote's finished runs beyond spec.historyLimit. */
+/* Deletes the Remote's finished runs beyond spec.historyLimit, counting
+ * from the list number_release took, if any. */
 static void prune(struct pipeline *p)
 {
-	int n =
-	    pipelinerun_prune(p->env->kube, p->ns, p->remote_name, p->env->remote->history_limit);
+	int n = pipelinerun_prune(p->env->kube, p->ns, p->remote_name,
+	                          p->env->remote->history_limit, p->runs, p->run);
 
 	if (n < 0)
 		event_log("warn", "pipeline_prune", "{s:s, s:s}", "run", pipelinerun_name(p->run),
@@ -1755,6 +1823,9 @@ static int pipeline_run(struct pipeline *p)
 		goto failed;
 	if (stage_build(p))
 		goto failed;
+	/* the Remote's lock is held: its runs can be listed for the release
+	 * number now, on the writer, while the deploy goes on */
+	pipelinerun_list_ahead(p->run);
 	if (stage_hooks(p, "post-build", true))
 		goto failed;
 	if (stages_deploy(p))
@@ -1807,6 +1878,7 @@ static void pipeline_free(struct pipeline *p)
 	free(p->deployed);
 	json_decref(p->images);
 	json_decref(p->applied);
+	json_decref(p->runs);
 	pipelinerun_free(p->run);
 	free(p);
 }
@@ -1947,7 +2019,8 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	const char *gvr =
 	    req->is_gitkube ? "gitkube.sh/v1alpha1/remotes" : "slipway.dev/v1alpha1/remotes";
 	size_t n = req->ncmds, i, ndeploying = 0;
-	struct kube_client *kube = NULL, *status_kube = NULL;
+	struct kube_client *kube = w->kube, *status_kube = w->status_kube;
+	struct kube_client *own_kube = NULL, *own_status_kube = NULL; /* built here */
 	struct pipeline_push *pushes = calloc(n, sizeof(*pushes));
 	struct pipeline **pipelines = calloc(n, sizeof(*pipelines));
 	char **errors = calloc(n, sizeof(*errors));
@@ -1971,11 +2044,13 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 	 * the Remote as it is now: nothing runs for a push that fails */
 	if (resolve_quarantine(quarantine, sizeof(quarantine), req) < 0)
 		goto refused;
-	if (kube_client_new_default(&kube, w->kubeconfig, w->context) < 0 ||
-	    kube_get(&obj, kube, gvr, req->ns, req->name) < 0) {
+	if ((!kube && kube_client_new_default(&own_kube, w->kubeconfig, w->context) < 0) ||
+	    kube_get(&obj, kube ? kube : own_kube, gvr, req->ns, req->name) < 0) {
 		refuse_remote(conn, req, errors, "error", "cannot read Remote");
 		goto out;
 	}
+	if (!kube)
+		kube = own_kube;
 	if (remote_parse(&remote, obj, req->is_gitkube) < 0) {
 		refuse_remote(conn, req, errors, "warn", "remote");
 		goto out;
@@ -1996,8 +2071,10 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		    remote_is_deploying(&remote, pushes[i].refname))
 			ndeploying++;
 	}
-	if (ndeploying && (kube_client_new_default(&status_kube, w->kubeconfig, w->context) < 0 ||
-	                   open_repo(&repo, req->repo_path, quarantine) < 0 ||
+	if (ndeploying && !status_kube &&
+	    kube_client_new_default(&own_status_kube, w->kubeconfig, w->context) == 0)
+		status_kube = own_status_kube;
+	if (ndeploying && (!status_kube || open_repo(&repo, req->repo_path, quarantine) < 0 ||
 	                   buildsrv_start(&srv, w->internal_bind, w->internal_advertise) < 0)) {
 		refuse_push(conn, req, errors);
 		goto out;
@@ -2065,6 +2142,11 @@ int pipeline_serve(const struct pipeline_request *req, const struct pipeline_wor
 		for (i = 0; i < n; i++)
 			if (pipelines[i] && is_updated[i])
 				pipeline_post_receive(pipelines[i]);
+		/* a push that waited ends with its runs' writes done: the
+		 * mirror, Events and lastRun went out meanwhile */
+		for (i = 0; req->is_wait && i < n; i++)
+			if (pipelines[i])
+				pipelinerun_flush(pipelines[i]->run);
 		conn->hang_up(conn->arg, true);
 	} else {
 		conn->hang_up(conn->arg, false);
@@ -2117,8 +2199,8 @@ out:
 	git_repository_free(repo);
 	remote_release(&remote);
 	json_decref(obj);
-	kube_client_free(status_kube);
-	kube_client_free(kube);
+	kube_client_free(own_status_kube);
+	kube_client_free(own_kube);
 	return ret;
 }
 

@@ -164,6 +164,13 @@ struct pipeline_worker {
 	const char *internal_bind;      /* builder endpoint address (buildsrv.h) */
 	const char *internal_advertise; /* how builders reach it; NULL: bind */
 	const char *data_dir;           /* the repositories (repo.h), resolved */
+	/* API clients built before the push arrived, connections open (a
+	 * pre-forked worker, pipesrv.h; borrowed, used by one pipeline_serve at
+	 * a time), or NULL: pipeline_serve builds its own from kubeconfig and
+	 * context. kube serves what kube does in pipeline_env, status_kube the
+	 * PipelineRuns' writes. */
+	struct kube_client *kube;
+	struct kube_client *status_kube;
 };
 
 /* The connection a push came on, as the pipeline talks to it (pipesrv.c

@@ -41,7 +41,7 @@ struct pending_event {
 };
 
 /* What the writer is asked to send (bits of struct pipelinerun.want). */
-enum { W_STATUS = 1, W_MIRROR = 2, W_LAST_RUN = 4 };
+enum { W_STATUS = 1, W_MIRROR = 2, W_LAST_RUN = 4, W_RELEASE = 8, W_LIST = 16 };
 
 struct pipelinerun {
 	struct kube_client *c; /* borrowed: outlives the run; the writer's alone
@@ -72,10 +72,18 @@ struct pipelinerun {
 	json_t *next_status;          /* the status to send next (owned), or NULL */
 	struct pending_event *events; /* in order */
 	struct pending_event **events_tail;
-	int status_ret;      /* the last status write's result */
-	json_t *wstatus;     /* the status the writes send (the writer's) */
-	unsigned api_writes; /* writes sent to the API server */
-	long long api_ms;    /* time spent in them */
+	int status_ret;          /* the last status write's result */
+	unsigned status_queued;  /* statuses queued for the writer so far */
+	unsigned status_written; /* of them, the last one written (or failed) */
+	bool is_list_asked;      /* pipelinerun_list_ahead queued W_LIST */
+	bool is_listed;          /* the writer has listed (LISTED, LIST_RET) */
+	json_t *listed;          /* the Remote's runs it listed (owned), or NULL */
+	int list_ret;            /* pipelinerun_list_remote's result */
+	json_t *wstatus;         /* the status the writes send (the writer's) */
+	char release[24];        /* the release label's value, set once before W_RELEASE
+	                            is queued (pipelinerun_set_release) */
+	unsigned api_writes;     /* writes sent to the API server */
+	long long api_ms;        /* time spent in them */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -346,6 +354,8 @@ static void write_last_run(struct pipelinerun *r)
 	json_decref(patch);
 }
 
+static void patch_labels(struct pipelinerun *r, json_t *labels, const json_t *status);
+
 /* --- the writer --------------------------------------------------------- */
 
 /* Runs of one process may share a client (pipeline.h: one for the
@@ -355,10 +365,12 @@ static pthread_mutex_t client_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Sends what WANT names (W_*) with STATUS (owned; NULL keeps r->wstatus),
  * then the Events of the list EVENTS (owned), in the order a reader expects:
- * status, mirror, Events, lastRun. Returns the status write's result (0
- * when none was asked for). */
+ * status, release label, mirror, Events, lastRun; then, with W_LIST, lists
+ * the Remote's runs into r->listed. STATUS_SEQ is the status's number among
+ * those queued (pipelinerun_finish waits for it). Returns the status
+ * write's result (0 when none was asked for). */
 static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
-                       struct pending_event *events)
+                       struct pending_event *events, unsigned status_seq)
 {
 	int ret = 0;
 
@@ -367,8 +379,24 @@ static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
 		json_decref(r->wstatus);
 		r->wstatus = status;
 	}
-	if (want & W_STATUS)
+	if (want & W_STATUS) {
 		ret = write_status(r);
+		/* pipelinerun_finish waits for this write, not for the rest */
+		pthread_mutex_lock(&r->lock);
+		r->status_ret = ret;
+		r->status_written = status_seq;
+		pthread_cond_broadcast(&r->idle);
+		/* a newer status is queued: its batch writes the mirror too */
+		if ((want & W_MIRROR) && r->has_writer && (r->want & W_STATUS)) {
+			r->want |= W_MIRROR;
+			want &= ~(unsigned)W_MIRROR;
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+	/* after the status, which the run's end waits for; the patch returns
+	 * the resourceVersion the next status write uses */
+	if (want & W_RELEASE)
+		patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, r->release), r->wstatus);
 	if (want & W_MIRROR)
 		write_mirror(r);
 	while (events) {
@@ -381,6 +409,21 @@ static int send_writes(struct pipelinerun *r, unsigned want, json_t *status,
 	}
 	if (want & W_LAST_RUN)
 		write_last_run(r);
+	if (want & W_LIST) {
+		json_t *runs = NULL;
+		int lret = pipelinerun_list_remote(&runs, r->c, r->ns, r->remote);
+
+		if (lret < 0)
+			event_log("warn", "pipeline_release", "{s:s, s:s}", "run", r->name, "error",
+			          err_msg());
+		pthread_mutex_lock(&r->lock);
+		json_decref(r->listed);
+		r->listed = runs;
+		r->list_ret = lret;
+		r->is_listed = true;
+		pthread_cond_broadcast(&r->idle);
+		pthread_mutex_unlock(&r->lock);
+	}
 	pthread_mutex_unlock(&client_lock);
 	return ret;
 }
@@ -395,14 +438,14 @@ static void *writer_main(void *arg)
 	for (;;) {
 		struct pending_event *events;
 		json_t *status;
-		unsigned want;
-		int ret;
+		unsigned want, seq;
 
 		while (!r->want && !r->events && !r->is_stopping)
 			pthread_cond_wait(&r->wake, &r->lock);
 		if (!r->want && !r->events)
 			break;
 		want = r->want;
+		seq = r->status_queued; /* the status taken is the latest queued */
 		status = r->next_status;
 		events = r->events;
 		r->want = 0;
@@ -411,10 +454,8 @@ static void *writer_main(void *arg)
 		r->events_tail = &r->events;
 		r->is_busy = true;
 		pthread_mutex_unlock(&r->lock);
-		ret = send_writes(r, want, status, events);
+		send_writes(r, want, status, events, seq);
 		pthread_mutex_lock(&r->lock);
-		if (want & W_STATUS)
-			r->status_ret = ret;
 		r->is_busy = false;
 		if (!r->want && !r->events)
 			pthread_cond_broadcast(&r->idle);
@@ -472,12 +513,14 @@ static int submit(struct pipelinerun *r, unsigned want, const char *type, const 
 	r->log_dirty = false;
 	r->last_submit_ms = clock_now_ms();
 	if (!r->has_writer)
-		return send_writes(r, want, snap, ev);
+		return send_writes(r, want, snap, ev, 0);
 	pthread_mutex_lock(&r->lock);
 	if (snap) {
 		json_decref(r->next_status);
 		r->next_status = snap;
 	}
+	if (want & W_STATUS)
+		r->status_queued++;
 	r->want |= want;
 	if (ev) {
 		*r->events_tail = ev;
@@ -486,6 +529,24 @@ static int submit(struct pipelinerun *r, unsigned want, const char *type, const 
 	pthread_cond_signal(&r->wake);
 	pthread_mutex_unlock(&r->lock);
 	return 0;
+}
+
+/* Waits until the writer has written the status last queued (whatever was
+ * queued before it included; what follows it in its batch, the mirror,
+ * Events and lastRun, may still be on the way). Returns that write's
+ * result (0 without a writer: submit returned it). */
+static int flush_status(struct pipelinerun *r)
+{
+	int ret;
+
+	if (!r->has_writer)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	while (r->status_written != r->status_queued)
+		pthread_cond_wait(&r->idle, &r->lock);
+	ret = r->status_ret;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 /* Waits until the writer has sent everything queued. Returns the last status
@@ -816,11 +877,53 @@ int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason
 	ret = submit(r, W_STATUS | W_MIRROR | W_LAST_RUN, succeeded ? "Normal" : "Warning",
 	             succeeded ? "Succeeded" : reason, message);
 	if (r->has_writer)
-		ret = flush(r);
+		ret = flush_status(r);
 	if (ret < 0)
 		return err_set("pipelinerun %s/%s: the final status could not be written", r->ns,
 		               r->name);
 	return 0;
+}
+
+void pipelinerun_flush(struct pipelinerun *r)
+{
+	flush(r);
+}
+
+void pipelinerun_list_ahead(struct pipelinerun *r)
+{
+	if (!r->has_writer)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->is_list_asked = true;
+	r->is_listed = false;
+	r->want |= W_LIST;
+	pthread_cond_signal(&r->wake);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int pipelinerun_listed(json_t **out, struct pipelinerun *r)
+{
+	int ret;
+
+	*out = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (!r->is_list_asked) {
+		pthread_mutex_unlock(&r->lock);
+		return 1;
+	}
+	while (!r->is_listed)
+		pthread_cond_wait(&r->idle, &r->lock);
+	ret = r->list_ret;
+	if (ret == 0) {
+		*out = r->listed;
+		r->listed = NULL;
+	} else {
+		ret = err_set("cannot list the runs of %s/%s (logged as pipeline_release)", r->ns,
+		              r->remote);
+	}
+	r->is_list_asked = false;
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 void pipelinerun_api_stats(unsigned *writes, long long *ms, struct pipelinerun *r)
@@ -849,6 +952,7 @@ void pipelinerun_free(struct pipelinerun *r)
 		pthread_join(r->writer, NULL);
 	}
 	json_decref(r->next_status);
+	json_decref(r->listed);
 	while (r->events) {
 		struct pending_event *next = r->events->next;
 
@@ -879,8 +983,9 @@ bool pipelinerun_is_unclaimed(const json_t *obj)
 }
 
 /* Merge-patches LABELS (an object, stolen) into R's metadata.labels and
- * keeps the object returned. */
-static void patch_labels(struct pipelinerun *r, json_t *labels)
+ * keeps the object returned, with STATUS (borrowed) as its status. The
+ * caller holds client_lock. */
+static void patch_labels(struct pipelinerun *r, json_t *labels, const json_t *status)
 {
 	json_t *patch = json_pack("{s:{s:o}}", "metadata", "labels", labels), *got = NULL;
 	int ret = KUBE_ERROR;
@@ -891,7 +996,8 @@ static void patch_labels(struct pipelinerun *r, json_t *labels)
 		ret = kube_patch(&got, r->c, PIPELINERUN_GVR, r->ns, r->name, KUBE_PATCH_MERGE,
 		                 patch, NULL);
 	if (ret == 0 && got) {
-		json_object_set(got, "status", r->status);
+		if (status)
+			json_object_set(got, "status", (json_t *)status);
 		json_decref(r->obj);
 		r->obj = got;
 		got = NULL;
@@ -944,9 +1050,11 @@ int pipelinerun_adopt(struct pipelinerun **out, struct kube_client *c, const jso
 	ref_label(ref_lbl, r->ref);
 	label_value(commit_lbl, r->commit);
 	pthread_mutex_lock(&client_lock);
-	patch_labels(r, json_pack("{s:s, s:s, s:s}", PIPELINERUN_LABEL_REMOTE, remote_lbl,
-	                          PIPELINERUN_LABEL_REF, ref_lbl, PIPELINERUN_LABEL_COMMIT,
-	                          commit_lbl));
+	patch_labels(r,
+	             json_pack("{s:s, s:s, s:s}", PIPELINERUN_LABEL_REMOTE, remote_lbl,
+	                       PIPELINERUN_LABEL_REF, ref_lbl, PIPELINERUN_LABEL_COMMIT,
+	                       commit_lbl),
+	             r->status);
 	pthread_mutex_unlock(&client_lock);
 	/* from here on as a run gitd created: writes go out on the writer */
 	writer_start(r);
@@ -962,15 +1070,10 @@ out:
 
 void pipelinerun_set_release(struct pipelinerun *r, long n)
 {
-	char value[32];
-
 	json_object_set_new(r->status, "release", json_integer(n));
-	snprintf(value, sizeof(value), "%ld", n);
-	/* the writer owns r->obj while it sends: let it finish first */
-	flush(r);
-	pthread_mutex_lock(&client_lock);
-	patch_labels(r, json_pack("{s:s}", RELEASE_LABEL, value));
-	pthread_mutex_unlock(&client_lock);
+	/* the writer reads it after submit hands W_RELEASE over under r->lock */
+	snprintf(r->release, sizeof(r->release), "%ld", n);
+	submit(r, W_RELEASE, NULL, NULL, NULL);
 }
 
 int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns, const char *remote)
@@ -1011,16 +1114,33 @@ out:
 	return ret;
 }
 
-int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit)
+int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit,
+                      json_t *listed, const struct pipelinerun *self)
 {
 	const json_t *current, *v, *highest = NULL;
 	json_t *runs = NULL;
 	size_t i, nfinished = 0;
 	int ret, deleted = 0;
 
-	ret = pipelinerun_list_remote(&runs, c, ns, remote);
-	if (ret < 0)
+	if (listed) {
+		json_t *item;
+
+		runs = json_incref(listed);
+		/* SELF was listed before it ended: count it as it is now */
+		json_array_foreach(runs, i, item)
+		{
+			if (self && !strcmp(str_or(json_object_get(item, "metadata"), "name", ""),
+			                    self->name))
+				json_object_set(item, "status", self->status);
+		}
+		ret = release_sort(runs);
+	} else {
+		ret = pipelinerun_list_remote(&runs, c, ns, remote);
+	}
+	if (ret < 0) {
+		json_decref(runs);
 		return ret;
+	}
 	current = release_current(runs);
 	json_array_foreach(runs, i, v)
 	{

@@ -118,11 +118,31 @@ void pipelinerun_log(struct pipelinerun *r, const char *line);
  * Pending becomes Skipped; the status with the whole logTail; mirror; a Normal "Succeeded" or
  * Warning REASON Event; and the Remote's status.lastRun = {name, ref,
  * commit, succeeded, reason, completionTime} (a merge patch of the status
- * subresource), and waits until all of it, and everything queued before, is
- * written. Returns 0, or -1 when the final status could not be written after
- * retries (logged as pipelinerun_status_failed) with err_msg(). */
+ * subresource), and waits until the final status, and everything queued
+ * before it, is written: the mirror, Event and lastRun follow it on the
+ * writer (pipelinerun_flush waits for them). Returns 0, or -1 when the final
+ * status could not be written after retries (logged as
+ * pipelinerun_status_failed) with err_msg(). */
 int pipelinerun_finish(struct pipelinerun *r, bool succeeded, const char *reason,
                        const char *message);
+
+/* Waits until every write queued for R (status, mirror, Events, lastRun,
+ * labels) has been sent. */
+void pipelinerun_flush(struct pipelinerun *r);
+
+/* Asks R's writer to list the PipelineRuns of R's Remote
+ * (pipelinerun_list_remote, with R's client) once what is queued before is
+ * sent, so that the list is at hand when the run ends: the caller holds the
+ * Remote's lock (queue.h), so no run of the Remote takes a release number
+ * meanwhile. Without a writer, does nothing. */
+void pipelinerun_list_ahead(struct pipelinerun *r);
+
+/* Takes the list pipelinerun_list_ahead asked for into *OUT (sorted by
+ * release_sort; caller frees), waiting for the writer if it has not listed
+ * yet. Returns 0, 1 when no list was asked for (*OUT NULL: the caller lists
+ * itself), or -1 with err_msg() when the writer's list failed (logged as
+ * pipeline_release). */
+int pipelinerun_listed(json_t **out, struct pipelinerun *r);
 
 /* How many writes R has sent to the API server so far (*WRITES: the create,
  * status, mirror, Event and lastRun requests, each with its retries) and
@@ -152,7 +172,9 @@ bool pipelinerun_is_unclaimed(const json_t *obj);
 
 /* Records release number N (>= 1, see release.h) in status.release, written
  * with the next status write, and labels the object slipway.dev/release=N
- * (a merge patch; a failure is logged). */
+ * (a merge patch the writer sends right after that status write, so that a
+ * run's end does not wait for it; pipelinerun_flush does; a failure is
+ * logged). Called at most once per run. */
 void pipelinerun_set_release(struct pipelinerun *r, long n);
 
 /* Lists the PipelineRuns of Remote NS/REMOTE (label slipway.dev/remote,
@@ -167,10 +189,15 @@ int pipelinerun_list_remote(json_t **out, struct kube_client *c, const char *ns,
  * finished are neither counted nor deleted, nor are the run of the current
  * release and the run with the highest release number (the next number is
  * counted from it). The mirror ConfigMap is one per Remote and shows the
- * latest run, so it stays. Returns the number deleted, or a kube.h code with
- * err_msg() when the runs could not be listed (deletions that fail are
- * logged and skipped). */
-int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit);
+ * latest run, so it stays. LISTED is the Remote's runs as
+ * pipelinerun_list_remote gave them while the caller held the Remote's lock
+ * (so no other run finished since; borrowed, its entry for SELF gets SELF's
+ * status as last set and the array is sorted again), or NULL: the runs are
+ * listed here. SELF may be NULL. Returns the number deleted, or a kube.h
+ * code with err_msg() when the runs could not be listed (deletions that fail
+ * are logged and skipped). */
+int pipelinerun_prune(struct kube_client *c, const char *ns, const char *remote, long limit,
+                      json_t *listed, const struct pipelinerun *self);
 
 /* Sends what is still queued, stops the writer and frees R (changes nothing
  * else). NULL is allowed. */

@@ -20,6 +20,7 @@
 
 #include "buf.h"
 #include "buildsrv.h"
+#include "clock.h"
 #include "controller.h"
 #include "err.h"
 #include "jsontext.h"
@@ -254,6 +255,7 @@ struct worker {
 	struct buf in;
 	bool is_detached; /* the connection is gone: progress goes to the logs only */
 	const struct pipesrv_opts *o;
+	struct kube_client *kube, *status_kube; /* a spare's clients, or NULL */
 };
 
 static volatile sig_atomic_t worker_cancel;
@@ -328,7 +330,8 @@ static void worker_main(struct worker *w)
 	const struct pipesrv_opts *o = w->o;
 	struct pipeline_request req;
 	struct pipeline_worker pw = {o->cfg,           o->kubeconfig,         o->context,
-	                             o->internal_bind, o->internal_advertise, o->data_dir};
+	                             o->internal_bind, o->internal_advertise, o->data_dir,
+	                             w->kube,          w->status_kube};
 	struct pipeline_conn conn = {worker_say, worker_verdict, worker_updated, worker_hang_up,
 	                             w,          &worker_cancel};
 	size_t len;
@@ -392,8 +395,9 @@ static pid_t start_controller(const struct pipesrv_opts *o)
 	static struct controller_opts co;
 	pid_t pid;
 
-	pw = (struct pipeline_worker){o->cfg,           o->kubeconfig,         o->context,
-	                              o->internal_bind, o->internal_advertise, o->data_dir};
+	pw = (struct pipeline_worker){
+	    o->cfg,      o->kubeconfig, o->context, o->internal_bind, o->internal_advertise,
+	    o->data_dir, NULL,          NULL};
 	co.namespaces = o->namespaces;
 	co.w = &pw;
 	if (controller_start(&pid, &co) < 0) {
@@ -529,9 +533,14 @@ static void polls_start(const struct pipesrv_opts *o, int lfd)
 		e->due = now + e->interval_s;
 		pid = fork();
 		if (pid == 0) {
-			struct pipeline_worker pw = {
-			    o->cfg,           o->kubeconfig,         o->context,
-			    o->internal_bind, o->internal_advertise, o->data_dir};
+			struct pipeline_worker pw = {o->cfg,
+			                             o->kubeconfig,
+			                             o->context,
+			                             o->internal_bind,
+			                             o->internal_advertise,
+			                             o->data_dir,
+			                             NULL,
+			                             NULL};
 			struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes,
 			                           o->max_object_bytes};
 			struct sigaction sa;
@@ -561,6 +570,187 @@ static void poll_ended(pid_t pid)
 			polls[i].pid = 0;
 }
 
+/* ---- the spare: a worker forked ahead of its push ----------------------- */
+
+/* The pre-forked worker (pid 0: none). The server hands it the next
+ * connection over FD, its end of a socketpair (SCM_RIGHTS), and forgets
+ * it; a spare not taken within o->spare_idle_ms is killed and replaced. */
+struct spare {
+	pid_t pid;
+	int fd;
+	long long born_ms; /* clock_now_ms() at its fork */
+};
+
+/* Builds a client and opens its connection with a request every identity
+ * may make (GET /version: system:public-info-viewer). Returns the client,
+ * or NULL (logged as pipeline_spare_cold; the push then builds its own). */
+static struct kube_client *warm_client(const struct pipesrv_opts *o)
+{
+	struct kube_client *c = NULL;
+	json_t *v = NULL;
+
+	if (kube_client_new_default(&c, o->kubeconfig, o->context) < 0 ||
+	    kube_request(&v, c, "GET", "/version", NULL, NULL) < 0) {
+		event_log("warn", "pipeline_spare_cold", "{s:s}", "error", err_msg());
+		kube_client_free(c);
+		c = NULL;
+	}
+	json_decref(v);
+	return c;
+}
+
+/* Receives one descriptor over FD (SCM_RIGHTS). Returns it, or -1 when FD
+ * reached its end (the server retired the spare) or failed. */
+static int recv_fd(int fd)
+{
+	char byte, ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&byte, 1};
+	struct msghdr m = {0};
+	struct cmsghdr *cm;
+	ssize_t n;
+	int got = -1;
+
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = ctl;
+	m.msg_controllen = sizeof(ctl);
+	do
+		n = recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	cm = n == 1 ? CMSG_FIRSTHDR(&m) : NULL;
+	if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+	    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&got, CMSG_DATA(cm), sizeof(int));
+	return got;
+}
+
+/* Sends descriptor CONN over FD (SCM_RIGHTS). Returns 0 or -1. */
+static int send_fd(int fd, int conn)
+{
+	char byte = 'c', ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {&byte, 1};
+	struct msghdr m = {0};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(ctl, 0, sizeof(ctl));
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_control = ctl;
+	m.msg_controllen = sizeof(ctl);
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &conn, sizeof(int));
+	do
+		n = sendmsg(fd, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? 0 : -1;
+}
+
+/* The spare's life: builds its API clients, then waits for the server to
+ * hand it a connection and serves it as any worker. It is forked when the
+ * previous spare took a push: it lets that push's first steps have the CPU
+ * for PIPESRV_SPARE_WARM_DELAY_MS before its own TLS handshakes, unless a
+ * connection comes first. */
+static void spare_main(int fd, const struct pipesrv_opts *o)
+{
+	struct worker w = {-1, {0}, false, o, NULL, NULL};
+	struct pollfd p = {fd, POLLIN, 0};
+	long long t0, ready;
+	bool is_early;
+
+	while (poll(&p, 1, PIPESRV_SPARE_WARM_DELAY_MS) < 0 && errno == EINTR)
+		;
+	is_early = p.revents != 0;
+	t0 = clock_now_ms();
+	w.kube = warm_client(o);
+	w.status_kube = w.kube ? warm_client(o) : NULL;
+	ready = clock_now_ms();
+	event_log("debug", "pipeline_spare_ready", "{s:i, s:I, s:b}", "pid", (int)getpid(),
+	          "warm_ms", (json_int_t)(ready - t0), "is_warm", w.status_kube != NULL);
+	w.fd = recv_fd(fd);
+	close(fd);
+	if (w.fd >= 0) {
+		event_log("debug", "pipeline_spare_taken", "{s:i, s:I, s:b}", "pid", (int)getpid(),
+		          "idle_ms", (json_int_t)(clock_now_ms() - ready), "was_ready", !is_early);
+		buf_init(&w.in, PIPESRV_LINE_MAX);
+		worker_main(&w);
+		if (w.fd >= 0)
+			close(w.fd);
+	}
+	kube_client_free(w.status_kube);
+	kube_client_free(w.kube);
+}
+
+/* Forks the spare into S. Logs and leaves S->pid 0 when it cannot. */
+static void spare_start(struct spare *s, const struct pipesrv_opts *o, int lfd)
+{
+	int sv[2];
+	pid_t pid;
+
+	s->pid = 0;
+	s->fd = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		event_log("error", "pipeline_spare_failed", "{s:s}", "error", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		struct sigaction sa;
+
+		close(lfd);
+		close(sv[0]);
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_DFL;
+		sigaction(SIGTERM, &sa, NULL);
+		spare_main(sv[1], o);
+		_exit(0);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		event_log("error", "fork_failed", "{s:s}", "error", strerror(errno));
+		close(sv[0]);
+		return;
+	}
+	s->pid = pid;
+	s->fd = sv[0];
+	s->born_ms = clock_now_ms();
+}
+
+/* Kills the spare of S that was not taken and forgets it. */
+static void spare_retire(struct spare *s)
+{
+	if (!s->pid)
+		return;
+	kill(s->pid, SIGKILL);
+	close(s->fd);
+	s->pid = 0;
+	s->fd = -1;
+}
+
+/* Hands connection FD to the spare of S, which then is a worker the server
+ * no longer tracks. Returns 0, or -1 when there is no spare or it is gone
+ * (it is then forgotten; FD stays the caller's). */
+static int spare_take(struct spare *s, int fd)
+{
+	int ret;
+
+	if (!s->pid)
+		return -1;
+	ret = send_fd(s->fd, fd);
+	if (ret < 0)
+		kill(s->pid, SIGKILL);
+	close(s->fd);
+	s->pid = 0;
+	s->fd = -1;
+	return ret;
+}
+
 static void server_main(int lfd, const struct pipesrv_opts *o)
 {
 	struct sigaction sa;
@@ -569,6 +759,8 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 	time_t listed = 0;
 	pid_t hook_sweep = 0; /* the running hook Pod sweep, or 0 */
 	time_t hook_swept = 0;
+	struct spare spare = {0, -1, 0};
+	long long spare_retry = 0; /* clock_now_ms() from which to fork a spare */
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_term;
@@ -583,7 +775,7 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 	event_log("info", "pipeline_server_ready", "{s:s}", "socket", o->socket_path);
 	while (!server_stop) {
 		struct pollfd p = {lfd, POLLIN, 0};
-		int fd;
+		int fd, timeout_ms = 1000;
 		pid_t pid;
 
 		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
@@ -591,8 +783,27 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 				controller = 0;
 			else if (pid == hook_sweep)
 				hook_sweep = 0;
-			else
+			else if (pid == spare.pid) { /* it died untaken: not at once again */
+				close(spare.fd);
+				spare.pid = 0;
+				spare.fd = -1;
+				spare_retry = clock_now_ms() + 1000;
+			} else
 				poll_ended(pid);
+		if (o->spare_idle_ms > 0) {
+			long long now = clock_now_ms();
+
+			if (spare.pid && now - spare.born_ms >= o->spare_idle_ms) {
+				event_log("debug", "pipeline_spare_recycled", "{s:i, s:I}", "pid",
+				          (int)spare.pid, "idle_ms",
+				          (json_int_t)(now - spare.born_ms));
+				spare_retire(&spare);
+			}
+			if (!spare.pid && now >= spare_retry)
+				spare_start(&spare, o, lfd);
+			if (spare.pid && spare.born_ms + o->spare_idle_ms - now < timeout_ms)
+				timeout_ms = (int)(spare.born_ms + o->spare_idle_ms - now);
+		}
 		if (!controller && time(NULL) >= controller_retry) {
 			controller = start_controller(o);
 			controller_retry = time(NULL) + 5;
@@ -607,14 +818,21 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 			hook_sweep = start_hook_pod_sweep(o, lfd);
 			hook_swept = time(NULL);
 		}
-		if (poll(&p, 1, 1000) <= 0)
+		if (poll(&p, 1, timeout_ms < 0 ? 0 : timeout_ms) <= 0)
 			continue;
 		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		/* the spare serves the push (its clients connected, or connecting
+		 * now), and the next spare starts at once */
+		if (spare_take(&spare, fd) == 0) {
+			close(fd);
+			spare_retry = 0;
+			continue;
+		}
 		pid = fork();
 		if (pid == 0) {
-			struct worker w = {fd, {0}, false, o};
+			struct worker w = {fd, {0}, false, o, NULL, NULL};
 
 			close(lfd);
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -630,7 +848,7 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 			event_log("error", "fork_failed", "{s:s}", "error", strerror(errno));
 		close(fd);
 	}
-	/* workers die with the server (PR_SET_PDEATHSIG) */
+	/* workers and the spare die with the server (PR_SET_PDEATHSIG) */
 	_exit(0);
 }
 

@@ -6,9 +6,23 @@
  * processes never hold them), marks the runs a dead gitd left behind
  * Interrupted, and listens on a Unix socket in the data directory. Each
  * push's connection process connects at the pre-receive point; the server
- * forks a worker for it, which reads the request (pipesrv_request_parse)
+ * hands the connection to its spare worker, or forks a worker for it when
+ * there is no spare; the worker reads the request (pipesrv_request_parse)
  * and hands it to pipeline_serve (pipeline.h), carrying its messages. Workers
  * die with the server, the server dies with gitd (PR_SET_PDEATHSIG).
+ *
+ * The spare (o->spare_idle_ms > 0) is a worker forked ahead of its push: it
+ * builds its two API clients and opens their connections (GET /version;
+ * PIPESRV_SPARE_WARM_DELAY_MS after its fork, or at once when a push comes
+ * earlier),
+ * then waits on a socketpair for the server to pass it an accepted
+ * connection (SCM_RIGHTS). The server then forgets it and forks the next
+ * spare at once. A spare not taken within spare_idle_ms is killed by the
+ * server (which alone decides, so no connection is passed to a dying
+ * spare) and replaced; one that dies untaken is replaced a second later.
+ * Debug events pipeline_spare_ready, pipeline_spare_taken,
+ * pipeline_spare_recycled; pipeline_spare_cold (warn) when its clients
+ * could not connect, and the push then builds its own.
  *
  * The worker takes no path or identity on the connection's word: the
  * connection process parses client bytes, so it may be compromised. It
@@ -71,7 +85,20 @@ struct pipesrv_opts {
 	                                        (--max-object-size); 0: no limit */
 	bool is_polling;                     /* poll the upstreams of Remotes with
 	                                        spec.upstream.pollIntervalSeconds */
+	long spare_idle_ms;                  /* a spare worker's life when no push
+	                                        takes it (--pipeline-spare-idle);
+	                                        0: no spare, each push forks */
 };
+
+/* A spare worker's life when no push takes it, unless --pipeline-spare-idle
+ * says: short enough that its connections and credentials stay fresh,
+ * long enough that an idle server forks once a minute. */
+#define PIPESRV_SPARE_IDLE_DEFAULT_MS 60000L
+
+/* How long a new spare waits before it builds its clients (unless a push
+ * comes first), so that its TLS handshakes do not take the CPU from the
+ * push whose arrival forked it. */
+#define PIPESRV_SPARE_WARM_DELAY_MS 250
 
 /* How often the server lists Remotes to learn their poll periods. */
 #define PIPESRV_POLL_LIST_S 10

@@ -1,6 +1,8 @@
 /* Unit tests of gitd's internal endpoint for builders (buildsrv.h): a server
  * on 127.0.0.1 driven with libcurl as a builder would, plus the requests a
  * builder should never send (wrong token, wrong method, too big, too late). */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +13,11 @@
 #include "tap.h"
 #include "buf.h"
 #include "buildsrv.h"
+#include "clock.h"
 #include "err.h"
 
 static char scratch[] = "/tmp/slipway-unit-buildsrv-XXXXXX";
-static char source_path[128], events_path[160];
+static char source_path[128], events_path[160], held_path[128];
 static char first_token[65]; /* kept to look for it in the log */
 
 struct reply {
@@ -212,6 +215,104 @@ static void test_buildsrv(void)
 	buildsrv_free(NULL);
 }
 
+/* A GET of URL with TOKEN on a thread of its own, as a builder started
+ * before its source is complete. */
+struct fetch {
+	pthread_t thread;
+	const char *url, *token;
+	struct reply r;
+	atomic_bool is_done;
+};
+
+static void *fetch_main(void *arg)
+{
+	struct fetch *f = arg;
+
+	request(&f->r, "GET", f->url, f->token, NULL, 0);
+	atomic_store(&f->is_done, true);
+	return NULL;
+}
+
+/* Polls until B's builder asked for its source, for at most 10 s. */
+static bool source_asked(const struct buildsrv_build *b)
+{
+	long long deadline = clock_now_ms() + 10000, at = 0, result_at;
+
+	while (!at && clock_now_ms() < deadline) {
+		buildsrv_times(&at, &result_at, b);
+		if (!at)
+			usleep(1000);
+	}
+	return at != 0;
+}
+
+/* A source still being written: its request waits until it is complete. */
+static void test_held_source(void)
+{
+	struct buildsrv *s = NULL;
+	struct buildsrv_build *b = NULL;
+	struct fetch f = {0};
+	FILE *file;
+
+	unlink(held_path);
+	if (buildsrv_start(&s, "127.0.0.1", NULL) < 0 || buildsrv_source_hold(s, held_path) < 0 ||
+	    buildsrv_add(&b, s, held_path) < 0) {
+		ok(0, "a server with a held source: %s", err_msg());
+		buildsrv_free(s);
+		return;
+	}
+	f.url = buildsrv_source_url(b);
+	f.token = buildsrv_token(b);
+	pthread_create(&f.thread, NULL, fetch_main, &f);
+	ok(source_asked(b), "the builder's source request arrives while the source is held");
+	/* it was parked in the same critical section that recorded it */
+	ok(!atomic_load(&f.is_done), "it is not answered while the source is held");
+	file = fopen(held_path, "wb");
+	fwrite(" written late", 1, 15, file);
+	fclose(file);
+	buildsrv_source_ready(s, held_path);
+	pthread_join(f.thread, NULL);
+	is_int(f.r.code, 200, "once ready, it is answered 200");
+	ok(f.r.body.len == 15 && !memcmp(f.r.body.data, " written late", 15),
+	   "with the file as it was completed");
+	buf_release(&f.r.body);
+	is_int(buildsrv_source_fetches(b), 1, "one source fetch counted");
+	buildsrv_source_ready(s, held_path); /* not held: a no-op */
+
+	/* a held source that is never written: 500 when released */
+	unlink(held_path);
+	buildsrv_source_hold(s, held_path);
+	memset(&f, 0, sizeof(f));
+	f.url = buildsrv_source_url(b);
+	f.token = buildsrv_token(b);
+	pthread_create(&f.thread, NULL, fetch_main, &f);
+	buildsrv_source_ready(s, held_path);
+	pthread_join(f.thread, NULL);
+	is_int(f.r.code, 500, "a source released without its file: 500");
+	buf_release(&f.r.body);
+
+	/* freed with a request still waiting: it ends, nothing hangs */
+	buildsrv_remove(s, b);
+	buildsrv_source_hold(s, held_path);
+	if (buildsrv_add(&b, s, held_path) < 0) {
+		ok(0, "a second build: %s", err_msg());
+		buildsrv_free(s);
+		return;
+	}
+	memset(&f, 0, sizeof(f));
+	f.url = buildsrv_source_url(b);
+	f.token = buildsrv_token(b);
+	pthread_create(&f.thread, NULL, fetch_main, &f);
+	ok(source_asked(b), "another build's request arrives while its source is held");
+	buildsrv_free(s);
+	pthread_join(f.thread, NULL);
+	ok(f.r.code != 200,
+	   "the server freed with a waiting request answers it without the "
+	   "source (%ld)",
+	   f.r.code);
+	buf_release(&f.r.body);
+}
+
 /* Every refused request is logged, and no log line holds a token. */
 static void check_events(const char *token)
 {
@@ -243,15 +344,18 @@ int main(void)
 	}
 	snprintf(source_path, sizeof(source_path), "%s/source.tar.gz", scratch);
 	snprintf(events_path, sizeof(events_path), "%s/events", scratch);
+	snprintf(held_path, sizeof(held_path), "%s/held.tar.gz", scratch);
 	events = fopen(events_path, "w");
 	dup2(fileno(events), 2); /* event_log writes to stderr */
 	test_buildsrv();
+	test_held_source();
 	dup2(saved, 2);
 	fclose(events);
 	/* without its first digit: also finds the wrong token sent above */
 	check_events(first_token + 1);
 	unlink(source_path);
 	unlink(events_path);
+	unlink(held_path);
 	rmdir(scratch);
 	curl_global_cleanup();
 	return tap_done();

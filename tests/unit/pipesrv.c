@@ -199,7 +199,8 @@ static void serve(struct seen *s, const struct pipeline_request *r)
 {
 	static const volatile sig_atomic_t cancel;
 	struct pipeline_config cfg = {0};
-	struct pipeline_worker w = {&cfg, "/nonexistent/kubeconfig", NULL, NULL, NULL, NULL};
+	struct pipeline_worker w = {&cfg, "/nonexistent/kubeconfig", NULL, NULL, NULL, NULL, NULL,
+	                            NULL};
 	struct pipeline_conn c = {on_say, on_verdict, on_updated, on_hang_up, s, &cancel};
 
 	memset(s, 0, sizeof(*s));
