@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -43,16 +42,16 @@
 
 /* One entry of the pack, by position in pack order. */
 struct object {
-	uint64_t offset;              /* where its entry starts */
-	uint64_t size;                /* declared inflated size: the object's, or
-	                                 a delta's delta data */
-	uint32_t crc;                 /* CRC32 of the entry's raw bytes */
-	uint32_t base;                /* OFS_DELTA: its base's position */
-	unsigned char id[ID_SIZE];    /* once hashed */
-	uint8_t type;                 /* entry type (enum packfile_type) */
-	_Atomic uint8_t object_type;  /* commit, tree, blob or tag once known;
-	                                 0 before (taking it claims a delta) */
-	uint8_t data_offset;          /* entry header bytes */
+	uint64_t offset;             /* where its entry starts */
+	uint64_t size;               /* declared inflated size: the object's, or
+	                                a delta's delta data */
+	uint32_t crc;                /* CRC32 of the entry's raw bytes */
+	uint32_t base;               /* OFS_DELTA: its base's position */
+	unsigned char id[ID_SIZE];   /* once hashed */
+	uint8_t type;                /* entry type (enum packfile_type) */
+	_Atomic uint8_t object_type; /* commit, tree, blob or tag once known;
+	                                0 before (taking it claims a delta) */
+	uint8_t data_offset;         /* entry header bytes */
 };
 
 /* A REF_DELTA, found by its base's id. */
@@ -69,17 +68,19 @@ struct names {
 };
 
 struct run {
-	const unsigned char *map; /* the pack file */
-	uint64_t map_size, trailer;
+	int fd;                          /* the pack file, read with pread: mapped, all
+	                                    of it would count in the process's RSS */
+	uint64_t trailer;                /* its offset */
+	unsigned char checksum[ID_SIZE]; /* the trailer */
 	struct object *objects;
 	uint32_t n, ndeltas;
-	uint32_t *ofs_first;    /* OFS_DELTA children of position i are
-	                           ofs_children[ofs_first[i] .. ofs_first[i + 1]) */
+	uint32_t *ofs_first; /* OFS_DELTA children of position i are
+	                        ofs_children[ofs_first[i] .. ofs_first[i + 1]) */
 	uint32_t *ofs_children;
 	struct ref_delta *refs; /* sorted by base id */
 	uint32_t nrefs;
-	uint64_t hash_keys[5];  /* random: named ids come from the pusher */
-	bool checks;            /* the connectivity check is on */
+	uint64_t hash_keys[5]; /* random: named ids come from the pusher */
+	bool checks;           /* the connectivity check is on */
 
 	atomic_uint next;     /* the next position (or block) to take */
 	atomic_uint resolved; /* deltas resolved */
@@ -104,8 +105,33 @@ struct worker {
 		uint32_t ref_next, ref_end;
 	} * stack;
 	size_t nstack, stack_alloc;
+	unsigned char *raw; /* the entry read last, as stored */
+	size_t raw_alloc;
 	int phase; /* 1: hash non-deltas; 2: resolve deltas */
 };
+
+/* Reads N bytes at OFFSET of FD into BUF. Returns 0, or -1 (errno set;
+ * EIO when the file ends first). */
+static int read_at(int fd, void *buf, size_t n, uint64_t offset)
+{
+	unsigned char *p = buf;
+
+	while (n) {
+		ssize_t got = pread(fd, p, n, (off_t)offset);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			if (!got)
+				errno = EIO;
+			return -1;
+		}
+		p += got;
+		n -= (size_t)got;
+		offset += (uint64_t)got;
+	}
+	return 0;
+}
 
 static uint32_t be32(const unsigned char *p)
 {
@@ -159,7 +185,7 @@ static bool delta_arg(uint32_t *out, unsigned op, int first, int count, const un
 			continue;
 		if (*p == end)
 			return false;
-		v |= (uint32_t)*(*p)++ << (8 * i);
+		v |= (uint32_t) * (*p)++ << (8 * i);
 	}
 	*out = v;
 	return true;
@@ -200,7 +226,8 @@ int indexpack_delta_apply(unsigned char **out, size_t *out_size, const unsigned 
 		if (op & 0x80) {
 			uint32_t off, size;
 
-			if (!delta_arg(&off, op, 0, 4, &p, end) || !delta_arg(&size, op, 4, 3, &p, end)) {
+			if (!delta_arg(&off, op, 0, 4, &p, end) ||
+			    !delta_arg(&size, op, 4, 3, &p, end)) {
 				err_set("delta copy instruction is truncated");
 				goto fail;
 			}
@@ -340,8 +367,8 @@ static int names_grow(struct names *s, const uint64_t *keys)
 
 		if (!memcmp(s->ids[i], zero_id, ID_SIZE))
 			continue;
-		for (at = id_hash(keys, s->ids[i]) & (nslots - 1); memcmp(ids[at], zero_id, ID_SIZE);
-		     at = (at + 1) & (nslots - 1))
+		for (at = id_hash(keys, s->ids[i]) & (nslots - 1);
+		     memcmp(ids[at], zero_id, ID_SIZE); at = (at + 1) & (nslots - 1))
 			;
 		memcpy(ids[at], s->ids[i], ID_SIZE);
 	}
@@ -384,27 +411,55 @@ static uint64_t entry_end(const struct run *r, uint32_t pos)
 
 static const char *type_name(int type)
 {
-	static const char *const names[] = {"", "commit", "tree", "blob", "tag", "", "delta", "delta"};
+	static const char *const names[] = {"",    "commit", "tree",  "blob",
+	                                    "tag", "",       "delta", "delta"};
 
 	return type > 0 && type < 8 ? names[type] : "object";
 }
 
-/* Inflates the entry at POS into *OUT (allocated; its declared size, plus a
- * byte so that more is seen). Returns 0, or -1 with the run failed. */
-static int inflate_entry(struct worker *w, uint32_t pos, unsigned char **out)
+/* Reads the entry at POS, as stored, into w->raw. Returns 0, or -1 with
+ * the run failed. */
+static int read_entry(struct worker *w, uint32_t pos)
 {
 	struct run *r = w->r;
 	const struct object *o = &r->objects[pos];
-	uint64_t start = o->offset + o->data_offset, end = entry_end(r, pos);
-	unsigned char *buf;
-	int zr;
+	uint64_t n = entry_end(r, pos) - o->offset;
 
-	*out = NULL;
-	if (end - start > UINT32_MAX || o->size >= UINT32_MAX) {
+	if (n > UINT32_MAX || o->size >= UINT32_MAX) {
 		run_fail(r, "bad object at offset %llu: entry too large to index",
 		         (unsigned long long)o->offset);
 		return -1;
 	}
+	if (n > w->raw_alloc) {
+		size_t alloc = n < 65536 ? 65536 : (size_t)n;
+		unsigned char *grown = realloc(w->raw, alloc);
+
+		if (!grown) {
+			run_fail(r, "out of memory");
+			return -1;
+		}
+		w->raw = grown;
+		w->raw_alloc = alloc;
+	}
+	if (read_at(r->fd, w->raw, (size_t)n, o->offset) < 0) {
+		run_fail(r, "cannot read the stored pack: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Inflates the entry at POS, read into w->raw, into *OUT (allocated; its
+ * declared size, plus a byte so that more is seen). Returns 0, or -1 with
+ * the run failed. */
+static int inflate_raw(struct worker *w, uint32_t pos, unsigned char **out)
+{
+	struct run *r = w->r;
+	const struct object *o = &r->objects[pos];
+	uint64_t n = entry_end(r, pos) - o->offset;
+	unsigned char *buf;
+	int zr;
+
+	*out = NULL;
 	buf = malloc((size_t)o->size + 1);
 	if (!buf) {
 		run_fail(r, "out of memory");
@@ -415,20 +470,26 @@ static int inflate_entry(struct worker *w, uint32_t pos, unsigned char **out)
 		run_fail(r, "cannot reset zlib");
 		return -1;
 	}
-	w->z.next_in = (unsigned char *)r->map + start;
-	w->z.avail_in = (uInt)(end - start);
+	w->z.next_in = w->raw + o->data_offset;
+	w->z.avail_in = (uInt)(n - o->data_offset);
 	w->z.next_out = buf;
 	w->z.avail_out = (uInt)o->size + 1;
 	zr = inflate(&w->z, Z_FINISH);
 	if (zr != Z_STREAM_END || w->z.total_out != o->size || w->z.avail_in) {
 		free(buf);
-		run_fail(r, "bad object at offset %llu: %s does not inflate to its declared %llu bytes",
-		         (unsigned long long)o->offset, type_name(o->type),
-		         (unsigned long long)o->size);
+		run_fail(
+		    r, "bad object at offset %llu: %s does not inflate to its declared %llu bytes",
+		    (unsigned long long)o->offset, type_name(o->type), (unsigned long long)o->size);
 		return -1;
 	}
 	*out = buf;
 	return 0;
+}
+
+static int inflate_entry(struct worker *w, uint32_t pos, unsigned char **out)
+{
+	*out = NULL;
+	return read_entry(w, pos) < 0 ? -1 : inflate_raw(w, pos, out);
 }
 
 /* Hashes the object at POS (DATA, SIZE bytes, of type TYPE) and, with the
@@ -456,8 +517,7 @@ static void hash_objects(struct worker *w)
 	struct run *r = w->r;
 	uint32_t from;
 
-	while (!atomic_load(&r->failed) &&
-	       (from = atomic_fetch_add(&r->next, HASH_BLOCK)) < r->n) {
+	while (!atomic_load(&r->failed) && (from = atomic_fetch_add(&r->next, HASH_BLOCK)) < r->n) {
 		uint32_t to = r->n - from > HASH_BLOCK ? from + HASH_BLOCK : r->n;
 
 		for (uint32_t pos = from; pos < to && !atomic_load(&r->failed); pos++) {
@@ -465,10 +525,12 @@ static void hash_objects(struct worker *w)
 			uint64_t end = entry_end(r, pos);
 			unsigned char *data;
 
-			o->crc = (uint32_t)crc32_z(0, r->map + o->offset, (size_t)(end - o->offset));
+			if (read_entry(w, pos) < 0)
+				return;
+			o->crc = (uint32_t)crc32_z(0, w->raw, (size_t)(end - o->offset));
 			if (o->type == PACKFILE_OFS_DELTA || o->type == PACKFILE_REF_DELTA)
 				continue;
-			if (inflate_entry(w, pos, &data) < 0)
+			if (inflate_raw(w, pos, &data) < 0)
 				return;
 			atomic_store(&o->object_type, o->type);
 			object_done(w, pos, o->type, data, (size_t)o->size);
@@ -483,8 +545,7 @@ static int compare_ref_id(const unsigned char *id, const struct ref_delta *d)
 }
 
 /* The REF_DELTAs whose base is ID: refs[*from, *to). */
-static void ref_children(const struct run *r, const unsigned char *id, uint32_t *from,
-                         uint32_t *to)
+static void ref_children(const struct run *r, const unsigned char *id, uint32_t *from, uint32_t *to)
 {
 	uint32_t lo = 0, hi = r->nrefs;
 
@@ -669,8 +730,8 @@ static int run_phase(struct run *r, struct worker *workers, int nthreads, int ph
 
 static int compare_refs(const void *a, const void *b)
 {
-	return memcmp(((const struct ref_delta *)a)->base_id, ((const struct ref_delta *)b)->base_id,
-	              ID_SIZE);
+	return memcmp(((const struct ref_delta *)a)->base_id,
+	              ((const struct ref_delta *)b)->base_id, ID_SIZE);
 }
 
 /* The position of the entry at OFFSET, or -1 when no entry starts there. */
@@ -708,10 +769,15 @@ static int read_headers(struct run *r, const uint64_t *offsets)
 		struct object *o = &r->objects[pos];
 		struct packfile_entry e;
 		uint64_t end = entry_end(r, pos);
+		unsigned char hdr[64]; /* type and size, then a distance or an id */
+		size_t n = end - o->offset < sizeof(hdr) ? (size_t)(end - o->offset) : sizeof(hdr);
 		int64_t base;
 
-		if (packfile_entry_parse(&e, r->map + o->offset, (size_t)(end - o->offset),
-		                         o->offset) < 0 ||
+		if (read_at(r->fd, hdr, n, o->offset) < 0) {
+			run_fail(r, "cannot read the stored pack: %s", strerror(errno));
+			return -1;
+		}
+		if (packfile_entry_parse(&e, hdr, n, o->offset) < 0 ||
 		    e.data_offset > end - o->offset) {
 			run_fail(r, "bad object at offset %llu: malformed entry header",
 			         (unsigned long long)o->offset);
@@ -723,8 +789,9 @@ static int read_headers(struct run *r, const uint64_t *offsets)
 		if (e.type == PACKFILE_OFS_DELTA) {
 			base = position_at(r, e.base_offset);
 			if (base < 0) {
-				run_fail(r, "bad object at offset %llu: its delta base is not an entry",
-				         (unsigned long long)o->offset);
+				run_fail(
+				    r, "bad object at offset %llu: its delta base is not an entry",
+				    (unsigned long long)o->offset);
 				return -1;
 			}
 			o->base = (uint32_t)base;
@@ -862,8 +929,7 @@ static int compare_ids(const void *a, const void *b, void *arg)
 {
 	const struct object *objects = arg;
 
-	return memcmp(objects[*(const uint32_t *)a].id, objects[*(const uint32_t *)b].id,
-	              ID_SIZE);
+	return memcmp(objects[*(const uint32_t *)a].id, objects[*(const uint32_t *)b].id, ID_SIZE);
 }
 
 static int write_all(int fd, const unsigned char *p, size_t n)
@@ -946,7 +1012,7 @@ static int build_idx(unsigned char **out, size_t *out_size, struct run *r)
 		}
 	}
 	p = large + nlarge * 8;
-	memcpy(p, r->map + r->trailer, ID_SIZE);
+	memcpy(p, r->checksum, ID_SIZE);
 	if (!EVP_DigestInit_ex(sha1, EVP_sha1(), NULL) ||
 	    !EVP_DigestUpdate(sha1, idx, size - ID_SIZE) ||
 	    !EVP_DigestFinal_ex(sha1, p + ID_SIZE, &mdlen) || mdlen != ID_SIZE) {
@@ -1035,6 +1101,7 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 	int nthreads = nthreads_for(opts), nworkers = 0, fd = -1, ret = -1;
 	unsigned char *idx = NULL;
 	size_t idx_size = 0;
+	unsigned char header[PACKFILE_HEADER_SIZE];
 	struct stat st;
 	git_oid checksum;
 
@@ -1059,20 +1126,19 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 		snprintf(out->reason, sizeof(out->reason), "index-pack failed");
 		goto out;
 	}
-	r.map_size = (uint64_t)st.st_size;
-	if (r.map_size < PACKFILE_HEADER_SIZE + ID_SIZE) {
+	r.fd = fd;
+	if ((uint64_t)st.st_size < PACKFILE_HEADER_SIZE + ID_SIZE) {
 		run_fail(&r, "pack is truncated");
 		goto fail;
 	}
-	r.trailer = r.map_size - ID_SIZE;
-	r.map = mmap(NULL, (size_t)r.map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (r.map == MAP_FAILED) {
-		r.map = NULL;
-		err_set("cannot map %s: %s", pack_path, strerror(errno));
+	r.trailer = (uint64_t)st.st_size - ID_SIZE;
+	if (read_at(fd, header, sizeof(header), 0) < 0 ||
+	    read_at(fd, r.checksum, ID_SIZE, r.trailer) < 0) {
+		err_set("cannot read %s: %s", pack_path, strerror(errno));
 		snprintf(out->reason, sizeof(out->reason), "index-pack failed");
 		goto out;
 	}
-	if (be32(r.map + 8) != nobjects) {
+	if (be32(header + 8) != nobjects) {
 		run_fail(&r, "pack header does not match its entries");
 		goto fail;
 	}
@@ -1108,7 +1174,7 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 		goto fail;
 	if (r.checks && check_names(out, &r, workers, nthreads, opts) < 0)
 		goto fail;
-	git_oid_fromraw(&checksum, r.map + r.trailer);
+	git_oid_fromraw(&checksum, r.checksum);
 	snprintf(out->pack_name, sizeof(out->pack_name), "pack-");
 	git_oid_tostr(out->pack_name + 5, sizeof(out->pack_name) - 5, &checksum);
 	if (write_files(&r, dir, out->pack_name, pack_path, idx, idx_size) < 0) {
@@ -1120,7 +1186,8 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 	ret = 0;
 	goto out;
 fail:
-	snprintf(out->reason, sizeof(out->reason), "%s", r.reason[0] ? r.reason : "index-pack failed");
+	snprintf(out->reason, sizeof(out->reason), "%s",
+	         r.reason[0] ? r.reason : "index-pack failed");
 	err_set("unpack failed: %s", out->reason);
 out:
 	for (int i = 0; i < nworkers; i++) {
@@ -1128,9 +1195,8 @@ out:
 			inflateEnd(&workers[i].z);
 		free(workers[i].names.ids);
 		free(workers[i].stack);
+		free(workers[i].raw);
 	}
-	if (r.map)
-		munmap((void *)r.map, (size_t)r.map_size);
 	if (fd >= 0)
 		close(fd);
 	free(idx);
