@@ -28,14 +28,14 @@
 #define INDEXPACK_THREADS_MAX 8
 
 struct indexpack_opts {
-	git_odb *odb;         /* the repository's objects (without the
-	                         quarantine), for the connectivity check; NULL
-	                         leaves the check out */
-	const git_oid *tips;  /* ids the push's refs will point at (for
-	                         is_closed), NTIPS of them; borrowed */
+	git_odb *odb;        /* the repository's objects (without the
+	                        quarantine), for the connectivity check; NULL
+	                        leaves the check out */
+	const git_oid *tips; /* ids the push's refs will point at (for
+	                        is_closed), NTIPS of them; borrowed */
 	size_t ntips;
-	int nthreads;         /* 0: one per online CPU, at most
-	                         INDEXPACK_THREADS_MAX */
+	int nthreads; /* 0: one per online CPU, at most
+	                 INDEXPACK_THREADS_MAX */
 	/* Called on the calling thread a few times a second while deltas are
 	 * resolved, with how many are done of TOTAL; a non-zero return aborts
 	 * the run (-1, reason "aborted"). May be NULL. */

@@ -32,10 +32,10 @@ static bool sh(const char *script)
 {
 	const char *argv[] = {"/bin/sh", "-e", "-c", script, NULL};
 	struct spawn_opts o = {.argv = argv,
-	                      .env = (const char *const *)environ,
-	                      .cwd = scratch,
-	                      .in_fd = -1,
-	                      .out_fd = 2};
+	                       .env = (const char *const *)environ,
+	                       .cwd = scratch,
+	                       .in_fd = -1,
+	                       .out_fd = 2};
 	struct spawn_result r;
 
 	return spawn_run(&r, &o) == 0 && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
@@ -159,7 +159,8 @@ static void test_same_as_git(void)
 	if (!ok(sh(make_history), "fixture: a history of 400 commits"))
 		return;
 	/* OFS_DELTAs, chains up to 250 deep */
-	ok(sh("git -C src rev-list --objects main | git -C src pack-objects -q --no-reuse-delta --delta-base-offset "
+	ok(sh("git -C src rev-list --objects main | git -C src pack-objects -q --no-reuse-delta "
+	      "--delta-base-offset "
 	      "--depth=250 --window=50 --stdout >ofs.pack\n"
 	      "git index-pack -o ofs.idx ofs.pack >/dev/null\n"
 	      "git verify-pack -s ofs.idx | grep -qE '^chain length = (1[0-9][0-9]|2[0-9][0-9]):'"),
@@ -341,8 +342,7 @@ static int index_made(struct indexpack_result *res, const struct bytes *b, const
 
 /* A pack of the blob "hello world\n" and an OFS_DELTA on it whose delta
  * data is DELTA (N bytes); returns indexpack_run's result. */
-static int index_delta(struct indexpack_result *res, const void *delta, size_t n,
-                       const char *name)
+static int index_delta(struct indexpack_result *res, const void *delta, size_t n, const char *name)
 {
 	static const char blob[] = "hello world\n";
 	struct bytes b = {.len = 0};
@@ -509,8 +509,8 @@ static void test_each_name(void)
 	size_t n = 0;
 	int count = 0;
 
-	ok(indexpack_each_name(GIT_OBJECT_COMMIT, commit, sizeof(commit) - 1, count_name,
-	                       &count) == 0 &&
+	ok(indexpack_each_name(GIT_OBJECT_COMMIT, commit, sizeof(commit) - 1, count_name, &count) ==
+	           0 &&
 	       count == 3,
 	   "a commit names its tree and parents");
 	count = 0;
