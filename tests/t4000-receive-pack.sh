@@ -571,6 +571,27 @@ test_expect_success 'a delta whose result size differs from what applying it giv
 '
 
 
+test_expect_success 'a delta on a base in the pack that copies from outside it is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	printf "a base blob\n" >b.raw &&
+	new=$(git hash-object b.raw) &&
+	printf "\014\005\221\010\005" >d.raw &&
+	make_pack bad.pack blob:b.raw "delta:$new:d.raw" &&
+	push_raw bad.pack &&
+	refused_and_unchanged "bad delta at offset [0-9]+: delta copies outside its base"
+'
+
+test_expect_success 'a pack holding the same object twice is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	commit_object c.raw "sent twice" &&
+	new=$(git hash-object -t commit --literally c.raw) &&
+	make_pack bad.pack commit:c.raw commit:c.raw &&
+	push_raw bad.pack &&
+	refused_and_unchanged "the same object $new appears twice in the pack"
+'
+
 # many_commits DIR N WORD: a repository of N commits, each changing one line
 # of a file that grows with the history (its lines start with WORD), so that
 # its pack has long delta chains.
