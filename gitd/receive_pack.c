@@ -775,6 +775,14 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 			is_complete = true;
 			break;
 		}
+		/* the entries ended at check.entry_offset: the 20 bytes there
+		 * are the trailer, and they did not match */
+		if (packfile_check_is_done(&check) &&
+		    stats->pack_bytes >= check.entry_offset + GIT_OID_RAWSZ) {
+			snprintf(reason, reason_size, "pack is corrupted (SHA1 mismatch)");
+			err_set("unpack failed: %s", reason);
+			goto out;
+		}
 	}
 	if (!is_complete) {
 		snprintf(reason, reason_size, "%s",

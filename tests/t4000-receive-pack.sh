@@ -582,6 +582,19 @@ test_expect_success 'a delta on a base in the pack that copies from outside it i
 	refused_and_unchanged "bad delta at offset [0-9]+: delta copies outside its base"
 '
 
+test_expect_success 'a pack whose trailer is not the SHA-1 of its bytes is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	commit_object c.raw "with a bad trailer" &&
+	new=$(git hash-object -t commit --literally c.raw) &&
+	make_pack good.pack commit:c.raw &&
+	head -c $(($(wc -c <good.pack) - 1)) good.pack >bad.pack &&
+	printf "\001" >>bad.pack &&
+	! cmp -s good.pack bad.pack &&
+	push_raw bad.pack &&
+	refused_and_unchanged "pack is corrupted \(SHA1 mismatch\)"
+'
+
 test_expect_success 'a pack holding the same object twice is refused' '
 	git -C srv.git for-each-ref >refs.before &&
 	ls srv.git/objects/pack >packs.before &&
