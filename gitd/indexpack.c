@@ -826,6 +826,25 @@ out:
 	return ret;
 }
 
+/* Returns whether a REF_DELTA names a base that ODB holds: the pack is then
+ * thin. git sends a thin pack's in-pack bases as OFS_DELTAs when the server
+ * advertises ofs-delta, and REF_DELTAs for the bases it left out, so this
+ * finds a thin pack before anything is inflated; a base that is in both
+ * only sends the pack to the slower path. */
+static bool has_base_in(const struct run *r, git_odb *odb)
+{
+	for (uint32_t k = 0; k < r->nrefs; k++) {
+		git_oid id;
+
+		if (k && !memcmp(r->refs[k].base_id, r->refs[k - 1].base_id, ID_SIZE))
+			continue;
+		git_oid_fromraw(&id, r->refs[k].base_id);
+		if (git_odb_exists(odb, &id) == 1)
+			return true;
+	}
+	return false;
+}
+
 /* ---- connectivity -------------------------------------------------------- */
 
 /* The pack's ids by hash: slot values are position + 1, 0 empty. */
@@ -1152,6 +1171,12 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 	}
 	if (read_headers(&r, offsets) < 0)
 		goto fail;
+	if (opts->odb && has_base_in(&r, opts->odb)) {
+		ret = INDEXPACK_ETHIN;
+		snprintf(out->reason, sizeof(out->reason), "a delta's base is in the repository");
+		err_set("%s", out->reason);
+		goto out;
+	}
 	for (; nworkers < nthreads; nworkers++) {
 		workers[nworkers].r = &r;
 		if (inflateInit(&workers[nworkers].z) != Z_OK) {

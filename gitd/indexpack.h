@@ -20,8 +20,10 @@
 
 /* Returned by indexpack_run for a thin pack: a REF_DELTA names a base that
  * is not in the pack (git sends thin packs for pushes on top of what the
- * server has). Nothing was written; the caller completes the pack from the
- * repository some other way. */
+ * server has). Found before anything is inflated when the base is in
+ * opts->odb, else once every delta that can be resolved is. Nothing was
+ * written; the caller completes the pack from the repository some other
+ * way. */
 #define INDEXPACK_ETHIN (-3)
 
 /* Resolving threads: one per online CPU, at most this many. */

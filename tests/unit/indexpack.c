@@ -416,6 +416,38 @@ static void test_refusals(void)
 	}
 }
 
+/* A REF_DELTA whose base the repository has: thin, found before anything
+ * is inflated. */
+static void test_thin_in_repo(void)
+{
+	static const unsigned char delta[] = {12, 5, 0x90, 5};
+	struct indexpack_opts opts = {0};
+	struct indexpack_result res;
+	struct bytes b = {.len = 0};
+	git_repository *repo = NULL;
+	git_odb *odb = NULL;
+	git_oid blob;
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/thin.git", scratch);
+	if (!ok(git_repository_init(&repo, path, 1) == 0 && git_repository_odb(&odb, repo) == 0 &&
+	            git_blob_create_from_buffer(&blob, repo, "hello world\n", 12) == 0,
+	        "fixture: a repository with a blob"))
+		goto out;
+	put_header(&b, 1);
+	put_entry_header(&b, PACKFILE_REF_DELTA, sizeof(delta));
+	put(&b, blob.id, sizeof(blob.id));
+	put_deflated(&b, delta, sizeof(delta));
+	put_trailer(&b);
+	opts.odb = odb;
+	snprintf(path, sizeof(path), "%s/thin2", scratch);
+	is_int(index_bytes(&res, path, b.data, b.len, &opts), INDEXPACK_ETHIN,
+	       "a REF_DELTA on a base in the repository makes the pack thin");
+out:
+	git_odb_free(odb);
+	git_repository_free(repo);
+}
+
 /* A zlib stream that does not give its declared size is refused by the
  * index itself too, not only by packfile_check upstream. */
 static void test_inflate_size(void)
@@ -543,6 +575,7 @@ int main(void)
 	test_each_name();
 	test_refusals();
 	test_inflate_size();
+	test_thin_in_repo();
 	test_same_as_git();
 	test_connectivity();
 	if (fs_remove_tree(scratch) < 0)
