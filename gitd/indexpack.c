@@ -80,6 +80,7 @@ struct run {
 	struct ref_delta *refs; /* sorted by base id */
 	uint32_t nrefs;
 	uint64_t hash_keys[5]; /* random: named ids come from the pusher */
+	size_t held_max;       /* opts->held_max or INDEXPACK_HELD_MAX */
 	bool checks;           /* the connectivity check is on */
 
 	atomic_uint next;     /* the next position (or block) to take */
@@ -107,7 +108,8 @@ struct worker {
 	size_t nstack, stack_alloc;
 	unsigned char *raw; /* the entry read last, as stored */
 	size_t raw_alloc;
-	int phase; /* 1: hash non-deltas; 2: resolve deltas */
+	size_t held; /* bytes of object data the stack holds */
+	int phase;   /* 1: hash non-deltas; 2: resolve deltas */
 };
 
 /* Reads N bytes at OFFSET of FD into BUF. Returns 0, or -1 (errno set;
@@ -593,6 +595,7 @@ static int push_frame(struct worker *w, uint32_t pos, unsigned char *data, size_
 	f->pos = pos;
 	f->data = data;
 	f->size = size;
+	w->held += size;
 	f->ofs_next = r->ofs_first[pos];
 	f->ofs_end = r->ofs_first[pos + 1];
 	f->ref_next = ref_from;
@@ -600,8 +603,72 @@ static int push_frame(struct worker *w, uint32_t pos, unsigned char *data, size_
 	return 0;
 }
 
+/* Applies the delta at CHILD to BASE's data into *OUT (allocated; its size
+ * in *OUT_SIZE). Returns 0, or -1 with the run failed. */
+static int apply_child(struct worker *w, const struct frame *base, uint32_t child,
+                       unsigned char **out, size_t *out_size)
+{
+	struct run *r = w->r;
+	unsigned char *delta;
+	int rc;
+
+	if (inflate_entry(w, child, &delta) < 0)
+		return -1;
+	rc = indexpack_delta_apply(out, out_size, base->data, base->size, delta,
+	                           (size_t)r->objects[child].size, 0);
+	if (rc < 0)
+		run_fail(r, "bad delta at offset %llu: %s",
+		         (unsigned long long)r->objects[child].offset, err_msg());
+	free(delta);
+	return rc;
+}
+
+/* Drops the data of the frames nearest the root while the path holds more
+ * than held_max bytes; the top frame keeps its own. */
+static void trim_path(struct worker *w)
+{
+	for (size_t i = 0; w->held > w->r->held_max && i + 1 < w->nstack; i++) {
+		if (!w->stack[i].data)
+			continue;
+		free(w->stack[i].data);
+		w->stack[i].data = NULL;
+		w->held -= w->stack[i].size;
+	}
+}
+
+/* Makes the top frame's data again from the nearest frame below it that
+ * still holds its own (inflating the root again if none does), applying
+ * the deltas on the way, as git's index-pack re-resolves a base it had to
+ * drop. Returns 0, or -1 with the run failed. */
+static int remake_top(struct worker *w)
+{
+	size_t top = w->nstack - 1, j = top;
+
+	while (j > 0 && !w->stack[j].data)
+		j--;
+	if (!w->stack[j].data) {
+		if (inflate_entry(w, w->stack[0].pos, &w->stack[0].data) < 0)
+			return -1;
+		w->held += w->stack[0].size;
+	}
+	for (size_t m = j + 1; m <= top; m++) {
+		size_t size;
+
+		if (apply_child(w, &w->stack[m - 1], w->stack[m].pos, &w->stack[m].data, &size) < 0)
+			return -1;
+		w->held += size;
+		if (w->held > w->r->held_max) {
+			free(w->stack[m - 1].data);
+			w->stack[m - 1].data = NULL;
+			w->held -= w->stack[m - 1].size;
+		}
+	}
+	return 0;
+}
+
 /* Resolves every delta that has ROOT (a non-delta object) at the end of its
- * chain, depth first: only the path from the root is held in memory. */
+ * chain, depth first: only the path from the root is held in memory, and
+ * of it at most held_max bytes besides the object being worked on. */
 static void resolve_tree(struct worker *w, uint32_t root)
 {
 	struct run *r = w->r;
@@ -615,7 +682,7 @@ static void resolve_tree(struct worker *w, uint32_t root)
 		return;
 	while (w->nstack && !atomic_load(&r->failed)) {
 		struct frame *f = &w->stack[w->nstack - 1];
-		unsigned char *delta, *result;
+		unsigned char *result;
 		size_t result_size;
 		uint8_t unset = 0;
 		uint32_t child;
@@ -625,6 +692,8 @@ static void resolve_tree(struct worker *w, uint32_t root)
 		} else if (f->ref_next < f->ref_end) {
 			child = r->refs[f->ref_next++].pos;
 		} else {
+			if (f->data)
+				w->held -= f->size;
 			free(f->data);
 			w->nstack--;
 			continue;
@@ -633,23 +702,19 @@ static void resolve_tree(struct worker *w, uint32_t root)
 		 * twice (refused later): it is resolved once */
 		if (!atomic_compare_exchange_strong(&r->objects[child].object_type, &unset, type))
 			continue;
-		if (inflate_entry(w, child, &delta) < 0)
+		if (!f->data && remake_top(w) < 0)
 			break;
-		if (indexpack_delta_apply(&result, &result_size, f->data, f->size, delta,
-		                          (size_t)r->objects[child].size, 0) < 0) {
-			run_fail(r, "bad delta at offset %llu: %s",
-			         (unsigned long long)r->objects[child].offset, err_msg());
-			free(delta);
+		if (apply_child(w, f, child, &result, &result_size) < 0)
 			break;
-		}
-		free(delta);
 		object_done(w, child, type, result, result_size);
 		atomic_fetch_add(&r->resolved, 1);
 		if (push_frame(w, child, result, result_size) < 0)
 			break;
+		trim_path(w);
 	}
 	while (w->nstack)
 		free(w->stack[--w->nstack].data);
+	w->held = 0;
 }
 
 /* Phase 2: roots handed out one by one. */
@@ -1130,6 +1195,7 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 	pthread_mutex_init(&r.lock, NULL);
 	pthread_cond_init(&r.done, NULL);
 	r.checks = opts->odb != NULL;
+	r.held_max = opts->held_max ? opts->held_max : INDEXPACK_HELD_MAX;
 	r.n = nobjects;
 	if (getrandom(r.hash_keys, sizeof(r.hash_keys), 0) != sizeof(r.hash_keys)) {
 		err_set("cannot get random bytes: %s", strerror(errno));

@@ -29,6 +29,13 @@
 /* Resolving threads: one per online CPU, at most this many. */
 #define INDEXPACK_THREADS_MAX 8
 
+/* Each thread holds the objects on the path from a delta chain's base to
+ * the delta it applies; past this many bytes the bases nearest the root
+ * are dropped and made again when their next child needs them (git's
+ * index-pack does the same past core.deltaBaseCacheLimit), so a deep chain
+ * of large objects cannot take depth times their size. */
+#define INDEXPACK_HELD_MAX ((size_t)256 << 20)
+
 struct indexpack_opts {
 	git_odb *odb;        /* the repository's objects (without the
 	                        quarantine), for the connectivity check; NULL
@@ -36,8 +43,9 @@ struct indexpack_opts {
 	const git_oid *tips; /* ids the push's refs will point at (for
 	                        is_closed), NTIPS of them; borrowed */
 	size_t ntips;
-	int nthreads; /* 0: one per online CPU, at most
-	                 INDEXPACK_THREADS_MAX */
+	int nthreads;    /* 0: one per online CPU, at most
+	                    INDEXPACK_THREADS_MAX */
+	size_t held_max; /* 0: INDEXPACK_HELD_MAX bytes per thread */
 	/* Called on the calling thread a few times a second while deltas are
 	 * resolved, with how many are done of TOTAL; a non-zero return aborts
 	 * the run (-1, reason "aborted"). May be NULL. */

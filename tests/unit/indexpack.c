@@ -98,11 +98,12 @@ out:
 	return rc;
 }
 
-/* Indexes scratch/NAME.pack into scratch/NAME.out/ and compares the .idx
- * with scratch/NAME.idx, which `git index-pack` wrote. */
-static void same_idx_as_git(const char *name, const char *what)
+/* Indexes scratch/NAME.pack into scratch/NAME.out/ (holding at most
+ * HELD_MAX bytes of a delta chain per thread; 0: the default) and compares
+ * the .idx with scratch/NAME.idx, which `git index-pack` wrote. */
+static void same_idx_as_git(const char *name, size_t held_max, const char *what)
 {
-	struct indexpack_opts opts = {0};
+	struct indexpack_opts opts = {.held_max = held_max};
 	struct indexpack_result res;
 	char path[8192], dir[4096];
 	unsigned char *pack, *mine = NULL, *theirs;
@@ -115,7 +116,7 @@ static void same_idx_as_git(const char *name, const char *what)
 	theirs = read_file(path, &ntheirs);
 	if (!ok(pack && theirs, "%s: fixture packs", what))
 		goto out;
-	snprintf(dir, sizeof(dir), "%s/%s.out", scratch, name);
+	snprintf(dir, sizeof(dir), "%s/%s.out%zu", scratch, name, held_max);
 	rc = index_bytes(&res, dir, pack, npack, &opts);
 	if (!is_int(rc, 0, what)) {
 		printf("# %s\n", err_msg());
@@ -165,19 +166,22 @@ static void test_same_as_git(void)
 	      "git index-pack -o ofs.idx ofs.pack >/dev/null\n"
 	      "git verify-pack -s ofs.idx | grep -qE '^chain length = (1[0-9][0-9]|2[0-9][0-9]):'"),
 	   "fixture: an OFS_DELTA pack with chains over 100 deep");
-	same_idx_as_git("ofs", "OFS_DELTA pack");
+	same_idx_as_git("ofs", 0, "OFS_DELTA pack");
+	/* every base dropped as soon as its child is made, and made again */
+	same_idx_as_git("ofs", 1, "OFS_DELTA pack, holding no base between deltas");
 	/* without --delta-base-offset, deltas name their base by id */
 	ok(sh("git -C src rev-list --objects main | git -C src pack-objects -q --no-reuse-delta "
 	      "--depth=100 --window=20 --stdout >ref.pack\n"
 	      "git index-pack -o ref.idx ref.pack >/dev/null\n"
 	      "git verify-pack -v ref.idx | grep -q 'chain length = '"),
 	   "fixture: a REF_DELTA pack");
-	same_idx_as_git("ref", "REF_DELTA pack");
+	same_idx_as_git("ref", 0, "REF_DELTA pack");
+	same_idx_as_git("ref", 1, "REF_DELTA pack, holding no base between deltas");
 	ok(sh("git -C src rev-list --objects main~200 | git -C src pack-objects -q --stdout "
 	      ">small.pack\n"
 	      "git index-pack -o small.idx small.pack >/dev/null"),
 	   "fixture: a pack of half the history");
-	same_idx_as_git("small", "pack of half the history");
+	same_idx_as_git("small", 0, "pack of half the history");
 
 	if (!real)
 		snprintf(cache, sizeof(cache), "%s/.cache/slipway/bench/git.git",
@@ -196,7 +200,7 @@ static void test_same_as_git(void)
 	          ">real.pack\n"
 	          "git index-pack -o real.idx real.pack >/dev/null"),
 	       "fixture: a pack of git.git v2.30.0..v2.33.0"))
-		same_idx_as_git("real", "git.git history pack");
+		same_idx_as_git("real", 0, "git.git history pack");
 }
 
 static void test_connectivity(void)
