@@ -582,6 +582,18 @@ test_expect_success 'a delta on a base in the pack that copies from outside it i
 	refused_and_unchanged "bad delta at offset [0-9]+: delta copies outside its base"
 '
 
+test_expect_success 'a delta whose base is neither in the pack nor in the repository is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	printf "a base blob\n" >b.raw &&
+	new=$(git hash-object b.raw) &&
+	missing=$(printf "not pushed\n" | git hash-object --stdin) &&
+	printf "\013\005\220\005" >d.raw &&
+	make_pack bad.pack blob:b.raw "delta:$missing:d.raw" &&
+	push_raw bad.pack &&
+	refused_and_unchanged "missing delta bases"
+'
+
 test_expect_success 'a pack whose trailer is not the SHA-1 of its bytes is refused' '
 	git -C srv.git for-each-ref >refs.before &&
 	ls srv.git/objects/pack >packs.before &&
