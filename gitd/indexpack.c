@@ -891,23 +891,168 @@ out:
 	return ret;
 }
 
-/* Returns whether a REF_DELTA names a base that ODB holds: the pack is then
- * thin. git sends a thin pack's in-pack bases as OFS_DELTAs when the server
- * advertises ofs-delta, and REF_DELTAs for the bases it left out, so this
- * finds a thin pack before anything is inflated; a base that is in both
- * only sends the pack to the slower path. */
-static bool has_base_in(const struct run *r, git_odb *odb)
-{
-	for (uint32_t k = 0; k < r->nrefs; k++) {
-		git_oid id;
+/* ---- thin packs ------------------------------------------------------------ */
 
-		if (k && !memcmp(r->refs[k].base_id, r->refs[k - 1].base_id, ID_SIZE))
-			continue;
-		git_oid_fromraw(&id, r->refs[k].base_id);
-		if (git_odb_exists(odb, &id) == 1)
-			return true;
+/* Appends the object ID, read from ODB, to the pack as a whole object at
+ * the trailer's place (the trailer is written again by finish_thin), as
+ * position r->n. Returns 0, 1 when ODB does not have it, or -1 with the
+ * run failed. */
+static int append_base(struct run *r, git_odb *odb, const unsigned char *id)
+{
+	git_odb_object *obj = NULL;
+	unsigned char hdr[16], *deflated = NULL;
+	uLongf ndeflated;
+	size_t nhdr = 0, size;
+	struct object *grown_objects, *o;
+	uint32_t *grown_first;
+	git_oid oid;
+	uint64_t left;
+	int type, ret = -1;
+
+	git_oid_fromraw(&oid, id);
+	if (git_odb_read(&obj, odb, &oid) < 0)
+		return 1;
+	type = (int)git_odb_object_type(obj);
+	size = git_odb_object_size(obj);
+	if (type < PACKFILE_COMMIT || type > PACKFILE_TAG || size >= UINT32_MAX ||
+	    r->n == UINT32_MAX) {
+		git_odb_object_free(obj);
+		return 1;
 	}
-	return false;
+	/* the entry header: type and size, 4 bits then 7 a byte */
+	hdr[nhdr] = (unsigned char)(type << 4 | (size & 15));
+	for (left = size >> 4; left; left >>= 7) {
+		hdr[nhdr++] |= 0x80;
+		hdr[nhdr] = left & 0x7f;
+	}
+	nhdr++;
+	ndeflated = compressBound((uLong)size);
+	deflated = malloc(ndeflated);
+	grown_objects = realloc(r->objects, ((size_t)r->n + 1) * sizeof(*grown_objects));
+	if (grown_objects)
+		r->objects = grown_objects;
+	grown_first = realloc(r->ofs_first, ((size_t)r->n + 2) * sizeof(*grown_first));
+	if (grown_first)
+		r->ofs_first = grown_first;
+	if (!deflated || !grown_objects || !grown_first ||
+	    compress(deflated, &ndeflated, git_odb_object_data(obj), (uLong)size) != Z_OK) {
+		run_fail(r, "out of memory");
+		goto out;
+	}
+	if (pwrite(r->fd, hdr, nhdr, (off_t)r->trailer) != (ssize_t)nhdr ||
+	    pwrite(r->fd, deflated, ndeflated, (off_t)(r->trailer + nhdr)) != (ssize_t)ndeflated) {
+		run_fail(r, "cannot write the stored pack: %s", strerror(errno));
+		goto out;
+	}
+	o = &r->objects[r->n];
+	memset(o, 0, sizeof(*o));
+	o->offset = r->trailer;
+	o->size = size;
+	o->type = (uint8_t)type;
+	o->data_offset = (uint8_t)nhdr;
+	o->crc = (uint32_t)crc32_z(crc32_z(0, hdr, nhdr), deflated, ndeflated);
+	memcpy(o->id, id, ID_SIZE);
+	atomic_store(&o->object_type, (uint8_t)type);
+	r->ofs_first[r->n + 1] = r->ofs_first[r->n]; /* no OFS_DELTA names it */
+	r->n++;
+	r->trailer += nhdr + ndeflated;
+	ret = 0;
+out:
+	free(deflated);
+	git_odb_object_free(obj);
+	return ret;
+}
+
+/* Writes the completed pack's object count and its trailer (the SHA-1 of
+ * all before it, read back), truncating what the old trailer left. */
+static int finish_thin(struct run *r)
+{
+	unsigned char count[4], *buf = malloc(1 << 20);
+	EVP_MD_CTX *sha1 = EVP_MD_CTX_new();
+	unsigned int mdlen = 0;
+	int ret = -1;
+
+	put_be32(count, r->n);
+	if (!buf || !sha1 || !EVP_DigestInit_ex(sha1, EVP_sha1(), NULL)) {
+		run_fail(r, "out of memory");
+		goto out;
+	}
+	if (pwrite(r->fd, count, 4, 8) != 4)
+		goto io;
+	for (uint64_t at = 0; at < r->trailer;) {
+		size_t n = r->trailer - at < (1 << 20) ? (size_t)(r->trailer - at) : 1 << 20;
+
+		if (read_at(r->fd, buf, n, at) < 0)
+			goto io;
+		EVP_DigestUpdate(sha1, buf, n);
+		at += n;
+	}
+	if (!EVP_DigestFinal_ex(sha1, r->checksum, &mdlen) || mdlen != ID_SIZE) {
+		run_fail(r, "cannot compute the pack checksum");
+		goto out;
+	}
+	if (pwrite(r->fd, r->checksum, ID_SIZE, (off_t)r->trailer) != ID_SIZE ||
+	    ftruncate(r->fd, (off_t)(r->trailer + ID_SIZE)) < 0)
+		goto io;
+	ret = 0;
+	goto out;
+io:
+	run_fail(r, "cannot write the stored pack: %s", strerror(errno));
+out:
+	EVP_MD_CTX_free(sha1);
+	free(buf);
+	return ret;
+}
+
+/* Orders indexes into r->refs by their delta's position. */
+static int compare_ref_positions(const void *a, const void *b, void *arg)
+{
+	const struct ref_delta *refs = arg;
+	uint32_t x = refs[*(const uint32_t *)a].pos, y = refs[*(const uint32_t *)b].pos;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Completes a thin pack, as git's index-pack --fix-thin does: for each
+ * REF_DELTA still unresolved, in pack order, its base is read from ODB,
+ * appended to the pack and the deltas under it resolved (on this thread,
+ * with W). A base ODB does not have is left (the pack stays thin). Sets
+ * *NLOCAL to the bases appended. Returns 0 or -1 with the run failed. */
+static int complete_thin(struct run *r, struct worker *w, git_odb *odb, uint32_t *nlocal)
+{
+	/* indexes into r->refs of the REF_DELTAs not resolved */
+	uint32_t *waiting = malloc((r->nrefs ? r->nrefs : 1) * sizeof(*waiting)), nwaiting = 0;
+	int ret = -1;
+
+	*nlocal = 0;
+	if (!waiting) {
+		run_fail(r, "out of memory");
+		return -1;
+	}
+	for (uint32_t k = 0; k < r->nrefs; k++)
+		if (!atomic_load(&r->objects[r->refs[k].pos].object_type))
+			waiting[nwaiting++] = k;
+	qsort_r(waiting, nwaiting, sizeof(*waiting), compare_ref_positions, r->refs);
+	for (uint32_t k = 0; k < nwaiting && !atomic_load(&r->failed); k++) {
+		const struct ref_delta *d = &r->refs[waiting[k]];
+		int rc;
+
+		if (atomic_load(&r->objects[d->pos].object_type))
+			continue; /* resolved under a base appended before */
+		rc = append_base(r, odb, d->base_id);
+		if (rc < 0)
+			goto out;
+		if (rc > 0)
+			continue;
+		(*nlocal)++;
+		resolve_tree(w, r->n - 1);
+	}
+	if (*nlocal && !atomic_load(&r->failed) && finish_thin(r) < 0)
+		goto out;
+	ret = atomic_load(&r->failed) ? -1 : 0;
+out:
+	free(waiting);
+	return ret;
 }
 
 /* ---- connectivity -------------------------------------------------------- */
@@ -999,7 +1144,7 @@ static int check_names(struct indexpack_result *out, struct run *r, struct worke
 	for (uint32_t pos = 0; pos < r->n && is_closed; pos++)
 		is_closed = named[pos / 8] & (1u << (pos % 8));
 	out->problem = r->problem;
-	out->is_closed = !r->problem && is_closed;
+	out->is_closed = !r->problem && is_closed && !out->nlocal;
 	ret = 0;
 out:
 	free(t.slots);
@@ -1205,7 +1350,7 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 	for (int i = 0; i < 5; i++)
 		r.hash_keys[i] |= 1;
 
-	fd = open(pack_path, O_RDONLY | O_CLOEXEC);
+	fd = open(pack_path, O_RDWR | O_CLOEXEC); /* a thin pack is completed */
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		err_set("cannot open %s: %s", pack_path, strerror(errno));
 		snprintf(out->reason, sizeof(out->reason), "index-pack failed");
@@ -1237,12 +1382,6 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 	}
 	if (read_headers(&r, offsets) < 0)
 		goto fail;
-	if (opts->odb && has_base_in(&r, opts->odb)) {
-		ret = INDEXPACK_ETHIN;
-		snprintf(out->reason, sizeof(out->reason), "a delta's base is in the repository");
-		err_set("%s", out->reason);
-		goto out;
-	}
 	for (; nworkers < nthreads; nworkers++) {
 		workers[nworkers].r = &r;
 		if (inflateInit(&workers[nworkers].z) != Z_OK) {
@@ -1253,6 +1392,9 @@ int indexpack_run(struct indexpack_result *out, const char *dir, const char *pac
 	}
 	if (run_phase(&r, workers, nthreads, 1, opts) < 0 ||
 	    run_phase(&r, workers, nthreads, 2, opts) < 0)
+		goto fail;
+	if (atomic_load(&r.resolved) != r.ndeltas && opts->odb &&
+	    complete_thin(&r, &workers[0], opts->odb, &out->nlocal) < 0)
 		goto fail;
 	if (atomic_load(&r.resolved) != r.ndeltas) {
 		ret = INDEXPACK_ETHIN;

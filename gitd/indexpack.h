@@ -18,12 +18,10 @@
 
 #include <git2.h>
 
-/* Returned by indexpack_run for a thin pack: a REF_DELTA names a base that
- * is not in the pack (git sends thin packs for pushes on top of what the
- * server has). Found before anything is inflated when the base is in
- * opts->odb, else once every delta that can be resolved is. Nothing was
- * written; the caller completes the pack from the repository some other
- * way. */
+/* Returned by indexpack_run when a REF_DELTA names a base that is neither
+ * in the pack nor in opts->odb (or for REF_DELTAs that name each other).
+ * No .idx was written; the caller may hand the pack to another indexer,
+ * whose refusal says which base is missing. */
 #define INDEXPACK_ETHIN (-3)
 
 /* Resolving threads: one per online CPU, at most this many. */
@@ -57,6 +55,8 @@ struct indexpack_result {
 	char pack_name[64];  /* "pack-HEX", HEX the pack's trailing checksum */
 	uint32_t nobjects;   /* objects in the pack */
 	uint32_t ndeltas;    /* of which deltas */
+	uint32_t nlocal;     /* bases a thin pack lacked, appended from
+	                        opts->odb (counted in nobjects) */
 	const char *problem; /* with opts->odb: NULL when connected, else
 	                        "missing necessary objects" or "invalid object
 	                        in pack" (a commit, tree or tag that does not
@@ -77,9 +77,14 @@ struct indexpack_result {
  * every entry (checking it gives its declared size), applies every delta
  * (checking its base and result sizes and that it copies only from inside
  * its base), hashes every object, and with opts->odb checks connectivity.
+ * A thin pack (git sends one for a push on top of what the server has: a
+ * REF_DELTA's base is left out) is completed from opts->odb as git's
+ * `index-pack --fix-thin` does: each missing base is appended to the file
+ * as a whole object, then the object count and the trailer are rewritten.
  * On success moves PACK_PATH to DIR/pack_name.pack and writes
  * DIR/pack_name.idx (both synced, read-only) and returns 0. Returns
- * INDEXPACK_ETHIN for a thin pack (nothing written), or -1 with err_msg()
+ * INDEXPACK_ETHIN when a base is missing (no .idx written; PACK_PATH holds
+ * a valid pack, completed as far as opts->odb could), or -1 with err_msg()
  * and out->reason: a malformed entry or delta, an OFS_DELTA base that is
  * not an entry, the same object twice in the pack, out of memory or an I/O
  * error. PACK_PATH is left in place unless 0 is returned. */

@@ -828,9 +828,13 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 		goto out;
 	}
 	pack_path[0] = '\0'; /* renamed */
-	if (pr.is_enabled && res.ndeltas &&
+	if (pr.is_enabled && res.ndeltas && !res.nlocal &&
 	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), done.\n", res.ndeltas,
 	                  res.ndeltas) < 0)
+		goto out;
+	if (pr.is_enabled && res.ndeltas && res.nlocal &&
+	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), completed with %u local objects.\n",
+	                  res.ndeltas, res.ndeltas, res.nlocal) < 0)
 		goto out;
 	snprintf(q->pack_name, sizeof(q->pack_name), "%s", res.pack_name);
 	q->nobjects = res.nobjects;

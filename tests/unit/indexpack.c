@@ -420,8 +420,9 @@ static void test_refusals(void)
 	}
 }
 
-/* A REF_DELTA whose base the repository has: thin, found before anything
- * is inflated. */
+/* A REF_DELTA whose base the repository has: a thin pack, completed with
+ * the base as git's index-pack --fix-thin does; the completed pack is one
+ * git indexes to the same .idx. */
 static void test_thin_in_repo(void)
 {
 	static const unsigned char delta[] = {12, 5, 0x90, 5};
@@ -445,8 +446,17 @@ static void test_thin_in_repo(void)
 	put_trailer(&b);
 	opts.odb = odb;
 	snprintf(path, sizeof(path), "%s/thin2", scratch);
-	is_int(index_bytes(&res, path, b.data, b.len, &opts), INDEXPACK_ETHIN,
-	       "a REF_DELTA on a base in the repository makes the pack thin");
+	is_int(index_bytes(&res, path, b.data, b.len, &opts), 0,
+	       "a pack whose REF_DELTA's base is in the repository is indexed");
+	ok(res.nobjects == 2 && res.nlocal == 1 && res.ndeltas == 1 && !res.problem &&
+	       !res.is_closed,
+	   "with the base appended from the repository");
+	setenv("INDEXPACK_THIN", res.pack_name, 1);
+	ok(sh("cp thin2/$INDEXPACK_THIN.pack completed.pack\n"
+	      "git index-pack -o completed.idx completed.pack >/dev/null\n"
+	      "cmp completed.idx thin2/$INDEXPACK_THIN.idx\n"
+	      "git verify-pack completed.idx"),
+	   "git reads the completed pack and indexes it to the same .idx");
 out:
 	git_odb_free(odb);
 	git_repository_free(repo);
