@@ -629,13 +629,15 @@ static int write_all(int fd, const unsigned char *p, size_t n)
 	return 0;
 }
 
-/* Indexes the thin pack stored at PACK_PATH into Q with libgit2's
- * git_indexer, which completes it from ODB (the bases it lacks are
- * appended), and removes PACK_PATH. The quarantine's connectivity is left
- * to check_connectivity. Returns 0, or -1 with err_msg() and REASON. */
-static int index_thin_pack(struct quarantine *q, const char *pack_path, git_odb *odb,
-                           struct progress *pr, struct receive_stats *stats, char *reason,
-                           size_t reason_size)
+/* Indexes the pack stored at PACK_PATH into Q with libgit2's git_indexer,
+ * which completes a thin pack from ODB, and removes PACK_PATH: the path of
+ * a pack whose deltas index-pack could not all resolve (a base neither in
+ * the pack nor in the repository), so that the refusal is libgit2's own
+ * ("missing delta bases"). The quarantine's connectivity is left to
+ * check_connectivity. Returns 0, or -1 with err_msg() and REASON. */
+static int index_with_libgit2(struct quarantine *q, const char *pack_path, git_odb *odb,
+                              struct progress *pr, struct receive_stats *stats, char *reason,
+                              size_t reason_size)
 {
 	git_indexer_options io_opts;
 	git_indexer_progress prog = {0};
@@ -700,9 +702,10 @@ out:
 
 /* Streams the packfile from IO into Q (created here): every byte passes
  * packfile_check and pack_end and is stored in the quarantine, then
- * indexpack_run indexes it on every CPU and checks its connectivity. A thin
- * pack goes to index_thin_pack instead. Returns 0, or -1 with err_msg() and
- * the client's reason in REASON. */
+ * indexpack_run indexes it on every CPU (completing a thin pack from REPO)
+ * and checks its connectivity; a pack with a delta base it cannot find goes
+ * to index_with_libgit2. Returns 0, or -1 with err_msg() and the client's
+ * reason in REASON. */
 static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_repository *repo,
                             const struct receive_request *req, const struct receive_opts *opts,
                             struct receive_stats *stats, char *reason, size_t reason_size)
@@ -817,8 +820,8 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 	ip_opts.progress_arg = &pr;
 	rc = indexpack_run(&res, pack_dir, pack_path, check.offsets, check.noffsets, &ip_opts);
 	if (rc == INDEXPACK_ETHIN) {
-		log_debug("thin pack: %s; completing it from the repository", err_msg());
-		rc = index_thin_pack(q, pack_path, odb, &pr, stats, reason, reason_size);
+		log_debug("%s; indexing the pack with libgit2", err_msg());
+		rc = index_with_libgit2(q, pack_path, odb, &pr, stats, reason, reason_size);
 		pack_path[0] = '\0';
 		ret = rc;
 		goto out;
