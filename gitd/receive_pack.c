@@ -546,22 +546,29 @@ static void pack_end_add(struct pack_end *pe, const unsigned char *p, size_t n)
 	pe->ntail += n;
 }
 
-/* Returns whether the pack is complete after RECEIVED objects were parsed. */
-static bool pack_end_reached(struct pack_end *pe, unsigned int received)
+/* Returns whether the last 20 bytes seen are the SHA-1 of all before. */
+static bool pack_end_matches(struct pack_end *pe)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	uint32_t count;
 
 	if (pe->nheader < PACK_HEADER_SIZE || pe->ntail < sizeof(pe->tail))
-		return false;
-	count = (uint32_t)pe->header[8] << 24 | (uint32_t)pe->header[9] << 16 |
-	        (uint32_t)pe->header[10] << 8 | pe->header[11];
-	if (received != count)
 		return false;
 	if (!EVP_MD_CTX_copy_ex(pe->check, pe->sha1) || !EVP_DigestFinal_ex(pe->check, md, &mdlen))
 		return false;
 	return mdlen == sizeof(pe->tail) && !memcmp(md, pe->tail, mdlen);
+}
+
+/* Returns whether the pack is complete after RECEIVED objects were parsed. */
+static bool pack_end_reached(struct pack_end *pe, unsigned int received)
+{
+	uint32_t count;
+
+	if (pe->nheader < PACK_HEADER_SIZE)
+		return false;
+	count = (uint32_t)pe->header[8] << 24 | (uint32_t)pe->header[9] << 16 |
+	        (uint32_t)pe->header[10] << 8 | pe->header[11];
+	return received == count && pack_end_matches(pe);
 }
 
 /* Indexer progress on side-band 2, a few lines a second; git's receive-pack
@@ -700,6 +707,191 @@ out:
 	return ret;
 }
 
+/* The stream's second stage, on a thread of its own: packfile_check and
+ * the write to the quarantine, so that they overlap reading (and, over
+ * SSH, decrypting) the next bytes. The reading thread hands over filled
+ * buffers in order through STREAM_SLOTS slots. */
+#define STREAM_SLOTS 4
+
+struct stream {
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* a slot filled or emptied, or the state moved */
+	unsigned char *slots[STREAM_SLOTS];
+	size_t lens[STREAM_SLOTS];
+	unsigned nfilled, next_fill, next_take;
+	bool is_closed;      /* the reader hands over nothing more */
+	bool has_failed;     /* the check refused or a write failed */
+	bool is_check_done;  /* every entry checked: */
+	uint64_t trailer_at; /* where the entries ended */
+	struct packfile_check *check;
+	int fd;
+	char reason[200];    /* with has_failed: for the client */
+	char cause[ERR_MAX]; /* with has_failed: for the log */
+};
+
+static void *stream_store(void *arg)
+{
+	struct stream *s = arg;
+	bool has_failed = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		unsigned k = s->next_take;
+
+		while (!s->nfilled && !s->is_closed)
+			pthread_cond_wait(&s->changed, &s->lock);
+		if (!s->nfilled)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		/* sizes are checked before anything inflates whole objects (as
+		 * their declared size) or hashes them under their declared size;
+		 * after a failure the rest is only taken, so the reader never
+		 * waits on a slot */
+		if (!has_failed && packfile_check_add(s->check, s->slots[k], s->lens[k]) < 0) {
+			snprintf(s->reason, sizeof(s->reason), "%s", s->check->reason);
+			snprintf(s->cause, sizeof(s->cause), "unpack failed: %s", s->check->reason);
+			has_failed = true;
+		} else if (!has_failed && write_all(s->fd, s->slots[k], s->lens[k]) < 0) {
+			snprintf(s->reason, sizeof(s->reason), "index-pack failed");
+			snprintf(s->cause, sizeof(s->cause), "cannot store the pack: %s",
+			         strerror(errno));
+			has_failed = true;
+		}
+		pthread_mutex_lock(&s->lock);
+		s->has_failed = has_failed;
+		s->is_check_done = packfile_check_is_done(s->check);
+		s->trailer_at = s->check->entry_offset;
+		s->next_take = (k + 1) % STREAM_SLOTS;
+		s->nfilled--;
+		pthread_cond_broadcast(&s->changed);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Waits until the store thread has taken every filled slot, or failed.
+ * Called with s->lock held. */
+static void stream_drain(struct stream *s)
+{
+	while (s->nfilled && !s->has_failed)
+		pthread_cond_wait(&s->changed, &s->lock);
+}
+
+/* Reads the pack from IO into FD through CHECK and PE, reading on this
+ * thread and checking and storing on another. The pack ends when its last
+ * 20 bytes are the SHA-1 of all before them and the check has seen every
+ * entry (the client sends nothing more until it has read report-status).
+ * Returns 0 when the whole pack is in, or -1 with err_msg() and REASON. */
+static int stream_pack(struct pkt_io *io, int fd, struct packfile_check *check, struct pack_end *pe,
+                       const struct receive_opts *opts, struct receive_stats *stats, char *reason,
+                       size_t reason_size)
+{
+	struct stream s;
+	pthread_t thread;
+	bool is_started = false, is_complete = false, is_done = false;
+	int ret = -1;
+
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.changed, NULL);
+	s.check = check;
+	s.fd = fd;
+	for (int i = 0; i < STREAM_SLOTS; i++)
+		if (!(s.slots[i] = malloc(PACK_CHUNK))) {
+			err_set("out of memory");
+			goto out;
+		}
+	if (pthread_create(&thread, NULL, stream_store, &s) != 0) {
+		err_set("cannot start a thread");
+		goto out;
+	}
+	is_started = true;
+	for (;;) {
+		uint64_t trailer_at;
+		ssize_t n;
+		bool has_failed;
+
+		pthread_mutex_lock(&s.lock);
+		while (s.nfilled == STREAM_SLOTS && !s.has_failed)
+			pthread_cond_wait(&s.changed, &s.lock);
+		has_failed = s.has_failed;
+		is_done = s.is_check_done;
+		trailer_at = s.trailer_at;
+		pthread_mutex_unlock(&s.lock);
+		/* the entries ended and the 20 bytes after them are in: they are
+		 * the trailer, and they did not match (else the pack had ended) */
+		if (has_failed || (is_done && stats->pack_bytes >= trailer_at + GIT_OID_RAWSZ))
+			break;
+		n = pkt_read_raw(io, s.slots[s.next_fill], PACK_CHUNK);
+		if (n < 0) {
+			snprintf(reason, reason_size, "read error");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		stats->pack_bytes += (unsigned long long)n;
+		if (opts->max_pack_bytes && stats->pack_bytes > opts->max_pack_bytes) {
+			snprintf(reason, reason_size, "pack exceeds maximum allowed size");
+			err_set("pack exceeds maximum allowed size (%llu bytes)",
+			        opts->max_pack_bytes);
+			goto out;
+		}
+		pack_end_add(pe, s.slots[s.next_fill], (size_t)n);
+		pthread_mutex_lock(&s.lock);
+		s.lens[s.next_fill] = (size_t)n;
+		s.next_fill = (s.next_fill + 1) % STREAM_SLOTS;
+		s.nfilled++;
+		pthread_cond_broadcast(&s.changed);
+		/* the last 20 bytes are the SHA-1 of all before them: the end,
+		 * if the check agrees once it has caught up */
+		if (pack_end_matches(pe)) {
+			stream_drain(&s);
+			if (!s.has_failed && s.is_check_done &&
+			    pack_end_reached(pe, check->nchecked)) {
+				pthread_mutex_unlock(&s.lock);
+				is_complete = true;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&s.lock);
+	}
+	pthread_mutex_lock(&s.lock);
+	stream_drain(&s);
+	s.is_closed = true;
+	pthread_cond_broadcast(&s.changed);
+	pthread_mutex_unlock(&s.lock);
+	pthread_join(thread, NULL);
+	is_started = false;
+	if (s.has_failed) {
+		snprintf(reason, reason_size, "%s", s.reason);
+		err_set("%s", s.cause);
+		goto out;
+	}
+	if (!is_complete && packfile_check_is_done(check) && pack_end_reached(pe, check->nchecked))
+		is_complete = true;
+	if (!is_complete) {
+		snprintf(reason, reason_size, "%s",
+		         packfile_check_is_done(check) ? "pack is corrupted (SHA1 mismatch)"
+		                                       : "pack is truncated");
+		err_set("unpack failed: %s", reason);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (is_started) {
+		pthread_mutex_lock(&s.lock);
+		s.is_closed = true;
+		pthread_cond_broadcast(&s.changed);
+		pthread_mutex_unlock(&s.lock);
+		pthread_join(thread, NULL);
+	}
+	for (int i = 0; i < STREAM_SLOTS; i++)
+		free(s.slots[i]);
+	pthread_cond_destroy(&s.changed);
+	pthread_mutex_destroy(&s.lock);
+	return ret;
+}
+
 /* Streams the packfile from IO into Q (created here): every byte passes
  * packfile_check and pack_end and is stored in the quarantine, then
  * indexpack_run indexes it on every CPU (completing a thin pack from REPO)
@@ -718,8 +910,6 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 	struct packfile_check check;
 	struct progress pr = {io, io->sideband && !req->is_quiet, 0};
 	char pack_dir[PATH_MAX], pack_path[PATH_MAX] = "";
-	unsigned char *buf = NULL;
-	bool is_complete = false;
 	int fd = -1, rc, ret = -1;
 
 	snprintf(reason, reason_size, "index-pack failed");
@@ -729,11 +919,6 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 	    quarantine_create(q, repo) < 0)
 		goto out;
 	packfile_check_keep_offsets(&check);
-	buf = malloc(PACK_CHUNK);
-	if (!buf) {
-		err_set("out of memory");
-		goto out;
-	}
 	snprintf(pack_dir, sizeof(pack_dir), "%s/pack", q->dir);
 	snprintf(pack_path, sizeof(pack_path), "%s/pack/tmp_pack_XXXXXX", q->dir);
 	fd = mkostemp(pack_path, O_CLOEXEC);
@@ -746,54 +931,8 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 		err_set("cannot open the object database: %s", repo_git_error());
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = pkt_read_raw(io, buf, PACK_CHUNK);
-
-		if (n < 0) {
-			snprintf(reason, reason_size, "read error");
-			goto out;
-		}
-		if (n == 0)
-			break;
-		stats->pack_bytes += (unsigned long long)n;
-		if (opts->max_pack_bytes && stats->pack_bytes > opts->max_pack_bytes) {
-			snprintf(reason, reason_size, "pack exceeds maximum allowed size");
-			err_set("pack exceeds maximum allowed size (%llu bytes)",
-			        opts->max_pack_bytes);
-			goto out;
-		}
-		/* sizes are checked before anything inflates whole objects (as
-		 * their declared size) or hashes them under their declared size */
-		if (packfile_check_add(&check, buf, (size_t)n) < 0) {
-			snprintf(reason, reason_size, "%s", check.reason);
-			err_set("unpack failed: %s", check.reason);
-			goto out;
-		}
-		pack_end_add(&pe, buf, (size_t)n);
-		if (write_all(fd, buf, (size_t)n) < 0) {
-			err_set("cannot write %s: %s", pack_path, strerror(errno));
-			goto out;
-		}
-		if (packfile_check_is_done(&check) && pack_end_reached(&pe, check.nchecked)) {
-			is_complete = true;
-			break;
-		}
-		/* the entries ended at check.entry_offset: the 20 bytes there
-		 * are the trailer, and they did not match */
-		if (packfile_check_is_done(&check) &&
-		    stats->pack_bytes >= check.entry_offset + GIT_OID_RAWSZ) {
-			snprintf(reason, reason_size, "pack is corrupted (SHA1 mismatch)");
-			err_set("unpack failed: %s", reason);
-			goto out;
-		}
-	}
-	if (!is_complete) {
-		snprintf(reason, reason_size, "%s",
-		         packfile_check_is_done(&check) ? "pack is corrupted (SHA1 mismatch)"
-		                                        : "pack is truncated");
-		err_set("unpack failed: %s", reason);
+	if (stream_pack(io, fd, &check, &pe, opts, stats, reason, reason_size) < 0)
 		goto out;
-	}
 	if (close(fd) < 0) {
 		fd = -1;
 		err_set("cannot write %s: %s", pack_path, strerror(errno));
@@ -853,7 +992,6 @@ out:
 		unlink(pack_path);
 	free(tips);
 	git_odb_free(odb);
-	free(buf);
 	pack_end_release(&pe);
 	packfile_check_release(&check);
 	return ret;
