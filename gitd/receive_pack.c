@@ -781,7 +781,11 @@ static void stream_drain(struct stream *s)
  * thread and checking and storing on another. The pack ends when its last
  * 20 bytes are the SHA-1 of all before them and the check has seen every
  * entry (the client sends nothing more until it has read report-status).
- * Returns 0 when the whole pack is in, or -1 with err_msg() and REASON. */
+ * A trailer that does not match is found at the end of the input, or
+ * before the next read once the check has caught up; a client that keeps
+ * its side open after such a pack may otherwise wait for the idle timeout,
+ * as when one thread read and checked. Returns 0 when the whole pack is
+ * in, or -1 with err_msg() and REASON. */
 static int stream_pack(struct pkt_io *io, int fd, struct packfile_check *check, struct pack_end *pe,
                        const struct receive_opts *opts, struct receive_stats *stats, char *reason,
                        size_t reason_size)
