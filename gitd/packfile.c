@@ -494,6 +494,36 @@ void packfile_check_release(struct packfile_check *c)
 	if (c->has_z)
 		inflateEnd(&c->z);
 	c->has_z = false;
+	free(c->offsets);
+	c->offsets = NULL;
+	c->noffsets = c->offsets_alloc = 0;
+}
+
+void packfile_check_keep_offsets(struct packfile_check *c)
+{
+	c->keeps_offsets = true;
+}
+
+/* Appends the current entry's offset to c->offsets (growing it by half,
+ * at most to the header's object count). */
+static int record_offset(struct packfile_check *c)
+{
+	if (c->noffsets == c->offsets_alloc) {
+		uint64_t n = c->offsets_alloc < 1024 ? 1024 : (uint64_t)c->offsets_alloc * 3 / 2;
+		uint64_t *grown;
+
+		if (n > c->nobjects)
+			n = c->nobjects;
+		if (n <= c->noffsets)
+			return check_fail(c, "pack has more entries than its header says");
+		grown = realloc(c->offsets, (size_t)n * sizeof(*grown));
+		if (!grown)
+			return check_fail(c, "out of memory");
+		c->offsets = grown;
+		c->offsets_alloc = (uint32_t)n;
+	}
+	c->offsets[c->noffsets++] = c->entry_offset;
+	return 0;
 }
 
 bool packfile_check_is_done(const struct packfile_check *c)
@@ -529,6 +559,8 @@ static int entry_header(struct packfile_check *c)
 		                  (unsigned long long)c->entry_offset, err_msg());
 	if (c->max_object_size && c->entry.size > c->max_object_size)
 		return check_too_large(c, type_name(c->entry.type), c->entry.size);
+	if (c->keeps_offsets && record_offset(c) < 0)
+		return -1;
 	c->entry.base_id = NULL; /* points into c->hdr, which is reused */
 	c->inflated = 0;
 	c->ndelta_hdr = 0;

@@ -193,6 +193,10 @@ struct packfile_check {
 	unsigned char scratch[16384]; /* inflated bytes go here and are dropped */
 	char reason[200];             /* why the pack was refused, for the
 	                                 client: one line without server paths */
+	bool keeps_offsets;           /* record each entry's offset */
+	uint64_t *offsets;            /* with keeps_offsets: the offsets of the
+	                                 entries checked so far, in pack order */
+	uint32_t noffsets, offsets_alloc;
 };
 
 /* Sets C up in place with the size limit MAX_OBJECT_SIZE (bytes; 0: none).
@@ -206,6 +210,15 @@ int packfile_check_init(struct packfile_check *c, uint64_t max_object_size);
  * corrupt or inflates to more or less than its declared size, a delta whose
  * data cannot hold its sizes. After -1 every later call returns -1. */
 int packfile_check_add(struct packfile_check *c, const unsigned char *p, size_t n);
+
+/* Makes C record the pack offset of every entry it checks, in c->offsets
+ * (c->noffsets of them; with packfile_check_is_done(), one per object, and
+ * the trailer starts at c->entry_offset): index-pack needs them, and only
+ * the check finds where a zlib stream ends. Call before the first
+ * packfile_check_add(). The array grows with the entries seen, never past
+ * the header's count; packfile_check_release() frees it unless the caller
+ * took it (set c->offsets to NULL). */
+void packfile_check_keep_offsets(struct packfile_check *c);
 
 /* Returns whether every entry the pack header announced has been checked. */
 bool packfile_check_is_done(const struct packfile_check *c);

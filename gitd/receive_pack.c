@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "err.h"
 #include "fs.h"
+#include "indexpack.h"
 #include "log.h"
 #include "packfile.h"
 #include "receive_pack.h"
@@ -456,6 +457,8 @@ struct quarantine {
 	char objects_dir[QUARANTINE_PATH_MAX]; /* the repository's, with a final '/' */
 	char pack_name[64];                    /* "pack-HASH" once indexed */
 	size_t nobjects;                       /* objects in the indexed pack */
+	bool is_checked;                       /* index-pack checked its connectivity: */
+	const char *problem;                   /* NULL, or why it is not connected (static) */
 };
 
 static void quarantine_remove(struct quarantine *q)
@@ -559,22 +562,29 @@ static void pack_end_add(struct pack_end *pe, const unsigned char *p, size_t n)
 	pe->ntail += n;
 }
 
-/* Returns whether the pack is complete after RECEIVED objects were parsed. */
-static bool pack_end_reached(struct pack_end *pe, unsigned int received)
+/* Returns whether the last 20 bytes seen are the SHA-1 of all before. */
+static bool pack_end_matches(struct pack_end *pe)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	uint32_t count;
 
 	if (pe->nheader < PACK_HEADER_SIZE || pe->ntail < sizeof(pe->tail))
-		return false;
-	count = (uint32_t)pe->header[8] << 24 | (uint32_t)pe->header[9] << 16 |
-	        (uint32_t)pe->header[10] << 8 | pe->header[11];
-	if (received != count)
 		return false;
 	if (!EVP_MD_CTX_copy_ex(pe->check, pe->sha1) || !EVP_DigestFinal_ex(pe->check, md, &mdlen))
 		return false;
 	return mdlen == sizeof(pe->tail) && !memcmp(md, pe->tail, mdlen);
+}
+
+/* Returns whether the pack is complete after RECEIVED objects were parsed. */
+static bool pack_end_reached(struct pack_end *pe, unsigned int received)
+{
+	uint32_t count;
+
+	if (pe->nheader < PACK_HEADER_SIZE)
+		return false;
+	count = (uint32_t)pe->header[8] << 24 | (uint32_t)pe->header[9] << 16 |
+	        (uint32_t)pe->header[10] << 8 | pe->header[11];
+	return received == count && pack_end_matches(pe);
 }
 
 /* Indexer progress on side-band 2, a few lines a second; git's receive-pack
@@ -585,22 +595,27 @@ struct progress {
 	long long next_ms;
 };
 
-static int on_progress(const git_indexer_progress *p, void *arg)
+static int show_resolving(void *arg, uint32_t resolved, uint32_t total)
 {
 	struct progress *pr = arg;
 	long long now;
 
-	if (!pr->is_enabled || !p->indexed_deltas || p->indexed_deltas >= p->total_deltas)
+	if (!pr->is_enabled || !resolved || resolved >= total)
 		return 0;
 	now = clock_now_ms();
 	if (now < pr->next_ms)
 		return 0;
 	pr->next_ms = now + PROGRESS_INTERVAL_MS;
 	if (pkt_progressf(pr->io, "Resolving deltas: %3u%% (%u/%u)\r",
-	                  (unsigned)((unsigned long long)p->indexed_deltas * 100 / p->total_deltas),
-	                  p->indexed_deltas, p->total_deltas) < 0)
+	                  (unsigned)((unsigned long long)resolved * 100 / total), resolved,
+	                  total) < 0)
 		return -1;
 	return 0;
+}
+
+static int on_progress(const git_indexer_progress *p, void *arg)
+{
+	return show_resolving(arg, p->indexed_deltas, p->total_deltas);
 }
 
 /* Sets err_msg() after the indexer returned GIT_RC, and REASON for the
@@ -622,47 +637,212 @@ static void unpack_failed(char *reason, size_t size, int git_rc)
 		snprintf(reason, size, "index-pack failed");
 }
 
-/* Streams the packfile from IO through git_indexer into Q (created here),
- * completing a thin pack from REPO. Returns 0, or -1 with err_msg() and the
- * client's reason in REASON. */
-static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_repository *repo,
-                            const struct receive_request *req, const struct receive_opts *opts,
-                            struct receive_stats *stats, char *reason, size_t reason_size)
+static int write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Indexes the pack stored at PACK_PATH into Q with libgit2's git_indexer,
+ * which completes a thin pack from ODB, and removes PACK_PATH: the path of
+ * a pack whose deltas index-pack could not all resolve (a base neither in
+ * the pack nor in the repository), so that the refusal is libgit2's own
+ * ("missing delta bases"). The quarantine's connectivity is left to
+ * check_connectivity. Returns 0, or -1 with err_msg() and REASON. */
+static int index_with_libgit2(struct quarantine *q, const char *pack_path, git_odb *odb,
+                              struct progress *pr, struct receive_stats *stats, char *reason,
+                              size_t reason_size)
 {
 	git_indexer_options io_opts;
 	git_indexer_progress prog = {0};
 	git_indexer *idx = NULL;
-	git_odb *odb = NULL;
-	struct pack_end pe;
-	struct packfile_check check;
-	struct progress pr = {io, io->sideband && !req->is_quiet, 0};
 	char pack_dir[PATH_MAX];
 	unsigned char *buf = NULL;
-	int rc, ret = -1;
+	int fd = -1, rc, ret = -1;
 
-	snprintf(reason, reason_size, "index-pack failed");
-	memset(&pe, 0, sizeof(pe));
-	memset(&check, 0, sizeof(check));
-	if (packfile_check_init(&check, opts->max_object_bytes) < 0 || pack_end_init(&pe) < 0 ||
-	    quarantine_create(q, repo) < 0)
-		goto out;
-	buf = malloc(PACK_CHUNK);
-	if (!buf) {
-		err_set("out of memory");
-		goto out;
-	}
 	snprintf(pack_dir, sizeof(pack_dir), "%s/pack", q->dir);
 	git_indexer_options_init(&io_opts, GIT_INDEXER_OPTIONS_VERSION);
 	io_opts.progress_cb = on_progress;
-	io_opts.progress_cb_payload = &pr;
-	if (git_repository_odb(&odb, repo) < 0 ||
-	    git_indexer_new(&idx, pack_dir, 0, odb, &io_opts) < 0) {
+	io_opts.progress_cb_payload = pr;
+	buf = malloc(PACK_CHUNK);
+	fd = open(pack_path, O_RDONLY | O_CLOEXEC);
+	if (!buf || fd < 0) {
+		err_set("cannot read %s: %s", pack_path, buf ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	if (git_indexer_new(&idx, pack_dir, 0, odb, &io_opts) < 0) {
 		err_set("cannot start the indexer: %s", repo_git_error());
 		goto out;
 	}
 	for (;;) {
-		ssize_t n = pkt_read_raw(io, buf, PACK_CHUNK);
+		ssize_t n = read(fd, buf, PACK_CHUNK);
 
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_set("cannot read %s: %s", pack_path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		rc = git_indexer_append(idx, buf, (size_t)n, &prog);
+		if (rc < 0) {
+			unpack_failed(reason, reason_size, rc);
+			goto out;
+		}
+	}
+	rc = git_indexer_commit(idx, &prog);
+	if (rc < 0) {
+		unpack_failed(reason, reason_size, rc);
+		goto out;
+	}
+	if (pr->is_enabled && prog.total_deltas &&
+	    pkt_progressf(pr->io,
+	                  "Resolving deltas: 100%% (%u/%u), completed with %u local objects.\n",
+	                  prog.total_deltas, prog.total_deltas, prog.local_objects) < 0)
+		goto out;
+	snprintf(q->pack_name, sizeof(q->pack_name), "pack-%s", git_indexer_name(idx));
+	q->nobjects = prog.indexed_objects;
+	stats->pack_objects = prog.indexed_objects;
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(pack_path);
+	git_indexer_free(idx);
+	free(buf);
+	return ret;
+}
+
+/* The stream's second stage, on a thread of its own: packfile_check and
+ * the write to the quarantine, so that they overlap reading (and, over
+ * SSH, decrypting) the next bytes. The reading thread hands over filled
+ * buffers in order through STREAM_SLOTS slots. */
+#define STREAM_SLOTS 4
+
+struct stream {
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* a slot filled or emptied, or the state moved */
+	unsigned char *slots[STREAM_SLOTS];
+	size_t lens[STREAM_SLOTS];
+	unsigned nfilled, next_fill, next_take;
+	bool is_closed;      /* the reader hands over nothing more */
+	bool has_failed;     /* the check refused or a write failed */
+	bool is_check_done;  /* every entry checked: */
+	uint64_t trailer_at; /* where the entries ended */
+	struct packfile_check *check;
+	int fd;
+	char reason[200];    /* with has_failed: for the client */
+	char cause[ERR_MAX]; /* with has_failed: for the log */
+};
+
+static void *stream_store(void *arg)
+{
+	struct stream *s = arg;
+	bool has_failed = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		unsigned k = s->next_take;
+
+		while (!s->nfilled && !s->is_closed)
+			pthread_cond_wait(&s->changed, &s->lock);
+		if (!s->nfilled)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		/* sizes are checked before anything inflates whole objects (as
+		 * their declared size) or hashes them under their declared size;
+		 * after a failure the rest is only taken, so the reader never
+		 * waits on a slot */
+		if (!has_failed && packfile_check_add(s->check, s->slots[k], s->lens[k]) < 0) {
+			snprintf(s->reason, sizeof(s->reason), "%s", s->check->reason);
+			snprintf(s->cause, sizeof(s->cause), "unpack failed: %s", s->check->reason);
+			has_failed = true;
+		} else if (!has_failed && write_all(s->fd, s->slots[k], s->lens[k]) < 0) {
+			snprintf(s->reason, sizeof(s->reason), "index-pack failed");
+			snprintf(s->cause, sizeof(s->cause), "cannot store the pack: %s",
+			         strerror(errno));
+			has_failed = true;
+		}
+		pthread_mutex_lock(&s->lock);
+		s->has_failed = has_failed;
+		s->is_check_done = packfile_check_is_done(s->check);
+		s->trailer_at = s->check->entry_offset;
+		s->next_take = (k + 1) % STREAM_SLOTS;
+		s->nfilled--;
+		pthread_cond_broadcast(&s->changed);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Waits until the store thread has taken every filled slot, or failed.
+ * Called with s->lock held. */
+static void stream_drain(struct stream *s)
+{
+	while (s->nfilled && !s->has_failed)
+		pthread_cond_wait(&s->changed, &s->lock);
+}
+
+/* Reads the pack from IO into FD through CHECK and PE, reading on this
+ * thread and checking and storing on another. The pack ends when its last
+ * 20 bytes are the SHA-1 of all before them and the check has seen every
+ * entry (the client sends nothing more until it has read report-status).
+ * A trailer that does not match is found at the end of the input, or
+ * before the next read once the check has caught up; a client that keeps
+ * its side open after such a pack may otherwise wait for the idle timeout,
+ * as when one thread read and checked. Returns 0 when the whole pack is
+ * in, or -1 with err_msg() and REASON. */
+static int stream_pack(struct pkt_io *io, int fd, struct packfile_check *check, struct pack_end *pe,
+                       const struct receive_opts *opts, struct receive_stats *stats, char *reason,
+                       size_t reason_size)
+{
+	struct stream s;
+	pthread_t thread;
+	bool is_started = false, is_complete = false, is_done = false;
+	int ret = -1;
+
+	memset(&s, 0, sizeof(s));
+	pthread_mutex_init(&s.lock, NULL);
+	pthread_cond_init(&s.changed, NULL);
+	s.check = check;
+	s.fd = fd;
+	for (int i = 0; i < STREAM_SLOTS; i++)
+		if (!(s.slots[i] = malloc(PACK_CHUNK))) {
+			err_set("out of memory");
+			goto out;
+		}
+	if (pthread_create(&thread, NULL, stream_store, &s) != 0) {
+		err_set("cannot start a thread");
+		goto out;
+	}
+	is_started = true;
+	for (;;) {
+		uint64_t trailer_at;
+		ssize_t n;
+		bool has_failed;
+
+		pthread_mutex_lock(&s.lock);
+		while (s.nfilled == STREAM_SLOTS && !s.has_failed)
+			pthread_cond_wait(&s.changed, &s.lock);
+		has_failed = s.has_failed;
+		is_done = s.is_check_done;
+		trailer_at = s.trailer_at;
+		pthread_mutex_unlock(&s.lock);
+		/* the entries ended and the 20 bytes after them are in: they are
+		 * the trailer, and they did not match (else the pack had ended) */
+		if (has_failed || (is_done && stats->pack_bytes >= trailer_at + GIT_OID_RAWSZ))
+			break;
+		n = pkt_read_raw(io, s.slots[s.next_fill], PACK_CHUNK);
 		if (n < 0) {
 			snprintf(reason, reason_size, "read error");
 			goto out;
@@ -676,52 +856,162 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 			        opts->max_pack_bytes);
 			goto out;
 		}
-		/* sizes are checked before the indexer sees the bytes: it inflates
-		 * whole objects (as their declared size) to resolve deltas and
-		 * hashes a whole object's data under its declared size */
-		if (packfile_check_add(&check, buf, (size_t)n) < 0) {
-			snprintf(reason, reason_size, "%s", check.reason);
-			err_set("unpack failed: %s", check.reason);
-			goto out;
-		}
-		pack_end_add(&pe, buf, (size_t)n);
-		rc = git_indexer_append(idx, buf, (size_t)n, &prog);
-		if (rc < 0) {
-			unpack_failed(reason, reason_size, rc);
-			goto out;
-		}
-		if (pack_end_reached(&pe, prog.received_objects)) {
-			/* the indexer and the check must agree on where entries end */
-			if (!packfile_check_is_done(&check)) {
-				snprintf(reason, reason_size,
-				         "pack entries do not end at its trailer");
-				err_set("unpack failed: %s", reason);
-				goto out;
+		pack_end_add(pe, s.slots[s.next_fill], (size_t)n);
+		pthread_mutex_lock(&s.lock);
+		s.lens[s.next_fill] = (size_t)n;
+		s.next_fill = (s.next_fill + 1) % STREAM_SLOTS;
+		s.nfilled++;
+		pthread_cond_broadcast(&s.changed);
+		/* the last 20 bytes are the SHA-1 of all before them: the end,
+		 * if the check agrees once it has caught up */
+		if (pack_end_matches(pe)) {
+			stream_drain(&s);
+			if (!s.has_failed && s.is_check_done &&
+			    pack_end_reached(pe, check->nchecked)) {
+				pthread_mutex_unlock(&s.lock);
+				is_complete = true;
+				break;
 			}
-			break;
 		}
+		pthread_mutex_unlock(&s.lock);
 	}
-	rc = git_indexer_commit(idx, &prog);
-	if (rc < 0) {
-		unpack_failed(reason, reason_size, rc);
+	pthread_mutex_lock(&s.lock);
+	stream_drain(&s);
+	s.is_closed = true;
+	pthread_cond_broadcast(&s.changed);
+	pthread_mutex_unlock(&s.lock);
+	pthread_join(thread, NULL);
+	is_started = false;
+	if (s.has_failed) {
+		snprintf(reason, reason_size, "%s", s.reason);
+		err_set("%s", s.cause);
 		goto out;
 	}
-	if (pr.is_enabled && prog.total_deltas && !prog.local_objects &&
-	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), done.\n", prog.total_deltas,
-	                  prog.total_deltas) < 0)
+	if (!is_complete && packfile_check_is_done(check) && pack_end_reached(pe, check->nchecked))
+		is_complete = true;
+	if (!is_complete) {
+		snprintf(reason, reason_size, "%s",
+		         packfile_check_is_done(check) ? "pack is corrupted (SHA1 mismatch)"
+		                                       : "pack is truncated");
+		err_set("unpack failed: %s", reason);
 		goto out;
-	if (pr.is_enabled && prog.total_deltas && prog.local_objects &&
-	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), completed with %u local objects.\n",
-	                  prog.total_deltas, prog.total_deltas, prog.local_objects) < 0)
-		goto out;
-	snprintf(q->pack_name, sizeof(q->pack_name), "pack-%s", git_indexer_name(idx));
-	q->nobjects = prog.indexed_objects;
-	stats->pack_objects = prog.indexed_objects;
+	}
 	ret = 0;
 out:
-	git_indexer_free(idx);
+	if (is_started) {
+		pthread_mutex_lock(&s.lock);
+		s.is_closed = true;
+		pthread_cond_broadcast(&s.changed);
+		pthread_mutex_unlock(&s.lock);
+		pthread_join(thread, NULL);
+	}
+	for (int i = 0; i < STREAM_SLOTS; i++)
+		free(s.slots[i]);
+	pthread_cond_destroy(&s.changed);
+	pthread_mutex_destroy(&s.lock);
+	return ret;
+}
+
+/* Streams the packfile from IO into Q (created here): every byte passes
+ * packfile_check and pack_end and is stored in the quarantine, then
+ * indexpack_run indexes it on every CPU (completing a thin pack from REPO)
+ * and checks its connectivity; a pack with a delta base it cannot find goes
+ * to index_with_libgit2. Returns 0, or -1 with err_msg() and the client's
+ * reason in REASON. */
+static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_repository *repo,
+                            const struct receive_request *req, const struct receive_opts *opts,
+                            struct receive_stats *stats, char *reason, size_t reason_size)
+{
+	struct indexpack_opts ip_opts = {0};
+	struct indexpack_result res;
+	git_odb *odb = NULL;
+	git_oid *tips = NULL;
+	struct pack_end pe;
+	struct packfile_check check;
+	struct progress pr = {io, io->sideband && !req->is_quiet, 0};
+	char pack_dir[PATH_MAX], pack_path[PATH_MAX] = "";
+	int fd = -1, rc, ret = -1;
+
+	snprintf(reason, reason_size, "index-pack failed");
+	memset(&pe, 0, sizeof(pe));
+	memset(&check, 0, sizeof(check));
+	if (packfile_check_init(&check, opts->max_object_bytes) < 0 || pack_end_init(&pe) < 0 ||
+	    quarantine_create(q, repo) < 0)
+		goto out;
+	packfile_check_keep_offsets(&check);
+	snprintf(pack_dir, sizeof(pack_dir), "%s/pack", q->dir);
+	snprintf(pack_path, sizeof(pack_path), "%s/pack/tmp_pack_XXXXXX", q->dir);
+	fd = mkostemp(pack_path, O_CLOEXEC);
+	if (fd < 0) {
+		err_set("cannot create %s: %s", pack_path, strerror(errno));
+		pack_path[0] = '\0';
+		goto out;
+	}
+	if (git_repository_odb(&odb, repo) < 0) {
+		err_set("cannot open the object database: %s", repo_git_error());
+		goto out;
+	}
+	if (stream_pack(io, fd, &check, &pe, opts, stats, reason, reason_size) < 0)
+		goto out;
+	if (close(fd) < 0) {
+		fd = -1;
+		err_set("cannot write %s: %s", pack_path, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	if (!check.nobjects) {
+		/* an empty pack: the new tips are all in the repository */
+		q->is_checked = true;
+		ret = 0;
+		goto out;
+	}
+	tips = calloc(req->ncmds, sizeof(*tips));
+	if (!tips) {
+		err_set("out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < req->ncmds; i++)
+		if (!req->cmds[i].error && !git_oid_is_zero(&req->cmds[i].new_oid))
+			git_oid_cpy(&tips[ip_opts.ntips++], &req->cmds[i].new_oid);
+	ip_opts.odb = odb;
+	ip_opts.tips = tips;
+	ip_opts.progress = show_resolving;
+	ip_opts.progress_arg = &pr;
+	rc = indexpack_run(&res, pack_dir, pack_path, check.offsets, check.noffsets, &ip_opts);
+	if (rc == INDEXPACK_ETHIN) {
+		log_debug("%s; indexing the pack with libgit2", err_msg());
+		rc = index_with_libgit2(q, pack_path, odb, &pr, stats, reason, reason_size);
+		pack_path[0] = '\0';
+		ret = rc;
+		goto out;
+	}
+	if (rc < 0) {
+		snprintf(reason, reason_size, "%s", res.reason);
+		goto out;
+	}
+	pack_path[0] = '\0'; /* renamed */
+	if (pr.is_enabled && res.ndeltas && !res.nlocal &&
+	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), done.\n", res.ndeltas,
+	                  res.ndeltas) < 0)
+		goto out;
+	if (pr.is_enabled && res.ndeltas && res.nlocal &&
+	    pkt_progressf(io, "Resolving deltas: 100%% (%u/%u), completed with %u local objects.\n",
+	                  res.ndeltas, res.ndeltas, res.nlocal) < 0)
+		goto out;
+	snprintf(q->pack_name, sizeof(q->pack_name), "%s", res.pack_name);
+	q->nobjects = res.nobjects;
+	q->is_checked = true;
+	q->problem = res.problem;
+	stats->pack_objects = res.nobjects;
+	stats->pack_is_closed = res.is_closed;
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (pack_path[0])
+		unlink(pack_path);
+	free(tips);
 	git_odb_free(odb);
-	free(buf);
 	pack_end_release(&pe);
 	packfile_check_release(&check);
 	return ret;
@@ -866,18 +1156,9 @@ static bool has_object(struct connectivity *c, const git_oid *id)
 	return packfile_idx_find(&c->pack.idx, id->id) >= 0 || git_odb_exists(c->repo, id) == 1;
 }
 
-/* Parses "NAME HEX\n" at *P (before END) into ID and moves *P past it.
- * Returns 1 when the line is there, 0 when not. */
-static int header_oid(git_oid *id, const char **p, const char *end, const char *name)
+static int require_object(const git_oid *id, void *arg)
 {
-	size_t n = strlen(name);
-
-	if ((size_t)(end - *p) < n + GIT_OID_HEXSZ + 1 || memcmp(*p, name, n) ||
-	    (*p)[n + GIT_OID_HEXSZ] != '\n' || !protocol_parse_oid(NULL, *p + n, GIT_OID_HEXSZ) ||
-	    git_oid_fromstrn(id, *p + n, GIT_OID_HEXSZ) < 0)
-		return 0;
-	*p += n + GIT_OID_HEXSZ + 1;
-	return 1;
+	return has_object(arg, id) ? 0 : 1;
 }
 
 /* Returns NULL when an object's references are all present, else the
@@ -885,50 +1166,9 @@ static int header_oid(git_oid *id, const char **p, const char *end, const char *
 static const char *check_references(struct connectivity *c, git_object_t type, const char *p,
                                     size_t len)
 {
-	const char *end = p + len;
-	git_oid id;
+	int r = indexpack_each_name(type, p, len, require_object, c);
 
-	switch (type) {
-	case GIT_OBJECT_COMMIT:
-		if (!header_oid(&id, &p, end, "tree "))
-			return "invalid object in pack";
-		if (!has_object(c, &id))
-			return "missing necessary objects";
-		while (header_oid(&id, &p, end, "parent "))
-			if (!has_object(c, &id))
-				return "missing necessary objects";
-		return NULL;
-	case GIT_OBJECT_TAG:
-		if (!header_oid(&id, &p, end, "object "))
-			return "invalid object in pack";
-		return has_object(c, &id) ? NULL : "missing necessary objects";
-	case GIT_OBJECT_TREE:
-		/* entries: octal mode, SP, name, NUL, 20-byte id */
-		while (p < end) {
-			const char *sp = memchr(p, ' ', (size_t)(end - p)), *nul;
-			unsigned long mode = 0;
-
-			if (!sp || sp == p || sp - p > 7)
-				return "invalid object in pack";
-			for (const char *m = p; m < sp; m++) {
-				if (*m < '0' || *m > '7')
-					return "invalid object in pack";
-				mode = mode * 8 + (unsigned long)(*m - '0');
-			}
-			nul = memchr(sp + 1, '\0', (size_t)(end - sp - 1));
-			if (!nul || (size_t)(end - nul - 1) < GIT_OID_RAWSZ)
-				return "invalid object in pack";
-			p = nul + 1 + GIT_OID_RAWSZ;
-			if (mode == 0160000) /* gitlink: a commit of another repository */
-				continue;
-			git_oid_fromraw(&id, (const unsigned char *)nul + 1);
-			if (!has_object(c, &id))
-				return "missing necessary objects";
-		}
-		return NULL;
-	default:
-		return NULL;
-	}
+	return r < 0 ? "invalid object in pack" : r ? "missing necessary objects" : NULL;
 }
 
 /* Takes the next CHECK_BLOCK positions of pack order into [*FROM, *TO), or
@@ -1052,11 +1292,17 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 		c.problem = "missing necessary objects";
 		goto out;
 	}
+	if (q->is_checked) {
+		/* index-pack checked the pack's objects as it read them */
+		c.problem = q->problem;
+		if (c.problem)
+			goto out;
+	}
 	if (q->nobjects) {
 		snprintf(idx_path, sizeof(idx_path), "%s/pack/%s.idx", q->dir, q->pack_name);
 		snprintf(pack_path, sizeof(pack_path), "%s/pack/%s.pack", q->dir, q->pack_name);
 		if (packfile_open(&c.pack, idx_path, pack_path) < 0 ||
-		    packfile_load_order(&c.pack) < 0) {
+		    (!q->is_checked && packfile_load_order(&c.pack) < 0)) {
 			log_error("%s", err_msg());
 			c.problem = "invalid object in pack";
 			goto out;
@@ -1068,7 +1314,8 @@ static void check_connectivity(struct receive_request *req, const struct quarant
 			goto out;
 		}
 		c.idx_path = idx_path;
-		check_pack(&c);
+		if (!q->is_checked)
+			check_pack(&c);
 		if (c.problem)
 			goto out;
 	}

@@ -87,6 +87,9 @@ struct receive_stats {
 	size_t nrejected;              /* commands answered "ng" */
 	unsigned long long pack_bytes; /* packfile bytes received */
 	size_t pack_objects;           /* objects indexed */
+	bool pack_is_closed;           /* the pack holds exactly what the new
+	                                  tips reach (indexpack_result's
+	                                  is_closed); false when unknown */
 };
 
 /* Hard limits of one update request, whatever the options say; more is a

@@ -499,7 +499,8 @@ make_pack() {
 
 # delta_data OUT BASE-SIZE RESULT-SIZE TEXT: delta data (gitformat-pack.txt
 # "Deltified representation") whose header gives BASE-SIZE and RESULT-SIZE
-# and which makes TEXT by copying nothing and inserting TEXT.
+# and which makes TEXT by copying nothing and inserting TEXT (127 bytes an
+# instruction at most).
 delta_data() {
 	python3 - "$@" <<-\EOF
 	import sys
@@ -511,7 +512,8 @@ delta_data() {
 	        if not n:
 	            return bytes(b)
 	out, base_size, result_size, text = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].encode()
-	open(out, "wb").write(varint(base_size) + varint(result_size) + bytes([len(text)]) + text)
+	inserts = b"".join(bytes([len(text[i:i + 127])]) + text[i:i + 127] for i in range(0, len(text), 127))
+	open(out, "wb").write(varint(base_size) + varint(result_size) + inserts)
 	EOF
 }
 
@@ -580,10 +582,55 @@ test_expect_success 'a delta whose result size differs from what applying it giv
 	delta_data d.raw "$base_size" "$(($(wc -c <c.raw) + 1))" "$(cat c.raw)" &&
 	make_pack bad.pack "delta:$base:d.raw" &&
 	push_raw bad.pack &&
-	refused_and_unchanged "index-pack failed" &&
-	test_grep "unpack failed: failed to apply delta" err
+	refused_and_unchanged "bad delta at offset 12: delta makes [0-9]+ bytes, its header declares [0-9]+"
 '
 
+
+test_expect_success 'a delta on a base in the pack that copies from outside it is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	printf "a base blob\n" >b.raw &&
+	new=$(git hash-object b.raw) &&
+	printf "\014\005\221\010\005" >d.raw &&
+	make_pack bad.pack blob:b.raw "delta:$new:d.raw" &&
+	push_raw bad.pack &&
+	refused_and_unchanged "bad delta at offset [0-9]+: delta copies outside its base"
+'
+
+test_expect_success 'a delta whose base is neither in the pack nor in the repository is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	printf "a base blob\n" >b.raw &&
+	new=$(git hash-object b.raw) &&
+	missing=$(printf "not pushed\n" | git hash-object --stdin) &&
+	printf "\013\005\220\005" >d.raw &&
+	make_pack bad.pack blob:b.raw "delta:$missing:d.raw" &&
+	push_raw bad.pack &&
+	refused_and_unchanged "missing delta bases"
+'
+
+test_expect_success 'a pack whose trailer is not the SHA-1 of its bytes is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	commit_object c.raw "with a bad trailer" &&
+	new=$(git hash-object -t commit --literally c.raw) &&
+	make_pack good.pack commit:c.raw &&
+	head -c $(($(wc -c <good.pack) - 1)) good.pack >bad.pack &&
+	printf "\001" >>bad.pack &&
+	! cmp -s good.pack bad.pack &&
+	push_raw bad.pack &&
+	refused_and_unchanged "pack is corrupted \(SHA1 mismatch\)"
+'
+
+test_expect_success 'a pack holding the same object twice is refused' '
+	git -C srv.git for-each-ref >refs.before &&
+	ls srv.git/objects/pack >packs.before &&
+	commit_object c.raw "sent twice" &&
+	new=$(git hash-object -t commit --literally c.raw) &&
+	make_pack bad.pack commit:c.raw commit:c.raw &&
+	push_raw bad.pack &&
+	refused_and_unchanged "the same object $new appears twice in the pack"
+'
 
 # many_commits DIR N WORD: a repository of N commits, each changing one line
 # of a file that grows with the history (its lines start with WORD), so that
