@@ -11,8 +11,8 @@
 #   on a real history (REAL, a bare clone; see bench/README.md), if present:
 #   (e) push of its tags and master~300 into an empty repository
 #   (f) clone of that
-#   (f2) clone of it again (gitd: the first clone recorded that the pushed
-#       pack is the closure of the refs, so this one is served by pack reuse)
+#   (f2) clone of it again (gitd serves both by pack reuse: receive-pack
+#       recorded that the pushed pack is the closure of the refs)
 #   (g) push of its branches on top (master's last 300 commits and the rest)
 #   (h) incremental fetch of (g) into the clone of (f)
 #   (i) one-commit push on top of it, ROUNDS times (median)

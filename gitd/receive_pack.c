@@ -25,6 +25,7 @@
 #include "fs.h"
 #include "indexpack.h"
 #include "log.h"
+#include "packclosure.h"
 #include "packfile.h"
 #include "receive_pack.h"
 #include "repo.h"
@@ -1000,6 +1001,17 @@ static int receive_packfile(struct quarantine *q, struct pkt_io *io, git_reposit
 		goto out;
 	snprintf(q->pack_name, sizeof(q->pack_name), "%s", res.pack_name);
 	q->nobjects = res.nobjects;
+	if (res.is_closed) {
+		/* the pack is exactly what the pushed tips reach: a clone of them
+		 * can be sent this pack as it is (packclosure.h); the marker
+		 * moves in with the pack, and a clone checks that the tips are
+		 * still reached before it trusts it */
+		char packfile[PATH_MAX];
+
+		snprintf(packfile, sizeof(packfile), "%.4000s/%.60s.pack", pack_dir, res.pack_name);
+		if (packclosure_write(packfile, tips, ip_opts.ntips) < 0)
+			log_warn("%s", err_msg());
+	}
 	q->is_checked = true;
 	q->problem = res.problem;
 	stats->pack_objects = res.nobjects;
@@ -1033,6 +1045,20 @@ static void *sync_thread(void *arg)
 	if (fd >= 0)
 		close(fd);
 	return NULL;
+}
+
+/* Moves the quarantined pack's closure marker (packclosure.h), when
+ * index-pack proved one, in beside the pack, after its .idx. Returns 0 (also
+ * when there is none) or -1 with err_msg(). */
+static int move_closure(const struct quarantine *q)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+
+	snprintf(from, sizeof(from), "%s/pack/%s.closure", q->dir, q->pack_name);
+	snprintf(to, sizeof(to), "%spack/%s.closure", q->objects_dir, q->pack_name);
+	if (rename(from, to) < 0 && errno != ENOENT)
+		return err_set("cannot move %s to %s: %s", from, to, strerror(errno));
+	return 0;
 }
 
 /* Moves the quarantined pack into objects/pack (the .idx last, since readers
@@ -1083,6 +1109,8 @@ static int quarantine_migrate(struct quarantine *q, git_repository *repo)
 			goto out;
 		}
 	}
+	if (move_closure(q) < 0)
+		goto out;
 	if (git_repository_odb(&odb, repo) < 0 || git_odb_refresh(odb) < 0) {
 		err_set("cannot refresh the object database: %s", repo_git_error());
 		goto out;
