@@ -18,6 +18,7 @@
 #include "base64.h"
 #include "buf.h"
 #include "err.h"
+#include "fs.h"
 #include "spawn.h"
 #include "banned.h"
 
@@ -164,22 +165,6 @@ out:
 	return ret;
 }
 
-/* Writes LEN bytes of DATA to FD; returns 0 or -1 with errno. */
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Creates WORK_DIR/PREFIX-XXXXXX (mode 0600) holding LEN bytes of DATA;
  * *PATH gets its name (caller unlinks and frees). */
 static int write_private(char **path, const char *work_dir, const char *prefix, const char *data,
@@ -196,7 +181,7 @@ static int write_private(char **path, const char *work_dir, const char *prefix, 
 		err_set("cannot create a file in %s: %s", work_dir, strerror(errno));
 		goto out;
 	}
-	if (write_all(fd, data, len) < 0) {
+	if (fs_write_all(fd, data, len) < 0) {
 		err_set("cannot write %s: %s", *path, strerror(errno));
 		goto out;
 	}

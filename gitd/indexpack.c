@@ -22,6 +22,7 @@
 
 #include "capability.h"
 #include "err.h"
+#include "fs.h"
 #include "indexpack.h"
 #include "packfile.h"
 #include "banned.h"
@@ -1161,21 +1162,6 @@ static int compare_ids(const void *a, const void *b, void *arg)
 	return memcmp(objects[*(const uint32_t *)a].id, objects[*(const uint32_t *)b].id, ID_SIZE);
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Builds the .idx version 2 of the run in memory (*OUT, *OUT_SIZE; caller
  * frees) with its pack's checksum. Returns 0 or -1 (run failed). */
 static int build_idx(unsigned char **out, size_t *out_size, struct run *r)
@@ -1287,7 +1273,7 @@ static int write_files(struct run *r, const char *dir, const char *name, const c
 		err_set("cannot create %s: %s", tmp_idx, strerror(errno));
 		goto out;
 	}
-	if (write_all(fd, idx, idx_size) < 0 || fsync(fd) < 0 || fchmod(fd, 0444) < 0) {
+	if (fs_write_all(fd, idx, idx_size) < 0 || fsync(fd) < 0 || fchmod(fd, 0444) < 0) {
 		err_set("cannot write %s: %s", tmp_idx, strerror(errno));
 		unlink(tmp_idx);
 		goto out;

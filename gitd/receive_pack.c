@@ -638,21 +638,6 @@ static void unpack_failed(char *reason, size_t size, int git_rc)
 		snprintf(reason, size, "index-pack failed");
 }
 
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Indexes the pack stored at PACK_PATH into Q with libgit2's git_indexer,
  * which completes a thin pack from ODB, and removes PACK_PATH: the path of
  * a pack whose deltas index-pack could not all resolve (a base neither in
@@ -768,7 +753,7 @@ static void *stream_store(void *arg)
 			snprintf(s->reason, sizeof(s->reason), "%s", s->check->reason);
 			snprintf(s->cause, sizeof(s->cause), "unpack failed: %s", s->check->reason);
 			has_failed = true;
-		} else if (!has_failed && write_all(s->fd, s->slots[k], s->lens[k]) < 0) {
+		} else if (!has_failed && fs_write_all(s->fd, s->slots[k], s->lens[k]) < 0) {
 			snprintf(s->reason, sizeof(s->reason), "index-pack failed");
 			snprintf(s->cause, sizeof(s->cause), "cannot store the pack: %s",
 			         strerror(errno));

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "fs.h"
 #include "event.h"
 #include "kube.h"
 #include "remote.h"
@@ -529,21 +530,6 @@ static void *service_thread(void *arg)
 	return NULL;
 }
 
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void watcher_main(int fd, const struct watch_opts *opts)
 {
 	static const char *const all[] = {NULL}; /* one watch over all namespaces */
@@ -610,7 +596,8 @@ static void watcher_main(int fd, const struct watch_opts *opts)
 		pthread_mutex_unlock(&shared.lock);
 		line = snap ? json_dumps(snap, JSON_COMPACT) : NULL;
 		json_decref(snap);
-		if (!line || write_all(fd, line, strlen(line)) < 0 || write_all(fd, "\n", 1) < 0)
+		if (!line || fs_write_all(fd, line, strlen(line)) < 0 ||
+		    fs_write_all(fd, "\n", 1) < 0)
 			_exit(1);
 		free(line);
 		nanosleep(&pause, NULL);

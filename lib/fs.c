@@ -1,5 +1,6 @@
-/* fs: recursive removal without following symbolic links, relative to
- * directory descriptors so that a rename during the walk cannot redirect it. */
+/* fs: writing a whole buffer, and recursive removal without following
+ * symbolic links, relative to directory descriptors so that a rename during
+ * the walk cannot redirect it. */
 #include "fs.h"
 
 #include <dirent.h>
@@ -55,5 +56,25 @@ int fs_remove_tree(const char *path)
 		return errno == ENOENT ? 0 : err_set("cannot remove %s: %s", path, strerror(errno));
 	if (remove_at(AT_FDCWD, path, st.st_dev, &err) < 0)
 		return err_set("cannot remove %s: %s", path, strerror(err));
+	return 0;
+}
+
+int fs_write_all(int fd, const void *p, size_t n)
+{
+	const unsigned char *at = p;
+
+	while (n) {
+		ssize_t w = write(fd, at, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		at += w;
+		n -= (size_t)w;
+	}
 	return 0;
 }

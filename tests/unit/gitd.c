@@ -2,6 +2,8 @@
  * (repo.h) and the key table (authz.h): what a client may ask for and which
  * Remote it reaches. */
 #include <dirent.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,9 +212,41 @@ static void test_create_race(void)
 	fs_remove_tree(data);
 }
 
+/* fs_write_all: a pipe's buffer (64 KiB) is smaller than what is written, so
+ * the write comes back short while a reader drains it. */
+static void test_write_all(void)
+{
+	size_t n = 1u << 20, got = 0;
+	unsigned char *data = malloc(n), buf[4096];
+	int fds[2], status = 0;
+	bool is_same = true;
+	pid_t pid;
+
+	if (!ok(data && pipe(fds) == 0, "fs_write_all: a pipe"))
+		return;
+	for (size_t i = 0; i < n; i++)
+		data[i] = (unsigned char)(i * 7 + i / 251);
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(fs_write_all(fds[1], data, n) < 0 ? 1 : 0);
+	}
+	close(fds[1]);
+	for (ssize_t r; (r = read(fds[0], buf, sizeof(buf))) > 0; got += (size_t)r)
+		is_same = is_same && got + (size_t)r <= n && !memcmp(buf, data + got, (size_t)r);
+	close(fds[0]);
+	waitpid(pid, &status, 0);
+	ok(WIFEXITED(status) && WEXITSTATUS(status) == 0 && got == n && is_same,
+	   "fs_write_all writes 1 MiB through a pipe whole and in order");
+	ok(fs_write_all(-1, data, 1) < 0 && errno == EBADF,
+	   "fs_write_all on a bad descriptor returns -1 with errno");
+	free(data);
+}
+
 int main(void)
 {
 	git_libgit2_init();
+	test_write_all();
 	test_command();
 	test_names();
 	test_authz();
