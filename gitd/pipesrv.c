@@ -407,6 +407,23 @@ static pid_t start_controller(const struct pipesrv_opts *o)
 	return pid;
 }
 
+/* In a process the server just forked: drops the listening socket LFD, dies
+ * with the server (PR_SET_PDEATHSIG; a server already gone ends it), and
+ * takes SIGTERM's default action again (the server's handler only sets a
+ * flag). */
+static void child_setup(int lfd)
+{
+	struct sigaction sa;
+
+	close(lfd);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(1);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGTERM, &sa, NULL);
+}
+
 /* Forks a process that deletes the kept hook Pods of the served namespaces
  * whose keep time is up (hookpod_sweep), so the server's loop never waits
  * on the API for it. Returns its pid, or 0 when it could not be forked
@@ -419,15 +436,8 @@ static pid_t start_hook_pod_sweep(const struct pipesrv_opts *o, int lfd)
 		const char *all[] = {NULL, NULL};
 		const char *const *nss = o->namespaces && o->namespaces[0] ? o->namespaces : all;
 		struct kube_client *kube = NULL;
-		struct sigaction sa;
 
-		close(lfd);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
-			_exit(1);
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_DFL;
-		sigaction(SIGTERM, &sa, NULL);
+		child_setup(lfd);
 		if (kube_client_new_default(&kube, o->kubeconfig, o->context) < 0) {
 			event_log("error", "hook_pod_sweep_failed", "{s:s}", "error", err_msg());
 			_exit(1);
@@ -543,15 +553,8 @@ static void polls_start(const struct pipesrv_opts *o, int lfd)
 			                             NULL};
 			struct upstream_opts uo = {o->data_dir, &pw, o->max_pack_bytes,
 			                           o->max_object_bytes};
-			struct sigaction sa;
 
-			close(lfd);
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() == 1)
-				_exit(1);
-			memset(&sa, 0, sizeof(sa));
-			sa.sa_handler = SIG_DFL;
-			sigaction(SIGTERM, &sa, NULL);
+			child_setup(lfd);
 			upstream_poll(e->ns, e->name, &uo);
 			_exit(0);
 		}
@@ -698,16 +701,8 @@ static void spare_start(struct spare *s, const struct pipesrv_opts *o, int lfd)
 	}
 	pid = fork();
 	if (pid == 0) {
-		struct sigaction sa;
-
-		close(lfd);
+		child_setup(lfd);
 		close(sv[0]);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() == 1)
-			_exit(1);
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_DFL;
-		sigaction(SIGTERM, &sa, NULL);
 		spare_main(sv[1], o);
 		_exit(0);
 	}
@@ -834,12 +829,7 @@ static void server_main(int lfd, const struct pipesrv_opts *o)
 		if (pid == 0) {
 			struct worker w = {fd, {0}, false, o, NULL, NULL};
 
-			close(lfd);
-			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			if (getppid() == 1)
-				_exit(1);
-			sa.sa_handler = SIG_DFL;
-			sigaction(SIGTERM, &sa, NULL);
+			child_setup(lfd);
 			buf_init(&w.in, PIPESRV_LINE_MAX);
 			worker_main(&w);
 			_exit(0);
