@@ -1246,7 +1246,8 @@ out:
 }
 
 /* Moves PACK_PATH to DIR/NAME.pack and writes IDX to DIR/NAME.idx, both
- * synced and read-only (as git's index-pack leaves them), the .idx last. */
+ * read-only (as git's index-pack leaves them), the .idx last. Neither is
+ * synced here: that is the caller's (indexpack_run). */
 static int write_files(struct run *r, const char *dir, const char *name, const char *pack_path,
                        const unsigned char *idx, size_t idx_size)
 {
@@ -1262,18 +1263,16 @@ static int write_files(struct run *r, const char *dir, const char *name, const c
 		run_fail(r, "index-pack failed");
 		return err_set("pack directory path is too long");
 	}
-	fd = open(pack_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0 || fchmod(fd, 0444) < 0) {
-		err_set("cannot sync %s: %s", pack_path, strerror(errno));
+	if (chmod(pack_path, 0444) < 0) {
+		err_set("cannot make %s read-only: %s", pack_path, strerror(errno));
 		goto out;
 	}
-	close(fd);
 	fd = mkostemp(tmp_idx, O_CLOEXEC);
 	if (fd < 0) {
 		err_set("cannot create %s: %s", tmp_idx, strerror(errno));
 		goto out;
 	}
-	if (fs_write_all(fd, idx, idx_size) < 0 || fsync(fd) < 0 || fchmod(fd, 0444) < 0) {
+	if (fs_write_all(fd, idx, idx_size) < 0 || fchmod(fd, 0444) < 0) {
 		err_set("cannot write %s: %s", tmp_idx, strerror(errno));
 		unlink(tmp_idx);
 		goto out;

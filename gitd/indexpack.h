@@ -82,7 +82,10 @@ struct indexpack_result {
  * `index-pack --fix-thin` does: each missing base is appended to the file
  * as a whole object, then the object count and the trailer are rewritten.
  * On success moves PACK_PATH to DIR/pack_name.pack and writes
- * DIR/pack_name.idx (both synced, read-only) and returns 0. Returns
+ * DIR/pack_name.idx (both read-only, not synced: the caller syncs them
+ * before it moves them where readers look, as receive-pack's quarantine
+ * does, both at once, and not at all for a push it rejects) and returns
+ * 0. Returns
  * INDEXPACK_ETHIN when a base is missing (no .idx written; PACK_PATH holds
  * a valid pack, completed as far as opts->odb could), or -1 with err_msg()
  * and out->reason: a malformed entry or delta, an OFS_DELTA base that is
