@@ -11,15 +11,16 @@ now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
 # yaml_equals_json YAML JSON: the YAML file reads (with PyYAML, a reader
 # independent of lib/yamljson) as the same value as the JSON file, and every
 # mapping in it has its keys sorted. The two files come from two requests:
-# a List's resourceVersion is the cluster's at each, and moves with any
-# write (the node's lease and status among them), so it is left out.
+# a list's resourceVersion (kind List, or a typed one such as RemoteList)
+# is the cluster's at each, and moves with any write (the node's lease and
+# status among them), so it is left out; its items' are compared.
 yaml_equals_json() {
 	python3 -c "
 import json, sys, yaml
 y = yaml.safe_load(open(sys.argv[1]))
 j = json.load(open(sys.argv[2]))
 for v in (y, j):
-    if isinstance(v, dict) and v.get('kind') == 'List':
+    if isinstance(v, dict) and str(v.get('kind', '')).endswith('List'):
         v.get('metadata', {}).pop('resourceVersion', None)
 assert y == j, (y, j)
 def sorted_keys(v):
